@@ -1,0 +1,11 @@
+# Third-party dependencies, found once for the whole tree (installed by scripts/setup.sh).
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+find_package(GTest REQUIRED)
+pkg_check_modules(LIBURING REQUIRED IMPORTED_TARGET liburing)
+pkg_check_modules(LIBXXHASH REQUIRED IMPORTED_TARGET libxxhash)
+find_package(CapnProto REQUIRED)
+find_package(nlohmann_json 3 REQUIRED)
+if(MDEVMIG_BENCH)
+  find_package(benchmark REQUIRED)
+endif()

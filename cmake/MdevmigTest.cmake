@@ -1,0 +1,56 @@
+# mdevmig_add_test(NAME LABEL <unit|lab|qemu|fuzz|bench> SOURCES ... [LIBS ...] [TIMEOUT s]
+#                  [LAB_ARGS ...])
+#
+# One GoogleTest executable per component. `unit` tests run on the host as they are.
+# `lab` and `qemu` tests need the kernel module: CTest runs each such executable as one
+# lab test group, i.e. one boot of the lab VM (tools/lab/lab.sh) that loads the modules
+# and runs the executable inside the guest, where a skipped test counts as a failure.
+# LAB_ARGS are extra options for tools/lab/lab.sh (e.g. --ivshmem 64M).
+function(mdevmig_add_test name)
+  cmake_parse_arguments(T "" "LABEL;TIMEOUT" "SOURCES;LIBS;LAB_ARGS" ${ARGN})
+  if(NOT T_LABEL)
+    message(FATAL_ERROR "mdevmig_add_test(${name}): LABEL is required")
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock)
+  if(T_LABEL STREQUAL "lab" OR T_LABEL STREQUAL "qemu")
+    target_link_libraries(${name} PRIVATE mdevmig::labtest_main)
+    if(NOT T_TIMEOUT)
+      set(T_TIMEOUT 900)
+    endif()
+    add_test(NAME ${name}
+             COMMAND ${PROJECT_SOURCE_DIR}/tools/lab/lab.sh
+                     --name ${name} --timeout ${T_TIMEOUT}
+                     --kmod-dir ${PROJECT_BINARY_DIR}/kmod ${T_LAB_ARGS}
+                     -- ${PROJECT_SOURCE_DIR}/tests/lab/run-group.sh $<TARGET_FILE:${name}>)
+    set_tests_properties(${name} PROPERTIES RUN_SERIAL TRUE TIMEOUT ${T_TIMEOUT})
+  else()
+    target_link_libraries(${name} PRIVATE GTest::gtest_main)
+    add_test(NAME ${name} COMMAND ${name})
+    if(T_TIMEOUT)
+      set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT})
+    endif()
+  endif()
+  set_tests_properties(${name} PROPERTIES LABELS ${T_LABEL})
+endfunction()
+
+# mdevmig_add_lab_bench(NAME SOURCES ... [LIBS ...] [TIMEOUT s])
+#
+# A Google Benchmark program that needs the kernel module: CTest (label bench) runs it
+# as one lab boot with a short minimum time, as a smoke test; for figures, run it
+# through tools/lab/lab.sh with a longer --benchmark_min_time (see BENCHMARKS.md).
+function(mdevmig_add_lab_bench name)
+  cmake_parse_arguments(B "" "TIMEOUT" "SOURCES;LIBS" ${ARGN})
+  if(NOT B_TIMEOUT)
+    set(B_TIMEOUT 600)
+  endif()
+  add_executable(${name} ${B_SOURCES})
+  target_link_libraries(${name} PRIVATE ${B_LIBS} benchmark::benchmark)
+  add_test(NAME ${name}
+           COMMAND ${PROJECT_SOURCE_DIR}/tools/lab/lab.sh
+                   --name ${name} --timeout ${B_TIMEOUT}
+                   --kmod-dir ${PROJECT_BINARY_DIR}/kmod
+                   -- ${PROJECT_SOURCE_DIR}/tests/lab/run-group.sh $<TARGET_FILE:${name}>
+                      --benchmark_min_time=0.01)
+  set_tests_properties(${name} PROPERTIES LABELS bench RUN_SERIAL TRUE TIMEOUT ${B_TIMEOUT})
+endfunction()

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds mdevmig.ko out of tree: build.sh OUTDIR [KVER]
+#
+# Kbuild wants its sources in one directory (M=). We lay out OUTDIR/<kver>/ with
+# symlinks to kmod/*.{c,h}, kmod/Kbuild, kmod/uapi/ and vendor/*.{c,h}, so objects land in
+# the build tree and several kernels can be built side by side. KVER defaults to the
+# newest release under /lib/modules that has a build dir. Prints the .ko path last.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+out=${1:?usage: build.sh OUTDIR [KVER]}
+kver=${2:-}
+if [ -z "$kver" ]; then
+  kver=$(for d in /lib/modules/*/build; do [ -e "$d/Makefile" ] && basename "$(dirname "$d")"; done | sort -V | tail -n1)
+fi
+[ -n "$kver" ] || { echo "kmod: no kernel build dir under /lib/modules/*/build (run scripts/setup.sh)" >&2; exit 1; }
+kdir=/lib/modules/$kver/build
+[ -e "$kdir/Makefile" ] || { echo "kmod: $kdir has no Makefile: install linux-headers-$kver" >&2; exit 1; }
+
+b=$out/$kver
+mkdir -p "$b/vendor" "$b/uapi/linux"
+# Refresh the symlinks (sources may have been added or removed).
+find "$b" -maxdepth 2 -type l -delete
+for f in "$here"/Kbuild "$here"/*.c "$here"/*.h; do [ -e "$f" ] && ln -sf "$f" "$b/"; done
+for f in "$top"/vendor/*.c "$top"/vendor/*.h; do [ -e "$f" ] && ln -sf "$f" "$b/vendor/"; done
+ln -sf "$here"/uapi/linux/mdevmig.h "$b/uapi/linux/mdevmig.h"
+
+jobs=$(nproc 2>/dev/null || echo 2)
+make -s -C "$kdir" M="$b" -j"$jobs" modules W=1 2>&1 | tee "$b/build.log"
+rc=${PIPESTATUS[0]}
+[ "$rc" -eq 0 ] || exit "$rc"
+# Warnings are errors for the module: the log must be empty of them.
+if grep -E 'warning:' "$b/build.log" >/dev/null; then
+  echo "kmod: build produced warnings (see $b/build.log)" >&2
+  exit 1
+fi
+ln -sfn "$kver" "$out/current"
+echo "$b/mdevmig.ko"

@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Kernel version differences, in one place. Everything else in kmod/ is written
+ * against these helpers, never against LINUX_VERSION_CODE directly.
+ */
+#ifndef MDEVMIG_COMPAT_H
+#define MDEVMIG_COMPAT_H
+
+#include <linux/version.h>
+#include <linux/device.h>
+#include <linux/vfio.h>
+#include <linux/eventfd.h>
+#include <linux/mm.h>
+
+/* class_create() lost its owner argument in 6.4. */
+static inline struct class *mdevmig_class_create(const char *name)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+	return class_create(name);
+#else
+	return class_create(THIS_MODULE, name);
+#endif
+}
+
+/*
+ * Class attribute callbacks take a const class and a const attribute in 6.12 and
+ * neither in 6.1 (both verified by building); the class became const in 6.4, and the
+ * attribute is assumed to have changed with it (kernels 6.4-6.11 not built here).
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 4, 0)
+#define MDEVMIG_CLASS_CONST const
+#else
+#define MDEVMIG_CLASS_CONST
+#endif
+
+/*
+ * In 6.1 ->release must end with vfio_free_device(); from 6.2 the core frees the
+ * device after ->release and vfio_free_device() is gone.
+ */
+static inline void mdevmig_vfio_release_tail(struct vfio_device *vdev)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 2, 0)
+	vfio_free_device(vdev);
+#endif
+}
+
+/*
+ * From 6.2 the core checks for iommufd ops when CONFIG_IOMMUFD is enabled; with it
+ * disabled these expand to NULL. 6.1 has no such fields.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 2, 0)
+#define MDEVMIG_VFIO_IOMMUFD_OPS					\
+	.bind_iommufd	= vfio_iommufd_emulated_bind,			\
+	.unbind_iommufd	= vfio_iommufd_emulated_unbind,			\
+	.attach_ioas	= vfio_iommufd_emulated_attach_ioas,
+#else
+#define MDEVMIG_VFIO_IOMMUFD_OPS
+#endif
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0)
+#define MDEVMIG_VFIO_IOMMUFD_DETACH_OP					\
+	.detach_ioas	= vfio_iommufd_emulated_detach_ioas,
+#else
+#define MDEVMIG_VFIO_IOMMUFD_DETACH_OP
+#endif
+
+/* eventfd_signal() lost its count argument in 6.8. */
+static inline void mdevmig_eventfd_signal(struct eventfd_ctx *ctx)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 8, 0)
+	eventfd_signal(ctx);
+#else
+	eventfd_signal(ctx, 1);
+#endif
+}
+
+/* vm_flags became read-only outside the mm core in 6.3. */
+static inline void mdevmig_vm_flags_set(struct vm_area_struct *vma, unsigned long flags)
+{
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 3, 0)
+	vm_flags_set(vma, flags);
+#else
+	vma->vm_flags |= flags;
+#endif
+}
+
+/*
+ * v2 pre-copy (PRE_COPY/PRE_COPY_P2P states, VFIO_MIG_GET_PRECOPY_INFO) and
+ * migration_get_data_size() arrived in 6.2; the uAPI header defines the flag only
+ * where the kernel has them.
+ */
+#ifdef VFIO_MIGRATION_PRE_COPY
+#define MDEVMIG_HAVE_PRECOPY 1
+#else
+#define MDEVMIG_HAVE_PRECOPY 0
+#endif
+
+/*
+ * iova_bitmap_set() is part of the vfio core before 6.8; from then on it is built
+ * only with CONFIG_IOMMUFD_DRIVER and is an empty stub otherwise.
+ */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 8, 0) || IS_ENABLED(CONFIG_IOMMUFD_DRIVER)
+#define MDEVMIG_HAVE_IOVA_BITMAP 1
+#else
+#define MDEVMIG_HAVE_IOVA_BITMAP 0
+#endif
+
+#endif /* MDEVMIG_COMPAT_H */

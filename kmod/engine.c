@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The device model's host side: DMA into guest memory through vfio_dma_rw() (no pins;
+ * the type1 container sees every written page as dirty), interrupts, and the work item
+ * that runs the DMA engine in bounded steps.
+ */
+#include <linux/module.h>
+
+#include "mdevmig.h"
+
+/* Model steps per work-item run; the item requeues itself while work remains. */
+#define MDEVMIG_ENGINE_BUDGET	16
+
+static struct workqueue_struct *mdevmig_wq;
+
+static int mdevmig_host_dma_read(void *host, uint64_t iova, void *buf, size_t len)
+{
+	struct mdevmig_dev *mdev_state = host;
+
+	return vfio_dma_rw(&mdev_state->vdev, iova, buf, len, false);
+}
+
+static int mdevmig_host_dma_write(void *host, uint64_t iova, const void *buf, size_t len)
+{
+	struct mdevmig_dev *mdev_state = host;
+	int ret = vfio_dma_rw(&mdev_state->vdev, iova, (void *)buf, len, true);
+
+	if (!ret)
+		mdevmig_dmalog_mark(mdev_state, iova, len);
+	return ret;
+}
+
+static void mdevmig_host_msi(void *host, unsigned int vector)
+{
+	struct mdevmig_dev *mdev_state = host;
+
+	lockdep_assert_held(&mdev_state->state_lock);
+	if (!READ_ONCE(mdev_state->irq_stopped))
+		mdevmig_irq_msi(mdev_state, vector);
+}
+
+static void mdevmig_host_intx(void *host, bool asserted)
+{
+	struct mdevmig_dev *mdev_state = host;
+
+	lockdep_assert_held(&mdev_state->state_lock);
+	mdevmig_irq_intx(mdev_state, asserted);
+}
+
+static void mdevmig_host_kick(void *host)
+{
+	struct mdevmig_dev *mdev_state = host;
+
+	lockdep_assert_held(&mdev_state->state_lock);
+	if (!mdev_state->engine_stopped && mdev_state->opened)
+		queue_work(mdevmig_wq, &mdev_state->engine_work);
+}
+
+static void mdevmig_host_mem_dirty(void *host, uint64_t offset, uint64_t len)
+{
+	struct mdevmig_dev *mdev_state = host;
+	unsigned long first, last;
+
+	if (!len || !READ_ONCE(mdev_state->logging))
+		return;
+	first = offset >> PAGE_SHIFT;
+	last = (offset + len - 1) >> PAGE_SHIFT;
+	for (; first <= last && first < mdev_state->nr_pages; first++)
+		set_bit(first, mdev_state->dirty);
+}
+
+const struct mdevmig_model_ops mdevmig_model_host_ops = {
+	.dma_read = mdevmig_host_dma_read,
+	.dma_write = mdevmig_host_dma_write,
+	.msi = mdevmig_host_msi,
+	.intx = mdevmig_host_intx,
+	.kick = mdevmig_host_kick,
+	.mem_dirty = mdevmig_host_mem_dirty,
+};
+
+static void mdevmig_engine_work(struct work_struct *work)
+{
+	struct mdevmig_dev *mdev_state = container_of(work, struct mdevmig_dev, engine_work);
+
+	mutex_lock(&mdev_state->state_lock);
+	if (!mdev_state->engine_stopped && mdev_state->opened &&
+	    mdevmig_model_run(&mdev_state->model, MDEVMIG_ENGINE_BUDGET) > 0)
+		queue_work(mdevmig_wq, &mdev_state->engine_work);
+	mutex_unlock(&mdev_state->state_lock);
+}
+
+/* Lets the engine run again and picks up work queued while it was stopped. */
+void mdevmig_engine_start_locked(struct mdevmig_dev *mdev_state)
+{
+	lockdep_assert_held(&mdev_state->state_lock);
+	mdev_state->engine_stopped = false;
+	if (mdev_state->opened && mdevmig_model_work_pending(&mdev_state->model))
+		queue_work(mdevmig_wq, &mdev_state->engine_work);
+}
+
+/*
+ * Stops the engine: once this returns no step runs, so no DMA and no interrupt is
+ * issued. A step in progress cannot exist, since steps run under state_lock.
+ */
+void mdevmig_engine_stop_locked(struct mdevmig_dev *mdev_state)
+{
+	lockdep_assert_held(&mdev_state->state_lock);
+	mdev_state->engine_stopped = true;
+}
+
+/* Waits for a queued work item to finish; call without state_lock. */
+void mdevmig_engine_cancel(struct mdevmig_dev *mdev_state)
+{
+	cancel_work_sync(&mdev_state->engine_work);
+}
+
+int mdevmig_engine_init(void)
+{
+	mdevmig_wq = alloc_workqueue("mdevmig", WQ_UNBOUND, 0);
+	return mdevmig_wq ? 0 : -ENOMEM;
+}
+
+void mdevmig_engine_exit(void)
+{
+	destroy_workqueue(mdevmig_wq);
+}
+
+/* Engine work items are initialised per instance here so engine.c owns the function. */
+void mdevmig_engine_init_dev(struct mdevmig_dev *mdev_state)
+{
+	INIT_WORK(&mdev_state->engine_work, mdevmig_engine_work);
+	mdev_state->engine_stopped = false;
+}

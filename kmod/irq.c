@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Interrupts: VFIO_DEVICE_GET_IRQ_INFO / SET_IRQS for INTx and MSI, delivered through
+ * eventfds. INTx is level-triggered and auto-masked on delivery, as with vfio-pci: the
+ * user unmasks after servicing and, if the line is still up, gets another signal.
+ */
+#include <linux/module.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+
+#include "mdevmig.h"
+
+static unsigned int mdevmig_irq_count(unsigned int index)
+{
+	switch (index) {
+	case VFIO_PCI_INTX_IRQ_INDEX:
+		return 1;
+	case VFIO_PCI_MSI_IRQ_INDEX:
+		return MDEVMIG_MSI_VECTORS;
+	default:
+		return 0;
+	}
+}
+
+int mdevmig_get_irq_info(struct mdevmig_dev *mdev_state, unsigned long arg)
+{
+	struct vfio_irq_info info;
+	unsigned long minsz = offsetofend(struct vfio_irq_info, count);
+
+	if (copy_from_user(&info, (void __user *)arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz || info.index >= VFIO_PCI_NUM_IRQS)
+		return -EINVAL;
+
+	info.flags = 0;
+	info.count = mdevmig_irq_count(info.index);
+	if (info.index == VFIO_PCI_INTX_IRQ_INDEX)
+		info.flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED;
+	else if (info.count)
+		info.flags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
+	return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
+}
+
+static void mdevmig_trigger_put(struct eventfd_ctx **slot)
+{
+	if (*slot)
+		eventfd_ctx_put(*slot);
+	*slot = NULL;
+}
+
+/* Replaces a trigger with the eventfd @fd (-1: none). */
+static int mdevmig_trigger_set(struct eventfd_ctx **slot, s32 fd)
+{
+	struct eventfd_ctx *ctx = NULL;
+
+	if (fd >= 0) {
+		ctx = eventfd_ctx_fdget(fd);
+		if (IS_ERR(ctx))
+			return PTR_ERR(ctx);
+	} else if (fd != -1) {
+		return -EINVAL;
+	}
+	mdevmig_trigger_put(slot);
+	*slot = ctx;
+	return 0;
+}
+
+/* Signals INTx if the line is up, unmasked, wired and delivery is allowed. */
+static void mdevmig_intx_deliver_locked(struct mdevmig_dev *mdev_state)
+{
+	lockdep_assert_held(&mdev_state->irq_lock);
+	if (mdev_state->intx_level && !mdev_state->intx_masked && mdev_state->intx_trigger &&
+	    !READ_ONCE(mdev_state->irq_stopped)) {
+		mdev_state->intx_masked = true;
+		mdevmig_eventfd_signal(mdev_state->intx_trigger);
+	}
+}
+
+void mdevmig_irq_intx(struct mdevmig_dev *mdev_state, bool level)
+{
+	mutex_lock(&mdev_state->irq_lock);
+	mdev_state->intx_level = level;
+	mdevmig_intx_deliver_locked(mdev_state);
+	mutex_unlock(&mdev_state->irq_lock);
+}
+
+void mdevmig_irq_msi(struct mdevmig_dev *mdev_state, unsigned int vector)
+{
+	mutex_lock(&mdev_state->irq_lock);
+	if (vector < MDEVMIG_MSI_VECTORS && mdev_state->msi_trigger[vector])
+		mdevmig_eventfd_signal(mdev_state->msi_trigger[vector]);
+	mutex_unlock(&mdev_state->irq_lock);
+}
+
+/* Re-evaluates INTx after the engine was allowed to run again. */
+void mdevmig_irq_resume(struct mdevmig_dev *mdev_state)
+{
+	mutex_lock(&mdev_state->irq_lock);
+	mdevmig_intx_deliver_locked(mdev_state);
+	mutex_unlock(&mdev_state->irq_lock);
+}
+
+void mdevmig_irq_disable_all(struct mdevmig_dev *mdev_state)
+{
+	unsigned int i;
+
+	mutex_lock(&mdev_state->irq_lock);
+	mdevmig_trigger_put(&mdev_state->intx_trigger);
+	for (i = 0; i < MDEVMIG_MSI_VECTORS; i++)
+		mdevmig_trigger_put(&mdev_state->msi_trigger[i]);
+	mdev_state->intx_masked = false;
+	mutex_unlock(&mdev_state->irq_lock);
+}
+
+static int mdevmig_set_intx_locked(struct mdevmig_dev *mdev_state, u32 action, u32 data_type,
+				   u32 count, void *data)
+{
+	lockdep_assert_held(&mdev_state->irq_lock);
+	switch (action) {
+	case VFIO_IRQ_SET_ACTION_TRIGGER:
+		if (data_type == VFIO_IRQ_SET_DATA_NONE && !count) {
+			mdevmig_trigger_put(&mdev_state->intx_trigger);
+			return 0;
+		}
+		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD) {
+			int ret = mdevmig_trigger_set(&mdev_state->intx_trigger, *(s32 *)data);
+
+			if (!ret)
+				mdevmig_intx_deliver_locked(mdev_state);
+			return ret;
+		}
+		/* Loopback test: signal as if the device had raised the line. */
+		if (!mdev_state->intx_trigger)
+			return -EINVAL;
+		if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data)
+			mdevmig_eventfd_signal(mdev_state->intx_trigger);
+		return 0;
+	case VFIO_IRQ_SET_ACTION_MASK:
+		if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data)
+			mdev_state->intx_masked = true;
+		return 0;
+	case VFIO_IRQ_SET_ACTION_UNMASK:
+		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD)
+			return -EINVAL;		/* no unmask eventfds (no irqfd resampling) */
+		if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data) {
+			mdev_state->intx_masked = false;
+			mdevmig_intx_deliver_locked(mdev_state);
+		}
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int mdevmig_set_msi_locked(struct mdevmig_dev *mdev_state, u32 action, u32 data_type,
+				  u32 start, u32 count, void *data)
+{
+	u32 i;
+	int ret;
+
+	lockdep_assert_held(&mdev_state->irq_lock);
+	if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
+		return -EINVAL;
+	if (data_type == VFIO_IRQ_SET_DATA_NONE && !count) {
+		for (i = 0; i < MDEVMIG_MSI_VECTORS; i++)
+			mdevmig_trigger_put(&mdev_state->msi_trigger[i]);
+		return 0;
+	}
+	for (i = 0; i < count; i++) {
+		struct eventfd_ctx **slot = &mdev_state->msi_trigger[start + i];
+
+		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD) {
+			ret = mdevmig_trigger_set(slot, ((s32 *)data)[i]);
+			if (ret)
+				return ret;
+		} else if (*slot && (data_type == VFIO_IRQ_SET_DATA_NONE || ((u8 *)data)[i])) {
+			mdevmig_eventfd_signal(*slot);
+		}
+	}
+	return 0;
+}
+
+int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg)
+{
+	struct vfio_irq_set hdr;
+	unsigned long minsz = offsetofend(struct vfio_irq_set, count);
+	size_t data_size = 0;
+	void *data = NULL;
+	int ret;
+
+	if (copy_from_user(&hdr, (void __user *)arg, minsz))
+		return -EFAULT;
+	if (hdr.index >= VFIO_PCI_NUM_IRQS)
+		return -EINVAL;
+	ret = vfio_set_irqs_validate_and_prepare(&hdr, mdevmig_irq_count(hdr.index),
+						 VFIO_PCI_NUM_IRQS, &data_size);
+	if (ret)
+		return ret;
+	if (!mdevmig_irq_count(hdr.index))
+		return -EINVAL;
+	if (data_size) {
+		data = memdup_user((void __user *)(arg + minsz), data_size);
+		if (IS_ERR(data))
+			return PTR_ERR(data);
+	}
+
+	mutex_lock(&mdev_state->irq_lock);
+	if (hdr.index == VFIO_PCI_INTX_IRQ_INDEX)
+		ret = mdevmig_set_intx_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
+					      hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.count, data);
+	else
+		ret = mdevmig_set_msi_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
+					     hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.start,
+					     hdr.count, data);
+	mutex_unlock(&mdev_state->irq_lock);
+	kfree(data);
+	return ret;
+}

@@ -1,0 +1,729 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Live migration: the engine every front-end shares (the saver that produces the
+ * device's state stream, the loader wrapper that consumes one), the device-state
+ * effects of the migration states, and the v2 front-end (migration_set_state and
+ * its data_fd). The v1 region front-end is in lm_v1.c.
+ *
+ * State effects (both front-ends):
+ *   RUNNING          engine runs, interrupts on, BAR2 passthrough
+ *   RUNNING_P2P      engine stopped (no DMA), MMIO accepted, interrupts on
+ *   PRE_COPY(_P2P)   as RUNNING(_P2P), BAR2 tracked: dirty pages feed the stream
+ *   STOP             engine stopped, no interrupts
+ *   STOP_COPY        STOP + BAR2 trapped with logging: the stream finishes
+ *   RESUMING         STOP + BAR2 trapped: the loader writes device memory
+ */
+#include <linux/module.h>
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <linux/uaccess.h>
+
+#include "mdevmig.h"
+
+/* Bytes the stream spends per page in a PAGES record of MDEVMIG_SAVE_PAGES pages. */
+static u64 mdevmig_page_cost(unsigned long pages)
+{
+	return (u64)pages * MDEVMIG_PAGE_SIZE +
+	       DIV_ROUND_UP(pages, MDEVMIG_SAVE_PAGES) * (MDEVMIG_SAVE_RECORD_MAX -
+							  MDEVMIG_SAVE_PAGES * MDEVMIG_PAGE_SIZE);
+}
+
+/* ---- device-state effects ----------------------------------------------------------- */
+
+/* Lets the engine do DMA (@dma) and the device raise interrupts (@irq), or not. */
+void mdevmig_dev_run_locked(struct mdevmig_dev *mdev_state, bool dma, bool irq)
+{
+	lockdep_assert_held(&mdev_state->mig_lock);
+	mutex_lock(&mdev_state->state_lock);
+	WRITE_ONCE(mdev_state->irq_stopped, !irq);
+	if (dma)
+		mdevmig_engine_start_locked(mdev_state);
+	else
+		mdevmig_engine_stop_locked(mdev_state);
+	mutex_unlock(&mdev_state->state_lock);
+	if (irq)
+		mdevmig_irq_resume(mdev_state);
+}
+
+/* ---- the saver -------------------------------------------------------------------------- */
+
+int mdevmig_saver_init(struct mdevmig_saver *saver, struct mdevmig_dev *mdev_state,
+		       bool stopcopy)
+{
+	memset(saver, 0, sizeof(*saver));
+	saver->mdev_state = mdev_state;
+	saver->stopcopy = stopcopy;
+	saver->to_send = bitmap_zalloc(mdev_state->nr_pages, GFP_KERNEL);
+	return saver->to_send ? 0 : -ENOMEM;
+}
+
+void mdevmig_saver_free(struct mdevmig_saver *saver)
+{
+	bitmap_free(saver->to_send);
+	saver->to_send = NULL;
+}
+
+/* Emits the next run of up to MDEVMIG_SAVE_PAGES harvested pages. */
+static long mdevmig_saver_put_dirty(struct mdevmig_saver *saver, u8 *buf, size_t size)
+{
+	struct mdevmig_dev *mdev_state = saver->mdev_state;
+	unsigned long first, end;
+	long n;
+
+	first = find_first_bit(saver->to_send, mdev_state->nr_pages);
+	end = find_next_zero_bit(saver->to_send, mdev_state->nr_pages, first);
+	end = min(end, first + MDEVMIG_SAVE_PAGES);
+	n = mdevmig_stream_put_pages(&mdev_state->model, first, end - first, buf, size);
+	if (n > 0) {
+		bitmap_clear(saver->to_send, first, end - first);
+		saver->to_send_count -= end - first;
+	}
+	return n;
+}
+
+/* One record into @buf, or 0 at the end of the stream, or -ENOMSG (pre-copy: no data now). */
+static long mdevmig_saver_next(struct mdevmig_saver *saver, u8 *buf, size_t size)
+{
+	struct mdevmig_dev *mdev_state = saver->mdev_state;
+	unsigned long found;
+	long n;
+
+	if (!saver->compat_sent) {
+		n = mdevmig_stream_put_compat(&mdev_state->model, buf, size);
+		saver->compat_sent = n > 0;
+		return n;
+	}
+	if (saver->next_page < mdev_state->nr_pages) {
+		u32 count = min_t(unsigned long, MDEVMIG_SAVE_PAGES,
+				  mdev_state->nr_pages - saver->next_page);
+
+		n = mdevmig_stream_put_pages(&mdev_state->model, saver->next_page, count, buf, size);
+		if (n > 0)
+			saver->next_page += count;
+		return n;
+	}
+	if (!saver->to_send_count) {
+		found = mdevmig_dirty_harvest(mdev_state, saver->to_send);
+		saver->to_send_count = bitmap_weight(saver->to_send, mdev_state->nr_pages);
+		if (found) {
+			saver->iterations++;
+			saver->last_dirty = found;
+		}
+	}
+	if (saver->to_send_count)
+		return mdevmig_saver_put_dirty(saver, buf, size);
+	if (!saver->stopcopy)
+		return -ENOMSG;
+	if (!saver->state_sent) {
+		mutex_lock(&mdev_state->state_lock);
+		n = mdevmig_stream_put_state(&mdev_state->model, buf, size);
+		mutex_unlock(&mdev_state->state_lock);
+		saver->state_sent = n > 0;
+		return n;
+	}
+	if (!saver->end_sent) {
+		n = mdevmig_stream_put_end(buf, size);
+		saver->end_sent = n > 0;
+		return n;
+	}
+	return 0;
+}
+
+/*
+ * Fills @buf with whole records: returns the bytes written, 0 at the end of the
+ * stream, -ENOMSG when pre-copy has nothing to send right now.
+ */
+long mdevmig_saver_produce(struct mdevmig_saver *saver, u8 *buf, size_t size)
+{
+	size_t done = 0;
+
+	while (done < size) {
+		long n = mdevmig_saver_next(saver, buf + done, size - done);
+
+		if (n == -ENOSPC && done)
+			break;		/* the next record goes in the next buffer */
+		if (n <= 0) {
+			if (done)
+				break;
+			return n;
+		}
+		done += n;
+	}
+	saver->bytes += done;
+	return done;
+}
+
+/* What is left to send: the initial pass, and pages dirtied since (an estimate). */
+void mdevmig_saver_pending(struct mdevmig_saver *saver, u64 *initial, u64 *dirty)
+{
+	struct mdevmig_dev *mdev_state = saver->mdev_state;
+
+	*initial = mdevmig_page_cost(mdev_state->nr_pages - saver->next_page);
+	if (!saver->compat_sent)
+		*initial += MDEVMIG_SMALL_RECORD_MAX;
+	*dirty = mdevmig_page_cost(saver->to_send_count + mdevmig_dirty_count(mdev_state));
+	if (saver->stopcopy && !saver->end_sent)
+		*dirty += mdevmig_stream_state_size() + MDEVMIG_SMALL_RECORD_MAX;
+}
+
+/* ---- the loader -------------------------------------------------------------------------- */
+
+int mdevmig_loader_start(struct mdevmig_dev *mdev_state, struct mdevmig_loader **ld, u8 **ldbuf)
+{
+	int ret;
+
+	*ld = kzalloc(sizeof(**ld), GFP_KERNEL);
+	*ldbuf = vmalloc(MDEVMIG_LOADER_BUF_SIZE);
+	if (!*ld || !*ldbuf) {
+		mdevmig_loader_free(ld, ldbuf);
+		return -ENOMEM;
+	}
+	mutex_lock(&mdev_state->state_lock);
+	ret = mdevmig_loader_init(*ld, &mdev_state->model, *ldbuf, MDEVMIG_LOADER_BUF_SIZE);
+	mutex_unlock(&mdev_state->state_lock);
+	if (ret)
+		mdevmig_loader_free(ld, ldbuf);
+	return ret;
+}
+
+static void mdevmig_loader_report(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld)
+{
+	mdev_state->stat_last_error = mdevmig_loader_reason(ld);
+	dev_warn(mdev_state->vdev.dev, "resume rejected at stream byte %llu: %s\n", ld->offset,
+		 mdevmig_loader_reason_str(mdevmig_loader_reason(ld)));
+}
+
+/* Feeds @len bytes; on the first failure logs the reason once. */
+int mdevmig_loader_feed_locked(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld,
+			       const u8 *data, size_t len)
+{
+	bool failed_before = ld->err != 0;
+	int ret;
+
+	mutex_lock(&mdev_state->state_lock);
+	ret = mdevmig_loader_feed(ld, data, len);
+	mutex_unlock(&mdev_state->state_lock);
+	if (ret && !failed_before)
+		mdevmig_loader_report(mdev_state, ld);
+	mdev_state->stat_bytes_in += ret ? 0 : len;
+	return ret;
+}
+
+/* Completes a load: 0 if the stream was whole and valid, else -EINVAL. */
+int mdevmig_loader_end(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld)
+{
+	bool failed_before = ld->err != 0;
+	int ret;
+
+	mutex_lock(&mdev_state->state_lock);
+	ret = mdevmig_loader_finish(ld);
+	mutex_unlock(&mdev_state->state_lock);
+	if (ret && !failed_before)
+		mdevmig_loader_report(mdev_state, ld);
+	return ret;
+}
+
+void mdevmig_loader_free(struct mdevmig_loader **ld, u8 **ldbuf)
+{
+	kfree(*ld);
+	vfree(*ldbuf);
+	*ld = NULL;
+	*ldbuf = NULL;
+}
+
+/* ---- v2: data_fd ------------------------------------------------------------------------ */
+
+/* Stops a data_fd for good: its buffers go, later reads and writes get -ENODEV. */
+static void mdevmig_migf_disable(struct mdevmig_migf *migf)
+{
+	mutex_lock(&migf->lock);
+	if (!migf->disabled) {
+		struct mdevmig_dev *mdev_state = migf->mdev_state;
+
+		migf->disabled = true;
+		if (migf->saving) {
+			mdev_state->stat_bytes_out += migf->saver.bytes;
+			mdev_state->stat_iterations = migf->saver.iterations;
+			mdev_state->stat_last_dirty = migf->saver.last_dirty;
+		}
+		mdevmig_saver_free(&migf->saver);
+		kvfree(migf->buf);
+		migf->buf = NULL;
+		mdevmig_loader_free(&migf->ld, &migf->ldbuf);
+	}
+	mutex_unlock(&migf->lock);
+}
+
+static int mdevmig_migf_release(struct inode *inode, struct file *filp)
+{
+	struct mdevmig_migf *migf = filp->private_data;
+
+	mdevmig_migf_disable(migf);
+	mutex_destroy(&migf->lock);
+	kfree(migf);
+	return 0;
+}
+
+static ssize_t mdevmig_save_read(struct file *filp, char __user *ubuf, size_t len, loff_t *pos)
+{
+	struct mdevmig_migf *migf = filp->private_data;
+	ssize_t done = 0;
+	long n = 0;
+
+	if (pos)
+		return -ESPIPE;
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		done = -ENODEV;
+		goto out_unlock;
+	}
+	while (done < len) {
+		size_t chunk;
+
+		if (migf->buf_pos == migf->buf_len) {
+			n = mdevmig_saver_produce(&migf->saver, migf->buf, MDEVMIG_SAVE_RECORD_MAX);
+			if (n <= 0)
+				break;
+			migf->buf_len = n;
+			migf->buf_pos = 0;
+		}
+		chunk = min_t(size_t, len - done, migf->buf_len - migf->buf_pos);
+		if (copy_to_user(ubuf + done, migf->buf + migf->buf_pos, chunk)) {
+			n = -EFAULT;
+			break;
+		}
+		migf->buf_pos += chunk;
+		done += chunk;
+	}
+	if (!done && n < 0)
+		done = n;	/* -ENOMSG: temporary end of pre-copy data */
+out_unlock:
+	mutex_unlock(&migf->lock);
+	return done;
+}
+
+#if MDEVMIG_HAVE_PRECOPY
+static long mdevmig_precopy_info(struct mdevmig_migf *migf, unsigned long arg)
+{
+	struct mdevmig_dev *mdev_state = migf->mdev_state;
+	unsigned long minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
+	struct vfio_precopy_info info;
+	u64 staged;
+	int ret = 0;
+
+	if (copy_from_user(&info, (void __user *)arg, minsz))
+		return -EFAULT;
+	if (info.argsz < minsz)
+		return -EINVAL;
+
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		ret = -ENODEV;
+	} else {
+		enum vfio_device_mig_state state = READ_ONCE(mdev_state->mig_state);
+
+		if (state != VFIO_DEVICE_STATE_PRE_COPY && state != VFIO_DEVICE_STATE_PRE_COPY_P2P) {
+			ret = -EINVAL;
+		} else {
+			mdevmig_saver_pending(&migf->saver, &info.initial_bytes, &info.dirty_bytes);
+			staged = migf->buf_len - migf->buf_pos;
+			if (migf->saver.next_page < mdev_state->nr_pages || !migf->saver.compat_sent)
+				info.initial_bytes += staged;
+			else
+				info.dirty_bytes += staged;
+		}
+	}
+	mutex_unlock(&migf->lock);
+	info.flags = 0;
+	if (!ret && copy_to_user((void __user *)arg, &info, minsz))
+		ret = -EFAULT;
+	return ret;
+}
+#endif
+
+static long mdevmig_save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
+{
+#if MDEVMIG_HAVE_PRECOPY
+	if (cmd == VFIO_MIG_GET_PRECOPY_INFO)
+		return mdevmig_precopy_info(filp->private_data, arg);
+#endif
+	return -ENOTTY;
+}
+
+static ssize_t mdevmig_resume_write(struct file *filp, const char __user *ubuf, size_t len,
+				    loff_t *pos)
+{
+	struct mdevmig_migf *migf = filp->private_data;
+	ssize_t done = 0;
+	int ret = 0;
+
+	if (pos)
+		return -ESPIPE;
+	mutex_lock(&migf->lock);
+	if (migf->disabled) {
+		ret = -ENODEV;
+		goto out_unlock;
+	}
+	while (done < len) {
+		size_t chunk = min_t(size_t, len - done, MDEVMIG_SAVE_RECORD_MAX);
+
+		/* The staging buffer of a resuming file is free: reuse it for user data. */
+		if (copy_from_user(migf->buf, ubuf + done, chunk)) {
+			ret = -EFAULT;
+			break;
+		}
+		ret = mdevmig_loader_feed_locked(migf->mdev_state, migf->ld, migf->buf, chunk);
+		if (ret)
+			break;
+		done += chunk;
+	}
+	migf->bytes_in += done;
+out_unlock:
+	mutex_unlock(&migf->lock);
+	return done ? done : ret;
+}
+
+static const struct file_operations mdevmig_save_fops = {
+	.owner = THIS_MODULE,
+	.read = mdevmig_save_read,
+	.unlocked_ioctl = mdevmig_save_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.release = mdevmig_migf_release,
+};
+
+static const struct file_operations mdevmig_resume_fops = {
+	.owner = THIS_MODULE,
+	.write = mdevmig_resume_write,
+	.release = mdevmig_migf_release,
+};
+
+static struct mdevmig_migf *mdevmig_migf_create(struct mdevmig_dev *mdev_state, bool saving,
+						bool stopcopy)
+{
+	struct mdevmig_migf *migf;
+	int ret;
+
+	migf = kzalloc(sizeof(*migf), GFP_KERNEL);
+	if (!migf)
+		return ERR_PTR(-ENOMEM);
+	mutex_init(&migf->lock);
+	migf->mdev_state = mdev_state;
+	migf->saving = saving;
+	migf->buf = kvmalloc(MDEVMIG_SAVE_RECORD_MAX, GFP_KERNEL);
+	if (!migf->buf) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	ret = saving ? mdevmig_saver_init(&migf->saver, mdev_state, stopcopy)
+		     : mdevmig_loader_start(mdev_state, &migf->ld, &migf->ldbuf);
+	if (ret)
+		goto out_free;
+
+	migf->filp = anon_inode_getfile("mdevmig_mig", saving ? &mdevmig_save_fops : &mdevmig_resume_fops,
+					migf, saving ? O_RDONLY : O_WRONLY);
+	if (IS_ERR(migf->filp)) {
+		ret = PTR_ERR(migf->filp);
+		goto out_free;
+	}
+	stream_open(migf->filp->f_inode, migf->filp);
+	return migf;
+
+out_free:
+	mdevmig_saver_free(&migf->saver);
+	mdevmig_loader_free(&migf->ld, &migf->ldbuf);
+	kvfree(migf->buf);
+	kfree(migf);
+	return ERR_PTR(ret);
+}
+
+/* Disables both data_fds and drops the driver's references to them. */
+static void mdevmig_migf_close_all_locked(struct mdevmig_dev *mdev_state)
+{
+	lockdep_assert_held(&mdev_state->mig_lock);
+	if (mdev_state->saving_migf) {
+		mdevmig_migf_disable(mdev_state->saving_migf);
+		fput(mdev_state->saving_migf->filp);
+		mdev_state->saving_migf = NULL;
+	}
+	if (mdev_state->resuming_migf) {
+		mdevmig_migf_disable(mdev_state->resuming_migf);
+		fput(mdev_state->resuming_migf->filp);
+		mdev_state->resuming_migf = NULL;
+	}
+}
+
+/* Starts a saving or resuming data_fd; the core installs the returned file as an fd. */
+static struct file *mdevmig_migf_open_locked(struct mdevmig_dev *mdev_state, bool saving,
+					     bool stopcopy)
+{
+	struct mdevmig_migf *migf = mdevmig_migf_create(mdev_state, saving, stopcopy);
+
+	if (IS_ERR(migf))
+		return ERR_CAST(migf);
+	get_file(migf->filp);	/* the driver's reference, dropped when disabled */
+	if (saving)
+		mdev_state->saving_migf = migf;
+	else
+		mdev_state->resuming_migf = migf;
+	return migf->filp;
+}
+
+/* One FSM arc; vfio_mig_get_next_state() composes the paths. */
+static struct file *mdevmig_step_state_locked(struct mdevmig_dev *mdev_state,
+					      enum vfio_device_mig_state cur,
+					      enum vfio_device_mig_state new)
+{
+	struct file *filp;
+	int ret;
+
+	lockdep_assert_held(&mdev_state->mig_lock);
+
+	/* Arcs that change how the device runs and nothing else. */
+	if (cur == VFIO_DEVICE_STATE_RUNNING && new == VFIO_DEVICE_STATE_RUNNING_P2P) {
+		mdevmig_dev_run_locked(mdev_state, false, true);
+		return NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P && new == VFIO_DEVICE_STATE_RUNNING) {
+		mdevmig_dev_run_locked(mdev_state, true, true);
+		return NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P && new == VFIO_DEVICE_STATE_STOP) {
+		mdevmig_dev_run_locked(mdev_state, false, false);
+		return NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_STOP && new == VFIO_DEVICE_STATE_RUNNING_P2P) {
+		mdevmig_dev_run_locked(mdev_state, false, true);
+		return NULL;
+	}
+#if MDEVMIG_HAVE_PRECOPY
+	if (cur == VFIO_DEVICE_STATE_PRE_COPY && new == VFIO_DEVICE_STATE_PRE_COPY_P2P) {
+		mdevmig_dev_run_locked(mdev_state, false, true);
+		return NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P && new == VFIO_DEVICE_STATE_PRE_COPY) {
+		mdevmig_dev_run_locked(mdev_state, true, true);
+		return NULL;
+	}
+#endif
+
+	/* Arcs that end a data transfer session. */
+	if (cur == VFIO_DEVICE_STATE_STOP_COPY && new == VFIO_DEVICE_STATE_STOP) {
+		mdevmig_migf_close_all_locked(mdev_state);
+		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+		return NULL;
+	}
+	if (cur == VFIO_DEVICE_STATE_RESUMING && new == VFIO_DEVICE_STATE_STOP) {
+		struct mdevmig_migf *migf = mdev_state->resuming_migf;
+
+		mutex_lock(&migf->lock);
+		ret = mdevmig_loader_end(mdev_state, migf->ld);
+		mutex_unlock(&migf->lock);
+		mdevmig_migf_close_all_locked(mdev_state);
+		if (ret)
+			return ERR_PTR(ret);
+		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+		return NULL;
+	}
+#if MDEVMIG_HAVE_PRECOPY
+	if ((cur == VFIO_DEVICE_STATE_PRE_COPY && new == VFIO_DEVICE_STATE_RUNNING) ||
+	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P && new == VFIO_DEVICE_STATE_RUNNING_P2P)) {
+		/* A cancelled migration: nothing was changed, tracking just stops. */
+		mdevmig_migf_close_all_locked(mdev_state);
+		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+		return NULL;
+	}
+#endif
+
+	/* Arcs that open a data transfer session. */
+	if (cur == VFIO_DEVICE_STATE_STOP && new == VFIO_DEVICE_STATE_STOP_COPY) {
+		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRAPPED, true);
+		filp = mdevmig_migf_open_locked(mdev_state, true, true);
+		if (IS_ERR(filp))
+			mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+		return filp;
+	}
+	if (cur == VFIO_DEVICE_STATE_STOP && new == VFIO_DEVICE_STATE_RESUMING) {
+		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRAPPED, false);
+		filp = mdevmig_migf_open_locked(mdev_state, false, false);
+		if (IS_ERR(filp))
+			mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+		return filp;
+	}
+#if MDEVMIG_HAVE_PRECOPY
+	if ((cur == VFIO_DEVICE_STATE_RUNNING && new == VFIO_DEVICE_STATE_PRE_COPY) ||
+	    (cur == VFIO_DEVICE_STATE_RUNNING_P2P && new == VFIO_DEVICE_STATE_PRE_COPY_P2P)) {
+		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRACKED, true);
+		filp = mdevmig_migf_open_locked(mdev_state, true, false);
+		if (IS_ERR(filp))
+			mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+		return filp;
+	}
+	if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P && new == VFIO_DEVICE_STATE_STOP_COPY) {
+		struct mdevmig_migf *migf = mdev_state->saving_migf;
+
+		mdevmig_dev_run_locked(mdev_state, false, false);
+		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRAPPED, true);
+		mutex_lock(&migf->lock);
+		migf->saver.stopcopy = true;
+		mutex_unlock(&migf->lock);
+		return NULL;
+	}
+#endif
+
+	WARN_ON(true);	/* vfio_mig_get_next_state() only composes the arcs above */
+	return ERR_PTR(-EINVAL);
+}
+
+static struct file *mdevmig_set_state(struct vfio_device *vdev,
+				      enum vfio_device_mig_state new_state)
+{
+	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
+	enum vfio_device_mig_state next;
+	struct file *res = NULL;
+	int ret;
+
+	mutex_lock(&mdev_state->mig_lock);
+	if (mdev_state->frontend == MDEVMIG_FE_V1) {
+		res = ERR_PTR(-EBUSY);	/* the v1 region is in use */
+		goto out_unlock;
+	}
+	while (mdev_state->mig_state != new_state) {
+		ret = vfio_mig_get_next_state(vdev, mdev_state->mig_state, new_state, &next);
+		if (ret) {
+			res = ERR_PTR(ret);
+			break;
+		}
+		res = mdevmig_step_state_locked(mdev_state, mdev_state->mig_state, next);
+		if (IS_ERR(res)) {
+			/* A failed load leaves nothing to go back to: the device needs a reset. */
+			if (mdev_state->mig_state == VFIO_DEVICE_STATE_RESUMING)
+				mdev_state->mig_state = VFIO_DEVICE_STATE_ERROR;
+			break;
+		}
+		mdev_state->mig_state = next;
+		if (WARN_ON(res && new_state != next)) {
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
+	}
+	mdev_state->frontend = mdev_state->mig_state == VFIO_DEVICE_STATE_RUNNING ?
+			       MDEVMIG_FE_NONE : MDEVMIG_FE_V2;
+out_unlock:
+	mutex_unlock(&mdev_state->mig_lock);
+	return res;
+}
+
+static int mdevmig_get_state(struct vfio_device *vdev, enum vfio_device_mig_state *state)
+{
+	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
+
+	mutex_lock(&mdev_state->mig_lock);
+	*state = mdev_state->mig_state;
+	mutex_unlock(&mdev_state->mig_lock);
+	return 0;
+}
+
+#if MDEVMIG_HAVE_PRECOPY
+/* STOP_COPY bytes if the device stopped now: pages not sent yet plus the device state. */
+static int mdevmig_get_data_size(struct vfio_device *vdev, unsigned long *stop_copy_length)
+{
+	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
+	u64 initial, dirty;
+
+	mutex_lock(&mdev_state->mig_lock);
+	if (mdev_state->saving_migf) {
+		struct mdevmig_migf *migf = mdev_state->saving_migf;
+
+		mutex_lock(&migf->lock);
+		mdevmig_saver_pending(&migf->saver, &initial, &dirty);
+		mutex_unlock(&migf->lock);
+		if (!migf->saver.stopcopy)
+			dirty += mdevmig_stream_state_size() + MDEVMIG_SMALL_RECORD_MAX;
+	} else {
+		initial = MDEVMIG_SMALL_RECORD_MAX + mdevmig_page_cost(mdev_state->nr_pages);
+		dirty = mdevmig_stream_state_size() + MDEVMIG_SMALL_RECORD_MAX;
+	}
+	mutex_unlock(&mdev_state->mig_lock);
+	*stop_copy_length = initial + dirty;
+	return 0;
+}
+#endif
+
+const struct vfio_migration_ops mdevmig_mig_ops = {
+	.migration_set_state = mdevmig_set_state,
+	.migration_get_state = mdevmig_get_state,
+#if MDEVMIG_HAVE_PRECOPY
+	.migration_get_data_size = mdevmig_get_data_size,
+#endif
+};
+
+void mdevmig_mig_init(struct mdevmig_dev *mdev_state)
+{
+	mutex_init(&mdev_state->mig_lock);
+	mdev_state->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	mdev_state->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
+#if MDEVMIG_HAVE_PRECOPY
+	mdev_state->vdev.migration_flags |= VFIO_MIGRATION_PRE_COPY;
+#endif
+	mdev_state->vdev.mig_ops = &mdevmig_mig_ops;
+}
+
+/*
+ * Back to RUNNING with no session open, for VFIO_DEVICE_RESET and close: the way out
+ * of ERROR and of any abandoned migration. @run: let the device run again (reset);
+ * close stops it itself.
+ */
+void mdevmig_mig_reset(struct mdevmig_dev *mdev_state, bool run)
+{
+	mutex_lock(&mdev_state->mig_lock);
+	mdevmig_migf_close_all_locked(mdev_state);
+	mdevmig_v1_reset_locked(mdev_state);
+	mdev_state->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	mdev_state->frontend = MDEVMIG_FE_NONE;
+	mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+	if (run)
+		mdevmig_dev_run_locked(mdev_state, true, true);
+	mutex_unlock(&mdev_state->mig_lock);
+}
+
+/* ---- sysfs: /sys/bus/mdev/devices/<uuid>/mdevmig/migration ------------------------------ */
+
+static const char *const mdevmig_state_names[] = {
+	[VFIO_DEVICE_STATE_ERROR] = "error",
+	[VFIO_DEVICE_STATE_STOP] = "stop",
+	[VFIO_DEVICE_STATE_RUNNING] = "running",
+	[VFIO_DEVICE_STATE_STOP_COPY] = "stop_copy",
+	[VFIO_DEVICE_STATE_RESUMING] = "resuming",
+	[VFIO_DEVICE_STATE_RUNNING_P2P] = "running_p2p",
+#if MDEVMIG_HAVE_PRECOPY
+	[VFIO_DEVICE_STATE_PRE_COPY] = "pre_copy",
+	[VFIO_DEVICE_STATE_PRE_COPY_P2P] = "pre_copy_p2p",
+#endif
+};
+
+static ssize_t migration_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct mdevmig_dev *mdev_state = dev_get_drvdata(dev);
+	static const char *const fe[] = { "none", "v2", "v1" };
+	ssize_t n;
+
+	mutex_lock(&mdev_state->mig_lock);
+	n = sysfs_emit(buf,
+		       "state=%s\nfrontend=%s\nbytes_sent=%llu\nbytes_received=%llu\n"
+		       "precopy_iterations=%u\ndirty_pages_last_pass=%lu\nlast_load_error=%s\n"
+		       "v1_device_state=%u\n",
+		       mdev_state->mig_state < ARRAY_SIZE(mdevmig_state_names) &&
+		       mdevmig_state_names[mdev_state->mig_state] ?
+		       mdevmig_state_names[mdev_state->mig_state] : "?",
+		       fe[mdev_state->frontend], mdev_state->stat_bytes_out,
+		       mdev_state->stat_bytes_in, mdev_state->stat_iterations,
+		       mdev_state->stat_last_dirty,
+		       mdev_state->stat_last_error ?
+		       mdevmig_loader_reason_str(mdev_state->stat_last_error) : "none",
+		       mdev_state->v1.device_state);
+	mutex_unlock(&mdev_state->mig_lock);
+	return n;
+}
+struct device_attribute mdevmig_dev_attr_migration = __ATTR_RO(migration);

@@ -1,0 +1,413 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * BAR2, the instance's device memory: the three access modes of DESIGN.md §4, the
+ * mmap fault path, trapped region read/write, and dirty-page tracking.
+ *
+ * Mode switches and dirty harvesting zap user mappings with unmap_mapping_range()
+ * while holding mode_lock; the fault handler and pfn_mkwrite take mode_lock too, so a
+ * fault racing a switch either completes before it (and is zapped) or runs after it
+ * (and sees the new mode). A fault never installs a PTE for a page outside the
+ * instance's own slice.
+ */
+#include <linux/module.h>
+#include <linux/mm.h>
+#include <linux/slab.h>
+#include <linux/vmalloc.h>
+#include <linux/uaccess.h>
+
+#include "mdevmig.h"
+
+const char *mdevmig_mode_name(enum mdevmig_bar2_mode mode)
+{
+	switch (mode) {
+	case MDEVMIG_MODE_PASSTHROUGH:
+		return "passthrough";
+	case MDEVMIG_MODE_TRACKED:
+		return "tracked";
+	case MDEVMIG_MODE_TRAPPED:
+		return "trapped";
+	}
+	return "?";
+}
+
+static enum mdevmig_bar2_mode mdevmig_effective_mode_locked(struct mdevmig_dev *mdev_state)
+{
+	lockdep_assert_held(&mdev_state->mode_lock);
+	return mdev_state->force_trapped ? MDEVMIG_MODE_TRAPPED : mdev_state->mode;
+}
+
+static unsigned long mdevmig_page_pfn(struct mdevmig_dev *mdev_state, unsigned long page)
+{
+	struct mdevmig_parent *parent = mdev_state->parent;
+	u64 off = mdev_state->mem_offset + ((u64)page << PAGE_SHIFT);
+
+	if (parent->kind == MDEVMIG_PARENT_SIM)
+		return vmalloc_to_pfn((u8 *)parent->mem_va + off);
+	return (parent->mem_phys + off) >> PAGE_SHIFT;
+}
+
+/* Removes every user PTE of this instance's BAR2; faults rebuild them in the new mode. */
+static void mdevmig_zap_locked(struct mdevmig_dev *mdev_state)
+{
+	lockdep_assert_held(&mdev_state->mode_lock);
+	if (mdev_state->bar2_mapping)
+		unmap_mapping_range(mdev_state->bar2_mapping,
+				    mdevmig_region_offset(mdev_state, VFIO_PCI_BAR2_REGION_INDEX),
+				    mdev_state->mem_size, true);
+}
+
+int mdevmig_mem_init(struct mdevmig_dev *mdev_state)
+{
+	mdev_state->mem = (u8 *)mdev_state->parent->mem_va + mdev_state->mem_offset;
+	mdev_state->nr_pages = mdev_state->mem_size >> PAGE_SHIFT;
+	mdev_state->dirty = bitmap_zalloc(mdev_state->nr_pages, GFP_KERNEL);
+	if (!mdev_state->dirty)
+		return -ENOMEM;
+	mutex_init(&mdev_state->mode_lock);
+	mdev_state->mode = MDEVMIG_MODE_PASSTHROUGH;
+	return 0;
+}
+
+void mdevmig_mem_free(struct mdevmig_dev *mdev_state)
+{
+	bitmap_free(mdev_state->dirty);
+	mutex_destroy(&mdev_state->mode_lock);
+}
+
+/*
+ * Switches BAR2 to @mode and dirty logging on or off (tracked mode implies it).
+ * Turning logging on starts from an empty dirty set.
+ */
+void mdevmig_set_mode(struct mdevmig_dev *mdev_state, enum mdevmig_bar2_mode mode, bool logging)
+{
+	logging |= mode == MDEVMIG_MODE_TRACKED;
+	mutex_lock(&mdev_state->mode_lock);
+	if (logging && !mdev_state->logging)
+		bitmap_zero(mdev_state->dirty, mdev_state->nr_pages);
+	if (mode != mdev_state->mode)
+		mdevmig_zap_locked(mdev_state);
+	mdev_state->mode = mode;
+	WRITE_ONCE(mdev_state->logging, logging);
+	mutex_unlock(&mdev_state->mode_lock);
+}
+
+/*
+ * Moves the dirty bits into @out (ORed in; may be NULL to drop them) and re-arms
+ * tracking: pages written from now on fault again and are marked again.
+ */
+unsigned long mdevmig_dirty_harvest(struct mdevmig_dev *mdev_state, unsigned long *out)
+{
+	unsigned long i, words = BITS_TO_LONGS(mdev_state->nr_pages), count = 0;
+
+	mutex_lock(&mdev_state->mode_lock);
+	for (i = 0; i < words; i++) {
+		unsigned long w = xchg(&mdev_state->dirty[i], 0);
+
+		count += hweight_long(w);
+		if (out)
+			out[i] |= w;
+	}
+	/* Only dirty pages can have writable PTEs: nothing to re-arm if none was. */
+	if (count && mdevmig_effective_mode_locked(mdev_state) == MDEVMIG_MODE_TRACKED)
+		mdevmig_zap_locked(mdev_state);
+	mutex_unlock(&mdev_state->mode_lock);
+	return count;
+}
+
+unsigned long mdevmig_dirty_count(struct mdevmig_dev *mdev_state)
+{
+	return bitmap_weight(mdev_state->dirty, mdev_state->nr_pages);
+}
+
+/* Device reset as seen by the next opener: memory zeroed, passthrough, no tracking. */
+void mdevmig_mem_reset(struct mdevmig_dev *mdev_state)
+{
+	mutex_lock(&mdev_state->mode_lock);
+	mdev_state->mode = MDEVMIG_MODE_PASSTHROUGH;
+	WRITE_ONCE(mdev_state->logging, false);
+	mdevmig_zap_locked(mdev_state);
+	bitmap_zero(mdev_state->dirty, mdev_state->nr_pages);
+	memset(mdev_state->mem, 0, mdev_state->mem_size);
+	mutex_unlock(&mdev_state->mode_lock);
+}
+
+/*
+ * Protection of a user PTE for BAR2: writable or not, with the memory type the
+ * backing needs (write-combining for a PCI BAR, cached for sim memory). Built from
+ * the vma flags rather than vm_page_prot, which pfn_mkwrite makes read-only.
+ */
+static pgprot_t mdevmig_bar2_prot(struct mdevmig_dev *mdev_state, struct vm_area_struct *vma,
+				  bool writable)
+{
+	unsigned long flags = vma->vm_flags;
+	pgprot_t prot = vm_get_page_prot(writable ? flags : flags & ~VM_SHARED);
+
+	if (mdev_state->parent->kind == MDEVMIG_PARENT_PCI)
+		prot = pgprot_writecombine(prot);
+	return prot;
+}
+
+/* Page of BAR2 a fault is for, or -1 if it is outside the instance's slice. */
+static long mdevmig_fault_page(struct mdevmig_dev *mdev_state, struct vm_fault *vmf)
+{
+	u64 base = mdevmig_region_offset(mdev_state, VFIO_PCI_BAR2_REGION_INDEX) >> PAGE_SHIFT;
+
+	if (vmf->pgoff < base || vmf->pgoff - base >= mdev_state->nr_pages)
+		return -1;
+	return vmf->pgoff - base;
+}
+
+static vm_fault_t mdevmig_bar2_fault(struct vm_fault *vmf)
+{
+	struct vm_area_struct *vma = vmf->vma;
+	struct mdevmig_dev *mdev_state = vma->vm_private_data;
+	long page = mdevmig_fault_page(mdev_state, vmf);
+	enum mdevmig_bar2_mode mode;
+	vm_fault_t ret;
+	bool writable;
+
+	if (page < 0)
+		return VM_FAULT_SIGBUS;
+
+	mutex_lock(&mdev_state->mode_lock);
+	mode = mdevmig_effective_mode_locked(mdev_state);
+	if (mode == MDEVMIG_MODE_TRAPPED) {
+		ret = VM_FAULT_SIGBUS;
+		goto out_unlock;
+	}
+	/* Tracked: a read maps read-only, so the first write comes to pfn_mkwrite. */
+	writable = mode == MDEVMIG_MODE_PASSTHROUGH || (vmf->flags & FAULT_FLAG_WRITE);
+	if (mode == MDEVMIG_MODE_TRACKED && writable)
+		set_bit(page, mdev_state->dirty);
+	ret = vmf_insert_pfn_prot(vma, vmf->address, mdevmig_page_pfn(mdev_state, page),
+				  mdevmig_bar2_prot(mdev_state, vma, writable));
+out_unlock:
+	mutex_unlock(&mdev_state->mode_lock);
+	return ret;
+}
+
+/* First write to a read-only PTE: in tracked mode this is where a page turns dirty. */
+static vm_fault_t mdevmig_bar2_pfn_mkwrite(struct vm_fault *vmf)
+{
+	struct mdevmig_dev *mdev_state = vmf->vma->vm_private_data;
+	long page = mdevmig_fault_page(mdev_state, vmf);
+	vm_fault_t ret = 0;
+
+	if (page < 0)
+		return VM_FAULT_SIGBUS;
+	mutex_lock(&mdev_state->mode_lock);
+	switch (mdevmig_effective_mode_locked(mdev_state)) {
+	case MDEVMIG_MODE_TRACKED:
+		set_bit(page, mdev_state->dirty);
+		break;
+	case MDEVMIG_MODE_TRAPPED:
+		ret = VM_FAULT_SIGBUS;	/* zapped already; a stale fault */
+		break;
+	case MDEVMIG_MODE_PASSTHROUGH:
+		break;
+	}
+	mutex_unlock(&mdev_state->mode_lock);
+	return ret;
+}
+
+static const struct vm_operations_struct mdevmig_bar2_vm_ops = {
+	.fault = mdevmig_bar2_fault,
+	.pfn_mkwrite = mdevmig_bar2_pfn_mkwrite,
+};
+
+int mdevmig_bar2_mmap(struct mdevmig_dev *mdev_state, struct vm_area_struct *vma)
+{
+	u64 base = mdevmig_region_offset(mdev_state, VFIO_PCI_BAR2_REGION_INDEX) >> PAGE_SHIFT;
+	unsigned long npages = vma_pages(vma);
+	int ret = 0;
+
+	if (!(vma->vm_flags & VM_SHARED))
+		return -EINVAL;
+	if (vma->vm_pgoff < base || vma->vm_pgoff - base >= mdev_state->nr_pages ||
+	    npages > mdev_state->nr_pages - (vma->vm_pgoff - base))
+		return -EINVAL;
+
+	mutex_lock(&mdev_state->mode_lock);
+	if (mdev_state->force_trapped) {
+		ret = -EPERM;	/* the region advertises no mmap while forced trapped */
+		goto out_unlock;
+	}
+	if (mdev_state->bar2_mapping && mdev_state->bar2_mapping != vma->vm_file->f_mapping) {
+		ret = -EINVAL;
+		goto out_unlock;
+	}
+	mdev_state->bar2_mapping = vma->vm_file->f_mapping;
+	mdevmig_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_ops = &mdevmig_bar2_vm_ops;
+	vma->vm_private_data = mdev_state;
+out_unlock:
+	mutex_unlock(&mdev_state->mode_lock);
+	return ret;
+}
+
+/*
+ * Region read/write of BAR2, valid in every mode. User data goes through a bounce
+ * page so no user access happens under mode_lock.
+ */
+ssize_t mdevmig_bar2_rw(struct mdevmig_dev *mdev_state, char __user *ubuf, size_t count,
+			u64 pos, bool write)
+{
+	size_t done = 0;
+	void *bounce;
+
+	if (pos >= mdev_state->mem_size)
+		return -EINVAL;
+	count = min_t(u64, count, mdev_state->mem_size - pos);
+	bounce = (void *)__get_free_page(GFP_KERNEL);
+	if (!bounce)
+		return -ENOMEM;
+
+	while (done < count) {
+		u64 off = pos + done;
+		size_t n = min_t(size_t, count - done, PAGE_SIZE - offset_in_page(off));
+
+		if (write && copy_from_user(bounce, ubuf + done, n))
+			break;
+		mutex_lock(&mdev_state->mode_lock);
+		if (write) {
+			memcpy(mdev_state->mem + off, bounce, n);
+			if (mdev_state->logging)
+				set_bit(off >> PAGE_SHIFT, mdev_state->dirty);
+		} else {
+			memcpy(bounce, mdev_state->mem + off, n);
+		}
+		mutex_unlock(&mdev_state->mode_lock);
+		if (!write && copy_to_user(ubuf + done, bounce, n))
+			break;
+		done += n;
+	}
+	free_page((unsigned long)bounce);
+	return done ? done : -EFAULT;
+}
+
+/* ---- sysfs: /sys/bus/mdev/devices/<uuid>/mdevmig/ ----------------------------------- */
+
+static struct mdevmig_dev *mdevmig_from_attr_dev(struct device *dev)
+{
+	return dev_get_drvdata(dev);
+}
+
+static ssize_t mode_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	ssize_t n;
+
+	mutex_lock(&mdev_state->mode_lock);
+	n = sysfs_emit(buf, "%s\n", mdevmig_mode_name(mdevmig_effective_mode_locked(mdev_state)));
+	mutex_unlock(&mdev_state->mode_lock);
+	return n;
+}
+
+/* Switching by hand is a debugging and test aid; migration switches modes itself. */
+static ssize_t mode_store(struct device *dev, struct device_attribute *attr,
+			  const char *buf, size_t count)
+{
+	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	enum mdevmig_bar2_mode mode;
+
+	if (sysfs_streq(buf, "passthrough"))
+		mode = MDEVMIG_MODE_PASSTHROUGH;
+	else if (sysfs_streq(buf, "tracked"))
+		mode = MDEVMIG_MODE_TRACKED;
+	else if (sysfs_streq(buf, "trapped"))
+		mode = MDEVMIG_MODE_TRAPPED;
+	else
+		return -EINVAL;
+	mdevmig_set_mode(mdev_state, mode, false);
+	return count;
+}
+static DEVICE_ATTR_RW(mode);
+
+static ssize_t force_trapped_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", READ_ONCE(mdevmig_from_attr_dev(dev)->force_trapped));
+}
+
+static ssize_t force_trapped_store(struct device *dev, struct device_attribute *attr,
+				   const char *buf, size_t count)
+{
+	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	bool on;
+	int ret = kstrtobool(buf, &on);
+
+	if (ret)
+		return ret;
+	mutex_lock(&mdev_state->mode_lock);
+	mdev_state->force_trapped = on;
+	mdevmig_zap_locked(mdev_state);
+	mutex_unlock(&mdev_state->mode_lock);
+	return count;
+}
+static DEVICE_ATTR_RW(force_trapped);
+
+static ssize_t dirty_pages_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%lu\n", mdevmig_dirty_count(mdevmig_from_attr_dev(dev)));
+}
+
+/* Writing "clear" drops the dirty set and re-arms tracking. */
+static ssize_t dirty_pages_store(struct device *dev, struct device_attribute *attr,
+				 const char *buf, size_t count)
+{
+	if (!sysfs_streq(buf, "clear"))
+		return -EINVAL;
+	mdevmig_dirty_harvest(mdevmig_from_attr_dev(dev), NULL);
+	return count;
+}
+static DEVICE_ATTR_RW(dirty_pages);
+
+/* Dirty pages as ranges, "0-3,7"; ends in ",..." when it does not fit one page. */
+static ssize_t dirty_ranges_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	unsigned long start, end = 0;
+	ssize_t n = 0;
+
+	for_each_set_bitrange(start, end, mdev_state->dirty, mdev_state->nr_pages) {
+		if (n > PAGE_SIZE - 64) {
+			n += sysfs_emit_at(buf, n, ",...");
+			break;
+		}
+		if (end - start == 1)
+			n += sysfs_emit_at(buf, n, "%s%lu", n ? "," : "", start);
+		else
+			n += sysfs_emit_at(buf, n, "%s%lu-%lu", n ? "," : "", start, end - 1);
+	}
+	n += sysfs_emit_at(buf, n, "\n");
+	return n;
+}
+static DEVICE_ATTR_RO(dirty_ranges);
+
+static ssize_t memory_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+
+	return sysfs_emit(buf, "%s offset=0x%llx size=0x%llx\n", mdev_state->parent->name,
+			  mdev_state->mem_offset, mdev_state->mem_size);
+}
+static DEVICE_ATTR_RO(memory);
+
+static struct attribute *mdevmig_mdev_attrs[] = {
+	&dev_attr_mode.attr,
+	&dev_attr_force_trapped.attr,
+	&dev_attr_dirty_pages.attr,
+	&dev_attr_dirty_ranges.attr,
+	&dev_attr_memory.attr,
+	&mdevmig_dev_attr_migration.attr,
+	NULL,
+};
+
+static const struct attribute_group mdevmig_mdev_group = {
+	.name = "mdevmig",
+	.attrs = mdevmig_mdev_attrs,
+};
+
+const struct attribute_group *mdevmig_mdev_groups[] = {
+	&mdevmig_mdev_group,
+	NULL,
+};

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every mdevmig test on a fresh or prepared Debian 12 machine:
+#   1. installs what is missing (scripts/setup.sh)
+#   2. builds the tree (preset dev) and mdevmig.ko for the installed kernel
+#   3. host unit tests, benchmarks as smoke tests, then the lab groups (one VM boot each)
+#   4. unit tests again under ASan+UBSan (preset asan)
+#   5. libFuzzer targets for a bounded time (preset fuzz)
+# Prints per-stage timings and a closing "tests: N passed, N failed" line.
+set -uo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+jobs=${MDEVMIG_JOBS:-$(nproc)}
+
+stage_names=() stage_secs=()
+passed=0 failed=0 rc=0
+stage() {  # stage NAME COMMAND...
+  local name=$1; shift
+  local t0=$EPOCHREALTIME
+  echo "=== $name"
+  "$@"; local r=$?
+  stage_names+=("$name"); stage_secs+=("$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')")
+  [ $r -eq 0 ] || { echo "=== $name: FAILED (exit $r)"; rc=1; }
+  return $r
+}
+# ctest wrapper that adds its counts to the totals.
+run_ctest() {  # run_ctest BUILD_DIR ARGS...
+  local dir=$1; shift
+  local log; log=$(mktemp)
+  ctest --test-dir "$dir" --output-on-failure "$@" 2>&1 | tee "$log"
+  local r=${PIPESTATUS[0]}
+  local line; line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)
+  if [ -n "$line" ]; then
+    local total fail
+    total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+    fail=$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")
+    passed=$((passed + total - fail)); failed=$((failed + fail))
+  elif ! grep -q 'No tests were found' "$log"; then
+    failed=$((failed + 1))
+  fi
+  rm -f "$log"
+  return $r
+}
+summary() {
+  echo
+  echo "=== stage timings"
+  for i in "${!stage_names[@]}"; do printf '  %-28s %8ss\n' "${stage_names[$i]}" "${stage_secs[$i]}"; done
+  echo "tests: $passed passed, $failed failed"
+}
+trap summary EXIT
+
+stage setup bash scripts/setup.sh || exit 1
+stage "build (dev)" bash -c "cmake --preset dev >/dev/null && cmake --build --preset dev -j$jobs" || exit 1
+stage "build mdevmig.ko" cmake --build --preset dev --target kmod || exit 1
+stage "unit tests" run_ctest build/dev -L unit -j"$jobs"
+stage "benchmarks (smoke)" run_ctest build/dev -L bench
+stage "lab tests" run_ctest build/dev -L '^(lab|qemu)$'
+stage "build (asan)" bash -c "cmake --preset asan >/dev/null && cmake --build --preset asan -j$jobs" &&
+  stage "unit tests (asan)" run_ctest build/asan -L unit -j"$jobs"
+stage "build (fuzz)" bash -c "cmake --preset fuzz >/dev/null && cmake --build --preset fuzz -j$jobs" &&
+  stage "fuzz (bounded)" run_ctest build/fuzz -L fuzz
+[ $failed -eq 0 ] || rc=1
+exit $rc

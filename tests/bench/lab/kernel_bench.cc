@@ -1,0 +1,282 @@
+// Kernel-side figures, run inside the lab:
+//   BAR2 sequential write/read through each access mode, against memcpy on ordinary
+//   memory in the same guest; DMA engine throughput (copy, checksum); save and resume
+//   throughput through the v2 data_fd and the v1 region, against memcpy of the same
+//   bytes; STOP_COPY bytes after pre-copy for a given dirty fraction.
+// Run: tools/lab/lab.sh --kmod-dir build/dev/kmod -- tests/lab/run-group.sh
+//        build/dev/tests/bench/lab/bench_lab_kernel --benchmark_min_time=0.5
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <linux/mdevmig.h>
+#include <linux/vfio.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <benchmark/benchmark.h>
+
+#include "common/dma.h"
+#include "common/sysfs.h"
+#include "migration/vfio/mapping.h"
+#include "migration/vfio/mdev.h"
+
+namespace mdevmig::lab {
+namespace {
+
+using vfio::MigState;
+
+constexpr uint64_t kSize = 16u << 20;  // a quarter of the default sim parent
+constexpr uint32_t kV1 = VFIO_PCI_NUM_REGIONS;
+
+struct Bench {
+  std::string uuid[2];
+  std::optional<vfio::OpenMdev> dev[2];
+  std::optional<vfio::Mapping> bar2[2];
+  std::optional<vfio::Mapping> guest;
+};
+Bench* g = nullptr;
+
+void fail(benchmark::State& state, const std::string& what) { state.SkipWithError(what.c_str()); }
+
+int set_mode(int i, const char* mode) {
+  return write_file("/sys/bus/mdev/devices/" + g->uuid[i] + "/mdevmig/mode", mode);
+}
+
+// ---- BAR2 bandwidth --------------------------------------------------------------------
+
+void BM_Memcpy(benchmark::State& state) {
+  std::vector<uint8_t> src(kSize, 1), dst(kSize);
+  const bool write = state.range(0);
+  for (auto _ : state) {
+    write ? std::memcpy(dst.data(), src.data(), kSize) : std::memcpy(src.data(), dst.data(), kSize);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * kSize);
+}
+BENCHMARK(BM_Memcpy)->ArgName("write")->Arg(1)->Arg(0)->UseRealTime();
+
+// mode: 0 passthrough, 1 tracked first pass (just switched), 2 tracked re-armed pass.
+void BM_Bar2Mmap(benchmark::State& state) {
+  const int mode = state.range(0);
+  const bool write = state.range(1);
+  std::vector<uint8_t> buf(kSize, 7);
+  auto* mem = static_cast<uint8_t*>(g->bar2[0]->data());
+  set_mode(0, mode == 0 ? "passthrough" : "tracked");
+  std::memcpy(mem, buf.data(), kSize);  // populate mappings
+  for (auto _ : state) {
+    state.PauseTiming();
+    if (mode == 1) set_mode(0, "passthrough"), set_mode(0, "tracked");
+    if (mode == 2) write_file("/sys/bus/mdev/devices/" + g->uuid[0] + "/mdevmig/dirty_pages", "clear");
+    state.ResumeTiming();
+    write ? std::memcpy(mem, buf.data(), kSize) : std::memcpy(buf.data(), mem, kSize);
+    benchmark::ClobberMemory();
+  }
+  set_mode(0, "passthrough");
+  state.SetBytesProcessed(state.iterations() * kSize);
+}
+BENCHMARK(BM_Bar2Mmap)->ArgNames({"mode", "write"})
+    ->Args({0, 1})->Args({0, 0})->Args({1, 1})->Args({1, 0})->Args({2, 1})->UseRealTime();
+
+void BM_Bar2Trapped(benchmark::State& state) {
+  const bool write = state.range(0);
+  std::vector<uint8_t> buf(1u << 20, 3);
+  const auto& dev = g->dev[0]->device;
+  for (auto _ : state) {
+    for (uint64_t off = 0; off < kSize; off += buf.size()) {
+      auto r = write ? dev.write(kBar2, off, std::as_bytes(std::span(buf)))
+                     : dev.read(kBar2, off, std::as_writable_bytes(std::span(buf)));
+      if (!r.ok()) return fail(state, r.error().message());
+    }
+  }
+  state.SetBytesProcessed(state.iterations() * kSize);
+}
+BENCHMARK(BM_Bar2Trapped)->ArgName("write")->Arg(1)->Arg(0)->UseRealTime();
+
+// ---- DMA engine --------------------------------------------------------------------------
+
+void BM_DmaEngine(benchmark::State& state) {
+  const uint32_t op = state.range(0);
+  const uint64_t len = 2u << 20;
+  auto* guest = static_cast<uint8_t*>(g->guest->data());
+  DmaRig rig(g->dev[0]->device, guest);
+  rig.program(false);
+  for (auto _ : state) {
+    uint32_t slot = op == MDEVMIG_DMA_OP_HASH
+                        ? rig.submit(desc(op, 0, kIova + kDataOff, len))
+                        : rig.submit(desc(op, kIova + kDataOff, 0, len));
+    if (rig.wait(slot) != MDEVMIG_DMA_ST_OK) return fail(state, "descriptor failed");
+  }
+  state.SetBytesProcessed(state.iterations() * len);
+  (void)g->dev[0]->device.reset();
+}
+BENCHMARK(BM_DmaEngine)->ArgName("op")->Arg(MDEVMIG_DMA_OP_COPY_TO_DEV)->Arg(MDEVMIG_DMA_OP_HASH)->UseRealTime();
+
+// ---- save / resume -------------------------------------------------------------------------
+
+std::vector<uint8_t> g_stream;
+
+void BM_SaveV2(benchmark::State& state) {
+  const auto& dev = g->dev[0]->device;
+  std::vector<uint8_t> buf(1u << 20);
+  for (auto _ : state) {
+    g_stream.clear();
+    if (!dev.set_mig_state(MigState::kStop).ok()) return fail(state, "STOP");
+    auto fd = dev.set_mig_state(MigState::kStopCopy);
+    if (!fd.ok()) return fail(state, fd.error().message());
+    ssize_t n;
+    while ((n = ::read(fd.value().get(), buf.data(), buf.size())) > 0) g_stream.insert(g_stream.end(), buf.begin(), buf.begin() + n);
+    (void)dev.set_mig_state(MigState::kRunning);
+  }
+  state.SetBytesProcessed(state.iterations() * g_stream.size());
+  state.counters["stream_bytes"] = g_stream.size();
+}
+BENCHMARK(BM_SaveV2)->UseRealTime();
+
+void BM_ResumeV2(benchmark::State& state) {
+  const auto& dev = g->dev[1]->device;
+  for (auto _ : state) {
+    (void)dev.set_mig_state(MigState::kStop);
+    auto fd = dev.set_mig_state(MigState::kResuming);
+    if (!fd.ok()) return fail(state, fd.error().message());
+    for (size_t off = 0; off < g_stream.size(); off += 1u << 20) {
+      size_t n = std::min<size_t>(1u << 20, g_stream.size() - off);
+      if (::write(fd.value().get(), g_stream.data() + off, n) != static_cast<ssize_t>(n)) return fail(state, "write");
+    }
+    if (!dev.set_mig_state(MigState::kRunning).ok()) return fail(state, "commit");
+  }
+  state.SetBytesProcessed(state.iterations() * g_stream.size());
+}
+BENCHMARK(BM_ResumeV2)->UseRealTime();
+
+template <typename T>
+T v1_get(const vfio::Device& d, uint64_t off) {
+  auto r = d.read_as<T>(kV1, off);
+  return r.ok() ? r.value() : T{};
+}
+
+// Saves through the v1 region (optionally after pre-copy with `dirty_pct` of the pages
+// rewritten before stop-and-copy); returns {total bytes, stop-and-copy bytes}.
+std::pair<uint64_t, uint64_t> save_v1(const vfio::Device& d, uint8_t* bar2, int dirty_pct, bool precopy,
+                                      std::vector<uint8_t>* out) {
+  auto data = d.mmap_region(kV1, 0);
+  if (!data.ok()) return {0, 0};
+  auto* p = static_cast<uint8_t*>(data.value().data());
+  auto chunk = [&] {
+    v1_get<uint64_t>(d, offsetof(vfio_device_migration_info, data_offset));
+    uint64_t n = v1_get<uint64_t>(d, offsetof(vfio_device_migration_info, data_size));
+    if (out) out->insert(out->end(), p, p + n);
+    return n;
+  };
+  uint64_t total = 0;
+  auto state = [&](uint32_t s) { (void)d.write_as(kV1, offsetof(vfio_device_migration_info, device_state), s); };
+  if (precopy) {
+    state(VFIO_DEVICE_STATE_V1_RUNNING | VFIO_DEVICE_STATE_V1_SAVING);
+    while (v1_get<uint64_t>(d, offsetof(vfio_device_migration_info, pending_bytes)) > 0) {
+      uint64_t n = chunk();
+      total += n;
+      if (!n) break;
+    }
+    const uint64_t pages = kSize / 4096;
+    for (uint64_t i = 0; i < pages * dirty_pct / 100; ++i) bar2[(i * 100 / dirty_pct) % pages * 4096] ^= 1;
+  }
+  state(VFIO_DEVICE_STATE_V1_SAVING);
+  uint64_t stopcopy = 0;
+  while (v1_get<uint64_t>(d, offsetof(vfio_device_migration_info, pending_bytes)) > 0) {
+    uint64_t n = chunk();
+    if (!n) break;
+    stopcopy += n;
+  }
+  state(0);
+  state(VFIO_DEVICE_STATE_V1_RUNNING);
+  return {total + stopcopy, stopcopy};
+}
+
+void BM_SaveV1(benchmark::State& state) {
+  uint64_t bytes = 0;
+  std::vector<uint8_t> out;
+  for (auto _ : state) {
+    out.clear();
+    bytes = save_v1(g->dev[0]->device, nullptr, 0, false, &out).first;
+    if (!bytes) return fail(state, "v1 save");
+  }
+  state.SetBytesProcessed(state.iterations() * bytes);
+}
+BENCHMARK(BM_SaveV1)->UseRealTime();
+
+void BM_ResumeV1(benchmark::State& state) {
+  const auto& d = g->dev[1]->device;
+  auto data = d.mmap_region(kV1, 0);
+  if (!data.ok()) return fail(state, "mmap v1 data");
+  auto* p = static_cast<uint8_t*>(data.value().data());
+  for (auto _ : state) {
+    (void)d.write_as(kV1, offsetof(vfio_device_migration_info, device_state), uint32_t{VFIO_DEVICE_STATE_V1_RESUMING});
+    for (size_t off = 0; off < g_stream.size(); off += 512u << 10) {
+      size_t n = std::min<size_t>(512u << 10, g_stream.size() - off);
+      v1_get<uint64_t>(d, offsetof(vfio_device_migration_info, data_offset));
+      std::memcpy(p, g_stream.data() + off, n);
+      if (!d.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{n}).ok()) return fail(state, "data_size");
+    }
+    if (!d.write_as(kV1, offsetof(vfio_device_migration_info, device_state), uint32_t{VFIO_DEVICE_STATE_V1_RUNNING}).ok())
+      return fail(state, "commit");
+  }
+  state.SetBytesProcessed(state.iterations() * g_stream.size());
+}
+BENCHMARK(BM_ResumeV1)->UseRealTime();
+
+// Not a timing: STOP_COPY bytes after a full pre-copy pass with `dirty %` of pages
+// rewritten, against a save without pre-copy (dirty = -1).
+void BM_StopCopyBytes(benchmark::State& state) {
+  const int pct = state.range(0);
+  std::pair<uint64_t, uint64_t> r{};
+  auto* mem = static_cast<uint8_t*>(g->bar2[0]->data());
+  for (auto _ : state) r = save_v1(g->dev[0]->device, mem, pct < 0 ? 0 : pct, pct >= 0, nullptr);
+  state.counters["stopcopy_bytes"] = r.second;
+  state.counters["total_bytes"] = r.first;
+}
+BENCHMARK(BM_StopCopyBytes)->ArgName("dirty_pct")->Arg(-1)->Arg(1)->Arg(10)->Arg(50)->Iterations(1)->UseRealTime();
+
+}  // namespace
+}  // namespace mdevmig::lab
+
+int main(int argc, char** argv) {
+  using namespace mdevmig::lab;
+  if (!in_lab()) {
+    std::fprintf(stderr, "bench_lab_kernel: needs the lab (tools/lab/lab.sh)\n");
+    return 1;
+  }
+  Bench b;
+  g = &b;
+  for (int i = 0; i < 2; ++i) {
+    b.uuid[i] = random_uuid();
+    if (write_file(type_dir("mdevmig_sim0", "quarter") + "/create", b.uuid[i]) != 0) return 1;
+    auto m = mdevmig::vfio::open_mdev(b.uuid[i]);
+    if (!m.ok()) {
+      std::fprintf(stderr, "%s\n", m.error().message().c_str());
+      return 1;
+    }
+    b.dev[i].emplace(std::move(m.value()));
+    auto map = b.dev[i]->device.mmap_region(kBar2, 0);
+    if (!map.ok()) return 1;
+    b.bar2[i].emplace(std::move(map.value()));
+    std::memset(b.bar2[i]->data(), 0x5a, kSize);
+  }
+  auto guest = mdevmig::vfio::Mapping::anonymous(kGuestSize);
+  if (!guest.ok() || !b.dev[0]->container.map_dma(kIova, guest.value().data(), kGuestSize,
+                                                   mdevmig::vfio::DmaAccess::kReadWrite).ok())
+    return 1;
+  b.guest.emplace(std::move(guest.value()));
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  b.bar2[0].reset();
+  b.bar2[1].reset();
+  b.dev[0].reset();
+  b.dev[1].reset();
+  for (auto& u : b.uuid) write_file("/sys/bus/mdev/devices/" + u + "/remove", "1");
+  return 0;
+}

@@ -1,0 +1,76 @@
+// An in-process fake of the VFIO ioctl interface, so the client's wrappers (struct
+// layouts, argsz re-calls, offsets, fd handling) run on hosts without VFIO.
+//
+// The test executable defines ioctl() itself; calls on fds whose path (via
+// /proc/self/fd) names a registered fake container or group, and on device or data fds
+// the fake handed out, are answered here; every other fd goes to the real ioctl.
+// Device fds are memfds, so pread/pwrite/mmap at region offsets work for real.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace fakevfio {
+
+/// One region of the fake device; the fd offset is index << 20.
+struct Region {
+  uint32_t flags = 0;
+  uint64_t size = 0;
+  std::vector<std::byte> caps;  ///< capability chain, offsets relative to the reply start
+};
+
+/// Everything the fake device does and records. Tests set the behaviour fields before
+/// opening and inspect the recorded ones afterwards.
+struct State {
+  // Identity and layout.
+  std::string container_path;
+  std::string group_path;
+  std::string device_name;
+  uint32_t device_flags = 0;
+  std::map<uint32_t, Region> regions;  ///< by index; num_regions = last index + 1
+  uint32_t num_irqs = 5;
+  bool group_viable = true;
+
+  // Migration.
+  uint64_t mig_flags = 0;
+  uint32_t mig_state = 2;         ///< RUNNING
+  int fail_set_state_errno = 0;   ///< SET fails with this (state unchanged)
+  bool has_data_size = false;     ///< MIG_DATA_SIZE supported (6.2+)
+  uint64_t data_size = 0;
+  uint64_t precopy_initial = 0, precopy_dirty = 0;
+
+  // Dirty tracking: the bitmap words GET_BITMAP / DMA_LOGGING_REPORT write back.
+  std::vector<uint64_t> dirty_words;
+  uint64_t dirty_pgsize = 4096;
+
+  // Recorded.
+  bool container_set = false;
+  uint32_t iommu_type = 0;
+  bool dirty_tracking = false;
+  bool dma_logging = false;
+  std::vector<std::pair<uint64_t, uint64_t>> logging_ranges;
+  std::vector<std::vector<std::byte>> irq_sets;  ///< every SET_IRQS argument
+  std::vector<uint64_t> maps;                    ///< iovas mapped
+  int resets = 0;
+  int region_info_calls = 0;
+  std::vector<int> data_fds;  ///< read ends handed out (for PRECOPY_INFO)
+};
+
+/// Installs `state` as the fake (one at a time); uninstalls on destruction.
+class Scope {
+ public:
+  explicit Scope(State& state);
+  ~Scope();
+  Scope(const Scope&) = delete;
+  Scope& operator=(const Scope&) = delete;
+};
+
+/// A region-info capability header followed by `body`, with `next` filled in later by
+/// chain(). Offsets in the chain are relative to the reply start.
+std::vector<std::byte> chain(std::size_t fixed_size,
+                             const std::vector<std::vector<std::byte>>& caps);
+
+}  // namespace fakevfio

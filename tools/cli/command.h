@@ -1,0 +1,29 @@
+// A subcommand of the mdevmig CLI, and the exit codes every subcommand uses.
+#pragma once
+
+#include <span>
+#include <string_view>
+
+namespace mdevmig::cli {
+
+/// Exit codes: distinct for usage errors, device errors and corrupt input, so scripts
+/// can tell them apart.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitFailed = 1,   ///< the operation ran and failed (e.g. verification mismatch)
+  kExitUsage = 2,    ///< bad command line
+  kExitDevice = 3,   ///< a device, VFIO or system call failed
+  kExitCorrupt = 4,  ///< input (file, stream, peer) is malformed or incompatible
+};
+
+/// One subcommand. `run` gets the arguments after the subcommand name.
+struct Command {
+  std::string_view name;
+  std::string_view summary;  ///< one line, for `mdevmig --help`
+  int (*run)(std::span<const char* const> args);
+};
+
+/// Every subcommand, in the order `mdevmig --help` lists them (commands.cc).
+std::span<const Command> commands();
+
+}  // namespace mdevmig::cli

@@ -1,0 +1,33 @@
+#!/bin/busybox sh
+# /init of the lab guest: mount the host root read-only over 9p with a tmpfs overlay,
+# chroot into it, run the job named on the kernel command line, save its exit code and
+# the kernel log to the results share, power off. Written for tools/lab/lab.sh.
+/bin/busybox --install -s /bin
+mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+for m in virtio_pci 9pnet_virtio 9p overlay; do modprobe $m || echo "lab-init: modprobe $m failed"; done
+
+mkdir -p /lower /rw /newroot
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /lower \
+  || { echo "lab-init: cannot mount the host root"; poweroff -f; }
+mount -t tmpfs -o mode=755 tmpfs /rw; mkdir -p /rw/upper /rw/work
+mount -t overlay overlay -o lowerdir=/lower,upperdir=/rw/upper,workdir=/rw/work /newroot \
+  || { echo "lab-init: overlay failed"; poweroff -f; }
+mount -t proc proc /newroot/proc; mount -t sysfs sysfs /newroot/sys
+mount -t devtmpfs devtmpfs /newroot/dev; mkdir -p /newroot/dev/pts /newroot/dev/shm
+mount -t devpts devpts /newroot/dev/pts; mount -t tmpfs tmpfs /newroot/dev/shm
+mount -t tmpfs tmpfs /newroot/run
+mkdir -p /newroot/out && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out /newroot/out \
+  || { echo "lab-init: cannot mount the results share"; poweroff -f; }
+
+limit=$(sed -n 's/.*labtimeout=\([0-9]*\).*/\1/p' /proc/cmdline)
+echo "lab-init: job starting (limit ${limit}s)"
+timeout -s KILL "$limit" chroot /newroot /usr/bin/env -i \
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  HOME=/root TERM=dumb LANG=C.UTF-8 MDEVMIG_LAB=1 /bin/bash /out/job.sh
+rc=$?
+echo "lab-init: job rc=$rc"
+dmesg > /newroot/out/dmesg.txt
+echo $rc > /newroot/out/job.rc
+sync
+umount /newroot/out
+poweroff -f
