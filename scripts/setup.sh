@@ -11,7 +11,7 @@ PKGS=(
   # tests, fuzzing, benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev
   # the lab: kernel to boot, headers to build against, a VMM, initramfs pieces
-  qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod
+  qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod xz-utils zstd
   # nested qtest accelerator build (see tools/lab/qtest-accel.sh)
   meson libglib2.0-dev libpixman-1-dev libfdt-dev dpkg-dev
   # modern lab profiles

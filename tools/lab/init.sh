@@ -18,6 +18,15 @@ mount -t devpts devpts /newroot/dev/pts; mount -t tmpfs tmpfs /newroot/dev/shm
 mount -t tmpfs tmpfs /newroot/run
 mkdir -p /newroot/out && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out /newroot/out \
   || { echo "lab-init: cannot mount the results share"; poweroff -f; }
+# Modern profiles: the root is a debootstrapped tree, and the project (sources and the
+# build made inside that root) comes as its own share, at its host path, with an overlay.
+proj=$(sed -n 's/.*labproj=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$proj" ]; then
+  mkdir -p /projlower /rw/pupper /rw/pwork "/newroot$proj"
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose project /projlower \
+    && mount -t overlay overlay -o lowerdir=/projlower,upperdir=/rw/pupper,workdir=/rw/pwork "/newroot$proj" \
+    || { echo "lab-init: cannot mount the project share"; poweroff -f; }
+fi
 
 limit=$(sed -n 's/.*labtimeout=\([0-9]*\).*/\1/p' /proc/cmdline)
 echo "lab-init: job starting (limit ${limit}s)"

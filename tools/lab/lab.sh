@@ -20,10 +20,14 @@
 #   --ivshmem SIZE     give the guest an ivshmem-plain PCI function with SIZE of shared
 #                      memory (a PCI parent for mdevmig); repeatable
 #   --kver KVER        kernel release to boot (default: newest installed with modules)
+#   --profile P        bookworm (default: this host's root, kernel and QEMU), or trixie /
+#                      sid: a root built by tools/lab/mkroot.sh, booted with its own
+#                      kernel; the project is shared in at its host path. Also
+#                      $MDEVMIG_LAB_PROFILE.
 #   --quiet            print only the verdict line
 set -euo pipefail
 
-name=job timeout=600 kmod_dir= out= mem=2G kver= quiet=0
+name=job timeout=600 kmod_dir= out= mem=2G kver= quiet=0 profile=${MDEVMIG_LAB_PROFILE:-bookworm}
 ivshmem=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,6 +38,7 @@ while [ $# -gt 0 ]; do
     --mem) mem=$2; shift 2 ;;
     --ivshmem) ivshmem+=("$2"); shift 2 ;;
     --kver) kver=$2; shift 2 ;;
+    --profile) profile=$2; shift 2 ;;
     --quiet) quiet=1; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -48,25 +53,42 @@ mkdir -p "$labdir"
 
 fail() { echo "lab: FAIL $name: $*"; exit 1; }
 
+# --- the root the guest runs: this host's, or a profile's ----------------------------
+project=$(cd "$here/../.." && pwd)
+case "$profile" in
+  bookworm) sysroot= ;;
+  trixie|sid) sysroot=$("$here/mkroot.sh" "$profile") || fail "cannot build the $profile root" ;;
+  *) echo "lab: unknown profile $profile" >&2; exit 2 ;;
+esac
+
 # --- the kernel: newest release that has both an image and its modules --------------
 if [ -z "$kver" ]; then
-  kver=$(for k in /boot/vmlinuz-*; do k=${k#/boot/vmlinuz-}; [ -d "/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
+  kver=$(for k in "$sysroot"/boot/vmlinuz-*; do k=${k##*/vmlinuz-}; [ -d "$sysroot/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
 fi
-[ -n "$kver" ] && [ -r "/boot/vmlinuz-$kver" ] || fail "no bootable kernel in /boot (run scripts/setup.sh)"
+[ -n "$kver" ] && [ -r "$sysroot/boot/vmlinuz-$kver" ] || fail "no bootable kernel in $sysroot/boot (run scripts/setup.sh)"
 
 # --- the initramfs: busybox + virtio/9p/overlay modules, cached per kernel and init ---
-stamp=$( (echo "$kver"; cat "$here/init.sh") | sha1sum | cut -c1-12)
+stamp=$( (echo "$profile $kver"; cat "$here/init.sh") | sha1sum | cut -c1-12)
 initrd=$labdir/initramfs-$kver-$stamp.cpio.gz
 if [ ! -s "$initrd" ]; then
   root=$(mktemp -d "$labdir/initramfs.XXXXXX")
   trap 'rm -rf "$root"' EXIT
   mkdir -p "$root"/{bin,proc,sys,dev,lib/modules}
-  cp /bin/busybox "$root/bin/busybox"
+  cp "$sysroot/bin/busybox" "$root/bin/busybox"
+  # Modules are copied uncompressed (Debian 6.12+ ships .ko.xz; busybox loads .ko).
   for m in virtio_pci 9pnet_virtio 9p overlay; do
-    modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }' |
-    while read -r ko; do mkdir -p "$root$(dirname "$ko")"; cp "$ko" "$root$ko"; done
+    modprobe ${sysroot:+-d "$sysroot"} -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }' |
+    while read -r ko; do
+      rel=${ko#"$sysroot"}
+      mkdir -p "$root$(dirname "$rel")"
+      case "$ko" in
+        *.xz) xz -dc "$ko" > "$root${rel%.xz}" ;;
+        *.zst) zstd -qdc "$ko" > "$root${rel%.zst}" ;;
+        *) cp "$ko" "$root$rel" ;;
+      esac
+    done
   done
-  cp "/lib/modules/$kver/modules.order" "/lib/modules/$kver/modules.builtin"* "$root/lib/modules/$kver/" 2>/dev/null || true
+  cp "$sysroot/lib/modules/$kver/modules.order" "$sysroot/lib/modules/$kver/modules.builtin"* "$root/lib/modules/$kver/" 2>/dev/null || true
   depmod -b "$root" "$kver"
   install -m 755 "$here/init.sh" "$root/init"
   (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp"
@@ -100,17 +122,23 @@ for sz in "${ivshmem[@]}"; do
   i=$((i + 1))
 done
 
+projdev=()
+if [ -n "$sysroot" ]; then
+  projdev=(-fsdev "local,id=proj,path=$project,security_model=none,readonly=on,multidevs=remap"
+           -device virtio-9p-pci,fsdev=proj,mount_tag=project)
+fi
+
 start=$EPOCHREALTIME
 set +e
 timeout -s KILL "$timeout" qemu-system-x86_64 -accel tcg -M pc -cpu max -smp 2 -m "$mem" \
   -nographic -no-reboot -nodefaults -serial "file:$out/console.log" -monitor none \
-  -kernel "/boot/vmlinuz-$kver" -initrd "$initrd" \
-  -append "console=ttyS0 panic=-1 oops=panic quiet labtimeout=$job_limit" \
-  -fsdev local,id=hr,path=/,security_model=none,readonly=on,multidevs=remap \
+  -kernel "$sysroot/boot/vmlinuz-$kver" -initrd "$initrd" \
+  -append "console=ttyS0 panic=-1 oops=panic quiet labtimeout=$job_limit${sysroot:+ labproj=$project}" \
+  -fsdev "local,id=hr,path=${sysroot:-/},security_model=none,readonly=on,multidevs=remap" \
   -device virtio-9p-pci,fsdev=hr,mount_tag=hostroot \
   -fsdev "local,id=out,path=$out,security_model=none,multidevs=remap" \
   -device virtio-9p-pci,fsdev=out,mount_tag=out \
-  "${devs[@]}" > "$out/qemu.log" 2>&1
+  "${projdev[@]}" "${devs[@]}" > "$out/qemu.log" 2>&1
 qrc=$?
 set -e
 secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
@@ -135,4 +163,4 @@ if [ "$rc" != 0 ]; then
   echo "lab: FAIL $name: job exited $rc (${secs}s; see $out)"
   exit "$rc"
 fi
-echo "lab: PASS $name (${secs}s, kernel $kver)"
+echo "lab: PASS $name (${secs}s, $profile, kernel $kver)"

@@ -27,12 +27,20 @@ mirror=$(sed -n 's/^URIs:[[:space:]]*\([^[:space:]]*\).*/\1/p' /etc/apt/sources.
 [ -n "$mirror" ] || { echo "mkroot: no Debian mirror in the apt sources" >&2; exit 1; }
 command -v debootstrap >/dev/null || { echo "mkroot: debootstrap missing (run scripts/setup.sh)" >&2; exit 1; }
 
+# Never delete a tree something is mounted in (a bind-mounted project would be deleted
+# through the mount): refuse instead.
+for d in "$root" "$root.tmp"; do
+  if [ -d "$d" ] && awk -v d="$(realpath "$d")" '$2 == d || index($2, d "/") == 1 { found = 1 } END { exit !found }' /proc/self/mounts; then
+    echo "mkroot: $d has mounts inside (see /proc/self/mounts); unmount them first" >&2
+    exit 1
+  fi
+done
 echo "mkroot: building the $profile root from $mirror (a few minutes)" >&2
-rm -rf "$root.tmp"
+rm -rf --one-file-system "$root.tmp"
 mkdir -p "$(dirname "$root")"
 # INITRD=No: the lab boots with its own initramfs, so the kernel's is never built.
 INITRD=No debootstrap --variant=minbase --include="$pkgs" "$profile" "$root.tmp" "$mirror" >&2
 echo "$stamp" > "$root.tmp/.mdevmig-stamp"
-rm -rf "$root"
+rm -rf --one-file-system "$root"
 mv "$root.tmp" "$root"
 echo "$root"
