@@ -1,0 +1,172 @@
+#include "tools/qemu/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "migration/base/fd.h"
+
+namespace mdevmig::qemu {
+
+const char* vfio_protocol_name(VfioProtocol p) { return p == VfioProtocol::kV1 ? "v1" : "v2"; }
+
+Result<VfioProtocol> parse_vfio_protocol(std::string_view text) {
+  if (text == "v1") return VfioProtocol::kV1;
+  if (text == "v2") return VfioProtocol::kV2;
+  return Error::make(EINVAL, "parse --protocol", "'" + std::string(text) + "' (want v1 or v2)");
+}
+
+std::vector<std::string> QemuConfig::argv() const {
+  std::string vfio = "vfio-pci,sysfsdev=/sys/bus/mdev/devices/" + mdev_uuid + ",addr=" + pci_addr;
+  // The one difference between QEMU generations the harness has to care about.
+  vfio += protocol == VfioProtocol::kV1 ? ",x-enable-migration=on" : ",enable-migration=on";
+  std::vector<std::string> a = {
+      binary, "-M", "q35", "-accel", "tcg", "-bios", bios, "-m", std::to_string(mem_mb),
+      "-nodefaults", "-no-user-config", "-display", "none", "-device", vfio,
+      "-qtest", "unix:" + qtest_path() + ",server=on,wait=off", "-qtest-log", "none",
+      "-qmp", "unix:" + qmp_path() + ",server=on,wait=off"};
+  if (incoming) {
+    a.push_back("-incoming");
+    a.push_back(*incoming);
+  }
+  a.insert(a.end(), extra_args.begin(), extra_args.end());
+  return a;
+}
+
+Result<void> write_halt_bios(const std::string& path, std::size_t size) {
+  std::string tmp = path + ".tmp";
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!fd) return Error::from_errno("create", tmp);
+  std::string hlt(size, '\xf4');
+  if (::write(fd.get(), hlt.data(), hlt.size()) != static_cast<ssize_t>(hlt.size()))
+    return Error::from_errno("write", tmp);
+  fd.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Error::from_errno("rename", path);
+  return ok();
+}
+
+Result<QemuProcess> QemuProcess::start(const QemuConfig& config) {
+  std::vector<std::string> args = config.argv();
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::unlink(config.qmp_path().c_str());
+  ::unlink(config.qtest_path().c_str());
+  UniqueFd log(::open(config.log_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!log) return Error::from_errno("create", config.log_path());
+  UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  if (!devnull) return Error::from_errno("open", "/dev/null");
+  const pid_t parent = ::getpid();
+
+  pid_t pid = ::fork();
+  if (pid < 0) return Error::from_errno("fork", config.binary);
+  if (pid == 0) {
+    // Only async-signal-safe calls from here to exec.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(126);
+    ::dup2(devnull.get(), 0);
+    ::dup2(log.get(), 1);
+    ::dup2(log.get(), 2);
+    ::setpgid(0, 0);  // a terminal's ^C reaches only the harness, which cleans up
+    ::execvp(argv[0], argv.data());
+    ::_exit(127);
+  }
+  return QemuProcess(config, pid);
+}
+
+QemuProcess::QemuProcess(QemuProcess&& other) noexcept
+    : config_(std::move(other.config_)), pid_(std::exchange(other.pid_, -1)), status_(other.status_) {}
+
+QemuProcess& QemuProcess::operator=(QemuProcess&& other) noexcept {
+  if (this != &other) {
+    if (pid_ > 0 && !status_) kill();
+    config_ = std::move(other.config_);
+    pid_ = std::exchange(other.pid_, -1);
+    status_ = other.status_;
+  }
+  return *this;
+}
+
+QemuProcess::~QemuProcess() {
+  if (pid_ <= 0) return;
+  if (!status_) kill();
+  ::unlink(config_.qmp_path().c_str());
+  ::unlink(config_.qtest_path().c_str());
+}
+
+Result<QmpClient> QemuProcess::connect_qmp(std::chrono::milliseconds timeout) const {
+  auto c = QmpClient::connect(config_.qmp_path(), timeout);
+  if (!c) c.error().add_context("QEMU " + config_.name + " (pid " + std::to_string(pid_) + ")");
+  return c;
+}
+
+Result<QtestClient> QemuProcess::connect_qtest(std::chrono::milliseconds timeout) const {
+  auto c = QtestClient::connect(config_.qtest_path(), timeout);
+  if (!c) c.error().add_context("QEMU " + config_.name + " (pid " + std::to_string(pid_) + ")");
+  return c;
+}
+
+void QemuProcess::reap(bool block) {
+  if (pid_ <= 0 || status_) return;
+  int st = 0;
+  pid_t r;
+  do {
+    r = ::waitpid(pid_, &st, block ? 0 : WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r == pid_) status_ = st;
+  else if (r < 0 && errno == ECHILD) status_ = -1;  // reaped elsewhere: gone all the same
+}
+
+bool QemuProcess::running() {
+  reap(false);
+  return pid_ > 0 && !status_;
+}
+
+void QemuProcess::signal(int sig) {
+  if (running()) ::kill(pid_, sig);
+}
+
+Result<int> QemuProcess::wait(std::chrono::milliseconds timeout) {
+  Deadline until = deadline_in(timeout);
+  for (;;) {
+    reap(false);
+    if (status_) return *status_;
+    if (Clock::now() >= until)
+      return Error::make(ETIMEDOUT, "wait for QEMU " + config_.name, "pid " + std::to_string(pid_));
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+int QemuProcess::kill() {
+  if (pid_ <= 0) return -1;
+  if (!status_) {
+    ::kill(pid_, SIGKILL);
+    reap(true);
+  }
+  return status_.value_or(-1);
+}
+
+std::string QemuProcess::log_tail(std::size_t max) const {
+  std::ifstream in(config_.log_path());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string s = ss.str();
+  return s.size() <= max ? s : s.substr(s.size() - max);
+}
+
+std::string describe_wait_status(int status) {
+  if (status < 0) return "gone";
+  if (WIFEXITED(status)) return "exited " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return "status " + std::to_string(status);
+}
+
+}  // namespace mdevmig::qemu

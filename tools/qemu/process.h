@@ -1,0 +1,100 @@
+// Starting and stopping a QEMU for the harness: the command line (q35, TCG, a HLT-only
+// BIOS, vfio-pci on an mdev with migration enabled, QMP and qtest sockets), the
+// process, its log, and its end.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "migration/base/result.h"
+#include "tools/qemu/qmp.h"
+#include "tools/qemu/qtest.h"
+
+namespace mdevmig::qemu {
+
+/// The VFIO migration protocol the QEMU speaks, which decides how migration is
+/// switched on for vfio-pci.
+enum class VfioProtocol {
+  kV1,  ///< QEMU <= 7.2: the v1 migration region, `x-enable-migration=on`
+  kV2,  ///< QEMU >= 8.1: the v2 data_fd, `enable-migration=on`
+};
+
+[[nodiscard]] const char* vfio_protocol_name(VfioProtocol p);
+[[nodiscard]] Result<VfioProtocol> parse_vfio_protocol(std::string_view text);
+
+/// One QEMU's configuration.
+struct QemuConfig {
+  std::string binary = "qemu-system-x86_64";
+  std::string bios;              ///< path of a HLT-only BIOS image (write_halt_bios)
+  uint32_t mem_mb = 128;
+  std::string mdev_uuid;         ///< the instance given to the VM as vfio-pci
+  std::string pci_addr = "0x3";  ///< slot of the vfio-pci function on bus 0
+  VfioProtocol protocol = VfioProtocol::kV1;
+  std::optional<std::string> incoming;  ///< "-incoming" value ("defer", "unix:...")
+  std::string dir;                      ///< where the sockets and the log go
+  std::string name;                     ///< "src", "dst": names the sockets and the log
+  std::vector<std::string> extra_args;
+
+  [[nodiscard]] std::string qmp_path() const { return dir + "/" + name + ".qmp"; }
+  [[nodiscard]] std::string qtest_path() const { return dir + "/" + name + ".qtest"; }
+  [[nodiscard]] std::string log_path() const { return dir + "/" + name + ".log"; }
+  /// The full argv, binary first.
+  [[nodiscard]] std::vector<std::string> argv() const;
+};
+
+/// Writes the BIOS the harness VMs boot: `size` bytes of 0xF4 (HLT). At reset the CPU
+/// runs from the top of it with interrupts off, halts and stays halted, so the VM is
+/// running but its CPU does nothing; qtest does the CPU's work.
+[[nodiscard]] Result<void> write_halt_bios(const std::string& path, std::size_t size = 64 * 1024);
+
+/// A running QEMU, killed (SIGKILL) and reaped on destruction if still running. The
+/// child gets PR_SET_PDEATHSIG, so it cannot outlive the thread that started it: start
+/// QEMUs from the harness's main thread.
+class QemuProcess {
+ public:
+  [[nodiscard]] static Result<QemuProcess> start(const QemuConfig& config);
+
+  QemuProcess(QemuProcess&& other) noexcept;
+  QemuProcess& operator=(QemuProcess&& other) noexcept;
+  QemuProcess(const QemuProcess&) = delete;
+  QemuProcess& operator=(const QemuProcess&) = delete;
+  ~QemuProcess();
+
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] const QemuConfig& config() const { return config_; }
+
+  [[nodiscard]] Result<QmpClient> connect_qmp(std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+  [[nodiscard]] Result<QtestClient> connect_qtest(std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+
+  /// True until the process has exited (reaps it if it has).
+  [[nodiscard]] bool running();
+  /// Sends `sig` if still running.
+  void signal(int sig);
+  /// Waits for the exit; the wait status (as waitpid gives it), or ETIMEDOUT.
+  [[nodiscard]] Result<int> wait(std::chrono::milliseconds timeout);
+  /// SIGKILL and reap; returns the wait status.
+  int kill();
+  /// The wait status once it has exited.
+  [[nodiscard]] std::optional<int> exit_status() const { return status_; }
+  /// The last `max` bytes of the log (QEMU's stderr and stdout).
+  [[nodiscard]] std::string log_tail(std::size_t max = 2000) const;
+
+ private:
+  QemuProcess(QemuConfig config, pid_t pid) : config_(std::move(config)), pid_(pid) {}
+  void reap(bool block);
+
+  QemuConfig config_;
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+};
+
+/// "exited 1", "killed by signal 9".
+[[nodiscard]] std::string describe_wait_status(int status);
+
+}  // namespace mdevmig::qemu
