@@ -6,6 +6,8 @@
 # lab test group, i.e. one boot of the lab VM (tools/lab/lab.sh) that loads the modules
 # and runs the executable inside the guest, where a skipped test counts as a failure.
 # LAB_ARGS are extra options for tools/lab/lab.sh (e.g. --ivshmem 64M).
+set(MDEVMIG_LAB_PROFILE "bookworm" CACHE STRING "Lab profile the lab tests boot: bookworm, trixie or sid")
+
 function(mdevmig_add_test name)
   cmake_parse_arguments(T "" "LABEL;TIMEOUT" "SOURCES;LIBS;LAB_ARGS" ${ARGN})
   if(NOT T_LABEL)
@@ -20,7 +22,7 @@ function(mdevmig_add_test name)
     endif()
     add_test(NAME ${name}
              COMMAND ${PROJECT_SOURCE_DIR}/tools/lab/lab.sh
-                     --name ${name} --timeout ${T_TIMEOUT}
+                     --name ${name} --timeout ${T_TIMEOUT} --profile ${MDEVMIG_LAB_PROFILE}
                      --kmod-dir ${PROJECT_BINARY_DIR}/kmod ${T_LAB_ARGS}
                      -- ${PROJECT_SOURCE_DIR}/tests/lab/run-group.sh $<TARGET_FILE:${name}>)
     set_tests_properties(${name} PROPERTIES RUN_SERIAL TRUE TIMEOUT ${T_TIMEOUT})
@@ -48,7 +50,7 @@ function(mdevmig_add_lab_bench name)
   target_link_libraries(${name} PRIVATE ${B_LIBS} benchmark::benchmark)
   add_test(NAME ${name}
            COMMAND ${PROJECT_SOURCE_DIR}/tools/lab/lab.sh
-                   --name ${name} --timeout ${B_TIMEOUT}
+                   --name ${name} --timeout ${B_TIMEOUT} --profile ${MDEVMIG_LAB_PROFILE}
                    --kmod-dir ${PROJECT_BINARY_DIR}/kmod
                    -- ${PROJECT_SOURCE_DIR}/tests/lab/run-group.sh $<TARGET_FILE:${name}>
                       --benchmark_min_time=0.01)

@@ -11,6 +11,7 @@
 #include <linux/mdevmig.h>
 #include <linux/vfio.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>

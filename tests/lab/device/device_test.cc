@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <linux/mdevmig.h>
@@ -11,8 +12,10 @@
 #include <linux/vfio.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -475,19 +478,41 @@ std::vector<uint64_t> pages_of(const dirty::Bitmap& b) {
   return v;
 }
 
+// Kernel release as major * 100 + minor (6.12 -> 612).
+int kernel_release() {
+  utsname u{};
+  uname(&u);
+  int major = 0, minor = 0;
+  std::sscanf(u.release, "%d.%d", &major, &minor);
+  return major * 100 + minor;
+}
+
 TEST_F(DeviceTest, DmaLoggingAndContainerDirtyPagesReportExactlyTheEngineWrites) {
   setup_dma(/*msi=*/false);
+  // Device DMA logging needs iova_bitmap_set(): in the vfio core before 6.8, later only
+  // with CONFIG_IOMMUFD_DRIVER (not in Debian's config); the module offers it exactly
+  // when it can report through it.
+  auto probed = dev().probe_feature(VFIO_DEVICE_FEATURE_DMA_LOGGING_START, VFIO_DEVICE_FEATURE_SET);
+  ASSERT_TRUE(probed.ok()) << probed.error().message();
+  const bool logging = probed.value();
+  if (kernel_release() < 608) {
+    EXPECT_TRUE(logging) << "DMA logging missing on a pre-6.8 kernel";
+  }
   const vfio::DmaLogRange range{kIova, kGuestSize};
-  auto started = dev().dma_logging_start(4096, {&range, 1});
-  ASSERT_TRUE(started.ok()) << started.error().message();
-  EXPECT_FALSE(dev().dma_logging_start(4096, {&range, 1}).ok()) << "started twice";
+  if (logging) {
+    auto started = dev().dma_logging_start(4096, {&range, 1});
+    ASSERT_TRUE(started.ok()) << started.error().message();
+    EXPECT_FALSE(dev().dma_logging_start(4096, {&range, 1}).ok()) << "started twice";
+  } else {
+    EXPECT_FALSE(dev().dma_logging_start(4096, {&range, 1}).ok());
+  }
   ASSERT_TRUE(mdev_->container.start_dirty_tracking().ok());
   // Drop what setting up wrote so far (nothing from the engine yet).
   ASSERT_TRUE(mdev_->container.dirty_bitmap(kIova, kGuestSize, 4096).ok());
 
   // Writes to guest memory: 3 pages + 1 byte out at data+5 pages, 8 bytes of hash at
-  // data+20 pages, and the two completion records (one page). FILL writes only
-  // device memory; COPY_TO_DEV reads the guest.
+  // data+20 pages, and the completion records (one page). FILL writes only device
+  // memory; COPY_TO_DEV reads the guest.
   uint32_t s1 = submit(desc(MDEVMIG_DMA_OP_COPY_FROM_DEV, 0, kIova + kDataOff + 5 * 4096, 3 * 4096 + 1));
   uint32_t s2 = submit(desc(MDEVMIG_DMA_OP_HASH, 0, kIova + kDataOff + 20 * 4096, 4096));
   uint32_t s3 = submit(desc(MDEVMIG_DMA_OP_FILL, 0, 0, 65536, 1));
@@ -496,18 +521,22 @@ TEST_F(DeviceTest, DmaLoggingAndContainerDirtyPagesReportExactlyTheEngineWrites)
 
   const uint64_t d = kDataOff / 4096, c = kCmplOff / 4096;
   const std::vector<uint64_t> expect = {c, d + 5, d + 6, d + 7, d + 8, d + 20};
-  auto log = dev().dma_logging_report(kIova, kGuestSize, 4096);
-  ASSERT_TRUE(log.ok()) << log.error().message();
-  EXPECT_EQ(pages_of(log.value()), expect);
-  auto again = dev().dma_logging_report(kIova, kGuestSize, 4096);
-  ASSERT_TRUE(again.ok());
-  EXPECT_EQ(again.value().count(), 0u) << "a report must clear what it returned";
+  if (logging) {
+    auto log = dev().dma_logging_report(kIova, kGuestSize, 4096);
+    ASSERT_TRUE(log.ok()) << log.error().message();
+    EXPECT_EQ(pages_of(log.value()), expect);
+    auto again = dev().dma_logging_report(kIova, kGuestSize, 4096);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again.value().count(), 0u) << "a report must clear what it returned";
+  }
   auto bm = mdev_->container.dirty_bitmap(kIova, kGuestSize, 4096);
   ASSERT_TRUE(bm.ok()) << bm.error().message();
   EXPECT_EQ(pages_of(bm.value()), expect);
-  ASSERT_TRUE(dev().dma_logging_stop().ok());
   ASSERT_TRUE(mdev_->container.stop_dirty_tracking().ok());
-  EXPECT_FALSE(dev().dma_logging_report(kIova, kGuestSize, 4096).ok()) << "report after stop";
+  if (logging) {
+    ASSERT_TRUE(dev().dma_logging_stop().ok());
+    EXPECT_FALSE(dev().dma_logging_report(kIova, kGuestSize, 4096).ok()) << "report after stop";
+  }
 }
 
 TEST_F(DeviceTest, RepeatedOpenCloseCycles) {

@@ -3,6 +3,7 @@
 // parent whose memory BAR backs instances.
 #include <linux/vfio.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>

@@ -9,6 +9,7 @@
 #include <linux/vfio.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
