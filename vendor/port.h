@@ -106,17 +106,33 @@ static inline uint64_t mdevmig_xxh64(const void *p, size_t len)
 #endif
 }
 
+/*
+ * Field access into the library's streaming state, whose names changed: the kernel's
+ * struct xxh64_state has v1..v4/mem64/memsize; libxxhash 0.8.1 (Debian 12) v[]/mem64/
+ * memsize; 0.8.3 (Debian 13) acc[]/buffer/bufferedSize. 0.8.2 is assumed to be like
+ * 0.8.3 (not built here).
+ */
 #ifdef __KERNEL__
 typedef struct xxh64_state mdevmig_lib_xxh64_state;
 #define MDEVMIG_XXH_V(st, i)	(*((i) == 0 ? &(st)->v1 : (i) == 1 ? &(st)->v2 : \
 				   (i) == 2 ? &(st)->v3 : &(st)->v4))
+#define MDEVMIG_XXH_MEM(st)	((st)->mem64)
+#define MDEVMIG_XXH_MEMSIZE(st)	((st)->memsize)
 #else
 typedef XXH64_state_t mdevmig_lib_xxh64_state;
-#if XXH_VERSION_NUMBER >= 801
+#if XXH_VERSION_NUMBER >= 802
+#define MDEVMIG_XXH_V(st, i)	((st)->acc[i])
+#define MDEVMIG_XXH_MEM(st)	((st)->buffer)
+#define MDEVMIG_XXH_MEMSIZE(st)	((st)->bufferedSize)
+#elif XXH_VERSION_NUMBER >= 801
 #define MDEVMIG_XXH_V(st, i)	((st)->v[i])
+#define MDEVMIG_XXH_MEM(st)	((st)->mem64)
+#define MDEVMIG_XXH_MEMSIZE(st)	((st)->memsize)
 #else
 #define MDEVMIG_XXH_V(st, i)	(*((i) == 0 ? &(st)->v1 : (i) == 1 ? &(st)->v2 : \
 				   (i) == 2 ? &(st)->v3 : &(st)->v4))
+#define MDEVMIG_XXH_MEM(st)	((st)->mem64)
+#define MDEVMIG_XXH_MEMSIZE(st)	((st)->memsize)
 #endif
 #endif
 
@@ -129,8 +145,8 @@ static inline void mdevmig_xxh64_to_lib(mdevmig_lib_xxh64_state *l,
 	l->total_len = s->total_len;
 	for (i = 0; i < 4; i++)
 		MDEVMIG_XXH_V(l, i) = s->v[i];
-	memcpy(l->mem64, s->mem, sizeof(s->mem));
-	l->memsize = s->memsize;
+	memcpy(MDEVMIG_XXH_MEM(l), s->mem, sizeof(s->mem));
+	MDEVMIG_XXH_MEMSIZE(l) = s->memsize;
 }
 
 static inline void mdevmig_xxh64_from_lib(struct mdevmig_xxh64_state *s,
@@ -141,8 +157,8 @@ static inline void mdevmig_xxh64_from_lib(struct mdevmig_xxh64_state *s,
 	s->total_len = l->total_len;
 	for (i = 0; i < 4; i++)
 		s->v[i] = MDEVMIG_XXH_V(l, i);
-	memcpy(s->mem, l->mem64, sizeof(s->mem));
-	s->memsize = l->memsize;
+	memcpy(s->mem, MDEVMIG_XXH_MEM(l), sizeof(s->mem));
+	s->memsize = MDEVMIG_XXH_MEMSIZE(l);
 }
 
 static inline void mdevmig_xxh64_reset(struct mdevmig_xxh64_state *s)

@@ -7,6 +7,7 @@
 //   Engine: COPY_TO_DEV / FILL / HASH descriptors through the simulator's fake IOMMU.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 

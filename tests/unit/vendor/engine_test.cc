@@ -2,6 +2,7 @@
 // error path (bad descriptors, IOMMU faults on data, completions and the ring itself).
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <numeric>
 

@@ -2,6 +2,7 @@
 // with the one-shot XXH64 (and so with the kernel's xxh64) however the input is split.
 #include <xxhash.h>
 
+#include <algorithm>
 #include <vector>
 
 #include <gtest/gtest.h>

@@ -3,6 +3,7 @@
 // crafted records with valid checksums but invalid content).
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
