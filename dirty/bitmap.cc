@@ -9,7 +9,8 @@ namespace {
 
 constexpr uint64_t kAllOnes = ~uint64_t{0};
 
-uint64_t load_le64(const std::byte* p) {
+// Used only on big-endian hosts (the little-endian path copies whole words).
+[[maybe_unused]] uint64_t load_le64(const std::byte* p) {
   uint64_t v;
   std::memcpy(&v, p, sizeof(v));
   if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);

@@ -237,8 +237,8 @@ TEST(Qmp, PollQueuesEventsWithoutWaiting) {
 }
 
 TEST(Qmp, EventQueueIsBounded) {
-  const std::size_t n = QmpClient::kMaxQueuedEvents + 100;
-  auto s = connected([n](FakePeer& p) {
+  static constexpr std::size_t n = QmpClient::kMaxQueuedEvents + 100;
+  auto s = connected([](FakePeer& p) {
     std::string burst;
     for (std::size_t i = 0; i < n; ++i) burst += event("E", {{"i", i}});
     uint64_t id = expect_command(p, "query-status");
