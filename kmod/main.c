@@ -36,6 +36,8 @@ static int __init mdevmig_init(void)
 	ret = mdevmig_parents_init(sim_parents, sim_mem_mb);
 	if (ret)
 		goto out_destroy_class;
+	if (!MDEVMIG_HAVE_IOVA_BITMAP)
+		pr_info("device DMA logging not offered: this kernel has no iova_bitmap (CONFIG_IOMMUFD_DRIVER); VFIO_IOMMU_DIRTY_PAGES still reports device writes\n");
 	return 0;
 
 out_destroy_class:

@@ -5,6 +5,9 @@
 #   3. host unit tests, benchmarks as smoke tests, then the lab groups (one VM boot each)
 #   4. unit tests again under ASan+UBSan (preset asan)
 #   5. libFuzzer targets for a bounded time (preset fuzz)
+#   6. the modern lab profiles in $MDEVMIG_PROFILES (default: trixie, i.e. Linux 6.12
+#      and QEMU 10.0): build inside that release's root, unit tests there, lab groups
+#      booting its kernel (scripts/test-profile.sh)
 # Prints per-stage timings and a closing "tests: N passed, N failed" line.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,6 +43,21 @@ run_ctest() {  # run_ctest BUILD_DIR ARGS...
   rm -f "$log"
   return $r
 }
+# A profile run, whose last line is "tests: N passed, N failed".
+run_profile() {
+  local log; log=$(mktemp)
+  bash scripts/test-profile.sh "$1" 2>&1 | tee "$log"
+  local r=${PIPESTATUS[0]}
+  local line; line=$(grep -E '^tests: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n1)
+  if [ -n "$line" ]; then
+    passed=$((passed + $(sed -E 's/tests: ([0-9]+) passed.*/\1/' <<<"$line")))
+    failed=$((failed + $(sed -E 's/.*passed, ([0-9]+) failed.*/\1/' <<<"$line")))
+  else
+    failed=$((failed + 1))
+  fi
+  rm -f "$log"
+  return $r
+}
 summary() {
   echo
   echo "=== stage timings"
@@ -58,5 +76,8 @@ stage "build (asan)" bash -c "cmake --preset asan >/dev/null && cmake --build --
   stage "unit tests (asan)" run_ctest build/asan -L unit -j"$jobs"
 stage "build (fuzz)" bash -c "cmake --preset fuzz >/dev/null && cmake --build --preset fuzz -j$jobs" &&
   stage "fuzz (bounded)" run_ctest build/fuzz -L fuzz
+for p in ${MDEVMIG_PROFILES-trixie}; do
+  stage "profile $p" run_profile "$p"
+done
 [ $failed -eq 0 ] || rc=1
 exit $rc

@@ -2,6 +2,7 @@
 // (tools/lab/lab.sh --ivshmem); binding it to mdevmig with driver_override makes it a
 // parent whose memory BAR backs instances.
 #include <linux/vfio.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -56,9 +57,12 @@ TEST(PciParent, IvshmemFunctionBecomesAParentAndBacksInstances) {
                                        std::as_writable_bytes(std::span(buf))).ok());
     EXPECT_EQ(std::count(buf.begin(), buf.end(), 0), 4096) << "instance b sees a's writes";
   }
-  // Unbinding removes the parent; the function goes back to no driver.
+  // Unbinding removes the parent, and with it an instance it still has.
+  Instance live(bdf, "quarter");
+  ASSERT_TRUE(live.ok());
   ASSERT_EQ(write_file(dev + "/driver/unbind", bdf), 0);
   EXPECT_TRUE(list_dir("/sys/class/mdev_bus/" + bdf).empty());
+  EXPECT_NE(access(live.sysfs_dir().c_str(), F_OK), 0) << "instance outlived its parent";
   ASSERT_EQ(write_file(dev + "/driver_override", "\n"), 0);
 }
 

@@ -188,6 +188,84 @@ TEST_F(MigrationTest, V2StateMachineMatchesTheReferenceTable) {
   EXPECT_EQ(a.dev().read_as<uint32_t>(kBar0, MDEVMIG_REG_SCRATCH(0)).value(), 9u);
 }
 
+// ---- v2 pre-copy (kernels from 6.2) ------------------------------------------------------
+
+TEST_F(MigrationTest, V2PreCopyWhereTheKernelHasItElseRefused) {
+  Side a = open_side("quarter"), b = open_side("quarter");
+  ASSERT_TRUE(a.m && b.m);
+  auto flags = a.dev().migration_flags();
+  ASSERT_TRUE(flags.ok());
+  if (!(flags.value() & (1u << 2))) {  // no VFIO_MIGRATION_PRE_COPY: 6.1
+    EXPECT_FALSE(a.dev().set_mig_state(MigState::kPreCopy).ok());
+    EXPECT_EQ(a.dev().mig_state().value(), MigState::kRunning);
+    return;
+  }
+  auto bar2 = a.dev().mmap_region(kBar2, 0);
+  ASSERT_TRUE(bar2.ok());
+  auto* mem = static_cast<uint8_t*>(bar2.value().data());
+  std::memset(mem, 0x33, 16u << 20);
+
+  auto fd = a.dev().set_mig_state(MigState::kPreCopy);
+  ASSERT_TRUE(fd.ok() && fd.value().valid()) << (fd.ok() ? "no fd" : fd.error().message());
+  const int data_fd = fd.value().get();
+  auto info = a.dev().precopy_info(data_fd);
+  ASSERT_TRUE(info.ok()) << info.error().message();
+  EXPECT_GT(info.value().initial_bytes, 16u << 20);
+  EXPECT_EQ(info.value().dirty_bytes, 0u);
+  auto size = a.dev().mig_data_size();
+  ASSERT_TRUE(size.ok()) << size.error().message();
+  EXPECT_GT(size.value(), 16u << 20) << "nothing sent yet: STOP_COPY would carry everything";
+
+  // The initial data, up to the temporary end of stream (ENOMSG).
+  std::vector<uint8_t> stream = read_all(data_fd);
+  EXPECT_GE(stream.size(), 16u << 20);
+  errno = 0;
+  char byte;
+  EXPECT_EQ(::read(data_fd, &byte, 1), -1);
+  EXPECT_EQ(errno, ENOMSG);
+  info = a.dev().precopy_info(data_fd);
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info.value().initial_bytes, 0u);
+  EXPECT_EQ(info.value().dirty_bytes, 0u);
+
+  // The guest writes 5 pages: they become dirty bytes, then more data.
+  for (int p : {1, 2, 3, 100, 4000}) mem[p * 4096] = 0x44;
+  info = a.dev().precopy_info(data_fd);
+  ASSERT_TRUE(info.ok());
+  EXPECT_GE(info.value().dirty_bytes, 5u * 4096);
+  EXPECT_LT(info.value().dirty_bytes, 64u * 4096);
+  const size_t before = stream.size();
+  std::vector<uint8_t> more = read_all(data_fd);
+  EXPECT_GE(more.size(), 5u * 4096);
+  EXPECT_LT(more.size(), 64u * 4096) << "re-sent more than the dirty pages";
+  stream.insert(stream.end(), more.begin(), more.end());
+  EXPECT_GT(stream.size(), before);
+
+  // Switchover: PRE_COPY -> STOP_COPY on the same data_fd, then resume on B.
+  mem[7 * 4096] = 0x55;
+  auto stop = a.dev().set_mig_state(MigState::kStopCopy);
+  ASSERT_TRUE(stop.ok()) << stop.error().message();
+  EXPECT_FALSE(stop.value().valid()) << "STOP_COPY after PRE_COPY reuses the data_fd";
+  more = read_all(data_fd);
+  EXPECT_LT(more.size(), 64u * 4096);
+  stream.insert(stream.end(), more.begin(), more.end());
+  EXPECT_EQ(::read(data_fd, &byte, 1), 0) << "STOP_COPY ends with EOF";
+  ASSERT_TRUE(a.dev().set_mig_state(MigState::kStop).ok());
+  const uint64_t source = XXH3_64bits(mem, 16u << 20);
+  ASSERT_EQ(resume_v2(b.dev(), stream, 1 << 20), 0);
+  EXPECT_EQ(mem_hash(b.dev(), 16u << 20), source);
+
+  // A cancelled pre-copy loses nothing: PRE_COPY -> RUNNING leaves memory as it was.
+  ASSERT_TRUE(a.dev().set_mig_state(MigState::kRunning).ok());
+  auto again = a.dev().set_mig_state(MigState::kPreCopy);
+  ASSERT_TRUE(again.ok());
+  mem[9 * 4096] = 0x66;
+  ASSERT_TRUE(a.dev().set_mig_state(MigState::kRunning).ok());
+  EXPECT_EQ(read_file(a.inst->sysfs_dir() + "/mdevmig/mode"), "passthrough");
+  EXPECT_EQ(mem[9 * 4096], 0x66);
+  EXPECT_EQ(mem[7 * 4096], 0x55);
+}
+
 // ---- a busy engine, migrated and continued -------------------------------------------------
 
 constexpr uint32_t kJobs = 60;
