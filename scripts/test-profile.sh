@@ -17,6 +17,7 @@ cleanup() {
   umount "$root$top" 2>/dev/null
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
 mkdir -p "$root$top"
 mount --bind "$top" "$root$top" || exit 1
 mount -t proc proc "$root/proc" || exit 1
