@@ -282,15 +282,6 @@ int mdevmig_v1_region_info(struct mdevmig_dev *mdev_state, struct vfio_region_in
 		.type = VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
 		.subtype = VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED,
 	};
-	struct {
-		struct vfio_region_info_cap_sparse_mmap sparse;
-		struct vfio_region_sparse_mmap_area area;
-	} sparse = {
-		.sparse.header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP,
-		.sparse.header.version = 1,
-		.sparse.nr_areas = 1,
-		.area = { .offset = MDEVMIG_V1_DATA_OFFSET, .size = MDEVMIG_V1_DATA_SIZE },
-	};
 	int ret;
 
 	info->size = MDEVMIG_V1_REGION_SIZE;
@@ -299,5 +290,5 @@ int mdevmig_v1_region_info(struct mdevmig_dev *mdev_state, struct vfio_region_in
 	ret = vfio_info_add_capability(caps, &type.header, sizeof(type));
 	if (ret)
 		return ret;
-	return vfio_info_add_capability(caps, &sparse.sparse.header, sizeof(sparse));
+	return mdevmig_add_mmap_cap(caps, MDEVMIG_V1_DATA_OFFSET, MDEVMIG_V1_DATA_SIZE);
 }

@@ -245,6 +245,7 @@ static inline u64 mdevmig_region_offset(const struct mdevmig_dev *mdev_state, un
 int mdevmig_mdev_probe(struct mdev_device *mdev);
 void mdevmig_mdev_remove(struct mdev_device *mdev);
 extern const struct attribute_group *mdevmig_mdev_groups[];
+int mdevmig_add_mmap_cap(struct vfio_info_cap *caps, u64 offset, u64 size);
 
 /* engine.c: the device model's host side (DMA, interrupts, work) */
 extern const struct mdevmig_model_ops mdevmig_model_host_ops;

@@ -149,6 +149,22 @@ static u64 mdevmig_region_size(struct mdevmig_dev *mdev_state, unsigned int inde
 	return 0;
 }
 
+/* A sparse-mmap capability with one mappable area [offset, offset + size). */
+int mdevmig_add_mmap_cap(struct vfio_info_cap *caps, u64 offset, u64 size)
+{
+	struct {
+		struct vfio_region_info_cap_sparse_mmap sparse;
+		struct vfio_region_sparse_mmap_area area;
+	} cap = {
+		.sparse.header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP,
+		.sparse.header.version = 1,
+		.sparse.nr_areas = 1,
+		.area = { .offset = offset, .size = size },
+	};
+
+	return vfio_info_add_capability(caps, &cap.sparse.header, sizeof(cap));
+}
+
 static int mdevmig_get_region_info(struct mdevmig_dev *mdev_state, unsigned long arg)
 {
 	unsigned long minsz = offsetofend(struct vfio_region_info, offset);
@@ -165,25 +181,12 @@ static int mdevmig_get_region_info(struct mdevmig_dev *mdev_state, unsigned long
 	info.offset = mdevmig_region_offset(mdev_state, info.index);
 	info.cap_offset = 0;
 
-	if (info.index == MDEVMIG_V1_REGION_INDEX) {
+	if (info.index == MDEVMIG_V1_REGION_INDEX)
 		ret = mdevmig_v1_region_info(mdev_state, &info, &caps);
-		if (ret)
-			goto out_free_caps;
-	} else if (info.flags & VFIO_REGION_INFO_FLAG_MMAP) {
-		struct {
-			struct vfio_region_info_cap_sparse_mmap sparse;
-			struct vfio_region_sparse_mmap_area area;
-		} cap = {
-			.sparse.header.id = VFIO_REGION_INFO_CAP_SPARSE_MMAP,
-			.sparse.header.version = 1,
-			.sparse.nr_areas = 1,
-			.area = { .offset = 0, .size = info.size },
-		};
-
-		ret = vfio_info_add_capability(&caps, &cap.sparse.header, sizeof(cap));
-		if (ret)
-			goto out_free_caps;
-	}
+	else if (info.flags & VFIO_REGION_INFO_FLAG_MMAP)
+		ret = mdevmig_add_mmap_cap(&caps, 0, info.size);
+	if (ret)
+		goto out_free_caps;
 
 	if (caps.size) {
 		info.flags |= VFIO_REGION_INFO_FLAG_CAPS;

@@ -9,6 +9,7 @@ profile=${1:?usage: test-profile.sh trixie|sid}
 top=$(cd "$(dirname "$0")/.." && pwd)
 root=$("$top/tools/lab/mkroot.sh" "$profile") || exit 1
 build=build/$profile
+. "$top/scripts/lib.sh"
 
 # The project is bind-mounted into the root at its own path for the build. The trap
 # unmounts it whatever happens; mkroot.sh refuses to touch a root with mounts inside.
@@ -24,29 +25,17 @@ mount -t proc proc "$root/proc" || exit 1
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 bash -c "cd '$top' && $1"; }
 
 passed=0 failed=0
-count() {  # adds a ctest summary to the totals
-  local line; line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -n1)
-  if [ -n "$line" ]; then
-    local total fail
-    total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
-    fail=$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")
-    passed=$((passed + total - fail)); failed=$((failed + fail))
-  else
-    failed=$((failed + 1))
-  fi
-}
-
 echo "=== $profile: build"
 in_root "cmake -S . -B $build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMDEVMIG_LAB_PROFILE=$profile >/dev/null && cmake --build $build -j\$(nproc) && cmake --build $build --target kmod" ||
   { echo "=== $profile: build FAILED"; echo "tests: 0 passed, 1 failed"; exit 1; }
 log=$(mktemp)
 echo "=== $profile: unit tests (in the root)"
 in_root "ctest --test-dir $build -L unit --output-on-failure" 2>&1 | tee "$log"
-count "$log"
+tally_ctest "$log"
 cleanup
 echo "=== $profile: lab tests (its kernel)"
 ctest --test-dir "$top/$build" -L '^(lab|qemu)$' --output-on-failure 2>&1 | tee "$log"
-count "$log"
+tally_ctest "$log"
 rm -f "$log"
 echo "tests: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -12,6 +12,7 @@
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+. scripts/lib.sh
 jobs=${MDEVMIG_JOBS:-$(nproc)}
 
 stage_names=() stage_secs=()
@@ -31,15 +32,7 @@ run_ctest() {  # run_ctest BUILD_DIR ARGS...
   local log; log=$(mktemp)
   ctest --test-dir "$dir" --output-on-failure "$@" 2>&1 | tee "$log"
   local r=${PIPESTATUS[0]}
-  local line; line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)
-  if [ -n "$line" ]; then
-    local total fail
-    total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
-    fail=$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")
-    passed=$((passed + total - fail)); failed=$((failed + fail))
-  elif ! grep -q 'No tests were found' "$log"; then
-    failed=$((failed + 1))
-  fi
+  tally_ctest "$log"
   rm -f "$log"
   return $r
 }
