@@ -2,12 +2,22 @@
 // one row.
 #include "tools/cli/command.h"
 
-#include <array>
+#include <span>
 
 namespace mdevmig::cli {
 
+int run_save(std::span<const char* const> args);
+int run_restore(std::span<const char* const> args);
+int run_inspect(std::span<const char* const> args);
+int run_migrate(std::span<const char* const> args);
+
 std::span<const Command> commands() {
-  static constexpr std::array<Command, 0> kCommands = {};
+  static constexpr Command kCommands[] = {
+      {"save", "save a device's state to a file", run_save},
+      {"restore", "load a save file into a device", run_restore},
+      {"inspect", "verify and decode a save file", run_inspect},
+      {"migrate", "live-migrate a device (same host or over TCP)", run_migrate},
+  };
   return kCommands;
 }
 

@@ -1,0 +1,40 @@
+#include "migration/engine/policy.h"
+
+namespace mdevmig::engine {
+
+Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
+  Decision d;
+  if (in.bandwidth_bps > 0) {
+    d.estimated_downtime_s = static_cast<double>(in.remaining_bytes) / in.bandwidth_bps;
+    d.converging = in.dirty_rate_bps < in.bandwidth_bps;
+  }
+  if (in.iteration < cfg.min_iterations) {
+    d.reason = "initial pass";
+    return d;
+  }
+  if (d.estimated_downtime_s >= 0 && d.estimated_downtime_s <= cfg.downtime_target_s) {
+    d.verdict = Verdict::kSwitchover;
+    d.reason = "converged: estimated downtime within target";
+    return d;
+  }
+  if (in.remaining_bytes == 0 && in.device_idle) {
+    d.verdict = Verdict::kSwitchover;
+    d.reason = "converged: nothing left to send";
+    d.estimated_downtime_s = 0;
+    return d;
+  }
+  if (cfg.max_iterations != 0 && in.iteration >= cfg.max_iterations) {
+    d.verdict = Verdict::kSwitchover;
+    d.reason = d.converging ? "iteration cap" : "iteration cap (not converging: dirty rate >= bandwidth)";
+    return d;
+  }
+  if (cfg.max_precopy_s > 0 && in.elapsed_s >= cfg.max_precopy_s) {
+    d.verdict = Verdict::kSwitchover;
+    d.reason = "pre-copy time cap";
+    return d;
+  }
+  d.reason = d.converging ? "iterating" : "iterating (not converging yet)";
+  return d;
+}
+
+}  // namespace mdevmig::engine

@@ -1,0 +1,38 @@
+// The pre-copy switchover policy, as a pure function of what the loop measured: stop
+// iterating when what is left would go within the downtime target at the measured
+// bandwidth, or when the iteration cap or time cap is reached.
+#pragma once
+
+#include <cstdint>
+
+namespace mdevmig::engine {
+
+struct PolicyConfig {
+  double downtime_target_s = 0.3;  ///< allowed stop-copy time
+  uint32_t max_iterations = 30;    ///< switch over after this many iterations regardless
+  double max_precopy_s = 0;        ///< switch over after this long (0: no limit)
+  uint32_t min_iterations = 1;     ///< iterate at least this often
+};
+
+/// One iteration's measurements.
+struct PolicyInput {
+  uint32_t iteration = 0;        ///< iterations completed (1 after the first)
+  uint64_t remaining_bytes = 0;  ///< device pending estimate + dirty guest bytes
+  double bandwidth_bps = 0;      ///< measured transfer rate (0: not known yet)
+  double dirty_rate_bps = 0;     ///< bytes dirtied per second, measured
+  double elapsed_s = 0;          ///< since pre-copy started
+  bool device_idle = false;      ///< nothing was sent in this iteration
+};
+
+enum class Verdict { kContinue, kSwitchover };
+
+struct Decision {
+  Verdict verdict = Verdict::kContinue;
+  const char* reason = "";           ///< why (for the report)
+  double estimated_downtime_s = -1;  ///< remaining / bandwidth; -1 if unknown
+  bool converging = true;            ///< dirty rate below bandwidth
+};
+
+[[nodiscard]] Decision decide(const PolicyInput& in, const PolicyConfig& cfg);
+
+}  // namespace mdevmig::engine

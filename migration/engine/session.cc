@@ -1,0 +1,462 @@
+#include "migration/engine/session.h"
+
+#include <xxhash.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <thread>
+
+#include "migration/engine/identity.h"
+#include "migration/engine/savefile.h"
+#include "migration/io/framed.h"
+#include "migration/io/uring.h"
+
+namespace mdevmig::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using schema::WireMessage;
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Xxh3Deleter {
+  void operator()(XXH3_state_t* s) const { XXH3_freeState(s); }
+};
+using Xxh3 = std::unique_ptr<XXH3_state_t, Xxh3Deleter>;
+Xxh3 new_xxh3() {
+  Xxh3 s(XXH3_createState());
+  MDEVMIG_CHECK(s != nullptr);
+  XXH3_64bits_reset(s.get());
+  return s;
+}
+
+// Both directions of a connection: messages out through a liburing writer, whole
+// messages in through a liburing reader and the framing reader.
+class Wire {
+ public:
+  static Result<std::unique_ptr<Wire>> open(int sock, const std::string& name) {
+    auto w = std::unique_ptr<Wire>(new Wire());
+    w->name_ = name;
+    w->writer_.emplace(MDEVMIG_TRY(io::Writer::create(sock, io::kStream, {4, 1u << 20, name + " (send)"})));
+    w->reader_.emplace(MDEVMIG_TRY(io::Reader::create(sock, io::kStream, {4, 1u << 20, name + " (receive)"})));
+    w->frames_.emplace(*w->reader_, schema::kMaxFrameBytes);
+    return w;
+  }
+
+  Result<void> send(std::span<const std::byte> msg) {
+    bytes_ += msg.size();
+    return writer_->write(msg);
+  }
+  Result<void> flush() { return writer_->flush(); }
+
+  // The next message; a closed connection is ECONNRESET, a peer's error message becomes
+  // its own error.
+  Result<WireMessage> recv(uint32_t page_size, std::chrono::milliseconds timeout) {
+    auto bytes = frames_->next(timeout);
+    if (!bytes.ok()) return std::move(bytes.error()).add_context(name_);
+    if (bytes->empty()) return Error::make(ECONNRESET, "receive", name_ + ": peer closed the connection");
+    auto m = schema::decode_wire(*bytes, page_size);
+    if (!m.ok()) return std::move(m.error()).add_context(name_);
+    if (m->kind == WireMessage::Kind::kError) return peer_error(m->error);
+    return m;
+  }
+
+  // Whether the peer said something (mid-stream, only an error is expected).
+  bool peer_spoke() { return reader_->ready(); }
+
+  static Error peer_error(const schema::WireError& e) {
+    int errnum = EIO;
+    switch (e.code) {
+      case schema::ErrorCode::kIncompatible: errnum = schema::kIncompatibleErrno; break;
+      case schema::ErrorCode::kCorrupt: errnum = schema::kCorruptErrno; break;
+      case schema::ErrorCode::kCancelled: errnum = ECANCELED; break;
+      default: break;
+    }
+    return Error::make(errnum, "peer reported an error", e.message);
+  }
+
+  static schema::ErrorCode code_for(const Error& e) {
+    if (e.errnum == schema::kIncompatibleErrno) return schema::ErrorCode::kIncompatible;
+    if (e.errnum == schema::kCorruptErrno) return schema::ErrorCode::kCorrupt;
+    if (e.errnum == ECANCELED) return schema::ErrorCode::kCancelled;
+    return schema::ErrorCode::kDevice;
+  }
+
+  // Best effort: the connection may be what failed.
+  void try_send_error(const Error& e) {
+    if (!send(enc.wire_error(code_for(e), e.message())).ok()) return;
+    (void)flush();
+  }
+
+  uint64_t bytes() const { return bytes_; }
+  schema::Encoder enc{1u << 20};
+
+ private:
+  Wire() = default;
+  std::string name_;
+  std::optional<io::Writer> writer_;
+  std::optional<io::Reader> reader_;
+  std::optional<io::FrameReader> frames_;
+  uint64_t bytes_ = 0;
+};
+
+uint32_t page_size_of(const GuestMemory* g) { return g ? static_cast<uint32_t>(g->page_size()) : 0; }
+
+schema::WireHello hello_for(schema::Role role, const Channel& ch, const schema::DeviceIdentity& id,
+                            const GuestMemory* guest) {
+  schema::WireHello h;
+  h.role = role;
+  h.tool_version = kToolVersion;
+  h.device = id;
+  h.channel = ch.kind();
+  if (guest) {
+    h.guest_mem_bytes = guest->size();
+    h.guest_iova = guest->iova();
+    h.page_size = static_cast<uint32_t>(guest->page_size());
+  }
+  return h;
+}
+
+Result<void> check_guest(const schema::WireHello& peer, const GuestMemory* guest) {
+  const uint64_t mine = guest ? guest->size() : 0;
+  if (peer.guest_mem_bytes != mine ||
+      (guest && (peer.guest_iova != guest->iova() || peer.page_size != guest->page_size()))) {
+    return Error::make(schema::kIncompatibleErrno, "compatibility check",
+                       "guest memory " + std::to_string(peer.guest_mem_bytes) + " bytes vs " +
+                           std::to_string(mine));
+  }
+  return ok();
+}
+
+// Sends `pages` of guest memory in messages of about `batch` bytes; returns pages sent.
+Result<uint64_t> send_guest(Wire& wire, const GuestMemory& g, const dirty::Bitmap& pages,
+                            uint32_t iteration, std::size_t batch) {
+  const uint64_t ps = g.page_size();
+  const uint64_t per_msg = std::max<uint64_t>(1, batch / ps);
+  std::vector<std::byte> buf;
+  schema::WireGuestPages msg;
+  msg.iteration = iteration;
+  uint64_t in_msg = 0, sent = 0;
+  Result<void> status = ok();
+  auto flush_msg = [&] {
+    if (in_msg == 0 || !status.ok()) return;
+    msg.data = buf;
+    status = wire.send(wire.enc.wire_guest_pages(msg));
+    sent += in_msg;
+    in_msg = 0;
+    msg.runs.clear();
+    buf.clear();
+  };
+  pages.for_each_range([&](dirty::PageRange r) {
+    while (r.count > 0 && status.ok()) {
+      const uint64_t n = std::min(r.count, per_msg - in_msg);
+      msg.runs.push_back({r.first, static_cast<uint32_t>(n)});
+      const std::byte* src = g.data() + r.first * ps;
+      buf.insert(buf.end(), src, src + n * ps);
+      in_msg += n;
+      r.first += n;
+      r.count -= n;
+      if (in_msg == per_msg) flush_msg();
+    }
+  });
+  flush_msg();
+  MDEVMIG_TRY(status);
+  return sent;
+}
+
+}  // namespace
+
+// ---- guest memory ------------------------------------------------------------------------
+
+Result<GuestMemory> GuestMemory::create(const vfio::Container& container, uint64_t iova,
+                                        uint64_t bytes, bool track) {
+  GuestMemory g;
+  g.container_ = &container;
+  g.iova_ = iova;
+  if (track) {
+    auto info = container.iommu_info();
+    if (info.ok() && info->dirty_tracking && info->dirty_tracking->pgsize_bitmap != 0) {
+      g.page_size_ = uint64_t{1} << std::countr_zero(info->dirty_tracking->pgsize_bitmap);
+    }
+  }
+  if (bytes == 0 || bytes % g.page_size_ != 0) {
+    return Error::make(EINVAL, "guest memory", std::to_string(bytes) + " bytes is not whole pages");
+  }
+  g.mem_ = MDEVMIG_TRY(vfio::Mapping::anonymous(bytes));
+  MDEVMIG_TRY(container.map_dma(iova, g.mem_.data(), bytes, vfio::DmaAccess::kReadWrite));
+  g.mapped_ = true;
+  g.cpu_dirty_.emplace(g.pages());
+  if (track) {
+    MDEVMIG_TRY(container.start_dirty_tracking());
+    g.tracking_ = true;
+  }
+  return g;
+}
+
+GuestMemory::GuestMemory(GuestMemory&& o) noexcept
+    : container_(o.container_), mem_(std::move(o.mem_)), iova_(o.iova_), page_size_(o.page_size_),
+      tracking_(std::exchange(o.tracking_, false)), mapped_(std::exchange(o.mapped_, false)),
+      cpu_lock_(std::move(o.cpu_lock_)), cpu_dirty_(std::move(o.cpu_dirty_)) {}
+
+GuestMemory::~GuestMemory() {
+  if (tracking_) (void)container_->stop_dirty_tracking();
+  if (mapped_) (void)container_->unmap_dma(iova_, mem_.size());
+}
+
+Result<dirty::Bitmap> GuestMemory::collect_dirty() {
+  dirty::Bitmap out(pages());
+  if (tracking_) out = MDEVMIG_TRY(container_->dirty_bitmap(iova_, size(), page_size_));
+  std::lock_guard lock(*cpu_lock_);
+  out |= *cpu_dirty_;
+  cpu_dirty_->clear_all();
+  return out;
+}
+
+void GuestMemory::mark_cpu_dirty(uint64_t offset, uint64_t len) {
+  if (len == 0 || offset >= size()) return;
+  len = std::min(len, size() - offset);
+  std::lock_guard lock(*cpu_lock_);
+  const uint64_t first = offset / page_size_;
+  cpu_dirty_->set_range(first, (offset + len - 1) / page_size_ - first + 1);
+}
+
+// ---- source ---------------------------------------------------------------------------------
+
+Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id, GuestMemory* guest,
+                                   int sock, const SourceOptions& opt) {
+  const auto t0 = Clock::now();
+  MigrationReport rep;
+  rep.channel = ch.kind();
+  auto wire = MDEVMIG_TRY(Wire::open(sock, "migration connection"));
+  const uint64_t gps = guest ? guest->page_size() : 0;
+
+  // Hello: nothing is started before the destination agreed.
+  MDEVMIG_TRY(wire->send(wire->enc.wire_hello(hello_for(schema::Role::kSource, ch, id, guest))));
+  MDEVMIG_TRY(wire->flush());
+  WireMessage reply = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
+  if (reply.kind != WireMessage::Kind::kHello || reply.hello.role != schema::Role::kDestination) {
+    return Error::make(schema::kCorruptErrno, "migration handshake", "peer did not answer with a hello");
+  }
+  MDEVMIG_TRY(check_compatible(id, reply.hello.device));
+  MDEVMIG_TRY(check_guest(reply.hello, guest));
+
+  Xxh3 hash = new_xxh3();
+  uint64_t guest_pages_sent = 0;
+  Clock::time_point t_stop;
+
+  // Sends what read() has now (until it has nothing); returns the bytes sent.
+  auto send_device = [&](schema::Phase phase) -> Result<uint64_t> {
+    uint64_t sent = 0;
+    for (;;) {
+      auto data = MDEVMIG_TRY(ch.read(opt.chunk_size));
+      if (data.empty()) return sent;
+      XXH3_64bits_update(hash.get(), data.data(), data.size());
+      MDEVMIG_TRY(wire->send(wire->enc.wire_chunk(rep.chunks, rep.stream_bytes, phase, data)));
+      ++rep.chunks;
+      rep.stream_bytes += data.size();
+      sent += data.size();
+    }
+  };
+
+  auto body = [&]() -> Result<void> {
+    const bool precopy = opt.precopy && ch.live();
+    MDEVMIG_TRY(ch.start_save(precopy));
+    if (guest) (void)MDEVMIG_TRY(guest->collect_dirty());  // from here on, writes count
+    const auto t_pre = Clock::now();
+    double bandwidth = 0, last_seconds = 0;
+    uint64_t guest_dirty_estimate = 0;
+    for (uint32_t it = 1;; ++it) {
+      const auto t_it = Clock::now();
+      IterationStats s;
+      s.iteration = it;
+      if (precopy) s.device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kPreCopy));
+      if (guest) {
+        dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
+        if (it == 1) pages.set_all();
+        s.guest_pages = MDEVMIG_TRY(send_guest(*wire, *guest, pages, it, opt.chunk_size));
+        guest_pages_sent += s.guest_pages;
+        guest_dirty_estimate = s.guest_pages * gps;
+      }
+      if (wire->peer_spoke()) {
+        MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
+        return Error::make(EPROTO, "migration", "unexpected message from the destination");
+      }
+      const uint64_t sent = s.device_bytes + s.guest_pages * gps;
+      rep.precopy_device_bytes += s.device_bytes;
+      rep.precopy_guest_bytes += s.guest_pages * gps;
+      s.seconds = since(t_it);
+      if (sent >= (256u << 10) && s.seconds > 0) bandwidth = static_cast<double>(sent) / s.seconds;
+      s.bandwidth_bps = bandwidth;
+      s.pending_bytes = precopy ? MDEVMIG_TRY(ch.pending()) : 0;
+      if (it > 1 && last_seconds > 0) s.dirty_rate_bps = static_cast<double>(sent) / last_seconds;
+      last_seconds = s.seconds;
+      PolicyInput in;
+      in.iteration = it;
+      in.remaining_bytes = s.pending_bytes + (it > 1 ? guest_dirty_estimate : 0);
+      in.bandwidth_bps = bandwidth;
+      in.dirty_rate_bps = s.dirty_rate_bps;
+      in.elapsed_s = since(t_pre);
+      in.device_idle = sent == 0;
+      Decision d = precopy || guest
+                       ? decide(in, opt.policy)
+                       : Decision{Verdict::kSwitchover, "no pre-copy on this channel", -1, true};
+      s.est_downtime_s = d.estimated_downtime_s;
+      s.verdict = d.reason;
+      rep.log.push_back(s);
+      rep.iterations = it;
+      if (opt.on_iteration) opt.on_iteration(s);
+      if (d.verdict == Verdict::kSwitchover) {
+        rep.switchover_reason = d.reason;
+        break;
+      }
+      // Nothing to send: let the workload dirty something rather than spin.
+      if (sent == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    rep.precopy_s = since(t_pre);
+
+    // Switchover: the "VM" stops, then the device.
+    if (opt.before_stop) opt.before_stop();
+    t_stop = Clock::now();
+    MDEVMIG_TRY(ch.stop_copy());
+    const schema::WireSwitchover sw{rep.iterations, rep.precopy_device_bytes, rep.switchover_reason};
+    MDEVMIG_TRY(wire->send(wire->enc.wire_switchover(sw)));
+    rep.stopcopy_device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kStopCopy));
+    if (guest) {
+      dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
+      const uint64_t n = MDEVMIG_TRY(send_guest(*wire, *guest, pages, rep.iterations + 1, opt.chunk_size));
+      guest_pages_sent += n;
+      rep.stopcopy_guest_bytes = n * gps;
+    }
+    rep.stream_xxh3 = XXH3_64bits_digest(hash.get());
+    MDEVMIG_TRY(wire->send(wire->enc.wire_done({rep.chunks, rep.stream_bytes, rep.stream_xxh3, guest_pages_sent})));
+    MDEVMIG_TRY(wire->flush());
+    WireMessage done = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
+    if (done.kind != WireMessage::Kind::kDone || done.done.stream_bytes != rep.stream_bytes ||
+        done.done.stream_xxh3 != rep.stream_xxh3) {
+      return Error::make(schema::kCorruptErrno, "migration", "destination confirmed a different stream");
+    }
+    rep.downtime_s = since(t_stop);
+    return ok();
+  };
+
+  if (auto r = body(); !r.ok()) {
+    Error e = std::move(r).error();
+    e.context += " (source device state " + ch.state_name() + ")";
+    wire->try_send_error(e);
+    Error out = with_recovery(std::move(e), ch.recover());
+    if (opt.after_recover) opt.after_recover();
+    return out;
+  }
+  // The destination runs: the source stays stopped (the migration is complete).
+  auto fin = ch.finish_save(false);
+  if (!fin.ok()) {
+    fin.error().context += " (after a completed migration; the destination runs)";
+    return std::move(fin).error();
+  }
+  rep.wire_bytes = wire->bytes();
+  rep.total_s = since(t0);
+  return rep;
+}
+
+// ---- destination ----------------------------------------------------------------------------
+
+Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentity& id,
+                                        GuestMemory* guest, int sock, const DestinationOptions& opt) {
+  const auto t0 = Clock::now();
+  MigrationReport rep;
+  rep.channel = ch.kind();
+  auto wire = MDEVMIG_TRY(Wire::open(sock, "migration connection"));
+  WireMessage hello = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
+  if (hello.kind != WireMessage::Kind::kHello || hello.hello.role != schema::Role::kSource) {
+    Error e = Error::make(schema::kCorruptErrno, "migration handshake", "peer did not start with a source hello");
+    wire->try_send_error(e);
+    return e;
+  }
+  auto compatible = check_compatible(hello.hello.device, id);
+  if (compatible.ok()) compatible = check_guest(hello.hello, guest);
+  if (!compatible.ok()) {
+    wire->try_send_error(compatible.error());
+    return std::move(compatible).error();
+  }
+  MDEVMIG_TRY(wire->send(wire->enc.wire_hello(hello_for(schema::Role::kDestination, ch, id, guest))));
+  MDEVMIG_TRY(wire->flush());
+
+  Xxh3 hash = new_xxh3();
+  Clock::time_point t_switch = Clock::now();
+  bool switched = false;
+  uint64_t guest_pages = 0;
+
+  auto body = [&]() -> Result<void> {
+    MDEVMIG_TRY(ch.start_resume());
+    for (;;) {
+      WireMessage m = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
+      switch (m.kind) {
+        case WireMessage::Kind::kChunk: {
+          const schema::ChunkView& c = m.chunk;
+          if (c.seq != rep.chunks || c.offset != rep.stream_bytes) {
+            return Error::make(schema::kCorruptErrno, "receive chunk",
+                               "chunk " + std::to_string(c.seq) + " at offset " + std::to_string(c.offset) +
+                                   ", expected " + std::to_string(rep.chunks) + " at " +
+                                   std::to_string(rep.stream_bytes));
+          }
+          MDEVMIG_TRY(ch.write(c.data));
+          XXH3_64bits_update(hash.get(), c.data.data(), c.data.size());
+          ++rep.chunks;
+          rep.stream_bytes += c.data.size();
+          (c.phase == schema::Phase::kPreCopy ? rep.precopy_device_bytes : rep.stopcopy_device_bytes) +=
+              c.data.size();
+          break;
+        }
+        case WireMessage::Kind::kGuestPages: {
+          const uint64_t ps = guest->page_size();
+          std::size_t at = 0;
+          for (const schema::PageRun& r : m.guest_pages.runs) {
+            if (r.first >= guest->pages() || r.count > guest->pages() - r.first) {
+              return Error::make(schema::kCorruptErrno, "receive guest pages", "run beyond guest memory");
+            }
+            std::memcpy(guest->data() + r.first * ps, m.guest_pages.data.data() + at, r.count * ps);
+            at += r.count * ps;
+            guest_pages += r.count;
+          }
+          (switched ? rep.stopcopy_guest_bytes : rep.precopy_guest_bytes) += at;
+          break;
+        }
+        case WireMessage::Kind::kSwitchover:
+          switched = true;
+          t_switch = Clock::now();
+          rep.iterations = m.switchover.iterations;
+          rep.switchover_reason = m.switchover.reason;
+          break;
+        case WireMessage::Kind::kDone: {
+          rep.stream_xxh3 = XXH3_64bits_digest(hash.get());
+          if (m.done.chunks != rep.chunks || m.done.stream_bytes != rep.stream_bytes ||
+              m.done.stream_xxh3 != rep.stream_xxh3 || m.done.guest_pages_sent != guest_pages) {
+            return Error::make(schema::kCorruptErrno, "receive done",
+                               "totals or stream XXH3 differ from what arrived");
+          }
+          MDEVMIG_TRY(ch.finish_resume(opt.run));
+          MDEVMIG_TRY(wire->send(wire->enc.wire_done({rep.chunks, rep.stream_bytes, rep.stream_xxh3, guest_pages})));
+          MDEVMIG_TRY(wire->flush());
+          return ok();
+        }
+        case WireMessage::Kind::kHello:
+        case WireMessage::Kind::kError:
+          return Error::make(schema::kCorruptErrno, "receive",
+                             std::string("unexpected ") + schema::wire_kind_name(m.kind));
+      }
+    }
+  };
+  if (auto r = body(); !r.ok()) {
+    Error e = std::move(r).error();
+    e.context += " (destination device state " + ch.state_name() + ")";
+    wire->try_send_error(e);
+    return with_recovery(std::move(e), ch.recover());
+  }
+  rep.downtime_s = since(t_switch);
+  rep.wire_bytes = wire->bytes();
+  rep.total_s = since(t0);
+  return rep;
+}
+
+}  // namespace mdevmig::engine

@@ -1,0 +1,133 @@
+// Live migration between a source and a destination process (or two threads joined by
+// a socketpair), over the wire protocol of schema/mdevmig.capnp:
+//
+//   source                                   destination
+//   hello ------------------------------->   check compatibility
+//         <-------------------------------   hello (or error: nothing started)
+//   pre-copy: chunk / guestPages ... ---->   RESUMING, feed each verified chunk
+//   (policy decides) switchover --------->
+//   stop-copy: chunk / guestPages, done ->   check totals and stream XXH3, commit,
+//         <-------------------------------   RUNNING, done (or error)
+//   STOP (migration complete)
+//
+// Any failure on the source before the destination's done — its own, an error message,
+// a dropped connection, a timeout — sends the device back to RUNNING: a save never
+// changes the source's device memory or registers, so nothing is lost. A failure on
+// the destination resets its device.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "dirty/bitmap.h"
+#include "migration/base/result.h"
+#include "migration/engine/channel.h"
+#include "migration/engine/policy.h"
+#include "migration/schema/codec.h"
+#include "migration/vfio/container.h"
+#include "migration/vfio/mapping.h"
+
+namespace mdevmig::engine {
+
+/// The tool's own "guest memory": anonymous memory DMA-mapped into a container, whose
+/// device-written pages come from the container's dirty bitmap (VFIO_IOMMU_DIRTY_PAGES)
+/// and whose CPU-written pages (the tool writing descriptors, like a vCPU) are marked
+/// by the writer.
+class GuestMemory {
+ public:
+  /// Maps `bytes` at `iova` in `container` (not owned; it must outlive this) and starts
+  /// dirty tracking if `track`.
+  [[nodiscard]] static Result<GuestMemory> create(const vfio::Container& container, uint64_t iova,
+                                                  uint64_t bytes, bool track);
+  ~GuestMemory();
+  GuestMemory(GuestMemory&&) noexcept;
+  GuestMemory& operator=(GuestMemory&&) = delete;
+
+  [[nodiscard]] std::byte* data() const { return static_cast<std::byte*>(mem_.data()); }
+  [[nodiscard]] uint64_t size() const { return mem_.size(); }
+  [[nodiscard]] uint64_t iova() const { return iova_; }
+  [[nodiscard]] uint64_t page_size() const { return page_size_; }
+  [[nodiscard]] uint64_t pages() const { return size() / page_size_; }
+
+  /// Pages written since the last call (the first call: since tracking started).
+  [[nodiscard]] Result<dirty::Bitmap> collect_dirty();
+  /// Marks [offset, offset + len) written by the CPU (thread-safe).
+  void mark_cpu_dirty(uint64_t offset, uint64_t len);
+
+ private:
+  GuestMemory() = default;
+
+  const vfio::Container* container_ = nullptr;
+  vfio::Mapping mem_;
+  uint64_t iova_ = 0;
+  uint64_t page_size_ = 4096;
+  bool tracking_ = false;
+  bool mapped_ = false;
+  std::unique_ptr<std::mutex> cpu_lock_ = std::make_unique<std::mutex>();
+  std::optional<dirty::Bitmap> cpu_dirty_;
+};
+
+/// One pre-copy iteration, as the progress display and the report show it.
+struct IterationStats {
+  uint32_t iteration = 0;
+  uint64_t device_bytes = 0;   ///< device stream bytes sent in this iteration
+  uint64_t guest_pages = 0;    ///< guest pages sent in this iteration
+  uint64_t pending_bytes = 0;  ///< device's estimate of what is left
+  double seconds = 0;
+  double bandwidth_bps = 0;
+  double dirty_rate_bps = 0;
+  double est_downtime_s = -1;
+  std::string verdict;
+};
+
+struct MigrationReport {
+  schema::Channel channel = schema::Channel::kInvalid;
+  uint32_t iterations = 0;
+  std::string switchover_reason;
+  double total_s = 0;
+  double precopy_s = 0;
+  double downtime_s = 0;  ///< source stopped until the destination runs
+  uint64_t precopy_device_bytes = 0, precopy_guest_bytes = 0;
+  uint64_t stopcopy_device_bytes = 0, stopcopy_guest_bytes = 0;
+  uint64_t wire_bytes = 0;
+  uint64_t stream_bytes = 0, stream_xxh3 = 0, chunks = 0;
+  std::vector<IterationStats> log;
+};
+
+struct SourceOptions {
+  PolicyConfig policy;
+  std::size_t chunk_size = 1u << 20;
+  bool precopy = true;  ///< iterate while the device runs, if the channel can
+  std::chrono::milliseconds peer_timeout{std::chrono::minutes(5)};
+  /// Called after each iteration (progress display).
+  std::function<void(const IterationStats&)> on_iteration;
+  /// Called right before the device stops (pause the workload: the "VM" stops).
+  std::function<void()> before_stop;
+  /// Called after a failed migration recovered the device (resume the workload).
+  std::function<void()> after_recover;
+};
+
+struct DestinationOptions {
+  std::chrono::milliseconds peer_timeout{std::chrono::minutes(5)};
+  bool run = true;  ///< RUNNING after the load (else STOP)
+};
+
+/// Runs the source side on connected socket `sock`. Errors carry the recovery outcome.
+/// A peer's incompatibility fails with schema::kIncompatibleErrno before the device is
+/// touched.
+[[nodiscard]] Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id,
+                                                 GuestMemory* guest, int sock,
+                                                 const SourceOptions& opt);
+
+/// Runs the destination side on connected socket `sock`.
+[[nodiscard]] Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentity& id,
+                                                      GuestMemory* guest, int sock,
+                                                      const DestinationOptions& opt);
+
+}  // namespace mdevmig::engine

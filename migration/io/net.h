@@ -1,0 +1,35 @@
+// TCP endpoints for `mdevmig migrate --listen` / `--to HOST:PORT`, and the socketpair
+// that joins a source and a destination in one process.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "migration/base/fd.h"
+#include "migration/base/result.h"
+
+namespace mdevmig::io {
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+
+/// "HOST:PORT", "[v6addr]:PORT" or "PORT" (host `default_host`).
+[[nodiscard]] Result<HostPort> parse_host_port(std::string_view text, std::string_view default_host);
+
+/// A listening TCP socket on `where` (port 0: any free port).
+[[nodiscard]] Result<UniqueFd> listen_tcp(const HostPort& where);
+/// The port a socket is bound to.
+[[nodiscard]] Result<uint16_t> local_port(int fd);
+/// Accepts one connection, waiting at most `timeout`.
+[[nodiscard]] Result<UniqueFd> accept_one(int listen_fd, std::chrono::milliseconds timeout);
+/// Connects to `where` (numeric or resolvable host), with TCP_NODELAY.
+[[nodiscard]] Result<UniqueFd> connect_tcp(const HostPort& where);
+/// A connected AF_UNIX stream socketpair.
+[[nodiscard]] Result<std::pair<UniqueFd, UniqueFd>> stream_pair();
+
+}  // namespace mdevmig::io

@@ -1,0 +1,494 @@
+// The migration engine on the host, against the in-process simulator (sim_channel.h):
+// the pre-copy policy as a pure function, save files (round trip, and every hostile
+// file refused before the device is touched), the stream decoder of `inspect`, the
+// compatibility rule, and live migration sessions over a socketpair, including a
+// dropped connection, a corrupted message and an incompatible peer (the source always
+// ends RUNNING).
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "migration/engine/identity.h"
+#include "migration/engine/policy.h"
+#include "migration/engine/savefile.h"
+#include "migration/engine/session.h"
+#include "migration/engine/stream_decode.h"
+#include "migration/io/net.h"
+#include "sim_channel.h"
+
+namespace mdevmig::engine {
+namespace {
+
+using testing::SimChannel;
+using testing::sim_identity;
+using vendor_sim::SimDevice;
+
+constexpr uint64_t kMem = 64 * MDEVMIG_PAGE_SIZE;  // 256 KiB: fast, and > one PAGES record
+
+void fill(SimDevice& d, unsigned seed) {
+  for (uint64_t i = 0; i < d.mem_size(); ++i) d.mem()[i] = static_cast<uint8_t>(i * seed + seed);
+  d.mmio_write32(MDEVMIG_REG_SCRATCH(3), 0x1234 + seed);
+  d.mmio_write32(MDEVMIG_REG_INT_MASK, 0x5);
+}
+
+bool same_device(SimDevice& a, SimDevice& b) {
+  return std::memcmp(a.mem(), b.mem(), a.mem_size()) == 0 &&
+         a.mmio_read32(MDEVMIG_REG_SCRATCH(3)) == b.mmio_read32(MDEVMIG_REG_SCRATCH(3)) &&
+         a.mmio_read32(MDEVMIG_REG_INT_MASK) == b.mmio_read32(MDEVMIG_REG_INT_MASK);
+}
+
+// ---- policy ------------------------------------------------------------------------------
+
+TEST(Policy, SwitchesOverWhenTheEstimateFitsTheTarget) {
+  PolicyConfig cfg;
+  cfg.downtime_target_s = 0.3;
+  PolicyInput in;
+  in.iteration = 1;
+  in.bandwidth_bps = 100e6;
+  in.remaining_bytes = 10e6;  // 0.1 s
+  auto d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.1);
+  in.remaining_bytes = 50e6;  // 0.5 s
+  EXPECT_EQ(decide(in, cfg).verdict, Verdict::kContinue);
+}
+
+TEST(Policy, UnknownBandwidthKeepsIteratingUntilTheCap) {
+  PolicyConfig cfg;
+  cfg.max_iterations = 5;
+  PolicyInput in;
+  in.remaining_bytes = 1;
+  for (uint32_t it = 1; it < 5; ++it) {
+    in.iteration = it;
+    auto d = decide(in, cfg);
+    EXPECT_EQ(d.verdict, Verdict::kContinue) << it;
+    EXPECT_LT(d.estimated_downtime_s, 0);
+  }
+  in.iteration = 5;
+  auto d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  EXPECT_STREQ(d.reason, "iteration cap");
+}
+
+TEST(Policy, NotConvergingIsReportedAndTheTimeCapApplies) {
+  PolicyConfig cfg;
+  cfg.max_iterations = 3;
+  cfg.max_precopy_s = 10;
+  PolicyInput in;
+  in.iteration = 3;
+  in.bandwidth_bps = 1e6;
+  in.dirty_rate_bps = 2e6;
+  in.remaining_bytes = 100e6;
+  auto d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  EXPECT_FALSE(d.converging);
+  EXPECT_NE(std::string(d.reason).find("not converging"), std::string::npos);
+  cfg.max_iterations = 0;  // no cap
+  in.elapsed_s = 9;
+  EXPECT_EQ(decide(in, cfg).verdict, Verdict::kContinue);
+  in.elapsed_s = 10;
+  EXPECT_STREQ(decide(in, cfg).reason, "pre-copy time cap");
+}
+
+TEST(Policy, NothingLeftOnAnIdleDeviceSwitchesOverAndMinIterationsHold) {
+  PolicyConfig cfg;
+  cfg.min_iterations = 2;
+  PolicyInput in;
+  in.iteration = 1;
+  in.device_idle = true;
+  EXPECT_EQ(decide(in, cfg).verdict, Verdict::kContinue);
+  in.iteration = 2;
+  EXPECT_EQ(decide(in, cfg).verdict, Verdict::kSwitchover);
+}
+
+// ---- compatibility -----------------------------------------------------------------------
+
+TEST(Identity, CompatibilityNamesTheFirstDifference) {
+  SimDevice a(kMem), b(kMem), c(2 * kMem);
+  const auto ia = sim_identity(a, "a"), ib = sim_identity(b, "b"), ic = sim_identity(c, "c");
+  EXPECT_TRUE(check_compatible(ia, ib).ok()) << "another UUID is fine";
+  auto r = check_compatible(ia, ic);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().errnum, schema::kIncompatibleErrno);
+  auto other = ib;
+  other.compat->type_id = 7;
+  EXPECT_NE(check_compatible(ia, other).error().context.find("mdev type id"), std::string::npos);
+  other = ib;
+  other.device_api = "vfio-ccw";
+  EXPECT_FALSE(check_compatible(ia, other).ok());
+  other = ib;
+  other.compat.reset();
+  EXPECT_FALSE(check_compatible(ia, other).ok());
+  EXPECT_TRUE(is_mdevmig(ia));
+}
+
+// ---- save files --------------------------------------------------------------------------
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string t = (std::filesystem::temp_directory_path() / "mdevmig-engine-XXXXXX").string();
+    path_ = ::mkdtemp(t.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::vector<std::byte> read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> c((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> out(c.size());
+  std::memcpy(out.data(), c.data(), c.size());
+  return out;
+}
+
+void write_all(const std::string& path, std::span<const std::byte> data) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+}
+
+class SaveFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fill(src_, 3);
+    SimChannel ch(src_, false);
+    UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    ASSERT_TRUE(fd);
+    SaveOptions opt;
+    opt.chunk_size = 20000;  // several chunks, cut mid-record
+    auto rep = save_to_file(ch, sim_identity(src_, "src"), fd.get(), opt);
+    ASSERT_TRUE(rep.ok()) << rep.error().message();
+    EXPECT_GT(rep->chunks, 5u);
+    EXPECT_TRUE(ch.running) << "the device runs again after a save";
+    file_ = read_all(path_);
+  }
+
+  // Restores `bytes` into a fresh device: the error, if any, and whether the device
+  // was touched (start_resume called).
+  std::pair<Result<RestoreReport>, bool> restore(std::span<const std::byte> bytes, bool verify_first = true) {
+    write_all(bad_, bytes);
+    UniqueFd fd(::open(bad_.c_str(), O_RDONLY | O_CLOEXEC));
+    SimChannel ch(dst_, false);
+    RestoreOptions opt;
+    opt.verify_first = verify_first;
+    auto r = restore_from_file(ch, sim_identity(dst_, "dst"), fd.get(), opt);
+    return {std::move(r), ch.resumes > 0};
+  }
+
+  TempDir dir_;
+  std::string path_ = dir_.file("dev.mdevmig");
+  std::string bad_ = dir_.file("bad.mdevmig");
+  SimDevice src_{kMem};
+  SimDevice dst_{kMem};
+  std::vector<std::byte> file_;
+};
+
+TEST_F(SaveFileTest, RoundTripRestoresMemoryAndRegisters) {
+  auto [r, touched] = restore(file_);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(touched);
+  EXPECT_TRUE(same_device(src_, dst_));
+  EXPECT_EQ(r->header.device.uuid, "src");
+}
+
+TEST_F(SaveFileTest, VerifyAndDecodeForInspect) {
+  UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+  StreamDecoder dec;
+  auto sum = verify_file(fd.get(), [&](const schema::ChunkView& c) { dec.feed(c.data, c.phase); });
+  ASSERT_TRUE(sum.ok()) << sum.error().message();
+  EXPECT_EQ(sum->chunks.size(), sum->trailer.chunks);
+  EXPECT_EQ(sum->file_bytes, file_.size());
+  const StreamSummary s = dec.finish();
+  EXPECT_TRUE(s.problem.empty()) << s.problem;
+  EXPECT_TRUE(s.ended);
+  ASSERT_TRUE(s.compat && s.regs && s.engine && s.config && s.irq);
+  EXPECT_EQ(s.compat->mem_size, kMem);
+  EXPECT_EQ(s.regs->scratch[3], 0x1234u + 3);
+  EXPECT_EQ(s.unique_pages, kMem / MDEVMIG_PAGE_SIZE);
+  EXPECT_EQ(s.pages_stopcopy, kMem / MDEVMIG_PAGE_SIZE);
+}
+
+TEST_F(SaveFileTest, TruncationAtEveryByteIsRefusedBeforeTheDeviceIsTouched) {
+  for (std::size_t n = 0; n < file_.size(); n += (n < 1024 ? 1 : 997)) {
+    auto [r, touched] = restore(std::span(file_).first(n));
+    ASSERT_FALSE(r.ok()) << "accepted a file cut at " << n;
+    EXPECT_EQ(r.error().errnum, schema::kCorruptErrno) << n << ": " << r.error().message();
+    ASSERT_FALSE(touched) << "device touched for a file cut at " << n;
+  }
+}
+
+TEST_F(SaveFileTest, BitFlipsAnywhereAreRefusedBeforeTheDeviceIsTouched) {
+  for (std::size_t at = 0; at < file_.size(); at += (at < 1024 ? 1 : 331)) {
+    auto bad = file_;
+    bad[at] ^= std::byte{0x08};
+    auto [r, touched] = restore(bad);
+    ASSERT_FALSE(r.ok()) << "accepted a flip at " << at;
+    EXPECT_TRUE(r.error().errnum == schema::kCorruptErrno || r.error().errnum == schema::kIncompatibleErrno)
+        << at << ": " << r.error().message();
+    ASSERT_FALSE(touched) << "device touched for a flip at " << at;
+  }
+}
+
+TEST_F(SaveFileTest, TrailingGarbageWrongVersionAndWrongDeviceAreRefused) {
+  auto longer = file_;
+  longer.push_back(std::byte{0});
+  EXPECT_EQ(restore(longer).first.error().errnum, schema::kCorruptErrno);
+  auto version = file_;
+  version[8] = std::byte{2};  // preamble format version
+  auto [rv, tv] = restore(version);
+  EXPECT_EQ(rv.error().errnum, schema::kIncompatibleErrno);
+  EXPECT_FALSE(tv);
+  // A well-formed file for a device with more memory.
+  SimDevice big(2 * kMem);
+  write_all(bad_, file_);
+  UniqueFd fd(::open(bad_.c_str(), O_RDONLY | O_CLOEXEC));
+  SimChannel ch(big, false);
+  auto r = restore_from_file(ch, sim_identity(big, "big"), fd.get(), {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().errnum, schema::kIncompatibleErrno);
+  EXPECT_NE(r.error().context.find("size"), std::string::npos) << r.error().message();
+  EXPECT_EQ(ch.resumes, 0);
+}
+
+TEST_F(SaveFileTest, SinglePassChecksTheHeaderFirstAndResetsOnLateDamage) {
+  // Damage in the last chunk: a single pass has fed earlier chunks, then recovers.
+  auto bad = file_;
+  bad[bad.size() - 200] ^= std::byte{0x40};
+  auto [r, touched] = restore(bad, false);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().errnum, schema::kCorruptErrno);
+  EXPECT_TRUE(touched);
+  EXPECT_NE(r.error().context.find("recovered"), std::string::npos) << r.error().message();
+  // Damage in the header: refused before the device, single pass or not.
+  auto hdr = file_;
+  hdr[40] ^= std::byte{1};
+  auto [r2, touched2] = restore(hdr, false);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_FALSE(touched2);
+}
+
+TEST_F(SaveFileTest, AFailingDeviceReadRecoversTheDeviceToRunning) {
+  SimChannel ch(src_, false);
+  ch.fail_reads_after = 3;
+  UniqueFd fd(::open(bad_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  SaveOptions opt;
+  opt.chunk_size = 4096;
+  auto r = save_to_file(ch, sim_identity(src_, "src"), fd.get(), opt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().errnum, EIO);
+  EXPECT_EQ(ch.recovers, 1);
+  EXPECT_TRUE(ch.running);
+  EXPECT_NE(r.error().context.find("recovered to RUNNING"), std::string::npos) << r.error().message();
+}
+
+TEST(StreamDecoder, FlagsDamageTruncationAndWrongFirstRecords) {
+  SimDevice d(kMem);
+  fill(d, 5);
+  const std::vector<uint8_t> s = d.save();
+  auto bytes = [&](std::size_t from, std::size_t n) {
+    return std::span(reinterpret_cast<const std::byte*>(s.data()) + from, n);
+  };
+  {
+    StreamDecoder dec;
+    for (std::size_t off = 0; off < s.size(); off += 1000) {
+      dec.feed(bytes(off, std::min<std::size_t>(1000, s.size() - off)), schema::Phase::kStopCopy);
+    }
+    auto sum = dec.finish();
+    EXPECT_TRUE(sum.problem.empty()) << sum.problem;
+  }
+  {
+    StreamDecoder dec;
+    dec.feed(bytes(0, s.size() - 1), schema::Phase::kStopCopy);
+    EXPECT_NE(dec.finish().problem.find("before END"), std::string::npos);
+  }
+  {
+    auto bad = s;
+    bad[100] ^= 1;  // inside the first PAGES payload
+    StreamDecoder dec;
+    dec.feed(std::as_bytes(std::span(bad)), schema::Phase::kStopCopy);
+    EXPECT_NE(dec.finish().problem.find("XXH64"), std::string::npos);
+  }
+  {
+    StreamDecoder dec;
+    dec.feed(bytes(sizeof(mdevmig_rec_hdr) + sizeof(mdevmig_rec_compat), 64), schema::Phase::kStopCopy);
+    EXPECT_NE(dec.finish().problem.find("not COMPAT"), std::string::npos);
+  }
+  {
+    StreamDecoder dec;
+    std::vector<std::byte> junk(100, std::byte{0xee});
+    dec.feed(junk, schema::Phase::kStopCopy);
+    EXPECT_NE(dec.finish().problem.find("magic"), std::string::npos);
+  }
+}
+
+// ---- live migration sessions -------------------------------------------------------------
+
+struct Pair {
+  UniqueFd a, b;
+};
+Pair socket_pair() {
+  auto p = io::stream_pair();
+  EXPECT_TRUE(p.ok());
+  return {std::move(p->first), std::move(p->second)};
+}
+
+TEST(Session, PreCopyMigrationWithAWorkloadReachesAnIdenticalDevice) {
+  SimDevice src(kMem), dst(kMem);
+  fill(src, 9);
+  SimChannel sch(src), dch(dst);
+  auto sp = socket_pair();
+  SourceOptions sopt;
+  sopt.policy.max_iterations = 4;
+  sopt.policy.downtime_target_s = -1;  // iterate to the cap
+  int iterations_seen = 0;
+  sopt.on_iteration = [&](const IterationStats& s) {
+    ++iterations_seen;
+    // The workload dirties a few pages per iteration.
+    for (uint64_t p = 0; p < 3; ++p) sch.touch((s.iteration * 5 + p) % 64, static_cast<uint8_t>(s.iteration));
+  };
+  bool paused = false;
+  sopt.before_stop = [&] { paused = true; };
+  Result<MigrationReport> drep = Error::make(EIO, "not run");
+  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
+  auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), sopt);
+  t.join();
+  ASSERT_TRUE(rep.ok()) << rep.error().message();
+  ASSERT_TRUE(drep.ok()) << drep.error().message();
+  EXPECT_EQ(rep->iterations, 4u);
+  EXPECT_EQ(iterations_seen, 4);
+  EXPECT_TRUE(paused);
+  EXPECT_GT(rep->precopy_device_bytes, kMem);
+  EXPECT_GT(rep->stopcopy_device_bytes, 0u);
+  EXPECT_LT(rep->stopcopy_device_bytes, kMem / 4) << "stop-copy should carry only the dirty set";
+  EXPECT_EQ(rep->stream_xxh3, drep->stream_xxh3);
+  EXPECT_FALSE(sch.running) << "a migrated source stays stopped";
+  EXPECT_TRUE(dch.running);
+  EXPECT_EQ(dch.loads, 1);
+  EXPECT_TRUE(same_device(src, dst));
+}
+
+TEST(Session, ADroppedConnectionLeavesTheSourceRunning) {
+  SimDevice src(kMem), dst(kMem);
+  fill(src, 2);
+  const std::vector<uint8_t> before(src.mem(), src.mem() + src.mem_size());
+  SimChannel sch(src);
+  auto sp = socket_pair();
+  // The "destination" answers the hello like a real one, then vanishes mid pre-copy.
+  std::thread t([&] {
+    SimChannel dch(dst);
+    DestinationOptions dopt;
+    dopt.peer_timeout = std::chrono::milliseconds(300);
+    auto r = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), dopt);
+    EXPECT_FALSE(r.ok());
+  });
+  SourceOptions sopt;
+  sopt.policy.max_iterations = 1000;
+  sopt.policy.downtime_target_s = -1;
+  bool resumed = false;
+  sopt.after_recover = [&] { resumed = true; };
+  sopt.on_iteration = [&](const IterationStats& s) {
+    if (s.iteration == 3) ::shutdown(sp.b.get(), SHUT_RDWR);  // the destination dies
+    sch.touch(s.iteration % 64, 1);
+  };
+  auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), sopt);
+  t.join();
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(sch.recovers, 1);
+  EXPECT_TRUE(sch.running);
+  EXPECT_TRUE(resumed);
+  EXPECT_NE(rep.error().context.find("recovered to RUNNING"), std::string::npos) << rep.error().message();
+  // Nothing lost: only the workload's own writes changed memory.
+  for (uint64_t p = 0; p < 64; ++p) {
+    for (uint64_t i = 0; i < MDEVMIG_PAGE_SIZE; ++i) {
+      if (i == 17) continue;
+      ASSERT_EQ(src.mem()[p * MDEVMIG_PAGE_SIZE + i], before[p * MDEVMIG_PAGE_SIZE + i]);
+    }
+  }
+}
+
+// A relay that copies source → destination and flips one byte at `flip_at`.
+void corrupting_relay(int from, int to, std::size_t flip_at) {
+  std::vector<char> buf(65536);
+  std::size_t total = 0;
+  for (;;) {
+    const ssize_t n = ::read(from, buf.data(), buf.size());
+    if (n <= 0) break;
+    if (flip_at >= total && flip_at < total + n) buf[flip_at - total] ^= 0x20;
+    total += n;
+    if (::send(to, buf.data(), n, MSG_NOSIGNAL) != n) break;
+  }
+  ::shutdown(to, SHUT_WR);
+}
+
+TEST(Session, ACorruptedMessageFailsTheDestinationAndTheSourceRecovers) {
+  SimDevice src(kMem), dst(kMem);
+  fill(src, 4);
+  SimChannel sch(src), dch(dst);
+  auto s2r = socket_pair();  // source <-> relay
+  auto r2d = socket_pair();  // relay <-> destination
+  std::thread relay_fwd([&] { corrupting_relay(s2r.b.get(), r2d.a.get(), 50000); });
+  std::thread relay_back([&] { corrupting_relay(r2d.a.get(), s2r.b.get(), SIZE_MAX); });
+  Result<MigrationReport> drep = Error::make(EIO, "not run");
+  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, r2d.b.get(), {}); });
+  SourceOptions sopt;
+  sopt.policy.max_iterations = 2;
+  auto rep = run_source(sch, sim_identity(src, "src"), nullptr, s2r.a.get(), sopt);
+  ::shutdown(s2r.a.get(), SHUT_RDWR);
+  t.join();
+  ::shutdown(r2d.b.get(), SHUT_RDWR);
+  relay_fwd.join();
+  relay_back.join();
+  ASSERT_FALSE(drep.ok());
+  EXPECT_EQ(drep.error().errnum, schema::kCorruptErrno) << drep.error().message();
+  EXPECT_EQ(dch.recovers, 1);
+  EXPECT_EQ(dch.loads, 0);
+  ASSERT_FALSE(rep.ok());
+  EXPECT_TRUE(sch.running);
+  EXPECT_EQ(sch.recovers, 1);
+}
+
+TEST(Session, AnIncompatibleDestinationRefusesBeforeAnythingStarts) {
+  SimDevice src(kMem), dst(2 * kMem);
+  SimChannel sch(src), dch(dst);
+  auto sp = socket_pair();
+  Result<MigrationReport> drep = Error::make(EIO, "not run");
+  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
+  auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), {});
+  t.join();
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.error().errnum, schema::kIncompatibleErrno) << rep.error().message();
+  ASSERT_FALSE(drep.ok());
+  EXPECT_EQ(drep.error().errnum, schema::kIncompatibleErrno);
+  EXPECT_EQ(sch.starts, 0) << "the source device was touched";
+  EXPECT_EQ(dch.resumes, 0) << "the destination device was touched";
+}
+
+TEST(Session, StopCopyOnlyChannelsSwitchOverAtOnce) {
+  SimDevice src(kMem), dst(kMem);
+  fill(src, 6);
+  SimChannel sch(src, /*live=*/false), dch(dst, false);
+  auto sp = socket_pair();
+  Result<MigrationReport> drep = Error::make(EIO, "not run");
+  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
+  auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), {});
+  t.join();
+  ASSERT_TRUE(rep.ok()) << rep.error().message();
+  ASSERT_TRUE(drep.ok());
+  EXPECT_EQ(rep->precopy_device_bytes, 0u);
+  EXPECT_EQ(rep->switchover_reason, "no pre-copy on this channel");
+  EXPECT_TRUE(same_device(src, dst));
+}
+
+}  // namespace
+}  // namespace mdevmig::engine

@@ -1,0 +1,77 @@
+// DEVICE arguments of the CLI (an mdev UUID, /sys/bus/mdev/devices/UUID, or fd:N for a
+// VFIO device fd a parent process passed down), error reporting with the exit codes of
+// command.h, and the progress line shown when stderr is a terminal.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "migration/base/result.h"
+#include "migration/schema/codec.h"
+#include "migration/vfio/device.h"
+#include "migration/vfio/mdev.h"
+
+namespace mdevmig::cli {
+
+/// A DEVICE argument, parsed (no side effects).
+struct DeviceSpec {
+  std::string text;        ///< as given
+  std::string uuid;        ///< for UUID and sysfs forms
+  int fd = -1;             ///< for fd:N
+  [[nodiscard]] bool is_fd() const { return fd >= 0; }
+  [[nodiscard]] std::string sysfs_path() const {
+    return uuid.empty() ? std::string() : "/sys/bus/mdev/devices/" + uuid;
+  }
+};
+
+/// Parses a DEVICE argument; EINVAL (a usage error) if it is none of the three forms.
+[[nodiscard]] Result<DeviceSpec> parse_device_spec(std::string_view text);
+/// Whether `text` looks like a DEVICE (rather than HOST:PORT).
+[[nodiscard]] bool looks_like_device(std::string_view text);
+
+/// An opened device: by UUID (container, group and device owned here) or a passed fd.
+class OpenedDevice {
+ public:
+  [[nodiscard]] static Result<OpenedDevice> open(const DeviceSpec& spec);
+  [[nodiscard]] const vfio::Device& dev() const { return mdev_ ? mdev_->device : *fd_dev_; }
+  /// The container, when this process opened the device (nullptr for fd:N).
+  [[nodiscard]] const vfio::Container* container() const { return mdev_ ? &mdev_->container : nullptr; }
+  [[nodiscard]] const DeviceSpec& spec() const { return spec_; }
+  /// Identity for headers and hellos.
+  [[nodiscard]] Result<schema::DeviceIdentity> identity() const;
+
+ private:
+  DeviceSpec spec_;
+  std::optional<vfio::OpenMdev> mdev_;
+  std::optional<vfio::Device> fd_dev_;
+};
+
+/// The exit code for an error: usage 2, corrupt or incompatible input 4, a dropped or
+/// refusing peer 1, every other device or system failure 3.
+[[nodiscard]] int exit_code_for(const Error& e);
+/// Prints "mdevmig CMD: <error>" on stderr (one line) and returns exit_code_for(e).
+int report_error(std::string_view cmd, const Error& e);
+/// "12.3 MiB".
+[[nodiscard]] std::string human_bytes(double bytes);
+
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+class Progress {
+ public:
+  explicit Progress(std::string label);
+  ~Progress();
+  /// Redraws: `done` of `total` bytes (total 0: unknown), plus free text.
+  void update(uint64_t done, uint64_t total, std::string_view extra = {});
+  /// Ends the line.
+  void finish();
+  [[nodiscard]] bool enabled() const { return enabled_; }
+
+ private:
+  std::string label_;
+  bool enabled_;
+  bool drawn_ = false;
+  int64_t last_ms_ = -1;
+};
+
+}  // namespace mdevmig::cli

@@ -1,0 +1,338 @@
+// mdevmig migrate: live migration of a device's state, with pre-copy.
+//   --from A --to B               two devices on this host, in one process
+//   --from A --to HOST:PORT       the source side, to a destination process
+//   --listen [ADDR:]PORT --to B   the destination side
+#include <linux/mdevmig.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <span>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <xxhash.h>
+
+#include "migration/engine/channel.h"
+#include "migration/engine/session.h"
+#include "migration/io/net.h"
+#include "migration/vfio/uapi.h"
+#include "tools/cli/args.h"
+#include "tools/cli/command.h"
+#include "tools/cli/device_arg.h"
+#include "tools/cli/migrate_workload.h"
+
+namespace mdevmig::cli {
+namespace {
+
+constexpr const char* kCmd = "migrate";
+
+struct Side {
+  std::optional<OpenedDevice> dev;
+  schema::DeviceIdentity id;
+  std::unique_ptr<engine::Channel> ch;
+  std::optional<engine::GuestMemory> guest;
+};
+
+Result<Side> open_side(std::string_view text, engine::ChannelPreference pref, uint64_t guest_bytes,
+                       uint64_t guest_iova, bool source) {
+  Side s;
+  const DeviceSpec spec = MDEVMIG_TRY(parse_device_spec(text));
+  s.dev.emplace(MDEVMIG_TRY(OpenedDevice::open(spec)));
+  s.id = MDEVMIG_TRY(s.dev->identity());
+  s.ch = MDEVMIG_TRY(engine::open_channel(s.dev->dev(), pref, true));
+  if (guest_bytes > 0) {
+    if (s.dev->container() == nullptr) {
+      return Error::make(EINVAL, "usage", "--guest-mem needs devices opened by UUID (" + spec.text +
+                                              " is an fd: this process has no container for it)");
+    }
+    s.guest.emplace(MDEVMIG_TRY(engine::GuestMemory::create(*s.dev->container(), guest_iova, guest_bytes, source)));
+  }
+  return s;
+}
+
+// XXH3 of a region read through the device fd (works in every access mode).
+Result<uint64_t> region_hash(const vfio::Device& dev, uint32_t index, uint64_t size) {
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_64bits_reset(st);
+  std::vector<std::byte> buf(1u << 20);
+  Result<void> r = ok();
+  for (uint64_t off = 0; off < size && r.ok(); off += buf.size()) {
+    const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(buf.size(), size - off));
+    r = dev.read(index, off, std::span(buf.data(), n));
+    if (r.ok()) XXH3_64bits_update(st, buf.data(), n);
+  }
+  const uint64_t h = XXH3_64bits_digest(st);
+  XXH3_freeState(st);
+  MDEVMIG_TRY(r);
+  return h;
+}
+
+// Device memory, the state-holding registers and guest memory of two devices compared.
+Result<std::string> verify_same(const Side& a, const Side& b) {
+  const auto& da = a.dev->dev();
+  const auto& db = b.dev->dev();
+  if (!a.id.compat) return std::string("skipped (not an mdevmig device)");
+  const uint64_t mem = a.id.compat->mem_size;
+  const uint64_t ha = MDEVMIG_TRY(region_hash(da, VFIO_PCI_BAR2_REGION_INDEX, mem));
+  const uint64_t hb = MDEVMIG_TRY(region_hash(db, VFIO_PCI_BAR2_REGION_INDEX, mem));
+  if (ha != hb) return Error::make(EIO, "verify", "device memory differs after migration");
+  std::vector<uint32_t> regs = {MDEVMIG_REG_CTRL,      MDEVMIG_REG_INT_STATUS, MDEVMIG_REG_INT_MASK,
+                                MDEVMIG_REG_RING_BASE_LO, MDEVMIG_REG_RING_SIZE, MDEVMIG_REG_RING_HEAD,
+                                MDEVMIG_REG_RING_TAIL, MDEVMIG_REG_SEQ};
+  for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; ++i) regs.push_back(MDEVMIG_REG_SCRATCH(i));
+  for (uint32_t r : regs) {
+    const uint32_t va = MDEVMIG_TRY(da.read_as<uint32_t>(VFIO_PCI_BAR0_REGION_INDEX, r));
+    const uint32_t vb = MDEVMIG_TRY(db.read_as<uint32_t>(VFIO_PCI_BAR0_REGION_INDEX, r));
+    if (va != vb) {
+      char buf[96];
+      std::snprintf(buf, sizeof(buf), "register 0x%03x: source 0x%x, destination 0x%x", r, va, vb);
+      return Error::make(EIO, "verify", buf);
+    }
+  }
+  if (a.guest && b.guest && std::memcmp(a.guest->data(), b.guest->data(), a.guest->size()) != 0) {
+    return Error::make(EIO, "verify", "guest memory differs after migration");
+  }
+  char out[64];
+  std::snprintf(out, sizeof(out), "ok (device memory xxh3 %016" PRIx64 ")", ha);
+  return std::string(out);
+}
+
+nlohmann::json report_json(const engine::MigrationReport& r) {
+  nlohmann::json its = nlohmann::json::array();
+  for (const auto& s : r.log) {
+    its.push_back({{"iteration", s.iteration},
+                   {"device_bytes", s.device_bytes},
+                   {"guest_pages", s.guest_pages},
+                   {"pending_bytes", s.pending_bytes},
+                   {"seconds", s.seconds},
+                   {"bandwidth_bps", s.bandwidth_bps},
+                   {"dirty_rate_bps", s.dirty_rate_bps},
+                   {"estimated_downtime_s", s.est_downtime_s},
+                   {"verdict", s.verdict}});
+  }
+  return {{"channel", schema::channel_name(r.channel)},
+          {"iterations", r.iterations},
+          {"switchover_reason", r.switchover_reason},
+          {"total_s", r.total_s},
+          {"precopy_s", r.precopy_s},
+          {"downtime_s", r.downtime_s},
+          {"bytes",
+           {{"precopy_device", r.precopy_device_bytes},
+            {"precopy_guest", r.precopy_guest_bytes},
+            {"stopcopy_device", r.stopcopy_device_bytes},
+            {"stopcopy_guest", r.stopcopy_guest_bytes},
+            {"stream", r.stream_bytes},
+            {"wire", r.wire_bytes}}},
+          {"stream_xxh3", r.stream_xxh3},
+          {"log", its}};
+}
+
+void print_report(const engine::MigrationReport& r, const char* role) {
+  std::printf("migration complete (%s, %s): %u iterations (%s)\n", role, schema::channel_name(r.channel),
+              r.iterations, r.switchover_reason.c_str());
+  std::printf("  total %.3f s, pre-copy %.3f s, downtime %.1f ms\n", r.total_s, r.precopy_s, r.downtime_s * 1000);
+  std::printf("  pre-copy:  device %s, guest %s\n", human_bytes(static_cast<double>(r.precopy_device_bytes)).c_str(),
+              human_bytes(static_cast<double>(r.precopy_guest_bytes)).c_str());
+  std::printf("  stop-copy: device %s, guest %s\n", human_bytes(static_cast<double>(r.stopcopy_device_bytes)).c_str(),
+              human_bytes(static_cast<double>(r.stopcopy_guest_bytes)).c_str());
+  std::printf("  device stream %s (xxh3 %016" PRIx64 "), on the wire %s\n",
+              human_bytes(static_cast<double>(r.stream_bytes)).c_str(), r.stream_xxh3,
+              human_bytes(static_cast<double>(r.wire_bytes)).c_str());
+}
+
+}  // namespace
+
+int run_migrate(std::span<const char* const> argv) {
+  Args args("migrate (--from DEVICE --to DEVICE|HOST:PORT | --listen [ADDR:]PORT --to DEVICE) [options]",
+            "Live-migrates a device's state: pre-copy iterations while the device (and the workload)\n"
+            "runs, then a short stop-and-copy. Same host: --from A --to B. Between processes or\n"
+            "hosts: `--listen PORT --to B` on the destination, `--from A --to HOST:PORT` on the\n"
+            "source. A failed migration leaves the source RUNNING with nothing lost.");
+  args.option("from", "DEVICE", "the source device (UUID, /sys/bus/mdev/devices/UUID or fd:N)");
+  args.option("to", "DEVICE|HOST:PORT", "the destination device, or where a destination listens");
+  args.option("listen", "[ADDR:]PORT", "be the destination: accept one source (ADDR default 127.0.0.1)");
+  args.option("channel", "auto|v2|v1", "migration interface (auto: v2 pre-copy, else v1 region, else v2)", "auto");
+  args.option("downtime", "MS", "downtime target", "300");
+  args.option("max-iterations", "N", "switch over after N pre-copy iterations", "30");
+  args.option("max-precopy", "SECONDS", "switch over after this long (0: no limit)", "0");
+  args.flag("no-precopy", "stop the device at once (no pre-copy)");
+  args.option("workload", "none|bar2|dma|bar2,dma", "live writer on the source while pre-copy runs", "none");
+  args.option("dirty-rate", "PCT", "bar2 workload: percent of device memory written per second", "1");
+  args.option("guest-mem", "SIZE", "DMA-mapped guest memory migrated too (0: none; dma needs it)", "0");
+  args.option("guest-iova", "IOVA", "where guest memory is mapped", "1073741824");
+  args.option("timeout", "SECONDS", "peer silence that fails the migration", "300");
+  args.flag("verify", "same host: compare device memory, registers and guest memory afterwards");
+  args.flag("verbose", "one line per pre-copy iteration on stderr, also when it is not a terminal");
+  args.flag("json", "print the report as JSON");
+  if (auto r = args.parse(argv); !r.ok()) return report_error(kCmd, r.error());
+  if (args.help_requested()) return kExitOk;
+  auto fail = [](const Error& e) { return report_error(kCmd, e); };
+  auto usage = [&](const std::string& what) { return fail(Error::make(EINVAL, "usage", what)); };
+
+  // A peer that vanishes is an error to handle, not a signal that kills the source
+  // before it recovers its device (the data path uses MSG_NOSIGNAL; this covers the rest).
+  ::signal(SIGPIPE, SIG_IGN);
+
+  auto pref = engine::parse_channel_preference(*args.get("channel"));
+  if (!pref.ok()) return fail(pref.error());
+  auto downtime = args.get_uint("downtime");
+  auto max_it = args.get_uint("max-iterations");
+  auto max_pre = args.get_double("max-precopy");
+  auto rate = args.get_double("dirty-rate");
+  auto guest_bytes = args.get_size("guest-mem");
+  auto guest_iova = args.get_uint("guest-iova");
+  auto timeout = args.get_uint("timeout");
+  auto workload_cfg = parse_workload(*args.get("workload"));
+  for (const Error* e : {downtime.ok() ? nullptr : &downtime.error(), max_it.ok() ? nullptr : &max_it.error(),
+                         max_pre.ok() ? nullptr : &max_pre.error(), rate.ok() ? nullptr : &rate.error(),
+                         guest_bytes.ok() ? nullptr : &guest_bytes.error(), guest_iova.ok() ? nullptr : &guest_iova.error(),
+                         timeout.ok() ? nullptr : &timeout.error(), workload_cfg.ok() ? nullptr : &workload_cfg.error()}) {
+    if (e != nullptr) return fail(*e);
+  }
+  WorkloadConfig wcfg = *workload_cfg;
+  wcfg.dirty_pct_per_s = *rate;
+  uint64_t gbytes = *guest_bytes;
+  if (wcfg.dma && gbytes == 0) gbytes = 16u << 20;
+
+  engine::SourceOptions sopt;
+  sopt.policy.downtime_target_s = static_cast<double>(*downtime) / 1000.0;
+  sopt.policy.max_iterations = static_cast<uint32_t>(*max_it);
+  sopt.policy.max_precopy_s = *max_pre;
+  sopt.precopy = !args.has("no-precopy");
+  sopt.peer_timeout = std::chrono::seconds(*timeout);
+  engine::DestinationOptions dopt;
+  dopt.peer_timeout = std::chrono::seconds(*timeout);
+
+  const bool json = args.has("json");
+  const bool verbose = args.has("verbose");
+  Progress progress("migrate");
+  sopt.on_iteration = [&](const engine::IterationStats& s) {
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "iteration %u: sent %s + %" PRIu64 " guest pages, pending %s, %.1f MiB/s, est. downtime %.1f ms (%s)",
+                  s.iteration, human_bytes(static_cast<double>(s.device_bytes)).c_str(), s.guest_pages,
+                  human_bytes(static_cast<double>(s.pending_bytes)).c_str(), s.bandwidth_bps / (1 << 20),
+                  s.est_downtime_s * 1000, s.verdict.c_str());
+    if (verbose) {
+      std::fprintf(stderr, "mdevmig migrate: %s\n", line);
+    } else {
+      progress.update(0, 0, line);
+    }
+  };
+
+  const auto from = args.get("from");
+  const auto to = args.get("to");
+  const auto listen = args.get("listen");
+
+  // ---- destination process ----------------------------------------------------------
+  if (listen) {
+    if (from || !to || !looks_like_device(*to)) return usage("--listen needs --to DEVICE and no --from");
+    auto where = io::parse_host_port(*listen, "127.0.0.1");
+    if (!where.ok()) return fail(where.error());
+    auto dst = open_side(*to, *pref, gbytes, *guest_iova, false);
+    if (!dst.ok()) return fail(dst.error());
+    auto lfd = io::listen_tcp(*where);
+    if (!lfd.ok()) return fail(lfd.error());
+    auto port = io::local_port(lfd->get());
+    if (!port.ok()) return fail(port.error());
+    std::fprintf(stderr, "mdevmig migrate: listening on %s:%u\n", where->host.c_str(), *port);
+    std::fflush(stderr);
+    auto conn = io::accept_one(lfd->get(), std::chrono::seconds(*timeout));
+    if (!conn.ok()) return fail(conn.error());
+    auto rep = engine::run_destination(*dst->ch, dst->id, dst->guest ? &*dst->guest : nullptr, conn->get(), dopt);
+    if (!rep.ok()) return fail(rep.error());
+    if (json) {
+      std::printf("%s\n", report_json(*rep).dump(2).c_str());
+    } else {
+      print_report(*rep, "destination");
+    }
+    return kExitOk;
+  }
+
+  if (!from || !to) return usage("give --from and --to (or --listen and --to)");
+  auto src = open_side(*from, *pref, gbytes, *guest_iova, true);
+  if (!src.ok()) return fail(src.error());
+
+  std::unique_ptr<Workload> workload;
+  if (wcfg.bar2 || wcfg.dma) {
+    auto w = Workload::start(src->dev->dev(), src->guest ? &*src->guest : nullptr, wcfg);
+    if (!w.ok()) return fail(w.error());
+    workload = std::move(*w);
+    sopt.before_stop = [&] { workload->pause(); };
+    sopt.after_recover = [&] { workload->resume(); };
+  }
+
+  // ---- source process --------------------------------------------------------------
+  if (!looks_like_device(*to)) {
+    auto where = io::parse_host_port(*to, "127.0.0.1");
+    if (!where.ok()) return fail(where.error());
+    auto conn = io::connect_tcp(*where);
+    if (!conn.ok()) return fail(conn.error());
+    auto rep = engine::run_source(*src->ch, src->id, src->guest ? &*src->guest : nullptr, conn->get(), sopt);
+    progress.finish();
+    if (workload) workload->stop();
+    if (!rep.ok()) return fail(rep.error());
+    if (json) {
+      std::printf("%s\n", report_json(*rep).dump(2).c_str());
+    } else {
+      print_report(*rep, "source");
+    }
+    return kExitOk;
+  }
+
+  // ---- same host: the destination in a thread, joined by a socketpair ------------------
+  auto dst = open_side(*to, *pref, gbytes, *guest_iova, false);
+  if (!dst.ok()) return fail(dst.error());
+  auto pair = io::stream_pair();
+  if (!pair.ok()) return fail(pair.error());
+  std::optional<Result<engine::MigrationReport>> dst_rep;
+  std::thread dst_thread([&] {
+    dst_rep.emplace(engine::run_destination(*dst->ch, dst->id, dst->guest ? &*dst->guest : nullptr,
+                                            pair->second.get(), dopt));
+    // Unblocks the source if the destination failed before reading everything.
+    ::shutdown(pair->second.get(), SHUT_RDWR);
+  });
+  auto rep = engine::run_source(*src->ch, src->id, src->guest ? &*src->guest : nullptr, pair->first.get(), sopt);
+  ::shutdown(pair->first.get(), SHUT_RDWR);
+  dst_thread.join();
+  progress.finish();
+  if (workload) workload->stop();
+  if (!dst_rep->ok()) return fail(dst_rep->error());
+  if (!rep.ok()) return fail(rep.error());
+
+  std::string verified = "not requested";
+  if (args.has("verify")) {
+    if (wcfg.dma) {
+      verified = "skipped (the DMA workload's in-flight work continues on the destination)";
+    } else {
+      auto v = verify_same(*src, *dst);
+      if (!v.ok()) {
+        report_error(kCmd, v.error());
+        return kExitFailed;  // the migration ran; what arrived differs
+      }
+      verified = *v;
+    }
+  }
+  if (json) {
+    nlohmann::json j = report_json(*rep);
+    j["destination_downtime_s"] = (*dst_rep)->downtime_s;
+    j["verify"] = verified;
+    if (workload) j["workload"] = {{"bar2_pages_written", workload->pages_written()}, {"dma_descriptors", workload->descriptors()}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    print_report(*rep, "same host");
+    if (workload) {
+      std::printf("  workload: %" PRIu64 " BAR2 page writes, %" PRIu64 " DMA descriptors\n", workload->pages_written(),
+                  workload->descriptors());
+    }
+    std::printf("  verify: %s\n", verified.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace mdevmig::cli

@@ -1,0 +1,178 @@
+#include "tools/cli/migrate_workload.h"
+
+#include <linux/mdevmig.h>
+#include <linux/pci_regs.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "migration/vfio/uapi.h"
+
+namespace mdevmig::cli {
+namespace {
+
+constexpr uint32_t kCfg = VFIO_PCI_CONFIG_REGION_INDEX;
+constexpr uint32_t kBar0 = VFIO_PCI_BAR0_REGION_INDEX;
+constexpr uint32_t kBar2 = VFIO_PCI_BAR2_REGION_INDEX;
+constexpr uint64_t kPage = 4096;
+// Guest memory layout of the DMA workload (offsets from the guest IOVA).
+constexpr uint64_t kRingOff = 0;
+constexpr uint32_t kRingEntries = 64;
+constexpr uint64_t kCmplOff = 64u << 10;
+constexpr uint64_t kDataOff = 1u << 20;
+constexpr uint64_t kDmaLen = 64u << 10;
+
+}  // namespace
+
+Result<WorkloadConfig> parse_workload(std::string_view text) {
+  WorkloadConfig c;
+  if (text == "none") return c;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const std::size_t comma = text.find(',', pos);
+    const std::string_view item = text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    if (item == "bar2") {
+      c.bar2 = true;
+    } else if (item == "dma") {
+      c.dma = true;
+    } else {
+      return Error::make(EINVAL, "usage", "--workload wants none, bar2, dma or bar2,dma; got '" + std::string(text) + "'");
+    }
+    if (comma == std::string_view::npos) break;
+    pos = comma + 1;
+  }
+  return c;
+}
+
+Result<std::unique_ptr<Workload>> Workload::start(const vfio::Device& dev, engine::GuestMemory* guest,
+                                                  const WorkloadConfig& cfg) {
+  auto w = std::unique_ptr<Workload>(new Workload(dev, guest, cfg));
+  if (cfg.bar2) {
+    w->bar2_ = MDEVMIG_TRY(dev.mmap_region(kBar2, 0));
+    w->mem_size_ = w->bar2_.size();
+    const uint64_t lo = MDEVMIG_TRY(dev.read_as<uint32_t>(kBar0, MDEVMIG_REG_MEM_SIZE_LO));
+    const uint64_t hi = MDEVMIG_TRY(dev.read_as<uint32_t>(kBar0, MDEVMIG_REG_MEM_SIZE_HI));
+    if ((lo | hi << 32) != 0) w->mem_size_ = std::min<uint64_t>(w->mem_size_, lo | hi << 32);
+  }
+  if (cfg.dma) {
+    if (guest == nullptr || guest->size() < kDataOff + 2 * kDmaLen) {
+      return Error::make(EINVAL, "usage", "--workload dma needs --guest-mem of at least 2M and a device opened by UUID");
+    }
+    // Bus master on, the ring in guest memory, the engine enabled.
+    MDEVMIG_TRY(dev.write_as(kCfg, PCI_COMMAND, uint16_t{PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER}));
+    const uint64_t ring = guest->iova() + kRingOff;
+    MDEVMIG_TRY(dev.write_as(kBar0, MDEVMIG_REG_RING_BASE_LO, static_cast<uint32_t>(ring)));
+    MDEVMIG_TRY(dev.write_as(kBar0, MDEVMIG_REG_RING_BASE_HI, static_cast<uint32_t>(ring >> 32)));
+    MDEVMIG_TRY(dev.write_as(kBar0, MDEVMIG_REG_RING_SIZE, kRingEntries));
+    MDEVMIG_TRY(dev.write_as(kBar0, MDEVMIG_REG_CTRL, uint32_t{MDEVMIG_CTRL_ENABLE}));
+    const uint64_t lo = MDEVMIG_TRY(dev.read_as<uint32_t>(kBar0, MDEVMIG_REG_MEM_SIZE_LO));
+    const uint64_t hi = MDEVMIG_TRY(dev.read_as<uint32_t>(kBar0, MDEVMIG_REG_MEM_SIZE_HI));
+    if (w->mem_size_ == 0) w->mem_size_ = lo | hi << 32;
+  }
+  if (cfg.bar2) w->bar2_thread_ = std::thread([p = w.get()] { p->bar2_loop(); });
+  if (cfg.dma) w->dma_thread_ = std::thread([p = w.get()] { p->dma_loop(); });
+  return w;
+}
+
+Workload::~Workload() { stop(); }
+
+bool Workload::gate(std::unique_lock<std::mutex>& lock) {
+  cv_.wait(lock, [&] { return !paused_ || stopping_; });
+  return !stopping_;
+}
+
+void Workload::pause() {
+  std::lock_guard lock(mu_);  // no write is in progress while we hold it
+  paused_ = true;
+}
+
+void Workload::resume() {
+  {
+    std::lock_guard lock(mu_);
+    paused_ = false;
+  }
+  cv_.notify_all();
+}
+
+void Workload::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (bar2_thread_.joinable()) bar2_thread_.join();
+  if (dma_thread_.joinable()) dma_thread_.join();
+}
+
+void Workload::bar2_loop() {
+  using namespace std::chrono;
+  const uint64_t pages = mem_size_ / kPage;
+  if (pages == 0) return;
+  const double per_tick = cfg_.dirty_pct_per_s / 100.0 * static_cast<double>(pages) * 0.01;  // 10 ms ticks
+  double budget = 0;
+  uint64_t page = 0, counter = 0;
+  auto next = steady_clock::now();
+  for (;;) {
+    next += milliseconds(10);
+    {
+      std::unique_lock lock(mu_);
+      if (!gate(lock)) return;
+      budget += per_tick;
+      auto* mem = static_cast<std::byte*>(bar2_.data());
+      for (; budget >= 1; budget -= 1) {
+        // A stride co-prime with the page count walks all pages in scattered order.
+        page = (page + 7919) % pages;
+        ++counter;
+        std::memcpy(mem + page * kPage + (counter % 512) * 8, &counter, sizeof(counter));
+        pages_written_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
+    std::this_thread::sleep_until(next);
+  }
+}
+
+void Workload::dma_loop() {
+  using namespace std::chrono;
+  auto* g = guest_->data();
+  uint32_t tail = 0;
+  uint64_t n = 0;
+  for (;;) {
+    std::this_thread::sleep_for(milliseconds(20));
+    std::unique_lock lock(mu_);
+    if (!gate(lock)) return;
+    const uint32_t slot = tail % kRingEntries;
+    auto* cmpl = reinterpret_cast<mdevmig_dma_cmpl*>(g + kCmplOff + slot * sizeof(mdevmig_dma_cmpl));
+    if (n > 0) {
+      // One descriptor at a time: the previous one must have completed.
+      const uint32_t prev = (tail - 1) % kRingEntries;
+      auto* pc = reinterpret_cast<mdevmig_dma_cmpl*>(g + kCmplOff + prev * sizeof(mdevmig_dma_cmpl));
+      if (__atomic_load_n(&pc->status, __ATOMIC_ACQUIRE) == MDEVMIG_DMA_ST_PENDING) continue;
+    }
+    mdevmig_dma_desc d;
+    std::memset(&d, 0, sizeof d);
+    const uint64_t dev_off = (n * kDmaLen) % (mem_size_ > kDmaLen ? mem_size_ - kDmaLen : 1) / kPage * kPage;
+    if (n % 2 == 0) {
+      d.opcode = MDEVMIG_DMA_OP_FILL;
+      d.dst = dev_off;
+      d.pattern = 0x0101010101010101ull * (n & 0xff);
+    } else {
+      d.opcode = MDEVMIG_DMA_OP_COPY_FROM_DEV;
+      d.src = dev_off;
+      d.dst = guest_->iova() + kDataOff + (n / 2 % 2) * kDmaLen;
+    }
+    d.len = kDmaLen;
+    d.user_data = n;
+    d.cmpl = guest_->iova() + kCmplOff + slot * sizeof(mdevmig_dma_cmpl);
+    std::memset(cmpl, 0, sizeof(*cmpl));
+    __atomic_store_n(&cmpl->status, MDEVMIG_DMA_ST_PENDING, __ATOMIC_RELEASE);
+    std::memcpy(g + kRingOff + slot * sizeof d, &d, sizeof d);
+    guest_->mark_cpu_dirty(kRingOff + slot * sizeof d, sizeof d);
+    guest_->mark_cpu_dirty(kCmplOff + slot * sizeof(mdevmig_dma_cmpl), sizeof(mdevmig_dma_cmpl));
+    ++tail;
+    if (!dev_.write_as(kBar0, MDEVMIG_REG_RING_TAIL, tail).ok()) return;
+    ++n;
+    descriptors_.fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+}  // namespace mdevmig::cli

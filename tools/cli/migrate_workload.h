@@ -1,0 +1,73 @@
+// The live workload of `mdevmig migrate --workload`: what a running guest would do to a
+// device while pre-copy runs. "bar2" writes device memory through the BAR2 mmap at a
+// rate (a percentage of device memory per second); "dma" drives the device's DMA
+// queue (fills of device memory, copies into the tool's guest memory), so device-side
+// dirtying and guest-memory dirtying both happen. pause() is the VM stopping before
+// the device does; resume() undoes it after a failed migration.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "migration/base/result.h"
+#include "migration/engine/session.h"
+#include "migration/vfio/device.h"
+#include "migration/vfio/mapping.h"
+
+namespace mdevmig::cli {
+
+struct WorkloadConfig {
+  bool bar2 = false;
+  bool dma = false;
+  double dirty_pct_per_s = 1.0;  ///< of device memory, for bar2
+};
+
+/// Parses "none", "bar2", "dma", "bar2,dma".
+[[nodiscard]] Result<WorkloadConfig> parse_workload(std::string_view text);
+
+class Workload {
+ public:
+  /// Starts the threads. `guest` (may be null) is needed for "dma".
+  [[nodiscard]] static Result<std::unique_ptr<Workload>> start(const vfio::Device& dev,
+                                                               engine::GuestMemory* guest,
+                                                               const WorkloadConfig& cfg);
+  ~Workload();
+  Workload(const Workload&) = delete;
+  Workload& operator=(const Workload&) = delete;
+
+  /// Returns once no write is in progress and none will start until resume().
+  void pause();
+  void resume();
+  void stop();
+
+  [[nodiscard]] uint64_t pages_written() const { return pages_written_.load(); }
+  [[nodiscard]] uint64_t descriptors() const { return descriptors_.load(); }
+
+ private:
+  Workload(const vfio::Device& dev, engine::GuestMemory* guest, WorkloadConfig cfg)
+      : dev_(dev), guest_(guest), cfg_(cfg) {}
+  void bar2_loop();
+  void dma_loop();
+  // Waits while paused; false once stopping.
+  bool gate(std::unique_lock<std::mutex>& lock);
+
+  const vfio::Device& dev_;
+  engine::GuestMemory* guest_;
+  WorkloadConfig cfg_;
+  vfio::Mapping bar2_;
+  uint64_t mem_size_ = 0;
+  std::mutex mu_;  // held while a thread writes; pause() takes it
+  std::condition_variable cv_;
+  bool paused_ = false;
+  bool stopping_ = false;
+  std::atomic<uint64_t> pages_written_{0};
+  std::atomic<uint64_t> descriptors_{0};
+  std::thread bar2_thread_;
+  std::thread dma_thread_;
+};
+
+}  // namespace mdevmig::cli

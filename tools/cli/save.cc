@@ -1,0 +1,96 @@
+// mdevmig save DEVICE FILE: a device's state into a save file (any v2 device; the v1
+// region when that is all a device has).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <span>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "migration/engine/channel.h"
+#include "migration/engine/savefile.h"
+#include "tools/cli/args.h"
+#include "tools/cli/command.h"
+#include "tools/cli/device_arg.h"
+
+namespace mdevmig::cli {
+
+int run_save(std::span<const char* const> argv) {
+  Args args("save DEVICE FILE [options]",
+            "Saves the state of a VFIO device into FILE: the device stops, its whole migration\n"
+            "stream is written in checksummed chunks, and it runs again (unless --stop).\n"
+            "DEVICE is an mdev UUID, /sys/bus/mdev/devices/UUID, or fd:N (an open VFIO device fd).");
+  args.positional("DEVICE", "the device to save");
+  args.positional("FILE", "the save file to write (replaced only when the save succeeded)");
+  args.option("channel", "auto|v2|v1", "migration interface", "auto");
+  args.option("chunk-size", "SIZE", "device stream bytes per chunk", "1M");
+  args.flag("stop", "leave the device stopped after the save");
+  args.flag("json", "print the report as JSON");
+  if (auto r = args.parse(argv); !r.ok()) return report_error("save", r.error());
+  if (args.help_requested()) return kExitOk;
+
+  auto fail = [](const Error& e) { return report_error("save", e); };
+  auto spec = parse_device_spec(*args.get("DEVICE"));
+  if (!spec.ok()) return fail(spec.error());
+  auto pref = engine::parse_channel_preference(*args.get("channel"));
+  if (!pref.ok()) return fail(pref.error());
+  auto chunk = args.get_size("chunk-size");
+  if (!chunk.ok() || *chunk == 0 || *chunk > schema::kMaxChunkBytes) {
+    return fail(Error::make(EINVAL, "usage", "--chunk-size must be between 1 and 16M"));
+  }
+  const std::string file = *args.get("FILE");
+
+  auto dev = OpenedDevice::open(*spec);
+  if (!dev.ok()) return fail(dev.error());
+  auto id = dev->identity();
+  if (!id.ok()) return fail(id.error());
+  auto ch = engine::open_channel(dev->dev(), *pref, false);
+  if (!ch.ok()) return fail(ch.error());
+
+  // Written next to FILE and renamed over it on success: a failed save leaves no
+  // half-written file under the name.
+  const std::string tmp = file + ".partial";
+  UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  if (!out) return fail(Error::from_errno("open", tmp));
+
+  Progress progress("save " + spec->text);
+  const uint64_t expect = id->compat ? id->compat->mem_size : 0;
+  engine::SaveOptions opt;
+  opt.chunk_size = *chunk;
+  opt.leave_running = !args.has("stop");
+  opt.progress = [&](uint64_t bytes) { progress.update(bytes, expect > bytes ? expect : 0); };
+  auto rep = engine::save_to_file(**ch, *id, out.get(), opt);
+  progress.finish();
+  if (!rep.ok()) {
+    ::unlink(tmp.c_str());
+    return fail(rep.error());
+  }
+  if (::fsync(out.get()) != 0 || ::rename(tmp.c_str(), file.c_str()) != 0) {
+    Error e = Error::from_errno("rename", tmp + " -> " + file);
+    ::unlink(tmp.c_str());
+    return fail(e);
+  }
+  const double mib_s = rep->seconds > 0 ? static_cast<double>(rep->stream_bytes) / rep->seconds / (1 << 20) : 0;
+  if (args.has("json")) {
+    nlohmann::json j = {{"device", spec->text},
+                        {"file", file},
+                        {"channel", schema::channel_name(rep->channel)},
+                        {"stream_bytes", rep->stream_bytes},
+                        {"file_bytes", rep->file_bytes},
+                        {"chunks", rep->chunks},
+                        {"stream_xxh3", rep->stream_xxh3},
+                        {"seconds", rep->seconds},
+                        {"device_state_after", args.has("stop") ? "STOP" : "RUNNING"}};
+    std::printf("%s\n", j.dump(2).c_str());
+  } else {
+    std::printf("saved %s to %s: %s of device state in %llu chunks via %s, %.3f s (%.1f MiB/s), device %s\n",
+                spec->text.c_str(), file.c_str(), human_bytes(static_cast<double>(rep->stream_bytes)).c_str(),
+                static_cast<unsigned long long>(rep->chunks), schema::channel_name(rep->channel), rep->seconds,
+                mib_s, args.has("stop") ? "stopped" : "running");
+  }
+  return kExitOk;
+}
+
+}  // namespace mdevmig::cli
