@@ -105,4 +105,15 @@ static inline void mdevmig_vm_flags_set(struct vm_area_struct *vma, unsigned lon
 #define MDEVMIG_HAVE_IOVA_BITMAP 0
 #endif
 
+/*
+ * Where struct vfio_device_ops has get_region_info_caps (seen in 7.2, not in 6.12), the
+ * core answers VFIO_DEVICE_GET_REGION_INFO itself and never passes it to ->ioctl.
+ * Kbuild detects the member in the headers it builds against.
+ */
+#ifdef MDEVMIG_KBUILD_REGION_INFO_CAPS
+#define MDEVMIG_HAVE_REGION_INFO_CAPS 1
+#else
+#define MDEVMIG_HAVE_REGION_INFO_CAPS 0
+#endif
+
 #endif /* MDEVMIG_COMPAT_H */

@@ -165,26 +165,38 @@ int mdevmig_add_mmap_cap(struct vfio_info_cap *caps, u64 offset, u64 size)
 	return vfio_info_add_capability(caps, &cap.sparse.header, sizeof(cap));
 }
 
+/* Fills @info for the region @info->index and adds its capabilities to @caps. */
+static int mdevmig_region_info_caps(struct vfio_device *vdev, struct vfio_region_info *info,
+				    struct vfio_info_cap *caps)
+{
+	struct mdevmig_dev *mdev_state = to_mdevmig_dev(vdev);
+
+	if (info->index >= MDEVMIG_NR_REGIONS)
+		return -EINVAL;
+	info->size = mdevmig_region_size(mdev_state, info->index, &info->flags);
+	info->offset = mdevmig_region_offset(mdev_state, info->index);
+	info->cap_offset = 0;
+	if (info->index == MDEVMIG_V1_REGION_INDEX)
+		return mdevmig_v1_region_info(mdev_state, info, caps);
+	if (info->flags & VFIO_REGION_INFO_FLAG_MMAP)
+		return mdevmig_add_mmap_cap(caps, 0, info->size);
+	return 0;
+}
+
+#if !MDEVMIG_HAVE_REGION_INFO_CAPS
+/* VFIO_DEVICE_GET_REGION_INFO on kernels whose core leaves it to the driver. */
 static int mdevmig_get_region_info(struct mdevmig_dev *mdev_state, unsigned long arg)
 {
 	unsigned long minsz = offsetofend(struct vfio_region_info, offset);
 	struct vfio_info_cap caps = { .buf = NULL, .size = 0 };
 	struct vfio_region_info info;
-	int ret = 0;
+	int ret;
 
 	if (copy_from_user(&info, (void __user *)arg, minsz))
 		return -EFAULT;
-	if (info.argsz < minsz || info.index >= MDEVMIG_NR_REGIONS)
+	if (info.argsz < minsz)
 		return -EINVAL;
-
-	info.size = mdevmig_region_size(mdev_state, info.index, &info.flags);
-	info.offset = mdevmig_region_offset(mdev_state, info.index);
-	info.cap_offset = 0;
-
-	if (info.index == MDEVMIG_V1_REGION_INDEX)
-		ret = mdevmig_v1_region_info(mdev_state, &info, &caps);
-	else if (info.flags & VFIO_REGION_INFO_FLAG_MMAP)
-		ret = mdevmig_add_mmap_cap(&caps, 0, info.size);
+	ret = mdevmig_region_info_caps(&mdev_state->vdev, &info, &caps);
 	if (ret)
 		goto out_free_caps;
 
@@ -205,6 +217,7 @@ out_free_caps:
 	kfree(caps.buf);
 	return ret;
 }
+#endif
 
 static long mdevmig_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg)
 {
@@ -224,8 +237,10 @@ static long mdevmig_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned l
 		info.num_irqs = VFIO_PCI_NUM_IRQS;
 		return copy_to_user((void __user *)arg, &info, minsz) ? -EFAULT : 0;
 	}
+#if !MDEVMIG_HAVE_REGION_INFO_CAPS
 	case VFIO_DEVICE_GET_REGION_INFO:
 		return mdevmig_get_region_info(mdev_state, arg);
+#endif
 	case VFIO_DEVICE_GET_IRQ_INFO:
 		return mdevmig_get_irq_info(mdev_state, arg);
 	case VFIO_DEVICE_SET_IRQS:
@@ -364,6 +379,9 @@ static const struct vfio_device_ops mdevmig_vfio_ops = {
 	.write		= mdevmig_write,
 	.mmap		= mdevmig_mmap,
 	.ioctl		= mdevmig_ioctl,
+#if MDEVMIG_HAVE_REGION_INFO_CAPS
+	.get_region_info_caps = mdevmig_region_info_caps,
+#endif
 	.dma_unmap	= mdevmig_dma_unmap,
 	MDEVMIG_VFIO_IOMMUFD_OPS
 	MDEVMIG_VFIO_IOMMUFD_DETACH_OP
