@@ -24,6 +24,7 @@
 
 #include "common/dma.h"
 #include "common/instance.h"
+#include "common/open_instance.h"
 #include "common/sysfs.h"
 #include "migration/vfio/eventfd.h"
 #include "migration/vfio/mapping.h"
@@ -38,25 +39,9 @@ using vfio::MigState;
 
 constexpr uint32_t kV1 = VFIO_PCI_NUM_REGIONS;  // index of the v1 migration region
 
-// An instance, opened.
-struct Side {
-  std::unique_ptr<Instance> inst;
-  std::optional<vfio::OpenMdev> m;
-  const vfio::Device& dev() const { return m->device; }
-};
+using Side = OpenInstance;
 
-Side open_side(const std::string& type) {
-  Side s;
-  s.inst = std::make_unique<Instance>("mdevmig_sim0", type);
-  if (!s.inst->ok()) return s;
-  auto m = vfio::open_mdev(s.inst->uuid());
-  if (!m.ok()) {
-    ADD_FAILURE() << m.error().message();
-    return s;
-  }
-  s.m.emplace(std::move(m.value()));
-  return s;
-}
+Side open_side(const std::string& type) { return open_instance(type); }
 
 // Reads a data_fd until EOF (or ENOMSG, pre-copy's temporary end).
 std::vector<uint8_t> read_all(int fd) {
@@ -102,13 +87,6 @@ int resume_v2(const vfio::Device& dev, const std::vector<uint8_t>& data, size_t 
   auto stop = dev.set_mig_state(MigState::kStop);
   if (!stop.ok() && !err) err = stop.error().errnum;
   return err;
-}
-
-uint64_t mem_hash(const vfio::Device& dev, uint64_t size) {
-  std::vector<uint8_t> buf(size);
-  auto r = dev.read(kBar2, 0, std::as_writable_bytes(std::span(buf)));
-  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
-  return XXH3_64bits(buf.data(), buf.size());
 }
 
 class MigrationTest : public testing::Test {
