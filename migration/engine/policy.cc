@@ -12,12 +12,14 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
     d.reason = "initial pass";
     return d;
   }
-  if (d.estimated_downtime_s >= 0 && d.estimated_downtime_s <= cfg.downtime_target_s) {
+  // A target of 0 (or less) allows no downtime estimate at all: iterate to a cap.
+  const bool converge = cfg.downtime_target_s > 0;
+  if (converge && d.estimated_downtime_s >= 0 && d.estimated_downtime_s <= cfg.downtime_target_s) {
     d.verdict = Verdict::kSwitchover;
     d.reason = "converged: estimated downtime within target";
     return d;
   }
-  if (in.remaining_bytes == 0 && in.device_idle) {
+  if (converge && in.remaining_bytes == 0 && in.device_idle) {
     d.verdict = Verdict::kSwitchover;
     d.reason = "converged: nothing left to send";
     d.estimated_downtime_s = 0;

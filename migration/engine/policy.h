@@ -8,7 +8,7 @@
 namespace mdevmig::engine {
 
 struct PolicyConfig {
-  double downtime_target_s = 0.3;  ///< allowed stop-copy time
+  double downtime_target_s = 0.3;  ///< allowed stop-copy time; <= 0: iterate to a cap
   uint32_t max_iterations = 30;    ///< switch over after this many iterations regardless
   double max_precopy_s = 0;        ///< switch over after this long (0: no limit)
   uint32_t min_iterations = 1;     ///< iterate at least this often

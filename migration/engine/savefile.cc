@@ -114,9 +114,10 @@ FileScanner::FileScanner(io::Reader reader, std::string name)
       frames_(std::make_unique<io::FrameReader>(*reader_, schema::kMaxFrameBytes)),
       name_(std::move(name)), hash_(new_xxh3()), frames_hash_(new_xxh3()) {}
 
-Result<FileScanner> FileScanner::open(int fd, io::IoOptions io) {
+Result<FileScanner> FileScanner::open(int fd, io::IoOptions io, ScanChecks checks) {
   if (io.name.empty()) io.name = "save file";
   FileScanner s(MDEVMIG_TRY(io::Reader::create(fd, 0, io)), io.name);
+  s.checks_ = checks;
   std::byte pre[schema::kPreambleBytes];
   const std::size_t got = MDEVMIG_TRY(s.reader_->read_full(pre));
   s.preamble_ = MDEVMIG_TRY(schema::decode_preamble(std::span(pre, got)));
@@ -149,8 +150,8 @@ Result<std::optional<schema::ChunkView>> FileScanner::next_chunk() {
     if (c.data.empty() || c.data.size() > header_.chunk_size) {
       return corrupt("read save file", "chunk of " + std::to_string(c.data.size()) + " bytes" + at);
     }
-    XXH3_64bits_update(st, c.data.data(), c.data.size());
-    XXH3_64bits_update(fst, bytes->data(), bytes->size());
+    if (checks_.stream_xxh3) XXH3_64bits_update(st, c.data.data(), c.data.size());
+    if (checks_.frames_xxh3) XXH3_64bits_update(fst, bytes->data(), bytes->size());
     ++seq_;
     stream_bytes_ += c.data.size();
     (c.phase == schema::Phase::kPreCopy ? precopy_bytes_ : stopcopy_bytes_) += c.data.size();
@@ -162,9 +163,11 @@ Result<std::optional<schema::ChunkView>> FileScanner::next_chunk() {
       t.stopcopy_bytes != stopcopy_bytes_) {
     return corrupt("read save-file trailer", "totals do not match the chunks read" + at);
   }
-  if (t.stream_xxh3 != XXH3_64bits_digest(st)) return corrupt("read save-file trailer", "stream XXH3 mismatch");
+  if (checks_.stream_xxh3 && t.stream_xxh3 != XXH3_64bits_digest(st)) {
+    return corrupt("read save-file trailer", "stream XXH3 mismatch");
+  }
   if (t.header_xxh3 != preamble_.header_xxh3) return corrupt("read save-file trailer", "header XXH3 mismatch");
-  if (t.frames_xxh3 != XXH3_64bits_digest(fst)) {
+  if (checks_.frames_xxh3 && t.frames_xxh3 != XXH3_64bits_digest(fst)) {
     return corrupt("read save-file trailer", "frame bytes XXH3 mismatch (damage outside the chunk data)");
   }
   auto more = MDEVMIG_TRY(reader_->next(1));
@@ -200,7 +203,13 @@ Result<RestoreReport> restore_from_file(Channel& ch, const schema::DeviceIdentit
     total = sum.trailer.stream_bytes;
     rep.verify_seconds = since(t0);
   }
-  FileScanner s = MDEVMIG_TRY(FileScanner::open(fd));
+  // After a verified pass 1 the second pass checks each chunk (enough to load only what
+  // was verified); a single pass also checks every frame's bytes. The whole-stream XXH3
+  // adds nothing to the per-chunk ones here (inspect checks it).
+  ScanChecks checks;
+  checks.stream_xxh3 = false;
+  checks.frames_xxh3 = !opt.verify_first;
+  FileScanner s = MDEVMIG_TRY(FileScanner::open(fd, {8, 1u << 20, ""}, checks));
   rep.header = s.header();
   MDEVMIG_TRY(check_compatible(s.header().device, target));
   t0 = Clock::now();

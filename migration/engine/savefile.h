@@ -6,7 +6,8 @@
 // XXH3, sequence and offsets, the trailer's totals, whole-stream and all-frames XXH3
 // (so damage even in unused bits is found), nothing after
 // it) and checks the header's device identity against the target; only then does the
-// second pass feed the device, verifying each chunk again before it is written. Without
+// second pass feed the device, verifying each chunk (its XXH3, sequence, offset and the
+// totals) again before it is written. Without
 // `verify_first` (a single streaming pass) the header and compatibility are still checked first and each chunk
 // before it is fed, but damage late in the file is found after earlier chunks went to
 // the device: the device is then reset, and the error says so.
@@ -57,11 +58,19 @@ struct ChunkInfo {
   schema::Phase phase = schema::Phase::kInvalid;
 };
 
+/// What FileScanner checks beyond each chunk's own XXH3, sequence and offset and the
+/// trailer's totals (always checked).
+struct ScanChecks {
+  bool frames_xxh3 = true;  ///< every frame's bytes (damage outside chunk data)
+  bool stream_xxh3 = true;  ///< the whole stream again (end to end)
+};
+
 /// Reads a save file in order, verifying everything as it goes.
 class FileScanner {
  public:
   /// Reads and checks the preamble and the header.
-  [[nodiscard]] static Result<FileScanner> open(int fd, io::IoOptions io = {8, 1u << 20, ""});
+  [[nodiscard]] static Result<FileScanner> open(int fd, io::IoOptions io = {8, 1u << 20, ""},
+                                                ScanChecks checks = ScanChecks());
   FileScanner(FileScanner&&) noexcept = default;
 
   [[nodiscard]] const schema::Preamble& preamble() const { return preamble_; }
@@ -86,6 +95,7 @@ class FileScanner {
   std::shared_ptr<void> hash_;         // XXH3 state of the whole stream
   std::shared_ptr<void> frames_hash_;  // XXH3 state of the frames' bytes
   bool done_ = false;
+  ScanChecks checks_;
 };
 
 struct FileSummary {

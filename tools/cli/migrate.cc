@@ -31,8 +31,9 @@ namespace {
 
 constexpr const char* kCmd = "migrate";
 
+// Channels and guest memory refer to the device and container: keep them in place.
 struct Side {
-  std::optional<OpenedDevice> dev;
+  std::unique_ptr<OpenedDevice> dev;
   schema::DeviceIdentity id;
   std::unique_ptr<engine::Channel> ch;
   std::optional<engine::GuestMemory> guest;
@@ -42,7 +43,7 @@ Result<Side> open_side(std::string_view text, engine::ChannelPreference pref, ui
                        uint64_t guest_iova, bool source) {
   Side s;
   const DeviceSpec spec = MDEVMIG_TRY(parse_device_spec(text));
-  s.dev.emplace(MDEVMIG_TRY(OpenedDevice::open(spec)));
+  s.dev = std::make_unique<OpenedDevice>(MDEVMIG_TRY(OpenedDevice::open(spec)));
   s.id = MDEVMIG_TRY(s.dev->identity());
   s.ch = MDEVMIG_TRY(engine::open_channel(s.dev->dev(), pref, true));
   if (guest_bytes > 0) {
@@ -157,7 +158,7 @@ int run_migrate(std::span<const char* const> argv) {
   args.option("to", "DEVICE|HOST:PORT", "the destination device, or where a destination listens");
   args.option("listen", "[ADDR:]PORT", "be the destination: accept one source (ADDR default 127.0.0.1)");
   args.option("channel", "auto|v2|v1", "migration interface (auto: v2 pre-copy, else v1 region, else v2)", "auto");
-  args.option("downtime", "MS", "downtime target", "300");
+  args.option("downtime", "MS", "downtime target (0: iterate until a cap)", "300");
   args.option("max-iterations", "N", "switch over after N pre-copy iterations", "30");
   args.option("max-precopy", "SECONDS", "switch over after this long (0: no limit)", "0");
   args.flag("no-precopy", "stop the device at once (no pre-copy)");

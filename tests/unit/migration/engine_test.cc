@@ -107,6 +107,13 @@ TEST(Policy, NothingLeftOnAnIdleDeviceSwitchesOverAndMinIterationsHold) {
   EXPECT_EQ(decide(in, cfg).verdict, Verdict::kContinue);
   in.iteration = 2;
   EXPECT_EQ(decide(in, cfg).verdict, Verdict::kSwitchover);
+  // A zero downtime target never converges: only the caps end pre-copy.
+  cfg.downtime_target_s = 0;
+  cfg.max_iterations = 3;
+  in.bandwidth_bps = 1e9;
+  EXPECT_EQ(decide(in, cfg).verdict, Verdict::kContinue);
+  in.iteration = 3;
+  EXPECT_STREQ(decide(in, cfg).reason, "iteration cap");
 }
 
 // ---- compatibility -----------------------------------------------------------------------

@@ -1,0 +1,106 @@
+// Writes the seed corpora of the migration fuzzers into DIR/fuzz_migration_container and
+// DIR/fuzz_migration_wire: a small real save file of the simulator (and a variant of
+// another instance type), and a whole wire conversation.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "migration/engine/channel.h"
+#include "migration/engine/savefile.h"
+#include "sim.h"
+
+namespace {
+
+using namespace mdevmig;
+
+// A stop-copy-only channel over the simulator: the whole stream at once.
+class SeedChannel final : public engine::Channel {
+ public:
+  explicit SeedChannel(vendor_sim::SimDevice& d) : stream_(d.save()) {}
+  schema::Channel kind() const override { return schema::Channel::kV2StopCopy; }
+  Result<void> start_save(bool) override { return ok(); }
+  Result<void> stop_copy() override { return ok(); }
+  Result<std::span<const std::byte>> read(std::size_t max) override {
+    const std::size_t n = std::min(max, stream_.size() - pos_);
+    std::span<const std::byte> s(reinterpret_cast<const std::byte*>(stream_.data()) + pos_, n);
+    pos_ += n;
+    return s;
+  }
+  Result<uint64_t> pending() override { return 0; }
+  Result<void> finish_save(bool) override { return ok(); }
+  Result<void> start_resume() override { return ok(); }
+  Result<void> write(std::span<const std::byte>) override { return ok(); }
+  Result<void> finish_resume(bool) override { return ok(); }
+  engine::Recovery recover() override { return {}; }
+  std::string state_name() override { return "seed"; }
+
+ private:
+  std::vector<uint8_t> stream_;
+  std::size_t pos_ = 0;
+};
+
+bool save_seed(const std::string& path, uint64_t mem, uint32_t type, std::size_t chunk) {
+  vendor_sim::SimDevice d(mem, type);
+  for (uint64_t i = 0; i < mem; i += 512) d.mem()[i] = static_cast<uint8_t>(i >> 9);
+  d.mmio_write32(MDEVMIG_REG_SCRATCH(0), 42);
+  SeedChannel ch(d);
+  schema::DeviceIdentity id;
+  id.device_api = "vfio-pci";
+  id.pci_vendor = MDEVMIG_PCI_VENDOR_ID;
+  id.pci_device = MDEVMIG_PCI_DEVICE_ID;
+  id.compat = schema::Compat{MDEVMIG_STREAM_VERSION, MDEVMIG_MODEL_VERSION, type, MDEVMIG_PAGE_SIZE, mem};
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  engine::SaveOptions opt;
+  opt.chunk_size = chunk;
+  auto r = engine::save_to_file(ch, id, fd.get(), opt);
+  if (!r.ok()) std::fprintf(stderr, "%s\n", r.error().message().c_str());
+  return r.ok();
+}
+
+void put(std::ofstream& out, std::span<const std::byte> m) {
+  out.write(reinterpret_cast<const char*>(m.data()), static_cast<std::streamsize>(m.size()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+    return 2;
+  }
+  const std::filesystem::path dir = argv[1];
+  std::filesystem::create_directories(dir / "fuzz_migration_container");
+  std::filesystem::create_directories(dir / "fuzz_migration_wire");
+  if (!save_seed(dir / "fuzz_migration_container/two_pages", 2 * MDEVMIG_PAGE_SIZE, 0, 3000) ||
+      !save_seed(dir / "fuzz_migration_container/eight_pages_type3", 8 * MDEVMIG_PAGE_SIZE, 3, 9000)) {
+    return 1;
+  }
+  schema::Encoder enc;
+  std::ofstream out(dir / "fuzz_migration_wire/conversation", std::ios::binary | std::ios::trunc);
+  schema::WireHello h;
+  h.role = schema::Role::kSource;
+  h.tool_version = "seed";
+  h.device.device_api = "vfio-pci";
+  h.device.compat = schema::Compat{1, 1, 0, 4096, 8192};
+  h.channel = schema::Channel::kV1Region;
+  h.guest_mem_bytes = 4 * 4096;
+  h.page_size = 4096;
+  put(out, enc.wire_hello(h));
+  std::vector<std::byte> data(300, std::byte{0x5a});
+  put(out, enc.wire_chunk(0, 0, schema::Phase::kPreCopy, data));
+  std::vector<std::byte> page(4096, std::byte{1});
+  schema::WireGuestPages g;
+  g.iteration = 1;
+  g.runs = {{2, 1}};
+  g.data = page;
+  put(out, enc.wire_guest_pages(g));
+  put(out, enc.wire_switchover({1, 300, "converged"}));
+  put(out, enc.wire_chunk(1, 300, schema::Phase::kStopCopy, data));
+  put(out, enc.wire_done({2, 600, 1234, 1}));
+  put(out, enc.wire_error(schema::ErrorCode::kCorrupt, "seed"));
+  return 0;
+}
