@@ -1,0 +1,400 @@
+#include "tools/qemu/harness.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <thread>
+
+#include "tools/qemu/proxy.h"
+
+namespace mdevmig::qemu {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+// Runs GuestDriver::step() on its own thread until stopped: the VM's "CPU" keeps
+// working while the main thread drives the migration through QMP.
+class WorkloadThread {
+ public:
+  WorkloadThread(GuestDriver& driver, QtestClient& qt) : driver_(driver), qt_(qt) {
+    driver_.start_clock();
+    thread_ = std::thread([this] { run(); });
+  }
+  ~WorkloadThread() { (void)stop(); }
+  Result<void> stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    return result_;
+  }
+
+ private:
+  void run() {
+    while (!stop_) {
+      auto next = driver_.step(qt_);
+      if (!next) {
+        result_ = std::move(next).error();
+        return;
+      }
+      std::this_thread::sleep_until(std::min(*next, Clock::now() + 5ms));
+    }
+  }
+  GuestDriver& driver_;
+  QtestClient& qt_;
+  std::atomic<bool> stop_{false};
+  Result<void> result_;
+  std::thread thread_;
+};
+
+Result<std::string> wait_migration_end(Vm& vm, std::chrono::milliseconds timeout) {
+  Deadline until = deadline_in(timeout);
+  for (;;) {
+    auto q = MDEVMIG_TRY(vm.qmp().execute("query-migrate"));
+    std::string st = q.value("status", "");
+    if (st == "completed" || st == "failed" || st == "cancelled") return st;
+    if (Clock::now() >= until) return Error::make(ETIMEDOUT, "wait for migration of " + vm.name(), st);
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+// Waits for a QEMU that should end by itself (a destination whose load failed).
+std::string wait_exit(Vm& vm, std::chrono::milliseconds timeout, std::vector<std::string>& problems) {
+  auto st = vm.process().wait(timeout);
+  if (st) return describe_wait_status(*st);
+  auto state = vm.run_state();
+  problems.push_back("destination " + vm.name() + " still alive after the migration failed (state " +
+                     (state ? *state : state.error().message()) + ")");
+  vm.kill();
+  return "killed by the harness";
+}
+
+}  // namespace
+
+const char* survivor_name(Survivor s) {
+  switch (s) {
+    case Survivor::kDestination: return "destination";
+    case Survivor::kSource: return "source";
+    case Survivor::kNone: return "none";
+  }
+  return "?";
+}
+
+bool RoundReport::verified() const {
+  const auto& v = recovered ? recovery_verification : verification;
+  return v && v->ok() && problems.empty();
+}
+
+json RoundReport::to_json() const {
+  auto ver = [](const std::optional<Verification>& v) -> json {
+    if (!v) return nullptr;
+    return {{"ok", v->ok()}, {"mismatches", v->mismatches}, {"mem_hash", v->mem_hash},
+            {"pages_sampled", v->pages_sampled}, {"seq", v->descs}, {"irq_delivered", v->irq_delivered}};
+  };
+  return {{"round", round},
+          {"transport", transport == Transport::kUnix ? "unix" : "file"},
+          {"fault", fault_name(fault)},
+          {"migration", migration.to_json()},
+          {"survivor", survivor_name(survivor)},
+          {"src_end", src_end},
+          {"dst_end", dst_end},
+          {"ops_pending", ops_pending},
+          {"ops_landed", ops_landed},
+          {"workload", {{"bar2_writes", workload.bar2_writes}, {"descs", workload.descs},
+                        {"scratch", workload.scratch}, {"irqs", workload.irqs}, {"seconds", workload.seconds}}},
+          {"verification", ver(verification)},
+          {"recovered", recovered},
+          {"recovery_verification", ver(recovery_verification)},
+          {"problems", problems},
+          {"verified", verified()},
+          {"round_ms", round_ms}};
+}
+
+Harness::Harness(HarnessOptions options, std::vector<MdevInstance> instances)
+    : options_(std::move(options)), instances_(std::move(instances)) {}
+
+Result<std::unique_ptr<Harness>> Harness::create(HarnessOptions options, std::vector<MdevInstance> instances) {
+  if (instances.empty()) return Error::make(EINVAL, "harness", "no mdev instances");
+  auto h = std::unique_ptr<Harness>(new Harness(std::move(options), std::move(instances)));
+  if (h->options_.vm.dir.empty()) {
+    char tmpl[] = "/tmp/mdevmig-qemu.XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) return Error::from_errno("mkdtemp", tmpl);
+    h->options_.vm.dir = tmpl;
+    h->own_dir_ = true;
+  } else if (::mkdir(h->options_.vm.dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Error::from_errno("mkdir", h->options_.vm.dir);
+  }
+  if (h->options_.vm.bios.empty()) {
+    h->options_.vm.bios = h->options_.vm.dir + "/halt.bin";
+    MDEVMIG_TRY(write_halt_bios(h->options_.vm.bios));
+  }
+  h->checkpoint_file_ = h->options_.vm.dir + "/checkpoint.mig";
+  return h;
+}
+
+Harness::~Harness() {
+  shutdown();
+  if (own_dir_ && !options_.keep_dir) {
+    if (DIR* d = ::opendir(options_.vm.dir.c_str())) {
+      while (dirent* e = ::readdir(d))
+        if (e->d_name[0] != '.') ::unlink((options_.vm.dir + "/" + e->d_name).c_str());
+      ::closedir(d);
+    }
+    ::rmdir(options_.vm.dir.c_str());
+  }
+}
+
+void Harness::shutdown() {
+  if (vm_) {
+    vm_->quit();
+    vm_.reset();
+  }
+}
+
+void Harness::say(const std::string& s) const {
+  if (options_.log) options_.log(s);
+}
+
+std::set<pid_t> Harness::live_vms() const {
+  std::set<pid_t> out;
+  if (vm_) out.insert(const_cast<Vm&>(*vm_).process().pid());
+  return out;
+}
+
+Result<Vm> Harness::start_vm(std::size_t instance, std::optional<std::string> incoming) {
+  std::string name = "vm" + std::to_string(++vm_counter_);
+  say("starting QEMU " + name + " on " + instances_[instance].uuid() + (incoming ? " (-incoming " + *incoming + ")" : ""));
+  return Vm::start(options_.vm, name, instances_[instance].uuid(), std::move(incoming));
+}
+
+Result<Verification> Harness::boot(std::size_t instance) {
+  shutdown();
+  uint64_t mem = MDEVMIG_TRY(instances_[instance].mem_size());
+  Vm vm = MDEVMIG_TRY(start_vm(instance, std::nullopt));
+  QtestClient* qt = MDEVMIG_TRY(vm.qtest());
+  driver_.emplace(mem, options_.irq, options_.seed, options_.rates);
+  if (auto r = driver_->bring_up(*qt); !r) {
+    Error e = std::move(r).error();
+    e.add_context("bringing up the device in " + vm.name() + " (QEMU log: " + vm.process().log_tail(300) + ")");
+    return e;
+  }
+  say("device up: " + std::to_string(mem >> 20) + " MiB of device memory, " + irq_mode_name(options_.irq) +
+      (options_.irq == IrqMode::kIntx ? " on IOAPIC input " + std::to_string(driver_->intx_line()) : ""));
+  vm_.emplace(std::move(vm));
+  vm_instance_ = instance;
+  return verify();
+}
+
+Result<void> Harness::run_workload(std::chrono::milliseconds duration) {
+  QtestClient* qt = MDEVMIG_TRY(vm_->qtest());
+  {
+    WorkloadThread wl(*driver_, *qt);
+    std::this_thread::sleep_for(duration);
+    MDEVMIG_TRY(wl.stop());
+  }
+  // Everything issued on a live VM lands.
+  MDEVMIG_TRY(driver_->drain(*qt));
+  driver_->commit(driver_->pending());
+  return ok();
+}
+
+Result<Verification> Harness::verify() {
+  QtestClient* qt = MDEVMIG_TRY(vm_->qtest());
+  return driver_->verify(*qt, options_.sample_pages);
+}
+
+Result<Verification> Harness::settle_survivor(Vm& vm, bool adopt, bool must_hold_all, RoundReport& rep) {
+  QtestClient* qt = MDEVMIG_TRY(vm.qtest());
+  if (adopt) MDEVMIG_TRY(driver_->adopt(*qt));
+  MDEVMIG_TRY(driver_->drain(*qt));
+  rep.ops_pending = driver_->pending();
+  rep.ops_landed = MDEVMIG_TRY(driver_->find_cut(*qt));
+  if (must_hold_all && rep.ops_landed != rep.ops_pending)
+    rep.problems.push_back("the source lost ops: holds " + std::to_string(rep.ops_landed) + " of " +
+                           std::to_string(rep.ops_pending));
+  driver_->commit(rep.ops_landed);
+  return driver_->verify(*qt, options_.sample_pages);
+}
+
+Result<RoundReport> Harness::migrate(std::size_t dst_instance, const MigrationPlan& plan_in) {
+  MDEVMIG_CHECK(vm_.has_value(), "migrate() without a VM");
+  const auto t0 = Clock::now();
+  RoundReport rep;
+  rep.transport = plan_in.transport;
+  rep.fault = plan_in.fault;
+  MigrationPlan plan = plan_in;
+  const bool file = plan.transport == Transport::kFile;
+  if (file && plan.file.empty()) plan.file = options_.vm.dir + "/save-" + std::to_string(++file_counter_) + ".mig";
+  // A kill or cancel during a save to a file is fired by the migration runner; the
+  // file faults are applied to the finished file.
+  MigrationPlan run_plan = plan;
+  if (file && (plan.fault == FaultKind::kCorrupt || plan.fault == FaultKind::kTruncate)) run_plan.fault = FaultKind::kNone;
+
+  Vm& src = *vm_;
+  std::optional<Vm> dst;
+  if (!file) dst.emplace(MDEVMIG_TRY(start_vm(dst_instance, std::string("defer"))));
+  QtestClient* qt = MDEVMIG_TRY(src.qtest());
+  driver_->reset_stats();
+  // Until the switchover moment QEMU must not be able to converge (see GuestDriver).
+  driver_->set_pressure(true);
+  Result<MigrationOutcome> out = Error::make(EINVAL, "not run");
+  Result<void> wl_result;
+  {
+    WorkloadThread wl(*driver_, *qt);
+    bool stopped = false;
+    SwitchoverHooks hooks;
+    hooks.before_switchover = [&] {
+      driver_->set_bar2_writes(false);
+      driver_->set_pressure(false);
+    };
+    hooks.quiesce = [&] {
+      wl_result = wl.stop();
+      stopped = true;
+    };
+    out = run_migration(src, dst ? &*dst : nullptr, instances_[vm_instance_], driver_->mem_size(), run_plan,
+                        options_.vm.dir, hooks, options_.log);
+    if (!stopped) wl_result = wl.stop();
+    driver_->set_bar2_writes(true);
+    driver_->set_pressure(false);
+  }
+  rep.workload = driver_->stats();
+  if (!out) {
+    if (dst) dst->kill();
+    return std::move(out).error();
+  }
+  rep.migration = std::move(*out);
+  const std::string status = rep.migration.status;
+  if (!wl_result && status != "source-killed")
+    rep.problems.push_back("workload: " + wl_result.error().message());
+  if (file) rep.migration.fault_fired = rep.migration.fault_fired || run_plan.fault != plan.fault;
+
+  // Which side holds the VM now.
+  if (status == "source-killed") {
+    rep.survivor = Survivor::kNone;
+  } else if (status != "completed") {
+    rep.survivor = Survivor::kSource;
+  } else if (!file) {
+    rep.survivor = Survivor::kDestination;
+  } else {
+    // Saved: now load the file into a fresh QEMU on the other instance, after the
+    // fault (if any) has damaged it.
+    if (plan.fault == FaultKind::kCorrupt) {
+      auto at = corrupt_device_data_in_file(plan.file, static_cast<uint64_t>(plan.fault_point * static_cast<double>(driver_->mem_size())));
+      if (at) rep.migration.fault_note = "flipped file byte " + std::to_string(*at) + " (inside VFIO device data)";
+      else rep.problems.push_back("could not corrupt the file: " + at.error().message());
+    } else if (plan.fault == FaultKind::kTruncate) {
+      struct stat st {};
+      ::stat(plan.file.c_str(), &st);
+      off_t len = static_cast<off_t>(plan.fault_point * static_cast<double>(st.st_size));
+      if (::truncate(plan.file.c_str(), len) == 0) rep.migration.fault_note = "file truncated to " + std::to_string(len) + " bytes";
+      else rep.problems.push_back("could not truncate the file");
+    }
+    dst.emplace(MDEVMIG_TRY(start_vm(dst_instance, std::string("defer"))));
+    std::string in = MDEVMIG_TRY(run_incoming_file(*dst, plan.file));
+    say("restore from " + plan.file + ": " + in);
+    if (in == "completed") {
+      rep.survivor = Survivor::kDestination;
+    } else {
+      rep.survivor = Survivor::kSource;
+      // The source stopped at the end of the save and is still there: resume it.
+      rep.dst_end = wait_exit(*dst, 15s, rep.problems);
+      dst.reset();
+      MDEVMIG_TRY(src.qmp().execute("cont"));
+    }
+  }
+  say(std::string("survivor: ") + survivor_name(rep.survivor));
+
+  const bool faulted = rep.fault != FaultKind::kNone && rep.migration.fault_fired;
+  switch (rep.survivor) {
+    case Survivor::kDestination: {
+      // A damaged stream must never be accepted, nor a dead destination succeed.
+      if (faulted && (rep.fault == FaultKind::kCorrupt || rep.fault == FaultKind::kTruncate ||
+                      rep.fault == FaultKind::kKillDst))
+        rep.problems.push_back(std::string("the destination accepted a migration with fault ") + fault_name(rep.fault));
+      if (auto w = dst->wait_run_state("running", 30s); !w) rep.problems.push_back(w.error().message());
+      auto v = settle_survivor(*dst, /*adopt=*/true, /*must_hold_all=*/false, rep);
+      if (!v) {
+        dst->kill();
+        return std::move(v).error();
+      }
+      rep.verification = std::move(*v);
+      auto s = src.run_state();
+      rep.src_end = s ? *s : "gone";
+      if (s && *s != "postmigrate") rep.problems.push_back("source is " + *s + " after a completed migration, want postmigrate");
+      rep.src_end = src.quit();
+      vm_.emplace(std::move(*dst));
+      vm_instance_ = dst_instance;
+      break;
+    }
+    case Survivor::kSource: {
+      if (dst) rep.dst_end = wait_exit(*dst, 20s, rep.problems);
+      if (auto w = src.wait_run_state("running", 30s); !w) rep.problems.push_back("source: " + w.error().message());
+      auto v = settle_survivor(src, /*adopt=*/false, /*must_hold_all=*/true, rep);
+      if (!v) return std::move(v).error();
+      rep.verification = std::move(*v);
+      rep.src_end = "running";
+      break;
+    }
+    case Survivor::kNone: {
+      if (dst) {
+        // The destination got part of a stream and must give up, not run.
+        auto st = dst->process().wait(20s);
+        if (!st) {
+          auto state = dst->run_state();
+          rep.problems.push_back("destination still alive after its source died (state " +
+                                 (state ? *state : std::string("?")) + ")");
+          dst->kill();
+          rep.dst_end = "killed by the harness";
+        } else {
+          rep.dst_end = describe_wait_status(*st);
+        }
+      }
+      rep.src_end = vm_->quit();
+      rep.ops_pending = driver_->pending();
+      driver_->commit(0);  // the VM is gone with everything since the last checkpoint
+      vm_.reset();
+      break;
+    }
+  }
+  rep.round_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  return rep;
+}
+
+Result<void> Harness::checkpoint() {
+  MDEVMIG_CHECK(vm_.has_value() && driver_->pending() == 0, "checkpoint() needs a settled VM");
+  Vm& vm = *vm_;
+  ::unlink(checkpoint_file_.c_str());
+  MDEVMIG_TRY(vm.qmp().execute("migrate-set-parameters", {{"max-bandwidth", uint64_t{1} << 30}, {"downtime-limit", 300}}));
+  // The workload is not running: no pause before switchover needed.
+  MDEVMIG_TRY(vm.qmp().execute("migrate-set-capabilities",
+                               {{"capabilities", json::array({{{"capability", "pause-before-switchover"}, {"state", false}},
+                                                              {{"capability", "return-path"}, {"state", false}}})}}));
+  MDEVMIG_TRY(vm.qmp().execute("migrate", {{"uri", "exec:cat > " + checkpoint_file_}}));
+  std::string st = MDEVMIG_TRY(wait_migration_end(vm, 120s));
+  if (st != "completed") return Error::make(EIO, "checkpoint of " + vm.name(), "migration " + st);
+  MDEVMIG_TRY(vm.qmp().execute("cont"));
+  MDEVMIG_TRY(vm.wait_run_state("running", 30s));
+  checkpoint_driver_ = *driver_;
+  say("checkpoint saved to " + checkpoint_file_);
+  return ok();
+}
+
+Result<Verification> Harness::recover(std::size_t instance) {
+  if (!checkpoint_driver_) return Error::make(ENOENT, "recover", "no checkpoint");
+  shutdown();
+  Vm vm = MDEVMIG_TRY(start_vm(instance, std::string("defer")));
+  std::string st = MDEVMIG_TRY(run_incoming_file(vm, checkpoint_file_));
+  if (st != "completed") return Error::make(EIO, "restore the checkpoint into " + vm.name(), "incoming migration " + st);
+  MDEVMIG_TRY(vm.wait_run_state("running", 30s));
+  driver_ = *checkpoint_driver_;
+  QtestClient* qt = MDEVMIG_TRY(vm.qtest());
+  MDEVMIG_TRY(driver_->adopt(*qt));
+  vm_.emplace(std::move(vm));
+  vm_instance_ = instance;
+  say("recovered from the checkpoint on " + instances_[instance].uuid());
+  return verify();
+}
+
+}  // namespace mdevmig::qemu

@@ -1,0 +1,112 @@
+// The QEMU end-to-end harness: a VM with an mdevmig device driven by GuestDriver,
+// migrated (live over a unix socket, or saved to a file and restored) to another
+// instance, with faults; after every round it finds which side survived and verifies
+// that it holds exactly the expected state. Used by `mdevmig qemu-migrate`,
+// `mdevmig stress` and the qemu lab tests.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "migration/base/result.h"
+#include "tools/qemu/guest.h"
+#include "tools/qemu/mdev.h"
+#include "tools/qemu/migration.h"
+#include "tools/qemu/vm.h"
+
+namespace mdevmig::qemu {
+
+struct HarnessOptions {
+  VmSpec vm;  ///< vm.dir empty: a fresh directory under /tmp, removed at the end
+  IrqMode irq = IrqMode::kIntx;
+  WorkloadRates rates;
+  uint64_t seed = 1;
+  uint32_t sample_pages = 16;  ///< BAR2 pages compared byte for byte per verification
+  bool keep_dir = false;       ///< keep logs and sockets (the path is in the report)
+  LogFn log;
+};
+
+enum class Survivor { kDestination, kSource, kNone };
+[[nodiscard]] const char* survivor_name(Survivor s);
+
+/// One migration round and what the harness found after it.
+struct RoundReport {
+  uint32_t round = 0;
+  Transport transport = Transport::kUnix;
+  FaultKind fault = FaultKind::kNone;
+  MigrationOutcome migration;
+  Survivor survivor = Survivor::kNone;
+  std::string src_end, dst_end;  ///< how the QEMUs ended ("running" if still alive)
+  uint64_t ops_pending = 0;      ///< ops issued on the source since the last verification
+  uint64_t ops_landed = 0;       ///< of which the survivor holds (the cut)
+  WorkloadStats workload;
+  std::optional<Verification> verification;
+  bool recovered = false;  ///< the VM was restored from the checkpoint afterwards
+  std::optional<Verification> recovery_verification;
+  std::vector<std::string> problems;  ///< anything unexpected: wrong survivor, lost ops, leaks
+  double round_ms = 0;
+
+  /// The survivor (or the recovered VM) was verified and nothing unexpected happened.
+  [[nodiscard]] bool verified() const;
+  [[nodiscard]] nlohmann::json to_json() const;
+};
+
+class Harness {
+ public:
+  /// `instances`: the mdev instances rounds move the VM between.
+  [[nodiscard]] static Result<std::unique_ptr<Harness>> create(HarnessOptions options,
+                                                                std::vector<MdevInstance> instances);
+  ~Harness();
+  Harness(const Harness&) = delete;
+  Harness& operator=(const Harness&) = delete;
+
+  /// Starts a fresh VM on `instance`, brings the device up and verifies it.
+  [[nodiscard]] Result<Verification> boot(std::size_t instance);
+  /// Runs the live workload on the current VM for `duration` (no migration).
+  [[nodiscard]] Result<void> run_workload(std::chrono::milliseconds duration);
+  /// Verifies the current VM (nothing pending).
+  [[nodiscard]] Result<Verification> verify();
+  /// Migrates the current VM to `dst_instance` by `plan` (live or through a file), with
+  /// the workload running, then verifies whichever side survived.
+  [[nodiscard]] Result<RoundReport> migrate(std::size_t dst_instance, const MigrationPlan& plan);
+  /// Saves the current VM to the checkpoint file with the workload paused, and resumes it.
+  [[nodiscard]] Result<void> checkpoint();
+  /// Starts a VM on `instance` from the checkpoint and verifies it holds the checkpoint's state.
+  [[nodiscard]] Result<Verification> recover(std::size_t instance);
+
+  [[nodiscard]] bool has_vm() const { return vm_.has_value(); }
+  [[nodiscard]] std::size_t current_instance() const { return vm_instance_; }
+  [[nodiscard]] std::size_t instance_count() const { return instances_.size(); }
+  [[nodiscard]] const MdevInstance& instance(std::size_t i) const { return instances_[i]; }
+  [[nodiscard]] GuestDriver& driver() { return *driver_; }
+  [[nodiscard]] const std::string& dir() const { return options_.vm.dir; }
+  /// PIDs of the QEMUs the harness is running (for leak checks).
+  [[nodiscard]] std::set<pid_t> live_vms() const;
+  /// Leaves the VM, its instance and everything else as they are and quits the VM.
+  void shutdown();
+
+ private:
+  explicit Harness(HarnessOptions options, std::vector<MdevInstance> instances);
+  [[nodiscard]] Result<Vm> start_vm(std::size_t instance, std::optional<std::string> incoming);
+  // Drains the survivor, finds and commits the cut, verifies. `must_hold_all`: the
+  // source, which must have every op issued on it.
+  [[nodiscard]] Result<Verification> settle_survivor(Vm& vm, bool adopt, bool must_hold_all, RoundReport& rep);
+  void say(const std::string& s) const;
+
+  HarnessOptions options_;
+  std::vector<MdevInstance> instances_;
+  bool own_dir_ = false;
+  std::optional<Vm> vm_;
+  std::size_t vm_instance_ = 0;
+  std::optional<GuestDriver> driver_;
+  std::optional<GuestDriver> checkpoint_driver_;
+  std::string checkpoint_file_;
+  uint32_t vm_counter_ = 0, file_counter_ = 0;
+};
+
+}  // namespace mdevmig::qemu

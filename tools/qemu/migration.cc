@@ -1,0 +1,294 @@
+#include "tools/qemu/migration.h"
+
+#include <sys/stat.h>
+
+#include <thread>
+
+#include "tools/qemu/codec.h"
+#include "tools/qemu/proxy.h"
+
+namespace mdevmig::qemu {
+namespace {
+
+using json = nlohmann::json;
+
+uint64_t num(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<uint64_t>() : 0;
+}
+
+double wall_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+uint64_t file_size(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+uint64_t sysfs_number(const Result<std::string>& text) {
+  return text ? parse_c_uint(*text).value_or(0) : 0;
+}
+
+}  // namespace
+
+const char* fault_name(FaultKind f) {
+  switch (f) {
+    case FaultKind::kNone: return "none";
+    case FaultKind::kCancel: return "cancel";
+    case FaultKind::kKillDst: return "kill-dst";
+    case FaultKind::kKillSrc: return "kill-src";
+    case FaultKind::kCorrupt: return "corrupt";
+    case FaultKind::kTruncate: return "truncate";
+  }
+  return "?";
+}
+
+Result<FaultKind> parse_fault(std::string_view text) {
+  for (FaultKind f : {FaultKind::kNone, FaultKind::kCancel, FaultKind::kKillDst, FaultKind::kKillSrc,
+                      FaultKind::kCorrupt, FaultKind::kTruncate})
+    if (text == fault_name(f)) return f;
+  return Error::make(EINVAL, "parse fault", "'" + std::string(text) +
+                                                "' (want none, cancel, kill-dst, kill-src, corrupt, truncate)");
+}
+
+json MigrationOutcome::to_json() const {
+  json passes_j = json::array();
+  for (const auto& p : passes)
+    passes_j.push_back({{"pass", p.pass}, {"dirty_syncs", p.syncs}, {"t_ms", p.t_ms},
+                        {"ram_dirty_pages", p.ram_dirty_pages}, {"ram_bytes", p.ram_bytes},
+                        {"wire_bytes", p.wire_bytes}, {"device_bytes", p.device_bytes},
+                        {"device_dirty_pages", p.device_dirty_pages}});
+  return {{"status", status},
+          {"error", error},
+          {"fault", fault_name(fault)},
+          {"fault_fired", fault_fired},
+          {"fault_note", fault_note},
+          {"switched_over", switched_over},
+          {"harness_pause_ms", harness_pause_ms},
+          {"total_ms", total_ms},
+          {"downtime_ms", downtime_ms},
+          {"setup_ms", setup_ms},
+          {"wall_ms", wall_ms},
+          {"ram", {{"total", ram_total}, {"transferred", ram_transferred}, {"precopy_bytes", ram_precopy_bytes},
+                   {"downtime_bytes", ram_downtime_bytes}, {"dirty_syncs", ram_dirty_syncs},
+                   {"normal_pages", ram_normal_pages}, {"zero_pages", ram_zero_pages}}},
+          {"wire", {{"bytes", wire_bytes}, {"precopy_bytes", wire_precopy_bytes},
+                    {"downtime_bytes", wire_downtime_bytes}}},
+          {"device", {{"bytes", device_bytes}, {"precopy_iterations", device_iterations},
+                      {"dirty_pages_last_pass", device_dirty_last_pass}}},
+          {"passes", passes_j}};
+}
+
+Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src_instance, uint64_t device_mem,
+                                       const MigrationPlan& plan, const std::string& dir,
+                                       const SwitchoverHooks& hooks, const LogFn& log) {
+  auto say = [&](const std::string& s) {
+    if (log) log(s);
+  };
+  MigrationOutcome out;
+  out.fault = plan.fault;
+  const bool unix = plan.transport == Transport::kUnix;
+  MDEVMIG_CHECK(unix == (dst != nullptr), "a unix migration needs a destination, a file one none");
+  const uint64_t device_bytes_before = sysfs_number(src_instance.migration_field("bytes_sent"));
+
+  // Pre-copy must go on until the harness says otherwise: a tiny downtime-limit.
+  const bool switch_at_once = plan.min_passes == 0 && plan.switchover_delay.count() == 0;
+  if (switch_at_once && hooks.before_switchover) hooks.before_switchover();
+  MDEVMIG_TRY(src.qmp().execute("migrate-set-parameters",
+                                {{"max-bandwidth", plan.max_bandwidth},
+                                 {"downtime-limit", switch_at_once ? plan.downtime_limit_ms : plan.precopy_downtime_ms}}));
+  std::unique_ptr<MigrationProxy> proxy;
+  std::string uri;
+  auto cap = [](const char* name, bool on) { return json{{"capability", name}, {"state", on}}; };
+  // MIGRATION events wake the follow loop at once; the pause before switchover lets
+  // the harness stop its qtest vCPU (see run_migration's comment).
+  MDEVMIG_TRY(src.qmp().execute("migrate-set-capabilities",
+                                {{"capabilities", json::array({cap("events", true), cap("pause-before-switchover", true),
+                                                               cap("return-path", unix && plan.return_path)})}}));
+  if (unix) {
+    MDEVMIG_TRY(dst->qmp().execute("migrate-set-capabilities",
+                                   {{"capabilities", json::array({cap("return-path", plan.return_path)})}}));
+    const std::string dst_path = dir + "/" + dst->name() + ".mig";
+    MDEVMIG_TRY(dst->qmp().execute("migrate-incoming", {{"uri", "unix:" + dst_path}}));
+    auto pf = MigrationProxy::Fault::kNone;
+    if (plan.fault == FaultKind::kCorrupt) pf = MigrationProxy::Fault::kCorruptDeviceData;
+    if (plan.fault == FaultKind::kTruncate) pf = MigrationProxy::Fault::kTruncate;
+    proxy = MDEVMIG_TRY(MigrationProxy::start(dir + "/proxy.mig", dst_path, pf,
+                                              static_cast<uint64_t>(plan.fault_point * static_cast<double>(device_mem))));
+    uri = "unix:" + dir + "/proxy.mig";
+  } else {
+    ::unlink(plan.file.c_str());
+    uri = "exec:cat > " + plan.file;
+  }
+  auto wire = [&]() { return proxy ? proxy->bytes_forward() : file_size(plan.file); };
+
+  const auto t0 = Clock::now();
+  const double wall0 = wall_now();
+  std::vector<WirePoint> samples;  // wire bytes over time (files have no proxy timeline)
+  MDEVMIG_TRY(src.qmp().execute("migrate", {{"uri", uri}}));
+  say("migrate " + uri);
+
+  bool continued = false;  // migrate-continue sent (QEMU's status lags behind it)
+  bool initial_done = false, switched = switch_at_once;
+  uint64_t syncs_at_initial = 0, last_syncs = 0, last_ram = 0, last_wire = 0;
+  Clock::time_point t_initial{};
+  json q;
+  Deadline until = t0 + plan.timeout;
+  for (;;) {
+    const auto now = Clock::now();
+    const uint64_t w = wire();
+    samples.push_back({wall_now(), w});
+    // Fault triggers that the harness fires itself, during pre-copy.
+    if (!out.fault_fired && static_cast<double>(w) >= plan.fault_point * static_cast<double>(device_mem) &&
+        (plan.fault == FaultKind::kCancel || plan.fault == FaultKind::kKillDst || plan.fault == FaultKind::kKillSrc) &&
+        q.value("status", "") == "active") {
+      out.fault_fired = true;
+      out.fault_note = std::string(fault_name(plan.fault)) + " at " + std::to_string(w) + " stream bytes";
+      say("fault: " + out.fault_note);
+      if (plan.fault == FaultKind::kCancel) MDEVMIG_TRY(src.qmp().execute("migrate_cancel"));
+      if (plan.fault == FaultKind::kKillDst && dst) dst->kill();
+      if (plan.fault == FaultKind::kKillSrc) {
+        src.kill();
+        out.status = "source-killed";
+        break;
+      }
+    }
+    auto r = src.qmp().execute("query-migrate");
+    if (!r) {
+      Error e = std::move(r).error();
+      e.add_context("following the migration of " + src.name());
+      // A closed monitor usually means QEMU is ending: say how.
+      auto st = src.process().wait(std::chrono::seconds(2));
+      e.context += " (QEMU " + (st ? describe_wait_status(*st) : std::string("still running")) + "; log: " +
+                   src.process().log_tail(600) + ")";
+      return e;
+    }
+    q = std::move(*r);
+    const std::string status = q.value("status", "");
+    const json ram = q.value("ram", json::object());
+    const uint64_t syncs = num(ram, "dirty-sync-count");
+    if (syncs > last_syncs) {
+      PassRow row;
+      row.pass = static_cast<uint32_t>(out.passes.size() + 1);
+      row.syncs = syncs;
+      row.t_ms = std::chrono::duration<double, std::milli>(now - t0).count();
+      row.ram_dirty_pages = num(ram, "remaining") / std::max<uint64_t>(num(ram, "page-size"), 1);
+      row.ram_bytes = num(ram, "transferred") - last_ram;
+      row.wire_bytes = w - last_wire;
+      row.device_bytes = row.wire_bytes > row.ram_bytes ? row.wire_bytes - row.ram_bytes : 0;
+      row.device_dirty_pages = sysfs_number(src_instance.attr("dirty_pages"));
+      out.passes.push_back(row);
+      last_syncs = syncs;
+      last_ram = num(ram, "transferred");
+      last_wire = w;
+    }
+    if (status == "completed" || status == "failed" || status == "cancelled") {
+      out.status = status;
+      break;
+    }
+    if (status == "pre-switchover" && !continued) {
+      continued = true;
+      const auto paused = Clock::now();
+      if (hooks.quiesce) hooks.quiesce();
+      out.harness_pause_ms = std::chrono::duration<double, std::milli>(Clock::now() - paused).count();
+      // The reply comes when the migration thread lets go of the BQL, after the
+      // device state is saved.
+      MDEVMIG_TRY(src.qmp().execute("migrate-continue", {{"state", "pre-switchover"}}));
+      say("pre-switchover: qtest vCPU stopped in " + std::to_string(out.harness_pause_ms) + " ms, continue");
+      continue;
+    }
+    // The switchover moment: the first pass over device memory is done, then enough
+    // dirty passes and time.
+    if (!initial_done && w >= device_mem) {
+      initial_done = true;
+      syncs_at_initial = syncs;
+      t_initial = now;
+    }
+    if (!switched && initial_done && syncs >= syncs_at_initial + plan.min_passes &&
+        now - t_initial >= plan.switchover_delay) {
+      if (hooks.before_switchover) hooks.before_switchover();
+      MDEVMIG_TRY(src.qmp().execute("migrate-set-parameters", {{"downtime-limit", plan.downtime_limit_ms}}));
+      switched = true;
+      say("switchover allowed after " + std::to_string(syncs) + " dirty syncs (downtime-limit " +
+          std::to_string(plan.downtime_limit_ms) + " ms)");
+    }
+    if (Clock::now() >= until) {
+      (void)src.qmp().execute("migrate_cancel");
+      return Error::make(ETIMEDOUT, "migration of " + src.name(), "status " + status + " after " +
+                                                                      std::to_string(plan.timeout.count()) + " ms");
+    }
+    // Sleep until the next poll, or until QEMU reports a status change.
+    if (auto ev = src.qmp().wait_event("MIGRATION", plan.poll_interval); !ev && ev.error().errnum != ETIMEDOUT)
+      return std::move(ev).error();
+  }
+  out.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+  out.switched_over = switched;
+  if (proxy) {
+    // The relay ends when a side closes; give it a moment to see the end.
+    for (int i = 0; i < 50 && proxy->bytes_forward() != wire(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!out.fault_fired && proxy->fault_fired()) out.fault_fired = true;
+    if (proxy->fault_fired()) out.fault_note = proxy->fault_note();
+    if (plan.fault == FaultKind::kCorrupt || plan.fault == FaultKind::kTruncate) out.fault_fired = proxy->fault_fired();
+  }
+  out.wire_bytes = wire();
+
+  if (out.status != "source-killed") {
+    // QEMU sets "completed" a moment before it fills in total-time and downtime.
+    for (int i = 0; i < 50 && out.status == "completed" && num(q, "total-time") == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      q = MDEVMIG_TRY(src.qmp().execute("query-migrate"));
+    }
+    out.final_query = q;
+    out.error = q.value("error-desc", "");
+    out.total_ms = static_cast<double>(num(q, "total-time"));
+    out.downtime_ms = static_cast<double>(num(q, "downtime"));
+    out.setup_ms = static_cast<double>(num(q, "setup-time"));
+    const json ram = q.value("ram", json::object());
+    out.ram_total = num(ram, "total");
+    out.ram_transferred = num(ram, "transferred");
+    out.ram_precopy_bytes = num(ram, "precopy-bytes");
+    out.ram_downtime_bytes = num(ram, "downtime-bytes");
+    out.ram_dirty_syncs = num(ram, "dirty-sync-count");
+    out.ram_normal_pages = num(ram, "normal");
+    out.ram_zero_pages = num(ram, "duplicate");
+    // Split the wire bytes at the moment the source stopped (its STOP event).
+    (void)src.qmp().poll();
+    if (auto stop = src.qmp().peek_event("STOP"); stop && stop->timestamp >= wall0 - 1) {
+      auto points = proxy ? proxy->timeline() : samples;
+      uint64_t before = 0;
+      for (const auto& p : points)
+        if (p.wall <= stop->timestamp) before = p.bytes;
+      out.wire_precopy_bytes = before;
+      out.wire_downtime_bytes = out.wire_bytes - before;
+    } else {
+      out.wire_precopy_bytes = out.wire_bytes;
+    }
+    out.device_bytes = sysfs_number(src_instance.migration_field("bytes_sent")) - device_bytes_before;
+    out.device_iterations = sysfs_number(src_instance.migration_field("precopy_iterations"));
+    out.device_dirty_last_pass = sysfs_number(src_instance.migration_field("dirty_pages_last_pass"));
+  }
+  if (proxy) proxy->stop();
+  say("migration " + out.status + (out.error.empty() ? "" : ": " + out.error));
+  return out;
+}
+
+Result<std::string> run_incoming_file(Vm& dst, const std::string& file, std::chrono::milliseconds timeout) {
+  MDEVMIG_TRY(dst.qmp().execute("migrate-incoming", {{"uri", "exec:cat " + file}}));
+  Deadline until = deadline_in(timeout);
+  for (;;) {
+    // A failed load ends the destination QEMU: that is the answer too.
+    if (!dst.running()) return std::string("failed");
+    auto r = dst.qmp().execute("query-migrate");
+    if (!r) {
+      if (!dst.running()) return std::string("failed");
+      return std::move(r).error();
+    }
+    std::string status = r->value("status", "");
+    if (status == "completed" || status == "failed") return status;
+    if (Clock::now() >= until) return Error::make(ETIMEDOUT, "incoming migration", file);
+    std::this_thread::sleep_for(std::chrono::milliseconds(40));
+  }
+}
+
+}  // namespace mdevmig::qemu

@@ -1,0 +1,264 @@
+#include "tools/qemu/proxy.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace mdevmig::qemu {
+namespace {
+
+uint64_t load_be64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
+  return v;
+}
+
+double wall_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+Result<UniqueFd> unix_socket() {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Error::from_errno("socket");
+  return fd;
+}
+
+Result<sockaddr_un> unix_addr(const std::string& path) {
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(a.sun_path)) return Error::make(ENAMETOOLONG, "unix socket", path);
+  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
+  return a;
+}
+
+// Writes all of `len` bytes to a blocking socket; false if the peer is gone.
+bool send_all(int fd, const uint8_t* p, std::size_t len) {
+  while (len > 0) {
+    ssize_t n = ::send(fd, p, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    p += n;
+    len -= static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+long DeviceDataScanner::feed(const uint8_t* data, std::size_t len, uint64_t skip) {
+  for (std::size_t i = 0; i < len; ++i) {
+    if (chunk_left_ > 0) {
+      // Inside a chunk: its bytes are data, never a marker.
+      --chunk_left_;
+      if (chunk_seen_++ == skip) return static_cast<long>(i);
+      continue;
+    }
+    if (have_ == sizeof window_) {
+      std::memmove(window_, window_ + 1, sizeof window_ - 1);
+      --have_;
+    }
+    window_[have_++] = data[i];
+    if (have_ == sizeof window_ && load_be64(window_) == kVfioDevDataMarker) {
+      uint64_t size = load_be64(window_ + 8);
+      // A 0 size ends the device's data; absurd sizes are not a chunk header.
+      if (size > 0 && size < (1ull << 40)) {
+        chunk_left_ = size;
+        chunk_seen_ = 0;
+        have_ = 0;
+      }
+    }
+  }
+  return -1;
+}
+
+Result<std::unique_ptr<MigrationProxy>> MigrationProxy::start(const std::string& listen_path,
+                                                              const std::string& upstream_path, Fault fault,
+                                                              uint64_t fault_at) {
+  UniqueFd l = MDEVMIG_TRY(unix_socket());
+  sockaddr_un a = MDEVMIG_TRY(unix_addr(listen_path));
+  ::unlink(listen_path.c_str());
+  if (::bind(l.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return Error::from_errno("bind", listen_path);
+  if (::listen(l.get(), 1) != 0) return Error::from_errno("listen", listen_path);
+  auto p = std::unique_ptr<MigrationProxy>(new MigrationProxy(std::move(l), listen_path, upstream_path, fault, fault_at));
+  int pfd[2];
+  if (::pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0) return Error::from_errno("pipe2");
+  p->stop_pipe_[0].reset(pfd[0]);
+  p->stop_pipe_[1].reset(pfd[1]);
+  p->thread_ = std::thread([raw = p.get()] { raw->run(); });
+  return p;
+}
+
+MigrationProxy::MigrationProxy(UniqueFd listener, std::string listen_path, std::string upstream_path, Fault fault,
+                               uint64_t fault_at)
+    : listener_(std::move(listener)),
+      listen_path_(std::move(listen_path)),
+      upstream_path_(std::move(upstream_path)),
+      fault_(fault),
+      fault_at_(fault_at) {}
+
+MigrationProxy::~MigrationProxy() { stop(); }
+
+void MigrationProxy::stop() {
+  if (thread_.joinable()) {
+    char c = 1;
+    (void)!::write(stop_pipe_[1].get(), &c, 1);
+    thread_.join();
+  }
+  if (listener_) {
+    listener_.reset();
+    ::unlink(listen_path_.c_str());
+  }
+}
+
+std::string MigrationProxy::fault_note() const {
+  std::lock_guard lock(mu_);
+  return note_;
+}
+
+std::vector<WirePoint> MigrationProxy::timeline() const {
+  std::lock_guard lock(mu_);
+  return timeline_;
+}
+
+std::string MigrationProxy::error() const {
+  std::lock_guard lock(mu_);
+  return error_;
+}
+
+void MigrationProxy::set_error(std::string e) {
+  std::lock_guard lock(mu_);
+  if (error_.empty()) error_ = std::move(e);
+}
+
+void MigrationProxy::record(uint64_t total) {
+  double now = wall_now();
+  std::lock_guard lock(mu_);
+  if (!timeline_.empty() && now - timeline_.back().wall < 0.001) timeline_.back() = {now, total};
+  else timeline_.push_back({now, total});
+}
+
+void MigrationProxy::run() {
+  // Accept the source, then connect to the destination.
+  pollfd wait_accept[2] = {{listener_.get(), POLLIN, 0}, {stop_pipe_[0].get(), POLLIN, 0}};
+  while (::poll(wait_accept, 2, -1) < 0 && errno == EINTR) {
+  }
+  if (wait_accept[1].revents) return;
+  UniqueFd down(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!down) return set_error("accept: " + std::string(std::strerror(errno)));
+  UniqueFd up;
+  auto addr = unix_addr(upstream_path_);
+  if (!addr) return set_error(addr.error().message());
+  for (int tries = 0; tries < 1500; ++tries) {
+    auto s = unix_socket();
+    if (!s) return set_error(s.error().message());
+    if (::connect(s->get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) == 0) {
+      up = std::move(*s);
+      break;
+    }
+    if (errno != ENOENT && errno != ECONNREFUSED) break;
+    pollfd st{stop_pipe_[0].get(), POLLIN, 0};
+    if (::poll(&st, 1, 20) > 0) return;
+  }
+  if (!up) return set_error("connect to " + upstream_path_ + ": " + std::strerror(errno));
+
+  DeviceDataScanner scanner;
+  std::vector<uint8_t> buf(256 << 10);
+  bool forward_open = true, back_open = true;
+  while (forward_open || back_open) {
+    pollfd p[3] = {{down.get(), static_cast<short>(forward_open ? POLLIN : 0), 0},
+                   {up.get(), static_cast<short>(back_open ? POLLIN : 0), 0},
+                   {stop_pipe_[0].get(), POLLIN, 0}};
+    if (::poll(p, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      return set_error("poll: " + std::string(std::strerror(errno)));
+    }
+    if (p[2].revents) return;
+    if (p[0].revents) {
+      ssize_t n = ::recv(down.get(), buf.data(), buf.size(), 0);
+      if (n <= 0) {
+        // The source finished (or died): pass the end on.
+        ::shutdown(up.get(), SHUT_WR);
+        forward_open = false;
+      } else {
+        uint64_t before = forward_.load();
+        std::size_t len = static_cast<std::size_t>(n);
+        bool cut = false;
+        if (!fault_fired_ && fault_ == Fault::kTruncate && before + len >= fault_at_) {
+          len = static_cast<std::size_t>(fault_at_ > before ? fault_at_ - before : 0);
+          cut = true;
+        }
+        if (!fault_fired_ && fault_ == Fault::kCorruptDeviceData) {
+          // Scan from fault_at on; flip a byte 100 bytes into the next device chunk
+          // (inside the first record's header or payload: either must be refused).
+          uint64_t start = before >= fault_at_ ? 0 : fault_at_ - before;
+          if (start < len) {
+            long at = scanner.feed(buf.data() + start, len - start, 100);
+            if (at >= 0) {
+              buf[start + static_cast<std::size_t>(at)] ^= 0x5a;
+              fault_fired_ = true;
+              std::lock_guard lock(mu_);
+              note_ = "flipped stream byte " + std::to_string(before + start + static_cast<std::size_t>(at)) +
+                      " (inside VFIO device data)";
+            }
+          }
+        }
+        bool sent = send_all(up.get(), buf.data(), len);
+        forward_ += len;
+        record(forward_.load());
+        if (cut) {
+          fault_fired_ = true;
+          {
+            std::lock_guard lock(mu_);
+            note_ = "stream cut after byte " + std::to_string(fault_at_);
+          }
+          ::shutdown(up.get(), SHUT_RDWR);
+          ::shutdown(down.get(), SHUT_RDWR);
+          return;
+        }
+        if (!sent) {
+          // The destination is gone: tell the source by closing its side too.
+          ::shutdown(down.get(), SHUT_RDWR);
+          return;
+        }
+      }
+    }
+    if (p[1].revents) {
+      ssize_t n = ::recv(up.get(), buf.data(), buf.size(), 0);
+      if (n <= 0) {
+        // The destination closed: no more return path, and nothing can reach it.
+        ::shutdown(down.get(), SHUT_RDWR);
+        return;
+      }
+      back_ += static_cast<uint64_t>(n);
+      if (!send_all(down.get(), buf.data(), static_cast<std::size_t>(n))) back_open = false;
+    }
+  }
+}
+
+Result<uint64_t> corrupt_device_data_in_file(const std::string& path, uint64_t from) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  if (!fd) return Error::from_errno("open", path);
+  DeviceDataScanner scanner;
+  std::vector<uint8_t> buf(1 << 20);
+  uint64_t off = from;
+  for (;;) {
+    ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(off));
+    if (n < 0) return Error::from_errno("read", path);
+    if (n == 0) return Error::make(ENOENT, "find VFIO device data", path + " after byte " + std::to_string(from));
+    long at = scanner.feed(buf.data(), static_cast<std::size_t>(n), 100);
+    if (at >= 0) {
+      uint64_t pos = off + static_cast<uint64_t>(at);
+      uint8_t b = buf[static_cast<std::size_t>(at)] ^ 0x5a;
+      if (::pwrite(fd.get(), &b, 1, static_cast<off_t>(pos)) != 1) return Error::from_errno("write", path);
+      return pos;
+    }
+    off += static_cast<uint64_t>(n);
+  }
+}
+
+}  // namespace mdevmig::qemu
