@@ -2,7 +2,8 @@
 # Runs the tests on a modern lab profile:  scripts/test-profile.sh trixie|sid
 #   1. builds (or reuses) the profile's root (tools/lab/mkroot.sh)
 #   2. builds the tree and mdevmig.ko inside that root, into build/<profile>
-#   3. runs the unit tests inside the root, then the lab groups booting its kernel
+#   3. runs the unit tests inside the root, then the lab groups (not yet the QEMU
+#      end-to-end ones) booting its kernel
 # Prints a closing "tests: N passed, N failed" line.
 set -uo pipefail
 profile=${1:?usage: test-profile.sh trixie|sid}
@@ -34,7 +35,9 @@ in_root "ctest --test-dir $build -L unit --output-on-failure" 2>&1 | tee "$log"
 tally_ctest "$log"
 cleanup
 echo "=== $profile: lab tests (its kernel)"
-ctest --test-dir "$top/$build" -L '^(lab|qemu)$' --output-on-failure 2>&1 | tee "$log"
+# Only the lab groups: the QEMU end-to-end tests drive QEMU 7.2's v1 protocol so far,
+# and these profiles ship QEMU >= 10 (v2, enable-migration=on).
+ctest --test-dir "$top/$build" -L '^lab$' --output-on-failure 2>&1 | tee "$log"
 tally_ctest "$log"
 rm -f "$log"
 echo "tests: $passed passed, $failed failed"
