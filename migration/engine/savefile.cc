@@ -75,10 +75,16 @@ Result<SaveReport> save_to_file(Channel& ch, const schema::DeviceIdentity& id, i
     for (;;) {
       auto data = MDEVMIG_TRY(ch.read(opt.chunk_size));
       if (data.empty()) break;
-      XXH3_64bits_update(st, data.data(), data.size());
-      const auto frame = enc.chunk_frame(rep.chunks, rep.stream_bytes, schema::Phase::kStopCopy, data);
-      XXH3_64bits_update(fst, frame.data(), frame.size());
-      MDEVMIG_TRY(out.write(frame));
+      // The frame goes out as head, data, padding: the data is copied once, into the
+      // writer's slot, as a plain copy would.
+      const schema::ChunkHead head = schema::chunk_head(false, rep.chunks, rep.stream_bytes, schema::Phase::kStopCopy, data);
+      const auto pad = schema::zero_pad(head.pad);
+      schema::hash_chunk_identity(st, head.xxh3);
+      XXH3_64bits_update(fst, head.bytes.data(), head.bytes.size());
+      XXH3_64bits_update(fst, pad.data(), pad.size());
+      MDEVMIG_TRY(out.write(head.bytes));
+      MDEVMIG_TRY(out.write(data));
+      MDEVMIG_TRY(out.write(pad));
       ++rep.chunks;
       rep.stream_bytes += data.size();
       if (opt.progress) opt.progress(rep.stream_bytes);
@@ -150,8 +156,8 @@ Result<std::optional<schema::ChunkView>> FileScanner::next_chunk() {
     if (c.data.empty() || c.data.size() > header_.chunk_size) {
       return corrupt("read save file", "chunk of " + std::to_string(c.data.size()) + " bytes" + at);
     }
-    if (checks_.stream_xxh3) XXH3_64bits_update(st, c.data.data(), c.data.size());
-    if (checks_.frames_xxh3) XXH3_64bits_update(fst, bytes->data(), bytes->size());
+    if (checks_.stream_xxh3) schema::hash_chunk_identity(st, c.xxh3);
+    if (checks_.frames_xxh3) schema::hash_frame_without_data(fst, *bytes, c.data);
     ++seq_;
     stream_bytes_ += c.data.size();
     (c.phase == schema::Phase::kPreCopy ? precopy_bytes_ : stopcopy_bytes_) += c.data.size();
@@ -204,12 +210,10 @@ Result<RestoreReport> restore_from_file(Channel& ch, const schema::DeviceIdentit
     rep.verify_seconds = since(t0);
   }
   // After a verified pass 1 the second pass checks each chunk (enough to load only what
-  // was verified); a single pass also checks every frame's bytes. The whole-stream XXH3
-  // adds nothing to the per-chunk ones here (inspect checks it).
+  // was verified); a single pass also checks every frame's bytes.
   ScanChecks checks;
-  checks.stream_xxh3 = false;
   checks.frames_xxh3 = !opt.verify_first;
-  FileScanner s = MDEVMIG_TRY(FileScanner::open(fd, {8, 1u << 20, ""}, checks));
+  FileScanner s = MDEVMIG_TRY(FileScanner::open(fd, {4, 4u << 20, ""}, checks));
   rep.header = s.header();
   MDEVMIG_TRY(check_compatible(s.header().device, target));
   t0 = Clock::now();

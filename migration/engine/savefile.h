@@ -69,7 +69,8 @@ struct ScanChecks {
 class FileScanner {
  public:
   /// Reads and checks the preamble and the header.
-  [[nodiscard]] static Result<FileScanner> open(int fd, io::IoOptions io = {8, 1u << 20, ""},
+  /// The default slots (4 MiB) hold most 1 MiB frames whole, so they need no copy.
+  [[nodiscard]] static Result<FileScanner> open(int fd, io::IoOptions io = {4, 4u << 20, ""},
                                                 ScanChecks checks = ScanChecks());
   FileScanner(FileScanner&&) noexcept = default;
 

@@ -245,18 +245,23 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
   uint64_t guest_pages_sent = 0;
   Clock::time_point t_stop;
 
-  // Sends what read() has now (until it has nothing); returns the bytes sent.
-  auto send_device = [&](schema::Phase phase) -> Result<uint64_t> {
+  // Sends what read() has now, until it has nothing or `budget` bytes went; returns the
+  // bytes sent.
+  auto send_device = [&](schema::Phase phase, uint64_t budget) -> Result<uint64_t> {
     uint64_t sent = 0;
-    for (;;) {
+    while (sent < budget) {
       auto data = MDEVMIG_TRY(ch.read(opt.chunk_size));
       if (data.empty()) return sent;
-      XXH3_64bits_update(hash.get(), data.data(), data.size());
-      MDEVMIG_TRY(wire->send(wire->enc.wire_chunk(rep.chunks, rep.stream_bytes, phase, data)));
+      const schema::ChunkHead head = schema::chunk_head(true, rep.chunks, rep.stream_bytes, phase, data);
+      MDEVMIG_TRY(wire->send(head.bytes));
+      MDEVMIG_TRY(wire->send(data));
+      MDEVMIG_TRY(wire->send(schema::zero_pad(head.pad)));
+      schema::hash_chunk_identity(hash.get(), head.xxh3);
       ++rep.chunks;
       rep.stream_bytes += data.size();
       sent += data.size();
     }
+    return sent;
   };
 
   auto body = [&]() -> Result<void> {
@@ -270,7 +275,12 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       const auto t_it = Clock::now();
       IterationStats s;
       s.iteration = it;
-      if (precopy) s.device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kPreCopy));
+      // One iteration sends what was pending when it began; pages dirtied meanwhile are
+      // the next iteration's (else a busy device keeps one iteration going for ever).
+      if (precopy) {
+        const uint64_t pending = MDEVMIG_TRY(ch.pending());
+        s.device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kPreCopy, std::max<uint64_t>(pending, opt.chunk_size)));
+      }
       if (guest) {
         dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
         if (it == 1) pages.set_all();
@@ -321,7 +331,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     MDEVMIG_TRY(ch.stop_copy());
     const schema::WireSwitchover sw{rep.iterations, rep.precopy_device_bytes, rep.switchover_reason};
     MDEVMIG_TRY(wire->send(wire->enc.wire_switchover(sw)));
-    rep.stopcopy_device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kStopCopy));
+    rep.stopcopy_device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kStopCopy, UINT64_MAX));
     if (guest) {
       dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
       const uint64_t n = MDEVMIG_TRY(send_guest(*wire, *guest, pages, rep.iterations + 1, opt.chunk_size));
@@ -401,7 +411,7 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
                                    std::to_string(rep.stream_bytes));
           }
           MDEVMIG_TRY(ch.write(c.data));
-          XXH3_64bits_update(hash.get(), c.data.data(), c.data.size());
+          schema::hash_chunk_identity(hash.get(), c.xxh3);
           ++rep.chunks;
           rep.stream_bytes += c.data.size();
           (c.phase == schema::Phase::kPreCopy ? rep.precopy_device_bytes : rep.stopcopy_device_bytes) +=

@@ -7,7 +7,21 @@
 namespace mdevmig::io {
 
 Result<std::span<const std::byte>> FrameReader::next(std::optional<std::chrono::milliseconds> timeout) {
-  // The segment table first: 8 bytes, then the rest of the table if there is more.
+  // A whole message inside one of the reader's slots, and aligned, is handed out where
+  // it lies (no copy): the common case for files read with slots larger than frames.
+  auto head = MDEVMIG_TRY(reader_->peek(8 + 4 * schema::kMaxSegments, timeout));
+  if (head.size() >= 8 && reinterpret_cast<uintptr_t>(head.data()) % 8 == 0) {
+    const auto total = MDEVMIG_TRY(schema::frame_size(head, max_bytes_));
+    if (total) {
+      auto whole = MDEVMIG_TRY(reader_->peek(*total, timeout));
+      if (whole.size() == *total) {
+        reader_->consume(*total);
+        consumed_ += *total;
+        return whole;
+      }
+    }
+  }
+  // Otherwise the segment table first: 8 bytes, then the rest of the table if any.
   std::byte prefix[8 + 4 * schema::kMaxSegments];
   std::size_t have = MDEVMIG_TRY(reader_->read_full(std::span(prefix, 8), timeout));
   if (have == 0) return std::span<const std::byte>{};

@@ -322,6 +322,21 @@ class Engine {
 
   Result<std::span<const std::byte>> next(std::size_t max,
                                           std::optional<std::chrono::milliseconds> timeout) {
+    auto s = peek(max, timeout);
+    if (s.ok() && !s->empty()) consume(s->size());
+    return s;
+  }
+
+  void consume(std::size_t n) {
+    Slot& s = slots_[order_.front()];
+    MDEVMIG_CHECK(n <= s.done - s.pos);
+    s.pos += n;
+  }
+
+  // The front slot's unconsumed bytes (at most `max`), waiting for them; the slot stays
+  // the consumer's until the next call.
+  Result<std::span<const std::byte>> peek(std::size_t max,
+                                          std::optional<std::chrono::milliseconds> timeout) {
     for (;;) {
       if (order_.empty()) {
         if (eof_seen_) return std::span<const std::byte>{};
@@ -332,12 +347,7 @@ class Engine {
         MDEVMIG_TRY(reap(true, timeout));
         continue;
       }
-      if (s.pos < s.done) {
-        const std::size_t n = std::min(max, s.done - s.pos);
-        std::span<const std::byte> out(s.buf.get() + s.pos, n);
-        s.pos += n;
-        return out;  // the slot stays the consumer's until the next call
-      }
+      if (s.pos < s.done) return std::span<const std::byte>(s.buf.get() + s.pos, std::min(max, s.done - s.pos));
       // The slot is used up: free it and report how it ended.
       const int err = s.err;
       const bool eof = s.eof;
@@ -445,6 +455,13 @@ Result<std::size_t> Reader::read_full(std::span<std::byte> out,
   }
   return done;
 }
+
+Result<std::span<const std::byte>> Reader::peek(std::size_t max,
+                                                std::optional<std::chrono::milliseconds> timeout) {
+  return e_->peek(max, timeout);
+}
+
+void Reader::consume(std::size_t n) { e_->consume(n); }
 
 bool Reader::ready() { return e_->ready(); }
 const IoStats& Reader::stats() const noexcept { return e_->stats_; }

@@ -89,6 +89,12 @@ class Reader {
   [[nodiscard]] Result<std::span<const std::byte>> next(
       std::size_t max = SIZE_MAX,
       std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  /// Like next(), without consuming: the bytes stay until consume() takes (some of)
+  /// them. The span is within one slot, so it may be shorter than what the fd has.
+  [[nodiscard]] Result<std::span<const std::byte>> peek(
+      std::size_t max, std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+  /// Consumes `n` bytes of what peek() returned last.
+  void consume(std::size_t n);
   /// Fills `out` completely unless the file ends first; returns the bytes read.
   [[nodiscard]] Result<std::size_t> read_full(
       std::span<std::byte> out, std::optional<std::chrono::milliseconds> timeout = std::nullopt);

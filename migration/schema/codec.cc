@@ -312,11 +312,69 @@ std::span<const std::byte> Encoder::header(const FileHeader& h) {
   return impl_->finish();
 }
 
+void Encoder::note_chunk(std::span<const std::byte> frame, bool wire) {
+  // Read the message back to find the data (no traversal of the data itself).
+  kj::ArrayPtr<const ::capnp::word> words(reinterpret_cast<const ::capnp::word*>(frame.data()),
+                                          frame.size() / sizeof(::capnp::word));
+  ::capnp::FlatArrayMessageReader reader(words, options_for(frame.size()));
+  auto chunk = wire ? reader.getRoot<cp::WireMessage>().getChunk() : reader.getRoot<cp::Frame>().getChunk();
+  last_data_ = std_bytes(chunk.getData());
+  last_xxh3_ = chunk.getXxh3();
+}
+
 std::span<const std::byte> Encoder::chunk_frame(uint64_t seq, uint64_t offset, Phase phase,
                                                 std::span<const std::byte> data) {
   MDEVMIG_CHECK(data.size() <= kMaxChunkBytes);
   set_chunk(impl_->fresh().initRoot<cp::Frame>().initChunk(), seq, offset, phase, data);
-  return impl_->finish();
+  const auto out = impl_->finish();
+  note_chunk(out, false);
+  return out;
+}
+
+ChunkHead chunk_head(bool wire, uint64_t seq, uint64_t offset, Phase phase, std::span<const std::byte> data) {
+  MDEVMIG_CHECK(data.size() <= kMaxChunkBytes);
+  ChunkHead h;
+  h.xxh3 = xxh3(data);
+  const uint64_t data_words = (data.size() + 7) / 8;
+  h.pad = data_words * 8 - data.size();
+  // Struct pointer: offset 0 (the struct follows), then data and pointer section sizes.
+  auto struct_ptr = [](uint64_t data_sz, uint64_t ptrs) { return (data_sz << 32) | (ptrs << 48); };
+  const uint64_t words[9] = {
+      uint64_t{8 + data_words} << 32,             // segment table: 1 segment of N words
+      struct_ptr(1, 1),                           // root -> Frame / WireMessage
+      uint64_t{wire ? 2u : 1u},                   // union tag: chunk
+      struct_ptr(4, 1),                           // -> Chunk
+      seq,
+      offset,
+      static_cast<uint64_t>(phase),
+      h.xxh3,
+      1u | (uint64_t{2} << 32) | (uint64_t{data.size()} << 35),  // -> Data: list of bytes
+  };
+  static_assert(sizeof(words) == ChunkHead::kBytes);
+  std::memcpy(h.bytes.data(), words, sizeof(words));
+  return h;
+}
+
+std::span<const std::byte> zero_pad(std::size_t pad) {
+  static constexpr std::byte kZeros[8] = {};
+  MDEVMIG_CHECK(pad < 8);
+  return {kZeros, pad};
+}
+
+void hash_frame_without_data(void* state, std::span<const std::byte> frame, std::span<const std::byte> data) {
+  auto* st = static_cast<XXH3_state_t*>(state);
+  const std::byte* b = frame.data();
+  const std::byte* e = frame.data() + frame.size();
+  if (data.empty() || data.data() < b || data.data() + data.size() > e) {
+    XXH3_64bits_update(st, b, frame.size());
+    return;
+  }
+  XXH3_64bits_update(st, b, static_cast<std::size_t>(data.data() - b));
+  XXH3_64bits_update(st, data.data() + data.size(), static_cast<std::size_t>(e - (data.data() + data.size())));
+}
+
+void hash_chunk_identity(void* state, uint64_t chunk_xxh3) {
+  XXH3_64bits_update(static_cast<XXH3_state_t*>(state), &chunk_xxh3, sizeof(chunk_xxh3));
 }
 
 std::span<const std::byte> Encoder::trailer_frame(const Trailer& t) {
@@ -342,7 +400,9 @@ std::span<const std::byte> Encoder::wire_chunk(uint64_t seq, uint64_t offset, Ph
                                                std::span<const std::byte> data) {
   MDEVMIG_CHECK(data.size() <= kMaxChunkBytes);
   set_chunk(impl_->fresh().initRoot<cp::WireMessage>().initChunk(), seq, offset, phase, data);
-  return impl_->finish();
+  const auto out = impl_->finish();
+  note_chunk(out, true);
+  return out;
 }
 
 std::span<const std::byte> Encoder::wire_guest_pages(const WireGuestPages& g) {

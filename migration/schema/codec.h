@@ -230,7 +230,16 @@ class Encoder {
   [[nodiscard]] std::span<const std::byte> wire_done(const WireDone& d);
   [[nodiscard]] std::span<const std::byte> wire_error(ErrorCode code, std::string_view message);
 
+  /// After chunk_frame() or wire_chunk(): where the chunk's data lies within the bytes
+  /// returned, and its XXH3 (computed there).
+  [[nodiscard]] std::span<const std::byte> last_chunk_data() const { return last_data_; }
+  [[nodiscard]] uint64_t last_chunk_xxh3() const { return last_xxh3_; }
+
  private:
+  void note_chunk(std::span<const std::byte> frame, bool wire);
+
+  std::span<const std::byte> last_data_;
+  uint64_t last_xxh3_ = 0;
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -239,6 +248,33 @@ class Encoder {
 /// must be sum(count) * page_size bytes); 0 when there is no guest memory (guest pages
 /// then fail).
 [[nodiscard]] Result<WireMessage> decode_wire(std::span<const std::byte> bytes, uint32_t page_size);
+
+/// The head of a chunk message (a save-file Frame or a WireMessage), written without a
+/// builder for the data path: it is followed on the wire or in the file by the data
+/// itself and `pad` zero bytes, and the three together are the same Cap'n Proto message
+/// the Encoder would build (one segment: root, union struct, Chunk struct, Data list),
+/// without copying the data into a builder first.
+struct ChunkHead {
+  static constexpr std::size_t kBytes = 72;  ///< segment table + 8 words
+  std::array<std::byte, kBytes> bytes{};
+  std::size_t pad = 0;  ///< zero bytes after the data (to a whole word)
+  uint64_t xxh3 = 0;    ///< of the data
+};
+[[nodiscard]] ChunkHead chunk_head(bool wire, uint64_t seq, uint64_t offset, Phase phase,
+                                   std::span<const std::byte> data);
+/// `pad` zero bytes, for after a chunk head's data.
+[[nodiscard]] std::span<const std::byte> zero_pad(std::size_t pad);
+
+/// Adds a frame to a running XXH3 of frames (the trailer's framesXxh3), leaving out the
+/// chunk data inside it (`data`, a subspan of `frame`, already covered by the chunk's own
+/// XXH3): every other byte, unused bits and padding included, is covered once.
+void hash_frame_without_data(void* xxh3_state, std::span<const std::byte> frame,
+                             std::span<const std::byte> data);
+
+/// Adds one chunk to a stream identity: XXH3 over the chunks' XXH3 values in order (the
+/// trailer's and the wire's streamXxh3), so the whole stream is identified without
+/// another pass over its bytes.
+void hash_chunk_identity(void* xxh3_state, uint64_t chunk_xxh3);
 
 /// Name of a wire message kind ("hello", "chunk", ...).
 [[nodiscard]] const char* wire_kind_name(WireMessage::Kind kind);

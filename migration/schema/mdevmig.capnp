@@ -70,13 +70,15 @@ struct Chunk {
 struct Trailer {
   chunks @0 :UInt64;
   streamBytes @1 :UInt64;
-  streamXxh3 @2 :UInt64;    # XXH3-64 of the whole device stream
+  streamXxh3 @2 :UInt64;    # XXH3-64 over the chunks' xxh3 values in order: the whole
+                            # stream's identity, without another pass over its bytes
   headerXxh3 @3 :UInt64;    # the preamble's header checksum, again
   finishedUnixNs @4 :UInt64;
   precopyBytes @5 :UInt64;
   stopcopyBytes @6 :UInt64;
-  framesXxh3 @7 :UInt64;    # XXH3-64 of every frame's bytes before the trailer, so a
-                            # flip anywhere (unused bits and padding included) is found
+  framesXxh3 @7 :UInt64;    # XXH3-64 of every frame's bytes before the trailer, the chunk
+                            # data left out (its own xxh3 covers it), so a flip anywhere
+                            # (unused bits and padding included) is found
 }
 
 # One frame after the header of a save file.
@@ -146,7 +148,7 @@ struct Switchover {
 struct Done {
   chunks @0 :UInt64;
   streamBytes @1 :UInt64;
-  streamXxh3 @2 :UInt64;
+  streamXxh3 @2 :UInt64;    # as in Trailer: over the chunks' xxh3 values
   guestPagesSent @3 :UInt64;
 }
 

@@ -101,6 +101,47 @@ TEST(Schema, ChunkAndTrailerFramesRoundTrip) {
   EXPECT_EQ(g->trailer, t);
 }
 
+TEST(Schema, HandWrittenChunkHeadsDecodeLikeEncodedChunks) {
+  Encoder enc;
+  for (std::size_t n : {1u, 7u, 8u, 9u, 4096u, 100001u}) {
+    const auto data = payload(n);
+    for (bool wire : {false, true}) {
+      const ChunkHead h = chunk_head(wire, 5, 77, Phase::kPreCopy, data);
+      std::vector<std::byte> msg(h.bytes.begin(), h.bytes.end());
+      msg.insert(msg.end(), data.begin(), data.end());
+      const auto pad = zero_pad(h.pad);
+      msg.insert(msg.end(), pad.begin(), pad.end());
+      auto size = frame_size(msg, kMaxFrameBytes);
+      ASSERT_TRUE(size.ok() && size->has_value());
+      EXPECT_EQ(**size, msg.size());
+      Aligned a(msg);
+      const ChunkView* c = nullptr;
+      Result<Frame> f = Error::make(EIO, "");
+      Result<WireMessage> w = Error::make(EIO, "");
+      if (wire) {
+        w = decode_wire(a.bytes(), 0);
+        ASSERT_TRUE(w.ok()) << w.error().message();
+        ASSERT_EQ(w->kind, WireMessage::Kind::kChunk);
+        c = &w->chunk;
+      } else {
+        f = decode_frame(a.bytes());
+        ASSERT_TRUE(f.ok()) << f.error().message();
+        ASSERT_EQ(f->kind, Frame::Kind::kChunk);
+        c = &f->chunk;
+      }
+      EXPECT_EQ(c->seq, 5u);
+      EXPECT_EQ(c->offset, 77u);
+      EXPECT_EQ(c->phase, Phase::kPreCopy);
+      EXPECT_EQ(c->xxh3, h.xxh3);
+      ASSERT_EQ(c->data.size(), n);
+      EXPECT_EQ(std::memcmp(c->data.data(), data.data(), n), 0);
+      // The same message as the builder makes.
+      const auto built = wire ? enc.wire_chunk(5, 77, Phase::kPreCopy, data) : enc.chunk_frame(5, 77, Phase::kPreCopy, data);
+      EXPECT_TRUE(std::equal(built.begin(), built.end(), msg.begin(), msg.end())) << n << (wire ? " wire" : " file");
+    }
+  }
+}
+
 TEST(Schema, FrameSizeComesFromTheSegmentTable) {
   Encoder enc;
   const auto data = payload(100);

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# `mdevmig migrate` total time and downtime for 64 MiB of device memory (two "full"
+# instances on two 64 MiB sim parents) at 0%, 1% and 10% of device memory dirtied per
+# second by the BAR2 workload, on one host (BENCHMARKS.md, "Userspace migration").
+# Runs inside the lab:
+#   tools/lab/lab.sh --name bench_migrate --kmod-dir build/dev/kmod -- \
+#       tests/bench/migration/lab_migrate_bench.sh build/dev/tools/cli/mdevmig [RUNS]
+set -euo pipefail
+[ "${MDEVMIG_LAB:-}" = 1 ] || { echo "run me inside the lab (tools/lab/lab.sh)" >&2; exit 2; }
+bin=$(realpath "$1")
+runs=${2:-3}
+modprobe -a vfio vfio_iommu_type1 mdev
+insmod "$MDEVMIG_KO"
+echo 64 > /sys/class/mdevmig/sim_add
+parents=($(ls /sys/class/mdev_bus | grep mdevmig_sim | sort))
+mk() {
+  local u
+  u=$(cat /proc/sys/kernel/random/uuid)
+  echo "$u" > "/sys/class/mdev_bus/$1/mdev_supported_types/mdevmig-full/create"
+  echo "$u"
+}
+a=$(mk "${parents[0]}")
+b=$(mk "${parents[1]}")
+printf '%-6s %-4s %-10s %-9s %-11s %-12s %-14s %-14s %s\n' rate run channel iters total_s downtime_ms precopy_MiB stopcopy_MiB reason
+for rate in 0 1 10; do
+  for run in $(seq 1 "$runs"); do
+    if [ "$rate" = 0 ]; then wl=(--workload none); else wl=(--workload bar2 --dirty-rate "$rate"); fi
+    out=$("$bin" migrate --from "$a" --to "$b" "${wl[@]}" --json 2>/dev/null)
+    python3 - "$rate" "$run" "$out" <<'PY'
+import json, sys
+r = json.loads(sys.argv[3])
+b = r["bytes"]
+print(f'{sys.argv[1]+"%":<6} {sys.argv[2]:<4} {r["channel"]:<10} {r["iterations"]:<9} {r["total_s"]:<11.3f} '
+      f'{r["downtime_s"]*1000:<12.1f} {b["precopy_device"]/2**20:<14.1f} {b["stopcopy_device"]/2**20:<14.2f} {r["switchover_reason"]}')
+PY
+  done
+done
+echo 1 > "/sys/bus/mdev/devices/$a/remove"
+echo 1 > "/sys/bus/mdev/devices/$b/remove"
+rmmod mdevmig
