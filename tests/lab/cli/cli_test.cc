@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/instance.h"
+#include "common/open_instance.h"
 #include "common/sysfs.h"
 #include "migration/vfio/mdev.h"
 #include "migration/vfio/mig_state.h"
@@ -51,8 +52,6 @@ namespace {
 using namespace std::chrono_literals;
 using vfio::MigState;
 
-constexpr uint32_t kBar0 = VFIO_PCI_BAR0_REGION_INDEX;
-constexpr uint32_t kBar2 = VFIO_PCI_BAR2_REGION_INDEX;
 constexpr uint64_t kQuarter = 16u << 20;  // a quarter of the default 64 MiB sim parent
 
 // ---- running the CLI ------------------------------------------------------------------------
@@ -150,32 +149,11 @@ std::optional<std::string> wait_for_line(int fd, const std::string& needle, std:
 
 // ---- instances --------------------------------------------------------------------------------
 
-struct Side {
-  std::unique_ptr<Instance> inst;
-  std::optional<vfio::OpenMdev> m;
-  const vfio::Device& dev() const { return m->device; }
-  std::string fd_arg() const { return "fd:" + std::to_string(m->device.fd()); }
-};
-
+using Side = OpenInstance;
 Side open_side(const std::string& type, const std::string& parent = "mdevmig_sim0") {
-  Side s;
-  s.inst = std::make_unique<Instance>(parent, type);
-  if (!s.inst->ok()) return s;
-  auto m = vfio::open_mdev(s.inst->uuid());
-  if (!m.ok()) {
-    ADD_FAILURE() << m.error().message();
-    return s;
-  }
-  s.m.emplace(std::move(m.value()));
-  return s;
+  return open_instance(type, parent);
 }
-
-uint64_t mem_hash(const vfio::Device& dev, uint64_t size) {
-  std::vector<uint8_t> buf(size);
-  auto r = dev.read(kBar2, 0, std::as_writable_bytes(std::span(buf)));
-  EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
-  return XXH3_64bits(buf.data(), buf.size());
-}
+std::string fd_arg(const Side& s) { return "fd:" + std::to_string(s.dev().fd()); }
 
 uint32_t reg(const vfio::Device& dev, uint32_t off) {
   auto r = dev.read_as<uint32_t>(kBar0, off);
@@ -240,7 +218,7 @@ TEST_F(CliTest, SaveInspectRestoreGiveIdenticalMemoryAndRegistersThroughV2AndV1)
   const uint64_t before = mem_hash(a.dev(), kQuarter);
   const std::string file = tmp_file("save.mdevmig");
 
-  CliRun s = cli({"save", a.fd_arg(), file, "--json"}, {a.dev().fd()});
+  CliRun s = cli({"save", fd_arg(a), file, "--json"}, {a.dev().fd()});
   ASSERT_EQ(s.rc, 0) << s.err;
   EXPECT_TRUE(s.err.empty()) << "no progress output without a terminal: " << s.err;
   auto sj = s.json();
@@ -266,17 +244,17 @@ TEST_F(CliTest, SaveInspectRestoreGiveIdenticalMemoryAndRegistersThroughV2AndV1)
   EXPECT_NE(it.out.find("checksums:"), std::string::npos) << it.out;
   EXPECT_NE(it.out.find("REGS"), std::string::npos) << it.out;
 
-  CliRun r = cli({"restore", b.fd_arg(), file}, {b.dev().fd()});
+  CliRun r = cli({"restore", fd_arg(b), file}, {b.dev().fd()});
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(state(b.dev()), MigState::kRunning);
   expect_same_state(a.dev(), b.dev(), kQuarter);
 
   // The v1 region both ways: save through it, restore through it.
   const std::string file1 = tmp_file("save-v1.mdevmig");
-  CliRun s1 = cli({"save", a.fd_arg(), file1, "--channel", "v1", "--json"}, {a.dev().fd()});
+  CliRun s1 = cli({"save", fd_arg(a), file1, "--channel", "v1", "--json"}, {a.dev().fd()});
   ASSERT_EQ(s1.rc, 0) << s1.err;
   EXPECT_EQ(s1.json()["channel"], "v1-region");
-  CliRun r1 = cli({"restore", c.fd_arg(), file1, "--channel", "v1"}, {c.dev().fd()});
+  CliRun r1 = cli({"restore", fd_arg(c), file1, "--channel", "v1"}, {c.dev().fd()});
   ASSERT_EQ(r1.rc, 0) << r1.err;
   expect_same_state(a.dev(), c.dev(), kQuarter);
   EXPECT_EQ(state(c.dev()), MigState::kRunning);
@@ -291,8 +269,8 @@ TEST_F(CliTest, DamagedOrForeignFilesExitWith4AndLeaveTheDeviceUntouched) {
   scribble(b.dev(), kQuarter, 4);
   scribble(e.dev(), 8u << 20, 5);
   const std::string good = tmp_file("good.mdevmig"), other = tmp_file("eighth.mdevmig");
-  ASSERT_EQ(cli({"save", a.fd_arg(), good}, {a.dev().fd()}).rc, 0);
-  ASSERT_EQ(cli({"save", e.fd_arg(), other}, {e.dev().fd()}).rc, 0);
+  ASSERT_EQ(cli({"save", fd_arg(a), good}, {a.dev().fd()}).rc, 0);
+  ASSERT_EQ(cli({"save", fd_arg(e), other}, {e.dev().fd()}).rc, 0);
   std::ifstream in(good, std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_GT(bytes.size(), kQuarter);
@@ -326,7 +304,7 @@ TEST_F(CliTest, DamagedOrForeignFilesExitWith4AndLeaveTheDeviceUntouched) {
   };
   for (const Case& c : cases) {
     std::ofstream(bad, std::ios::binary | std::ios::trunc) << c.content;
-    CliRun r = cli({"restore", b.fd_arg(), bad}, {b.dev().fd()});
+    CliRun r = cli({"restore", fd_arg(b), bad}, {b.dev().fd()});
     EXPECT_EQ(r.rc, 4) << c.what << ": " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
     EXPECT_NE(r.err.find("mdevmig restore: "), std::string::npos) << r.err;
@@ -335,16 +313,16 @@ TEST_F(CliTest, DamagedOrForeignFilesExitWith4AndLeaveTheDeviceUntouched) {
     EXPECT_EQ(i.rc, 4) << c.what << ": " << i.err;
   }
   // A whole, valid file of another instance type: refused as incompatible.
-  CliRun w = cli({"restore", b.fd_arg(), other}, {b.dev().fd()});
+  CliRun w = cli({"restore", fd_arg(b), other}, {b.dev().fd()});
   EXPECT_EQ(w.rc, 4) << w.err;
   EXPECT_NE(w.err.find("compatib"), std::string::npos) << w.err;
   check_untouched("wrong device");
   // Usage and device errors have their own codes.
   EXPECT_EQ(cli({"restore", "not-a-device", good}).rc, 2);
   EXPECT_EQ(cli({"restore", "00000000-0000-0000-0000-000000000000", good}).rc, 3);
-  EXPECT_EQ(cli({"restore", b.fd_arg(), tmp_file("missing")}, {b.dev().fd()}).rc, 3);
+  EXPECT_EQ(cli({"restore", fd_arg(b), tmp_file("missing")}, {b.dev().fd()}).rc, 3);
   // And the good file still restores.
-  ASSERT_EQ(cli({"restore", b.fd_arg(), good}, {b.dev().fd()}).rc, 0);
+  ASSERT_EQ(cli({"restore", fd_arg(b), good}, {b.dev().fd()}).rc, 0);
   expect_same_state(a.dev(), b.dev(), kQuarter);
   for (const auto& f : {good, other, bad}) ::unlink(f.c_str());
 }
@@ -386,12 +364,12 @@ TEST_F(CliTest, MigrateBetweenTwoProcessesOverLoopbackTcp) {
   Side a = open_side("quarter"), b = open_side("quarter");
   ASSERT_TRUE(a.m && b.m);
   scribble(a.dev(), kQuarter, 11);
-  Proc dst = spawn({"migrate", "--listen", "127.0.0.1:0", "--to", b.fd_arg(), "--json"}, {b.dev().fd()});
+  Proc dst = spawn({"migrate", "--listen", "127.0.0.1:0", "--to", fd_arg(b), "--json"}, {b.dev().fd()});
   std::string dst_err;
   auto line = wait_for_line(dst.err, "listening on 127.0.0.1:", dst_err, 60s);
   ASSERT_TRUE(line) << dst_err;
   const std::string port = line->substr(line->rfind(':') + 1);
-  CliRun src = cli({"migrate", "--from", a.fd_arg(), "--to", "127.0.0.1:" + port, "--json"}, {a.dev().fd()});
+  CliRun src = cli({"migrate", "--from", fd_arg(a), "--to", "127.0.0.1:" + port, "--json"}, {a.dev().fd()});
   CliRun d = wait(dst);
   ASSERT_EQ(src.rc, 0) << src.err;
   ASSERT_EQ(d.rc, 0) << dst_err << d.err;
@@ -421,12 +399,12 @@ TEST_F(CliTest, KillingTheDestinationMidMigrationLeavesTheSourceRunningWithNothi
       std::this_thread::sleep_for(1ms);
     }
   });
-  Proc dst = spawn({"migrate", "--listen", "127.0.0.1:0", "--to", b.fd_arg()}, {b.dev().fd()});
+  Proc dst = spawn({"migrate", "--listen", "127.0.0.1:0", "--to", fd_arg(b)}, {b.dev().fd()});
   std::string dst_err;
   auto line = wait_for_line(dst.err, "listening on 127.0.0.1:", dst_err, 60s);
   ASSERT_TRUE(line) << dst_err;
   const std::string port = line->substr(line->rfind(':') + 1);
-  Proc src = spawn({"migrate", "--from", a.fd_arg(), "--to", "127.0.0.1:" + port, "--downtime", "0",
+  Proc src = spawn({"migrate", "--from", fd_arg(a), "--to", "127.0.0.1:" + port, "--downtime", "0",
                     "--max-iterations", "100000", "--verbose"},
                    {a.dev().fd()});
   std::string src_err;
@@ -448,11 +426,11 @@ TEST_F(CliTest, KillingTheDestinationMidMigrationLeavesTheSourceRunningWithNothi
   // The source works: a second migration attempt succeeds. The killed destination's
   // device is held open by this test, so nothing reset it: reset it as a VMM would.
   ASSERT_TRUE(b.dev().reset().ok());
-  Proc dst2 = spawn({"migrate", "--listen", "127.0.0.1:0", "--to", b.fd_arg()}, {b.dev().fd()});
+  Proc dst2 = spawn({"migrate", "--listen", "127.0.0.1:0", "--to", fd_arg(b)}, {b.dev().fd()});
   std::string dst2_err;
   auto line2 = wait_for_line(dst2.err, "listening on 127.0.0.1:", dst2_err, 60s);
   ASSERT_TRUE(line2) << dst2_err;
-  CliRun again = cli({"migrate", "--from", a.fd_arg(), "--to", "127.0.0.1:" + line2->substr(line2->rfind(':') + 1)},
+  CliRun again = cli({"migrate", "--from", fd_arg(a), "--to", "127.0.0.1:" + line2->substr(line2->rfind(':') + 1)},
                   {a.dev().fd()});
   CliRun d2 = wait(dst2);
   EXPECT_EQ(again.rc, 0) << again.err;
