@@ -1,0 +1,198 @@
+// The engine's channels and state driver against the in-process fake VFIO (fake_vfio.h):
+// which channel auto picks, the v2 save sequence and its recovery (RUNNING, else reset),
+// and the v1 region protocol with hostile register values. What the real module does
+// is for the lab (tests/lab/cli).
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "fake_vfio.h"
+#include "migration/engine/channel.h"
+#include "migration/engine/recovery.h"
+#include "migration/vfio/mdev.h"
+#include "migration/vfio/uapi.h"
+
+namespace mdevmig::engine {
+namespace {
+
+namespace fs = std::filesystem;
+using vfio::MigState;
+
+constexpr const char* kUuid = "1c9f4a1e-7d3b-4b8a-9e2f-5a6b7c8d9e0f";
+constexpr int kGroup = 7;
+constexpr uint32_t kV1 = 9;
+
+std::vector<std::byte> type_cap(uint32_t type, uint32_t subtype) {
+  vfio_region_info_cap_type t{};
+  t.header = {VFIO_REGION_INFO_CAP_TYPE, 1, 0};
+  t.type = type;
+  t.subtype = subtype;
+  std::vector<std::byte> out(sizeof(t));
+  std::memcpy(out.data(), &t, sizeof(t));
+  return out;
+}
+
+class ChannelTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    std::string templ = (fs::temp_directory_path() / "mdevmig-chan-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
+    root_ = fs::canonical(templ);
+    const fs::path dev = root_ / "sys/bus/mdev/devices" / kUuid;
+    fs::create_directories(dev);
+    fs::create_directories(root_ / "sys/kernel/iommu_groups" / std::to_string(kGroup));
+    fs::create_directory_symlink("../../../../kernel/iommu_groups/" + std::to_string(kGroup), dev / "iommu_group");
+    fs::create_directories(root_ / "dev");
+    std::ofstream(root_ / "dev/vfio") << "";
+    std::ofstream(root_ / "dev" / std::to_string(kGroup)) << "";
+    paths_ = vfio::VfioPaths{(root_ / "sys").string(), (root_ / "dev").string()};
+    state_.container_path = (root_ / "dev/vfio").string();
+    state_.group_path = (root_ / "dev" / std::to_string(kGroup)).string();
+    state_.device_name = kUuid;
+    state_.device_flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
+    constexpr uint32_t kRW = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+    state_.regions[0] = {kRW, 256, {}};
+    state_.mig_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  void add_v1_region() {
+    state_.regions[kV1] = {VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE, 0x2000,
+                           fakevfio::chain(sizeof(vfio_region_info),
+                                           {type_cap(VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
+                                                     VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED)})};
+  }
+  vfio::OpenMdev open() {
+    auto m = vfio::open_mdev(kUuid, paths_);
+    EXPECT_TRUE(m.ok()) << m.error().message();
+    return std::move(m).value();
+  }
+
+  fs::path root_;
+  vfio::VfioPaths paths_;
+  fakevfio::State state_;
+  fakevfio::Scope scope_{state_};
+};
+
+TEST_F(ChannelTest, AutoPicksV2PreCopyThenV1ThenV2StopCopy) {
+  add_v1_region();
+  {
+    auto m = open();
+    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kAuto, true))->kind(), schema::Channel::kV1Region);
+    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kAuto, false))->kind(), schema::Channel::kV2StopCopy);
+    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kV2, true))->kind(), schema::Channel::kV2StopCopy);
+  }
+  state_.mig_flags |= VFIO_MIGRATION_PRE_COPY;
+  {
+    auto m = open();
+    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kAuto, true))->kind(), schema::Channel::kV2PreCopy);
+    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kV1, true))->kind(), schema::Channel::kV1Region);
+  }
+}
+
+TEST_F(ChannelTest, MissingInterfacesAreNamed) {
+  state_.mig_flags = 0;
+  auto m = open();
+  auto v1 = open_channel(m.device, ChannelPreference::kV1, true);
+  ASSERT_FALSE(v1.ok());
+  EXPECT_EQ(v1.error().errnum, EOPNOTSUPP);
+  EXPECT_NE(v1.error().context.find("v1 migration region"), std::string::npos);
+  EXPECT_FALSE(open_channel(m.device, ChannelPreference::kAuto, true).ok());
+}
+
+TEST_F(ChannelTest, V2SaveGoesStopStopCopyAndBackToRunning) {
+  auto m = open();
+  auto ch = open_channel(m.device, ChannelPreference::kV2, false);
+  ASSERT_TRUE(ch.ok());
+  ASSERT_TRUE((*ch)->start_save(false).ok());
+  EXPECT_EQ(state_.mig_state, uint32_t{VFIO_DEVICE_STATE_STOP_COPY});
+  auto data = (*ch)->read(4096);
+  ASSERT_TRUE(data.ok()) << data.error().message();
+  EXPECT_TRUE(data->empty()) << "the fake's stream is empty";
+  ASSERT_TRUE((*ch)->finish_save(true).ok());
+  EXPECT_EQ(state_.mig_state, uint32_t{VFIO_DEVICE_STATE_RUNNING});
+  EXPECT_EQ((*ch)->state_name(), "RUNNING");
+}
+
+TEST_F(ChannelTest, AFailedTransitionRecoversToRunningElseResets) {
+  auto m = open();
+  auto ch = open_channel(m.device, ChannelPreference::kV2, false);
+  ASSERT_TRUE(ch.ok());
+  state_.fail_set_state_errno = EIO;  // every SET fails, RUNNING included
+  auto r = (*ch)->start_save(false);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().errnum, EIO);
+  const Recovery rec = (*ch)->recover();
+  EXPECT_TRUE(rec.reset);
+  EXPECT_EQ(state_.resets, 1);
+  EXPECT_NE(rec.text().find("device reset"), std::string::npos) << rec.text();
+  // The StateDriver reports the same in the error it returns.
+  state_.resets = 0;
+  auto set = StateDriver(m.device).set(MigState::kStop, MigState::kRunning);
+  ASSERT_FALSE(set.ok());
+  EXPECT_NE(set.error().context.find("device reset"), std::string::npos) << set.error().message();
+  EXPECT_EQ(state_.resets, 1);
+  // When the recover state is reachable, no reset.
+  state_.fail_set_state_errno = 0;
+  state_.resets = 0;
+  const Recovery ok_rec = StateDriver(m.device).recover_to(MigState::kRunning);
+  EXPECT_TRUE(ok_rec.recovered);
+  EXPECT_FALSE(ok_rec.reset);
+  EXPECT_EQ(state_.resets, 0);
+}
+
+// The fake's region 9 is plain memory: the test plays the driver by writing the
+// registers the channel reads (pending_bytes, data_offset, data_size) and the data.
+TEST_F(ChannelTest, V1ProtocolReadsStagedDataAndRefusesHostileOffsets) {
+  add_v1_region();
+  auto m = open();
+  auto ch = open_channel(m.device, ChannelPreference::kV1, true);
+  ASSERT_TRUE(ch.ok());
+  const auto& dev = m.device;
+  ASSERT_TRUE((*ch)->start_save(true).ok());
+  EXPECT_EQ(dev.read_as<uint32_t>(kV1, 0).value() & VFIO_DEVICE_STATE_MASK,
+            uint32_t{VFIO_DEVICE_STATE_V1_RUNNING | VFIO_DEVICE_STATE_V1_SAVING});
+  const char msg[] = "staged device state";
+  ASSERT_TRUE(dev.write(kV1, 0x800, std::as_bytes(std::span(msg))).ok());
+  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x800}).ok());
+  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{sizeof(msg)}).ok());
+  auto a = (*ch)->read(5);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(a->data()), a->size()), "stage");
+  auto b = (*ch)->read(1000);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->size(), sizeof(msg) - 5);
+  // A data_size that leaves the region, and a data_offset inside the registers.
+  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0x10000}).ok());
+  auto big = (*ch)->read(1000);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().errnum, EPROTO);
+  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{8}).ok());
+  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{4}).ok());
+  auto low = (*ch)->read(1000);
+  ASSERT_FALSE(low.ok());
+  EXPECT_EQ(low.error().errnum, EPROTO);
+  // Recovery writes RUNNING back (read-modify-write keeps reserved bits).
+  ASSERT_TRUE(dev.write_as(kV1, 0, uint32_t{0x100 | VFIO_DEVICE_STATE_V1_SAVING}).ok());
+  const Recovery r = (*ch)->recover();
+  EXPECT_TRUE(r.recovered);
+  EXPECT_EQ(dev.read_as<uint32_t>(kV1, 0).value(), uint32_t{0x100 | VFIO_DEVICE_STATE_V1_RUNNING});
+  // Resume: data goes to data_offset, then data_size is written.
+  ASSERT_TRUE((*ch)->start_resume().ok());
+  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x1000}).ok());
+  const char in[] = "resume me";
+  ASSERT_TRUE((*ch)->write(std::as_bytes(std::span(in))).ok());
+  char back[sizeof(in)] = {};
+  ASSERT_TRUE(dev.read(kV1, 0x1000, std::as_writable_bytes(std::span(back))).ok());
+  EXPECT_STREQ(back, in);
+  EXPECT_EQ(dev.read_as<uint64_t>(kV1, offsetof(vfio_device_migration_info, data_size)).value(), sizeof(in));
+  ASSERT_TRUE((*ch)->finish_resume(true).ok());
+  EXPECT_EQ(dev.read_as<uint32_t>(kV1, 0).value() & VFIO_DEVICE_STATE_MASK, uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
+}
+
+}  // namespace
+}  // namespace mdevmig::engine
