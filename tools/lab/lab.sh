@@ -114,7 +114,10 @@ fi
   printf 'exec'; printf ' %q' "$@"; echo
 } > "$out/job.sh"
 
-job_limit=$((timeout > 40 ? timeout - 20 : timeout / 2))
+# The job's own limit leaves the boot and shutdown a quarter of the boot's limit
+# (30 s to 120 s): boots take ~6 s on an idle machine, 25 s and more on a loaded one.
+margin=$((timeout / 4)); margin=$((margin < 30 ? 30 : margin > 120 ? 120 : margin))
+job_limit=$((timeout > 2 * margin ? timeout - margin : timeout / 2))
 devs=()
 i=0
 for sz in "${ivshmem[@]}"; do

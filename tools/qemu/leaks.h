@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <set>
 #include <string>
 #include <vector>
@@ -48,9 +49,9 @@ class LeakCheck {
                                                const std::string& expected_kernel, uint64_t* expected_seen);
 
  private:
+  KmsgWatcher kmsg_;  // first: its fd is part of the baseline
   std::set<std::string> baseline_instances_;
   std::size_t baseline_fds_;
-  KmsgWatcher kmsg_;
 };
 
 }  // namespace mdevmig::qemu
