@@ -10,6 +10,8 @@ int run_save(std::span<const char* const> args);
 int run_restore(std::span<const char* const> args);
 int run_inspect(std::span<const char* const> args);
 int run_migrate(std::span<const char* const> args);
+int run_qemu_migrate(std::span<const char* const> args);
+int run_stress(std::span<const char* const> args);
 
 std::span<const Command> commands() {
   static constexpr Command kCommands[] = {
@@ -17,6 +19,8 @@ std::span<const Command> commands() {
       {"restore", "load a save file into a device", run_restore},
       {"inspect", "verify and decode a save file", run_inspect},
       {"migrate", "live-migrate a device (same host or over TCP)", run_migrate},
+      {"qemu-migrate", "live-migrate a QEMU VM with an mdevmig device, verified", run_qemu_migrate},
+      {"stress", "migrations back and forth with faults, every round verified", run_stress},
   };
   return kCommands;
 }

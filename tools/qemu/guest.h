@@ -6,12 +6,12 @@
 // migration the harness can say exactly what the surviving VM must hold.
 //
 // Every state-changing access is an Op with a sequence number. qtest executes the
-// accesses of one session in order, and the harness stops issuing them while QEMU
-// pauses before switchover (see run_migration), so the destination holds a prefix of
-// the ops issued on the source: the "cut".
-// find_cut() locates it on the destination by binary search (each op can be checked
-// there on its own), commit() folds the ops up to the cut into the expected state, and
-// verify() compares the VM with it: device memory (a device-side XXH64 of all of it
+// accesses of one session in order, so whatever VM survives a migration holds a prefix
+// of the ops issued on the source: the "cut". (The harness stops issuing while QEMU
+// pauses before switchover, see run_migration, so the cut must be all of them.)
+// find_cut() locates it by binary search (each op can be checked on its own),
+// commit() folds the ops up to the cut into the expected state, and verify() compares
+// the VM with it: device memory (a device-side XXH64 of all of it
 // plus sampled pages read through BAR2), registers, the guest RAM the DMA engine wrote
 // (data, hashes, completion records with their sequence numbers).
 #pragma once

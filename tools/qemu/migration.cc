@@ -56,9 +56,9 @@ json MigrationOutcome::to_json() const {
   json passes_j = json::array();
   for (const auto& p : passes)
     passes_j.push_back({{"pass", p.pass}, {"dirty_syncs", p.syncs}, {"t_ms", p.t_ms},
-                        {"ram_dirty_pages", p.ram_dirty_pages}, {"ram_bytes", p.ram_bytes},
+                        {"ram_pages", p.ram_pages}, {"ram_bytes", p.ram_bytes},
                         {"wire_bytes", p.wire_bytes}, {"device_bytes", p.device_bytes},
-                        {"device_dirty_pages", p.device_dirty_pages}});
+                        {"device_pages", p.device_pages}, {"device_dirty_pages", p.device_dirty_pages}});
   return {{"status", status},
           {"error", error},
           {"fault", fault_name(fault)},
@@ -123,6 +123,9 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
   }
   auto wire = [&]() { return proxy ? proxy->bytes_forward() : file_size(plan.file); };
 
+  // Events of earlier migrations (a checkpoint's STOP) must not be taken for this one's.
+  MDEVMIG_TRY(src.qmp().poll());
+  (void)src.qmp().take_events();
   const auto t0 = Clock::now();
   const double wall0 = wall_now();
   std::vector<WirePoint> samples;  // wire bytes over time (files have no proxy timeline)
@@ -131,7 +134,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
 
   bool continued = false;  // migrate-continue sent (QEMU's status lags behind it)
   bool initial_done = false, switched = switch_at_once;
-  uint64_t syncs_at_initial = 0, last_syncs = 0, last_ram = 0, last_wire = 0;
+  uint64_t syncs_at_initial = 0, last_syncs = 0, last_ram = 0, last_wire = 0, last_ram_pages = 0;
   Clock::time_point t_initial{};
   json q;
   Deadline until = t0 + plan.timeout;
@@ -173,10 +176,13 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
       row.pass = static_cast<uint32_t>(out.passes.size() + 1);
       row.syncs = syncs;
       row.t_ms = std::chrono::duration<double, std::milli>(now - t0).count();
-      row.ram_dirty_pages = num(ram, "remaining") / std::max<uint64_t>(num(ram, "page-size"), 1);
+      const uint64_t ram_pages = num(ram, "normal") + num(ram, "duplicate");
+      row.ram_pages = ram_pages - last_ram_pages;
       row.ram_bytes = num(ram, "transferred") - last_ram;
       row.wire_bytes = w - last_wire;
       row.device_bytes = row.wire_bytes > row.ram_bytes ? row.wire_bytes - row.ram_bytes : 0;
+      row.device_pages = row.device_bytes / 4096;
+      last_ram_pages = ram_pages;
       row.device_dirty_pages = sysfs_number(src_instance.attr("dirty_pages"));
       out.passes.push_back(row);
       last_syncs = syncs;
@@ -254,7 +260,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
     out.ram_zero_pages = num(ram, "duplicate");
     // Split the wire bytes at the moment the source stopped (its STOP event).
     (void)src.qmp().poll();
-    if (auto stop = src.qmp().peek_event("STOP"); stop && stop->timestamp >= wall0 - 1) {
+    if (auto stop = src.qmp().peek_event("STOP"); stop && stop->timestamp >= wall0 - 0.5) {
       auto points = proxy ? proxy->timeline() : samples;
       uint64_t before = 0;
       for (const auto& p : points)
@@ -281,7 +287,8 @@ Result<std::string> run_incoming_file(Vm& dst, const std::string& file, std::chr
     if (!dst.running()) return std::string("failed");
     auto r = dst.qmp().execute("query-migrate");
     if (!r) {
-      if (!dst.running()) return std::string("failed");
+      // The monitor closes a moment before the process ends.
+      if (dst.process().wait(std::chrono::seconds(5))) return std::string("failed");
       return std::move(r).error();
     }
     std::string status = r->value("status", "");

@@ -1,0 +1,211 @@
+// mdevmig qemu-migrate: QEMU live-migrates a VM that has an mdevmig device, while a
+// qtest-driven guest keeps the device busy, and the harness verifies the destination
+// (or the file restored into a fresh QEMU): device memory, registers, DMA-written guest
+// RAM, the queue going on where it stopped, interrupts.
+#include <cinttypes>
+#include <cstdio>
+#include <span>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tools/cli/args.h"
+#include "tools/cli/command.h"
+#include "tools/cli/device_arg.h"
+#include "tools/qemu/harness.h"
+#include "tools/qemu/report.h"
+
+namespace mdevmig::cli {
+namespace {
+
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+constexpr const char* kCmd = "qemu-migrate";
+
+Result<qemu::MdevInstance> instance(const Args& a, const char* uuid_opt, const std::string& type) {
+  if (auto uuid = a.get(uuid_opt)) return qemu::MdevInstance::adopt(*uuid);
+  return qemu::MdevInstance::create(type, a.get("parent").value_or(""));
+}
+
+}  // namespace
+
+int run_qemu_migrate(std::span<const char* const> argv) {
+  Args a("qemu-migrate [options]",
+         "Migrates a QEMU VM with an mdevmig device (vfio-pci on an mdev instance) to a second instance,\n"
+         "live over a unix socket or saved to a file and restored into a fresh QEMU, while a qtest-driven\n"
+         "guest keeps the device busy (BAR2 writes, DMA into guest RAM, interrupts). Verifies that the\n"
+         "destination holds exactly the expected state and that the DMA queue goes on there.");
+  a.option("src", "UUID", "source instance (default: create one)");
+  a.option("dst", "UUID", "destination instance (default: create one)");
+  a.option("type", "TYPE", "type of the instances created (full, half, quarter, eighth)", "quarter");
+  a.option("dst-type", "TYPE", "type of the destination created (default: --type)");
+  a.option("parent", "NAME", "parent to create instances on (default: the first with room)");
+  a.option("qemu-binary", "PATH", "QEMU to run", "qemu-system-x86_64");
+  a.option("protocol", "v1|v2", "VFIO migration of that QEMU: v1 (<= 7.2, x-enable-migration) or v2 (>= 8.1)", "v1");
+  a.option("transport", "unix|file", "live over a unix socket, or save to a file and restore", "unix");
+  a.option("file", "PATH", "--transport file: the save file (default: in the work directory)");
+  a.option("irq", "intx|msi", "how the device interrupts the guest", "intx");
+  a.option("bandwidth", "SIZE", "max-bandwidth during pre-copy, bytes/s", "32M");
+  a.option("downtime", "MS", "downtime-limit from the switchover on", "300");
+  a.option("passes", "N", "switch over after the first full pass and N more dirty passes", "2");
+  a.option("delay", "MS", "... and at least this long after the first full pass", "0");
+  a.option("writes", "N", "BAR2 writes per second by the guest (each to a new page)", "100");
+  a.option("dma", "N", "DMA descriptors per second by the guest", "20");
+  a.option("warmup", "MS", "workload before the migration", "500");
+  a.option("after", "MS", "workload on the destination after the migration", "500");
+  a.option("fault", "KIND", "inject: none, cancel, kill-dst, kill-src, corrupt, truncate", "none");
+  a.option("fault-at", "FRACTION", "when: this fraction of device memory into the stream", "0.5");
+  a.option("guest-mem", "MB", "VM memory", "128");
+  a.option("seed", "N", "workload seed", "1");
+  a.option("workdir", "DIR", "sockets, logs and files (default: a temporary directory, removed)");
+  a.option("qemu-args", "ARGS", "extra QEMU arguments, space-separated (e.g. \"-trace vfio_*\")");
+  a.flag("keep", "keep the work directory");
+  a.flag("verbose", "log each step on stderr");
+  a.flag("json", "print the report as JSON");
+  if (auto r = a.parse(argv); !r) return report_error(kCmd, r.error());
+  if (a.help_requested()) return kExitOk;
+
+  qemu::HarnessOptions opt;
+  qemu::MigrationPlan plan;
+  uint64_t warmup = 0, after = 0;
+  {
+    auto fail = [&](const Error& e) { return report_error(kCmd, e); };
+    auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
+    if (!proto) return fail(proto.error());
+    auto irq = qemu::parse_irq_mode(*a.get("irq"));
+    if (!irq) return fail(irq.error());
+    auto fault = qemu::parse_fault(*a.get("fault"));
+    if (!fault) return fail(fault.error());
+    const std::string transport = *a.get("transport");
+    if (transport != "unix" && transport != "file")
+      return fail(Error::make(EINVAL, "usage", "--transport wants unix or file, got '" + transport + "'"));
+    auto bw = a.get_size("bandwidth");
+    auto downtime = a.get_uint("downtime");
+    auto passes = a.get_uint("passes");
+    auto delay = a.get_uint("delay");
+    auto writes = a.get_double("writes");
+    auto dma = a.get_double("dma");
+    auto w = a.get_uint("warmup");
+    auto af = a.get_uint("after");
+    auto at = a.get_double("fault-at");
+    auto mem = a.get_uint("guest-mem");
+    auto seed = a.get_uint("seed");
+    for (const Result<uint64_t>* r : {&bw, &downtime, &passes, &delay, &w, &af, &mem, &seed})
+      if (!*r) return fail(r->error());
+    for (const Result<double>* r : {&writes, &dma, &at})
+      if (!*r) return fail(r->error());
+    if (*at <= 0 || *at >= 1) return fail(Error::make(EINVAL, "usage", "--fault-at wants a fraction in (0, 1)"));
+    opt.vm.qemu_binary = *a.get("qemu-binary");
+    opt.vm.protocol = *proto;
+    opt.vm.mem_mb = static_cast<uint32_t>(*mem);
+    opt.vm.dir = a.get("workdir").value_or("");
+    if (auto extra = a.get("qemu-args")) {
+      for (std::size_t pos = 0; pos < extra->size();) {
+        std::size_t end = extra->find(' ', pos);
+        if (end == std::string::npos) end = extra->size();
+        if (end > pos) opt.vm.extra_args.push_back(extra->substr(pos, end - pos));
+        pos = end + 1;
+      }
+    }
+    opt.irq = *irq;
+    opt.rates.bar2_writes_per_s = *writes;
+    opt.rates.descs_per_s = *dma;
+    opt.seed = *seed;
+    opt.keep_dir = a.has("keep");
+    if (a.has("verbose")) opt.log = [](const std::string& s) { std::fprintf(stderr, "  [qemu-migrate] %s\n", s.c_str()); };
+    plan.transport = transport == "unix" ? qemu::Transport::kUnix : qemu::Transport::kFile;
+    plan.file = a.get("file").value_or("");
+    plan.max_bandwidth = *bw;
+    plan.downtime_limit_ms = static_cast<uint32_t>(*downtime);
+    plan.min_passes = static_cast<uint32_t>(*passes);
+    plan.switchover_delay = std::chrono::milliseconds(*delay);
+    plan.fault = *fault;
+    plan.fault_point = *at;
+    warmup = *w;
+    after = *af;
+  }
+
+  if (qemu::mdevmig_parents().empty())
+    return report_error(kCmd, Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)"));
+  const std::string type = *a.get("type");
+  auto src = instance(a, "src", type);
+  if (!src) return report_error(kCmd, src.error());
+  auto dst = instance(a, "dst", a.get("dst-type").value_or(type));
+  if (!dst) return report_error(kCmd, dst.error());
+  const std::string src_uuid = src->uuid(), dst_uuid = dst->uuid();
+  const uint64_t src_mem = src->mem_size().value_or(0), dst_mem = dst->mem_size().value_or(0);
+  const std::string src_type = src->type(), dst_type = dst->type();
+  std::vector<qemu::MdevInstance> inst;
+  inst.push_back(std::move(*src));
+  inst.push_back(std::move(*dst));
+
+  auto h = qemu::Harness::create(opt, std::move(inst));
+  if (!h) return report_error(kCmd, h.error());
+  auto boot = (*h)->boot(0);
+  if (!boot) return report_error(kCmd, boot.error());
+  if (!boot->ok()) {
+    std::fprintf(stderr, "mdevmig %s: the freshly started VM does not verify:\n%s\n", kCmd, boot->summary().c_str());
+    return kExitFailed;
+  }
+  if (auto r = (*h)->run_workload(std::chrono::milliseconds(warmup)); !r) return report_error(kCmd, r.error());
+  const uint64_t seq_before = (*h)->driver().expected().descs;
+  auto round = (*h)->migrate(1, plan);
+  if (!round) return report_error(kCmd, round.error());
+
+  // The VM goes on where it landed: more workload, verified again.
+  std::optional<qemu::Verification> again;
+  uint64_t seq_mid = (*h)->driver().expected().descs;
+  if ((*h)->has_vm()) {
+    if (auto r = (*h)->run_workload(std::chrono::milliseconds(after)); !r) return report_error(kCmd, r.error());
+    auto v = (*h)->verify();
+    if (!v) return report_error(kCmd, v.error());
+    again = std::move(*v);
+  }
+  const bool good = round->verified() && (!again || again->ok());
+
+  if (a.has("json")) {
+    json j = round->to_json();
+    j["source"] = {{"uuid", src_uuid}, {"type", src_type}, {"mem_size", src_mem}};
+    j["destination"] = {{"uuid", dst_uuid}, {"type", dst_type}, {"mem_size", dst_mem}};
+    j["qemu"] = {{"binary", opt.vm.qemu_binary}, {"protocol", qemu::vfio_protocol_name(opt.vm.protocol)}};
+    j["irq"] = qemu::irq_mode_name(opt.irq);
+    j["after"] = again ? json{{"ok", again->ok()}, {"seq", again->descs}, {"irq_delivered", again->irq_delivered},
+                              {"mismatches", again->mismatches}}
+                       : json(nullptr);
+    j["ok"] = good;
+    std::printf("%s\n", j.dump(2).c_str());
+    return good ? kExitOk : kExitFailed;
+  }
+
+  const auto& m = round->migration;
+  std::printf("source       instance %s (%s, %s of device memory), QEMU %s, %s\n", src_uuid.c_str(), src_type.c_str(),
+              qemu::format_bytes(static_cast<double>(src_mem)).c_str(), opt.vm.qemu_binary.c_str(),
+              opt.vm.protocol == qemu::VfioProtocol::kV1 ? "v1 migration region (x-enable-migration=on)"
+                                                         : "v2 (enable-migration=on)");
+  std::printf("destination  instance %s (%s, %s)%s\n", dst_uuid.c_str(), dst_type.c_str(),
+              qemu::format_bytes(static_cast<double>(dst_mem)).c_str(),
+              plan.transport == qemu::Transport::kFile ? ", restored from a file into a fresh QEMU" : "");
+  std::printf("workload     %" PRIu64 " BAR2 writes, %" PRIu64 " DMA descriptors, %" PRIu64 " scratch writes, %" PRIu64
+              " interrupts (%s) in %.1f s while migrating\n",
+              round->workload.bar2_writes, round->workload.descs, round->workload.scratch, round->workload.irqs,
+              qemu::irq_mode_name(opt.irq), round->workload.seconds);
+  std::printf("migration\n%s", qemu::migration_summary(m).c_str());
+  if (!m.passes.empty()) std::printf("pre-copy passes (one per QEMU dirty sync)\n%s", qemu::pass_table(m).c_str());
+  std::printf("result       %s holds the VM", qemu::survivor_name(round->survivor));
+  if (round->survivor != qemu::Survivor::kNone)
+    std::printf(": %" PRIu64 " of the %" PRIu64 " accesses issued during the migration arrived", round->ops_landed,
+                round->ops_pending);
+  std::printf("\n");
+  const auto& v = round->recovered ? round->recovery_verification : round->verification;
+  if (v) std::printf("verified     %s\n", v->summary().c_str());
+  if (again)
+    std::printf("afterwards   the queue went on: SEQ %" PRIu64 " before the migration, %" PRIu64 " after it, %" PRIu64
+                " after %" PRIu64 " ms more work; %s\n",
+                seq_before, seq_mid, again->descs, after, again->summary().c_str());
+  for (const auto& p : round->problems) std::printf("PROBLEM      %s\n", p.c_str());
+  if (opt.keep_dir) std::printf("work dir     %s\n", (*h)->dir().c_str());
+  std::printf("%s\n", good ? "OK" : "FAILED");
+  return good ? kExitOk : kExitFailed;
+}
+
+}  // namespace mdevmig::cli
