@@ -190,7 +190,11 @@ int run_qemu_migrate(std::span<const char* const> argv) {
               round->workload.bar2_writes, round->workload.descs, round->workload.scratch, round->workload.irqs,
               qemu::irq_mode_name(opt.irq), round->workload.seconds);
   std::printf("migration\n%s", qemu::migration_summary(m).c_str());
-  if (!m.passes.empty()) std::printf("pre-copy passes (one per QEMU dirty sync)\n%s", qemu::pass_table(m).c_str());
+  if (!m.passes.empty()) {
+    std::printf("pre-copy     device passes (dirty pages: what its tracker collected; p = 4 KiB pages)\n%s",
+                qemu::device_pass_table(m, src_mem).c_str());
+    if (a.has("verbose")) std::printf("QEMU iterations (one per dirty sync)\n%s", qemu::pass_table(m).c_str());
+  }
   std::printf("result       %s holds the VM", qemu::survivor_name(round->survivor));
   if (round->survivor != qemu::Survivor::kNone)
     std::printf(": %" PRIu64 " of the %" PRIu64 " accesses issued during the migration arrived", round->ops_landed,

@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
-# The main job's guest side (run by scripts/demo.sh inside the lab): load the stack,
-# show the mdevmig parent and its types, create an instance, show it, remove it.
+# The main job's guest side (run by scripts/demo.sh inside the lab):
+#   tools/lab/demo-guest.sh PATH/TO/mdevmig
+# loads the stack, creates two mdevmig instances, starts a QEMU 7.2 VM on the first
+# with the device busy (a qtest-driven guest: BAR2 writes, DMA into guest RAM,
+# interrupts), live-migrates it with QEMU to the second, verifies the destination and
+# prints the report with its pre-copy passes. Exit status: mdevmig qemu-migrate's.
 set -euo pipefail
+mdevmig=${1:?usage: demo-guest.sh PATH/TO/mdevmig}
 say() { printf '\n== %s\n' "$*"; }
-say "kernel $(uname -r): loading vfio, vfio_iommu_type1, mdev, mdevmig"
+
+say "kernel $(uname -r), $(qemu-system-x86_64 --version | head -n1)"
 modprobe -a vfio vfio_iommu_type1 mdev
 insmod "$MDEVMIG_KO"
-for p in /sys/class/mdev_bus/*; do
-  say "parent $(basename "$p")"
-  for t in "$p"/mdev_supported_types/*; do
-    printf '  %-18s name=%-14s available=%s  %s\n' "$(basename "$t")" "$(cat "$t/name")" \
-      "$(cat "$t/available_instances")" "$(cat "$t/description")"
-  done
-done
-parent=$(basename "$(ls -d /sys/class/mdev_bus/* | head -n1)")
-uuid=$(cat /proc/sys/kernel/random/uuid)
-say "creating instance $uuid (type mdevmig-quarter on $parent)"
-echo "$uuid" > "/sys/class/mdev_bus/$parent/mdev_supported_types/mdevmig-quarter/create"
-dev=/sys/bus/mdev/devices/$uuid
-group=$(basename "$(readlink "$dev/iommu_group")")
-echo "  $dev -> type $(basename "$(readlink "$dev/mdev_type")"), IOMMU group $group, /dev/vfio/$group $( [ -e /dev/vfio/$group ] && echo present)"
-echo "  mdevmig-quarter available now: $(cat /sys/class/mdev_bus/$parent/mdev_supported_types/mdevmig-quarter/available_instances)"
-say "removing instance $uuid"
-echo 1 > "$dev/remove"
-[ ! -e "$dev" ] && echo "  removed; mdevmig-quarter available: $(cat /sys/class/mdev_bus/$parent/mdev_supported_types/mdevmig-quarter/available_instances)"
+parent=$(basename "$(ls -d /sys/class/mdev_bus/mdevmig_* | head -n1)")
+types=/sys/class/mdev_bus/$parent/mdev_supported_types
+echo "  mdevmig.ko loaded: parent $parent, types $(cd "$types" && echo *)"
+
+say "two instances of type mdevmig-quarter ($(cat "$types/mdevmig-quarter/description"))"
+src=$(cat /proc/sys/kernel/random/uuid)
+dst=$(cat /proc/sys/kernel/random/uuid)
+echo "$src" > "$types/mdevmig-quarter/create"
+echo "$dst" > "$types/mdevmig-quarter/create"
+echo "  source      /sys/bus/mdev/devices/$src"
+echo "  destination /sys/bus/mdev/devices/$dst"
+
+say "live migration: QEMU with -device vfio-pci,sysfsdev=...,x-enable-migration=on on the source,"
+echo "   a second QEMU with -incoming on the destination; a qtest-driven guest keeps the device busy;"
+echo "   QEMU's migrate moves RAM and the device state (v1 migration region) with pre-copy"
+echo
+rc=0
+"$mdevmig" qemu-migrate --src "$src" --dst "$dst" --writes 150 --dma 30 --passes 3 --bandwidth 24M --downtime 100 || rc=$?
+
+say "cleaning up"
+echo 1 > "/sys/bus/mdev/devices/$src/remove"
+echo 1 > "/sys/bus/mdev/devices/$dst/remove"
 rmmod mdevmig
-say "module unloaded; kernel log of this run:"
-dmesg | grep -E 'mdevmig|vfio|mdev' | sed 's/^/  /'
+echo "  instances removed, module unloaded; mdevmig kernel log:"
+dmesg | grep -E 'mdevmig' | grep -vE 'iommu group|taints kernel|signature' | sed 's/^/  /' | tail -n 8
+exit $rc

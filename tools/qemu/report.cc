@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <vector>
 
 namespace mdevmig::qemu {
 
@@ -24,6 +25,52 @@ std::string pass_table(const MigrationOutcome& m) {
     std::snprintf(buf, sizeof buf, "  %4u  %7.0f  %9" PRIu64 "  %10s  %13" PRIu64 "  %12s  %13" PRIu64 "\n", p.pass,
                   p.t_ms, p.ram_pages, format_bytes(static_cast<double>(p.ram_bytes)).c_str(), p.device_pages,
                   format_bytes(static_cast<double>(p.device_bytes)).c_str(), p.device_dirty_pages);
+    s += buf;
+  }
+  return s;
+}
+
+std::string device_pass_table(const MigrationOutcome& m, uint64_t device_mem) {
+  struct Group {
+    std::string name;
+    double t0 = 0, t1 = 0;
+    uint64_t dirty = 0, dev_bytes = 0, ram_pages = 0, ram_bytes = 0;
+  };
+  std::vector<Group> groups;
+  uint64_t prev_tracker = 0;
+  double prev_t = 0;
+  for (const auto& p : m.passes) {
+    if (groups.empty() || p.device_dirty_pages < prev_tracker) {
+      Group g;
+      g.name = groups.empty() ? "initial copy" : "dirty pass " + std::to_string(groups.size());
+      g.dirty = groups.empty() ? device_mem / 4096 : prev_tracker;
+      g.t0 = prev_t;
+      groups.push_back(g);
+    }
+    Group& g = groups.back();
+    g.t1 = p.t_ms;
+    g.dev_bytes += p.device_bytes;
+    g.ram_pages += p.ram_pages;
+    g.ram_bytes += p.ram_bytes;
+    prev_tracker = p.device_dirty_pages;
+    prev_t = p.t_ms;
+  }
+  std::string s = "  pass            duration   dirty pages   device sent            RAM sent\n";
+  char buf[240];
+  for (const auto& g : groups) {
+    std::snprintf(buf, sizeof buf, "  %-14s %7.0f ms  %11" PRIu64 "   %-10s (%6" PRIu64 " p)  %-10s (%6" PRIu64 " p)\n",
+                  g.name.c_str(), g.t1 - g.t0, g.dirty, format_bytes(static_cast<double>(g.dev_bytes)).c_str(),
+                  g.dev_bytes / 4096, format_bytes(static_cast<double>(g.ram_bytes)).c_str(), g.ram_pages);
+    s += buf;
+  }
+  if (m.status == "completed") {
+    const uint64_t dev_down =
+        m.wire_downtime_bytes > m.ram_downtime_bytes ? m.wire_downtime_bytes - m.ram_downtime_bytes : 0;
+    // Stop-copy sends what the last pass had not sent yet, the final dirty pages and
+    // the device's registers and engine state.
+    std::snprintf(buf, sizeof buf, "  %-14s %7.0f ms  %11s   %-10s (%6" PRIu64 " p)  %-10s\n", "stop-copy",
+                  m.downtime_ms, "-", format_bytes(static_cast<double>(dev_down)).c_str(), dev_down / 4096,
+                  format_bytes(static_cast<double>(m.ram_downtime_bytes)).c_str());
     s += buf;
   }
   return s;

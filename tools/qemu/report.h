@@ -9,8 +9,13 @@
 
 namespace mdevmig::qemu {
 
-/// One row per pre-copy pass (QEMU dirty sync): RAM and device pages and bytes.
+/// One row per QEMU iteration (dirty sync): RAM and device pages and bytes.
 [[nodiscard]] std::string pass_table(const MigrationOutcome& m);
+/// One row per pre-copy pass of the device: the initial copy of all device memory,
+/// each dirty pass (the pages its dirty tracker collected during the pass before;
+/// a pass ends where the tracker count drops, i.e. the device harvested it), and the
+/// stop-copy phase after the VM stopped. RAM sent in the same periods beside it.
+[[nodiscard]] std::string device_pass_table(const MigrationOutcome& m, uint64_t device_mem);
 /// Status, times, bytes per phase and per kind, the device's own counters.
 [[nodiscard]] std::string migration_summary(const MigrationOutcome& m);
 /// "12.3 MiB".
