@@ -322,7 +322,7 @@ Result<std::unique_ptr<Channel>> open_channel(const vfio::Device& dev, ChannelPr
   const auto v1 = dev.find_region(VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
                                   VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED);
   auto make_v2 = [&] {
-    return std::unique_ptr<Channel>(std::make_unique<V2Channel>(dev, v2_pre, io));
+    return std::unique_ptr<Channel>(std::make_unique<V2Channel>(dev, v2_pre && want_precopy, io));
   };
   switch (pref) {
     case ChannelPreference::kV2:

@@ -2,10 +2,12 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -13,6 +15,14 @@
 #include <sstream>
 
 namespace mdevmig::lab {
+
+int kernel_release() {
+  utsname u{};
+  if (::uname(&u) != 0) return 0;
+  int major = 0, minor = 0;
+  std::sscanf(u.release, "%d.%d", &major, &minor);
+  return major * 100 + minor;
+}
 
 bool in_lab() {
   const char* v = std::getenv("MDEVMIG_LAB");

@@ -17,6 +17,9 @@ int write_file(const std::string& path, const std::string& value);
 // Names in a directory, sorted; empty if it does not exist.
 std::vector<std::string> list_dir(const std::string& path);
 
+// The running kernel's release as major * 100 + minor (6.12 -> 612).
+int kernel_release();
+
 // A random RFC 4122 v4 UUID string.
 std::string random_uuid();
 

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <linux/mdevmig.h>
@@ -479,15 +478,6 @@ std::vector<uint64_t> pages_of(const dirty::Bitmap& b) {
   std::vector<uint64_t> v;
   b.for_each_set([&](uint64_t p) { v.push_back(p); });
   return v;
-}
-
-// Kernel release as major * 100 + minor (6.12 -> 612).
-int kernel_release() {
-  utsname u{};
-  uname(&u);
-  int major = 0, minor = 0;
-  std::sscanf(u.release, "%d.%d", &major, &minor);
-  return major * 100 + minor;
 }
 
 TEST_F(DeviceTest, DmaLoggingAndContainerDirtyPagesReportExactlyTheEngineWrites) {
