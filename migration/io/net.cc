@@ -9,6 +9,8 @@
 
 #include <charconv>
 
+#include "migration/io/cancel.h"
+
 namespace mdevmig::io {
 
 Result<HostPort> parse_host_port(std::string_view text, std::string_view default_host) {
@@ -95,11 +97,13 @@ Result<uint16_t> local_port(int fd) {
   return Error::make(EAFNOSUPPORT, "getsockname");
 }
 
-Result<UniqueFd> accept_one(int listen_fd, std::chrono::milliseconds timeout) {
-  pollfd p{listen_fd, POLLIN, 0};
+Result<UniqueFd> accept_one(int listen_fd, std::chrono::milliseconds timeout, const Cancel* cancel) {
+  pollfd p[2] = {{listen_fd, POLLIN, 0}, {cancel ? cancel->fd() : -1, POLLIN, 0}};
   for (;;) {
-    const int rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+    if (cancel) MDEVMIG_TRY(cancel->check("accept"));
+    const int rc = ::poll(p, 2, static_cast<int>(timeout.count()));
     if (rc < 0 && errno == EINTR) continue;
+    if (rc > 0 && p[0].revents == 0) continue;  // the stop request: checked above
     if (rc < 0) return Error::from_errno("poll", "listening socket");
     if (rc == 0) return Error::make(ETIMEDOUT, "accept", "no source connected in time");
     break;

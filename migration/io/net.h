@@ -13,6 +13,8 @@
 
 namespace mdevmig::io {
 
+class Cancel;
+
 struct HostPort {
   std::string host;
   uint16_t port = 0;
@@ -25,8 +27,9 @@ struct HostPort {
 [[nodiscard]] Result<UniqueFd> listen_tcp(const HostPort& where);
 /// The port a socket is bound to.
 [[nodiscard]] Result<uint16_t> local_port(int fd);
-/// Accepts one connection, waiting at most `timeout`.
-[[nodiscard]] Result<UniqueFd> accept_one(int listen_fd, std::chrono::milliseconds timeout);
+/// Accepts one connection, waiting at most `timeout` (EINTR once `cancel` fires).
+[[nodiscard]] Result<UniqueFd> accept_one(int listen_fd, std::chrono::milliseconds timeout,
+                                          const Cancel* cancel = nullptr);
 /// Connects to `where` (numeric or resolvable host), with TCP_NODELAY.
 [[nodiscard]] Result<UniqueFd> connect_tcp(const HostPort& where);
 /// A connected AF_UNIX stream socketpair.

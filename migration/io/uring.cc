@@ -10,12 +10,16 @@
 #include <deque>
 #include <vector>
 
+#include "migration/io/cancel.h"
+
 namespace mdevmig::io {
 
 namespace {
-// user_data of the poll SQE linked in front of a retried operation, and of cancels.
+// user_data of the poll SQE linked in front of a retried operation, of cancels, and of
+// the poll on a Cancel's eventfd.
 constexpr uint64_t kPollTag = ~uint64_t{0};
 constexpr uint64_t kCancelTag = ~uint64_t{0} - 1;
+constexpr uint64_t kStopPollTag = ~uint64_t{0} - 2;
 constexpr unsigned kReapBatch = 32;
 }  // namespace
 
@@ -54,7 +58,7 @@ class Engine {
         io_uring_sqe_set_data64(sqe, kCancelTag);
       }
       while (in_flight_ > 0) {
-        if (!reap(true, std::nullopt).ok()) break;
+        if (!reap(true, std::nullopt, false).ok()) break;
       }
     }
     io_uring_queue_exit(&ring_);
@@ -71,6 +75,13 @@ class Engine {
     socket_ = ::fstat(fd_, &st) == 0 && S_ISSOCK(st.st_mode);
     slots_.resize(opt_.depth);
     for (Slot& s : slots_) s.buf.reset(new std::byte[opt_.slot_bytes]);
+    if (opt_.cancel != nullptr) {
+      // Wakes any wait of this ring once stop is requested (the completion only counts
+      // as a wake-up; reap() looks at the request itself).
+      io_uring_sqe* sqe = get_sqe();
+      io_uring_prep_poll_add(sqe, opt_.cancel->fd(), POLLIN);
+      io_uring_sqe_set_data64(sqe, kStopPollTag);
+    }
     return ok();
   }
 
@@ -123,8 +134,12 @@ class Engine {
   }
 
   // Submits queued SQEs and reaps a batch of completions, waiting for at least one if
-  // `wait`.
-  Result<void> reap(bool wait, std::optional<std::chrono::milliseconds> timeout) {
+  // `wait`. `interruptible`: fail with EINTR once stop is requested (before waiting and
+  // after); drains that must reap what is in flight pass false.
+  Result<void> reap(bool wait, std::optional<std::chrono::milliseconds> timeout,
+                    bool interruptible = true) {
+    interruptible = interruptible && opt_.cancel != nullptr;
+    if (interruptible && opt_.cancel->requested()) return opt_.cancel->error(op_name() + " (" + opt_.name + ")");
     int rc;
     if (wait && timeout) {
       __kernel_timespec ts{};
@@ -150,11 +165,13 @@ class Engine {
       io_uring_cq_advance(&ring_, n);
       if (n < kReapBatch) break;
     }
+    if (interruptible && opt_.cancel->requested()) return opt_.cancel->error(op_name() + " (" + opt_.name + ")");
     return ok();
   }
 
   void complete(uint64_t tag, int res) {
-    if (tag == kPollTag || tag == kCancelTag) return;  // the operations report for themselves
+    // The operations report for themselves; a stop request is read from the Cancel.
+    if (tag == kPollTag || tag == kCancelTag || tag == kStopPollTag) return;
     const auto i = static_cast<unsigned>(tag);
     MDEVMIG_CHECK(i < slots_.size() && slots_[i].state == State::kInFlight, "completion for slot %u", i);
     Slot& s = slots_[i];
@@ -287,7 +304,7 @@ class Engine {
     if (fill_ >= 0 && slots_[fill_].len > 0) submit_fill();
     while (!order_.empty() && !error_) MDEVMIG_TRY(reap(true, std::nullopt));
     // After an error, wait for what is still in flight (its buffers are ours).
-    while (in_flight_ > 0) MDEVMIG_TRY(reap(true, std::nullopt));
+    while (in_flight_ > 0) MDEVMIG_TRY(reap(true, std::nullopt, false));
     if (error_) return *error_;
     return ok();
   }
@@ -371,7 +388,7 @@ class Engine {
 
   void drop_ahead(int64_t resume_offset) {
     while (in_flight_ > 0) {
-      if (!reap(true, std::nullopt).ok()) break;
+      if (!reap(true, std::nullopt, false).ok()) break;
     }
     for (unsigned i : order_) slots_[i].state = State::kFree;
     order_.clear();

@@ -12,7 +12,8 @@
 //     offsets: their read and write reject pread/pwrite with ESPIPE). Operations must
 //     stay in order there, so one is in flight at a time while later slots fill.
 // Sockets are driven with send/recv and MSG_NOSIGNAL: a vanished peer is an error
-// (EPIPE, ECONNRESET), never SIGPIPE.
+// (EPIPE, ECONNRESET), never SIGPIPE. With a Cancel in the options, the ring also polls
+// its eventfd: once stop is requested, every call that would wait fails with EINTR.
 #pragma once
 
 #include <chrono>
@@ -26,6 +27,8 @@
 #include "migration/base/result.h"
 
 namespace mdevmig::io {
+
+class Cancel;
 
 /// Offset argument for stream fds.
 inline constexpr int64_t kStream = -1;
@@ -45,6 +48,7 @@ struct IoOptions {
   unsigned depth = 8;                 ///< slots (and so the bound on the queue depth)
   std::size_t slot_bytes = 1u << 20;  ///< buffer per slot
   std::string name;                   ///< for errors: "save file", "data_fd"
+  const Cancel* cancel = nullptr;     ///< not owned; waits fail with EINTR once it fires
 };
 
 class Engine;
