@@ -1,12 +1,21 @@
 #include "migration/engine/savefile.h"
 
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+#define XXH_DISPATCH_DISABLE_REPLACE
+#include <xxh_x86dispatch.h>
+#define MDEVMIG_XXH3_DISPATCH 1
+#endif
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
 #include "migration/engine/identity.h"
+#include "migration/io/cancel.h"
 
 namespace mdevmig::engine {
 namespace {
@@ -32,6 +41,26 @@ std::shared_ptr<void> new_xxh3() {
   MDEVMIG_CHECK(st != nullptr);
   XXH3_64bits_reset(st);
   return std::shared_ptr<void>(st, [](void* p) { XXH3_freeState(static_cast<XXH3_state_t*>(p)); });
+}
+
+#ifdef MDEVMIG_XXH3_DISPATCH
+__attribute__((target("avx"))) void zero_upper() { __builtin_ia32_vzeroupper(); }
+const bool kHasAvx = __builtin_cpu_supports("avx");
+#endif
+
+// XXH3 of bulk data with the widest vector unit the CPU has (libxxhash's x86 dispatcher:
+// AVX2/AVX-512 where present; the same values as XXH3_64bits).
+uint64_t xxh3_bulk(std::span<const std::byte> data) {
+#ifdef MDEVMIG_XXH3_DISPATCH
+  const uint64_t h = XXH3_64bits_dispatch(data.data(), data.size());
+  // The dispatched AVX2/AVX-512 code leaves the upper vector state dirty, which makes
+  // every later SSE instruction of the process slow (measured: the SSE2 XXH3 of the
+  // verify pass at a third of its speed): clear it.
+  if (kHasAvx) zero_upper();
+  return h;
+#else
+  return XXH3_64bits(data.data(), data.size());
+#endif
 }
 
 Error corrupt(std::string op, std::string what) {
@@ -61,6 +90,7 @@ Result<SaveReport> save_to_file(Channel& ch, const schema::DeviceIdentity& id, i
 
   io::IoOptions fio = opt.file_io;
   if (fio.name.empty()) fio.name = "save file";
+  if (fio.cancel == nullptr) fio.cancel = opt.cancel;
   io::Writer out = MDEVMIG_TRY(io::Writer::create(fd, 0, fio));
   const auto preamble = schema::encode_preamble(pre);
   MDEVMIG_TRY(out.write(preamble));
@@ -73,6 +103,7 @@ Result<SaveReport> save_to_file(Channel& ch, const schema::DeviceIdentity& id, i
   auto body = [&]() -> Result<void> {
     MDEVMIG_TRY(ch.start_save(false));
     for (;;) {
+      if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("save"));
       auto data = MDEVMIG_TRY(ch.read(opt.chunk_size));
       if (data.empty()) break;
       // The frame goes out as head, data, padding: the data is copied once, into the
@@ -115,38 +146,91 @@ Result<SaveReport> save_to_file(Channel& ch, const schema::DeviceIdentity& id, i
 
 // ---- reading ----------------------------------------------------------------------------
 
-FileScanner::FileScanner(io::Reader reader, std::string name)
-    : reader_(std::make_unique<io::Reader>(std::move(reader))),
-      frames_(std::make_unique<io::FrameReader>(*reader_, schema::kMaxFrameBytes)),
-      name_(std::move(name)), hash_(new_xxh3()), frames_hash_(new_xxh3()) {}
+FileScanner::FileScanner(vfio::Mapping map, std::string name)
+    : map_(std::move(map)), name_(std::move(name)), hash_(new_xxh3()), frames_hash_(new_xxh3()) {
+  if (map_.valid()) file_ = std::span<const std::byte>(static_cast<const std::byte*>(map_.data()), map_.size());
+}
 
-Result<FileScanner> FileScanner::open(int fd, io::IoOptions io, ScanChecks checks) {
-  if (io.name.empty()) io.name = "save file";
-  FileScanner s(MDEVMIG_TRY(io::Reader::create(fd, 0, io)), io.name);
-  s.checks_ = checks;
-  std::byte pre[schema::kPreambleBytes];
-  const std::size_t got = MDEVMIG_TRY(s.reader_->read_full(pre));
-  s.preamble_ = MDEVMIG_TRY(schema::decode_preamble(std::span(pre, got)));
-  std::vector<std::byte> header(s.preamble_.header_bytes);
-  const std::size_t hgot = MDEVMIG_TRY(s.reader_->read_full(header));
-  if (hgot != header.size()) return corrupt("read save-file header", "file ends inside the header (truncated)");
+Result<FileScanner> FileScanner::open(int fd, std::string name) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return Error::from_errno("fstat", name);
+  if (!S_ISREG(st.st_mode)) {
+    return Error::make(ESPIPE, "open save file", name + " is not a regular file (save files are read by mapping them)");
+  }
+  vfio::Mapping map;
+  if (st.st_size > 0) {
+    map = MDEVMIG_TRY(vfio::Mapping::map_shared(fd, 0, static_cast<std::size_t>(st.st_size), PROT_READ, name));
+    // Read front to back: aggressive read-ahead, started now (measured on page-cached
+    // ext4: the single pass 25% faster; no difference on tmpfs, nor from prefaulting).
+    (void)::madvise(map.data(), map.size(), MADV_SEQUENTIAL);
+    (void)::madvise(map.data(), map.size(), MADV_WILLNEED);
+  }
+  FileScanner s(std::move(map), std::move(name));
+  const auto pre = s.file_.first(std::min(s.file_.size(), schema::kPreambleBytes));
+  s.preamble_ = MDEVMIG_TRY(schema::decode_preamble(pre));
+  const auto rest = s.file_.subspan(pre.size());
+  if (rest.size() < s.preamble_.header_bytes) {
+    return corrupt("read save-file header", "file ends inside the header (truncated)");
+  }
+  const auto header = rest.first(s.preamble_.header_bytes);
   if (XXH3_64bits(header.data(), header.size()) != s.preamble_.header_xxh3) {
     return corrupt("read save-file header", "header XXH3 mismatch");
   }
   s.header_ = MDEVMIG_TRY(schema::decode_header(header));
-  s.file_bytes_ = schema::kPreambleBytes + header.size();
+  s.first_frame_ = s.pos_ = schema::kPreambleBytes + header.size();
   return s;
+}
+
+void FileScanner::rewind() {
+  pos_ = first_frame_;
+  seq_ = stream_bytes_ = precopy_bytes_ = stopcopy_bytes_ = 0;
+  XXH3_64bits_reset(static_cast<XXH3_state_t*>(hash_.get()));
+  XXH3_64bits_reset(static_cast<XXH3_state_t*>(frames_hash_.get()));
+  trailer_ = {};
+  chunks_.clear();
+  done_ = verified_ = false;
+}
+
+Result<std::span<const std::byte>> FileScanner::reread(const ChunkInfo& c) const {
+  MDEVMIG_CHECK(c.file_offset <= file_.size() && c.bytes <= file_.size() - c.file_offset);
+  const auto data = file_.subspan(c.file_offset, c.bytes);
+  if (xxh3_bulk(data) != c.xxh3) {
+    return corrupt("read save file", name_ + ": chunk " + std::to_string(c.seq) +
+                                         " changed since it was verified (file byte " +
+                                         std::to_string(c.file_offset) + ")");
+  }
+  return data;
+}
+
+// The frame at pos_, bounded by its segment table and by the file.
+Result<std::span<const std::byte>> FileScanner::next_frame(const std::string& at) {
+  const auto rest = file_.subspan(pos_);
+  if (rest.empty()) return corrupt("read save file", "file ends before the trailer (truncated)" + at);
+  const auto total = MDEVMIG_TRY(schema::frame_size(rest.first(std::min<std::size_t>(rest.size(), 8 + 4 * schema::kMaxSegments)),
+                                                    schema::kMaxFrameBytes));
+  if (!total || *total > rest.size()) {
+    return corrupt("read frame", "file ends inside a frame (truncated)" + at);
+  }
+  auto frame = rest.first(*total);
+  if (reinterpret_cast<uintptr_t>(frame.data()) % 8 != 0) {
+    // Only a hostile header length gets here (messages are whole words): decoders need
+    // aligned words.
+    unaligned_.resize(*total / 8 + 1);
+    std::memcpy(unaligned_.data(), frame.data(), frame.size());
+    frame = std::span<const std::byte>(reinterpret_cast<const std::byte*>(unaligned_.data()), frame.size());
+  }
+  pos_ += *total;
+  return frame;
 }
 
 Result<std::optional<schema::ChunkView>> FileScanner::next_chunk() {
   if (done_) return std::optional<schema::ChunkView>{};
-  const std::string at = " (chunk " + std::to_string(seq_) + ", file byte " + std::to_string(file_bytes_) + ")";
-  auto bytes = frames_->next();
-  if (!bytes.ok()) return std::move(bytes.error()).add_context(name_ + at);
-  if (bytes->empty()) return corrupt("read save file", "file ends before the trailer (truncated)" + at);
+  const std::string at = " (chunk " + std::to_string(seq_) + ", file byte " + std::to_string(pos_) + ")";
+  const uint64_t frame_at = pos_;
+  auto bytes = next_frame(at);
+  if (!bytes.ok()) return std::move(bytes.error()).add_context(name_);
   auto frame = schema::decode_frame(*bytes);
   if (!frame.ok()) return std::move(frame.error()).add_context(name_ + at);
-  file_bytes_ += bytes->size();
   auto* st = static_cast<XXH3_state_t*>(hash_.get());
   auto* fst = static_cast<XXH3_state_t*>(frames_hash_.get());
   if (frame->kind == schema::Frame::Kind::kChunk) {
@@ -156,8 +240,10 @@ Result<std::optional<schema::ChunkView>> FileScanner::next_chunk() {
     if (c.data.empty() || c.data.size() > header_.chunk_size) {
       return corrupt("read save file", "chunk of " + std::to_string(c.data.size()) + " bytes" + at);
     }
-    if (checks_.stream_xxh3) schema::hash_chunk_identity(st, c.xxh3);
-    if (checks_.frames_xxh3) schema::hash_frame_without_data(fst, *bytes, c.data);
+    schema::hash_chunk_identity(st, c.xxh3);
+    schema::hash_frame_without_data(fst, *bytes, c.data);
+    chunks_.push_back({c.seq, c.offset, c.data.size(), c.xxh3, c.phase,
+                       frame_at + static_cast<uint64_t>(c.data.data() - bytes->data())});
     ++seq_;
     stream_bytes_ += c.data.size();
     (c.phase == schema::Phase::kPreCopy ? precopy_bytes_ : stopcopy_bytes_) += c.data.size();
@@ -169,62 +255,71 @@ Result<std::optional<schema::ChunkView>> FileScanner::next_chunk() {
       t.stopcopy_bytes != stopcopy_bytes_) {
     return corrupt("read save-file trailer", "totals do not match the chunks read" + at);
   }
-  if (checks_.stream_xxh3 && t.stream_xxh3 != XXH3_64bits_digest(st)) {
+  if (t.stream_xxh3 != XXH3_64bits_digest(st)) {
     return corrupt("read save-file trailer", "stream XXH3 mismatch");
   }
   if (t.header_xxh3 != preamble_.header_xxh3) return corrupt("read save-file trailer", "header XXH3 mismatch");
-  if (checks_.frames_xxh3 && t.frames_xxh3 != XXH3_64bits_digest(fst)) {
+  if (t.frames_xxh3 != XXH3_64bits_digest(fst)) {
     return corrupt("read save-file trailer", "frame bytes XXH3 mismatch (damage outside the chunk data)");
   }
-  auto more = MDEVMIG_TRY(reader_->next(1));
-  if (!more.empty()) return corrupt("read save file", "data after the trailer");
-  done_ = true;
+  if (pos_ != file_.size()) return corrupt("read save file", "data after the trailer");
+  done_ = verified_ = true;
   return std::optional<schema::ChunkView>{};
 }
 
-Result<FileSummary> verify_file(int fd, const std::function<void(const schema::ChunkView&)>& on_chunk) {
-  FileScanner s = MDEVMIG_TRY(FileScanner::open(fd));
+Result<FileSummary> verify_file(FileScanner& file, const std::function<void(const schema::ChunkView&)>& on_chunk,
+                                const io::Cancel* cancel) {
+  file.rewind();
   FileSummary sum;
-  sum.preamble = s.preamble();
-  sum.header = s.header();
+  sum.preamble = file.preamble();
+  sum.header = file.header();
   for (;;) {
-    auto c = MDEVMIG_TRY(s.next_chunk());
+    if (cancel) MDEVMIG_TRY(cancel->check("verify save file"));
+    auto c = MDEVMIG_TRY(file.next_chunk());
     if (!c) break;
-    sum.chunks.push_back({c->seq, c->offset, c->data.size(), c->xxh3, c->phase});
     if (on_chunk) on_chunk(*c);
   }
-  sum.trailer = s.trailer();
-  sum.file_bytes = s.file_bytes();
+  sum.chunks = file.chunks();
+  sum.trailer = file.trailer();
+  sum.file_bytes = file.file_bytes();
   return sum;
 }
 
-Result<RestoreReport> restore_from_file(Channel& ch, const schema::DeviceIdentity& target, int fd,
+Result<RestoreReport> restore_from_file(Channel& ch, const schema::DeviceIdentity& target, FileScanner& file,
                                         const RestoreOptions& opt) {
   RestoreReport rep;
-  uint64_t total = 0;
   auto t0 = Clock::now();
-  if (opt.verify_first) {
+  if (opt.verify_first && !file.verified()) {
     // Pass 1: the whole file, no device.
-    FileSummary sum = MDEVMIG_TRY(verify_file(fd));
-    total = sum.trailer.stream_bytes;
+    MDEVMIG_TRY(verify_file(file, {}, opt.cancel));
     rep.verify_seconds = since(t0);
   }
-  // After a verified pass 1 the second pass checks each chunk (enough to load only what
-  // was verified); a single pass also checks every frame's bytes.
-  ScanChecks checks;
-  checks.frames_xxh3 = !opt.verify_first;
-  FileScanner s = MDEVMIG_TRY(FileScanner::open(fd, {4, 4u << 20, ""}, checks));
-  rep.header = s.header();
-  MDEVMIG_TRY(check_compatible(s.header().device, target));
+  rep.header = file.header();
+  MDEVMIG_TRY(check_compatible(file.header().device, target));
+  const bool verified = file.verified();
+  const uint64_t total = verified ? file.trailer().stream_bytes : 0;
+  // A single pass verifies each chunk as it goes.
+  if (!verified) file.rewind();
+  std::size_t next = 0;
+  auto next_data = [&]() -> Result<std::optional<std::span<const std::byte>>> {
+    if (verified) {
+      if (next == file.chunks().size()) return std::optional<std::span<const std::byte>>{};
+      return std::optional(MDEVMIG_TRY(file.reread(file.chunks()[next++])));
+    }
+    auto c = MDEVMIG_TRY(file.next_chunk());
+    if (!c) return std::optional<std::span<const std::byte>>{};
+    return std::optional(c->data);
+  };
   t0 = Clock::now();
   auto body = [&]() -> Result<void> {
     MDEVMIG_TRY(ch.start_resume());
     for (;;) {
-      auto c = MDEVMIG_TRY(s.next_chunk());
-      if (!c) break;
-      MDEVMIG_TRY(ch.write(c->data));
+      if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("restore"));
+      auto data = MDEVMIG_TRY(next_data());
+      if (!data) break;
+      MDEVMIG_TRY(ch.write(*data));
       ++rep.chunks;
-      rep.stream_bytes += c->data.size();
+      rep.stream_bytes += data->size();
       if (opt.progress) opt.progress(rep.stream_bytes, total);
     }
     MDEVMIG_TRY(ch.finish_resume(opt.run));

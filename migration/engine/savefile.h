@@ -1,16 +1,24 @@
 // The save file (`mdevmig save` / `restore` / `inspect`): a preamble, a FileHeader,
 // checksummed chunks of the raw device stream, a trailer (schema/mdevmig.capnp).
 //
-// Restore validates before it touches the device. By default it makes two passes: the
-// first reads and verifies the whole file (preamble, header checksum, every chunk's
-// XXH3, sequence and offsets, the trailer's totals, whole-stream and all-frames XXH3
-// (so damage even in unused bits is found), nothing after
-// it) and checks the header's device identity against the target; only then does the
-// second pass feed the device, verifying each chunk (its XXH3, sequence, offset and the
-// totals) again before it is written. Without
-// `verify_first` (a single streaming pass) the header and compatibility are still checked first and each chunk
-// before it is fed, but damage late in the file is found after earlier chunks went to
-// the device: the device is then reset, and the error says so.
+// Reading maps the file (it must be a regular file) and decodes every frame where it
+// lies: hashes run on the mapped pages and a restore hands the mapped chunk data to the
+// device's write, so the kernel's copy into the device is the only one.
+//
+// Restore validates before it touches the device. By default it makes two passes over
+// the one mapping: the first verifies the whole file (preamble, header checksum, every
+// chunk's XXH3, sequence and offsets, the trailer's totals, whole-stream and all-frames
+// XXH3 (so damage even in unused bits is found), nothing after it) and checks the
+// header's device identity against the target; only then does the second pass feed the
+// device the verified chunks from the first pass's table, each hashed again right before
+// it is written (the mapping shows the file as it is now), so only verified bytes reach
+// the device. Without
+// `verify_first` (a single pass) the header and compatibility are still checked first
+// and each chunk before it is fed, but damage late in the file is found after earlier
+// chunks went to the device: the device is then reset, and the error says so.
+//
+// Any of these stops on a Cancel (Ctrl-C): a save's device goes back to RUNNING, a
+// restore's is reset, and the error is EINTR.
 #pragma once
 
 #include <cstdint>
@@ -22,9 +30,9 @@
 
 #include "migration/base/result.h"
 #include "migration/engine/channel.h"
-#include "migration/io/framed.h"
 #include "migration/io/uring.h"
 #include "migration/schema/codec.h"
+#include "migration/vfio/mapping.h"
 
 namespace mdevmig::engine {
 
@@ -36,6 +44,7 @@ struct SaveOptions {
   bool leave_running = true;  ///< RUNNING after the save (else STOP)
   io::IoOptions file_io{8, 1u << 20, ""};
   std::function<void(uint64_t stream_bytes)> progress;
+  const io::Cancel* cancel = nullptr;  ///< not owned; stops the save (device back to RUNNING)
 };
 
 struct SaveReport {
@@ -56,47 +65,54 @@ struct SaveReport {
 struct ChunkInfo {
   uint64_t seq = 0, offset = 0, bytes = 0, xxh3 = 0;
   schema::Phase phase = schema::Phase::kInvalid;
+  uint64_t file_offset = 0;  ///< where the chunk's data lies in the file
 };
 
-/// What FileScanner checks beyond each chunk's own XXH3, sequence and offset and the
-/// trailer's totals (always checked).
-struct ScanChecks {
-  bool frames_xxh3 = true;  ///< every frame's bytes (damage outside chunk data)
-  bool stream_xxh3 = true;  ///< the whole stream again (end to end)
-};
-
-/// Reads a save file in order, verifying everything as it goes.
+/// Reads a mapped save file in order, verifying everything as it goes: each chunk's own
+/// XXH3, sequence and offset; at the trailer the totals, the stream XXH3 (end to end)
+/// and the XXH3 of every frame's bytes (damage outside chunk data).
 class FileScanner {
  public:
-  /// Reads and checks the preamble and the header.
-  /// The default slots (4 MiB) hold most 1 MiB frames whole, so they need no copy.
-  [[nodiscard]] static Result<FileScanner> open(int fd, io::IoOptions io = {4, 4u << 20, ""},
-                                                ScanChecks checks = ScanChecks());
+  /// Maps `fd` (a regular file; ESPIPE otherwise) and checks the preamble and the header.
+  [[nodiscard]] static Result<FileScanner> open(int fd, std::string name = "save file");
   FileScanner(FileScanner&&) noexcept = default;
 
   [[nodiscard]] const schema::Preamble& preamble() const { return preamble_; }
   [[nodiscard]] const schema::FileHeader& header() const { return header_; }
-  /// The next chunk, verified (its data valid until the next call), or nullopt once the
-  /// trailer was read, matched against everything before it, and the file ended.
+  /// The next chunk, verified (its data points into the mapping, valid while the scanner
+  /// lives), or nullopt once the trailer was read, matched against everything before
+  /// it, and the file ended.
   [[nodiscard]] Result<std::optional<schema::ChunkView>> next_chunk();
   [[nodiscard]] const schema::Trailer& trailer() const { return trailer_; }
-  [[nodiscard]] uint64_t file_bytes() const { return file_bytes_; }
+  /// Bytes of the file read so far (the whole file once next_chunk() returned nullopt).
+  [[nodiscard]] uint64_t file_bytes() const { return pos_; }
+  /// Whether this pass reached the end of the file without an error.
+  [[nodiscard]] bool verified() const { return verified_; }
+  /// The chunks read so far in this pass (all of them once verified()).
+  [[nodiscard]] const std::vector<ChunkInfo>& chunks() const { return chunks_; }
+  /// The data of a chunk of chunks(), checked against its XXH3 again (the file may have
+  /// changed since): what a verified restore loads.
+  [[nodiscard]] Result<std::span<const std::byte>> reread(const ChunkInfo& c) const;
+  /// Starts a new pass at the first chunk.
+  void rewind();
 
  private:
-  FileScanner(io::Reader reader, std::string name);
+  FileScanner(vfio::Mapping map, std::string name);
+  [[nodiscard]] Result<std::span<const std::byte>> next_frame(const std::string& at);
 
-  std::unique_ptr<io::Reader> reader_;
-  std::unique_ptr<io::FrameReader> frames_;
+  vfio::Mapping map_;
+  std::span<const std::byte> file_;  // the mapped bytes
   std::string name_;
+  std::vector<uint64_t> unaligned_;  // a frame copied here when it is not 8-byte aligned
   schema::Preamble preamble_;
   schema::FileHeader header_;
   schema::Trailer trailer_;
-  uint64_t file_bytes_ = 0;
+  uint64_t first_frame_ = 0, pos_ = 0;
   uint64_t seq_ = 0, stream_bytes_ = 0, precopy_bytes_ = 0, stopcopy_bytes_ = 0;
   std::shared_ptr<void> hash_;         // XXH3 state of the whole stream
   std::shared_ptr<void> frames_hash_;  // XXH3 state of the frames' bytes
-  bool done_ = false;
-  ScanChecks checks_;
+  std::vector<ChunkInfo> chunks_;
+  bool done_ = false, verified_ = false;
 };
 
 struct FileSummary {
@@ -107,17 +123,19 @@ struct FileSummary {
   uint64_t file_bytes = 0;
 };
 
-/// Reads and verifies a whole file without any device; `on_chunk` sees each verified
-/// chunk (inspect decodes the device stream from it).
+/// Verifies the whole of `file` (from its first chunk, every check) without any device;
+/// `on_chunk` sees each verified chunk (inspect decodes the device stream from it).
 [[nodiscard]] Result<FileSummary> verify_file(
-    int fd, const std::function<void(const schema::ChunkView&)>& on_chunk = {});
+    FileScanner& file, const std::function<void(const schema::ChunkView&)>& on_chunk = {},
+    const io::Cancel* cancel = nullptr);
 
 struct RestoreOptions {
-  /// Verify the whole file before the first device write (pass 1); false when the caller
-  /// did so itself (verify_file) or wants a single streaming pass.
+  /// Verify the whole file before the first device write (pass 1; skipped when `file`
+  /// was verified already, e.g. before the device was opened); false: a single pass.
   bool verify_first = true;
   bool run = true;  ///< RUNNING after the restore (else STOP)
   std::function<void(uint64_t stream_bytes, uint64_t total)> progress;
+  const io::Cancel* cancel = nullptr;  ///< not owned; stops the restore (device reset)
 };
 
 struct RestoreReport {
@@ -128,11 +146,11 @@ struct RestoreReport {
   double restore_seconds = 0;
 };
 
-/// Restores `fd` into the device behind `ch`, whose identity is `target` (see the file
-/// comment for the order of checks). Corrupt input fails with schema::kCorruptErrno,
-/// a file for another device with schema::kIncompatibleErrno.
+/// Restores `file` into the device behind `ch`, whose identity is `target` (see the
+/// file comment for the order of checks). Corrupt input fails with
+/// schema::kCorruptErrno, a file for another device with schema::kIncompatibleErrno.
 [[nodiscard]] Result<RestoreReport> restore_from_file(Channel& ch,
                                                       const schema::DeviceIdentity& target,
-                                                      int fd, const RestoreOptions& opt);
+                                                      FileScanner& file, const RestoreOptions& opt);
 
 }  // namespace mdevmig::engine

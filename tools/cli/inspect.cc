@@ -171,10 +171,12 @@ int run_inspect(std::span<const char* const> argv) {
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) return report_error("inspect", Error::from_errno("open", file));
 
+  auto scanner = engine::FileScanner::open(in.get(), file);
+  if (!scanner.ok()) return report_error("inspect", scanner.error());
   engine::StreamDecoder decoder;
   bool ours = false;
   bool first = true;
-  auto sum = engine::verify_file(in.get(), [&](const schema::ChunkView& c) {
+  auto sum = engine::verify_file(*scanner, [&](const schema::ChunkView& c) {
     if (first) {
       // The container says whether the device is ours; the stream's first record too.
       first = false;

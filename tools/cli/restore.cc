@@ -23,7 +23,8 @@ int run_restore(std::span<const char* const> argv) {
   Args args("restore DEVICE FILE [options]",
             "Loads FILE (written by `mdevmig save`) into DEVICE, which then runs (unless --stopped).\n"
             "FILE is verified completely first (checksums of every chunk, totals, trailer) and its\n"
-            "device identity must match DEVICE; only then is the device touched.\n"
+            "device identity must match DEVICE; only then is the device touched. FILE must be a\n"
+            "regular file (it is mapped, not streamed).\n"
             "DEVICE is an mdev UUID, /sys/bus/mdev/devices/UUID, or fd:N (an open VFIO device fd).");
   args.positional("DEVICE", "the device to restore into");
   args.positional("FILE", "the save file");
@@ -44,11 +45,14 @@ int run_restore(std::span<const char* const> argv) {
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) return fail(Error::from_errno("open", file));
 
+  auto scanner = engine::FileScanner::open(in.get(), file);
+  if (!scanner.ok()) return fail(std::move(scanner.error()).add_context("device not touched"));
   const bool verify_first = !args.has("single-pass");
   double verify_s = 0;
   if (verify_first) {
+    // Pass 1 before the device is even opened; restore_from_file then only loads.
     const auto t0 = std::chrono::steady_clock::now();
-    auto sum = engine::verify_file(in.get());
+    auto sum = engine::verify_file(*scanner);
     if (!sum.ok()) return fail(std::move(sum.error()).add_context(file + " (device not touched)"));
     verify_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
@@ -62,10 +66,10 @@ int run_restore(std::span<const char* const> argv) {
 
   Progress progress("restore " + spec->text);
   engine::RestoreOptions opt;
-  opt.verify_first = false;  // done above, before the device was opened
+  opt.verify_first = verify_first;  // pass 1 is done: *scanner is verified
   opt.run = !args.has("stopped");
   opt.progress = [&](uint64_t bytes, uint64_t total) { progress.update(bytes, total); };
-  auto rep = engine::restore_from_file(**ch, *id, in.get(), opt);
+  auto rep = engine::restore_from_file(**ch, *id, *scanner, opt);
   progress.finish();
   if (!rep.ok()) return fail(rep.error());
   if (args.has("json")) {

@@ -189,7 +189,9 @@ class SaveFileTest : public ::testing::Test {
     SimChannel ch(dst_, false);
     RestoreOptions opt;
     opt.verify_first = verify_first;
-    auto r = restore_from_file(ch, sim_identity(dst_, "dst"), fd.get(), opt);
+    auto file = FileScanner::open(fd.get());
+    if (!file.ok()) return {std::move(file).error(), false};
+    auto r = restore_from_file(ch, sim_identity(dst_, "dst"), *file, opt);
     return {std::move(r), ch.resumes > 0};
   }
 
@@ -211,8 +213,10 @@ TEST_F(SaveFileTest, RoundTripRestoresMemoryAndRegisters) {
 
 TEST_F(SaveFileTest, VerifyAndDecodeForInspect) {
   UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+  auto file = FileScanner::open(fd.get());
+  ASSERT_TRUE(file.ok()) << file.error().message();
   StreamDecoder dec;
-  auto sum = verify_file(fd.get(), [&](const schema::ChunkView& c) { dec.feed(c.data, c.phase); });
+  auto sum = verify_file(*file, [&](const schema::ChunkView& c) { dec.feed(c.data, c.phase); });
   ASSERT_TRUE(sum.ok()) << sum.error().message();
   EXPECT_EQ(sum->chunks.size(), sum->trailer.chunks);
   EXPECT_EQ(sum->file_bytes, file_.size());
@@ -260,8 +264,10 @@ TEST_F(SaveFileTest, TrailingGarbageWrongVersionAndWrongDeviceAreRefused) {
   SimDevice big(2 * kMem);
   write_all(bad_, file_);
   UniqueFd fd(::open(bad_.c_str(), O_RDONLY | O_CLOEXEC));
+  auto file = FileScanner::open(fd.get());
+  ASSERT_TRUE(file.ok()) << file.error().message();
   SimChannel ch(big, false);
-  auto r = restore_from_file(ch, sim_identity(big, "big"), fd.get(), {});
+  auto r = restore_from_file(ch, sim_identity(big, "big"), *file, {});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().errnum, schema::kIncompatibleErrno);
   EXPECT_NE(r.error().context.find("size"), std::string::npos) << r.error().message();
@@ -283,6 +289,37 @@ TEST_F(SaveFileTest, SinglePassChecksTheHeaderFirstAndResetsOnLateDamage) {
   auto [r2, touched2] = restore(hdr, false);
   ASSERT_FALSE(r2.ok());
   EXPECT_FALSE(touched2);
+}
+
+TEST_F(SaveFileTest, AChunkChangedAfterVerificationIsNotLoaded) {
+  // Restore verifies the mapped file, then loads from the mapping: a chunk rewritten in
+  // between is caught by its XXH3 before it reaches the device, which is then reset.
+  write_all(bad_, file_);
+  UniqueFd fd(::open(bad_.c_str(), O_RDWR | O_CLOEXEC));
+  auto file = FileScanner::open(fd.get());
+  ASSERT_TRUE(file.ok()) << file.error().message();
+  ASSERT_TRUE(verify_file(*file).ok());
+  ASSERT_TRUE(file->verified());
+  const ChunkInfo last = file->chunks().back();
+  const char evil = 0x5a;
+  ASSERT_EQ(::pwrite(fd.get(), &evil, 1, static_cast<off_t>(last.file_offset + last.bytes / 2)), 1);
+  SimChannel ch(dst_, false);
+  auto r = restore_from_file(ch, sim_identity(dst_, "dst"), *file, {});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().errnum, schema::kCorruptErrno);
+  EXPECT_NE(r.error().context.find("changed since it was verified"), std::string::npos) << r.error().message();
+  EXPECT_EQ(ch.recovers, 1);
+  EXPECT_EQ(ch.loads, 0);
+}
+
+TEST_F(SaveFileTest, APipeIsRefusedAsNotARegularFile) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  UniqueFd rd(p[0]), wr(p[1]);
+  auto file = FileScanner::open(rd.get());
+  ASSERT_FALSE(file.ok());
+  EXPECT_EQ(file.error().errnum, ESPIPE);
+  EXPECT_NE(file.error().context.find("not a regular file"), std::string::npos) << file.error().message();
 }
 
 TEST_F(SaveFileTest, AFailingDeviceReadRecoversTheDeviceToRunning) {
