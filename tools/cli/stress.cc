@@ -1,7 +1,9 @@
 // mdevmig stress: repeated migrations of a VM with a live workload between two
 // instances, with random switchover moments and injected faults (cancel, killed
 // destination or source, corrupted or truncated streams), each round's survivor
-// verified exactly and checked for leaks; a summary and a JSON report.
+// verified exactly and checked for leaks; a summary and a JSON report. The VM is a
+// QEMU (--mode qemu, tools/qemu/stress.h) or a process of ours migrated by the
+// project's engine (--mode local, stress_local.h).
 #include <cstdio>
 #include <fstream>
 #include <span>
@@ -12,6 +14,7 @@
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
+#include "tools/cli/stress_local.h"
 #include "tools/qemu/stress.h"
 
 namespace mdevmig::cli {
@@ -33,33 +36,61 @@ Result<std::vector<qemu::FaultKind>> parse_faults(const std::string& text) {
   return out;
 }
 
+// Writes --report FILE if asked; false (after saying why) if it could not.
+bool write_report(const nlohmann::json& j, const Args& a) {
+  if (auto path = a.get("report")) {
+    std::ofstream out(*path);
+    out << j.dump(2) << "\n";
+    if (!out) return report_error(kCmd, Error::make(EIO, "write report", *path)), false;
+  }
+  return true;
+}
+
+// The two instances: --a/--b adopted, else created (removed again at the end).
+Result<std::vector<qemu::MdevInstance>> instances(const Args& a) {
+  if (qemu::mdevmig_parents().empty())
+    return Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)");
+  std::vector<qemu::MdevInstance> inst;
+  for (const char* name : {"a", "b"}) {
+    inst.push_back(MDEVMIG_TRY(a.get(name) ? qemu::MdevInstance::adopt(*a.get(name))
+                                           : qemu::MdevInstance::create(*a.get("type"), a.get("parent").value_or(""))));
+  }
+  return inst;
+}
+
 }  // namespace
 
 int run_stress(std::span<const char* const> argv) {
   Args a("stress [options]",
-         "Migrates a QEMU VM with an mdevmig device back and forth between two instances, N rounds, with a\n"
-         "live qtest-driven workload, random switchover moments and injected faults. After every round the\n"
-         "side that must hold the VM is verified exactly (a source killed mid-migration is recovered from a\n"
-         "checkpoint and verified), and instances, QEMU processes, file descriptors and the kernel log are\n"
-         "checked for leftovers. Exit status 0 only if every round was verified.\n"
-         "Only QEMU mode is implemented; the local engine (mdevmig migrate) is not driven by stress yet.");
-  a.option("mode", "qemu", "what migrates the device", "qemu");
+         "Migrates a VM with an mdevmig device back and forth between two instances, N rounds, with a live\n"
+         "workload, random switchover moments and injected faults. After every round the side that must\n"
+         "hold the VM is verified exactly (a source killed mid-migration is recovered from a checkpoint and\n"
+         "verified), and instances, processes, file descriptors and the kernel log are checked for\n"
+         "leftovers. Exit status 0 only if every round was verified.\n"
+         "--mode qemu: the VM is a QEMU driven through qtest, migrated by QEMU (live or through a file).\n"
+         "--mode local: the VM is a process that owns the instance, guest memory and a BAR2/DMA workload,\n"
+         "migrated by this tool's engine (as `mdevmig migrate`) to a destination process through a relay\n"
+         "that can corrupt or cut the stream; it is checked against a model of everything it wrote.");
+  a.option("mode", "qemu|local", "what migrates the device", "qemu");
   a.option("rounds", "N", "migrations", "20");
   a.option("fault-rate", "F", "fraction of rounds with an injected fault", "0.5");
   a.option("faults", "LIST", "comma-separated: cancel,kill-dst,kill-src,corrupt,truncate",
            "cancel,kill-dst,kill-src,corrupt,truncate");
-  a.option("file-rate", "F", "fraction of rounds saved to a file and restored instead of live", "0.25");
+  a.option("file-rate", "F", "qemu: fraction of rounds saved to a file and restored instead of live", "0.25");
   a.option("a", "UUID", "first instance (default: create one)");
   a.option("b", "UUID", "second instance (default: create one)");
   a.option("type", "TYPE", "type of the instances created", "eighth");
   a.option("parent", "NAME", "parent to create them on (default: the first with room)");
-  a.option("qemu-binary", "PATH", "QEMU to run", "qemu-system-x86_64");
-  a.option("protocol", "v1|v2", "VFIO migration of that QEMU", "v1");
-  a.option("irq", "intx|msi", "how the device interrupts the guest", "intx");
-  a.option("bandwidth", "SIZE", "max-bandwidth during pre-copy (each round draws 50-100% of it)", "32M");
-  a.option("downtime", "MS", "downtime-limit from the switchover on", "300");
-  a.option("max-passes", "N", "switchover after 0..N dirty passes (random per round)", "3");
-  a.option("max-delay", "MS", "... and 0..MS later (random per round)", "400");
+  a.option("qemu-binary", "PATH", "qemu: QEMU to run", "qemu-system-x86_64");
+  a.option("protocol", "v1|v2", "qemu: VFIO migration of that QEMU", "v1");
+  a.option("irq", "intx|msi", "qemu: how the device interrupts the guest", "intx");
+  a.option("bandwidth", "SIZE", "qemu: max-bandwidth during pre-copy (each round draws 50-100% of it)", "32M");
+  a.option("downtime", "MS", "qemu: downtime-limit from the switchover on; local: the downtime target is 0..MS "
+           "(random per round, 0 in a quarter of the rounds: iterate to the cap)", "300");
+  a.option("max-passes", "N", "qemu: switchover after 0..N dirty passes; local: after at most 1..N+1 "
+           "pre-copy iterations (random per round)", "3");
+  a.option("max-delay", "MS", "qemu: ... and 0..MS later (random per round)", "400");
+  a.option("channel", "auto|v2|v1", "local: migration interface of the engine", "auto");
   a.option("writes", "N", "BAR2 writes per second by the guest", "100");
   a.option("dma", "N", "DMA descriptors per second by the guest", "20");
   a.option("checkpoint-every", "N", "refresh the recovery checkpoint every N rounds", "5");
@@ -70,8 +101,9 @@ int run_stress(std::span<const char* const> argv) {
   if (auto r = a.parse(argv); !r) return report_error(kCmd, r.error());
   if (a.help_requested()) return kExitOk;
   auto fail = [&](const Error& e) { return report_error(kCmd, e); };
-  if (*a.get("mode") != "qemu")
-    return fail(Error::make(EINVAL, "usage", "--mode " + *a.get("mode") + ": only qemu is implemented"));
+  const std::string mode = *a.get("mode");
+  if (mode != "qemu" && mode != "local")
+    return fail(Error::make(EINVAL, "usage", "--mode " + mode + ": want qemu or local"));
 
   qemu::HarnessOptions opt;
   qemu::StressOptions so;
@@ -98,6 +130,30 @@ int run_stress(std::span<const char* const> argv) {
     for (const Result<double>* r : {&fault_rate, &file_rate, &writes, &dma})
       if (!*r) return fail(r->error());
     if (*every == 0) return fail(Error::make(EINVAL, "usage", "--checkpoint-every wants at least 1"));
+    if (mode == "local") {
+      auto pref = engine::parse_channel_preference(*a.get("channel"));
+      if (!pref) return fail(pref.error());
+      LocalStressOptions lo;
+      lo.rounds = static_cast<uint32_t>(*rounds);
+      lo.fault_rate = *fault_rate;
+      lo.faults = *faults;
+      lo.seed = *seed;
+      lo.checkpoint_every = static_cast<uint32_t>(*every);
+      lo.max_iterations = static_cast<uint32_t>(*passes) + 1;
+      lo.downtime_ms = static_cast<uint32_t>(*downtime);
+      lo.bar2_writes_per_s = *writes;
+      lo.descs_per_s = *dma;
+      lo.channel = *pref;
+      if (a.has("verbose")) lo.log = [](const std::string& s) { std::fprintf(stderr, "  [stress] %s\n", s.c_str()); };
+      auto inst = instances(a);
+      if (!inst) return fail(inst.error());
+      qemu::StressReport report = run_local_stress(std::move(*inst), lo);
+      const nlohmann::json j = local_report_json(report, lo);
+      if (!write_report(j, a)) return kExitDevice;
+      if (a.has("json")) std::printf("%s\n", j.dump(2).c_str());
+      else std::printf("%s", report.summary().c_str());
+      return report.unverified == 0 && report.aborted.empty() && !report.rounds.empty() ? kExitOk : kExitFailed;
+    }
     opt.vm.qemu_binary = *a.get("qemu-binary");
     opt.vm.protocol = *proto;
     opt.irq = *irq;
@@ -118,17 +174,9 @@ int run_stress(std::span<const char* const> argv) {
     so.max_min_passes = static_cast<uint32_t>(*passes);
     so.max_switchover_delay = std::chrono::milliseconds(*delay);
   }
-  if (qemu::mdevmig_parents().empty())
-    return fail(Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)"));
-
-  std::vector<qemu::MdevInstance> inst;
-  for (const char* name : {"a", "b"}) {
-    auto i = a.get(name) ? qemu::MdevInstance::adopt(*a.get(name))
-                         : qemu::MdevInstance::create(*a.get("type"), a.get("parent").value_or(""));
-    if (!i) return fail(i.error());
-    inst.push_back(std::move(*i));
-  }
-  auto h = qemu::Harness::create(opt, std::move(inst));
+  auto inst = instances(a);
+  if (!inst) return fail(inst.error());
+  auto h = qemu::Harness::create(opt, std::move(*inst));
   if (!h) return fail(h.error());
   auto boot = (*h)->boot(0);
   if (!boot) return fail(boot.error());
@@ -138,11 +186,7 @@ int run_stress(std::span<const char* const> argv) {
   }
   qemu::StressReport report = qemu::run_stress(**h, so, opt.log);
   const nlohmann::json j = report.to_json(so);
-  if (auto path = a.get("report")) {
-    std::ofstream out(*path);
-    out << j.dump(2) << "\n";
-    if (!out) return fail(Error::make(EIO, "write report", *path));
-  }
+  if (!write_report(j, a)) return kExitDevice;
   if (a.has("json")) std::printf("%s\n", j.dump(2).c_str());
   else std::printf("%s", report.summary().c_str());
   const bool good = report.unverified == 0 && report.aborted.empty();
