@@ -100,6 +100,7 @@ Result<SaveReport> save_to_file(Channel& ch, const schema::DeviceIdentity& id, i
   auto* st = static_cast<XXH3_state_t*>(hash.get());
   auto frames_hash = new_xxh3();
   auto* fst = static_cast<XXH3_state_t*>(frames_hash.get());
+  if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("save"));  // before the device stops
   auto body = [&]() -> Result<void> {
     MDEVMIG_TRY(ch.start_save(false));
     for (;;) {
@@ -310,6 +311,7 @@ Result<RestoreReport> restore_from_file(Channel& ch, const schema::DeviceIdentit
     if (!c) return std::optional<std::span<const std::byte>>{};
     return std::optional(c->data);
   };
+  if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("restore"));  // before the device stops
   t0 = Clock::now();
   auto body = [&]() -> Result<void> {
     MDEVMIG_TRY(ch.start_resume());

@@ -9,6 +9,7 @@
 
 #include "migration/engine/identity.h"
 #include "migration/engine/savefile.h"
+#include "migration/io/cancel.h"
 #include "migration/io/framed.h"
 #include "migration/io/uring.h"
 
@@ -35,11 +36,12 @@ Xxh3 new_xxh3() {
 // messages in through a liburing reader and the framing reader.
 class Wire {
  public:
-  static Result<std::unique_ptr<Wire>> open(int sock, const std::string& name) {
+  // Every wait on `sock` fails with EINTR once `cancel` (if any) fires.
+  static Result<std::unique_ptr<Wire>> open(int sock, const std::string& name, const io::Cancel* cancel) {
     auto w = std::unique_ptr<Wire>(new Wire());
     w->name_ = name;
-    w->writer_.emplace(MDEVMIG_TRY(io::Writer::create(sock, io::kStream, {4, 1u << 20, name + " (send)"})));
-    w->reader_.emplace(MDEVMIG_TRY(io::Reader::create(sock, io::kStream, {4, 1u << 20, name + " (receive)"})));
+    w->writer_.emplace(MDEVMIG_TRY(io::Writer::create(sock, io::kStream, {4, 1u << 20, name + " (send)", cancel})));
+    w->reader_.emplace(MDEVMIG_TRY(io::Reader::create(sock, io::kStream, {4, 1u << 20, name + " (receive)", cancel})));
     w->frames_.emplace(*w->reader_, schema::kMaxFrameBytes);
     return w;
   }
@@ -79,7 +81,7 @@ class Wire {
   static schema::ErrorCode code_for(const Error& e) {
     if (e.errnum == schema::kIncompatibleErrno) return schema::ErrorCode::kIncompatible;
     if (e.errnum == schema::kCorruptErrno) return schema::ErrorCode::kCorrupt;
-    if (e.errnum == ECANCELED) return schema::ErrorCode::kCancelled;
+    if (e.errnum == ECANCELED || e.errnum == EINTR) return schema::ErrorCode::kCancelled;
     return schema::ErrorCode::kDevice;
   }
 
@@ -228,7 +230,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
   const auto t0 = Clock::now();
   MigrationReport rep;
   rep.channel = ch.kind();
-  auto wire = MDEVMIG_TRY(Wire::open(sock, "migration connection"));
+  auto wire = MDEVMIG_TRY(Wire::open(sock, "migration connection", opt.cancel));
   const uint64_t gps = guest ? guest->page_size() : 0;
 
   // Hello: nothing is started before the destination agreed.
@@ -250,6 +252,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
   auto send_device = [&](schema::Phase phase, uint64_t budget) -> Result<uint64_t> {
     uint64_t sent = 0;
     while (sent < budget) {
+      if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("migrate"));
       auto data = MDEVMIG_TRY(ch.read(opt.chunk_size));
       if (data.empty()) return sent;
       const schema::ChunkHead head = schema::chunk_head(true, rep.chunks, rep.stream_bytes, phase, data);
@@ -272,6 +275,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     double bandwidth = 0, last_seconds = 0;
     uint64_t guest_dirty_estimate = 0;
     for (uint32_t it = 1;; ++it) {
+      if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("migrate"));
       const auto t_it = Clock::now();
       IterationStats s;
       s.iteration = it;
@@ -376,7 +380,7 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
   const auto t0 = Clock::now();
   MigrationReport rep;
   rep.channel = ch.kind();
-  auto wire = MDEVMIG_TRY(Wire::open(sock, "migration connection"));
+  auto wire = MDEVMIG_TRY(Wire::open(sock, "migration connection", opt.cancel));
   WireMessage hello = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
   if (hello.kind != WireMessage::Kind::kHello || hello.hello.role != schema::Role::kSource) {
     Error e = Error::make(schema::kCorruptErrno, "migration handshake", "peer did not start with a source hello");
@@ -400,6 +404,7 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
   auto body = [&]() -> Result<void> {
     MDEVMIG_TRY(ch.start_resume());
     for (;;) {
+      if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("migrate"));
       WireMessage m = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
       switch (m.kind) {
         case WireMessage::Kind::kChunk: {

@@ -11,7 +11,7 @@
 //   STOP (migration complete)
 //
 // Any failure on the source before the destination's done — its own, an error message,
-// a dropped connection, a timeout — sends the device back to RUNNING: a save never
+// a dropped connection, a timeout, a Cancel (Ctrl-C) — sends the device back to RUNNING: a save never
 // changes the source's device memory or registers, so nothing is lost. A failure on
 // the destination resets its device.
 #pragma once
@@ -111,11 +111,15 @@ struct SourceOptions {
   std::function<void()> before_stop;
   /// Called after a failed migration recovered the device (resume the workload).
   std::function<void()> after_recover;
+  /// Not owned; stops the migration (EINTR) like any failure: the device back to RUNNING.
+  const io::Cancel* cancel = nullptr;
 };
 
 struct DestinationOptions {
   std::chrono::milliseconds peer_timeout{std::chrono::minutes(5)};
   bool run = true;  ///< RUNNING after the load (else STOP)
+  /// Not owned; stops the migration (EINTR) like any failure: the device is reset.
+  const io::Cancel* cancel = nullptr;
 };
 
 /// Runs the source side on connected socket `sock`. Errors carry the recovery outcome.

@@ -159,6 +159,7 @@ std::string Args::usage() const {
     }
   }
   out += "  --help                show this help\n";
+  if (!epilogue_.empty()) out += epilogue_ + "\n";
   return out;
 }
 

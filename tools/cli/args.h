@@ -26,6 +26,8 @@ class Args {
               std::optional<std::string> fallback = std::nullopt);
   /// A positional argument; `required` positionals come first.
   void positional(std::string name, std::string help, bool required = true);
+  /// Text shown after the options in --help (e.g. the exit codes).
+  void epilogue(std::string text) { epilogue_ = std::move(text); }
 
   /// Parses; on --help prints usage and sets help_requested(). Errors name the argument.
   [[nodiscard]] Result<void> parse(std::span<const char* const> args);
@@ -47,7 +49,7 @@ class Args {
   };
   const Spec* find(std::string_view name) const;
 
-  std::string usage_, description_;
+  std::string usage_, description_, epilogue_;
   std::vector<Spec> specs_;
   std::vector<std::pair<std::string, std::string>> values_;
   bool help_ = false;

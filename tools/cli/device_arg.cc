@@ -64,6 +64,7 @@ Result<schema::DeviceIdentity> OpenedDevice::identity() const {
 
 int exit_code_for(const Error& e) {
   if (e.op == "usage") return kExitUsage;
+  if (e.errnum == EINTR) return kExitInterrupted;
   if (e.errnum == schema::kCorruptErrno || e.errnum == schema::kIncompatibleErrno) return kExitCorrupt;
   switch (e.errnum) {
     case ECONNRESET:

@@ -49,7 +49,8 @@ class OpenedDevice {
 };
 
 /// The exit code for an error: usage 2, corrupt or incompatible input 4, a dropped or
-/// refusing peer 1, every other device or system failure 3.
+/// refusing peer 1, interrupted (EINTR: a Cancel fired) 130, every other device or
+/// system failure 3.
 [[nodiscard]] int exit_code_for(const Error& e);
 /// Prints "mdevmig CMD: <error>" on stderr (one line) and returns exit_code_for(e).
 int report_error(std::string_view cmd, const Error& e);

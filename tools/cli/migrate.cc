@@ -19,6 +19,7 @@
 
 #include "migration/engine/channel.h"
 #include "migration/engine/session.h"
+#include "migration/io/cancel.h"
 #include "migration/io/net.h"
 #include "migration/vfio/uapi.h"
 #include "tools/cli/args.h"
@@ -170,9 +171,13 @@ int run_migrate(std::span<const char* const> argv) {
   args.flag("verify", "same host: compare device memory, registers and guest memory afterwards");
   args.flag("verbose", "one line per pre-copy iteration on stderr, also when it is not a terminal");
   args.flag("json", "print the report as JSON");
+  args.epilogue(kExitCodesHelp);
   if (auto r = args.parse(argv); !r.ok()) return report_error(kCmd, r.error());
   if (args.help_requested()) return kExitOk;
   auto fail = [](const Error& e) { return report_error(kCmd, e); };
+  auto cancel = io::Cancel::create();
+  if (!cancel.ok()) return fail(cancel.error());
+  const io::CancelOnSignals on_signals(**cancel);
   auto usage = [&](const std::string& what) { return fail(Error::make(EINVAL, "usage", what)); };
 
   // A peer that vanishes is an error to handle, not a signal that kills the source
@@ -206,8 +211,10 @@ int run_migrate(std::span<const char* const> argv) {
   sopt.policy.max_precopy_s = *max_pre;
   sopt.precopy = !args.has("no-precopy");
   sopt.peer_timeout = std::chrono::seconds(*timeout);
+  sopt.cancel = cancel->get();
   engine::DestinationOptions dopt;
   dopt.peer_timeout = std::chrono::seconds(*timeout);
+  dopt.cancel = cancel->get();
 
   const bool json = args.has("json");
   const bool verbose = args.has("verbose");
@@ -243,7 +250,7 @@ int run_migrate(std::span<const char* const> argv) {
     if (!port.ok()) return fail(port.error());
     std::fprintf(stderr, "mdevmig migrate: listening on %s:%u\n", where->host.c_str(), *port);
     std::fflush(stderr);
-    auto conn = io::accept_one(lfd->get(), std::chrono::seconds(*timeout));
+    auto conn = io::accept_one(lfd->get(), std::chrono::seconds(*timeout), cancel->get());
     if (!conn.ok()) return fail(conn.error());
     auto rep = engine::run_destination(*dst->ch, dst->id, dst->guest ? &*dst->guest : nullptr, conn->get(), dopt);
     if (!rep.ok()) return fail(rep.error());
@@ -303,6 +310,8 @@ int run_migrate(std::span<const char* const> argv) {
   dst_thread.join();
   progress.finish();
   if (workload) workload->stop();
+  // Interrupted, both sides stop; the source's error says where its device is.
+  if (!rep.ok() && rep.error().errnum == EINTR) return fail(rep.error());
   if (!dst_rep->ok()) return fail(dst_rep->error());
   if (!rep.ok()) return fail(rep.error());
 

@@ -13,6 +13,7 @@
 
 #include "migration/engine/channel.h"
 #include "migration/engine/savefile.h"
+#include "migration/io/cancel.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
@@ -33,10 +34,14 @@ int run_restore(std::span<const char* const> argv) {
                            "                        late in the file is found after the device started loading (it is reset)");
   args.flag("stopped", "leave the device stopped after loading");
   args.flag("json", "print the report as JSON");
+  args.epilogue(kExitCodesHelp);
   if (auto r = args.parse(argv); !r.ok()) return report_error("restore", r.error());
   if (args.help_requested()) return kExitOk;
 
   auto fail = [](const Error& e) { return report_error("restore", e); };
+  auto cancel = io::Cancel::create();
+  if (!cancel.ok()) return fail(cancel.error());
+  const io::CancelOnSignals on_signals(**cancel);
   auto spec = parse_device_spec(*args.get("DEVICE"));
   if (!spec.ok()) return fail(spec.error());
   auto pref = engine::parse_channel_preference(*args.get("channel"));
@@ -52,7 +57,7 @@ int run_restore(std::span<const char* const> argv) {
   if (verify_first) {
     // Pass 1 before the device is even opened; restore_from_file then only loads.
     const auto t0 = std::chrono::steady_clock::now();
-    auto sum = engine::verify_file(*scanner);
+    auto sum = engine::verify_file(*scanner, {}, cancel->get());
     if (!sum.ok()) return fail(std::move(sum.error()).add_context(file + " (device not touched)"));
     verify_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
@@ -68,6 +73,7 @@ int run_restore(std::span<const char* const> argv) {
   engine::RestoreOptions opt;
   opt.verify_first = verify_first;  // pass 1 is done: *scanner is verified
   opt.run = !args.has("stopped");
+  opt.cancel = cancel->get();
   opt.progress = [&](uint64_t bytes, uint64_t total) { progress.update(bytes, total); };
   auto rep = engine::restore_from_file(**ch, *id, *scanner, opt);
   progress.finish();

@@ -11,6 +11,7 @@
 
 #include "migration/engine/channel.h"
 #include "migration/engine/savefile.h"
+#include "migration/io/cancel.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
@@ -28,10 +29,14 @@ int run_save(std::span<const char* const> argv) {
   args.option("chunk-size", "SIZE", "device stream bytes per chunk", "1M");
   args.flag("stop", "leave the device stopped after the save");
   args.flag("json", "print the report as JSON");
+  args.epilogue(kExitCodesHelp);
   if (auto r = args.parse(argv); !r.ok()) return report_error("save", r.error());
   if (args.help_requested()) return kExitOk;
 
   auto fail = [](const Error& e) { return report_error("save", e); };
+  auto cancel = io::Cancel::create();
+  if (!cancel.ok()) return fail(cancel.error());
+  const io::CancelOnSignals on_signals(**cancel);
   auto spec = parse_device_spec(*args.get("DEVICE"));
   if (!spec.ok()) return fail(spec.error());
   auto pref = engine::parse_channel_preference(*args.get("channel"));
@@ -60,6 +65,7 @@ int run_save(std::span<const char* const> argv) {
   engine::SaveOptions opt;
   opt.chunk_size = *chunk;
   opt.leave_running = !args.has("stop");
+  opt.cancel = cancel->get();
   opt.progress = [&](uint64_t bytes) { progress.update(bytes, expect > bytes ? expect : 0); };
   auto rep = engine::save_to_file(**ch, *id, out.get(), opt);
   progress.finish();

@@ -2,6 +2,8 @@
 // which channel auto picks, the v2 save sequence and its recovery (RUNNING, else reset),
 // and the v1 region protocol with hostile register values. What the real module does
 // is for the lab (tests/lab/cli).
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -13,6 +15,8 @@
 #include "fake_vfio.h"
 #include "migration/engine/channel.h"
 #include "migration/engine/recovery.h"
+#include "migration/engine/savefile.h"
+#include "migration/io/cancel.h"
 #include "migration/vfio/mdev.h"
 #include "migration/vfio/uapi.h"
 
@@ -66,6 +70,20 @@ class ChannelTest : public testing::Test {
                                            {type_cap(VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
                                                      VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED)})};
   }
+  // Stages `bytes` of device state in region 9 at 0x800 for every v1 read, for ever (the
+  // fake does not consume it): a save ends only when the test zeroes data_size.
+  void stage_endless(const vfio::Device& dev, uint64_t bytes) {
+    std::vector<std::byte> data(bytes, std::byte{0x5a});
+    ASSERT_TRUE(dev.write(kV1, 0x800, data).ok());
+    ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, pending_bytes), uint64_t{1} << 30).ok());
+    ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x800}).ok());
+    ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), bytes).ok());
+  }
+  uint32_t v1_state(const vfio::Device& dev) {
+    return dev.read_as<uint32_t>(kV1, 0).value() & VFIO_DEVICE_STATE_MASK;
+  }
+  std::string file(const char* name) { return (root_ / name).string(); }
+
   vfio::OpenMdev open() {
     auto m = vfio::open_mdev(kUuid, paths_);
     EXPECT_TRUE(m.ok()) << m.error().message();
@@ -192,6 +210,97 @@ TEST_F(ChannelTest, V1ProtocolReadsStagedDataAndRefusesHostileOffsets) {
   EXPECT_EQ(dev.read_as<uint64_t>(kV1, offsetof(vfio_device_migration_info, data_size)).value(), sizeof(in));
   ASSERT_TRUE((*ch)->finish_resume(true).ok());
   EXPECT_EQ(dev.read_as<uint32_t>(kV1, 0).value() & VFIO_DEVICE_STATE_MASK, uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
+}
+
+// Ctrl-C in the middle of a save: the signal handler only raises the Cancel; the save
+// loop sees it at the next chunk, and the device runs again with nothing lost.
+TEST_F(ChannelTest, SigintMidSaveStopsItAndTheDeviceRunsAgain) {
+  add_v1_region();
+  auto m = open();
+  auto ch = open_channel(m.device, ChannelPreference::kV1, false);
+  ASSERT_TRUE(ch.ok());
+  stage_endless(m.device, 0x400);
+  auto cancel = io::Cancel::create();
+  ASSERT_TRUE(cancel.ok());
+  const io::CancelOnSignals on_signals(**cancel);
+  UniqueFd out(::open(file("save.partial").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  SaveOptions opt;
+  opt.chunk_size = 0x400;
+  opt.cancel = cancel->get();
+  uint32_t state_while_saving = 0;
+  opt.progress = [&](uint64_t bytes) {
+    if (bytes == 3 * 0x400) {
+      state_while_saving = v1_state(m.device);
+      ::raise(SIGINT);
+    }
+    // Should the interruption go unseen, the stream ends here and the save succeeds.
+    if (bytes == 100 * 0x400) {
+      ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0}).ok());
+    }
+  };
+  schema::DeviceIdentity id;
+  id.device_api = "vfio-pci";
+  auto r = save_to_file(**ch, id, out.get(), opt);
+  ASSERT_FALSE(r.ok()) << "the interruption went unseen";
+  EXPECT_EQ(r.error().errnum, EINTR);
+  EXPECT_EQ(state_while_saving, uint32_t{VFIO_DEVICE_STATE_V1_SAVING}) << "stopped while saving";
+  EXPECT_EQ(v1_state(m.device), uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
+  EXPECT_EQ(state_.resets, 0);
+  const std::string msg = r.error().message();
+  EXPECT_NE(msg.find("interrupted by SIGINT"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("recovered to RUNNING"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << "one line";
+  EXPECT_EQ((*cancel)->signal(), SIGINT);
+}
+
+// SIGTERM in the middle of a restore's load: the device that was half loaded is reset.
+TEST_F(ChannelTest, SigtermMidRestoreResetsTheDevice) {
+  add_v1_region();
+  auto m = open();
+  schema::DeviceIdentity id;
+  id.device_api = "vfio-pci";
+  {
+    // A finite save: the staged data stops after 8 chunks.
+    auto ch = open_channel(m.device, ChannelPreference::kV1, false);
+    ASSERT_TRUE(ch.ok());
+    stage_endless(m.device, 0x400);
+    UniqueFd out(::open(file("dev.mdevmig").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    SaveOptions opt;
+    opt.chunk_size = 0x400;
+    opt.progress = [&](uint64_t bytes) {
+      if (bytes == 8 * 0x400) {
+        ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0}).ok());
+      }
+    };
+    auto saved = save_to_file(**ch, id, out.get(), opt);
+    ASSERT_TRUE(saved.ok()) << saved.error().message();
+    ASSERT_EQ(saved->chunks, 8u);
+  }
+  auto ch = open_channel(m.device, ChannelPreference::kV1, false);
+  ASSERT_TRUE(ch.ok());
+  ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x1000}).ok());
+  UniqueFd in(::open(file("dev.mdevmig").c_str(), O_RDONLY | O_CLOEXEC));
+  auto scanner = FileScanner::open(in.get());
+  ASSERT_TRUE(scanner.ok()) << scanner.error().message();
+  auto cancel = io::Cancel::create();
+  ASSERT_TRUE(cancel.ok());
+  const io::CancelOnSignals on_signals(**cancel);
+  RestoreOptions opt;
+  opt.cancel = cancel->get();
+  uint32_t state_while_loading = 0;
+  opt.progress = [&](uint64_t bytes, uint64_t) {
+    if (bytes == 0x400) {
+      state_while_loading = v1_state(m.device);
+      ::raise(SIGTERM);
+    }
+  };
+  auto r = restore_from_file(**ch, id, *scanner, opt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().errnum, EINTR);
+  EXPECT_EQ(state_while_loading, uint32_t{VFIO_DEVICE_STATE_V1_RESUMING});
+  EXPECT_EQ(state_.resets, 1) << "a half-loaded device is reset";
+  EXPECT_NE(r.error().message().find("interrupted by SIGTERM"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("device reset"), std::string::npos) << r.error().message();
 }
 
 }  // namespace

@@ -3,17 +3,20 @@
 // not a multiple of the slot size (short reads at the end), read errors delivered once,
 // timeouts, and the framing reader on hostile input.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "migration/io/cancel.h"
 #include "migration/io/framed.h"
 #include "migration/io/net.h"
 #include "migration/io/uring.h"
@@ -198,6 +201,44 @@ TEST(Uring, DestroyingAReaderWithAReadInFlightCancelsIt) {
   EXPECT_FALSE(r->ready());  // a recv is now in flight on a silent socket
   // Destruction must cancel it and reap the completion before the buffers go (ASan
   // would catch a late write into freed memory).
+}
+
+TEST(Uring, ACancelEndsWaitsInEveryThreadWithEintr) {
+  // A reader waiting for a silent peer in another thread (a migration's destination)
+  // and a writer whose peer reads nothing both give up once the Cancel fires, whenever
+  // that happens relative to their waits; so does accept_one.
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  UniqueFd a(sv[0]), b(sv[1]);
+  auto cancel = Cancel::create();
+  ASSERT_TRUE(cancel.ok());
+  auto reader = Reader::create(a.get(), kStream, {2, 4096, "silent peer", cancel->get()});
+  auto writer = Writer::create(b.get(), kStream, {2, 1u << 16, "full peer", cancel->get()});
+  ASSERT_TRUE(reader.ok() && writer.ok());
+  auto listener = listen_tcp({"127.0.0.1", 0});
+  ASSERT_TRUE(listener.ok());
+  std::optional<Result<std::span<const std::byte>>> got;
+  std::optional<Result<void>> wrote;
+  std::optional<Result<UniqueFd>> accepted;
+  std::thread t1([&] { got.emplace(reader->next()); });
+  std::thread t2([&] {
+    std::vector<std::byte> lots(1u << 20);
+    Result<void> r = ok();
+    for (int i = 0; i < 64 && r.ok(); ++i) r = writer->write(lots);  // b's buffer fills: waits
+    wrote.emplace(std::move(r));
+  });
+  std::thread t3([&] { accepted.emplace(accept_one(listener->get(), std::chrono::minutes(5), cancel->get())); });
+  (*cancel)->request(SIGINT);
+  t1.join();
+  t2.join();
+  t3.join();
+  ASSERT_FALSE(got->ok());
+  EXPECT_EQ(got->error().errnum, EINTR);
+  EXPECT_NE(got->error().message().find("interrupted by SIGINT"), std::string::npos) << got->error().message();
+  ASSERT_FALSE(wrote->ok()) << "64 MiB fit into an unread socket";
+  EXPECT_EQ(wrote->error().errnum, EINTR);
+  ASSERT_FALSE(accepted->ok());
+  EXPECT_EQ(accepted->error().errnum, EINTR);
 }
 
 TEST(Framed, ReadsWholeMessagesAndRefusesTruncationAndAbsurdSizes) {
