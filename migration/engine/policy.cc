@@ -5,7 +5,7 @@ namespace mdevmig::engine {
 Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
   Decision d;
   if (in.bandwidth_bps > 0) {
-    d.estimated_downtime_s = static_cast<double>(in.remaining_bytes) / in.bandwidth_bps;
+    d.estimated_downtime_s = static_cast<double>(in.remaining_bytes) / in.bandwidth_bps + in.switchover_fixed_s;
     d.converging = in.dirty_rate_bps < in.bandwidth_bps;
   }
   if (in.iteration < cfg.min_iterations) {
@@ -22,12 +22,16 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
   if (converge && in.remaining_bytes == 0 && in.device_idle) {
     d.verdict = Verdict::kSwitchover;
     d.reason = "converged: nothing left to send";
-    d.estimated_downtime_s = 0;
+    d.estimated_downtime_s = in.switchover_fixed_s;
     return d;
   }
+  // The fixed cost alone over the target: no number of iterations can meet it.
+  const bool unreachable = converge && in.switchover_fixed_s >= cfg.downtime_target_s;
   if (cfg.max_iterations != 0 && in.iteration >= cfg.max_iterations) {
     d.verdict = Verdict::kSwitchover;
-    d.reason = d.converging ? "iteration cap" : "iteration cap (not converging: dirty rate >= bandwidth)";
+    d.reason = !d.converging ? "iteration cap (not converging: dirty rate >= bandwidth)"
+               : unreachable ? "iteration cap (the fixed switchover cost alone exceeds the target)"
+                             : "iteration cap";
     return d;
   }
   if (cfg.max_precopy_s > 0 && in.elapsed_s >= cfg.max_precopy_s) {
@@ -35,7 +39,9 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
     d.reason = "pre-copy time cap";
     return d;
   }
-  d.reason = d.converging ? "iterating" : "iterating (not converging yet)";
+  d.reason = !d.converging ? "iterating (not converging yet)"
+             : unreachable  ? "iterating (the fixed switchover cost alone exceeds the target)"
+                            : "iterating";
   return d;
 }
 

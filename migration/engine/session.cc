@@ -234,9 +234,11 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
   const uint64_t gps = guest ? guest->page_size() : 0;
 
   // Hello: nothing is started before the destination agreed.
+  const auto t_hello = Clock::now();
   MDEVMIG_TRY(wire->send(wire->enc.wire_hello(hello_for(schema::Role::kSource, ch, id, guest))));
   MDEVMIG_TRY(wire->flush());
   WireMessage reply = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
+  const double round_trip_s = since(t_hello);
   if (reply.kind != WireMessage::Kind::kHello || reply.hello.role != schema::Role::kDestination) {
     return Error::make(schema::kCorruptErrno, "migration handshake", "peer did not answer with a hello");
   }
@@ -269,7 +271,12 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
 
   auto body = [&]() -> Result<void> {
     const bool precopy = opt.precopy && ch.live();
+    const auto t_arc = Clock::now();
     MDEVMIG_TRY(ch.start_save(precopy));
+    // What switching over costs whatever is left to send: the source's stop, the
+    // destination's commit (the end of its load) and start, each timed like this state
+    // change, and the reply, timed like the hello.
+    rep.switchover_fixed_s = 3 * since(t_arc) + round_trip_s;
     if (guest) (void)MDEVMIG_TRY(guest->collect_dirty());  // from here on, writes count
     const auto t_pre = Clock::now();
     double bandwidth = 0, last_seconds = 0;
@@ -312,6 +319,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       in.dirty_rate_bps = s.dirty_rate_bps;
       in.elapsed_s = since(t_pre);
       in.device_idle = sent == 0;
+      in.switchover_fixed_s = rep.switchover_fixed_s;
       Decision d = precopy || guest
                        ? decide(in, opt.policy)
                        : Decision{Verdict::kSwitchover, "no pre-copy on this channel", -1, true};

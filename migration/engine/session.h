@@ -93,6 +93,10 @@ struct MigrationReport {
   double total_s = 0;
   double precopy_s = 0;
   double downtime_s = 0;  ///< source stopped until the destination runs
+  /// The fixed part of the downtime the policy assumed: the hello round trip plus three
+  /// state changes timed like the source's first (its stop; the destination's commit
+  /// and start, which also finish its load).
+  double switchover_fixed_s = 0;
   uint64_t precopy_device_bytes = 0, precopy_guest_bytes = 0;
   uint64_t stopcopy_device_bytes = 0, stopcopy_guest_bytes = 0;
   uint64_t wire_bytes = 0;

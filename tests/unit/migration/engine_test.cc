@@ -5,6 +5,7 @@
 // dropped connection, a corrupted message and an incompatible peer (the source always
 // ends RUNNING).
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +22,7 @@
 #include "migration/engine/savefile.h"
 #include "migration/engine/session.h"
 #include "migration/engine/stream_decode.h"
+#include "migration/io/cancel.h"
 #include "migration/io/net.h"
 #include "sim_channel.h"
 
@@ -59,6 +61,52 @@ TEST(Policy, SwitchesOverWhenTheEstimateFitsTheTarget) {
   EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.1);
   in.remaining_bytes = 50e6;  // 0.5 s
   EXPECT_EQ(decide(in, cfg).verdict, Verdict::kContinue);
+}
+
+TEST(Policy, TheFixedSwitchoverCostCountsInTheEstimate) {
+  // 100 ms of bytes left and a 300 ms target: fits without the fixed cost, not with
+  // 250 ms of it (the state changes, the destination's commit, the reply).
+  PolicyConfig cfg;
+  PolicyInput in;
+  in.iteration = 2;
+  in.bandwidth_bps = 100e6;
+  in.remaining_bytes = 10e6;
+  auto d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.1);
+  in.switchover_fixed_s = 0.25;
+  d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kContinue);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.35);
+  EXPECT_STREQ(d.reason, "iterating");
+  in.remaining_bytes = 5e6;  // 50 ms + 250 ms: exactly the target
+  d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.3);
+  // Nothing left on an idle device: the estimate is the fixed cost.
+  in.remaining_bytes = 0;
+  in.device_idle = true;
+  in.switchover_fixed_s = 0.12;
+  d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.12);
+}
+
+TEST(Policy, AFixedCostOverTheTargetIteratesToTheCapAndSaysWhy) {
+  PolicyConfig cfg;
+  cfg.max_iterations = 4;
+  PolicyInput in;
+  in.bandwidth_bps = 100e6;
+  in.remaining_bytes = 1e3;
+  in.switchover_fixed_s = 0.4;
+  in.iteration = 3;
+  auto d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kContinue);
+  EXPECT_NE(std::string(d.reason).find("fixed switchover cost"), std::string::npos) << d.reason;
+  in.iteration = 4;
+  d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  EXPECT_NE(std::string(d.reason).find("fixed switchover cost alone exceeds"), std::string::npos) << d.reason;
 }
 
 TEST(Policy, UnknownBandwidthKeepsIteratingUntilTheCap) {
@@ -412,6 +460,13 @@ TEST(Session, PreCopyMigrationWithAWorkloadReachesAnIdenticalDevice) {
   EXPECT_EQ(rep->iterations, 4u);
   EXPECT_EQ(iterations_seen, 4);
   EXPECT_TRUE(paused);
+  // The estimate includes the measured fixed cost of switching over.
+  EXPECT_GT(rep->switchover_fixed_s, 0);
+  for (const IterationStats& s : rep->log) {
+    if (s.est_downtime_s >= 0) {
+      EXPECT_GE(s.est_downtime_s, rep->switchover_fixed_s) << s.iteration;
+    }
+  }
   EXPECT_GT(rep->precopy_device_bytes, kMem);
   EXPECT_GT(rep->stopcopy_device_bytes, 0u);
   EXPECT_LT(rep->stopcopy_device_bytes, kMem / 4) << "stop-copy should carry only the dirty set";
@@ -420,6 +475,37 @@ TEST(Session, PreCopyMigrationWithAWorkloadReachesAnIdenticalDevice) {
   EXPECT_TRUE(dch.running);
   EXPECT_EQ(dch.loads, 1);
   EXPECT_TRUE(same_device(src, dst));
+}
+
+TEST(Session, ACancelMidPreCopyRecoversTheSourceAndResetsTheDestination) {
+  SimDevice src(kMem), dst(kMem);
+  fill(src, 4);
+  SimChannel sch(src), dch(dst);
+  auto sp = socket_pair();
+  auto cancel = io::Cancel::create();
+  ASSERT_TRUE(cancel.ok());
+  SourceOptions sopt;
+  sopt.policy.max_iterations = 10;
+  sopt.policy.downtime_target_s = -1;
+  sopt.cancel = cancel->get();
+  // What the SIGINT handler does, at the end of the second iteration.
+  sopt.on_iteration = [&](const IterationStats& s) {
+    if (s.iteration == 2) (*cancel)->request(SIGINT);
+  };
+  DestinationOptions dopt;
+  dopt.cancel = cancel->get();
+  Result<MigrationReport> drep = Error::make(EIO, "not run");
+  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), dopt); });
+  auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), sopt);
+  t.join();
+  ASSERT_FALSE(rep.ok());
+  EXPECT_EQ(rep.error().errnum, EINTR);
+  EXPECT_NE(rep.error().message().find("recovered to RUNNING"), std::string::npos) << rep.error().message();
+  EXPECT_TRUE(sch.running) << "the source runs again";
+  EXPECT_EQ(sch.recovers, 1);
+  ASSERT_FALSE(drep.ok());
+  EXPECT_EQ(dch.recovers, 1) << "the half-loaded destination is recovered (reset)";
+  EXPECT_EQ(dch.loads, 0);
 }
 
 TEST(Session, ADroppedConnectionLeavesTheSourceRunning) {

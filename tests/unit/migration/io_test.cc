@@ -207,13 +207,13 @@ TEST(Uring, ACancelEndsWaitsInEveryThreadWithEintr) {
   // A reader waiting for a silent peer in another thread (a migration's destination)
   // and a writer whose peer reads nothing both give up once the Cancel fires, whenever
   // that happens relative to their waits; so does accept_one.
-  int sv[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-  UniqueFd a(sv[0]), b(sv[1]);
+  auto silent = stream_pair();  // nobody writes to .second
+  auto full = stream_pair();    // nobody reads .second
+  ASSERT_TRUE(silent.ok() && full.ok());
   auto cancel = Cancel::create();
   ASSERT_TRUE(cancel.ok());
-  auto reader = Reader::create(a.get(), kStream, {2, 4096, "silent peer", cancel->get()});
-  auto writer = Writer::create(b.get(), kStream, {2, 1u << 16, "full peer", cancel->get()});
+  auto reader = Reader::create(silent->first.get(), kStream, {2, 4096, "silent peer", cancel->get()});
+  auto writer = Writer::create(full->first.get(), kStream, {2, 1u << 16, "full peer", cancel->get()});
   ASSERT_TRUE(reader.ok() && writer.ok());
   auto listener = listen_tcp({"127.0.0.1", 0});
   ASSERT_TRUE(listener.ok());
@@ -224,7 +224,7 @@ TEST(Uring, ACancelEndsWaitsInEveryThreadWithEintr) {
   std::thread t2([&] {
     std::vector<std::byte> lots(1u << 20);
     Result<void> r = ok();
-    for (int i = 0; i < 64 && r.ok(); ++i) r = writer->write(lots);  // b's buffer fills: waits
+    for (int i = 0; i < 64 && r.ok(); ++i) r = writer->write(lots);  // the buffer fills: waits
     wrote.emplace(std::move(r));
   });
   std::thread t3([&] { accepted.emplace(accept_one(listener->get(), std::chrono::minutes(5), cancel->get())); });
