@@ -1,12 +1,16 @@
 // mdevmig inspect FILE: what a save file holds, like QEMU's analyze-migration.py: the
 // container header, the chunk table, checksum verification, and (for mdevmig devices)
 // the device's own records decoded: compatibility descriptor, registers, engine state,
-// config space, interrupts and page counts.
+// config space, interrupts and page counts; and whether the device would load it: the
+// stream goes through the device model's own loader (vendor/, the code the kernel runs
+// on resume) in the simulator.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cinttypes>
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -15,12 +19,73 @@
 #include "migration/engine/identity.h"
 #include "migration/engine/savefile.h"
 #include "migration/engine/stream_decode.h"
+#include "sim.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
 
 namespace mdevmig::cli {
 namespace {
+
+// Device memory the trial load allocates at most (the simulator holds all of it).
+constexpr uint64_t kTrialMaxMem = 4ull << 30;
+
+// The device stream fed, chunk by chunk, to the device model's loader in a simulated
+// device built from the file's compatibility record: what the kernel does on resume,
+// without a device. A stream that loads here passes every check the device makes.
+class TrialLoad {
+ public:
+  explicit TrialLoad(const std::optional<schema::Compat>& compat) {
+    if (!compat) {
+      outcome_ = "not tried (no mdevmig compatibility record)";
+      return;
+    }
+    const uint64_t mem = compat->mem_size;
+    if (compat->page_size != MDEVMIG_PAGE_SIZE || mem == 0 || mem % MDEVMIG_PAGE_SIZE != 0 ||
+        mem > MDEVMIG_MEM_MAX_SIZE) {
+      outcome_ = "not tried (the compatibility record describes no device this model can be)";
+      return;
+    }
+    if (mem > kTrialMaxMem) {
+      outcome_ = "not tried (device memory " + human_bytes(static_cast<double>(mem)) + " is over the trial's " +
+                 human_bytes(static_cast<double>(kTrialMaxMem)) + ")";
+      return;
+    }
+    sim_ = std::make_unique<vendor_sim::SimDevice>(mem, compat->type_id);
+    buf_ = std::make_unique<uint8_t[]>(MDEVMIG_LOADER_BUF_SIZE);
+    if (mdevmig_loader_init(&ld_, sim_->model(), buf_.get(), MDEVMIG_LOADER_BUF_SIZE) != 0) {
+      outcome_ = "not tried (loader setup failed)";
+      sim_.reset();
+    }
+  }
+
+  void feed(std::span<const std::byte> data) {
+    if (sim_ && ld_.err == 0) (void)mdevmig_loader_feed(&ld_, data.data(), data.size());
+  }
+
+  /// Ends the stream; tried() and loads() tell the outcome, text() says it.
+  void finish() {
+    if (!sim_) return;
+    if (mdevmig_loader_finish(&ld_) == 0) {
+      loads_ = true;
+      outcome_ = "yes (" + std::to_string(ld_.records) + " records, " + std::to_string(ld_.pages) +
+                 " pages through the device model's loader)";
+    } else {
+      outcome_ = std::string("no (") + mdevmig_loader_reason_str(mdevmig_loader_reason(&ld_)) + " at stream byte " +
+                 std::to_string(ld_.offset) + ")";
+    }
+  }
+  [[nodiscard]] bool tried() const { return sim_ != nullptr; }
+  [[nodiscard]] bool loads() const { return loads_; }
+  [[nodiscard]] const std::string& text() const { return outcome_; }
+
+ private:
+  std::unique_ptr<vendor_sim::SimDevice> sim_;
+  std::unique_ptr<uint8_t[]> buf_;
+  mdevmig_loader ld_{};
+  bool loads_ = false;
+  std::string outcome_;
+};
 
 std::string hex(uint64_t v) {
   char buf[24];
@@ -87,7 +152,7 @@ nlohmann::json stream_json(const engine::StreamSummary& s) {
 }
 
 void print_text(const std::string& file, const engine::FileSummary& f, const engine::StreamSummary& s,
-                bool ours, bool all_chunks) {
+                bool ours, const TrialLoad& trial, bool all_chunks) {
   const schema::FileHeader& h = f.header;
   const schema::DeviceIdentity& d = h.device;
   std::printf("%s: mdevmig save file, format %u, %s\n", file.c_str(), h.format_version, h.tool_version.c_str());
@@ -121,6 +186,7 @@ void print_text(const std::string& file, const engine::FileSummary& f, const eng
   }
   std::printf("device stream: %" PRIu64 " records%s\n", s.records, s.ended ? ", complete (END)" : "");
   if (!s.problem.empty()) std::printf("  PROBLEM: %s\n", s.problem.c_str());
+  std::printf("  loads: %s\n", trial.text().c_str());
   if (s.compat) {
     std::printf("  COMPAT   stream v%u, model v%u, type %u, page %u, memory %s\n", s.compat->stream_version,
                 s.compat->model_version, s.compat->type_id, s.compat->page_size,
@@ -161,7 +227,9 @@ void print_text(const std::string& file, const engine::FileSummary& f, const eng
 int run_inspect(std::span<const char* const> argv) {
   Args args("inspect FILE [options]",
             "Verifies a save file and shows what it holds: header, chunk table, checksums, and\n"
-            "for mdevmig devices the decoded device records. Exits 4 if anything is corrupt.");
+            "for mdevmig devices the decoded device records and whether the device would load\n"
+            "them (a trial load through the device model's loader in a simulated device of the\n"
+            "file's geometry). Exits 4 if anything is corrupt or would not load.");
   args.positional("FILE", "the save file");
   args.flag("json", "print everything as JSON");
   args.flag("chunks", "list every chunk (text output)");
@@ -174,6 +242,7 @@ int run_inspect(std::span<const char* const> argv) {
   auto scanner = engine::FileScanner::open(in.get(), file);
   if (!scanner.ok()) return report_error("inspect", scanner.error());
   engine::StreamDecoder decoder;
+  TrialLoad trial(engine::is_mdevmig(scanner->header().device) ? scanner->header().device.compat : std::nullopt);
   bool ours = false;
   bool first = true;
   auto sum = engine::verify_file(*scanner, [&](const schema::ChunkView& c) {
@@ -183,11 +252,15 @@ int run_inspect(std::span<const char* const> argv) {
       ours = c.data.size() >= 4 && (static_cast<uint32_t>(c.data[2]) | static_cast<uint32_t>(c.data[3]) << 8) ==
                                        MDEVMIG_REC_MAGIC;
     }
-    if (ours) decoder.feed(c.data, c.phase);
+    if (ours) {
+      decoder.feed(c.data, c.phase);
+      trial.feed(c.data);
+    }
   });
   if (!sum.ok()) return report_error("inspect", sum.error());
   ours = ours && engine::is_mdevmig(sum->header.device);
   const engine::StreamSummary s = decoder.finish();
+  if (ours) trial.finish();
   if (args.has("json")) {
     nlohmann::json chunks = nlohmann::json::array();
     for (const auto& c : sum->chunks) {
@@ -208,12 +281,20 @@ int run_inspect(std::span<const char* const> argv) {
                         {"stream_xxh3", hex(sum->trailer.stream_xxh3)},
                         {"checksums_verified", true}};
     j["device_stream"] = ours ? stream_json(s) : nlohmann::json(nullptr);
+    if (ours) {
+      j["device_stream"]["trial_load"] = {{"tried", trial.tried()},
+                                          {"loads", trial.tried() ? nlohmann::json(trial.loads()) : nlohmann::json(nullptr)},
+                                          {"outcome", trial.text()}};
+    }
     std::printf("%s\n", j.dump(2).c_str());
   } else {
-    print_text(file, *sum, s, ours, args.has("chunks"));
+    print_text(file, *sum, s, ours, trial, args.has("chunks"));
   }
   if (ours && !s.problem.empty()) {
     return report_error("inspect", Error::make(schema::kCorruptErrno, "decode device stream", file + ": " + s.problem));
+  }
+  if (ours && trial.tried() && !trial.loads()) {
+    return report_error("inspect", Error::make(schema::kCorruptErrno, "trial load", file + ": the device would refuse it: " + trial.text()));
   }
   return kExitOk;
 }

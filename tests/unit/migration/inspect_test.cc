@@ -1,0 +1,139 @@
+// `mdevmig inspect` (the built binary) on save files whose container is whole and
+// consistent: a good device stream loads in the trial through the device model's
+// loader; streams the device would refuse (no END, another geometry than the file's
+// compatibility record) are reported "loads: no" with the loader's reason, exit 4.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "migration/engine/savefile.h"
+#include "sim_channel.h"
+
+namespace mdevmig::engine {
+namespace {
+
+using testing::sim_identity;
+using vendor_sim::SimDevice;
+
+constexpr uint64_t kMem = 64 * MDEVMIG_PAGE_SIZE;
+
+// A device whose saved stream is exactly `bytes`.
+class BytesChannel final : public Channel {
+ public:
+  explicit BytesChannel(std::vector<uint8_t> bytes) : bytes_(std::move(bytes)) {}
+  schema::Channel kind() const override { return schema::Channel::kV2StopCopy; }
+  Result<void> start_save(bool) override { return ok(); }
+  Result<void> stop_copy() override { return ok(); }
+  Result<std::span<const std::byte>> read(std::size_t max) override {
+    const std::size_t n = std::min(max, bytes_.size() - pos_);
+    std::span<const std::byte> s(reinterpret_cast<const std::byte*>(bytes_.data()) + pos_, n);
+    pos_ += n;
+    return s;
+  }
+  Result<uint64_t> pending() override { return bytes_.size() - pos_; }
+  Result<void> finish_save(bool) override { return ok(); }
+  Result<void> start_resume() override { return ok(); }
+  Result<void> write(std::span<const std::byte>) override { return ok(); }
+  Result<void> finish_resume(bool) override { return ok(); }
+  Recovery recover() override { return {}; }
+  std::string state_name() override { return "bytes"; }
+
+ private:
+  std::vector<uint8_t> bytes_;
+  std::size_t pos_ = 0;
+};
+
+struct CliRun {
+  int rc = -1;
+  std::string out;
+};
+
+CliRun inspect_json(const std::string& file) {
+  CliRun r;
+  const std::string cmd = std::string(MDEVMIG_CLI) + " inspect --json " + file + " 2>/dev/null";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+class InspectTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string t = (std::filesystem::temp_directory_path() / "mdevmig-inspect-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(t.data()), nullptr);
+    dir_ = t;
+    for (uint64_t i = 0; i < kMem; ++i) dev_.mem()[i] = static_cast<uint8_t>(i * 7 + 1);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // A save file (consistent container) holding `stream`, with `id` in its header.
+  std::string save(const char* name, std::vector<uint8_t> stream, const schema::DeviceIdentity& id) {
+    const std::string path = (dir_ / name).string();
+    BytesChannel ch(std::move(stream));
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    SaveOptions opt;
+    opt.chunk_size = 16384;
+    auto r = save_to_file(ch, id, fd.get(), opt);
+    EXPECT_TRUE(r.ok()) << r.error().message();
+    return path;
+  }
+
+  std::filesystem::path dir_;
+  SimDevice dev_{kMem};
+};
+
+TEST_F(InspectTest, AGoodStreamLoadsInTheTrial) {
+  CliRun r = inspect_json(save("good.mdevmig", dev_.save(), sim_identity(dev_, "good")));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  const auto& t = j["device_stream"]["trial_load"];
+  EXPECT_EQ(t["tried"], true);
+  EXPECT_EQ(t["loads"], true) << t.dump();
+  EXPECT_EQ(t["outcome"].get<std::string>().rfind("yes", 0), 0u) << t.dump();
+}
+
+TEST_F(InspectTest, StreamsTheDeviceWouldRefuseDoNotLoadAndExit4) {
+  // Without its END record (whole records, every checksum right).
+  std::vector<uint8_t> no_end = dev_.save();
+  no_end.resize(no_end.size() - sizeof(mdevmig_rec_hdr));
+  // A device of twice the memory, in a file whose compatibility record says kMem.
+  SimDevice big(2 * kMem);
+  for (const auto& [name, stream] : {std::pair{"no-end.mdevmig", no_end}, std::pair{"other.mdevmig", big.save()}}) {
+    CliRun r = inspect_json(save(name, stream, sim_identity(dev_, "dev")));
+    EXPECT_EQ(r.rc, 4) << name << ": " << r.out;
+    const auto j = nlohmann::json::parse(r.out, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << name << ": " << r.out;
+    const auto& t = j["device_stream"]["trial_load"];
+    EXPECT_EQ(t["tried"], true) << name;
+    EXPECT_EQ(t["loads"], false) << name << ": " << t.dump();
+    const std::string outcome = t["outcome"];
+    EXPECT_EQ(outcome.rfind("no (", 0), 0u) << name << ": " << outcome;
+    EXPECT_NE(outcome.find("at stream byte"), std::string::npos) << name << ": " << outcome;
+  }
+}
+
+TEST_F(InspectTest, AFileOfAnotherDeviceIsNotTried) {
+  schema::DeviceIdentity other;
+  other.device_api = "vfio-pci";
+  CliRun r = inspect_json(save("other-device.mdevmig", {1, 2, 3, 4, 5}, other));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_TRUE(j["device_stream"].is_null()) << "not an mdevmig stream: no decode, no trial";
+}
+
+}  // namespace
+}  // namespace mdevmig::engine
