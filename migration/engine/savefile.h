@@ -19,6 +19,10 @@
 //
 // Any of these stops on a Cancel (Ctrl-C): a save's device goes back to RUNNING, a
 // restore's is reset, and the error is EINTR.
+//
+// TODO(security): a file truncated by another process while it is mapped raises SIGBUS
+// at the next access to the lost pages; restore reads files the operator names, so this
+// is not handled (a SIGBUS handler could turn it into a corrupt-input error).
 #pragma once
 
 #include <cstdint>
