@@ -45,7 +45,13 @@ std::shared_ptr<void> new_xxh3() {
 
 #ifdef MDEVMIG_XXH3_DISPATCH
 __attribute__((target("avx"))) void zero_upper() { __builtin_ia32_vzeroupper(); }
-const bool kHasAvx = __builtin_cpu_supports("avx");
+bool has_avx() {
+  static const bool avx = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx") != 0;
+  }();
+  return avx;
+}
 #endif
 
 // XXH3 of bulk data with the widest vector unit the CPU has (libxxhash's x86 dispatcher:
@@ -56,7 +62,7 @@ uint64_t xxh3_bulk(std::span<const std::byte> data) {
   // The dispatched AVX2/AVX-512 code leaves the upper vector state dirty, which makes
   // every later SSE instruction of the process slow (measured: the SSE2 XXH3 of the
   // verify pass at a third of its speed): clear it.
-  if (kHasAvx) zero_upper();
+  if (has_avx()) zero_upper();
   return h;
 #else
   return XXH3_64bits(data.data(), data.size());
