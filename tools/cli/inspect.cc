@@ -28,7 +28,7 @@ namespace mdevmig::cli {
 namespace {
 
 // Device memory the trial load allocates at most (the simulator holds all of it).
-constexpr uint64_t kTrialMaxMem = 4ull << 30;
+constexpr uint64_t kTrialMaxMem = 1ull << 30;
 
 // The device stream fed, chunk by chunk, to the device model's loader in a simulated
 // device built from the file's compatibility record: what the kernel does on resume,
