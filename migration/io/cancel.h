@@ -48,15 +48,16 @@ class Cancel {
   /// Readable once stop was requested (and from then on).
   [[nodiscard]] int fd() const noexcept { return fd_.get(); }
 
-  /// The error of an interrupted operation: EINTR, "interrupted by SIGINT".
-  [[nodiscard]] Error error(std::string op) const {
+  /// The error of an interrupted operation `what`: EINTR, reading "interrupted by SIGINT
+  /// on save: ...".
+  [[nodiscard]] Error error(std::string what) const {
     const char* abbrev = ::sigabbrev_np(signal());
-    return Error::make(EINTR, std::move(op),
-                       std::string("interrupted by ") + (abbrev ? "SIG" + std::string(abbrev) : "a request to stop"));
+    return Error::make(EINTR, std::string("interrupted by ") + (abbrev ? "SIG" + std::string(abbrev) : "a request to stop"),
+                       std::move(what));
   }
-  /// ok(), or error(op) once stop was requested.
-  [[nodiscard]] Result<void> check(std::string op) const {
-    if (requested()) return error(std::move(op));
+  /// ok(), or error(what) once stop was requested.
+  [[nodiscard]] Result<void> check(std::string what) const {
+    if (requested()) return error(std::move(what));
     return ok();
   }
 
