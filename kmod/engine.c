@@ -83,10 +83,31 @@ static void mdevmig_engine_work(struct work_struct *work)
 	struct mdevmig_dev *mdev_state = container_of(work, struct mdevmig_dev, engine_work);
 
 	mutex_lock(&mdev_state->state_lock);
+	/*
+	 * A self-requeuing work item re-takes the mutex before a woken waiter runs, so a
+	 * busy queue could hold off a state change until it drained. A waiting state change
+	 * makes the engine step aside; it requeues the work when it lets the engine run.
+	 */
+	if (atomic_read(&mdev_state->engine_yield)) {
+		mutex_unlock(&mdev_state->state_lock);
+		return;
+	}
 	if (!mdev_state->engine_stopped && mdev_state->opened &&
 	    mdevmig_model_run(&mdev_state->model, MDEVMIG_ENGINE_BUDGET) > 0)
 		queue_work(mdevmig_wq, &mdev_state->engine_work);
 	mutex_unlock(&mdev_state->state_lock);
+}
+
+/*
+ * Takes state_lock for a change of the engine's state ahead of a busy engine. Once it
+ * holds the lock the engine work steps aside no more, so the caller must end with
+ * mdevmig_engine_start_locked() or mdevmig_engine_stop_locked() before unlocking.
+ */
+void mdevmig_engine_lock_for_change(struct mdevmig_dev *mdev_state)
+{
+	atomic_inc(&mdev_state->engine_yield);
+	mutex_lock(&mdev_state->state_lock);
+	atomic_dec(&mdev_state->engine_yield);
 }
 
 /* Lets the engine run again and picks up work queued while it was stopped. */
@@ -130,4 +151,5 @@ void mdevmig_engine_init_dev(struct mdevmig_dev *mdev_state)
 {
 	INIT_WORK(&mdev_state->engine_work, mdevmig_engine_work);
 	mdev_state->engine_stopped = false;
+	atomic_set(&mdev_state->engine_yield, 0);
 }

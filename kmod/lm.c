@@ -36,7 +36,7 @@ static u64 mdevmig_page_cost(unsigned long pages)
 void mdevmig_dev_run_locked(struct mdevmig_dev *mdev_state, bool dma, bool irq)
 {
 	lockdep_assert_held(&mdev_state->mig_lock);
-	mutex_lock(&mdev_state->state_lock);
+	mdevmig_engine_lock_for_change(mdev_state);
 	WRITE_ONCE(mdev_state->irq_stopped, !irq);
 	if (dma)
 		mdevmig_engine_start_locked(mdev_state);

@@ -191,6 +191,8 @@ struct mdevmig_dev {
 	struct mdevmig_model model;
 	struct work_struct engine_work;	/* runs model steps; takes state_lock */
 	bool engine_stopped;		/* no DMA and no interrupts may be issued */
+	atomic_t engine_yield;		/* state changes waiting for state_lock: the engine
+					 * work steps aside instead of re-taking it */
 	bool opened;
 
 	/* Interrupt triggers set by VFIO_DEVICE_SET_IRQS. */
@@ -251,6 +253,7 @@ int mdevmig_add_mmap_cap(struct vfio_info_cap *caps, u64 offset, u64 size);
 extern const struct mdevmig_model_ops mdevmig_model_host_ops;
 int mdevmig_engine_init(void);
 void mdevmig_engine_exit(void);
+void mdevmig_engine_lock_for_change(struct mdevmig_dev *mdev_state);
 void mdevmig_engine_start_locked(struct mdevmig_dev *mdev_state);
 void mdevmig_engine_stop_locked(struct mdevmig_dev *mdev_state);
 void mdevmig_engine_cancel(struct mdevmig_dev *mdev_state);

@@ -107,7 +107,7 @@ static void mdevmig_close_device(struct vfio_device *vdev)
 	struct mdevmig_dev *mdev_state = to_mdevmig_dev(vdev);
 
 	mdevmig_mig_reset(mdev_state, false);	/* data_fds and the v1 session end here */
-	mutex_lock(&mdev_state->state_lock);
+	mdevmig_engine_lock_for_change(mdev_state);
 	mdev_state->opened = false;
 	mdevmig_engine_stop_locked(mdev_state);
 	mutex_unlock(&mdev_state->state_lock);

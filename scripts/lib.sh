@@ -15,3 +15,44 @@ tally_ctest() {
     failed=$((failed + 1))
   fi
 }
+
+# The lab root of PROFILE (tools/lab/mkroot.sh builds it once, then reuses it).
+profile_root() {
+  "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tools/lab/mkroot.sh" "$1"
+}
+
+# Unmounts what profile_run mounts in ROOT. Callers also run it from an EXIT trap, so a
+# signal cannot leave the project mounted inside the root (mkroot.sh refuses to touch a
+# root with mounts inside).
+profile_unmount() {
+  local root=$1 top
+  top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  umount "$root/proc" 2>/dev/null
+  umount "$root$top" 2>/dev/null
+  return 0
+}
+
+# Runs the bash command line CMD inside ROOT, in the project directory, which is
+# bind-mounted into the root at its own path for the duration, with /proc mounted.
+# Returns CMD's status.
+profile_run() {
+  local root=$1 cmd=$2 top rc
+  top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  mkdir -p "$root$top"
+  mount --bind "$top" "$root$top" || return 1
+  mount -t proc proc "$root/proc" || { profile_unmount "$root"; return 1; }
+  chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+    bash -c "cd '$top' && $cmd"
+  rc=$?
+  profile_unmount "$root"
+  return $rc
+}
+
+# Builds the tree and mdevmig.ko for the kernel of PROFILE inside its ROOT, into
+# build/PROFILE.
+profile_build() {
+  local root=$1 profile=$2
+  profile_run "$root" "cmake -S . -B build/$profile -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+-DMDEVMIG_LAB_PROFILE=$profile >/dev/null && cmake --build build/$profile -j\$(nproc) && \
+cmake --build build/$profile --target kmod"
+}

@@ -41,7 +41,9 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   a.option("dst-type", "TYPE", "type of the destination created (default: --type)");
   a.option("parent", "NAME", "parent to create instances on (default: the first with room)");
   a.option("qemu-binary", "PATH", "QEMU to run", "qemu-system-x86_64");
-  a.option("protocol", "v1|v2", "VFIO migration of that QEMU: v1 (<= 7.2, x-enable-migration) or v2 (>= 8.1)", "v1");
+  a.option("protocol", "auto|v1|v2",
+           "VFIO migration of that QEMU: v1 (<= 7.2, x-enable-migration), v2 (>= 8.1, enable-migration), auto: by its version",
+           "auto");
   a.option("transport", "unix|file", "live over a unix socket, or save to a file and restore", "unix");
   a.option("file", "PATH", "--transport file: the save file (default: in the work directory)");
   a.option("irq", "intx|msi", "how the device interrupts the guest", "intx");
@@ -59,6 +61,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   a.option("seed", "N", "workload seed", "1");
   a.option("workdir", "DIR", "sockets, logs and files (default: a temporary directory, removed)");
   a.option("qemu-args", "ARGS", "extra QEMU arguments, space-separated (e.g. \"-trace vfio_*\")");
+  a.flag("switchover-ack", "QEMU >= 8.1: switch over only once the destination loaded the device's initial data");
   a.flag("keep", "keep the work directory");
   a.flag("verbose", "log each step on stderr");
   a.flag("json", "print the report as JSON");
@@ -121,6 +124,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
     plan.switchover_delay = std::chrono::milliseconds(*delay);
     plan.fault = *fault;
     plan.fault_point = *at;
+    plan.switchover_ack = a.has("switchover-ack");
     warmup = *w;
     after = *af;
   }
@@ -141,6 +145,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
 
   auto h = qemu::Harness::create(opt, std::move(inst));
   if (!h) return report_error(kCmd, h.error());
+  opt.vm.protocol = (*h)->options().vm.protocol;
   auto boot = (*h)->boot(0);
   if (!boot) return report_error(kCmd, boot.error());
   if (!boot->ok()) {
@@ -169,6 +174,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
     j["destination"] = {{"uuid", dst_uuid}, {"type", dst_type}, {"mem_size", dst_mem}};
     j["qemu"] = {{"binary", opt.vm.qemu_binary}, {"protocol", qemu::vfio_protocol_name(opt.vm.protocol)}};
     j["irq"] = qemu::irq_mode_name(opt.irq);
+    j["switchover_ack"] = plan.switchover_ack;
     j["after"] = again ? json{{"ok", again->ok()}, {"seq", again->descs}, {"irq_delivered", again->irq_delivered},
                               {"mismatches", again->mismatches}}
                        : json(nullptr);

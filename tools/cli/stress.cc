@@ -82,7 +82,7 @@ int run_stress(std::span<const char* const> argv) {
   a.option("type", "TYPE", "type of the instances created", "eighth");
   a.option("parent", "NAME", "parent to create them on (default: the first with room)");
   a.option("qemu-binary", "PATH", "qemu: QEMU to run", "qemu-system-x86_64");
-  a.option("protocol", "v1|v2", "qemu: VFIO migration of that QEMU", "v1");
+  a.option("protocol", "auto|v1|v2", "qemu: VFIO migration of that QEMU (auto: by its version)", "auto");
   a.option("irq", "intx|msi", "qemu: how the device interrupts the guest", "intx");
   a.option("bandwidth", "SIZE", "qemu: max-bandwidth during pre-copy (each round draws 50-100% of it)", "32M");
   a.option("downtime", "MS", "qemu: downtime-limit from the switchover on; local: the downtime target is 0..MS "

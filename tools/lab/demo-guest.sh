@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job's guest side (run by scripts/demo.sh inside the lab):
 #   tools/lab/demo-guest.sh PATH/TO/mdevmig
-# loads the stack, creates two mdevmig instances, starts a QEMU 7.2 VM on the first
+# loads the stack, creates two mdevmig instances, starts a QEMU VM on the first
 # with the device busy (a qtest-driven guest: BAR2 writes, DMA into guest RAM,
 # interrupts), live-migrates it with QEMU to the second, verifies the destination and
 # prints the report with its pre-copy passes. Exit status: mdevmig qemu-migrate's.
@@ -24,9 +24,18 @@ echo "$dst" > "$types/mdevmig-quarter/create"
 echo "  source      /sys/bus/mdev/devices/$src"
 echo "  destination /sys/bus/mdev/devices/$dst"
 
-say "live migration: QEMU with -device vfio-pci,sysfsdev=...,x-enable-migration=on on the source,"
+# QEMU up to 7.2 speaks the v1 migration region, from 8.1 on the v2 data_fd (qemu-migrate
+# picks the same by the version).
+qver=$(qemu-system-x86_64 --version | sed -n 's/.*version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -n1)
+read -r qmajor qminor <<<"$qver"
+if [ "$qmajor" -lt 8 ]; then
+  enable=x-enable-migration=on proto="v1 migration region"
+else
+  enable=enable-migration=on proto="v2 data_fd, PRE_COPY"
+fi
+say "live migration: QEMU $qmajor.$qminor with -device vfio-pci,sysfsdev=...,$enable on the source,"
 echo "   a second QEMU with -incoming on the destination; a qtest-driven guest keeps the device busy;"
-echo "   QEMU's migrate moves RAM and the device state (v1 migration region) with pre-copy"
+echo "   QEMU's migrate moves RAM and the device state ($proto) with pre-copy"
 echo
 rc=0
 "$mdevmig" qemu-migrate --src "$src" --dst "$dst" --writes 150 --dma 30 --passes 3 --bandwidth 24M --downtime 100 || rc=$?

@@ -117,6 +117,7 @@ Harness::Harness(HarnessOptions options, std::vector<MdevInstance> instances)
 
 Result<std::unique_ptr<Harness>> Harness::create(HarnessOptions options, std::vector<MdevInstance> instances) {
   if (instances.empty()) return Error::make(EINVAL, "harness", "no mdev instances");
+  options.vm.protocol = MDEVMIG_TRY(resolve_vfio_protocol(options.vm.protocol, options.vm.qemu_binary));
   auto h = std::unique_ptr<Harness>(new Harness(std::move(options), std::move(instances)));
   if (h->options_.vm.dir.empty()) {
     char tmpl[] = "/tmp/mdevmig-qemu.XXXXXX";

@@ -85,6 +85,8 @@ class Harness {
   [[nodiscard]] const MdevInstance& instance(std::size_t i) const { return instances_[i]; }
   [[nodiscard]] GuestDriver& driver() { return *driver_; }
   [[nodiscard]] const std::string& dir() const { return options_.vm.dir; }
+  /// The options in force (vm.protocol resolved, vm.dir created).
+  [[nodiscard]] const HarnessOptions& options() const { return options_; }
   /// PIDs of the QEMUs the harness is running (for leak checks).
   [[nodiscard]] std::set<pid_t> live_vms() const;
   /// Leaves the VM, its instance and everything else as they are and quits the VM.

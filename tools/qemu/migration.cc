@@ -1,6 +1,7 @@
 #include "tools/qemu/migration.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -103,12 +104,18 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
   auto cap = [](const char* name, bool on) { return json{{"capability", name}, {"state", on}}; };
   // MIGRATION events wake the follow loop at once; the pause before switchover lets
   // the harness stop its qtest vCPU (see run_migration's comment).
-  MDEVMIG_TRY(src.qmp().execute("migrate-set-capabilities",
-                                {{"capabilities", json::array({cap("events", true), cap("pause-before-switchover", true),
-                                                               cap("return-path", unix && plan.return_path)})}}));
+  json src_caps = json::array({cap("events", true), cap("pause-before-switchover", true),
+                                cap("return-path", unix && plan.return_path)});
+  json dst_caps = json::array({cap("return-path", plan.return_path)});
+  if (plan.switchover_ack) {
+    if (!unix || !plan.return_path)
+      return Error::make(EINVAL, "migration plan", "switchover-ack needs a live migration with the return path");
+    src_caps.push_back(cap("switchover-ack", true));
+    dst_caps.push_back(cap("switchover-ack", true));
+  }
+  MDEVMIG_TRY(src.qmp().execute("migrate-set-capabilities", {{"capabilities", src_caps}}));
   if (unix) {
-    MDEVMIG_TRY(dst->qmp().execute("migrate-set-capabilities",
-                                   {{"capabilities", json::array({cap("return-path", plan.return_path)})}}));
+    MDEVMIG_TRY(dst->qmp().execute("migrate-set-capabilities", {{"capabilities", dst_caps}}));
     const std::string dst_path = dir + "/" + dst->name() + ".mig";
     MDEVMIG_TRY(dst->qmp().execute("migrate-incoming", {{"uri", "unix:" + dst_path}}));
     auto pf = MigrationProxy::Fault::kNone;

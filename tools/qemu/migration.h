@@ -46,6 +46,10 @@ struct MigrationPlan {
   uint32_t min_passes = 2;
   std::chrono::milliseconds switchover_delay{0};
   bool return_path = true;  ///< kUnix: the destination confirms it loaded the state
+  /// kUnix, QEMU >= 8.1 (v2): the switchover-ack capability on both sides (needs the return
+  /// path): the source switches over only once the destination has loaded the device's
+  /// initial data (PRE_COPY's initial_bytes).
+  bool switchover_ack = false;
   FaultKind fault = FaultKind::kNone;
   /// kCancel/kKill*: fire once this fraction of device memory has been sent;
   /// kCorrupt/kTruncate: the stream offset, as the same fraction.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -16,12 +17,64 @@
 
 namespace mdevmig::qemu {
 
-const char* vfio_protocol_name(VfioProtocol p) { return p == VfioProtocol::kV1 ? "v1" : "v2"; }
+const char* vfio_protocol_name(VfioProtocol p) {
+  switch (p) {
+    case VfioProtocol::kAuto: return "auto";
+    case VfioProtocol::kV1: return "v1";
+    case VfioProtocol::kV2: return "v2";
+  }
+  return "?";
+}
 
 Result<VfioProtocol> parse_vfio_protocol(std::string_view text) {
+  if (text == "auto") return VfioProtocol::kAuto;
   if (text == "v1") return VfioProtocol::kV1;
   if (text == "v2") return VfioProtocol::kV2;
-  return Error::make(EINVAL, "parse --protocol", "'" + std::string(text) + "' (want v1 or v2)");
+  return Error::make(EINVAL, "parse --protocol", "'" + std::string(text) + "' (want auto, v1 or v2)");
+}
+
+Result<uint32_t> qemu_version(const std::string& binary) {
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) return Error::from_errno("pipe", binary);
+  UniqueFd rd(out[0]), wr(out[1]);
+  const pid_t pid = ::fork();
+  if (pid < 0) return Error::from_errno("fork", binary);
+  if (pid == 0) {
+    ::dup2(wr.get(), 1);
+    ::execlp(binary.c_str(), binary.c_str(), "--version", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  wr.reset();
+  std::string text;
+  char buf[512];
+  for (ssize_t n; (n = ::read(rd.get(), buf, sizeof buf)) != 0;) {
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+    return Error::make(ENOEXEC, "run", binary + " --version: " + describe_wait_status(st));
+  // "QEMU emulator version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)"
+  unsigned major = 0, minor = 0;
+  const auto at = text.find("version ");
+  if (at == std::string::npos || std::sscanf(text.c_str() + at, "version %u.%u", &major, &minor) != 2)
+    return Error::make(EPROTO, "parse", binary + " --version: '" + text.substr(0, 120) + "'");
+  return major * 100 + minor;
+}
+
+Result<VfioProtocol> vfio_protocol_for(uint32_t version) {
+  if (version < 800) return VfioProtocol::kV1;
+  if (version >= 801) return VfioProtocol::kV2;
+  return Error::make(ENOTSUP, "VFIO migration protocol",
+                     "QEMU 8.0 (v2 without pre-copy behind x-enable-migration) is not supported; use 7.2 or >= 8.1");
+}
+
+Result<VfioProtocol> resolve_vfio_protocol(VfioProtocol p, const std::string& binary) {
+  if (p != VfioProtocol::kAuto) return p;
+  return vfio_protocol_for(MDEVMIG_TRY(qemu_version(binary)));
 }
 
 std::vector<std::string> QemuConfig::argv() const {

@@ -21,12 +21,22 @@ namespace mdevmig::qemu {
 /// The VFIO migration protocol the QEMU speaks, which decides how migration is
 /// switched on for vfio-pci.
 enum class VfioProtocol {
-  kV1,  ///< QEMU <= 7.2: the v1 migration region, `x-enable-migration=on`
-  kV2,  ///< QEMU >= 8.1: the v2 data_fd, `enable-migration=on`
+  kAuto,  ///< decided from the QEMU binary's version (resolve_vfio_protocol)
+  kV1,    ///< QEMU <= 7.2: the v1 migration region, `x-enable-migration=on`
+  kV2,    ///< QEMU >= 8.1: the v2 data_fd, `enable-migration=on`
 };
 
 [[nodiscard]] const char* vfio_protocol_name(VfioProtocol p);
+/// "auto", "v1" or "v2".
 [[nodiscard]] Result<VfioProtocol> parse_vfio_protocol(std::string_view text);
+
+/// A QEMU version as major * 100 + minor (10.0.13 -> 1000), from `binary --version`.
+[[nodiscard]] Result<uint32_t> qemu_version(const std::string& binary);
+/// The protocol of a QEMU of `version` (major * 100 + minor): v1 up to 7.2, v2 from 8.1.
+/// 8.0 (v2 behind the experimental x-enable-migration, no pre-copy) is refused.
+[[nodiscard]] Result<VfioProtocol> vfio_protocol_for(uint32_t version);
+/// `p` itself, or for kAuto the protocol of `binary`.
+[[nodiscard]] Result<VfioProtocol> resolve_vfio_protocol(VfioProtocol p, const std::string& binary);
 
 /// One QEMU's configuration.
 struct QemuConfig {
@@ -35,7 +45,7 @@ struct QemuConfig {
   uint32_t mem_mb = 128;
   std::string mdev_uuid;         ///< the instance given to the VM as vfio-pci
   std::string pci_addr = "0x3";  ///< slot of the vfio-pci function on bus 0
-  VfioProtocol protocol = VfioProtocol::kV1;
+  VfioProtocol protocol = VfioProtocol::kV1;  ///< resolved: kV1 or kV2
   std::optional<std::string> incoming;  ///< "-incoming" value ("defer", "unix:...")
   std::string dir;                      ///< where the sockets and the log go
   std::string name;                     ///< "src", "dst": names the sockets and the log

@@ -18,7 +18,7 @@ namespace mdevmig::qemu {
 /// What every VM of a run shares.
 struct VmSpec {
   std::string qemu_binary = "qemu-system-x86_64";
-  VfioProtocol protocol = VfioProtocol::kV1;
+  VfioProtocol protocol = VfioProtocol::kAuto;  ///< Harness::create resolves kAuto
   uint32_t mem_mb = 128;
   std::string dir;   ///< work directory: sockets, logs, the BIOS
   std::string bios;  ///< HLT-only BIOS (written by the harness)

@@ -196,6 +196,26 @@ TEST(Parsing, NamesRoundTrip) {
   EXPECT_FALSE(parse_irq_mode("msix").ok());
   EXPECT_EQ(parse_vfio_protocol("v2").value_or(VfioProtocol::kV1), VfioProtocol::kV2);
   EXPECT_FALSE(parse_vfio_protocol("v3").ok());
+  EXPECT_EQ(parse_vfio_protocol("auto").value_or(VfioProtocol::kV1), VfioProtocol::kAuto);
+}
+
+TEST(VfioProtocol, FollowsTheQemuVersion) {
+  EXPECT_EQ(vfio_protocol_for(702).value_or(VfioProtocol::kAuto), VfioProtocol::kV1);
+  EXPECT_EQ(vfio_protocol_for(801).value_or(VfioProtocol::kAuto), VfioProtocol::kV2);
+  EXPECT_EQ(vfio_protocol_for(1101).value_or(VfioProtocol::kAuto), VfioProtocol::kV2);
+  auto eight = vfio_protocol_for(800);
+  ASSERT_FALSE(eight.ok());
+  EXPECT_EQ(eight.error().errnum, ENOTSUP);
+  // The installed QEMU (setup installs it) reports its version; auto follows it.
+  auto v = qemu_version("qemu-system-x86_64");
+  ASSERT_TRUE(v.ok()) << v.error().message();
+  EXPECT_GE(*v, 702u);
+  EXPECT_EQ(resolve_vfio_protocol(VfioProtocol::kAuto, "qemu-system-x86_64").value_or(VfioProtocol::kAuto),
+            vfio_protocol_for(*v).value_or(VfioProtocol::kAuto));
+  EXPECT_EQ(resolve_vfio_protocol(VfioProtocol::kV1, "/nonexistent/qemu").value_or(VfioProtocol::kAuto),
+            VfioProtocol::kV1);
+  EXPECT_FALSE(qemu_version("/nonexistent/qemu").ok());
+  EXPECT_FALSE(qemu_version("true").ok()) << "no version text";
 }
 
 TEST(QemuConfig, ProtocolDecidesHowMigrationIsEnabled) {

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# QEMU live migration of a VM with an mdevmig device, figures from query-migrate: total
+# time, downtime, RAM and device bytes per phase, for 64 MiB and 256 MiB of device memory
+# at several BAR2 dirty rates (BENCHMARKS.md, "QEMU end to end"). Runs inside the lab,
+# with whatever QEMU the lab root has (7.2 on bookworm: v1; 10.0 on trixie: v2):
+#   tools/lab/lab.sh --name bench_qemu --mem 3G --timeout 1800 --kmod-dir build/dev/kmod -- \
+#       tests/bench/qemu/qemu_migrate_bench.sh build/dev/tools/cli/mdevmig [RUNS] [EXTRA qemu-migrate ARGS...]
+# Prints one row per run and the rows as JSON lines at the end.
+set -euo pipefail
+[ "${MDEVMIG_LAB:-}" = 1 ] || { echo "run me inside the lab (tools/lab/lab.sh)" >&2; exit 2; }
+bin=$(realpath "$1")
+runs=${2:-2}
+shift $(($# >= 2 ? 2 : $#))
+extra=("$@")
+modprobe -a vfio vfio_iommu_type1 mdev
+insmod "$MDEVMIG_KO"
+for mb in 64 256 256; do echo "$mb" > /sys/class/mdevmig/sim_add; done
+# The default parent is 64 MiB: with the one added above, two 64 MiB "full" instances;
+# the two 256 MiB parents give two 256 MiB ones.
+parents_of() {
+  for p in /sys/class/mdev_bus/mdevmig_sim*; do
+    [ "$(cat "$p/mdev_supported_types/mdevmig-full/available_instances")" = 1 ] || continue
+    size=$(sed -n 's/.* \([0-9]*\) MiB.*/\1/p' "$p/mdev_supported_types/mdevmig-full/description" | head -n1)
+    [ "$size" = "$1" ] && basename "$p"
+  done
+}
+mk() {
+  local u
+  u=$(cat /proc/sys/kernel/random/uuid)
+  echo "$u" > "/sys/class/mdev_bus/$1/mdev_supported_types/mdevmig-full/create"
+  echo "$u"
+}
+qemu=$(qemu-system-x86_64 --version | head -n1)
+echo "kernel $(uname -r); $qemu; extra args: ${extra[*]:-none}"
+rows=()
+printf '%-8s %-6s %-3s %-6s %-8s %-9s %-8s %-7s %-9s %-9s %-9s %-9s %-8s %-8s\n' \
+  device writes run proto passes total_ms down_ms dirty/s ram_pre ram_down dev_pre dev_down ram_MB/s dev_MB/s
+for mb in 64 256; do
+  mapfile -t ps < <(parents_of "$mb")
+  [ "${#ps[@]}" -ge 2 ] || { echo "no two free $mb MiB parents" >&2; exit 1; }
+  a=$(mk "${ps[0]}")
+  b=$(mk "${ps[1]}")
+  for writes in 0 200 1000; do
+    for run in $(seq 1 "$runs"); do
+      out=$("$bin" qemu-migrate --src "$a" --dst "$b" --writes "$writes" --dma 10 --passes 1 \
+        --bandwidth 1G --downtime 300 --warmup 300 --after 200 --json "${extra[@]}" 2>/dev/null) || {
+        echo "run failed: $mb MiB, $writes writes/s, run $run" >&2
+        exit 1
+      }
+      row=$(python3 - "$mb" "$writes" "$run" "$out" <<'PY'
+import json, sys
+mb, writes, run, r = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+m = r["migration"]
+ram, wire = m["ram"], m["wire"]
+total_s = m["total_ms"] / 1000 or 1e-9
+ram_pre, ram_down = ram["precopy_bytes"], ram["downtime_bytes"]
+dev_pre = max(wire["precopy_bytes"] - ram_pre, 0)
+dev_down = max(wire["downtime_bytes"] - ram_down, 0)
+w = r["workload"]
+dirty = w["bar2_writes"] / w["seconds"] if w["seconds"] else 0
+MiB = 2**20
+print(json.dumps({"device_mib": int(mb), "writes": int(writes), "run": int(run), "protocol": r["qemu"]["protocol"],
+    "passes": len(m["passes"]), "device_iterations": m["device"]["precopy_iterations"], "total_ms": m["total_ms"],
+    "downtime_ms": m["downtime_ms"], "dirty_pages_per_s": round(dirty, 1), "ram_precopy_mib": ram_pre / MiB,
+    "ram_downtime_mib": ram_down / MiB, "device_precopy_mib": dev_pre / MiB, "device_downtime_mib": dev_down / MiB,
+    "ram_mb_s": (ram_pre + ram_down) / 1e6 / total_s, "device_mb_s": (dev_pre + dev_down) / 1e6 / total_s,
+    "verified": r["ok"]}))
+PY
+)
+      rows+=("$row")
+      python3 - "$row" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+print(f'{str(r["device_mib"])+"MiB":<8} {r["writes"]:<6} {r["run"]:<3} {r["protocol"]:<6} {r["passes"]:<8} '
+      f'{r["total_ms"]:<9.0f} {r["downtime_ms"]:<8.0f} {r["dirty_pages_per_s"]:<7.0f} {r["ram_precopy_mib"]:<9.1f} '
+      f'{r["ram_downtime_mib"]:<9.2f} {r["device_precopy_mib"]:<9.1f} {r["device_downtime_mib"]:<9.2f} '
+      f'{r["ram_mb_s"]:<8.1f} {r["device_mb_s"]:<8.1f}{"" if r["verified"] else "  NOT VERIFIED"}')
+PY
+    done
+  done
+  echo 1 > "/sys/bus/mdev/devices/$a/remove"
+  echo 1 > "/sys/bus/mdev/devices/$b/remove"
+done
+printf '%s\n' "${rows[@]}"
+rmmod mdevmig
