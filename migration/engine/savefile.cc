@@ -4,11 +4,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
-#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
-#define XXH_DISPATCH_DISABLE_REPLACE
-#include <xxh_x86dispatch.h>
-#define MDEVMIG_XXH3_DISPATCH 1
-#endif
 
 #include <algorithm>
 #include <chrono>
@@ -43,31 +38,6 @@ std::shared_ptr<void> new_xxh3() {
   return std::shared_ptr<void>(st, [](void* p) { XXH3_freeState(static_cast<XXH3_state_t*>(p)); });
 }
 
-#ifdef MDEVMIG_XXH3_DISPATCH
-__attribute__((target("avx"))) void zero_upper() { __builtin_ia32_vzeroupper(); }
-bool has_avx() {
-  static const bool avx = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx") != 0;
-  }();
-  return avx;
-}
-#endif
-
-// XXH3 of bulk data with the widest vector unit the CPU has (libxxhash's x86 dispatcher:
-// AVX2/AVX-512 where present; the same values as XXH3_64bits).
-uint64_t xxh3_bulk(std::span<const std::byte> data) {
-#ifdef MDEVMIG_XXH3_DISPATCH
-  const uint64_t h = XXH3_64bits_dispatch(data.data(), data.size());
-  // The dispatched AVX2/AVX-512 code leaves the upper vector state dirty, which makes
-  // every later SSE instruction of the process slow (measured: the SSE2 XXH3 of the
-  // verify pass at a third of its speed): clear it.
-  if (has_avx()) zero_upper();
-  return h;
-#else
-  return XXH3_64bits(data.data(), data.size());
-#endif
-}
 
 Error corrupt(std::string op, std::string what) {
   return Error::make(schema::kCorruptErrno, std::move(op), std::move(what));
@@ -201,7 +171,7 @@ void FileScanner::rewind() {
 Result<std::span<const std::byte>> FileScanner::reread(const ChunkInfo& c) const {
   MDEVMIG_CHECK(c.file_offset <= file_.size() && c.bytes <= file_.size() - c.file_offset);
   const auto data = file_.subspan(c.file_offset, c.bytes);
-  if (xxh3_bulk(data) != c.xxh3) {
+  if (schema::bulk_xxh3(data) != c.xxh3) {
     return corrupt("read save file", name_ + ": chunk " + std::to_string(c.seq) +
                                          " changed since it was verified (file byte " +
                                          std::to_string(c.file_offset) + ")");

@@ -265,6 +265,10 @@ struct ChunkHead {
 /// `pad` zero bytes, for after a chunk head's data.
 [[nodiscard]] std::span<const std::byte> zero_pad(std::size_t pad);
 
+/// XXH3-64 of bulk data with the widest vector unit the CPU has (libxxhash's x86
+/// dispatcher: AVX2/AVX-512 where present); the same value as XXH3_64bits.
+[[nodiscard]] uint64_t bulk_xxh3(std::span<const std::byte> data);
+
 /// Adds a frame to a running XXH3 of frames (the trailer's framesXxh3), leaving out the
 /// chunk data inside it (`data`, a subspan of `frame`, already covered by the chunk's own
 /// XXH3): every other byte, unused bits and padding included, is covered once.
