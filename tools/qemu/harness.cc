@@ -302,7 +302,7 @@ Result<RoundReport> Harness::migrate(std::size_t dst_instance, const MigrationPl
       // The source stopped at the end of the save and is still there: resume it.
       rep.dst_end = wait_exit(*dst, 15s, rep.problems);
       dst.reset();
-      MDEVMIG_TRY(src.qmp().execute("cont"));
+      MDEVMIG_TRY(src.resume());
     }
   }
   say(std::string("survivor: ") + survivor_name(rep.survivor));
@@ -377,8 +377,7 @@ Result<void> Harness::checkpoint() {
   MDEVMIG_TRY(vm.qmp().execute("migrate", {{"uri", "exec:cat > " + checkpoint_file_}}));
   std::string st = MDEVMIG_TRY(wait_migration_end(vm, 120s));
   if (st != "completed") return Error::make(EIO, "checkpoint of " + vm.name(), "migration " + st);
-  MDEVMIG_TRY(vm.qmp().execute("cont"));
-  MDEVMIG_TRY(vm.wait_run_state("running", 30s));
+  MDEVMIG_TRY(vm.resume());
   checkpoint_driver_ = *driver_;
   say("checkpoint saved to " + checkpoint_file_);
   return ok();

@@ -56,6 +56,19 @@ Result<void> Vm::wait_run_state(const std::string& state, std::chrono::milliseco
   }
 }
 
+Result<void> Vm::resume(std::chrono::milliseconds timeout) {
+  // A migration reports "completed" a moment before the VM leaves finish-migrate, and
+  // QEMU refuses `cont` until it has (QEMU 11: "Migration is not finalized yet").
+  Deadline until = deadline_in(timeout);
+  for (std::string st = MDEVMIG_TRY(run_state()); st == "finish-migrate"; st = MDEVMIG_TRY(run_state())) {
+    if (Clock::now() >= until)
+      return Error::make(ETIMEDOUT, "resume VM " + name_, "still in finish-migrate after the migration ended");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  MDEVMIG_TRY(qmp_->execute("cont"));
+  return wait_run_state("running", timeout);
+}
+
 std::string Vm::quit(std::chrono::milliseconds timeout) {
   if (!proc_ || !proc_->running()) return proc_ ? describe_wait_status(proc_->exit_status().value_or(-1)) : "gone";
   qtest_.reset();

@@ -46,6 +46,9 @@ class Vm {
   [[nodiscard]] Result<std::string> run_state();
   /// Waits until run_state() is `state`.
   [[nodiscard]] Result<void> wait_run_state(const std::string& state, std::chrono::milliseconds timeout);
+  /// Runs a VM that a migration left stopped (`cont` once it is out of finish-migrate)
+  /// and waits until it runs.
+  [[nodiscard]] Result<void> resume(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   /// QMP quit, then SIGKILL if it has not exited within `timeout`. Returns how it ended.
   std::string quit(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   /// SIGKILL now.
