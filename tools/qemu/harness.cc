@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -180,6 +181,13 @@ Result<Verification> Harness::boot(std::size_t instance) {
     Error e = std::move(r).error();
     e.add_context("bringing up the device in " + vm.name() + " (QEMU log: " + vm.process().log_tail(300) + ")");
     return e;
+  }
+  if (options_.guest_fill_mb) {
+    // From 8 MiB (above every driver buffer) up to the MSI page at most.
+    const uint64_t start = 8ull << 20;
+    const uint64_t len = std::min<uint64_t>(uint64_t{options_.guest_fill_mb} << 20, layout::kMsi - start);
+    MDEVMIG_TRY(qt->memset(start, len, 0xa5));
+    say("guest RAM filled: " + std::to_string(len >> 20) + " MiB from " + std::to_string(start >> 20) + " MiB");
   }
   say("device up: " + std::to_string(mem >> 20) + " MiB of device memory, " + irq_mode_name(options_.irq) +
       (options_.irq == IrqMode::kIntx ? " on IOAPIC input " + std::to_string(driver_->intx_line()) : ""));

@@ -27,6 +27,9 @@ struct HarnessOptions {
   WorkloadRates rates;
   uint64_t seed = 1;
   uint32_t sample_pages = 16;  ///< BAR2 pages compared byte for byte per verification
+  /// MiB of guest RAM above the driver's buffers filled with a non-zero byte at boot, so
+  /// that migration moves real RAM pages (an idle guest's zero pages cost QEMU ~nothing).
+  uint32_t guest_fill_mb = 0;
   bool keep_dir = false;       ///< keep logs and sockets (the path is in the report)
   LogFn log;
 };

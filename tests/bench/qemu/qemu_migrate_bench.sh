@@ -6,6 +6,9 @@
 #   tools/lab/lab.sh --name bench_qemu --mem 3G --timeout 1800 --kmod-dir build/dev/kmod -- \
 #       tests/bench/qemu/qemu_migrate_bench.sh build/dev/tools/cli/mdevmig [RUNS] [EXTRA qemu-migrate ARGS...]
 # Prints one row per run and the rows as JSON lines at the end.
+# Optional: MDEVMIG_BENCH_SIZES="64" and MDEVMIG_BENCH_WRITES="200" narrow the sweep
+# (defaults "64 256" and "0 200 1000"); MDEVMIG_BENCH_RAW_DIR=DIR keeps each run's
+# qemu-migrate --json report there as <MiB>-<writes>-<run>.json.
 set -euo pipefail
 [ "${MDEVMIG_LAB:-}" = 1 ] || { echo "run me inside the lab (tools/lab/lab.sh)" >&2; exit 2; }
 bin=$(realpath "$1")
@@ -21,7 +24,7 @@ parents_of() {
   for p in /sys/class/mdev_bus/mdevmig_sim*; do
     [ "$(cat "$p/mdev_supported_types/mdevmig-full/available_instances")" = 1 ] || continue
     size=$(sed -n 's/.* \([0-9]*\) MiB.*/\1/p' "$p/mdev_supported_types/mdevmig-full/description" | head -n1)
-    [ "$size" = "$1" ] && basename "$p"
+    if [ "$size" = "$1" ]; then basename "$p"; fi
   done
 }
 mk() {
@@ -30,26 +33,33 @@ mk() {
   echo "$u" > "/sys/class/mdev_bus/$1/mdev_supported_types/mdevmig-full/create"
   echo "$u"
 }
+tmp=$(mktemp)
+trap 'rm -f "$tmp"' EXIT
 qemu=$(qemu-system-x86_64 --version | head -n1)
 echo "kernel $(uname -r); $qemu; extra args: ${extra[*]:-none}"
 rows=()
-printf '%-8s %-6s %-3s %-6s %-8s %-9s %-8s %-7s %-9s %-9s %-9s %-9s %-8s %-8s\n' \
-  device writes run proto passes total_ms down_ms dirty/s ram_pre ram_down dev_pre dev_down ram_MB/s dev_MB/s
-for mb in 64 256; do
-  mapfile -t ps < <(parents_of "$mb")
+printf '%-8s %-6s %-3s %-6s %-6s %-6s %-9s %-8s %-7s %-9s %-9s %-9s %-9s %-9s %-8s %-8s\n' \
+  device writes run proto iters syncs total_ms down_ms dirty/s ram_pre ram_down dev_pre dev_down dev_total ram_MB/s dev_MB/s
+for mb in ${MDEVMIG_BENCH_SIZES:-64 256}; do
+  ps=($(parents_of "$mb"))
   [ "${#ps[@]}" -ge 2 ] || { echo "no two free $mb MiB parents" >&2; exit 1; }
   a=$(mk "${ps[0]}")
   b=$(mk "${ps[1]}")
-  for writes in 0 200 1000; do
+  for writes in ${MDEVMIG_BENCH_WRITES:-0 200 1000}; do
     for run in $(seq 1 "$runs"); do
       out=$("$bin" qemu-migrate --src "$a" --dst "$b" --writes "$writes" --dma 10 --passes 1 \
         --bandwidth 1G --downtime 300 --warmup 300 --after 200 --json "${extra[@]}" 2>/dev/null) || {
         echo "run failed: $mb MiB, $writes writes/s, run $run" >&2
         exit 1
       }
-      row=$(python3 - "$mb" "$writes" "$run" "$out" <<'PY'
+      [ -z "${MDEVMIG_BENCH_RAW_DIR:-}" ] || printf '%s\n' "$out" > "$MDEVMIG_BENCH_RAW_DIR/$mb-$writes-$run.json"
+      # The report goes through a file: with many passes it outgrows one argument.
+      printf '%s' "$out" > "$tmp"
+      row=$(python3 - "$mb" "$writes" "$run" "$tmp" <<'PY'
 import json, sys
-mb, writes, run, r = sys.argv[1], sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
+mb, writes, run = sys.argv[1], sys.argv[2], sys.argv[3]
+with open(sys.argv[4]) as f:
+    r = json.load(f)
 m = r["migration"]
 ram, wire = m["ram"], m["wire"]
 total_s = m["total_ms"] / 1000 or 1e-9
@@ -60,7 +70,8 @@ w = r["workload"]
 dirty = w["bar2_writes"] / w["seconds"] if w["seconds"] else 0
 MiB = 2**20
 print(json.dumps({"device_mib": int(mb), "writes": int(writes), "run": int(run), "protocol": r["qemu"]["protocol"],
-    "passes": len(m["passes"]), "device_iterations": m["device"]["precopy_iterations"], "total_ms": m["total_ms"],
+    "ram_dirty_syncs": ram["dirty_syncs"], "device_iterations": m["device"]["precopy_iterations"],
+    "device_total_mib": m["device"]["bytes"] / MiB, "total_ms": m["total_ms"],
     "downtime_ms": m["downtime_ms"], "dirty_pages_per_s": round(dirty, 1), "ram_precopy_mib": ram_pre / MiB,
     "ram_downtime_mib": ram_down / MiB, "device_precopy_mib": dev_pre / MiB, "device_downtime_mib": dev_down / MiB,
     "ram_mb_s": (ram_pre + ram_down) / 1e6 / total_s, "device_mb_s": (dev_pre + dev_down) / 1e6 / total_s,
@@ -71,9 +82,11 @@ PY
       python3 - "$row" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
-print(f'{str(r["device_mib"])+"MiB":<8} {r["writes"]:<6} {r["run"]:<3} {r["protocol"]:<6} {r["passes"]:<8} '
+print(f'{str(r["device_mib"])+"MiB":<8} {r["writes"]:<6} {r["run"]:<3} {r["protocol"]:<6} {r["device_iterations"]:<6} '
+      f'{r["ram_dirty_syncs"]:<6} '
       f'{r["total_ms"]:<9.0f} {r["downtime_ms"]:<8.0f} {r["dirty_pages_per_s"]:<7.0f} {r["ram_precopy_mib"]:<9.1f} '
       f'{r["ram_downtime_mib"]:<9.2f} {r["device_precopy_mib"]:<9.1f} {r["device_downtime_mib"]:<9.2f} '
+      f'{r["device_total_mib"]:<9.1f} '
       f'{r["ram_mb_s"]:<8.1f} {r["device_mb_s"]:<8.1f}{"" if r["verified"] else "  NOT VERIFIED"}')
 PY
     done
