@@ -27,9 +27,9 @@ profile_root() {
 profile_unmount() {
   local root=$1 top
   top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  umount "$root/proc" 2>/dev/null
-  umount "$root$top" 2>/dev/null
-  return 0
+  # (|| true: callers may run under set -e, which applies inside their EXIT trap too)
+  umount "$root/proc" 2>/dev/null || true
+  umount "$root$top" 2>/dev/null || true
 }
 
 # Runs the bash command line CMD inside ROOT, in the project directory, which is
