@@ -2,6 +2,7 @@
 // qtest-driven guest keeps the device busy, and the harness verifies the destination
 // (or the file restored into a fresh QEMU): device memory, registers, DMA-written guest
 // RAM, the queue going on where it stopped, interrupts.
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 #include <span>
@@ -62,6 +63,9 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   a.option("workdir", "DIR", "sockets, logs and files (default: a temporary directory, removed)");
   a.option("qemu-args", "ARGS", "extra QEMU arguments, space-separated (e.g. \"-trace vfio_*\")");
   a.flag("switchover-ack", "QEMU >= 8.1: switch over only once the destination loaded the device's initial data");
+  a.option("multifd", "N",
+           "QEMU >= 10.0, --transport unix: N multifd channels (0: off); RAM and the device's stop-copy data go over them",
+           "0");
   a.flag("keep", "keep the work directory");
   a.flag("verbose", "log each step on stderr");
   a.flag("json", "print the report as JSON");
@@ -93,11 +97,15 @@ int run_qemu_migrate(std::span<const char* const> argv) {
     auto at = a.get_double("fault-at");
     auto mem = a.get_uint("guest-mem");
     auto seed = a.get_uint("seed");
-    for (const Result<uint64_t>* r : {&bw, &downtime, &passes, &delay, &w, &af, &mem, &seed})
+    auto multifd = a.get_uint("multifd");
+    for (const Result<uint64_t>* r : {&bw, &downtime, &passes, &delay, &w, &af, &mem, &seed, &multifd})
       if (!*r) return fail(r->error());
     for (const Result<double>* r : {&writes, &dma, &at})
       if (!*r) return fail(r->error());
     if (*at <= 0 || *at >= 1) return fail(Error::make(EINVAL, "usage", "--fault-at wants a fraction in (0, 1)"));
+    if (*multifd > 255) return fail(Error::make(EINVAL, "usage", "--multifd wants 0 to 255 channels"));
+    if (*multifd > 0 && transport != "unix")
+      return fail(Error::make(EINVAL, "usage", "--multifd needs --transport unix (QEMU saves to a file on one channel)"));
     opt.vm.qemu_binary = *a.get("qemu-binary");
     opt.vm.protocol = *proto;
     opt.vm.mem_mb = static_cast<uint32_t>(*mem);
@@ -125,6 +133,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
     plan.fault = *fault;
     plan.fault_point = *at;
     plan.switchover_ack = a.has("switchover-ack");
+    plan.multifd_channels = static_cast<uint32_t>(*multifd);
     warmup = *w;
     after = *af;
   }
@@ -146,6 +155,10 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   auto h = qemu::Harness::create(opt, std::move(inst));
   if (!h) return report_error(kCmd, h.error());
   opt.vm.protocol = (*h)->options().vm.protocol;
+  if (plan.multifd_channels > 0 && opt.vm.protocol == qemu::VfioProtocol::kV1)
+    return report_error(kCmd, Error::make(ENOTSUP, "--multifd",
+                                          "multifd device-state transfer needs QEMU >= 10.0 (VFIO migration v2); " +
+                                              opt.vm.qemu_binary + " speaks VFIO migration v1"));
   auto boot = (*h)->boot(0);
   if (!boot) return report_error(kCmd, boot.error());
   if (!boot->ok()) {
@@ -175,6 +188,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
     j["qemu"] = {{"binary", opt.vm.qemu_binary}, {"protocol", qemu::vfio_protocol_name(opt.vm.protocol)}};
     j["irq"] = qemu::irq_mode_name(opt.irq);
     j["switchover_ack"] = plan.switchover_ack;
+    j["multifd_channels"] = plan.multifd_channels;
     j["after"] = again ? json{{"ok", again->ok()}, {"seq", again->descs}, {"irq_delivered", again->irq_delivered},
                               {"mismatches", again->mismatches}}
                        : json(nullptr);
@@ -196,6 +210,13 @@ int run_qemu_migrate(std::span<const char* const> argv) {
               round->workload.bar2_writes, round->workload.descs, round->workload.scratch, round->workload.irqs,
               qemu::irq_mode_name(opt.irq), round->workload.seconds);
   std::printf("migration\n%s", qemu::migration_summary(m).c_str());
+  if (plan.multifd_channels > 0)
+    std::printf("multifd      %u channels: %u connections, %s of %s on the main one; device data %s over multifd "
+                "(stop-copy %s)\n",
+                plan.multifd_channels, m.wire_connections, qemu::format_bytes(static_cast<double>(m.wire_main_bytes)).c_str(),
+                qemu::format_bytes(static_cast<double>(m.wire_bytes)).c_str(),
+                qemu::format_bytes(static_cast<double>(m.device_bytes - std::min(m.device_bytes, m.device_main_bytes))).c_str(),
+                qemu::format_bytes(static_cast<double>(m.device_downtime_bytes)).c_str());
   if (!m.passes.empty()) {
     std::printf("pre-copy     device passes (dirty pages: what its tracker collected; p = 4 KiB pages)\n%s",
                 qemu::device_pass_table(m, src_mem).c_str());

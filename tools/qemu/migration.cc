@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "tools/qemu/codec.h"
@@ -29,6 +30,30 @@ uint64_t file_size(const std::string& path) {
 
 uint64_t sysfs_number(const Result<std::string>& text) {
   return text ? parse_c_uint(*text).value_or(0) : 0;
+}
+
+// Multifd device state (hw/vfio/migration-multifd.c) came with QEMU 10.0; before it a
+// VFIO device's state went over the main channel only, and 7.2 speaks VFIO migration v1.
+constexpr uint64_t kMultifdDeviceStateVersion = 1000;  // major * 100 + minor
+
+Result<void> check_multifd(Vm& src, const MigrationPlan& plan) {
+  if (plan.multifd_channels == 0) return {};
+  if (plan.transport != Transport::kUnix)
+    return Error::make(EINVAL, "migration plan", "multifd needs a live migration over a socket (not to a file)");
+  if (plan.multifd_channels > 255)
+    return Error::make(EINVAL, "migration plan", "multifd-channels goes up to 255, not " +
+                                                     std::to_string(plan.multifd_channels));
+  json v = MDEVMIG_TRY(src.qmp().execute("query-version"));
+  const json q = v.value("qemu", json::object());
+  const uint64_t version = num(q, "major") * 100 + num(q, "minor");
+  if (version < kMultifdDeviceStateVersion)
+    return Error::make(ENOTSUP, "migration plan",
+                       "multifd device-state transfer needs QEMU >= 10.0; this QEMU is " +
+                           std::to_string(num(q, "major")) + "." + std::to_string(num(q, "minor")) + "." +
+                           std::to_string(num(q, "micro")) +
+                           (version < 800 ? " (VFIO migration v1: the device's state goes over the main channel only)"
+                                          : ""));
+  return {};
 }
 
 }  // namespace
@@ -74,10 +99,15 @@ json MigrationOutcome::to_json() const {
           {"ram", {{"total", ram_total}, {"transferred", ram_transferred}, {"precopy_bytes", ram_precopy_bytes},
                    {"downtime_bytes", ram_downtime_bytes}, {"dirty_syncs", ram_dirty_syncs},
                    {"normal_pages", ram_normal_pages}, {"zero_pages", ram_zero_pages}}},
+          {"multifd_channels", multifd_channels},
           {"wire", {{"bytes", wire_bytes}, {"precopy_bytes", wire_precopy_bytes},
-                    {"downtime_bytes", wire_downtime_bytes}}},
+                    {"downtime_bytes", wire_downtime_bytes}, {"connections", wire_connections},
+                    {"main_bytes", wire_main_bytes}}},
           {"device", {{"bytes", device_bytes}, {"precopy_iterations", device_iterations},
-                      {"dirty_pages_last_pass", device_dirty_last_pass}}},
+                      {"dirty_pages_last_pass", device_dirty_last_pass}, {"precopy_bytes", device_precopy_bytes},
+                      {"downtime_bytes", device_downtime_bytes}, {"main_channel_bytes", device_main_bytes},
+                      {"multifd_bytes", device_bytes > device_main_bytes && wire_connections > 1
+                                            ? device_bytes - device_main_bytes : 0}}},
           {"passes", passes_j}};
 }
 
@@ -91,6 +121,8 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
   out.fault = plan.fault;
   const bool unix = plan.transport == Transport::kUnix;
   MDEVMIG_CHECK(unix == (dst != nullptr), "a unix migration needs a destination, a file one none");
+  MDEVMIG_TRY(check_multifd(src, plan));
+  out.multifd_channels = plan.multifd_channels;
   const uint64_t device_bytes_before = sysfs_number(src_instance.migration_field("bytes_sent"));
 
   // Pre-copy must go on until the harness says otherwise: a tiny downtime-limit.
@@ -113,9 +145,16 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
     src_caps.push_back(cap("switchover-ack", true));
     dst_caps.push_back(cap("switchover-ack", true));
   }
+  // Set on every run: a VM migrated before keeps its capabilities.
+  src_caps.push_back(cap("multifd", plan.multifd_channels > 0));
+  dst_caps.push_back(cap("multifd", plan.multifd_channels > 0));
   MDEVMIG_TRY(src.qmp().execute("migrate-set-capabilities", {{"capabilities", src_caps}}));
+  if (plan.multifd_channels > 0)
+    MDEVMIG_TRY(src.qmp().execute("migrate-set-parameters", {{"multifd-channels", plan.multifd_channels}}));
   if (unix) {
     MDEVMIG_TRY(dst->qmp().execute("migrate-set-capabilities", {{"capabilities", dst_caps}}));
+    if (plan.multifd_channels > 0)
+      MDEVMIG_TRY(dst->qmp().execute("migrate-set-parameters", {{"multifd-channels", plan.multifd_channels}}));
     const std::string dst_path = dir + "/" + dst->name() + ".mig";
     MDEVMIG_TRY(dst->qmp().execute("migrate-incoming", {{"uri", "unix:" + dst_path}}));
     auto pf = MigrationProxy::Fault::kNone;
@@ -245,6 +284,11 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
     if (plan.fault == FaultKind::kCorrupt || plan.fault == FaultKind::kTruncate) out.fault_fired = proxy->fault_fired();
   }
   out.wire_bytes = wire();
+  if (proxy) {
+    out.wire_connections = proxy->connections();
+    out.wire_main_bytes = proxy->bytes_forward_main();
+    out.device_main_bytes = proxy->device_data_main();
+  }
 
   if (out.status != "source-killed") {
     // QEMU sets "completed" a moment before it fills in total-time and downtime.
@@ -266,6 +310,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
     out.ram_normal_pages = num(ram, "normal");
     out.ram_zero_pages = num(ram, "duplicate");
     // Split the wire bytes at the moment the source stopped (its STOP event).
+    bool stopped_at_known = false;
     (void)src.qmp().poll();
     if (auto stop = src.qmp().peek_event("STOP"); stop && stop->timestamp >= wall0 - 0.5) {
       auto points = proxy ? proxy->timeline() : samples;
@@ -274,10 +319,17 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
         if (p.wall <= stop->timestamp) before = p.bytes;
       out.wire_precopy_bytes = before;
       out.wire_downtime_bytes = out.wire_bytes - before;
+      if (proxy) {
+        for (const auto& p : proxy->device_timeline())
+          if (p.wall <= stop->timestamp) out.device_precopy_bytes = p.bytes;
+        stopped_at_known = true;
+      }
     } else {
       out.wire_precopy_bytes = out.wire_bytes;
     }
     out.device_bytes = sysfs_number(src_instance.migration_field("bytes_sent")) - device_bytes_before;
+    if (stopped_at_known)
+      out.device_downtime_bytes = out.device_bytes - std::min(out.device_bytes, out.device_precopy_bytes);
     out.device_iterations = sysfs_number(src_instance.migration_field("precopy_iterations"));
     out.device_dirty_last_pass = sysfs_number(src_instance.migration_field("dirty_pages_last_pass"));
   }

@@ -50,6 +50,12 @@ struct MigrationPlan {
   /// path): the source switches over only once the destination has loaded the device's
   /// initial data (PRE_COPY's initial_bytes).
   bool switchover_ack = false;
+  /// kUnix, QEMU >= 10.0: the multifd capability and this many multifd-channels on both
+  /// sides (0: off). RAM then goes over those channels, and so does the device's
+  /// stop-copy data (vfio-pci's x-migration-multifd-transfer, "auto" by default, turns
+  /// on with multifd); its pre-copy data stays on the main channel. Refused on older
+  /// QEMUs (7.2 speaks VFIO migration v1, which has no multifd device state).
+  uint32_t multifd_channels = 0;
   FaultKind fault = FaultKind::kNone;
   /// kCancel/kKill*: fire once this fraction of device memory has been sent;
   /// kCorrupt/kTruncate: the stream offset, as the same fraction.
@@ -87,7 +93,19 @@ struct MigrationOutcome {
   uint64_t ram_total = 0, ram_transferred = 0, ram_precopy_bytes = 0, ram_downtime_bytes = 0;
   uint64_t ram_dirty_syncs = 0, ram_normal_pages = 0, ram_zero_pages = 0;
   uint64_t wire_bytes = 0, wire_precopy_bytes = 0, wire_downtime_bytes = 0;
+  uint32_t multifd_channels = 0;        ///< the plan's
+  uint32_t wire_connections = 0;        ///< kUnix: connections the source opened (1 + multifd)
+  uint64_t wire_main_bytes = 0;         ///< kUnix: bytes on the main channel
   uint64_t device_bytes = 0;            ///< from the source instance (mdevmig/migration bytes_sent)
+  /// kUnix: device_bytes split at the source's STOP: the device data the main channel
+  /// carried before it (pre-copy), and the rest (stop-copy, on whichever channel). The
+  /// proxy sees the bytes a moment after QEMU writes them, and QEMU's main-channel
+  /// buffer (32 KiB) may hold some pre-copy bytes until the stop: a few KiB may land on
+  /// the wrong side. (The device's own counter only moves when its data_fd closes.)
+  uint64_t device_precopy_bytes = 0, device_downtime_bytes = 0;
+  /// kUnix: device-data payload seen on the main channel; device_bytes minus this went
+  /// over multifd channels.
+  uint64_t device_main_bytes = 0;
   uint64_t device_iterations = 0;       ///< its precopy_iterations
   uint64_t device_dirty_last_pass = 0;  ///< its dirty_pages_last_pass
   std::vector<PassRow> passes;

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace mdevmig::qemu {
@@ -50,30 +51,49 @@ bool send_all(int fd, const uint8_t* p, std::size_t len) {
 
 }  // namespace
 
+void DeviceDataScanner::push(uint8_t byte) {
+  if (have_ == sizeof window_) {
+    std::memmove(window_, window_ + 1, sizeof window_ - 1);
+    --have_;
+  }
+  window_[have_++] = byte;
+  if (have_ == sizeof window_ && load_be64(window_) == kVfioDevDataMarker) {
+    uint64_t size = load_be64(window_ + 8);
+    // A 0 size ends the device's data; absurd sizes are not a chunk header.
+    if (size > 0 && size < (1ull << 40)) {
+      chunk_left_ = size;
+      chunk_seen_ = 0;
+      have_ = 0;
+    }
+  }
+}
+
 long DeviceDataScanner::feed(const uint8_t* data, std::size_t len, uint64_t skip) {
   for (std::size_t i = 0; i < len; ++i) {
     if (chunk_left_ > 0) {
       // Inside a chunk: its bytes are data, never a marker.
       --chunk_left_;
+      ++data_bytes_;
       if (chunk_seen_++ == skip) return static_cast<long>(i);
       continue;
     }
-    if (have_ == sizeof window_) {
-      std::memmove(window_, window_ + 1, sizeof window_ - 1);
-      --have_;
-    }
-    window_[have_++] = data[i];
-    if (have_ == sizeof window_ && load_be64(window_) == kVfioDevDataMarker) {
-      uint64_t size = load_be64(window_ + 8);
-      // A 0 size ends the device's data; absurd sizes are not a chunk header.
-      if (size > 0 && size < (1ull << 40)) {
-        chunk_left_ = size;
-        chunk_seen_ = 0;
-        have_ = 0;
-      }
-    }
+    push(data[i]);
   }
   return -1;
+}
+
+void DeviceDataScanner::count(const uint8_t* data, std::size_t len) {
+  for (std::size_t i = 0; i < len;) {
+    if (chunk_left_ > 0) {
+      const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(chunk_left_, len - i));
+      chunk_left_ -= n;
+      chunk_seen_ += n;
+      data_bytes_ += n;
+      i += n;
+      continue;
+    }
+    push(data[i++]);
+  }
 }
 
 Result<std::unique_ptr<MigrationProxy>> MigrationProxy::start(const std::string& listen_path,
@@ -83,7 +103,7 @@ Result<std::unique_ptr<MigrationProxy>> MigrationProxy::start(const std::string&
   sockaddr_un a = MDEVMIG_TRY(unix_addr(listen_path));
   ::unlink(listen_path.c_str());
   if (::bind(l.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return Error::from_errno("bind", listen_path);
-  if (::listen(l.get(), 1) != 0) return Error::from_errno("listen", listen_path);
+  if (::listen(l.get(), 16) != 0) return Error::from_errno("listen", listen_path);
   auto p = std::unique_ptr<MigrationProxy>(new MigrationProxy(std::move(l), listen_path, upstream_path, fault, fault_at));
   int pfd[2];
   if (::pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0) return Error::from_errno("pipe2");
@@ -125,6 +145,11 @@ std::vector<WirePoint> MigrationProxy::timeline() const {
   return timeline_;
 }
 
+std::vector<WirePoint> MigrationProxy::device_timeline() const {
+  std::lock_guard lock(mu_);
+  return device_timeline_;
+}
+
 std::string MigrationProxy::error() const {
   std::lock_guard lock(mu_);
   return error_;
@@ -135,59 +160,48 @@ void MigrationProxy::set_error(std::string e) {
   if (error_.empty()) error_ = std::move(e);
 }
 
-void MigrationProxy::record(uint64_t total) {
-  double now = wall_now();
+void MigrationProxy::record() {
+  // Under the lock: the relays of several connections record in time order.
   std::lock_guard lock(mu_);
+  const double now = wall_now();
+  const uint64_t total = forward_.load(), device = device_main_.load();
   if (!timeline_.empty() && now - timeline_.back().wall < 0.001) timeline_.back() = {now, total};
   else timeline_.push_back({now, total});
+  if (!device_timeline_.empty() && now - device_timeline_.back().wall < 0.001) device_timeline_.back() = {now, device};
+  else device_timeline_.push_back({now, device});
 }
 
-void MigrationProxy::run() {
-  // Accept the source, then connect to the destination.
-  pollfd wait_accept[2] = {{listener_.get(), POLLIN, 0}, {stop_pipe_[0].get(), POLLIN, 0}};
-  while (::poll(wait_accept, 2, -1) < 0 && errno == EINTR) {
-  }
-  if (wait_accept[1].revents) return;
-  UniqueFd down(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  if (!down) return set_error("accept: " + std::string(std::strerror(errno)));
-  UniqueFd up;
-  auto addr = unix_addr(upstream_path_);
-  if (!addr) return set_error(addr.error().message());
+struct MigrationProxy::Relay {
+  UniqueFd down, up;  // the source's connection, ours to the destination
+  bool main = false;
+  bool forward_open = true, back_open = true;
+  std::thread thread;
+};
+
+Result<UniqueFd> MigrationProxy::connect_upstream() {
+  sockaddr_un addr = MDEVMIG_TRY(unix_addr(upstream_path_));
   for (int tries = 0; tries < 1500; ++tries) {
-    auto s = unix_socket();
-    if (!s) return set_error(s.error().message());
-    if (::connect(s->get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) == 0) {
-      up = std::move(*s);
-      break;
-    }
+    UniqueFd s = MDEVMIG_TRY(unix_socket());
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return s;
     if (errno != ENOENT && errno != ECONNREFUSED) break;
     pollfd st{stop_pipe_[0].get(), POLLIN, 0};
-    if (::poll(&st, 1, 20) > 0) return;
+    if (::poll(&st, 1, 20) > 0) return Error::make(ECANCELED, "connect to " + upstream_path_, "proxy stopped");
   }
-  if (!up) return set_error("connect to " + upstream_path_ + ": " + std::strerror(errno));
+  return Error::from_errno("connect", upstream_path_);
+}
 
-  DeviceDataScanner scanner;
-  std::vector<uint8_t> buf(256 << 10);
-  bool forward_open = true, back_open = true;
-  while (forward_open || back_open) {
-    pollfd p[3] = {{down.get(), static_cast<short>(forward_open ? POLLIN : 0), 0},
-                   {up.get(), static_cast<short>(back_open ? POLLIN : 0), 0},
-                   {stop_pipe_[0].get(), POLLIN, 0}};
-    if (::poll(p, 3, -1) < 0) {
-      if (errno == EINTR) continue;
-      return set_error("poll: " + std::string(std::strerror(errno)));
-    }
-    if (p[2].revents) return;
-    if (p[0].revents) {
-      ssize_t n = ::recv(down.get(), buf.data(), buf.size(), 0);
-      if (n <= 0) {
-        // The source finished (or died): pass the end on.
-        ::shutdown(up.get(), SHUT_WR);
-        forward_open = false;
-      } else {
-        uint64_t before = forward_.load();
-        std::size_t len = static_cast<std::size_t>(n);
-        bool cut = false;
+bool MigrationProxy::pump(Relay& r, bool forward, bool back, std::vector<uint8_t>& buf, bool& cut_all) {
+  if (forward) {
+    ssize_t n = ::recv(r.down.get(), buf.data(), buf.size(), 0);
+    if (n <= 0) {
+      // The source finished (or died): pass the end on.
+      ::shutdown(r.up.get(), SHUT_WR);
+      r.forward_open = false;
+    } else {
+      std::size_t len = static_cast<std::size_t>(n);
+      bool cut = false;
+      if (r.main) {
+        uint64_t before = forward_main_.load();
         if (!fault_fired_ && fault_ == Fault::kTruncate && before + len >= fault_at_) {
           len = static_cast<std::size_t>(fault_at_ > before ? fault_at_ - before : 0);
           cut = true;
@@ -197,47 +211,125 @@ void MigrationProxy::run() {
           // (inside the first record's header or payload: either must be refused).
           uint64_t start = before >= fault_at_ ? 0 : fault_at_ - before;
           if (start < len) {
-            long at = scanner.feed(buf.data() + start, len - start, 100);
+            long at = fault_scanner_.feed(buf.data() + start, len - start, 100);
             if (at >= 0) {
-              buf[start + static_cast<std::size_t>(at)] ^= 0x5a;
+              // Inside a chunk's payload: the counting scanner below is not thrown off.
               fault_fired_ = true;
+              buf[start + static_cast<std::size_t>(at)] ^= 0x5a;
               std::lock_guard lock(mu_);
               note_ = "flipped stream byte " + std::to_string(before + start + static_cast<std::size_t>(at)) +
                       " (inside VFIO device data)";
             }
           }
         }
-        bool sent = send_all(up.get(), buf.data(), len);
-        forward_ += len;
-        record(forward_.load());
-        if (cut) {
-          fault_fired_ = true;
-          {
-            std::lock_guard lock(mu_);
-            note_ = "stream cut after byte " + std::to_string(fault_at_);
-          }
-          ::shutdown(up.get(), SHUT_RDWR);
-          ::shutdown(down.get(), SHUT_RDWR);
-          return;
-        }
-        if (!sent) {
-          // The destination is gone: tell the source by closing its side too.
-          ::shutdown(down.get(), SHUT_RDWR);
-          return;
-        }
+        count_scanner_.count(buf.data(), len);
+        device_main_ = count_scanner_.data_bytes();
+        forward_main_ += len;
       }
-    }
-    if (p[1].revents) {
-      ssize_t n = ::recv(up.get(), buf.data(), buf.size(), 0);
-      if (n <= 0) {
-        // The destination closed: no more return path, and nothing can reach it.
-        ::shutdown(down.get(), SHUT_RDWR);
-        return;
+      bool sent = send_all(r.up.get(), buf.data(), len);
+      forward_ += len;
+      record();
+      if (cut) {
+        fault_fired_ = true;
+        std::lock_guard lock(mu_);
+        note_ = "stream cut after byte " + std::to_string(fault_at_);
+        cut_all = true;
+        return false;
       }
-      back_ += static_cast<uint64_t>(n);
-      if (!send_all(down.get(), buf.data(), static_cast<std::size_t>(n))) back_open = false;
+      if (!sent) {
+        // The destination is gone: tell the source by closing its side too.
+        ::shutdown(r.down.get(), SHUT_RDWR);
+        return false;
+      }
     }
   }
+  if (back) {
+    ssize_t n = ::recv(r.up.get(), buf.data(), buf.size(), 0);
+    if (n <= 0) {
+      // The destination closed: no more return path, and nothing can reach it.
+      ::shutdown(r.down.get(), SHUT_RDWR);
+      return false;
+    }
+    back_ += static_cast<uint64_t>(n);
+    if (!send_all(r.down.get(), buf.data(), static_cast<std::size_t>(n))) r.back_open = false;
+  }
+  return r.forward_open || r.back_open;
+}
+
+void MigrationProxy::relay(Relay& r) {
+  std::vector<uint8_t> buf(256 << 10);
+  while (r.forward_open || r.back_open) {
+    // A closed direction is not polled at all (a hung-up socket would wake poll).
+    pollfd p[3] = {{r.forward_open ? r.down.get() : -1, POLLIN, 0},
+                   {r.back_open ? r.up.get() : -1, POLLIN, 0},
+                   {stop_pipe_[0].get(), POLLIN, 0}};
+    if (::poll(p, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      return set_error("poll: " + std::string(std::strerror(errno)));
+    }
+    if (p[2].revents) return;
+    bool cut_all = false;
+    if (!pump(r, p[0].revents != 0, p[1].revents != 0, buf, cut_all)) {
+      if (cut_all) {
+        std::lock_guard lock(relays_mu_);
+        for (auto& other : relays_) {
+          ::shutdown(other->up.get(), SHUT_RDWR);
+          ::shutdown(other->down.get(), SHUT_RDWR);
+        }
+      }
+      return;
+    }
+  }
+}
+
+void MigrationProxy::run() {
+  // Each connection gets its own thread: multifd channels depend on each other (a
+  // channel's receiver waits for a sync that comes over the main channel), so one
+  // blocked send must not hold up the others.
+  for (;;) {
+    pollfd p[2] = {{stop_pipe_[0].get(), POLLIN, 0}, {listener_.get(), POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      set_error("poll: " + std::string(std::strerror(errno)));
+      break;
+    }
+    if (p[0].revents) break;
+    // A new connection from the source: the main channel first, then multifd's.
+    UniqueFd down(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!down) {
+      set_error("accept: " + std::string(std::strerror(errno)));
+      break;
+    }
+    auto up = connect_upstream();
+    if (!up) {
+      if (up.error().errnum != ECANCELED) set_error(up.error().message());
+      break;
+    }
+    auto r = std::make_unique<Relay>();
+    r->down = std::move(down);
+    r->up = std::move(*up);
+    r->main = connections_.fetch_add(1) == 0;
+    std::lock_guard lock(relays_mu_);
+    Relay& raw = *r;
+    relays_.push_back(std::move(r));
+    raw.thread = std::thread([this, &raw] { relay(raw); });
+  }
+  // No more connections; the relays go on until they end or stop() (they watch the
+  // stop pipe too). Only this thread changes relays_, so the joins need no lock.
+  for (pollfd st{stop_pipe_[0].get(), POLLIN, 0}; ::poll(&st, 1, -1) < 0 && errno == EINTR;) {
+  }
+  {
+    // A relay blocked in a send to a destination that reads no more wakes up too.
+    std::lock_guard lock(relays_mu_);
+    for (auto& r : relays_) {
+      ::shutdown(r->up.get(), SHUT_RDWR);
+      ::shutdown(r->down.get(), SHUT_RDWR);
+    }
+  }
+  for (auto& r : relays_)
+    if (r->thread.joinable()) r->thread.join();
+  std::lock_guard lock(relays_mu_);
+  relays_.clear();
 }
 
 Result<uint64_t> corrupt_device_data_in_file(const std::string& path, uint64_t from) {

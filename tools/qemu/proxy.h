@@ -2,11 +2,14 @@
 // bytes of the migration stream over time (QEMU 7.2 reports RAM bytes, not device
 // bytes) and injects faults in flight: a corrupted byte inside the VFIO device data,
 // or a truncated stream. The return path (destination to source) is relayed too.
+// Multifd opens more connections after the main one: each is relayed to its own
+// upstream connection and counted with the rest; faults touch the main one only.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -28,12 +31,19 @@ class DeviceDataScanner {
   /// Feeds the next `len` stream bytes; returns the index in `data` of the first byte
   /// at least `skip` bytes into a device-data chunk of more than `skip` bytes, or -1.
   [[nodiscard]] long feed(const uint8_t* data, std::size_t len, uint64_t skip);
+  /// Feeds the next `len` stream bytes only to count device data.
+  void count(const uint8_t* data, std::size_t len);
+  /// Payload bytes of the device-data chunks seen so far.
+  [[nodiscard]] uint64_t data_bytes() const { return data_bytes_; }
 
  private:
+  void push(uint8_t byte);
+
   uint8_t window_[16] = {};
   std::size_t have_ = 0;         // valid bytes in window_ (up to 16)
   uint64_t chunk_left_ = 0;      // bytes of the current chunk not yet seen
   uint64_t chunk_seen_ = 0;      // bytes of the current chunk seen
+  uint64_t data_bytes_ = 0;      // chunk payload bytes seen in all
 };
 
 /// A byte in time: cumulative stream bytes at a wall-clock moment.
@@ -46,11 +56,12 @@ class MigrationProxy {
  public:
   enum class Fault { kNone, kCorruptDeviceData, kTruncate };
 
-  /// Listens on `listen_path`; on the first connection connects to `upstream_path`
-  /// (retrying while it appears) and relays both ways until either side closes. The
-  /// fault fires once the forward stream has passed `fault_at` bytes: kTruncate
-  /// closes both sides there; kCorruptDeviceData flips one byte of the next VFIO
-  /// device-data chunk.
+  /// Listens on `listen_path`; for every connection accepted connects to
+  /// `upstream_path` (retrying while it appears) and relays both ways until either side
+  /// closes. The first connection is the main channel (QEMU opens it before any multifd
+  /// channel). The fault fires once the main forward stream has passed `fault_at`
+  /// bytes: kTruncate closes every connection there; kCorruptDeviceData flips one byte
+  /// of the main channel's next VFIO device-data chunk.
   [[nodiscard]] static Result<std::unique_ptr<MigrationProxy>> start(const std::string& listen_path,
                                                                       const std::string& upstream_path,
                                                                       Fault fault = Fault::kNone,
@@ -62,7 +73,17 @@ class MigrationProxy {
   /// Ends the relay (closes everything) and joins its thread.
   void stop();
 
+  /// Source-to-destination bytes of all connections.
   [[nodiscard]] uint64_t bytes_forward() const { return forward_.load(); }
+  /// ... of the main channel alone.
+  [[nodiscard]] uint64_t bytes_forward_main() const { return forward_main_.load(); }
+  /// VFIO device-data payload bytes seen on the main channel (chunk headers not
+  /// counted): all the device's data, unless multifd carried part of it.
+  [[nodiscard]] uint64_t device_data_main() const { return device_main_.load(); }
+  /// device_data_main() over time (thinned like timeline()).
+  [[nodiscard]] std::vector<WirePoint> device_timeline() const;
+  /// Connections accepted so far (1 + multifd channels).
+  [[nodiscard]] uint32_t connections() const { return connections_.load(); }
   [[nodiscard]] uint64_t bytes_back() const { return back_.load(); }
   [[nodiscard]] bool fault_fired() const { return fault_fired_.load(); }
   /// Where and what the fault did, once it fired.
@@ -74,8 +95,15 @@ class MigrationProxy {
 
  private:
   MigrationProxy(UniqueFd listener, std::string listen_path, std::string upstream_path, Fault fault, uint64_t fault_at);
+  struct Relay;
   void run();
-  void record(uint64_t total);
+  // Relays one connection until it ends or the proxy stops.
+  void relay(Relay& r);
+  // Relays what `r` has to offer in the directions `forward`/`back`; false ends the
+  // relay, true keeps it (it is done once neither direction is open).
+  bool pump(Relay& r, bool forward, bool back, std::vector<uint8_t>& buf, bool& cut_all);
+  [[nodiscard]] Result<UniqueFd> connect_upstream();
+  void record();
   void set_error(std::string e);
 
   UniqueFd listener_;
@@ -83,10 +111,14 @@ class MigrationProxy {
   std::string listen_path_, upstream_path_;
   Fault fault_;
   uint64_t fault_at_;
-  std::atomic<uint64_t> forward_{0}, back_{0};
+  std::atomic<uint64_t> forward_{0}, back_{0}, forward_main_{0}, device_main_{0};
+  std::atomic<uint32_t> connections_{0};
+  DeviceDataScanner fault_scanner_, count_scanner_;  // the main channel's relay thread's
+  std::mutex relays_mu_;  // protects relays_ (added by the accepting thread only)
+  std::vector<std::unique_ptr<Relay>> relays_;
   std::atomic<bool> fault_fired_{false};
-  mutable std::mutex mu_;  // protects timeline_, note_, error_
-  std::vector<WirePoint> timeline_;
+  mutable std::mutex mu_;  // protects timeline_, device_timeline_, note_, error_
+  std::vector<WirePoint> timeline_, device_timeline_;
   std::string note_, error_;
   std::thread thread_;
 };

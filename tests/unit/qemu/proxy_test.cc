@@ -1,5 +1,6 @@
 // The migration proxy on the host: device-data detection in a stream cut anywhere,
-// a relay in both directions with byte accounting, and its two faults (a truncated
+// a relay in both directions with byte accounting, every connection of a multifd
+// migration relayed to its own upstream connection, and its two faults (a truncated
 // stream, one flipped byte inside VFIO device data).
 #include "tools/qemu/proxy.h"
 
@@ -67,6 +68,18 @@ TEST(DeviceDataScanner, SkipsShortChunksAndMarkersInsideChunks) {
   s.insert(s.end(), tail.begin(), tail.end());
   DeviceDataScanner sc;
   EXPECT_EQ(sc.feed(s.data(), s.size(), 100), static_cast<long>(real + 16 + 100));
+}
+
+TEST(DeviceDataScanner, CountsDeviceBytesInAnySegmentation) {
+  auto data = stream_with_chunk(3000, 70000, 20);
+  auto more = stream_with_chunk(10, 5, 0);
+  data.insert(data.end(), more.begin(), more.end());
+  for (std::size_t piece : {1u, 7u, 16u, 4096u, 1u << 20}) {
+    DeviceDataScanner s;
+    for (std::size_t at = 0; at < data.size(); at += piece)
+      s.count(data.data() + at, std::min(piece, data.size() - at));
+    EXPECT_EQ(s.data_bytes(), 70005u) << "pieces of " << piece;
+  }
 }
 
 TEST(DeviceDataScanner, NothingWithoutAMarker) {
@@ -156,6 +169,57 @@ TEST_F(ProxyTest, RelaysBothWaysAndCounts) {
   EXPECT_FALSE((*p)->timeline().empty());
   EXPECT_EQ((*p)->timeline().back().bytes, data.size());
   EXPECT_FALSE((*p)->fault_fired());
+  (*p)->stop();
+}
+
+TEST_F(ProxyTest, RelaysEveryConnectionToItsOwnUpstream) {
+  // Multifd: the main channel, then two more; each must reach its own upstream
+  // connection intact, in order, and the counts add up.
+  constexpr int kConns = 3;
+  int l = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strcpy(a.sun_path, (dir_ + "/up").c_str());
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(l, kConns), 0);
+  std::vector<std::vector<uint8_t>> got(kConns);
+  std::thread server([&] {
+    std::vector<int> cs;
+    for (int i = 0; i < kConns; ++i) cs.push_back(::accept(l, nullptr, nullptr));
+    // The last channel answers on its return path once it has its first byte.
+    char b;
+    if (::recv(cs[2], &b, 1, MSG_WAITALL) == 1) got[2].push_back(static_cast<uint8_t>(b));
+    ::send(cs[2], "ACK", 3, MSG_NOSIGNAL);
+    for (int i = 0; i < kConns; ++i) {
+      char buf[65536];
+      for (ssize_t n; (n = ::recv(cs[i], buf, sizeof buf, 0)) > 0;) got[i].insert(got[i].end(), buf, buf + n);
+      ::close(cs[i]);
+    }
+  });
+  auto p = MigrationProxy::start(dir_ + "/in", dir_ + "/up");
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  std::vector<std::vector<uint8_t>> data = {stream_with_chunk(1000, 50000, 300), std::vector<uint8_t>(200000, 0x21),
+                                            std::vector<uint8_t>(70000, 0x42)};
+  std::vector<int> cs;
+  for (int i = 0; i < kConns; ++i) cs.push_back(connect_proxy());
+  // Interleaved, as multifd channels are.
+  std::vector<std::thread> senders;
+  for (int i = 0; i < kConns; ++i) senders.emplace_back([&, i] { send_all(cs[i], data[i]); });
+  for (auto& t : senders) t.join();
+  char back[3] = {};
+  EXPECT_EQ(::recv(cs[2], back, 3, MSG_WAITALL), 3);
+  EXPECT_EQ(std::string(back, 3), "ACK");
+  for (int c : cs) ::shutdown(c, SHUT_WR);
+  server.join();
+  ::close(l);
+  for (int c : cs) ::close(c);
+  for (int i = 0; i < kConns; ++i) EXPECT_EQ(got[i], data[i]) << "connection " << i;
+  EXPECT_EQ((*p)->connections(), 3u);
+  EXPECT_EQ((*p)->bytes_forward(), data[0].size() + data[1].size() + data[2].size());
+  EXPECT_EQ((*p)->bytes_forward_main(), data[0].size());
+  EXPECT_EQ((*p)->device_data_main(), 50000u);
+  EXPECT_EQ((*p)->bytes_back(), 3u);
+  EXPECT_EQ((*p)->timeline().back().bytes, (*p)->bytes_forward());
   (*p)->stop();
 }
 
