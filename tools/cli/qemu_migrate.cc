@@ -156,8 +156,8 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   if (!h) return report_error(kCmd, h.error());
   opt.vm.protocol = (*h)->options().vm.protocol;
   if (plan.multifd_channels > 0 && opt.vm.protocol == qemu::VfioProtocol::kV1)
-    return report_error(kCmd, Error::make(ENOTSUP, "--multifd",
-                                          "multifd device-state transfer needs QEMU >= 10.0 (VFIO migration v2); " +
+    return report_error(kCmd, Error::make(ENOTSUP, "migration plan",
+                                          "--multifd: multifd device-state transfer needs QEMU >= 10.0 (VFIO migration v2); " +
                                               opt.vm.qemu_binary + " speaks VFIO migration v1"));
   auto boot = (*h)->boot(0);
   if (!boot) return report_error(kCmd, boot.error());

@@ -32,6 +32,16 @@ uint64_t sysfs_number(const Result<std::string>& text) {
   return text ? parse_c_uint(*text).value_or(0) : 0;
 }
 
+// RAM bytes sent so far. QEMU 7.2's "transferred" counts RAM only; later QEMUs count
+// everything the main channel carried (the VFIO device's data too) plus the multifd
+// channels, so take the RAM-only counters (QEMU >= 7.0) and multifd's, which in pre-copy
+// carry RAM only (QEMU 10.0 sends just the device's stop-copy data over multifd).
+uint64_t ram_sent(const json& ram) {
+  if (!ram.contains("precopy-bytes")) return num(ram, "transferred");
+  return num(ram, "precopy-bytes") + num(ram, "downtime-bytes") + num(ram, "postcopy-bytes") +
+         num(ram, "multifd-bytes");
+}
+
 // Multifd device state (hw/vfio/migration-multifd.c) came with QEMU 10.0; before it a
 // VFIO device's state went over the main channel only, and 7.2 speaks VFIO migration v1.
 constexpr uint64_t kMultifdDeviceStateVersion = 1000;  // major * 100 + minor
@@ -224,7 +234,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
       row.t_ms = std::chrono::duration<double, std::milli>(now - t0).count();
       const uint64_t ram_pages = num(ram, "normal") + num(ram, "duplicate");
       row.ram_pages = ram_pages - last_ram_pages;
-      row.ram_bytes = num(ram, "transferred") - last_ram;
+      row.ram_bytes = ram_sent(ram) - last_ram;
       row.wire_bytes = w - last_wire;
       row.device_bytes = row.wire_bytes > row.ram_bytes ? row.wire_bytes - row.ram_bytes : 0;
       row.device_pages = row.device_bytes / 4096;
@@ -232,7 +242,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
       row.device_dirty_pages = sysfs_number(src_instance.attr("dirty_pages"));
       out.passes.push_back(row);
       last_syncs = syncs;
-      last_ram = num(ram, "transferred");
+      last_ram = ram_sent(ram);
       last_wire = w;
     }
     if (status == "completed" || status == "failed" || status == "cancelled") {

@@ -71,7 +71,8 @@ struct PassRow {
   uint64_t syncs = 0;            ///< dirty-sync-count at the end of the row
   double t_ms = 0;               ///< since migrate
   uint64_t ram_pages = 0;        ///< RAM pages sent in this pass (normal + zero)
-  uint64_t ram_bytes = 0;        ///< RAM bytes sent in this pass
+  uint64_t ram_bytes = 0;        ///< RAM bytes sent in this pass (with multifd, a row spanning the
+                                 ///< stop may count the device's multifd packets as RAM)
   uint64_t wire_bytes = 0;       ///< all bytes sent in this pass
   uint64_t device_bytes = 0;     ///< wire - RAM: the device's data (and a few bytes of headers)
   uint64_t device_pages = 0;     ///< device_bytes in 4 KiB pages (records cost ~0.02% more)
