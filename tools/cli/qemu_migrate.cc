@@ -59,6 +59,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   a.option("fault", "KIND", "inject: none, cancel, kill-dst, kill-src, corrupt, truncate", "none");
   a.option("fault-at", "FRACTION", "when: this fraction of device memory into the stream", "0.5");
   a.option("guest-mem", "MB", "VM memory", "128");
+  a.option("guest-fill", "MB", "fill this much guest RAM (from 8 MiB on) with non-zero pages at boot", "0");
   a.option("seed", "N", "workload seed", "1");
   a.option("workdir", "DIR", "sockets, logs and files (default: a temporary directory, removed)");
   a.option("qemu-args", "ARGS", "extra QEMU arguments, space-separated (e.g. \"-trace vfio_*\")");
@@ -96,6 +97,8 @@ int run_qemu_migrate(std::span<const char* const> argv) {
     auto af = a.get_uint("after");
     auto at = a.get_double("fault-at");
     auto mem = a.get_uint("guest-mem");
+    auto fill = a.get_uint("guest-fill");
+    if (!fill) return fail(fill.error());
     auto seed = a.get_uint("seed");
     auto multifd = a.get_uint("multifd");
     for (const Result<uint64_t>* r : {&bw, &downtime, &passes, &delay, &w, &af, &mem, &seed, &multifd})
@@ -109,6 +112,8 @@ int run_qemu_migrate(std::span<const char* const> argv) {
     opt.vm.qemu_binary = *a.get("qemu-binary");
     opt.vm.protocol = *proto;
     opt.vm.mem_mb = static_cast<uint32_t>(*mem);
+    if (*fill + 8 >= *mem) return fail(Error::make(EINVAL, "usage", "--guest-fill must leave room below --guest-mem"));
+    opt.guest_fill_mb = static_cast<uint32_t>(*fill);
     opt.vm.dir = a.get("workdir").value_or("");
     if (auto extra = a.get("qemu-args")) {
       for (std::size_t pos = 0; pos < extra->size();) {

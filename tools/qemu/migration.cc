@@ -313,7 +313,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
     out.setup_ms = static_cast<double>(num(q, "setup-time"));
     const json ram = q.value("ram", json::object());
     out.ram_total = num(ram, "total");
-    out.ram_transferred = num(ram, "transferred");
+    out.ram_transferred = ram_sent(ram);
     out.ram_precopy_bytes = num(ram, "precopy-bytes");
     out.ram_downtime_bytes = num(ram, "downtime-bytes");
     out.ram_dirty_syncs = num(ram, "dirty-sync-count");

@@ -91,6 +91,7 @@ struct MigrationOutcome {
   double harness_pause_ms = 0;
   double total_ms = 0, downtime_ms = 0, setup_ms = 0;
   double wall_ms = 0;  ///< measured by the harness, migrate to end
+  /// ram_transferred: RAM bytes only (ram_sent: QEMU >= 8 counts the whole stream as "transferred").
   uint64_t ram_total = 0, ram_transferred = 0, ram_precopy_bytes = 0, ram_downtime_bytes = 0;
   uint64_t ram_dirty_syncs = 0, ram_normal_pages = 0, ram_zero_pages = 0;
   uint64_t wire_bytes = 0, wire_precopy_bytes = 0, wire_downtime_bytes = 0;
