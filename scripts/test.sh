@@ -2,12 +2,13 @@
 # Runs every mdevmig test on a fresh or prepared Debian 12 machine:
 #   1. installs what is missing (scripts/setup.sh)
 #   2. builds the tree (preset dev) and mdevmig.ko for the installed kernel
-#   3. host unit tests, benchmarks as smoke tests, then the lab groups (one VM boot each)
+#   3. host unit tests, benchmarks as smoke tests, then the lab and QEMU groups (one VM
+#      boot each)
 #   4. unit tests again under ASan+UBSan (preset asan)
 #   5. libFuzzer targets for a bounded time (preset fuzz)
 #   6. the modern lab profiles in $MDEVMIG_PROFILES (default: trixie, i.e. Linux 6.12
-#      and QEMU 10.0): build inside that release's root, unit tests there, lab groups
-#      booting its kernel (scripts/test-profile.sh)
+#      and QEMU 10.0): build inside that release's root, unit tests there, lab and QEMU
+#      groups booting its kernel with its QEMU (scripts/test-profile.sh)
 # Prints per-stage timings and a closing "tests: N passed, N failed" line.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
