@@ -134,15 +134,15 @@ fi
 bad='(WARNING:|BUG:|kernel BUG|general protection|list_del corruption|list_add corruption|refcount_t|Oops|Kernel panic|UBSAN:|KASAN:|blocked for more than|stack-protector|Call Trace:)'
 start=$EPOCHREALTIME
 boot() {
-timeout -s KILL "$timeout" qemu-system-x86_64 -accel tcg -M pc -cpu max -smp 2 -m "$mem" \
-  -nographic -no-reboot -nodefaults -serial "file:$out/console.log" -monitor none \
-  -kernel "$sysroot/boot/vmlinuz-$kver" -initrd "$initrd" \
-  -append "console=ttyS0 panic=-1 oops=panic quiet labtimeout=$job_limit${sysroot:+ labproj=$project}" \
-  -fsdev "local,id=hr,path=${sysroot:-/},security_model=none,readonly=on,multidevs=remap" \
-  -device virtio-9p-pci,fsdev=hr,mount_tag=hostroot \
-  -fsdev "local,id=out,path=$out,security_model=none,multidevs=remap" \
-  -device virtio-9p-pci,fsdev=out,mount_tag=out \
-  "${projdev[@]}" "${devs[@]}" > "$out/qemu.log" 2>&1
+  timeout -s KILL "$timeout" qemu-system-x86_64 -accel tcg -M pc -cpu max -smp 2 -m "$mem" \
+    -nographic -no-reboot -nodefaults -serial "file:$out/console.log" -monitor none \
+    -kernel "$sysroot/boot/vmlinuz-$kver" -initrd "$initrd" \
+    -append "console=ttyS0 panic=-1 oops=panic quiet labtimeout=$job_limit${sysroot:+ labproj=$project}" \
+    -fsdev "local,id=hr,path=${sysroot:-/},security_model=none,readonly=on,multidevs=remap" \
+    -device virtio-9p-pci,fsdev=hr,mount_tag=hostroot \
+    -fsdev "local,id=out,path=$out,security_model=none,multidevs=remap" \
+    -device virtio-9p-pci,fsdev=out,mount_tag=out \
+    "${projdev[@]}" "${devs[@]}" > "$out/qemu.log" 2>&1
 }
 set +e
 boot

@@ -8,7 +8,6 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include <gtest/gtest.h>
 
@@ -30,37 +29,13 @@ constexpr const char* kUuid = "1c9f4a1e-7d3b-4b8a-9e2f-5a6b7c8d9e0f";
 constexpr int kGroup = 7;
 constexpr uint32_t kV1 = 9;
 
-std::vector<std::byte> type_cap(uint32_t type, uint32_t subtype) {
-  vfio_region_info_cap_type t{};
-  t.header = {VFIO_REGION_INFO_CAP_TYPE, 1, 0};
-  t.type = type;
-  t.subtype = subtype;
-  std::vector<std::byte> out(sizeof(t));
-  std::memcpy(out.data(), &t, sizeof(t));
-  return out;
-}
+using fakevfio::type_cap;
 
 class ChannelTest : public testing::Test {
  protected:
   void SetUp() override {
-    std::string templ = (fs::temp_directory_path() / "mdevmig-chan-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
-    root_ = fs::canonical(templ);
-    const fs::path dev = root_ / "sys/bus/mdev/devices" / kUuid;
-    fs::create_directories(dev);
-    fs::create_directories(root_ / "sys/kernel/iommu_groups" / std::to_string(kGroup));
-    fs::create_directory_symlink("../../../../kernel/iommu_groups/" + std::to_string(kGroup), dev / "iommu_group");
-    fs::create_directories(root_ / "dev");
-    std::ofstream(root_ / "dev/vfio") << "";
-    std::ofstream(root_ / "dev" / std::to_string(kGroup)) << "";
+    root_ = fakevfio::make_mdev_tree("mdevmig-chan", kUuid, kGroup, state_);
     paths_ = vfio::VfioPaths{(root_ / "sys").string(), (root_ / "dev").string()};
-    state_.container_path = (root_ / "dev/vfio").string();
-    state_.group_path = (root_ / "dev" / std::to_string(kGroup)).string();
-    state_.device_name = kUuid;
-    state_.device_flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
-    constexpr uint32_t kRW = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-    state_.regions[0] = {kRW, 256, {}};
-    state_.mig_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
   }
   void TearDown() override { fs::remove_all(root_); }
 

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstring>
+#include <fstream>
+#include <system_error>
 
 #include "migration/vfio/uapi.h"
 
@@ -326,6 +328,39 @@ int dispatch(int fd, unsigned long req, void* arg) {
   using IoctlFn = int (*)(int, unsigned long, ...);
   static const auto real = reinterpret_cast<IoctlFn>(::dlsym(RTLD_NEXT, "ioctl"));
   return real(fd, req, arg);
+}
+
+std::vector<std::byte> type_cap(uint32_t type, uint32_t subtype) {
+  vfio_region_info_cap_type t{};
+  t.header = {VFIO_REGION_INFO_CAP_TYPE, 1, 0};
+  t.type = type;
+  t.subtype = subtype;
+  std::vector<std::byte> out(sizeof(t));
+  std::memcpy(out.data(), &t, sizeof(t));
+  return out;
+}
+
+std::filesystem::path make_mdev_tree(const std::string& prefix, const std::string& uuid, int group,
+                                     State& state) {
+  namespace fs = std::filesystem;
+  std::string templ = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
+  if (::mkdtemp(templ.data()) == nullptr) throw fs::filesystem_error("mkdtemp", templ, std::error_code(errno, std::generic_category()));
+  const fs::path root = fs::canonical(templ);
+  const fs::path dev = root / "sys/bus/mdev/devices" / uuid;
+  const std::string g = std::to_string(group);
+  fs::create_directories(dev);
+  fs::create_directories(root / "sys/kernel/iommu_groups" / g);
+  fs::create_directory_symlink("../../../../kernel/iommu_groups/" + g, dev / "iommu_group");
+  fs::create_directories(root / "dev");
+  std::ofstream(root / "dev/vfio") << "";
+  std::ofstream(root / "dev" / g) << "";
+  state.container_path = (root / "dev/vfio").string();
+  state.group_path = (root / "dev" / g).string();
+  state.device_name = uuid;
+  state.device_flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
+  state.regions[0] = {VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE, 256, {}};
+  state.mig_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
+  return root;
 }
 
 }  // namespace fakevfio

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <string>
@@ -72,5 +73,15 @@ class Scope {
 /// chain(). Offsets in the chain are relative to the reply start.
 std::vector<std::byte> chain(std::size_t fixed_size,
                              const std::vector<std::vector<std::byte>>& caps);
+
+/// A VFIO_REGION_INFO_CAP_TYPE capability (`type`, `subtype`) for chain().
+std::vector<std::byte> type_cap(uint32_t type, uint32_t subtype);
+
+/// Creates the sysfs and /dev/vfio layout of one mdev (`uuid` in IOMMU group `group`) in a
+/// new temporary directory named after `prefix`, and points `state` at it: container and
+/// group paths, the device name, PCI|RESET flags, a 256-byte config region, STOP_COPY|P2P
+/// migration. Returns the directory (sys/ and dev/ below it); the caller removes it.
+std::filesystem::path make_mdev_tree(const std::string& prefix, const std::string& uuid, int group,
+                                     State& state);
 
 }  // namespace fakevfio

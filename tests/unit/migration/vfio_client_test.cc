@@ -8,7 +8,6 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "fake_vfio.h"
 #include "migration/vfio/eventfd.h"
@@ -23,13 +22,6 @@ namespace fs = std::filesystem;
 constexpr const char* kUuid = "0c9f4a1e-7d3b-4b8a-9e2f-5a6b7c8d9e0f";
 constexpr int kGroup = 5;
 
-template <typename T>
-std::vector<std::byte> raw_bytes(const T& v) {
-  std::vector<std::byte> out(sizeof(T));
-  std::memcpy(out.data(), &v, sizeof(T));
-  return out;
-}
-
 std::vector<std::byte> sparse_cap(std::vector<vfio_region_sparse_mmap_area> areas) {
   std::vector<std::byte> c(16 + areas.size() * sizeof(vfio_region_sparse_mmap_area));
   const vfio_info_cap_header h{VFIO_REGION_INFO_CAP_SPARSE_MMAP, 1, 0};
@@ -40,37 +32,15 @@ std::vector<std::byte> sparse_cap(std::vector<vfio_region_sparse_mmap_area> area
   return c;
 }
 
-std::vector<std::byte> type_cap(uint32_t type, uint32_t subtype) {
-  vfio_region_info_cap_type t{};
-  t.header = {VFIO_REGION_INFO_CAP_TYPE, 1, 0};
-  t.type = type;
-  t.subtype = subtype;
-  return raw_bytes(t);
-}
+using fakevfio::type_cap;
 
 // A fake sysfs + /dev/vfio in a temporary directory and a fake mdev behind them.
 class VfioClientTest : public testing::Test {
  protected:
   void SetUp() override {
-    std::string templ = (fs::temp_directory_path() / "mdevmig-fake-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(templ.data()), nullptr);
-    root_ = fs::canonical(templ);
-    const fs::path dev = root_ / "sys/bus/mdev/devices" / kUuid;
-    fs::create_directories(dev);
-    fs::create_directories(root_ / "sys/kernel/iommu_groups" / std::to_string(kGroup));
-    fs::create_directory_symlink("../../../../kernel/iommu_groups/" + std::to_string(kGroup),
-                                 dev / "iommu_group");
-    fs::create_directories(root_ / "dev");
-    std::ofstream(root_ / "dev/vfio") << "";
-    std::ofstream(root_ / "dev" / std::to_string(kGroup)) << "";
+    root_ = fakevfio::make_mdev_tree("mdevmig-fake", kUuid, kGroup, state_);
     paths_ = VfioPaths{(root_ / "sys").string(), (root_ / "dev").string()};
-
-    state_.container_path = (root_ / "dev/vfio").string();
-    state_.group_path = (root_ / "dev" / std::to_string(kGroup)).string();
-    state_.device_name = kUuid;
-    state_.device_flags = VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET;
     constexpr uint32_t kRW = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-    state_.regions[0] = {kRW, 256, {}};
     state_.regions[2] = {kRW | VFIO_REGION_INFO_FLAG_MMAP, 0x10000,
                          fakevfio::chain(sizeof(vfio_region_info),
                                          {sparse_cap({{0, 0x4000}, {0x8000, 0x8000}})})};
@@ -78,7 +48,6 @@ class VfioClientTest : public testing::Test {
                          fakevfio::chain(sizeof(vfio_region_info),
                                          {type_cap(VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
                                                    VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED)})};
-    state_.mig_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
   }
 
   void TearDown() override { fs::remove_all(root_); }
