@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # /init of the lab guest: mount the host root read-only over 9p with a tmpfs overlay,
 # chroot into it, run the job named on the kernel command line, save its exit code and
-# the kernel log to the results share, power off. Written for tools/lab/lab.sh.
+# the whole kernel log to the results share, power off. Written for tools/lab/lab.sh.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
 for m in virtio_pci 9pnet_virtio 9p overlay; do modprobe $m || echo "lab-init: modprobe $m failed"; done
@@ -28,6 +28,14 @@ if [ -n "$proj" ]; then
     || { echo "lab-init: cannot mount the project share"; poweroff -f; }
 fi
 
+# The whole kernel log goes to the results share as the job runs, from the first record
+# of the boot on: a report stays in it when the ring wraps under a noisy job, and with
+# `quiet` the console shows only errors. /dev/kmsg gives one record per read; GNU dd
+# (the root's) goes on after a lost-records error (EPIPE), and lab.sh finds such gaps
+# by the records' sequence numbers.
+chroot /newroot dd if=/dev/kmsg of=/out/kmsg.txt bs=16k conv=noerror status=none &
+kmsg_reader=$!
+
 limit=$(sed -n 's/.*labtimeout=\([0-9]*\).*/\1/p' /proc/cmdline)
 echo "lab-init: job starting (limit ${limit}s)"
 timeout -s KILL "$limit" chroot /newroot /usr/bin/env -i \
@@ -35,6 +43,13 @@ timeout -s KILL "$limit" chroot /newroot /usr/bin/env -i \
   HOME=/root TERM=dumb LANG=C.UTF-8 MDEVMIG_LAB=1 /bin/bash /out/job.sh
 rc=$?
 echo "lab-init: job rc=$rc"
+# The end mark: once the reader has written it, the copy holds every record before it.
+echo "lab-init: kernel log end" > /dev/kmsg
+i=0
+while [ $i -lt 600 ] && ! tail -c 4096 /newroot/out/kmsg.txt 2>/dev/null | grep -q 'lab-init: kernel log end'; do
+  sleep 0.1; i=$((i + 1))
+done
+kill $kmsg_reader 2>/dev/null
 dmesg > /newroot/out/dmesg.txt
 echo $rc > /newroot/out/job.rc
 sync

@@ -9,7 +9,15 @@
 # (a writable results folder that survives the boot) in its environment.
 #
 # Exit status: the job's, or 1 with a one-line "lab: FAIL <name>: <reason>" when the
-# kernel oopsed, panicked, hung, printed a WARN/BUG/... line, or no exit code came back.
+# kernel reported anything (WARN, BUG, a SLUB/KFENCE/KASAN/UBSAN report, lockdep, a hung
+# task, a lockup or stall, kmemleak, an oops or panic), hung, lost part of its log, or no
+# exit code came back.
+#
+# Every boot checks kernel memory: slub_debug=FZPU (red zones, poisoning, consistency
+# checks on every slab), init_on_free=1, and KFENCE sampling where the kernel has it. The
+# whole kernel log is kept in the results folder (kmsg.txt, read from /dev/kmsg as the
+# job runs; log_buf_len is large too) and the verdict reads that, not the console, which
+# `quiet` limits to errors.
 #
 # Options:
 #   --name NAME        label of this test group (default: job)
@@ -100,7 +108,7 @@ fi
 [ -n "$out" ] || out=$labdir/runs/$name-$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out/job.rc" "$out/dmesg.txt"
+rm -f "$out/job.rc" "$out/dmesg.txt" "$out/kmsg.txt"
 
 ko=
 if [ -n "$kmod_dir" ]; then
@@ -131,13 +139,70 @@ if [ -n "$sysroot" ]; then
            -device virtio-9p-pci,fsdev=proj,mount_tag=project)
 fi
 
-bad='(WARNING:|BUG:|kernel BUG|general protection|list_del corruption|list_add corruption|refcount_t|Oops|Kernel panic|UBSAN:|KASAN:|blocked for more than|stack-protector|Call Trace:)'
+# The kernel's command line. Besides the console and the job's limit:
+# - memory checking: slub_debug=FZPU (consistency checks, red zones, poisoning and owner
+#   tracking on every slab cache: SLUB reports an overrun, a use after free or a double
+#   free as "BUG <cache> (...): ..."), init_on_free=1 (freed pages and objects are
+#   cleared), and KFENCE's sampling every 10 ms where the kernel has KFENCE (Debian's
+#   6.12 has, its 6.1 has not);
+# - log_buf_len=16M: the ring holds a noisy job's log (the default 128 KiB wraps after a
+#   few thousand lines), though the verdict reads the copy init.sh keeps (kmsg.txt);
+# - watchdog_thresh and the RCU stall timeout three times their defaults (soft lockup
+#   after 60 s, stall after 60 s): TCG on a loaded machine runs 10-25 times slower than
+#   the hardware those defaults were set for, and only a real lockup should report;
+# - quiet keeps the console to errors (a serial console under TCG is slow): warnings do
+#   not reach console.log, so the verdict reads the whole log instead.
+kconfig=$sysroot/boot/config-$kver
+kopt() { [ ! -r "$kconfig" ] || grep -q "^$1=y" "$kconfig"; }
+kargs="console=ttyS0 panic=-1 oops=panic quiet log_buf_len=16M"
+kargs+=" watchdog_thresh=30 rcupdate.rcu_cpu_stall_timeout=60"
+! kopt CONFIG_SLUB_DEBUG || kargs+=" slub_debug=FZPU"
+kargs+=" init_on_free=1"
+[ ! -r "$kconfig" ] || ! kopt CONFIG_KFENCE || kargs+=" kfence.sample_interval=10"
+kargs+=" labtimeout=$job_limit${sysroot:+ labproj=$project}"
+
+# Kernel reports, matched at the start of a kernel message so that a job's output or a
+# message quoting such words does not count: WARN and BUG in all their forms, SLUB's
+# reports ("BUG kmalloc-32 (Tainted: ...): Right Redzone overwritten", no colon after
+# BUG), KASAN and KFENCE ("BUG: KASAN: ...", "BUG: KFENCE: ..."), UBSAN, lockdep
+# ("WARNING: possible circular locking dependency detected", "WARNING: inconsistent lock
+# state", "WARNING: suspicious RCU usage", ...), "BUG: sleeping function called from
+# invalid context", hung tasks, soft and hard lockups, RCU stalls, kmemleak, oopses,
+# panics and any other stack dump ("Call Trace:").
+reports='^(WARNING:|BUG:|BUG [^ ]+ \(.*\): |kernel BUG at|Oops|Kernel panic|general protection fault|'
+reports+='UBSAN:|KASAN:|KFENCE:|list_(add|del) corruption|refcount_t: |stack-protector: |usercopy: |'
+reports+='kmemleak: [0-9]+ new suspected|INFO: task .* blocked for more than|watchdog: BUG: |rcu: INFO: .*stall|'
+reports+='Call Trace:)|(Redzone|Poison|[Pp]adding) overwritten|Watchdog detected hard LOCKUP|'
+reports+='possible (circular|recursive) locking|inconsistent lock state|suspicious RCU usage|'
+reports+='sleeping function called from invalid context|scheduling while atomic|: [0-9a-f]{4} \[#[0-9]+\]'
+
+# The kernel's own messages in a /dev/kmsg copy ("prio,seq,usec,flags;text" lines, and
+# " KEY=value" lines after them): records written by user space (facility 1 and up, as
+# every write to /dev/kmsg is) are left out. A gap in the records' sequence numbers,
+# counted from the boot's first record, is printed as a line "<lost> FIRST-LAST".
+kernel_messages() {
+  awk '
+    /^ / { next }
+    {
+      semi = index($0, ";"); if (!semi) next
+      split(substr($0, 1, semi - 1), h, ",")
+      seq = h[2] + 0
+      if (seq < want) next
+      if (seq > want) print "<lost> " want "-" (seq - 1)
+      want = seq + 1
+      if (h[1] + 0 < 8) print substr($0, semi + 1)
+    }' "$1"
+}
+# The kernel's messages on the console: the lines with a printk time.
+console_messages() {
+  tr -d '\r' < "$1" | sed -nE 's/^[^[]*\[ *[0-9]+\.[0-9]+\] //p'
+}
 start=$EPOCHREALTIME
 boot() {
   timeout -s KILL "$timeout" qemu-system-x86_64 -accel tcg -M pc -cpu max -smp 2 -m "$mem" \
     -nographic -no-reboot -nodefaults -serial "file:$out/console.log" -monitor none \
     -kernel "$sysroot/boot/vmlinuz-$kver" -initrd "$initrd" \
-    -append "console=ttyS0 panic=-1 oops=panic quiet labtimeout=$job_limit${sysroot:+ labproj=$project}" \
+    -append "$kargs" \
     -fsdev "local,id=hr,path=${sysroot:-/},security_model=none,readonly=on,multidevs=remap" \
     -device virtio-9p-pci,fsdev=hr,mount_tag=hostroot \
     -fsdev "local,id=out,path=$out,security_model=none,multidevs=remap" \
@@ -151,9 +216,10 @@ qrc=$?
 # patching (an int3 Oops in a patched function) before any of ours has run. Such a crash,
 # before the job started, gets one more boot; its console stays as console-boot1.log.
 if ! grep -q 'lab-init: job starting' "$out/console.log" 2>/dev/null &&
-   line=$(grep -aE -m1 "$bad" "$out/console.log" 2>/dev/null); then
+   line=$(console_messages "$out/console.log" 2>/dev/null | grep -aE -m1 "$reports"); then
   echo "lab: $name: the kernel crashed while booting, before the job started ($(echo "$line" | tr -d '\r' | sed 's/^.*\] //')); booting again"
   mv "$out/console.log" "$out/console-boot1.log"
+  [ ! -f "$out/kmsg.txt" ] || mv "$out/kmsg.txt" "$out/kmsg-boot1.txt"
   boot
   qrc=$?
 fi
@@ -162,11 +228,19 @@ secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
 
 # --- the verdict -------------------------------------------------------------------------
 [ "$quiet" = 1 ] || { [ -s "$out/console.log" ] && sed -n '/lab-init: job starting/,/lab-init: job rc=/p' "$out/console.log" | sed '1d;$d'; }
-for f in "$out/console.log" "$out/dmesg.txt"; do
-  [ -f "$f" ] || continue
-  line=$(grep -aE -m1 "$bad" "$f" || true)
-  [ -z "$line" ] || fail "kernel: $(echo "$line" | tr -d '\r' | sed 's/^\[ *[0-9.]*\] //') (see $out/$(basename "$f"))"
-done
+# The whole log first: the earliest report is the one to name. The console only when
+# the copy did not reach init's end mark (a panic or hang cut it short): it cannot tell
+# the kernel's messages from what user space writes to /dev/kmsg, the copy can.
+complete=0
+grep -q 'lab-init: kernel log end' "$out/kmsg.txt" 2>/dev/null && complete=1
+if [ -f "$out/kmsg.txt" ]; then
+  line=$(kernel_messages "$out/kmsg.txt" | grep -avE '^<lost> ' | grep -aE -m1 "$reports" || true)
+  [ -z "$line" ] || fail "kernel: $line (see $out/kmsg.txt)"
+fi
+if [ "$complete" = 0 ] && [ -f "$out/console.log" ]; then
+  line=$(console_messages "$out/console.log" | grep -aE -m1 "$reports" || true)
+  [ -z "$line" ] || fail "kernel: $line (see $out/console.log)"
+fi
 if [ "$qrc" -eq 137 ] && [ ! -f "$out/job.rc" ]; then
   fail "no exit code: guest did not finish within ${timeout}s (hang; see $out/console.log)"
 fi
@@ -179,4 +253,8 @@ if [ "$rc" != 0 ]; then
   echo "lab: FAIL $name: job exited $rc (${secs}s; see $out)"
   exit "$rc"
 fi
+# A pass needs the whole log: every record from the boot's first to init's end mark.
+[ "$complete" = 1 ] || fail "kernel log incomplete: no end mark in $out/kmsg.txt"
+lost=$(kernel_messages "$out/kmsg.txt" | grep -a -m1 '^<lost> ' || true)
+[ -z "$lost" ] || fail "kernel log incomplete: records ${lost#<lost> } lost (see $out/kmsg.txt)"
 echo "lab: PASS $name (${secs}s, $profile, kernel $kver)"

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Self-test of tools/lab/lab.sh: each bad outcome must fail the run with its reason,
-# and a good job must pass.   selftest.sh WORKDIR
+# and a good job must pass.   selftest.sh WORKDIR [PROFILE]
+# PROFILE is the lab profile to boot (bookworm, the default, or trixie/sid: the test
+# modules are then built inside that profile's root, for its kernel).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
 lab=$top/tools/lab/lab.sh
-work=${1:?usage: selftest.sh WORKDIR}
+work=${1:?usage: selftest.sh WORKDIR [PROFILE]}
+profile=${2:-bookworm}
 mkdir -p "$work"
+work=$(cd "$work" && pwd)
 failures=0
 
 # expect NAME WANT_RC_NONZERO(1|0) PATTERN -- lab args...
 expect() {
   local name=$1 want_fail=$2 pattern=$3; shift 4
   local out rc
-  out=$("$lab" --quiet --name "selftest-$name" "$@" 2>&1); rc=$?
+  out=$("$lab" --quiet --name "selftest-$name" --profile "$profile" "$@" 2>&1); rc=$?
   if { [ "$want_fail" = 1 ] && [ $rc -eq 0 ]; } || { [ "$want_fail" = 0 ] && [ $rc -ne 0 ]; } ||
      ! grep -qE "$pattern" <<<"$out"; then
     echo "selftest: $name: FAILED (rc=$rc), output was:"; echo "$out" | sed 's/^/    /'
@@ -23,20 +27,46 @@ expect() {
   fi
 }
 
-# A test-only module that WARNs on load, built against the lab kernel's headers.
-kver=$(for k in /boot/vmlinuz-*; do k=${k#/boot/vmlinuz-}; [ -d "/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
-mkdir -p "$work/warn_kmod"
-cp "$here/warn_kmod/Kbuild" "$here/warn_kmod/lab_warn.c" "$work/warn_kmod/"
-make -s -C "/lib/modules/$kver/build" M="$work/warn_kmod" modules >/dev/null 2>&1 ||
-  { echo "selftest: cannot build the WARN module for $kver"; exit 1; }
+# Test-only modules (kmods/), built against the lab kernel's headers: one WARNs on
+# load, one overruns a kmalloc'ed object into its red zone, one WARNs and then prints
+# 10,000 lines after it.
+# A modern profile's kernel is built for inside its root (its build tools need its libc);
+# WORKDIR is inside the project, which the root and the guest see at its host path.
+root=
+if [ "$profile" != bookworm ]; then
+  root=$("$top/tools/lab/mkroot.sh" "$profile") || { echo "selftest: no $profile root"; exit 1; }
+  . "$top/scripts/lib.sh"
+  trap 'profile_unmount "$root"' EXIT
+fi
+kver=$(for k in "$root"/boot/vmlinuz-*; do k=${k##*/vmlinuz-}; [ -d "$root/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
+mkdir -p "$work/kmods"
+cp "$here/kmods/Kbuild" "$here/kmods/"*.c "$work/kmods/"
+if [ -z "$root" ]; then
+  make -s -C "/lib/modules/$kver/build" M="$work/kmods" modules >/dev/null 2>&1
+else
+  case "$work" in "$top"/*) ;; *) echo "selftest: WORKDIR must be inside $top for $profile"; exit 1 ;; esac
+  profile_run "$root" "make -s -C /lib/modules/$kver/build M=$work/kmods modules" >/dev/null 2>&1
+fi || { echo "selftest: cannot build the test modules for $kver"; exit 1; }
 
 expect pass 0 'lab: PASS' -- --timeout 120 -- true
+# What the job prints, and what user space writes to the kernel log, is not a kernel
+# report, whatever its words.
+expect user-text 0 'lab: PASS' -- --timeout 120 -- bash -c \
+  'echo "WARNING: CPU: 0 PID: 1 (job output)"; echo "<3>BUG: written to /dev/kmsg" > /dev/kmsg'
 expect exit1 1 'job exited 1' -- --timeout 120 -- bash -c 'exit 1'
-expect warn 1 'kernel: WARNING:' -- --timeout 120 -- insmod "$work/warn_kmod/lab_warn.ko"
+expect warn 1 'kernel: WARNING:' -- --timeout 120 -- insmod "$work/kmods/lab_warn.ko"
+# SLUB's report has no colon after BUG: "BUG kmalloc-32 (...): Right Redzone overwritten"
+# (or KFENCE's, when it sampled that object).
+expect redzone 1 'kernel: (BUG [^ ]+ \(.*\): .*Redzone overwritten|BUG: KFENCE: )' -- \
+  --timeout 120 -- insmod "$work/kmods/lab_redzone.ko"
+# A WARN followed by 10,000 lines (more than the default 128 KiB ring holds; `quiet`
+# keeps warnings off the console) still fails the run.
+expect buried-warn 1 'kernel: WARNING: .*lab_noise' -- --timeout 300 -- \
+  insmod "$work/kmods/lab_noise.ko" lines=10000
 # Either hang verdict is right: the job's limit, or the boot's when a loaded machine
 # boots slowly.
 expect hang 1 'job killed at its time limit|did not finish within' -- --timeout 120 -- sleep 600
 expect panic 1 'kernel: .*(Kernel panic|sysrq)' -- --timeout 120 -- bash -c 'echo c > /proc/sysrq-trigger; sleep 60'
 
-echo "$((5 - failures)) passed, $failures failed"
+echo "$((8 - failures)) passed, $failures failed"
 [ $failures -eq 0 ]
