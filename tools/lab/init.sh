@@ -28,6 +28,14 @@ if [ -n "$proj" ]; then
     || { echo "lab-init: cannot mount the project share"; poweroff -f; }
 fi
 
+# A kernel from outside the root (the debug profile) brings its modules as a share.
+kmods=$(sed -n 's/.*labkmods=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$kmods" ]; then
+  mkdir -p "/newroot/lib/modules/$kmods"
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose kmodules "/newroot/lib/modules/$kmods" \
+    || { echo "lab-init: cannot mount the kernel's modules"; poweroff -f; }
+fi
+
 # The whole kernel log goes to the results share as the job runs, from the first record
 # of the boot on: a report stays in it when the ring wraps under a noisy job, and with
 # `quiet` the console shows only errors. /dev/kmsg gives one record per read; GNU dd

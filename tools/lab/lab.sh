@@ -30,7 +30,9 @@
 #   --kver KVER        kernel release to boot (default: newest installed with modules)
 #   --profile P        bookworm (default: this host's root, kernel and QEMU), or trixie /
 #                      sid: a root built by tools/lab/mkroot.sh, booted with its own
-#                      kernel; the project is shared in at its host path. Also
+#                      kernel; the project is shared in at its host path; or debug: this
+#                      host's root booting the debug kernel tools/lab/mkdebugkernel.sh
+#                      built (KASAN, lockdep, ...; its modules are shared in). Also
 #                      $MDEVMIG_LAB_PROFILE.
 #   --quiet            print only the verdict line
 set -euo pipefail
@@ -63,17 +65,21 @@ fail() { echo "lab: FAIL $name: $*"; exit 1; }
 
 # --- the root the guest runs: this host's, or a profile's ----------------------------
 project=$(cd "$here/../.." && pwd)
+# kroot: where the kernel and its modules are (boot/, lib/modules/).
 case "$profile" in
-  bookworm) sysroot= ;;
-  trixie|sid) sysroot=$("$here/mkroot.sh" "$profile") || fail "cannot build the $profile root" ;;
+  bookworm) sysroot= kroot= ;;
+  trixie|sid) sysroot=$("$here/mkroot.sh" "$profile") || fail "cannot build the $profile root"; kroot=$sysroot ;;
+  debug) sysroot=
+         kroot=$("$here/mkdebugkernel.sh" --path) ||
+           fail "no debug kernel: build it once with tools/lab/mkdebugkernel.sh (long, see BENCHMARKS.md)" ;;
   *) echo "lab: unknown profile $profile" >&2; exit 2 ;;
 esac
 
 # --- the kernel: newest release that has both an image and its modules --------------
 if [ -z "$kver" ]; then
-  kver=$(for k in "$sysroot"/boot/vmlinuz-*; do k=${k##*/vmlinuz-}; [ -d "$sysroot/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
+  kver=$(for k in "$kroot"/boot/vmlinuz-*; do k=${k##*/vmlinuz-}; [ -d "$kroot/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
 fi
-[ -n "$kver" ] && [ -r "$sysroot/boot/vmlinuz-$kver" ] || fail "no bootable kernel in $sysroot/boot (run scripts/setup.sh)"
+[ -n "$kver" ] && [ -r "$kroot/boot/vmlinuz-$kver" ] || fail "no bootable kernel in $kroot/boot (run scripts/setup.sh)"
 
 # --- the initramfs: busybox + virtio/9p/overlay modules, cached per kernel and init ---
 stamp=$( (echo "$profile $kver"; cat "$here/init.sh") | sha1sum | cut -c1-12)
@@ -85,9 +91,9 @@ if [ ! -s "$initrd" ]; then
   cp "$sysroot/bin/busybox" "$root/bin/busybox"
   # Modules are copied uncompressed (Debian 6.12+ ships .ko.xz; busybox loads .ko).
   for m in virtio_pci 9pnet_virtio 9p overlay; do
-    modprobe ${sysroot:+-d "$sysroot"} -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }' |
+    modprobe ${kroot:+-d "$kroot"} -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }' |
     while read -r ko; do
-      rel=${ko#"$sysroot"}
+      rel=${ko#"$kroot"}
       mkdir -p "$root$(dirname "$rel")"
       case "$ko" in
         *.xz) xz -dc "$ko" > "$root${rel%.xz}" ;;
@@ -96,7 +102,7 @@ if [ ! -s "$initrd" ]; then
       esac
     done
   done
-  cp "$sysroot/lib/modules/$kver/modules.order" "$sysroot/lib/modules/$kver/modules.builtin"* "$root/lib/modules/$kver/" 2>/dev/null || true
+  cp "$kroot/lib/modules/$kver/modules.order" "$kroot/lib/modules/$kver/modules.builtin"* "$root/lib/modules/$kver/" 2>/dev/null || true
   depmod -b "$root" "$kver"
   install -m 755 "$here/init.sh" "$root/init"
   (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp"
@@ -134,8 +140,14 @@ for sz in "${ivshmem[@]}"; do
 done
 
 projdev=()
+# A kernel from outside the guest's root brings its modules as a share, mounted by
+# init.sh at /lib/modules/KVER.
+if [ "$kroot" != "$sysroot" ]; then
+  projdev+=(-fsdev "local,id=kmods,path=$kroot/lib/modules/$kver,security_model=none,readonly=on,multidevs=remap"
+            -device virtio-9p-pci,fsdev=kmods,mount_tag=kmodules)
+fi
 if [ -n "$sysroot" ]; then
-  projdev=(-fsdev "local,id=proj,path=$project,security_model=none,readonly=on,multidevs=remap"
+  projdev+=(-fsdev "local,id=proj,path=$project,security_model=none,readonly=on,multidevs=remap"
            -device virtio-9p-pci,fsdev=proj,mount_tag=project)
 fi
 
@@ -152,7 +164,7 @@ fi
 #   the hardware those defaults were set for, and only a real lockup should report;
 # - quiet keeps the console to errors (a serial console under TCG is slow): warnings do
 #   not reach console.log, so the verdict reads the whole log instead.
-kconfig=$sysroot/boot/config-$kver
+kconfig=$kroot/boot/config-$kver
 kopt() { [ ! -r "$kconfig" ] || grep -q "^$1=y" "$kconfig"; }
 kargs="console=ttyS0 panic=-1 oops=panic quiet log_buf_len=16M"
 kargs+=" watchdog_thresh=30 rcupdate.rcu_cpu_stall_timeout=60"
@@ -160,6 +172,7 @@ kargs+=" watchdog_thresh=30 rcupdate.rcu_cpu_stall_timeout=60"
 kargs+=" init_on_free=1"
 [ ! -r "$kconfig" ] || ! kopt CONFIG_KFENCE || kargs+=" kfence.sample_interval=10"
 kargs+=" labtimeout=$job_limit${sysroot:+ labproj=$project}"
+[ "$kroot" = "$sysroot" ] || kargs+=" labkmods=$kver"
 
 # Kernel reports, matched at the start of a kernel message so that a job's output or a
 # message quoting such words does not count: WARN and BUG in all their forms, SLUB's
@@ -201,7 +214,7 @@ start=$EPOCHREALTIME
 boot() {
   timeout -s KILL "$timeout" qemu-system-x86_64 -accel tcg -M pc -cpu max -smp 2 -m "$mem" \
     -nographic -no-reboot -nodefaults -serial "file:$out/console.log" -monitor none \
-    -kernel "$sysroot/boot/vmlinuz-$kver" -initrd "$initrd" \
+    -kernel "$kroot/boot/vmlinuz-$kver" -initrd "$initrd" \
     -append "$kargs" \
     -fsdev "local,id=hr,path=${sysroot:-/},security_model=none,readonly=on,multidevs=remap" \
     -device virtio-9p-pci,fsdev=hr,mount_tag=hostroot \

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Self-test of tools/lab/lab.sh: each bad outcome must fail the run with its reason,
 # and a good job must pass.   selftest.sh WORKDIR [PROFILE]
-# PROFILE is the lab profile to boot (bookworm, the default, or trixie/sid: the test
-# modules are then built inside that profile's root, for its kernel).
+# PROFILE is the lab profile to boot (bookworm, the default; trixie/sid: the test modules
+# are then built inside that profile's root, for its kernel; debug: for the debug kernel).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
@@ -32,17 +32,20 @@ expect() {
 # 10,000 lines after it.
 # A modern profile's kernel is built for inside its root (its build tools need its libc);
 # WORKDIR is inside the project, which the root and the guest see at its host path.
-root=
-if [ "$profile" != bookworm ]; then
-  root=$("$top/tools/lab/mkroot.sh" "$profile") || { echo "selftest: no $profile root"; exit 1; }
-  . "$top/scripts/lib.sh"
-  trap 'profile_unmount "$root"' EXIT
-fi
-kver=$(for k in "$root"/boot/vmlinuz-*; do k=${k##*/vmlinuz-}; [ -d "$root/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
+root= kroot=
+case "$profile" in
+  bookworm) ;;
+  debug) kroot=$("$top/tools/lab/mkdebugkernel.sh" --path) || { echo "selftest: no debug kernel"; exit 1; } ;;
+  *) root=$("$top/tools/lab/mkroot.sh" "$profile") || { echo "selftest: no $profile root"; exit 1; }
+     kroot=$root
+     . "$top/scripts/lib.sh"
+     trap 'profile_unmount "$root"' EXIT ;;
+esac
+kver=$(for k in "$kroot"/boot/vmlinuz-*; do k=${k##*/vmlinuz-}; [ -d "$kroot/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
 mkdir -p "$work/kmods"
 cp "$here/kmods/Kbuild" "$here/kmods/"*.c "$work/kmods/"
 if [ -z "$root" ]; then
-  make -s -C "/lib/modules/$kver/build" M="$work/kmods" modules >/dev/null 2>&1
+  make -s -C "$kroot/lib/modules/$kver/build" M="$work/kmods" modules >/dev/null 2>&1
 else
   case "$work" in "$top"/*) ;; *) echo "selftest: WORKDIR must be inside $top for $profile"; exit 1 ;; esac
   profile_run "$root" "make -s -C /lib/modules/$kver/build M=$work/kmods modules" >/dev/null 2>&1
@@ -56,8 +59,8 @@ expect user-text 0 'lab: PASS' -- --timeout 120 -- bash -c \
 expect exit1 1 'job exited 1' -- --timeout 120 -- bash -c 'exit 1'
 expect warn 1 'kernel: WARNING:' -- --timeout 120 -- insmod "$work/kmods/lab_warn.ko"
 # SLUB's report has no colon after BUG: "BUG kmalloc-32 (...): Right Redzone overwritten"
-# (or KFENCE's, when it sampled that object).
-expect redzone 1 'kernel: (BUG [^ ]+ \(.*\): .*Redzone overwritten|BUG: KFENCE: )' -- \
+# (or KFENCE's, when it sampled that object; KASAN's on the debug kernel).
+expect redzone 1 'kernel: (BUG [^ ]+ \(.*\): .*Redzone overwritten|BUG: (KFENCE|KASAN): )' -- \
   --timeout 120 -- insmod "$work/kmods/lab_redzone.ko"
 # A WARN followed by 10,000 lines (more than the default 128 KiB ring holds; `quiet`
 # keeps warnings off the console) still fails the run.
