@@ -206,6 +206,15 @@ kernel_messages() {
       if (h[1] + 0 < 8) print substr($0, semi + 1)
     }' "$1"
 }
+# The first report in kernel messages (stdin). SLUB on 6.12 prints what it found
+# ("[Right Redzone overwritten] ...") before its "BUG kmalloc-32 (...): Object corrupt"
+# line: the reason then names both.
+first_report() {
+  grep -aE -m1 -A3 "$reports" | awk '
+    NR == 1 { first = $0; next }
+    first ~ /^\[/ && /^BUG [^ ]+ \(/ { print $0 " " first; named = 1; exit }
+    END { if (!named) print first }'
+}
 # The kernel's messages on the console: the lines with a printk time.
 console_messages() {
   tr -d '\r' < "$1" | sed -nE 's/^[^[]*\[ *[0-9]+\.[0-9]+\] //p'
@@ -247,11 +256,11 @@ secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
 complete=0
 grep -q 'lab-init: kernel log end' "$out/kmsg.txt" 2>/dev/null && complete=1
 if [ -f "$out/kmsg.txt" ]; then
-  line=$(kernel_messages "$out/kmsg.txt" | grep -avE '^<lost> ' | grep -aE -m1 "$reports" || true)
+  line=$(kernel_messages "$out/kmsg.txt" | grep -avE '^<lost> ' | first_report || true)
   [ -z "$line" ] || fail "kernel: $line (see $out/kmsg.txt)"
 fi
 if [ "$complete" = 0 ] && [ -f "$out/console.log" ]; then
-  line=$(console_messages "$out/console.log" | grep -aE -m1 "$reports" || true)
+  line=$(console_messages "$out/console.log" | first_report || true)
   [ -z "$line" ] || fail "kernel: $line (see $out/console.log)"
 fi
 if [ "$qrc" -eq 137 ] && [ ! -f "$out/job.rc" ]; then
