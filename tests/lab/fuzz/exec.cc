@@ -202,6 +202,7 @@ class SequenceRunner {
   std::string baseline_avail_;
 
   std::mutex finding_mu_;
+  std::mutex mig_mu_;  // with "error-state-set" avoided: one state change at a time
   std::string finding_;
 };
 
@@ -531,6 +532,8 @@ void SequenceRunner::op_feature(Worker& w, const Op& op) {
     st.data_fd = -1;
     std::memcpy(buf + sizeof f, &st, sizeof st);
   }
+  std::unique_lock lk(mig_mu_, std::defer_lock);
+  if (feature == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && ctx_.avoid.count("error-state-set")) lk.lock();
   if (feature == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE) leave_error_state();
   const long rc = sys(::ioctl(dfd(), VFIO_DEVICE_FEATURE, buf));
   if (rc == 0 && feature == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && (flags & VFIO_DEVICE_FEATURE_SET) &&
@@ -557,6 +560,8 @@ void SequenceRunner::leave_error_state() {
 
 void SequenceRunner::op_mig_state(Worker& w, const Op& op) {
   alignas(8) uint8_t buf[256] = {};
+  std::unique_lock lk(mig_mu_, std::defer_lock);  // the check and the change as one
+  if (ctx_.avoid.count("error-state-set")) lk.lock();
   leave_error_state();
   vfio_device_feature f{};
   f.argsz = argsz_of(op.a[1], sizeof f + sizeof(vfio_device_feature_mig_state), sizeof f);
@@ -1001,7 +1006,7 @@ void SequenceRunner::op_descs(const Op& op) {
     d.user_data = r.next();
     d.rsvd = r.chance(95) ? 0 : r.next();
     const uint64_t at = base + uint64_t{(tail + i) % size} * sizeof d;
-    if (at >= kIova && at + sizeof d <= kIova + kGuestSize) std::memcpy(guest + (at - kIova), &d, sizeof d);
+    if (at >= kIova && at - kIova <= kGuestSize - sizeof d) std::memcpy(guest + (at - kIova), &d, sizeof d);
   }
   uint32_t new_tail = tail + count;
   if (op.a[2] == 4) new_tail = static_cast<uint32_t>(r.next());
@@ -1089,7 +1094,8 @@ void SequenceRunner::g_reopen(const GlobalOp& op) {
   }
   // The previous opener's data must be gone: the v1 data section and device memory.
   std::vector<uint8_t> buf(256u << 10);
-  for (uint64_t off = 0; off < kV1DataSize; off += buf.size()) {
+  const uint64_t v1_check = ctx_.avoid.count("v1-data-after-close") ? 0 : kV1DataSize;
+  for (uint64_t off = 0; off < v1_check; off += buf.size()) {
     if (sys(::pread(dfd(), buf.data(), buf.size(), static_cast<off_t>(region_pos(kV1Index, kV1DataOffset + off)))) !=
         static_cast<long>(buf.size()))
       break;

@@ -24,7 +24,8 @@ struct RunContext {
   /// Argument patterns of known, not yet fixed bugs that ops steer around, so a run can
   /// look for other bugs meanwhile: "intx-count0" (SET_IRQS INTx count 0 with data),
   /// "log-zero-length" (DMA logging ranges of length 0 or reaching 2^64),
-  /// "error-state-set" (MIG_DEVICE_STATE SET while the device is in ERROR: a reset first).
+  /// "error-state-set" (MIG_DEVICE_STATE SET while the device is in ERROR: a reset first),
+  /// "v1-data-after-close" (the check that a reopen finds the v1 data section cleared).
   std::set<std::string> avoid;
   std::string parent = "mdevmig_sim0";
   std::mutex log_mu;               ///< serialises op logging between workers

@@ -99,7 +99,7 @@ bool compare_mem(const MemSnapshot& before, const MemSnapshot& after, std::strin
   // Limits, see tests/lab/fuzz/README.md ("Leak check"): well above what an idle guest
   // and the fuzzer's own churn move between two snapshots, well below what one leaked
   // object per sequence adds up to over a CI run.
-  constexpr int64_t kSlabLimit = 1024, kVmallocLimit = 512, kUnaccountedLimit = 8192;
+  constexpr int64_t kSlabLimit = 2048, kVmallocLimit = 512, kUnaccountedLimit = 16384;
   const int64_t ds = after.slab_unreclaimable_kib - before.slab_unreclaimable_kib;
   const int64_t dv = after.vmalloc_kib - before.vmalloc_kib;
   const int64_t du = after.unaccounted_kib - before.unaccounted_kib;
@@ -108,7 +108,7 @@ bool compare_mem(const MemSnapshot& before, const MemSnapshot& after, std::strin
     << (dv >= 0 ? "+" : "") << dv << " KiB (limit " << kVmallocLimit << "), unaccounted "
     << (du >= 0 ? "+" : "") << du << " KiB (limit " << kUnaccountedLimit << ")";
   const bool ok = ds <= kSlabLimit && dv <= kVmallocLimit && du <= kUnaccountedLimit;
-  if (!ok) {
+  {
     std::vector<std::pair<int64_t, std::string>> grown;
     for (const auto& [name, bytes] : after.slab_bytes) {
       auto it = before.slab_bytes.find(name);
@@ -117,7 +117,7 @@ bool compare_mem(const MemSnapshot& before, const MemSnapshot& after, std::strin
     }
     std::sort(grown.rbegin(), grown.rend());
     o << "; slab caches grown most:";
-    for (size_t i = 0; i < grown.size() && i < 8; ++i) o << " " << grown[i].second << " +" << grown[i].first / 1024 << "K";
+    for (size_t i = 0; i < grown.size() && i < (ok ? 4u : 10u); ++i) o << " " << grown[i].second << " +" << grown[i].first / 1024 << "K";
   }
   *report = o.str();
   return ok;

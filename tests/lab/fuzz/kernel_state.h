@@ -38,8 +38,8 @@ struct MemSnapshot {
 
 MemSnapshot take_mem_snapshot();
 
-/// "SUnreclaim +12 KiB, VmallocUsed +0 KiB, ..." and whether every delta is within
-/// its limit; `why` lists the caches that grew most when it is not.
+/// "SUnreclaim +12 KiB (limit ...), ...; slab caches grown most: ..." and whether every
+/// delta is within its limit.
 bool compare_mem(const MemSnapshot& before, const MemSnapshot& after, std::string* report);
 
 }  // namespace mdevmig::fuzz

@@ -41,7 +41,8 @@ operations; runs inside the lab (tools/lab/lab.sh, see tests/lab/fuzz/run-fuzz.s
   --regressions DIR  run DIR/*.case before the random sequences
   --skip OPS         comma-separated op names not to execute (e.g. set_irqs)
   --avoid BUGS       comma-separated argument patterns of known bugs to steer around:
-                     intx-count0, log-zero-length, error-state-set
+                     intx-count0, log-zero-length, error-state-set,
+                     v1-data-after-close
   --parent NAME      the parent of the fuzzed instances (default mdevmig_sim0)
 Exit status: 0 when nothing was found, 1 on a finding (printed with its sequence), 2
 on bad usage or when the lab is missing.
