@@ -153,6 +153,7 @@ int parse_args(int argc, char** argv, Options* o) {
     else if (a == "--regressions") o->regressions = value();
     else if (a == "--skip") o->skip = value();
     else if (a == "--avoid") o->avoid = value();
+    else if (a.rfind("--avoid=", 0) == 0) o->avoid = a.substr(8);  // may be empty
     else if (a == "--parent") o->parent = value();
     else if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
