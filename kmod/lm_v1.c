@@ -55,6 +55,11 @@ static void mdevmig_v1_end_saving_locked(struct mdevmig_dev *mdev_state)
 	v1->data_size = 0;
 }
 
+/*
+ * Ends any v1 session (VFIO_DEVICE_RESET, close). The data section is cleared: it holds
+ * device memory staged by a save or a stream written for a resume, which neither the
+ * next opener nor the device after a reset may see.
+ */
 void mdevmig_v1_reset_locked(struct mdevmig_dev *mdev_state)
 {
 	lockdep_assert_held(&mdev_state->mig_lock);
@@ -62,6 +67,7 @@ void mdevmig_v1_reset_locked(struct mdevmig_dev *mdev_state)
 	mdevmig_loader_free(&mdev_state->v1.ld, &mdev_state->v1.ldbuf);
 	mdev_state->v1.device_state = V1_RUNNING;
 	mdev_state->v1.data_size = 0;
+	memset(mdev_state->v1.data, 0, MDEVMIG_V1_DATA_SIZE);
 }
 
 void mdevmig_v1_free(struct mdevmig_dev *mdev_state)
