@@ -672,8 +672,10 @@ void mdevmig_mig_init(struct mdevmig_dev *mdev_state)
 
 /*
  * Back to RUNNING with no session open, for VFIO_DEVICE_RESET and close: the way out
- * of ERROR and of any abandoned migration. @run: let the device run again (reset);
- * close stops it itself.
+ * of ERROR and of any abandoned migration. @run (VFIO_DEVICE_RESET): the device model
+ * is reset with the engine stopped, and only then may the device run again, so no
+ * descriptor queued before the reset is ever executed and no interrupt of it is raised.
+ * Close stops the engine and resets the model itself.
  */
 void mdevmig_mig_reset(struct mdevmig_dev *mdev_state, bool run)
 {
@@ -683,8 +685,14 @@ void mdevmig_mig_reset(struct mdevmig_dev *mdev_state, bool run)
 	mdev_state->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	mdev_state->frontend = MDEVMIG_FE_NONE;
 	mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
-	if (run)
+	if (run) {
+		mdevmig_engine_lock_for_change(mdev_state);
+		WRITE_ONCE(mdev_state->irq_stopped, true);
+		mdevmig_engine_stop_locked(mdev_state);
+		mdevmig_model_reset(&mdev_state->model);
+		mutex_unlock(&mdev_state->state_lock);
 		mdevmig_dev_run_locked(mdev_state, true, true);
+	}
 	mutex_unlock(&mdev_state->mig_lock);
 }
 

@@ -124,10 +124,7 @@ static void mdevmig_close_device(struct vfio_device *vdev)
 /* VFIO_DEVICE_RESET: also the way out of a failed migration (ERROR). */
 static int mdevmig_reset(struct mdevmig_dev *mdev_state)
 {
-	mdevmig_mig_reset(mdev_state, true);
-	mutex_lock(&mdev_state->state_lock);
-	mdevmig_model_reset(&mdev_state->model);
-	mutex_unlock(&mdev_state->state_lock);
+	mdevmig_mig_reset(mdev_state, true);	/* resets the model with the engine stopped */
 	return 0;
 }
 
