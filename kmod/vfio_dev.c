@@ -352,7 +352,9 @@ static int mdevmig_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
 	unsigned int index;
 	u64 off;
 
-	if (mdevmig_decode_pos(mdev_state, (u64)vma->vm_pgoff << PAGE_SHIFT, &index, &off))
+	/* An offset beyond 64 bits would alias a window once shifted. */
+	if (vma->vm_pgoff > (U64_MAX >> PAGE_SHIFT) ||
+	    mdevmig_decode_pos(mdev_state, (u64)vma->vm_pgoff << PAGE_SHIFT, &index, &off))
 		return -EINVAL;
 	if (index == VFIO_PCI_BAR2_REGION_INDEX)
 		return mdevmig_bar2_mmap(mdev_state, vma);
