@@ -250,34 +250,65 @@ TEST_F(HardeningTest, DmaLogStartRefusesEmptyAndHugeRanges) {
   EXPECT_EQ(log_stop(fd()), 0);
 }
 
+// The test process in a child cgroup with the memory controller, for as long as it lives.
+class MemcgScope {
+ public:
+  MemcgScope() {
+    if (!read_file(kRoot + "/cgroup.controllers")) {
+      EXPECT_EQ(mount("none", kRoot.c_str(), "cgroup2", 0, nullptr), 0) << "mounting cgroup2: errno " << errno;
+    }
+    EXPECT_NE(read_file(kRoot + "/cgroup.controllers").value_or("").find("memory"), std::string::npos);
+    write_file(kRoot + "/cgroup.subtree_control", "+memory");
+    mkdir(kCg.c_str(), 0755);
+    ok_ = write_file(kCg + "/cgroup.procs", pid_) == 0;
+    EXPECT_TRUE(ok_) << "joining " << kCg;
+  }
+  ~MemcgScope() {
+    write_file(kRoot + "/cgroup.procs", pid_);
+    rmdir(kCg.c_str());
+  }
+  MemcgScope(const MemcgScope&) = delete;
+  MemcgScope& operator=(const MemcgScope&) = delete;
+
+  bool ok() const { return ok_; }
+  uint64_t current() const { return std::stoull(read_file(kCg + "/memory.current").value_or("0")); }
+
+ private:
+  inline static const std::string kRoot = "/sys/fs/cgroup";
+  inline static const std::string kCg = kRoot + "/mdevmig-hardening";
+  std::string pid_ = std::to_string(getpid());
+  bool ok_ = false;
+};
+
 // The bitmaps are charged to the opener's memory cgroup: a user cannot pin 32 MiB of
 // kernel memory per instance outside its limits.
 TEST_F(HardeningTest, DmaLogBitmapsAreChargedToTheCallersMemcg) {
   if (!logging_offered()) return;
-  const std::string root = "/sys/fs/cgroup";
-  if (!read_file(root + "/cgroup.controllers")) {
-    ASSERT_EQ(mount("none", root.c_str(), "cgroup2", 0, nullptr), 0) << "mounting cgroup2: errno " << errno;
-  }
-  ASSERT_NE(read_file(root + "/cgroup.controllers").value_or("").find("memory"), std::string::npos);
-  write_file(root + "/cgroup.subtree_control", "+memory");
-  const std::string cg = root + "/mdevmig-hardening";
-  mkdir(cg.c_str(), 0755);
-  const std::string pid = std::to_string(getpid());
-  ASSERT_EQ(write_file(cg + "/cgroup.procs", pid), 0);
-  auto current = [&] { return std::stoull(read_file(cg + "/memory.current").value_or("0")); };
-
-  const uint64_t before = current();
+  MemcgScope memcg;
+  ASSERT_TRUE(memcg.ok());
+  const uint64_t before = memcg.current();
   uint64_t page = 4096;
   // 2^28 bits of bitmap: 32 MiB, the most the device logs.
   int e = log_start(fd(), page, {{0, 1ull << 40}});
-  const uint64_t during = current();
+  const uint64_t during = memcg.current();
   EXPECT_EQ(e, 0);
   EXPECT_EQ(log_stop(fd()), 0);
-  const uint64_t after = current();
-  write_file(root + "/cgroup.procs", pid);
-  rmdir(cg.c_str());
+  const uint64_t after = memcg.current();
   EXPECT_GE(during, before + (30ull << 20)) << "bitmaps not charged: " << before << " -> " << during;
   EXPECT_LT(after, during - (30ull << 20)) << "charge not released";
+}
+
+// A resuming data_fd's loader buffer and staging buffer are charged to the opener too.
+TEST_F(HardeningTest, LoaderBuffersAreChargedToTheCallersMemcg) {
+  MemcgScope memcg;
+  ASSERT_TRUE(memcg.ok());
+  ASSERT_TRUE(dev().set_mig_state(MigState::kStop).ok());
+  const uint64_t before = memcg.current();
+  auto data_fd = dev().set_mig_state(MigState::kResuming);
+  ASSERT_TRUE(data_fd.ok()) << data_fd.error().message();
+  const uint64_t during = memcg.current();
+  EXPECT_GE(during, before + MDEVMIG_LOADER_BUF_SIZE) << "loader not charged: " << before << " -> " << during;
+  EXPECT_TRUE(dev().reset().ok());
 }
 
 // ---- interrupts -------------------------------------------------------------------------
