@@ -112,16 +112,24 @@ void mdevmig_irq_disable_all(struct mdevmig_dev *mdev_state)
 	mutex_unlock(&mdev_state->irq_lock);
 }
 
+/*
+ * INTx takes exactly start 0, count 1, as with vfio-pci; the one exception is
+ * TRIGGER with no data and count 0, which disables the line's eventfd. Every data
+ * pointer below is therefore backed by one element.
+ */
 static int mdevmig_set_intx_locked(struct mdevmig_dev *mdev_state, u32 action, u32 data_type,
-				   u32 count, void *data)
+				   u32 start, u32 count, void *data)
 {
 	lockdep_assert_held(&mdev_state->irq_lock);
+	if (action == VFIO_IRQ_SET_ACTION_TRIGGER && data_type == VFIO_IRQ_SET_DATA_NONE &&
+	    !count) {
+		mdevmig_trigger_put(&mdev_state->intx_trigger);
+		return 0;
+	}
+	if (start != 0 || count != 1)
+		return -EINVAL;
 	switch (action) {
 	case VFIO_IRQ_SET_ACTION_TRIGGER:
-		if (data_type == VFIO_IRQ_SET_DATA_NONE && !count) {
-			mdevmig_trigger_put(&mdev_state->intx_trigger);
-			return 0;
-		}
 		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD) {
 			int ret = mdevmig_trigger_set(&mdev_state->intx_trigger, *(s32 *)data);
 
@@ -136,6 +144,8 @@ static int mdevmig_set_intx_locked(struct mdevmig_dev *mdev_state, u32 action, u
 			mdevmig_eventfd_signal(mdev_state->intx_trigger);
 		return 0;
 	case VFIO_IRQ_SET_ACTION_MASK:
+		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD)
+			return -EINVAL;		/* no mask eventfds */
 		if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data)
 			mdev_state->intx_masked = true;
 		return 0;
@@ -151,11 +161,16 @@ static int mdevmig_set_intx_locked(struct mdevmig_dev *mdev_state, u32 action, u
 	return -EINVAL;
 }
 
+/*
+ * MSI vectors [start, start + count). Eventfds are all looked up before any is
+ * installed, so a bad fd in the block fails the call and changes nothing.
+ */
 static int mdevmig_set_msi_locked(struct mdevmig_dev *mdev_state, u32 action, u32 data_type,
 				  u32 start, u32 count, void *data)
 {
+	struct eventfd_ctx *ctx[MDEVMIG_MSI_VECTORS] = {};
 	u32 i;
-	int ret;
+	int ret = 0;
 
 	lockdep_assert_held(&mdev_state->irq_lock);
 	if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
@@ -165,18 +180,28 @@ static int mdevmig_set_msi_locked(struct mdevmig_dev *mdev_state, u32 action, u3
 			mdevmig_trigger_put(&mdev_state->msi_trigger[i]);
 		return 0;
 	}
-	for (i = 0; i < count; i++) {
-		struct eventfd_ctx **slot = &mdev_state->msi_trigger[start + i];
+	if (start >= MDEVMIG_MSI_VECTORS || count > MDEVMIG_MSI_VECTORS - start)
+		return -EINVAL;
+	if (data_type != VFIO_IRQ_SET_DATA_EVENTFD) {
+		for (i = 0; i < count; i++) {
+			struct eventfd_ctx *slot = mdev_state->msi_trigger[start + i];
 
-		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD) {
-			ret = mdevmig_trigger_set(slot, ((s32 *)data)[i]);
-			if (ret)
-				return ret;
-		} else if (*slot && (data_type == VFIO_IRQ_SET_DATA_NONE || ((u8 *)data)[i])) {
-			mdevmig_eventfd_signal(*slot);
+			if (slot && (data_type == VFIO_IRQ_SET_DATA_NONE || ((u8 *)data)[i]))
+				mdevmig_eventfd_signal(slot);
 		}
+		return 0;
 	}
-	return 0;
+	for (i = 0; i < count && !ret; i++)
+		ret = mdevmig_trigger_set(&ctx[i], ((s32 *)data)[i]);
+	for (i = 0; i < count; i++) {
+		if (ret) {
+			mdevmig_trigger_put(&ctx[i]);
+			continue;
+		}
+		mdevmig_trigger_put(&mdev_state->msi_trigger[start + i]);
+		mdev_state->msi_trigger[start + i] = ctx[i];
+	}
+	return ret;
 }
 
 int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg)
@@ -206,7 +231,8 @@ int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg)
 	mutex_lock(&mdev_state->irq_lock);
 	if (hdr.index == VFIO_PCI_INTX_IRQ_INDEX)
 		ret = mdevmig_set_intx_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
-					      hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.count, data);
+					      hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.start,
+					      hdr.count, data);
 	else
 		ret = mdevmig_set_msi_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
 					     hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.start,

@@ -288,6 +288,7 @@ int mdevmig_saver_init(struct mdevmig_saver *saver, struct mdevmig_dev *mdev_sta
 void mdevmig_saver_free(struct mdevmig_saver *saver);
 long mdevmig_saver_produce(struct mdevmig_saver *saver, u8 *buf, size_t size);
 void mdevmig_saver_pending(struct mdevmig_saver *saver, u64 *initial, u64 *dirty);
+int mdevmig_loader_alloc(struct mdevmig_loader **ld, u8 **ldbuf);
 int mdevmig_loader_start(struct mdevmig_dev *mdev_state, struct mdevmig_loader **ld,
 			 u8 **ldbuf);
 int mdevmig_loader_feed_locked(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld,

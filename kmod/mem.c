@@ -309,6 +309,7 @@ static ssize_t mode_store(struct device *dev, struct device_attribute *attr,
 {
 	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
 	enum mdevmig_bar2_mode mode;
+	ssize_t ret = count;
 
 	if (sysfs_streq(buf, "passthrough"))
 		mode = MDEVMIG_MODE_PASSTHROUGH;
@@ -318,8 +319,14 @@ static ssize_t mode_store(struct device *dev, struct device_attribute *attr,
 		mode = MDEVMIG_MODE_TRAPPED;
 	else
 		return -EINVAL;
-	mdevmig_set_mode(mdev_state, mode, false);
-	return count;
+	/* A migration owns the mode (and the dirty set) until it ends. */
+	mutex_lock(&mdev_state->mig_lock);
+	if (mdev_state->frontend == MDEVMIG_FE_NONE)
+		mdevmig_set_mode(mdev_state, mode, false);
+	else
+		ret = -EBUSY;
+	mutex_unlock(&mdev_state->mig_lock);
+	return ret;
 }
 static DEVICE_ATTR_RW(mode);
 
@@ -354,10 +361,18 @@ static ssize_t dirty_pages_show(struct device *dev, struct device_attribute *att
 static ssize_t dirty_pages_store(struct device *dev, struct device_attribute *attr,
 				 const char *buf, size_t count)
 {
+	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	ssize_t ret = count;
+
 	if (!sysfs_streq(buf, "clear"))
 		return -EINVAL;
-	mdevmig_dirty_harvest(mdevmig_from_attr_dev(dev), NULL);
-	return count;
+	mutex_lock(&mdev_state->mig_lock);	/* a migration's dirty set is not ours to drop */
+	if (mdev_state->frontend == MDEVMIG_FE_NONE)
+		mdevmig_dirty_harvest(mdev_state, NULL);
+	else
+		ret = -EBUSY;
+	mutex_unlock(&mdev_state->mig_lock);
+	return ret;
 }
 static DEVICE_ATTR_RW(dirty_pages);
 
