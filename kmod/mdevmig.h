@@ -199,6 +199,7 @@ struct mdevmig_dev {
 	struct mutex irq_lock;		/* protects the fields below */
 	struct eventfd_ctx *intx_trigger;
 	struct eventfd_ctx *msi_trigger[MDEVMIG_MSI_VECTORS];
+	struct eventfd_ctx *req_trigger;	/* VFIO_PCI_REQ_IRQ_INDEX: asked to close */
 	bool intx_masked;		/* user-visible INTx mask (auto-set on delivery) */
 	bool intx_level;		/* the model's INTx line */
 
@@ -266,6 +267,7 @@ void mdevmig_irq_disable_all(struct mdevmig_dev *mdev_state);
 void mdevmig_irq_msi(struct mdevmig_dev *mdev_state, unsigned int vector);
 void mdevmig_irq_intx(struct mdevmig_dev *mdev_state, bool level);
 void mdevmig_irq_resume(struct mdevmig_dev *mdev_state);
+void mdevmig_request(struct vfio_device *vdev, unsigned int count);
 
 /* mem.c: BAR2, access modes, dirty pages */
 int mdevmig_mem_init(struct mdevmig_dev *mdev_state);
