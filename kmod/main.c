@@ -49,6 +49,7 @@ out_engine_exit:
 	return ret;
 }
 
+/* Parents first: their removal (and any instance's) needs the class and the driver. */
 static void __exit mdevmig_exit(void)
 {
 	mdevmig_parents_exit();

@@ -26,6 +26,7 @@
 #include <linux/mdev.h>
 #include <linux/mutex.h>
 #include <linux/list.h>
+#include <linux/kref.h>
 #include <linux/vfio.h>
 #include <linux/workqueue.h>
 #include <linux/eventfd.h>
@@ -75,6 +76,7 @@ struct mdevmig_parent {
 	struct mdevmig_type types[MDEVMIG_NR_TYPES];
 	struct mdev_type *type_ptrs[MDEVMIG_NR_TYPES];
 
+	struct kref ref;		/* the registration's and one per instance */
 	struct mutex slots_lock;	/* protects slots */
 	unsigned long slots;		/* bit i set: slot i is taken by an instance */
 
