@@ -209,7 +209,10 @@ struct mdevmig_dev {
 	struct mutex mode_lock;		/* protects mode, force_trapped, bar2_mapping; held by faults */
 	enum mdevmig_bar2_mode mode;
 	bool force_trapped;		/* sysfs: keep BAR2 trapped, advertise no mmap */
-	struct address_space *bar2_mapping;	/* of the device file, set by the first mmap */
+	bool no_mmap;			/* fixed at creation: PCI parent, no pci_bar2_mmap;
+					 * force_trapped stays set */
+	struct address_space *bar2_mapping;	/* of the device file, set by the first mmap
+						 * after an open, cleared at close */
 	unsigned long *dirty;		/* one bit per page; atomic bitops, harvested under mode_lock */
 	bool logging;			/* dirty logging on (tracked mode, or trapped while logging) */
 
