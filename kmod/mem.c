@@ -159,16 +159,22 @@ unsigned long mdevmig_dirty_count(struct mdevmig_dev *mdev_state)
 	return bitmap_weight(mdev_state->dirty, mdev_state->nr_pages);
 }
 
-/* Device reset as seen by the next opener: memory zeroed, passthrough, no tracking. */
+/*
+ * At close: the device as the next opener sees it, memory zeroed, passthrough, no
+ * tracking. The device file is gone, so no mapping of BAR2 is left (a mapping holds
+ * the file) and the mapping it belonged to is forgotten; with no file, no engine and
+ * no migration left, the memory is zeroed without mode_lock.
+ */
 void mdevmig_mem_reset(struct mdevmig_dev *mdev_state)
 {
 	mutex_lock(&mdev_state->mode_lock);
 	mdev_state->mode = MDEVMIG_MODE_PASSTHROUGH;
 	WRITE_ONCE(mdev_state->logging, false);
 	mdevmig_zap_locked(mdev_state);
+	mdev_state->bar2_mapping = NULL;
 	bitmap_zero(mdev_state->dirty, mdev_state->nr_pages);
-	memset(mdev_state->mem, 0, mdev_state->mem_size);
 	mutex_unlock(&mdev_state->mode_lock);
+	mdevmig_mem_zero(mdev_state);
 }
 
 /*
@@ -297,6 +303,8 @@ ssize_t mdevmig_bar2_rw(struct mdevmig_dev *mdev_state, char __user *ubuf, size_
 
 	if (pos >= mdev_state->mem_size)
 		return -EINVAL;
+	if (!count)
+		return 0;
 	count = min_t(u64, count, mdev_state->mem_size - pos);
 	bounce = (void *)__get_free_page(GFP_KERNEL);
 	if (!bounce)
