@@ -189,9 +189,13 @@ struct mdevmig_dev {
 	unsigned long nr_pages;		/* mem_size >> PAGE_SHIFT */
 
 	/* Device model, engine, open state. */
-	struct mutex state_lock;	/* protects model, engine_stopped, opened */
+	struct mutex state_lock;	/* protects model, engine_stopped, opened,
+					 * engine_tokens, engine_refill */
 	struct mdevmig_model model;
-	struct work_struct engine_work;	/* runs model steps; takes state_lock */
+	struct delayed_work engine_work;	/* runs model steps; takes state_lock */
+	u64 engine_budget;		/* bytes per second, 0: unlimited (sysfs; READ_ONCE) */
+	u64 engine_tokens;		/* bytes the engine may still move now */
+	unsigned long engine_refill;	/* jiffies of the last refill of engine_tokens */
 	bool engine_stopped;		/* no DMA and no interrupts may be issued */
 	atomic_t engine_yield;		/* state changes waiting for state_lock: the engine
 					 * work steps aside instead of re-taking it */
@@ -264,6 +268,7 @@ void mdevmig_engine_start_locked(struct mdevmig_dev *mdev_state);
 void mdevmig_engine_stop_locked(struct mdevmig_dev *mdev_state);
 void mdevmig_engine_cancel(struct mdevmig_dev *mdev_state);
 void mdevmig_engine_init_dev(struct mdevmig_dev *mdev_state);
+extern struct device_attribute mdevmig_dev_attr_engine_budget;
 
 /* irq.c */
 int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg);

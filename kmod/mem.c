@@ -449,6 +449,7 @@ static struct attribute *mdevmig_mdev_attrs[] = {
 	&dev_attr_dirty_ranges.attr,
 	&dev_attr_memory.attr,
 	&mdevmig_dev_attr_migration.attr,
+	&mdevmig_dev_attr_engine_budget.attr,
 	NULL,
 };
 
