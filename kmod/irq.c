@@ -17,6 +17,8 @@ static unsigned int mdevmig_irq_count(unsigned int index)
 		return 1;
 	case VFIO_PCI_MSI_IRQ_INDEX:
 		return MDEVMIG_MSI_VECTORS;
+	case VFIO_PCI_REQ_IRQ_INDEX:
+		return 1;
 	default:
 		return 0;
 	}
@@ -108,6 +110,7 @@ void mdevmig_irq_disable_all(struct mdevmig_dev *mdev_state)
 	mdevmig_trigger_put(&mdev_state->intx_trigger);
 	for (i = 0; i < MDEVMIG_MSI_VECTORS; i++)
 		mdevmig_trigger_put(&mdev_state->msi_trigger[i]);
+	mdevmig_trigger_put(&mdev_state->req_trigger);
 	mdev_state->intx_masked = false;
 	mutex_unlock(&mdev_state->irq_lock);
 }
@@ -204,6 +207,57 @@ static int mdevmig_set_msi_locked(struct mdevmig_dev *mdev_state, u32 action, u3
 	return ret;
 }
 
+/*
+ * The request interrupt (VFIO_PCI_REQ_IRQ_INDEX, one vector): an eventfd the driver
+ * signals when the instance is being removed while the user still holds it open
+ * (mdevmig_request()). Only TRIGGER: an eventfd (-1 drops it), or a loopback signal
+ * with NONE / BOOL; NONE with count 0 drops it. Any other shape is -EINVAL.
+ */
+static int mdevmig_set_req_locked(struct mdevmig_dev *mdev_state, u32 action, u32 data_type,
+				  u32 count, void *data)
+{
+	lockdep_assert_held(&mdev_state->irq_lock);
+	if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
+		return -EINVAL;
+	if (data_type == VFIO_IRQ_SET_DATA_NONE && !count) {
+		mdevmig_trigger_put(&mdev_state->req_trigger);
+		return 0;
+	}
+	if (count != 1 || (data_type != VFIO_IRQ_SET_DATA_NONE && !data))
+		return -EINVAL;
+	if (data_type == VFIO_IRQ_SET_DATA_EVENTFD)
+		return mdevmig_trigger_set(&mdev_state->req_trigger, *(s32 *)data);
+	if (!mdev_state->req_trigger)
+		return -EINVAL;
+	if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data)
+		mdevmig_eventfd_signal(mdev_state->req_trigger);
+	return 0;
+}
+
+/*
+ * vfio_device_ops.request: the core is removing the instance and waits for the user
+ * to close it, calling this again (@count 1, 2, ...) every few seconds meanwhile. The
+ * user learns it through the request eventfd, as with vfio-pci; one without an eventfd
+ * is named once in the log.
+ */
+void mdevmig_request(struct vfio_device *vdev, unsigned int count)
+{
+	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
+
+	mutex_lock(&mdev_state->irq_lock);
+	if (mdev_state->req_trigger) {
+		if (!(count % 10))
+			dev_notice_ratelimited(vdev->dev,
+					       "asking the user to release the device (request %u)\n",
+					       count);
+		mdevmig_eventfd_signal(mdev_state->req_trigger);
+	} else if (!count) {
+		dev_notice(vdev->dev,
+			   "device in use and no request eventfd set: removal waits for the user to close it\n");
+	}
+	mutex_unlock(&mdev_state->irq_lock);
+}
+
 int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg)
 {
 	struct vfio_irq_set hdr;
@@ -233,6 +287,9 @@ int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg)
 		ret = mdevmig_set_intx_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
 					      hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.start,
 					      hdr.count, data);
+	else if (hdr.index == VFIO_PCI_REQ_IRQ_INDEX)
+		ret = mdevmig_set_req_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
+					     hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.count, data);
 	else
 		ret = mdevmig_set_msi_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
 					     hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.start,

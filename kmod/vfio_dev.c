@@ -382,6 +382,7 @@ static const struct vfio_device_ops mdevmig_vfio_ops = {
 	.get_region_info_caps = mdevmig_region_info_caps,
 #endif
 	.dma_unmap	= mdevmig_dma_unmap,
+	.request	= mdevmig_request,
 	MDEVMIG_VFIO_IOMMUFD_OPS
 	MDEVMIG_VFIO_IOMMUFD_DETACH_OP
 };
