@@ -80,9 +80,19 @@ MemSnapshot take_mem_snapshot() {
   }
   s.slab_unreclaimable_kib = mi["SUnreclaim"];
   s.vmalloc_kib = mi["VmallocUsed"];
-  s.unaccounted_kib = mi["MemTotal"] - mi["MemFree"] - mi["Buffers"] - mi["Cached"] - mi["AnonPages"] -
-                      mi["Slab"] - mi["PageTables"] - mi["KernelStack"] - mi["VmallocUsed"] -
-                      mi["Percpu"];
+  // Free pages parked on the per-cpu lists are not in MemFree: count them as free
+  // (/proc/zoneinfo, "count:" of every cpu's pageset), or they swing the figure by MiBs.
+  int64_t pcp_pages = 0;
+  std::ifstream zoneinfo("/proc/zoneinfo");
+  while (std::getline(zoneinfo, line)) {
+    std::istringstream l(line);
+    std::string word;
+    int64_t n = 0;
+    if (l >> word && word == "count:" && l >> n) pcp_pages += n;
+  }
+  s.unaccounted_kib = mi["MemTotal"] - mi["MemFree"] - pcp_pages * 4 - mi["Buffers"] - mi["Cached"] -
+                      mi["AnonPages"] - mi["Slab"] - mi["PageTables"] - mi["KernelStack"] -
+                      mi["VmallocUsed"] - mi["Percpu"];
 
   std::ifstream slabinfo("/proc/slabinfo");
   while (std::getline(slabinfo, line)) {
