@@ -100,7 +100,7 @@ struct Fuzzer {
 
   // Runs one sequence and checks the kernel log; on a finding prints everything needed
   // to replay it and returns false.
-  bool run_one(const Sequence& s, const std::string& label) {
+  bool run_one(const Sequence& s, const std::string& label, const std::string& case_file = {}) {
     save("fuzz-current.txt", label + " seed " + hex(s.seed) + "\n" + to_text(s));
     std::string what = run_sequence(s, ctx, mem);
     const std::string kline = klog.poll();
@@ -109,8 +109,11 @@ struct Fuzzer {
     if (what.empty()) return true;
     const std::string text = to_text(s);
     std::printf("fuzz: FINDING in %s (sequence seed %s): %s\n", label.c_str(), hex(s.seed).c_str(), what.c_str());
-    std::printf("fuzz: replay: mdevmig-uapi-fuzz --seed %s --replay   (generator %d)\n", hex(s.seed).c_str(),
-                kGeneratorVersion);
+    if (case_file.empty())
+      std::printf("fuzz: replay: mdevmig-uapi-fuzz --seed %s --replay   (generator %d)\n", hex(s.seed).c_str(),
+                  kGeneratorVersion);
+    else
+      std::printf("fuzz: replay: mdevmig-uapi-fuzz --case %s\n", case_file.c_str());
     const std::string file = "fuzz-finding-" + hex(s.seed) + ".case";
     save(file, "# " + what + "\n" + text);
     if (out_dir().empty())
@@ -219,7 +222,7 @@ int run(int argc, char** argv) {
     if (!s) return 2;
     for (unsigned i = 0; i < opt.repeat; ++i) {
       std::printf("fuzz: replaying sequence %s (%u/%u)\n", hex(s->seed).c_str(), i + 1, opt.repeat);
-      if (!f.run_one(*s, "replay")) return 1;
+      if (!f.run_one(*s, "replay", opt.case_file)) return 1;
     }
     std::printf("fuzz: replay done: %" PRIu64 " ops, %" PRIu64 " syscalls, nothing found\n", f.ctx.ops.load(),
                 f.ctx.syscalls.load());
@@ -238,7 +241,7 @@ int run(int argc, char** argv) {
       if (name.size() < 6 || name.substr(name.size() - 5) != ".case") continue;
       auto s = load_case(opt.regressions + "/" + name);
       if (!s) return 2;
-      if (!f.run_one(*s, "regression case " + name)) return 1;
+      if (!f.run_one(*s, "regression case " + name, opt.regressions + "/" + name)) return 1;
       ++f.cases;
     }
     std::printf("fuzz: %" PRIu64 " regression cases passed\n", f.cases);
