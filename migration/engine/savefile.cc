@@ -40,7 +40,7 @@ std::shared_ptr<void> new_xxh3() {
 
 
 Error corrupt(std::string op, std::string what) {
-  return Error::make(schema::kCorruptErrno, std::move(op), std::move(what));
+  return Error::make_verdict(schema::kCorruptErrno, std::move(op), std::move(what));
 }
 
 }  // namespace
@@ -144,16 +144,20 @@ Result<FileScanner> FileScanner::open(int fd, std::string name) {
   }
   FileScanner s(std::move(map), std::move(name));
   const auto pre = s.file_.first(std::min(s.file_.size(), schema::kPreambleBytes));
-  s.preamble_ = MDEVMIG_TRY(schema::decode_preamble(pre));
+  auto preamble = schema::decode_preamble(pre);
+  if (!preamble.ok()) return std::move(preamble.error()).add_context(s.name_);
+  s.preamble_ = *preamble;
   const auto rest = s.file_.subspan(pre.size());
   if (rest.size() < s.preamble_.header_bytes) {
-    return corrupt("read save-file header", "file ends inside the header (truncated)");
+    return corrupt("read save-file header", s.name_ + ": the file ends inside the header (truncated)");
   }
   const auto header = rest.first(s.preamble_.header_bytes);
   if (XXH3_64bits(header.data(), header.size()) != s.preamble_.header_xxh3) {
-    return corrupt("read save-file header", "header XXH3 mismatch");
+    return corrupt("read save-file header", s.name_ + ": the header's XXH3 does not match");
   }
-  s.header_ = MDEVMIG_TRY(schema::decode_header(header));
+  auto decoded = schema::decode_header(header);
+  if (!decoded.ok()) return std::move(decoded.error()).add_context(s.name_);
+  s.header_ = std::move(*decoded);
   s.first_frame_ = s.pos_ = schema::kPreambleBytes + header.size();
   return s;
 }
