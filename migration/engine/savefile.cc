@@ -293,11 +293,15 @@ Result<RestoreReport> restore_from_file(Channel& ch, const schema::DeviceIdentit
   };
   if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("restore"));  // before the device stops
   t0 = Clock::now();
+  // The first chunk is checked before the device changes state: a file that is bad from
+  // its first chunk (or, in a single pass, a damaged one) leaves the device as it was.
+  auto first = next_data();
+  if (!first.ok()) return std::move(first.error()).add_note("device not touched");
   auto body = [&]() -> Result<void> {
     MDEVMIG_TRY(ch.start_resume());
-    for (;;) {
+    for (bool at_first = true;; at_first = false) {
       if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("restore"));
-      auto data = MDEVMIG_TRY(next_data());
+      auto data = at_first ? std::move(*first) : MDEVMIG_TRY(next_data());
       if (!data) break;
       MDEVMIG_TRY(ch.write(*data));
       ++rep.chunks;

@@ -317,6 +317,60 @@ TEST_F(ChannelTest, SigtermMidRestoreResetsTheDevice) {
   EXPECT_NE(r.error().message().find("device reset"), std::string::npos) << r.error().message();
 }
 
+// A single-pass restore checks the first chunk before the device changes state: a file
+// damaged in its first chunk leaves the device running as it was, not reset.
+TEST_F(ChannelTest, SinglePassRestoreChecksTheFirstChunkBeforeResuming) {
+  add_v1_region();
+  auto m = open();
+  schema::DeviceIdentity id;
+  id.device_api = "vfio-pci";
+  const std::string path = file("dev.mdevmig");
+  {
+    auto ch = open_channel(m.device, ChannelPreference::kV1, false);
+    ASSERT_TRUE(ch.ok());
+    stage_endless(m.device, 0x400);
+    UniqueFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    SaveOptions opt;
+    opt.chunk_size = 0x400;
+    opt.progress = [&](uint64_t bytes) {
+      if (bytes == 4 * 0x400) {
+        ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0}).ok());
+      }
+    };
+    ASSERT_TRUE(save_to_file(**ch, id, out.get(), opt).ok());
+  }
+  // One bit of the first chunk's data flipped.
+  uint64_t at = 0;
+  {
+    UniqueFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    auto scanner = FileScanner::open(in.get());
+    ASSERT_TRUE(scanner.ok());
+    ASSERT_TRUE(verify_file(*scanner).ok());
+    at = scanner->chunks().at(0).file_offset + 7;
+  }
+  {
+    UniqueFd rw(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    std::byte b{};
+    ASSERT_EQ(::pread(rw.get(), &b, 1, static_cast<off_t>(at)), 1);
+    b ^= std::byte{0x10};
+    ASSERT_EQ(::pwrite(rw.get(), &b, 1, static_cast<off_t>(at)), 1);
+  }
+  ASSERT_TRUE(m.device.write_as(kV1, 0, uint32_t{VFIO_DEVICE_STATE_V1_RUNNING}).ok());
+  auto ch = open_channel(m.device, ChannelPreference::kV1, false);
+  ASSERT_TRUE(ch.ok());
+  UniqueFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  auto scanner = FileScanner::open(in.get());
+  ASSERT_TRUE(scanner.ok()) << "the header is intact";
+  RestoreOptions opt;
+  opt.verify_first = false;
+  auto r = restore_from_file(**ch, id, *scanner, opt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().errnum, schema::kCorruptErrno);
+  EXPECT_EQ(v1_state(m.device), uint32_t{VFIO_DEVICE_STATE_V1_RUNNING}) << "never RESUMING";
+  EXPECT_EQ(state_.resets, 0);
+  EXPECT_NE(r.error().message().find("device not touched"), std::string::npos) << r.error().message();
+}
+
 // ---- v2 reads around PRE_COPY -> STOP_COPY, against a scripted data_fd ------------------
 //
 // The fake driver answers each read of the data_fd from a script (fake_vfio.h: a FUSE
