@@ -79,7 +79,11 @@ Result<uint64_t> region_hash(const vfio::Device& dev, uint32_t index, uint64_t s
 Result<std::string> verify_same(const Side& a, const Side& b) {
   const auto& da = a.dev->dev();
   const auto& db = b.dev->dev();
-  if (!a.id.compat) return std::string("skipped (not an mdevmig device)");
+  for (const Side* side : {&a, &b}) {
+    if (auto ours = check_mdevmig_layout(side->id, "--verify"); !ours.ok()) {
+      return "skipped (" + ours.error().context + ")";
+    }
+  }
   const uint64_t mem = a.id.compat->mem_size;
   const uint64_t ha = MDEVMIG_TRY(region_hash(da, VFIO_PCI_BAR2_REGION_INDEX, mem));
   const uint64_t hb = MDEVMIG_TRY(region_hash(db, VFIO_PCI_BAR2_REGION_INDEX, mem));
@@ -278,7 +282,7 @@ int run_migrate(std::span<const char* const> argv) {
 
   std::unique_ptr<Workload> workload;
   if (wcfg.bar2 || wcfg.dma) {
-    auto w = Workload::start(src->dev->dev(), src->guest ? &*src->guest : nullptr, wcfg);
+    auto w = Workload::start(src->dev->dev(), src->id, src->guest ? &*src->guest : nullptr, wcfg);
     if (!w.ok()) return fail(w.error());
     workload = std::move(*w);
     sopt.before_stop = [&] { workload->pause(); };

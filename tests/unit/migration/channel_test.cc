@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <linux/pci_regs.h>
+
 #include <cstring>
 #include <filesystem>
 
@@ -13,11 +15,13 @@
 
 #include "fake_vfio.h"
 #include "migration/engine/channel.h"
+#include "migration/engine/identity.h"
 #include "migration/engine/recovery.h"
 #include "migration/engine/savefile.h"
 #include "migration/io/cancel.h"
 #include "migration/vfio/mdev.h"
 #include "migration/vfio/uapi.h"
+#include "tools/cli/migrate_workload.h"
 
 namespace mdevmig::engine {
 namespace {
@@ -369,6 +373,50 @@ TEST_F(ChannelTest, SinglePassRestoreChecksTheFirstChunkBeforeResuming) {
   EXPECT_EQ(v1_state(m.device), uint32_t{VFIO_DEVICE_STATE_V1_RUNNING}) << "never RESUMING";
   EXPECT_EQ(state_.resets, 0);
   EXPECT_NE(r.error().message().find("device not touched"), std::string::npos) << r.error().message();
+}
+
+// `migrate --workload` on a device that is not ours (here with the IDs of the kernel's
+// mtty sample): one line, and none of its regions read or written by the workload.
+TEST_F(ChannelTest, WorkloadsRefuseADeviceThatIsNotOursBeforeTouchingIt) {
+  constexpr uint32_t kRw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+  state_.regions[VFIO_PCI_BAR0_REGION_INDEX] = {kRw, 0x1000, {}};
+  state_.regions[VFIO_PCI_BAR2_REGION_INDEX] = {kRw | VFIO_REGION_INFO_FLAG_MMAP, 0x10000, {}};
+  state_.regions[VFIO_PCI_CONFIG_REGION_INDEX] = {kRw, 256, {}};
+  auto m = open();
+  const auto& dev = m.device;
+  ASSERT_TRUE(dev.write_as(VFIO_PCI_CONFIG_REGION_INDEX, PCI_VENDOR_ID, uint16_t{0x4348}).ok());
+  ASSERT_TRUE(dev.write_as(VFIO_PCI_CONFIG_REGION_INDEX, PCI_DEVICE_ID, uint16_t{0x3253}).ok());
+  auto id = read_identity(dev, kUuid, "");
+  ASSERT_TRUE(id.ok()) << id.error().message();
+  ASSERT_FALSE(is_mdevmig(*id));
+  auto snapshot = [&] {
+    std::vector<std::byte> all;
+    for (uint32_t r : {VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR2_REGION_INDEX}) {
+      std::vector<std::byte> b(state_.regions[r].size);
+      EXPECT_TRUE(dev.read(r, 0, b).ok());
+      all.insert(all.end(), b.begin(), b.end());
+    }
+    return all;
+  };
+  const auto before = snapshot();
+  auto guest = GuestMemory::create(m.container, uint64_t{1} << 30, 4u << 20, true);
+  ASSERT_TRUE(guest.ok()) << guest.error().message();
+  for (const auto& [bar2, dma] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
+    cli::WorkloadConfig cfg;
+    cfg.bar2 = bar2;
+    cfg.dma = dma;
+    auto w = cli::Workload::start(dev, *id, &*guest, cfg);
+    ASSERT_FALSE(w.ok()) << "bar2 " << bar2 << " dma " << dma;
+    const std::string msg = w.error().message();
+    EXPECT_NE(msg.find(std::string(kUuid) + " is not an mdevmig device (PCI 4348:3253)"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("errno"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  EXPECT_EQ(snapshot(), before) << "the workload wrote into a foreign device";
+  // --verify's check says the same.
+  auto v = cli::check_mdevmig_layout(*id, "--verify");
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.error().context.find("is not an mdevmig device"), std::string::npos);
 }
 
 // ---- v2 reads around PRE_COPY -> STOP_COPY, against a scripted data_fd ------------------
