@@ -426,7 +426,6 @@ TEST_F(ChannelTest, WorkloadsRefuseADeviceThatIsNotOursBeforeTouchingIt) {
 // PRE_COPY may carry pre-copy's "nothing now" (ENOMSG, or 0 from drivers that answer so)
 // however late it completes; only 0 to a read submitted in STOP_COPY ends the stream.
 
-constexpr uint32_t kPreCopy = 6;
 constexpr uint32_t kStopCopy = VFIO_DEVICE_STATE_STOP_COPY;
 
 fakevfio::DataAnswer bytes_answer(std::string_view text, uint32_t after = 0) {
