@@ -630,6 +630,14 @@ static struct file *mdevmig_set_state(struct vfio_device *vdev,
 		goto out_unlock;
 	}
 	while (mdev_state->mig_state != new_state) {
+		/*
+		 * ERROR is left only by a reset: the core's path table has no arcs out of
+		 * it and WARNs when asked for one.
+		 */
+		if (mdev_state->mig_state == VFIO_DEVICE_STATE_ERROR) {
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
 		ret = vfio_mig_get_next_state(vdev, mdev_state->mig_state, new_state, &next);
 		if (ret) {
 			res = ERR_PTR(ret);
