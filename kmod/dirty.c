@@ -13,6 +13,7 @@
 #include <linux/module.h>
 #include <linux/interval_tree.h>
 #include <linux/iova_bitmap.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/vmalloc.h>
 
@@ -42,43 +43,58 @@ static int mdevmig_log_start(struct vfio_device *vdev, struct rb_root_cached *ra
 	struct mdevmig_dmalog *log = &mdev_state->dmalog;
 	struct interval_tree_node *node;
 	unsigned long total = 0;
+	unsigned int shift;
 	u32 i = 0;
 	int ret = 0;
 
 	if (*page_size < PAGE_SIZE || !is_power_of_2(*page_size))
 		*page_size = PAGE_SIZE;
+	shift = ilog2(*page_size);
 
 	mutex_lock(&log->lock);
 	if (log->on) {
 		ret = -EBUSY;	/* log_start twice without log_stop */
 		goto out_unlock;
 	}
-	log->ranges = kcalloc(nnodes, sizeof(*log->ranges), GFP_KERNEL);
+	log->ranges = kcalloc(nnodes, sizeof(*log->ranges), GFP_KERNEL_ACCOUNT);
 	if (!log->ranges) {
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
-	log->page_shift = ilog2(*page_size);
+	log->page_shift = shift;
 	for (node = interval_tree_iter_first(ranges, 0, ULONG_MAX); node && i < nnodes;
 	     node = interval_tree_iter_next(node, 0, ULONG_MAX), i++) {
 		struct mdevmig_log_range *r = &log->ranges[i];
 		unsigned long bits;
 
+		/*
+		 * The core accepts a range of length 0 (stored as last = start - 1, which
+		 * for start 0 wraps to the whole space) and any length up to 2^64 - 1:
+		 * an empty range logs nothing and is refused, and the page count is
+		 * rounded up without overflowing.
+		 */
+		if (node->last < node->start || node->last - node->start == ULONG_MAX) {
+			ret = -EINVAL;
+			break;
+		}
 		r->iova = node->start;
 		r->length = node->last - node->start + 1;
-		bits = DIV_ROUND_UP(r->length, *page_size);
-		total += bits;
-		if (total > MDEVMIG_LOG_MAX_BITS) {
+		bits = (r->length >> shift) + !!(r->length & (*page_size - 1));
+		if (bits > MDEVMIG_LOG_MAX_BITS - total) {
 			ret = -E2BIG;
 			break;
 		}
-		r->bits = vzalloc(BITS_TO_LONGS(bits) * sizeof(unsigned long));
+		total += bits;
+		r->bits = __vmalloc(BITS_TO_LONGS(bits) * sizeof(unsigned long),
+				    GFP_KERNEL_ACCOUNT | __GFP_ZERO);
 		log->nr = i + 1;
 		if (!r->bits) {
 			ret = -ENOMEM;
 			break;
 		}
 	}
+	if (!ret && i != nnodes)
+		ret = -EINVAL;	/* a range the interval tree does not hold */
 	if (ret)
 		mdevmig_log_free_locked(mdev_state);
 	else
@@ -98,15 +114,45 @@ static int mdevmig_log_stop(struct vfio_device *vdev)
 	return 0;
 }
 
+/*
+ * Reports guest memory [start, end) as dirty in @dirty, whose bits stand for report pages
+ * counted from @base (the iova the core handed us). The report page size is not known
+ * here, only that it is a power of two of at least 4 KiB; and 6.1's iova_bitmap_set()
+ * sets length >> page shift bits (at least one) from the page holding its iova, so a
+ * span that does not start and end on report page boundaries would lose its last bits.
+ * Pieces that never cross a 4 KiB step from @base each lie within one report page and
+ * set exactly that page's bit, on every kernel.
+ */
+static void mdevmig_log_report_span(struct iova_bitmap *dirty, unsigned long base,
+				    unsigned long start, unsigned long end)
+{
+	while (start < end) {
+		unsigned long next = base + round_down(start - base, SZ_4K) + SZ_4K;
+		unsigned long stop = next <= start || next > end ? end : next;
+
+		iova_bitmap_set(dirty, start, stop - start);
+		start = stop;
+	}
+}
+
+/*
+ * Reports the logged pages that meet [iova, iova + length), clipped to that window: the
+ * core's bitmap covers exactly the window, and a logging page may be larger than a report
+ * page or start before the window. A logging page is cleared only if the window covers
+ * it whole; one the window cuts is reported and stays dirty for the report that covers
+ * the rest of it, so no dirty byte is ever dropped unreported.
+ */
 static int mdevmig_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,
 				      unsigned long length, struct iova_bitmap *dirty)
 {
 	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
 	struct mdevmig_dmalog *log = &mdev_state->dmalog;
-	unsigned long end = iova + length, bit;
+	unsigned long last = iova + length - 1, bit;	/* the window's last byte */
 	u32 i;
 	int ret = 0;
 
+	if (!length || last < iova)
+		return length ? -EINVAL : 0;
 	mutex_lock(&log->lock);
 	if (!log->on) {
 		ret = -EINVAL;
@@ -114,16 +160,26 @@ static int mdevmig_log_read_and_clear(struct vfio_device *vdev, unsigned long io
 	}
 	for (i = 0; i < log->nr; i++) {
 		struct mdevmig_log_range *r = &log->ranges[i];
-		unsigned long first, last, nbits = DIV_ROUND_UP(r->length, 1ul << log->page_shift);
+		unsigned long r_last = r->iova + r->length - 1;
+		unsigned long lo = max_t(unsigned long, iova, r->iova);
+		unsigned long hi = min_t(unsigned long, last, r_last);
+		unsigned long first_bit, last_bit;
 
-		if (r->iova >= end || r->iova + r->length <= iova)
+		if (lo > hi)
 			continue;
-		first = iova > r->iova ? (iova - r->iova) >> log->page_shift : 0;
-		last = min_t(unsigned long, nbits, DIV_ROUND_UP(end - r->iova, 1ul << log->page_shift));
-		for_each_set_bit_from(first, r->bits, last) {
-			bit = first;
-			iova_bitmap_set(dirty, r->iova + (bit << log->page_shift), 1ul << log->page_shift);
-			clear_bit(bit, r->bits);
+		first_bit = (lo - r->iova) >> log->page_shift;
+		last_bit = (hi - r->iova) >> log->page_shift;
+		for_each_set_bit_from(first_bit, r->bits, last_bit + 1) {
+			unsigned long p_first, p_last;
+
+			bit = first_bit;
+			p_first = r->iova + (bit << log->page_shift);
+			p_last = p_first + min_t(unsigned long, r_last - p_first,
+						 (1ul << log->page_shift) - 1);
+			mdevmig_log_report_span(dirty, iova, max(p_first, iova),
+						min(p_last, last) + 1);
+			if (p_first >= iova && p_last <= last)
+				clear_bit(bit, r->bits);
 		}
 	}
 out_unlock:

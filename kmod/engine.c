@@ -11,7 +11,56 @@
 /* Model steps per work-item run; the item requeues itself while work remains. */
 #define MDEVMIG_ENGINE_BUDGET	16
 
+/*
+ * The engine runs on a host workqueue, charged to no VM: a guest queues up to 4096
+ * descriptors of up to 1 GiB with one doorbell. Each instance's engine is held to a
+ * budget in bytes per second (sysfs engine_budget, 0: unlimited), a token bucket that
+ * charges every step MDEVMIG_DMA_STEP_BYTES, the most one step moves or hashes, so
+ * small descriptors cost a full step. Bursts are capped at a tenth of a second's
+ * worth. When the bucket is empty the work item sleeps until it holds a step again.
+ */
+static unsigned long long engine_budget = 1ull << 30;
+module_param(engine_budget, ullong, 0644);
+MODULE_PARM_DESC(engine_budget,
+		 "Default DMA engine budget of a new instance in bytes per second (default 1 GiB/s; 0: unlimited)");
+
+/* engine_budget values the sysfs knob accepts besides 0. */
+#define MDEVMIG_ENGINE_BUDGET_MIN	MDEVMIG_DMA_STEP_BYTES
+#define MDEVMIG_ENGINE_BUDGET_MAX	(1ull << 40)
+
 static struct workqueue_struct *mdevmig_wq;
+
+static void mdevmig_engine_queue(struct mdevmig_dev *mdev_state, unsigned long delay)
+{
+	queue_delayed_work(mdevmig_wq, &mdev_state->engine_work, delay);
+}
+
+/*
+ * Steps the engine may run now under its budget (at most MDEVMIG_ENGINE_BUDGET); if
+ * none, *delay is the jiffies until the bucket holds one step.
+ */
+static unsigned int mdevmig_engine_allowance_locked(struct mdevmig_dev *mdev_state,
+						    unsigned long *delay)
+{
+	u64 budget = READ_ONCE(mdev_state->engine_budget);
+	unsigned long now = jiffies, elapsed;
+	u64 cap, steps;
+
+	lockdep_assert_held(&mdev_state->state_lock);
+	if (!budget)
+		return MDEVMIG_ENGINE_BUDGET;
+	cap = max_t(u64, budget / 10, MDEVMIG_DMA_STEP_BYTES);
+	elapsed = min_t(unsigned long, now - mdev_state->engine_refill, HZ);
+	mdev_state->engine_refill = now;
+	mdev_state->engine_tokens = min(cap, mdev_state->engine_tokens + budget * elapsed / HZ);
+	steps = min_t(u64, mdev_state->engine_tokens / MDEVMIG_DMA_STEP_BYTES,
+		      MDEVMIG_ENGINE_BUDGET);
+	if (!steps)
+		*delay = max_t(unsigned long, 1,
+			       DIV_ROUND_UP_ULL((MDEVMIG_DMA_STEP_BYTES - mdev_state->engine_tokens) *
+						HZ, budget));
+	return steps;
+}
 
 static int mdevmig_host_dma_read(void *host, uint64_t iova, void *buf, size_t len)
 {
@@ -53,7 +102,7 @@ static void mdevmig_host_kick(void *host)
 
 	lockdep_assert_held(&mdev_state->state_lock);
 	if (!mdev_state->engine_stopped && mdev_state->opened)
-		queue_work(mdevmig_wq, &mdev_state->engine_work);
+		mdevmig_engine_queue(mdev_state, 0);
 }
 
 static void mdevmig_host_mem_dirty(void *host, uint64_t offset, uint64_t len)
@@ -80,7 +129,11 @@ const struct mdevmig_model_ops mdevmig_model_host_ops = {
 
 static void mdevmig_engine_work(struct work_struct *work)
 {
-	struct mdevmig_dev *mdev_state = container_of(work, struct mdevmig_dev, engine_work);
+	struct mdevmig_dev *mdev_state = container_of(to_delayed_work(work), struct mdevmig_dev,
+						      engine_work);
+	unsigned int allowed, steps = 0;
+	unsigned long delay = 0;
+	int more;
 
 	mutex_lock(&mdev_state->state_lock);
 	/*
@@ -92,9 +145,22 @@ static void mdevmig_engine_work(struct work_struct *work)
 		mutex_unlock(&mdev_state->state_lock);
 		return;
 	}
-	if (!mdev_state->engine_stopped && mdev_state->opened &&
-	    mdevmig_model_run(&mdev_state->model, MDEVMIG_ENGINE_BUDGET) > 0)
-		queue_work(mdevmig_wq, &mdev_state->engine_work);
+	if (mdev_state->engine_stopped || !mdev_state->opened)
+		goto out_unlock;
+	allowed = mdevmig_engine_allowance_locked(mdev_state, &delay);
+	if (!allowed) {
+		mdevmig_engine_queue(mdev_state, delay);
+		goto out_unlock;
+	}
+	do {
+		more = mdevmig_model_run(&mdev_state->model, 1);
+		steps++;
+	} while (more > 0 && steps < allowed);
+	if (READ_ONCE(mdev_state->engine_budget))
+		mdev_state->engine_tokens -= (u64)steps * MDEVMIG_DMA_STEP_BYTES;
+	if (more > 0)
+		mdevmig_engine_queue(mdev_state, 0);
+out_unlock:
 	mutex_unlock(&mdev_state->state_lock);
 }
 
@@ -116,7 +182,7 @@ void mdevmig_engine_start_locked(struct mdevmig_dev *mdev_state)
 	lockdep_assert_held(&mdev_state->state_lock);
 	mdev_state->engine_stopped = false;
 	if (mdev_state->opened && mdevmig_model_work_pending(&mdev_state->model))
-		queue_work(mdevmig_wq, &mdev_state->engine_work);
+		mdevmig_engine_queue(mdev_state, 0);
 }
 
 /*
@@ -132,7 +198,7 @@ void mdevmig_engine_stop_locked(struct mdevmig_dev *mdev_state)
 /* Waits for a queued work item to finish; call without state_lock. */
 void mdevmig_engine_cancel(struct mdevmig_dev *mdev_state)
 {
-	cancel_work_sync(&mdev_state->engine_work);
+	cancel_delayed_work_sync(&mdev_state->engine_work);
 }
 
 int mdevmig_engine_init(void)
@@ -149,7 +215,34 @@ void mdevmig_engine_exit(void)
 /* Engine work items are initialised per instance here so engine.c owns the function. */
 void mdevmig_engine_init_dev(struct mdevmig_dev *mdev_state)
 {
-	INIT_WORK(&mdev_state->engine_work, mdevmig_engine_work);
+	INIT_DELAYED_WORK(&mdev_state->engine_work, mdevmig_engine_work);
 	mdev_state->engine_stopped = false;
 	atomic_set(&mdev_state->engine_yield, 0);
+	mdev_state->engine_budget = min_t(u64, READ_ONCE(engine_budget), MDEVMIG_ENGINE_BUDGET_MAX);
+	mdev_state->engine_tokens = 0;
+	mdev_state->engine_refill = jiffies;
 }
+
+/* /sys/bus/mdev/devices/<uuid>/mdevmig/engine_budget: bytes per second, 0: unlimited. */
+static ssize_t engine_budget_show(struct device *dev, struct device_attribute *attr, char *buf)
+{
+	struct mdevmig_dev *mdev_state = dev_get_drvdata(dev);
+
+	return sysfs_emit(buf, "%llu\n", READ_ONCE(mdev_state->engine_budget));
+}
+
+static ssize_t engine_budget_store(struct device *dev, struct device_attribute *attr,
+				   const char *buf, size_t count)
+{
+	struct mdevmig_dev *mdev_state = dev_get_drvdata(dev);
+	u64 budget;
+	int ret = kstrtou64(buf, 0, &budget);
+
+	if (ret)
+		return ret;
+	if (budget && (budget < MDEVMIG_ENGINE_BUDGET_MIN || budget > MDEVMIG_ENGINE_BUDGET_MAX))
+		return -EINVAL;
+	WRITE_ONCE(mdev_state->engine_budget, budget);
+	return count;
+}
+struct device_attribute mdevmig_dev_attr_engine_budget = __ATTR_RW(engine_budget);

@@ -17,6 +17,8 @@ static unsigned int mdevmig_irq_count(unsigned int index)
 		return 1;
 	case VFIO_PCI_MSI_IRQ_INDEX:
 		return MDEVMIG_MSI_VECTORS;
+	case VFIO_PCI_REQ_IRQ_INDEX:
+		return 1;
 	default:
 		return 0;
 	}
@@ -108,20 +110,29 @@ void mdevmig_irq_disable_all(struct mdevmig_dev *mdev_state)
 	mdevmig_trigger_put(&mdev_state->intx_trigger);
 	for (i = 0; i < MDEVMIG_MSI_VECTORS; i++)
 		mdevmig_trigger_put(&mdev_state->msi_trigger[i]);
+	mdevmig_trigger_put(&mdev_state->req_trigger);
 	mdev_state->intx_masked = false;
 	mutex_unlock(&mdev_state->irq_lock);
 }
 
+/*
+ * INTx takes exactly start 0, count 1, as with vfio-pci; the one exception is
+ * TRIGGER with no data and count 0, which disables the line's eventfd. Every data
+ * pointer below is therefore backed by one element.
+ */
 static int mdevmig_set_intx_locked(struct mdevmig_dev *mdev_state, u32 action, u32 data_type,
-				   u32 count, void *data)
+				   u32 start, u32 count, void *data)
 {
 	lockdep_assert_held(&mdev_state->irq_lock);
+	if (action == VFIO_IRQ_SET_ACTION_TRIGGER && data_type == VFIO_IRQ_SET_DATA_NONE &&
+	    !count) {
+		mdevmig_trigger_put(&mdev_state->intx_trigger);
+		return 0;
+	}
+	if (start != 0 || count != 1)
+		return -EINVAL;
 	switch (action) {
 	case VFIO_IRQ_SET_ACTION_TRIGGER:
-		if (data_type == VFIO_IRQ_SET_DATA_NONE && !count) {
-			mdevmig_trigger_put(&mdev_state->intx_trigger);
-			return 0;
-		}
 		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD) {
 			int ret = mdevmig_trigger_set(&mdev_state->intx_trigger, *(s32 *)data);
 
@@ -136,6 +147,8 @@ static int mdevmig_set_intx_locked(struct mdevmig_dev *mdev_state, u32 action, u
 			mdevmig_eventfd_signal(mdev_state->intx_trigger);
 		return 0;
 	case VFIO_IRQ_SET_ACTION_MASK:
+		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD)
+			return -EINVAL;		/* no mask eventfds */
 		if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data)
 			mdev_state->intx_masked = true;
 		return 0;
@@ -151,11 +164,16 @@ static int mdevmig_set_intx_locked(struct mdevmig_dev *mdev_state, u32 action, u
 	return -EINVAL;
 }
 
+/*
+ * MSI vectors [start, start + count). Eventfds are all looked up before any is
+ * installed, so a bad fd in the block fails the call and changes nothing.
+ */
 static int mdevmig_set_msi_locked(struct mdevmig_dev *mdev_state, u32 action, u32 data_type,
 				  u32 start, u32 count, void *data)
 {
+	struct eventfd_ctx *ctx[MDEVMIG_MSI_VECTORS] = {};
 	u32 i;
-	int ret;
+	int ret = 0;
 
 	lockdep_assert_held(&mdev_state->irq_lock);
 	if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
@@ -165,18 +183,79 @@ static int mdevmig_set_msi_locked(struct mdevmig_dev *mdev_state, u32 action, u3
 			mdevmig_trigger_put(&mdev_state->msi_trigger[i]);
 		return 0;
 	}
-	for (i = 0; i < count; i++) {
-		struct eventfd_ctx **slot = &mdev_state->msi_trigger[start + i];
+	if (start >= MDEVMIG_MSI_VECTORS || count > MDEVMIG_MSI_VECTORS - start)
+		return -EINVAL;
+	if (data_type != VFIO_IRQ_SET_DATA_EVENTFD) {
+		for (i = 0; i < count; i++) {
+			struct eventfd_ctx *slot = mdev_state->msi_trigger[start + i];
 
-		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD) {
-			ret = mdevmig_trigger_set(slot, ((s32 *)data)[i]);
-			if (ret)
-				return ret;
-		} else if (*slot && (data_type == VFIO_IRQ_SET_DATA_NONE || ((u8 *)data)[i])) {
-			mdevmig_eventfd_signal(*slot);
+			if (slot && (data_type == VFIO_IRQ_SET_DATA_NONE || ((u8 *)data)[i]))
+				mdevmig_eventfd_signal(slot);
 		}
+		return 0;
 	}
+	for (i = 0; i < count && !ret; i++)
+		ret = mdevmig_trigger_set(&ctx[i], ((s32 *)data)[i]);
+	for (i = 0; i < count; i++) {
+		if (ret) {
+			mdevmig_trigger_put(&ctx[i]);
+			continue;
+		}
+		mdevmig_trigger_put(&mdev_state->msi_trigger[start + i]);
+		mdev_state->msi_trigger[start + i] = ctx[i];
+	}
+	return ret;
+}
+
+/*
+ * The request interrupt (VFIO_PCI_REQ_IRQ_INDEX, one vector): an eventfd the driver
+ * signals when the instance is being removed while the user still holds it open
+ * (mdevmig_request()). Only TRIGGER: an eventfd (-1 drops it), or a loopback signal
+ * with NONE / BOOL; NONE with count 0 drops it. Any other shape is -EINVAL.
+ */
+static int mdevmig_set_req_locked(struct mdevmig_dev *mdev_state, u32 action, u32 data_type,
+				  u32 count, void *data)
+{
+	lockdep_assert_held(&mdev_state->irq_lock);
+	if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
+		return -EINVAL;
+	if (data_type == VFIO_IRQ_SET_DATA_NONE && !count) {
+		mdevmig_trigger_put(&mdev_state->req_trigger);
+		return 0;
+	}
+	if (count != 1 || (data_type != VFIO_IRQ_SET_DATA_NONE && !data))
+		return -EINVAL;
+	if (data_type == VFIO_IRQ_SET_DATA_EVENTFD)
+		return mdevmig_trigger_set(&mdev_state->req_trigger, *(s32 *)data);
+	if (!mdev_state->req_trigger)
+		return -EINVAL;
+	if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data)
+		mdevmig_eventfd_signal(mdev_state->req_trigger);
 	return 0;
+}
+
+/*
+ * vfio_device_ops.request: the core is removing the instance and waits for the user
+ * to close it, calling this again (@count 1, 2, ...) every few seconds meanwhile. The
+ * user learns it through the request eventfd, as with vfio-pci; one without an eventfd
+ * is named once in the log.
+ */
+void mdevmig_request(struct vfio_device *vdev, unsigned int count)
+{
+	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
+
+	mutex_lock(&mdev_state->irq_lock);
+	if (mdev_state->req_trigger) {
+		if (!(count % 10))
+			dev_notice_ratelimited(vdev->dev,
+					       "asking the user to release the device (request %u)\n",
+					       count);
+		mdevmig_eventfd_signal(mdev_state->req_trigger);
+	} else if (!count) {
+		dev_notice(vdev->dev,
+			   "device in use and no request eventfd set: removal waits for the user to close it\n");
+	}
+	mutex_unlock(&mdev_state->irq_lock);
 }
 
 int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg)
@@ -206,7 +285,11 @@ int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg)
 	mutex_lock(&mdev_state->irq_lock);
 	if (hdr.index == VFIO_PCI_INTX_IRQ_INDEX)
 		ret = mdevmig_set_intx_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
-					      hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.count, data);
+					      hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.start,
+					      hdr.count, data);
+	else if (hdr.index == VFIO_PCI_REQ_IRQ_INDEX)
+		ret = mdevmig_set_req_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
+					     hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.count, data);
 	else
 		ret = mdevmig_set_msi_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
 					     hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.start,

@@ -170,15 +170,30 @@ void mdevmig_saver_pending(struct mdevmig_saver *saver, u64 *initial, u64 *dirty
 
 /* ---- the loader -------------------------------------------------------------------------- */
 
+/* The loader and its record buffer, charged to the opener's memory cgroup. */
+int mdevmig_loader_alloc(struct mdevmig_loader **ld, u8 **ldbuf)
+{
+	*ld = kzalloc(sizeof(**ld), GFP_KERNEL_ACCOUNT);
+	*ldbuf = __vmalloc(MDEVMIG_LOADER_BUF_SIZE, GFP_KERNEL_ACCOUNT);
+	if (!*ld || !*ldbuf) {
+		mdevmig_loader_free(ld, ldbuf);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/*
+ * Starts a load into the model (which it resets; the engine must be stopped). Uses a
+ * loader from mdevmig_loader_alloc() if *@ld is one, else allocates it.
+ */
 int mdevmig_loader_start(struct mdevmig_dev *mdev_state, struct mdevmig_loader **ld, u8 **ldbuf)
 {
 	int ret;
 
-	*ld = kzalloc(sizeof(**ld), GFP_KERNEL);
-	*ldbuf = vmalloc(MDEVMIG_LOADER_BUF_SIZE);
-	if (!*ld || !*ldbuf) {
-		mdevmig_loader_free(ld, ldbuf);
-		return -ENOMEM;
+	if (!*ld) {
+		ret = mdevmig_loader_alloc(ld, ldbuf);
+		if (ret)
+			return ret;
 	}
 	mutex_lock(&mdev_state->state_lock);
 	ret = mdevmig_loader_init(*ld, &mdev_state->model, *ldbuf, MDEVMIG_LOADER_BUF_SIZE);
@@ -188,14 +203,17 @@ int mdevmig_loader_start(struct mdevmig_dev *mdev_state, struct mdevmig_loader *
 	return ret;
 }
 
+/* A rejected stream is the sender's doing: the log stays readable under a flood of them. */
 static void mdevmig_loader_report(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld)
 {
-	mdev_state->stat_last_error = mdevmig_loader_reason(ld);
-	dev_warn(mdev_state->vdev.dev, "resume rejected at stream byte %llu: %s\n", ld->offset,
-		 mdevmig_loader_reason_str(mdevmig_loader_reason(ld)));
+	dev_warn_ratelimited(mdev_state->vdev.dev, "resume rejected at stream byte %llu: %s\n",
+			     ld->offset, mdevmig_loader_reason_str(mdevmig_loader_reason(ld)));
 }
 
-/* Feeds @len bytes; on the first failure logs the reason once. */
+/*
+ * Feeds @len bytes; on the first failure logs the reason once. The caller records the
+ * bytes and the failure in the stat_* fields under mig_lock.
+ */
 int mdevmig_loader_feed_locked(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld,
 			       const u8 *data, size_t len)
 {
@@ -207,21 +225,23 @@ int mdevmig_loader_feed_locked(struct mdevmig_dev *mdev_state, struct mdevmig_lo
 	mutex_unlock(&mdev_state->state_lock);
 	if (ret && !failed_before)
 		mdevmig_loader_report(mdev_state, ld);
-	mdev_state->stat_bytes_in += ret ? 0 : len;
 	return ret;
 }
 
-/* Completes a load: 0 if the stream was whole and valid, else -EINVAL. */
+/* Completes a load (under mig_lock): 0 if the stream was whole and valid, else -EINVAL. */
 int mdevmig_loader_end(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld)
 {
 	bool failed_before = ld->err != 0;
 	int ret;
 
+	lockdep_assert_held(&mdev_state->mig_lock);
 	mutex_lock(&mdev_state->state_lock);
 	ret = mdevmig_loader_finish(ld);
 	mutex_unlock(&mdev_state->state_lock);
 	if (ret && !failed_before)
 		mdevmig_loader_report(mdev_state, ld);
+	if (ret)
+		mdev_state->stat_last_error = mdevmig_loader_reason(ld);
 	return ret;
 }
 
@@ -235,19 +255,39 @@ void mdevmig_loader_free(struct mdevmig_loader **ld, u8 **ldbuf)
 
 /* ---- v2: data_fd ------------------------------------------------------------------------ */
 
-/* Stops a data_fd for good: its buffers go, later reads and writes get -ENODEV. */
-static void mdevmig_migf_disable(struct mdevmig_migf *migf)
+/*
+ * Adds a session's totals to the device's stat_* fields, which mig_lock protects. A
+ * data_fd is only ever disabled by the driver under mig_lock: the driver holds a file
+ * reference until then, so a user's close never gets to disable it first.
+ */
+static void mdevmig_migf_fold_stats_locked(struct mdevmig_dev *mdev_state,
+					   struct mdevmig_migf *migf)
+{
+	lockdep_assert_held(&mdev_state->mig_lock);
+	lockdep_assert_held(&migf->lock);
+	if (migf->saving) {
+		mdev_state->stat_bytes_out += migf->saver.bytes;
+		mdev_state->stat_iterations = migf->saver.iterations;
+		mdev_state->stat_last_dirty = migf->saver.last_dirty;
+		return;
+	}
+	mdev_state->stat_bytes_in += migf->bytes_in;
+	if (migf->ld && migf->ld->err)
+		mdev_state->stat_last_error = mdevmig_loader_reason(migf->ld);
+}
+
+/*
+ * Stops a data_fd for good: its buffers go, later reads and writes get -ENODEV. With
+ * @mdev_state (the driver's call, under mig_lock) the session's totals are kept.
+ */
+static void mdevmig_migf_disable(struct mdevmig_migf *migf, struct mdevmig_dev *mdev_state)
 {
 	mutex_lock(&migf->lock);
 	if (!migf->disabled) {
-		struct mdevmig_dev *mdev_state = migf->mdev_state;
 
 		migf->disabled = true;
-		if (migf->saving) {
-			mdev_state->stat_bytes_out += migf->saver.bytes;
-			mdev_state->stat_iterations = migf->saver.iterations;
-			mdev_state->stat_last_dirty = migf->saver.last_dirty;
-		}
+		if (mdev_state)
+			mdevmig_migf_fold_stats_locked(mdev_state, migf);
 		mdevmig_saver_free(&migf->saver);
 		kvfree(migf->buf);
 		migf->buf = NULL;
@@ -260,7 +300,7 @@ static int mdevmig_migf_release(struct inode *inode, struct file *filp)
 {
 	struct mdevmig_migf *migf = filp->private_data;
 
-	mdevmig_migf_disable(migf);
+	mdevmig_migf_disable(migf, NULL);	/* already disabled by the driver */
 	mutex_destroy(&migf->lock);
 	kfree(migf);
 	return 0;
@@ -411,7 +451,7 @@ static struct mdevmig_migf *mdevmig_migf_create(struct mdevmig_dev *mdev_state, 
 	mutex_init(&migf->lock);
 	migf->mdev_state = mdev_state;
 	migf->saving = saving;
-	migf->buf = kvmalloc(MDEVMIG_SAVE_RECORD_MAX, GFP_KERNEL);
+	migf->buf = kvmalloc(MDEVMIG_SAVE_RECORD_MAX, GFP_KERNEL_ACCOUNT);
 	if (!migf->buf) {
 		ret = -ENOMEM;
 		goto out_free;
@@ -443,12 +483,12 @@ static void mdevmig_migf_close_all_locked(struct mdevmig_dev *mdev_state)
 {
 	lockdep_assert_held(&mdev_state->mig_lock);
 	if (mdev_state->saving_migf) {
-		mdevmig_migf_disable(mdev_state->saving_migf);
+		mdevmig_migf_disable(mdev_state->saving_migf, mdev_state);
 		fput(mdev_state->saving_migf->filp);
 		mdev_state->saving_migf = NULL;
 	}
 	if (mdev_state->resuming_migf) {
-		mdevmig_migf_disable(mdev_state->resuming_migf);
+		mdevmig_migf_disable(mdev_state->resuming_migf, mdev_state);
 		fput(mdev_state->resuming_migf->filp);
 		mdev_state->resuming_migf = NULL;
 	}
@@ -590,6 +630,14 @@ static struct file *mdevmig_set_state(struct vfio_device *vdev,
 		goto out_unlock;
 	}
 	while (mdev_state->mig_state != new_state) {
+		/*
+		 * ERROR is left only by a reset: the core's path table has no arcs out of
+		 * it and WARNs when asked for one.
+		 */
+		if (mdev_state->mig_state == VFIO_DEVICE_STATE_ERROR) {
+			res = ERR_PTR(-EINVAL);
+			break;
+		}
 		ret = vfio_mig_get_next_state(vdev, mdev_state->mig_state, new_state, &next);
 		if (ret) {
 			res = ERR_PTR(ret);
@@ -672,8 +720,10 @@ void mdevmig_mig_init(struct mdevmig_dev *mdev_state)
 
 /*
  * Back to RUNNING with no session open, for VFIO_DEVICE_RESET and close: the way out
- * of ERROR and of any abandoned migration. @run: let the device run again (reset);
- * close stops it itself.
+ * of ERROR and of any abandoned migration. @run (VFIO_DEVICE_RESET): the device model
+ * is reset with the engine stopped, and only then may the device run again, so no
+ * descriptor queued before the reset is ever executed and no interrupt of it is raised.
+ * Close stops the engine and resets the model itself.
  */
 void mdevmig_mig_reset(struct mdevmig_dev *mdev_state, bool run)
 {
@@ -683,8 +733,14 @@ void mdevmig_mig_reset(struct mdevmig_dev *mdev_state, bool run)
 	mdev_state->mig_state = VFIO_DEVICE_STATE_RUNNING;
 	mdev_state->frontend = MDEVMIG_FE_NONE;
 	mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
-	if (run)
+	if (run) {
+		mdevmig_engine_lock_for_change(mdev_state);
+		WRITE_ONCE(mdev_state->irq_stopped, true);
+		mdevmig_engine_stop_locked(mdev_state);
+		mdevmig_model_reset(&mdev_state->model);
+		mutex_unlock(&mdev_state->state_lock);
 		mdevmig_dev_run_locked(mdev_state, true, true);
+	}
 	mutex_unlock(&mdev_state->mig_lock);
 }
 

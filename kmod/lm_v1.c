@@ -55,6 +55,11 @@ static void mdevmig_v1_end_saving_locked(struct mdevmig_dev *mdev_state)
 	v1->data_size = 0;
 }
 
+/*
+ * Ends any v1 session (VFIO_DEVICE_RESET, close). The data section is cleared: it holds
+ * device memory staged by a save or a stream written for a resume, which neither the
+ * next opener nor the device after a reset may see.
+ */
 void mdevmig_v1_reset_locked(struct mdevmig_dev *mdev_state)
 {
 	lockdep_assert_held(&mdev_state->mig_lock);
@@ -62,6 +67,7 @@ void mdevmig_v1_reset_locked(struct mdevmig_dev *mdev_state)
 	mdevmig_loader_free(&mdev_state->v1.ld, &mdev_state->v1.ldbuf);
 	mdev_state->v1.device_state = V1_RUNNING;
 	mdev_state->v1.data_size = 0;
+	memset(mdev_state->v1.data, 0, MDEVMIG_V1_DATA_SIZE);
 }
 
 void mdevmig_v1_free(struct mdevmig_dev *mdev_state)
@@ -111,6 +117,15 @@ static int mdevmig_v1_set_state_locked(struct mdevmig_dev *mdev_state, u32 new)
 	if ((cur == V1_SAVING && new == (V1_RUNNING | V1_SAVING)) ||
 	    ((cur & V1_RESUMING) && saving))
 		return -EINVAL;
+	/*
+	 * The loader's memory is the one thing entering RESUMING can fail on: take it
+	 * before anything changes, so a failure leaves the device as it was.
+	 */
+	if (new & V1_RESUMING) {
+		ret = mdevmig_loader_alloc(&v1->ld, &v1->ldbuf);
+		if (ret)
+			return ret;
+	}
 
 	if (cur & V1_RESUMING) {
 		ret = mdevmig_loader_end(mdev_state, v1->ld);
@@ -127,7 +142,7 @@ static int mdevmig_v1_set_state_locked(struct mdevmig_dev *mdev_state, u32 new)
 		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
 	}
 	if (saving && !(cur & V1_SAVING)) {
-		v1->saver = kzalloc(sizeof(*v1->saver), GFP_KERNEL);
+		v1->saver = kzalloc(sizeof(*v1->saver), GFP_KERNEL_ACCOUNT);
 		if (!v1->saver)
 			return -ENOMEM;
 		ret = mdevmig_saver_init(v1->saver, mdev_state, !running);
@@ -145,8 +160,10 @@ static int mdevmig_v1_set_state_locked(struct mdevmig_dev *mdev_state, u32 new)
 	if (new & V1_RESUMING) {
 		mdevmig_dev_run_locked(mdev_state, false, false);
 		ret = mdevmig_loader_start(mdev_state, &v1->ld, &v1->ldbuf);
-		if (ret)
+		if (ret) {
+			mdevmig_dev_run_locked(mdev_state, cur & V1_RUNNING, cur & V1_RUNNING);
 			return ret;
+		}
 		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRAPPED, false);
 	}
 	mdevmig_dev_run_locked(mdev_state, running, running);
@@ -234,6 +251,10 @@ static ssize_t mdevmig_v1_reg_rw(struct mdevmig_dev *mdev_state, char __user *ub
 			ret = -EINVAL;
 		} else {
 			ret = mdevmig_loader_feed_locked(mdev_state, v1->ld, v1->data, val);
+			if (ret)
+				mdev_state->stat_last_error = mdevmig_loader_reason(v1->ld);
+			else
+				mdev_state->stat_bytes_in += val;
 		}
 		break;
 	}

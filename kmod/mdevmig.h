@@ -26,6 +26,7 @@
 #include <linux/mdev.h>
 #include <linux/mutex.h>
 #include <linux/list.h>
+#include <linux/kref.h>
 #include <linux/vfio.h>
 #include <linux/workqueue.h>
 #include <linux/eventfd.h>
@@ -75,6 +76,7 @@ struct mdevmig_parent {
 	struct mdevmig_type types[MDEVMIG_NR_TYPES];
 	struct mdev_type *type_ptrs[MDEVMIG_NR_TYPES];
 
+	struct kref ref;		/* the registration's and one per instance */
 	struct mutex slots_lock;	/* protects slots */
 	unsigned long slots;		/* bit i set: slot i is taken by an instance */
 
@@ -187,9 +189,13 @@ struct mdevmig_dev {
 	unsigned long nr_pages;		/* mem_size >> PAGE_SHIFT */
 
 	/* Device model, engine, open state. */
-	struct mutex state_lock;	/* protects model, engine_stopped, opened */
+	struct mutex state_lock;	/* protects model, engine_stopped, opened,
+					 * engine_tokens, engine_refill */
 	struct mdevmig_model model;
-	struct work_struct engine_work;	/* runs model steps; takes state_lock */
+	struct delayed_work engine_work;	/* runs model steps; takes state_lock */
+	u64 engine_budget;		/* bytes per second, 0: unlimited (sysfs; READ_ONCE) */
+	u64 engine_tokens;		/* bytes the engine may still move now */
+	unsigned long engine_refill;	/* jiffies of the last refill of engine_tokens */
 	bool engine_stopped;		/* no DMA and no interrupts may be issued */
 	atomic_t engine_yield;		/* state changes waiting for state_lock: the engine
 					 * work steps aside instead of re-taking it */
@@ -199,6 +205,7 @@ struct mdevmig_dev {
 	struct mutex irq_lock;		/* protects the fields below */
 	struct eventfd_ctx *intx_trigger;
 	struct eventfd_ctx *msi_trigger[MDEVMIG_MSI_VECTORS];
+	struct eventfd_ctx *req_trigger;	/* VFIO_PCI_REQ_IRQ_INDEX: asked to close */
 	bool intx_masked;		/* user-visible INTx mask (auto-set on delivery) */
 	bool intx_level;		/* the model's INTx line */
 
@@ -206,7 +213,10 @@ struct mdevmig_dev {
 	struct mutex mode_lock;		/* protects mode, force_trapped, bar2_mapping; held by faults */
 	enum mdevmig_bar2_mode mode;
 	bool force_trapped;		/* sysfs: keep BAR2 trapped, advertise no mmap */
-	struct address_space *bar2_mapping;	/* of the device file, set by the first mmap */
+	bool no_mmap;			/* fixed at creation: PCI parent, no pci_bar2_mmap;
+					 * force_trapped stays set */
+	struct address_space *bar2_mapping;	/* of the device file, set by the first mmap
+						 * after an open, cleared at close */
 	unsigned long *dirty;		/* one bit per page; atomic bitops, harvested under mode_lock */
 	bool logging;			/* dirty logging on (tracked mode, or trapped while logging) */
 
@@ -258,6 +268,7 @@ void mdevmig_engine_start_locked(struct mdevmig_dev *mdev_state);
 void mdevmig_engine_stop_locked(struct mdevmig_dev *mdev_state);
 void mdevmig_engine_cancel(struct mdevmig_dev *mdev_state);
 void mdevmig_engine_init_dev(struct mdevmig_dev *mdev_state);
+extern struct device_attribute mdevmig_dev_attr_engine_budget;
 
 /* irq.c */
 int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg);
@@ -266,6 +277,7 @@ void mdevmig_irq_disable_all(struct mdevmig_dev *mdev_state);
 void mdevmig_irq_msi(struct mdevmig_dev *mdev_state, unsigned int vector);
 void mdevmig_irq_intx(struct mdevmig_dev *mdev_state, bool level);
 void mdevmig_irq_resume(struct mdevmig_dev *mdev_state);
+void mdevmig_request(struct vfio_device *vdev, unsigned int count);
 
 /* mem.c: BAR2, access modes, dirty pages */
 int mdevmig_mem_init(struct mdevmig_dev *mdev_state);
@@ -288,6 +300,7 @@ int mdevmig_saver_init(struct mdevmig_saver *saver, struct mdevmig_dev *mdev_sta
 void mdevmig_saver_free(struct mdevmig_saver *saver);
 long mdevmig_saver_produce(struct mdevmig_saver *saver, u8 *buf, size_t size);
 void mdevmig_saver_pending(struct mdevmig_saver *saver, u64 *initial, u64 *dirty);
+int mdevmig_loader_alloc(struct mdevmig_loader **ld, u8 **ldbuf);
 int mdevmig_loader_start(struct mdevmig_dev *mdev_state, struct mdevmig_loader **ld,
 			 u8 **ldbuf);
 int mdevmig_loader_feed_locked(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld,

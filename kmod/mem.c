@@ -17,6 +17,24 @@
 
 #include "mdevmig.h"
 
+/*
+ * A PCI parent's slice is MMIO: a user mapping of it is a PFNMAP range that the type1
+ * IOMMU driver will map for DMA (without a page reference) when a passthrough device
+ * shares the container, and nothing revokes that IOMMU mapping when the instance is
+ * closed and the slice goes to its next tenant. So PCI-parent instances are trapped
+ * (region read/write only, no mmap) unless the administrator opts in here. Read when
+ * an instance is created. See README.md, "Security".
+ */
+static bool pci_bar2_mmap;
+module_param(pci_bar2_mmap, bool, 0644);
+MODULE_PARM_DESC(pci_bar2_mmap,
+		 "Let users mmap BAR2 of instances on PCI parents (default N: trapped access only; "
+		 "Y lets a passthrough device in the same VFIO container keep DMA access to a "
+		 "slice after its instance is closed)");
+
+/* Bytes zeroed between two chances to reschedule. */
+#define MDEVMIG_ZERO_CHUNK	(2u << 20)
+
 const char *mdevmig_mode_name(enum mdevmig_bar2_mode mode)
 {
 	switch (mode) {
@@ -56,8 +74,26 @@ static void mdevmig_zap_locked(struct mdevmig_dev *mdev_state)
 				    mdev_state->mem_size, true);
 }
 
+/* Zeroes the slice; up to 4 GiB, so in chunks. Nothing may access it meanwhile. */
+static void mdevmig_mem_zero(struct mdevmig_dev *mdev_state)
+{
+	u64 off;
+
+	for (off = 0; off < mdev_state->mem_size; off += MDEVMIG_ZERO_CHUNK) {
+		memset(mdev_state->mem + off, 0,
+		       min_t(u64, MDEVMIG_ZERO_CHUNK, mdev_state->mem_size - off));
+		cond_resched();
+	}
+}
+
+/*
+ * A new instance's memory starts zeroed: sim memory is zeroed when allocated and at
+ * every close, but a PCI BAR holds whatever was there before the parent was bound.
+ */
 int mdevmig_mem_init(struct mdevmig_dev *mdev_state)
 {
+	bool pci = mdev_state->parent->kind == MDEVMIG_PARENT_PCI;
+
 	mdev_state->mem = (u8 *)mdev_state->parent->mem_va + mdev_state->mem_offset;
 	mdev_state->nr_pages = mdev_state->mem_size >> PAGE_SHIFT;
 	mdev_state->dirty = bitmap_zalloc(mdev_state->nr_pages, GFP_KERNEL);
@@ -65,6 +101,10 @@ int mdevmig_mem_init(struct mdevmig_dev *mdev_state)
 		return -ENOMEM;
 	mutex_init(&mdev_state->mode_lock);
 	mdev_state->mode = MDEVMIG_MODE_PASSTHROUGH;
+	mdev_state->no_mmap = pci && !READ_ONCE(pci_bar2_mmap);
+	mdev_state->force_trapped = mdev_state->no_mmap;
+	if (pci)
+		mdevmig_mem_zero(mdev_state);
 	return 0;
 }
 
@@ -119,16 +159,22 @@ unsigned long mdevmig_dirty_count(struct mdevmig_dev *mdev_state)
 	return bitmap_weight(mdev_state->dirty, mdev_state->nr_pages);
 }
 
-/* Device reset as seen by the next opener: memory zeroed, passthrough, no tracking. */
+/*
+ * At close: the device as the next opener sees it, memory zeroed, passthrough, no
+ * tracking. The device file is gone, so no mapping of BAR2 is left (a mapping holds
+ * the file) and the mapping it belonged to is forgotten; with no file, no engine and
+ * no migration left, the memory is zeroed without mode_lock.
+ */
 void mdevmig_mem_reset(struct mdevmig_dev *mdev_state)
 {
 	mutex_lock(&mdev_state->mode_lock);
 	mdev_state->mode = MDEVMIG_MODE_PASSTHROUGH;
 	WRITE_ONCE(mdev_state->logging, false);
 	mdevmig_zap_locked(mdev_state);
+	mdev_state->bar2_mapping = NULL;
 	bitmap_zero(mdev_state->dirty, mdev_state->nr_pages);
-	memset(mdev_state->mem, 0, mdev_state->mem_size);
 	mutex_unlock(&mdev_state->mode_lock);
+	mdevmig_mem_zero(mdev_state);
 }
 
 /*
@@ -257,6 +303,8 @@ ssize_t mdevmig_bar2_rw(struct mdevmig_dev *mdev_state, char __user *ubuf, size_
 
 	if (pos >= mdev_state->mem_size)
 		return -EINVAL;
+	if (!count)
+		return 0;
 	count = min_t(u64, count, mdev_state->mem_size - pos);
 	bounce = (void *)__get_free_page(GFP_KERNEL);
 	if (!bounce)
@@ -309,6 +357,7 @@ static ssize_t mode_store(struct device *dev, struct device_attribute *attr,
 {
 	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
 	enum mdevmig_bar2_mode mode;
+	ssize_t ret = count;
 
 	if (sysfs_streq(buf, "passthrough"))
 		mode = MDEVMIG_MODE_PASSTHROUGH;
@@ -318,8 +367,14 @@ static ssize_t mode_store(struct device *dev, struct device_attribute *attr,
 		mode = MDEVMIG_MODE_TRAPPED;
 	else
 		return -EINVAL;
-	mdevmig_set_mode(mdev_state, mode, false);
-	return count;
+	/* A migration owns the mode (and the dirty set) until it ends. */
+	mutex_lock(&mdev_state->mig_lock);
+	if (mdev_state->frontend == MDEVMIG_FE_NONE)
+		mdevmig_set_mode(mdev_state, mode, false);
+	else
+		ret = -EBUSY;
+	mutex_unlock(&mdev_state->mig_lock);
+	return ret;
 }
 static DEVICE_ATTR_RW(mode);
 
@@ -337,6 +392,8 @@ static ssize_t force_trapped_store(struct device *dev, struct device_attribute *
 
 	if (ret)
 		return ret;
+	if (!on && mdev_state->no_mmap)
+		return -EPERM;	/* a PCI parent without pci_bar2_mmap=Y */
 	mutex_lock(&mdev_state->mode_lock);
 	mdev_state->force_trapped = on;
 	mdevmig_zap_locked(mdev_state);
@@ -354,10 +411,18 @@ static ssize_t dirty_pages_show(struct device *dev, struct device_attribute *att
 static ssize_t dirty_pages_store(struct device *dev, struct device_attribute *attr,
 				 const char *buf, size_t count)
 {
+	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	ssize_t ret = count;
+
 	if (!sysfs_streq(buf, "clear"))
 		return -EINVAL;
-	mdevmig_dirty_harvest(mdevmig_from_attr_dev(dev), NULL);
-	return count;
+	mutex_lock(&mdev_state->mig_lock);	/* a migration's dirty set is not ours to drop */
+	if (mdev_state->frontend == MDEVMIG_FE_NONE)
+		mdevmig_dirty_harvest(mdev_state, NULL);
+	else
+		ret = -EBUSY;
+	mutex_unlock(&mdev_state->mig_lock);
+	return ret;
 }
 static DEVICE_ATTR_RW(dirty_pages);
 
@@ -399,6 +464,7 @@ static struct attribute *mdevmig_mdev_attrs[] = {
 	&dev_attr_dirty_ranges.attr,
 	&dev_attr_memory.attr,
 	&mdevmig_dev_attr_migration.attr,
+	&mdevmig_dev_attr_engine_budget.attr,
 	NULL,
 };
 

@@ -10,12 +10,39 @@
 #include <linux/pci.h>
 #include <linux/log2.h>
 #include <linux/io.h>
+#include <linux/kref.h>
 
 #include "mdevmig.h"
 
+/*
+ * mdevmig_parents_lock is held only to look parents up and to list or unlist them,
+ * never while the mdev core removes instances: that waits for their users to close
+ * them (see mdevmig_request()), and must not block every other parent meanwhile.
+ */
 static LIST_HEAD(mdevmig_parents);
 static DEFINE_MUTEX(mdevmig_parents_lock);	/* protects mdevmig_parents, sim_next_id */
 static unsigned int sim_next_id;
+
+/*
+ * A parent's memory outlives its registration: it is released when the last of the
+ * registration and its instances lets go (an instance's vfio_device may be released
+ * after the parent was unregistered). A sim parent ends in put_device() of its
+ * device, a PCI parent, whose BAR was given back at remove, in kfree().
+ */
+static void mdevmig_parent_release(struct kref *ref)
+{
+	struct mdevmig_parent *parent = container_of(ref, struct mdevmig_parent, ref);
+
+	if (parent->kind == MDEVMIG_PARENT_SIM)
+		put_device(&parent->sim_dev);
+	else
+		kfree(parent);
+}
+
+static void mdevmig_parent_put(struct mdevmig_parent *parent)
+{
+	kref_put(&parent->ref, mdevmig_parent_release);
+}
 
 static struct mdevmig_type *to_mdevmig_type(struct mdev_type *mtype)
 {
@@ -48,6 +75,7 @@ int mdevmig_slots_claim(struct mdevmig_parent *parent, unsigned int nr_slots,
 		if (mdevmig_slots_free_locked(parent, first, nr_slots)) {
 			parent->slots |= GENMASK(first + nr_slots - 1, first);
 			*first_slot = first;
+			kref_get(&parent->ref);	/* the instance's, put by slots_release */
 			ret = 0;
 			break;
 		}
@@ -64,6 +92,7 @@ void mdevmig_slots_release(struct mdevmig_parent *parent, unsigned int first_slo
 		GENMASK(first_slot + nr_slots - 1, first_slot));
 	parent->slots &= ~GENMASK(first_slot + nr_slots - 1, first_slot);
 	mutex_unlock(&parent->slots_lock);
+	mdevmig_parent_put(parent);
 }
 
 static unsigned int mdevmig_get_available(struct mdev_type *mtype)
@@ -150,12 +179,11 @@ static int mdevmig_parent_register_locked(struct mdevmig_parent *parent)
 	return 0;
 }
 
-/* Unlists and unregisters @parent; the mdev core removes its instances first. */
-static void mdevmig_parent_unregister_locked(struct mdevmig_parent *parent)
+/* Unlists @parent: no lookup finds it any more, so only its remover unregisters it. */
+static void mdevmig_parent_unlist_locked(struct mdevmig_parent *parent)
 {
 	lockdep_assert_held(&mdevmig_parents_lock);
-	list_del(&parent->node);
-	mdev_unregister_parent(&parent->mparent);
+	list_del_init(&parent->node);
 }
 
 static bool mdevmig_parent_busy(struct mdevmig_parent *parent)
@@ -183,6 +211,7 @@ static int mdevmig_sim_add(unsigned int mem_mb)
 	if (!parent)
 		return -ENOMEM;
 	parent->kind = MDEVMIG_PARENT_SIM;
+	kref_init(&parent->ref);
 	parent->mem_size = size;
 	mutex_init(&parent->slots_lock);
 	INIT_LIST_HEAD(&parent->node);
@@ -221,12 +250,15 @@ out_put_dev:
 	return ret;
 }
 
-static void mdevmig_sim_remove_locked(struct mdevmig_parent *parent)
+/*
+ * Removes an unlisted sim parent. The mdev core removes any instance first, asking
+ * its user to close it and waiting until it has; no global lock is held meanwhile.
+ */
+static void mdevmig_sim_remove(struct mdevmig_parent *parent)
 {
-	lockdep_assert_held(&mdevmig_parents_lock);
-	mdevmig_parent_unregister_locked(parent);
+	mdev_unregister_parent(&parent->mparent);
 	device_del(&parent->sim_dev);
-	put_device(&parent->sim_dev);
+	mdevmig_parent_put(parent);
 }
 
 /* /sys/class/mdevmig/sim_add: write a size in MiB to create a sim parent. */
@@ -249,7 +281,7 @@ static ssize_t sim_remove_store(MDEVMIG_CLASS_CONST struct class *class,
 				MDEVMIG_CLASS_CONST struct class_attribute *attr, const char *buf,
 				size_t count)
 {
-	struct mdevmig_parent *parent;
+	struct mdevmig_parent *parent, *found = NULL;
 	int ret = -ENODEV;
 
 	mutex_lock(&mdevmig_parents_lock);
@@ -259,12 +291,16 @@ static ssize_t sim_remove_store(MDEVMIG_CLASS_CONST struct class *class,
 		if (mdevmig_parent_busy(parent)) {
 			ret = -EBUSY;
 		} else {
-			mdevmig_sim_remove_locked(parent);
+			mdevmig_parent_unlist_locked(parent);
+			found = parent;
 			ret = 0;
 		}
 		break;
 	}
 	mutex_unlock(&mdevmig_parents_lock);
+	/* An instance created since the check is removed with the parent. */
+	if (found)
+		mdevmig_sim_remove(found);
 	return ret ? ret : count;
 }
 static CLASS_ATTR_WO(sim_remove);
@@ -301,6 +337,7 @@ static int mdevmig_pci_probe(struct pci_dev *pdev, const struct pci_device_id *i
 	if (!parent)
 		return -ENOMEM;
 	parent->kind = MDEVMIG_PARENT_PCI;
+	kref_init(&parent->ref);
 	parent->dev = &pdev->dev;
 	mutex_init(&parent->slots_lock);
 	INIT_LIST_HEAD(&parent->node);
@@ -342,18 +379,24 @@ out_free_parent:
 	return ret;
 }
 
-/* Instances of the parent are removed first (each waits for its user to close it). */
+/*
+ * Instances of the parent are removed first: each user is asked to close its instance
+ * and waited for, without the global lock. The BAR is given back here; the parent
+ * itself goes with the last instance reference.
+ */
 static void mdevmig_pci_remove(struct pci_dev *pdev)
 {
 	struct mdevmig_parent *parent = pci_get_drvdata(pdev);
 
 	mutex_lock(&mdevmig_parents_lock);
-	mdevmig_parent_unregister_locked(parent);
+	mdevmig_parent_unlist_locked(parent);
 	mutex_unlock(&mdevmig_parents_lock);
+	mdev_unregister_parent(&parent->mparent);
 	memunmap(parent->mem_va);
+	parent->mem_va = NULL;
 	pci_release_region(pdev, parent->pci_bar);
 	pci_disable_device(pdev);
-	kfree(parent);
+	mdevmig_parent_put(parent);
 }
 
 /* No ID table: the administrator binds functions with driver_override. */
@@ -398,18 +441,27 @@ out_remove_add:
 static void mdevmig_sims_remove_all(void)
 {
 	struct mdevmig_parent *parent, *tmp;
+	LIST_HEAD(sims);
 
 	mutex_lock(&mdevmig_parents_lock);
 	list_for_each_entry_safe(parent, tmp, &mdevmig_parents, node)
 		if (parent->kind == MDEVMIG_PARENT_SIM)
-			mdevmig_sim_remove_locked(parent);
+			list_move_tail(&parent->node, &sims);
 	mutex_unlock(&mdevmig_parents_lock);
+	list_for_each_entry_safe(parent, tmp, &sims, node) {
+		list_del_init(&parent->node);
+		mdevmig_sim_remove(parent);
+	}
 }
 
+/*
+ * The class files go first: removing them waits for a sim_add or sim_remove in
+ * progress, and none can start afterwards, so no parent appears behind our back.
+ */
 void mdevmig_parents_exit(void)
 {
-	pci_unregister_driver(&mdevmig_pci_driver);
-	mdevmig_sims_remove_all();
 	class_remove_file(mdevmig_class, &class_attr_sim_remove);
 	class_remove_file(mdevmig_class, &class_attr_sim_add);
+	pci_unregister_driver(&mdevmig_pci_driver);
+	mdevmig_sims_remove_all();
 }

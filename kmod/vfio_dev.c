@@ -124,10 +124,7 @@ static void mdevmig_close_device(struct vfio_device *vdev)
 /* VFIO_DEVICE_RESET: also the way out of a failed migration (ERROR). */
 static int mdevmig_reset(struct mdevmig_dev *mdev_state)
 {
-	mdevmig_mig_reset(mdev_state, true);
-	mutex_lock(&mdev_state->state_lock);
-	mdevmig_model_reset(&mdev_state->model);
-	mutex_unlock(&mdev_state->state_lock);
+	mdevmig_mig_reset(mdev_state, true);	/* resets the model with the engine stopped */
 	return 0;
 }
 
@@ -355,7 +352,9 @@ static int mdevmig_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
 	unsigned int index;
 	u64 off;
 
-	if (mdevmig_decode_pos(mdev_state, (u64)vma->vm_pgoff << PAGE_SHIFT, &index, &off))
+	/* An offset beyond 64 bits would alias a window once shifted. */
+	if (vma->vm_pgoff > (U64_MAX >> PAGE_SHIFT) ||
+	    mdevmig_decode_pos(mdev_state, (u64)vma->vm_pgoff << PAGE_SHIFT, &index, &off))
 		return -EINVAL;
 	if (index == VFIO_PCI_BAR2_REGION_INDEX)
 		return mdevmig_bar2_mmap(mdev_state, vma);
@@ -383,6 +382,7 @@ static const struct vfio_device_ops mdevmig_vfio_ops = {
 	.get_region_info_caps = mdevmig_region_info_caps,
 #endif
 	.dma_unmap	= mdevmig_dma_unmap,
+	.request	= mdevmig_request,
 	MDEVMIG_VFIO_IOMMUFD_OPS
 	MDEVMIG_VFIO_IOMMUFD_DETACH_OP
 };

@@ -30,6 +30,10 @@ std::string errno_text(int errnum) {
 
 std::string Error::message() const {
   std::string out = op.empty() ? std::string("(unknown operation)") : op;
+  if (verdict) {
+    if (!context.empty()) out += ": " + context;
+    return out;
+  }
   if (!context.empty()) {
     out += " on ";
     out += context;
@@ -44,6 +48,12 @@ std::string Error::message() const {
 
 Error Error::make(int errnum, std::string op, std::string context) {
   return Error{errnum, std::move(op), std::move(context)};
+}
+
+Error Error::make_verdict(int code, std::string op, std::string reason) {
+  Error e{code, std::move(op), std::move(reason)};
+  e.verdict = true;
+  return e;
 }
 
 Error Error::from_errno(std::string op, std::string context) {
@@ -61,6 +71,13 @@ Error& Error::add_context(std::string_view outer) {
     joined += context;
     context = std::move(joined);
   }
+  return *this;
+}
+
+Error& Error::add_note(std::string_view note) {
+  context += context.empty() ? "(" : " (";
+  context += note;
+  context += ")";
   return *this;
 }
 

@@ -18,17 +18,27 @@ struct Error {
   int errnum = 0;       ///< positive errno value (EINVAL, EIO, ...)
   std::string op;       ///< the operation, e.g. "VFIO_DEVICE_GET_REGION_INFO"
   std::string context;  ///< the object and state involved, e.g. "3f2a... region 9"
+  /// A verdict of our own checks (corrupt input, an incompatible peer): no system call
+  /// failed, `errnum` only classifies it (exit code, wire code) and `context` is the
+  /// reason.
+  bool verdict = false;
 
-  /// One line for humans and logs: "OP on CONTEXT: strerror (errno N)".
+  /// One line for humans and logs: "OP on CONTEXT: strerror (errno N)", or for a
+  /// verdict "OP: CONTEXT" (an errno that no system call returned means nothing to users).
   [[nodiscard]] std::string message() const;
 
-  /// An error with an explicit errno (for checks we make ourselves).
+  /// An error with an explicit errno (a system call's result, or a check we make
+  /// ourselves that stands for one, e.g. EINVAL for a bad argument).
   [[nodiscard]] static Error make(int errnum, std::string op, std::string context = {});
+  /// A verdict: `code` classifies it, `reason` says what is wrong.
+  [[nodiscard]] static Error make_verdict(int code, std::string op, std::string reason);
   /// An error from the current `errno`; call it right after the failing syscall.
   [[nodiscard]] static Error from_errno(std::string op, std::string context = {});
 
   /// Prefixes more context (outer callers know the bigger picture): "outer: inner".
   Error& add_context(std::string_view outer);
+  /// Appends a remark on the consequence: "context (note)".
+  Error& add_note(std::string_view note);
 };
 
 /// The text of an errno value, thread-safe ("Unknown error N" for unknown values).

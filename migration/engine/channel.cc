@@ -57,12 +57,22 @@ class V2Channel final : public Channel {
     // PRE_COPY -> STOP_COPY keeps the same data_fd; the rest of the state follows.
     UniqueFd extra = MDEVMIG_TRY(dev_.set_mig_state(MigState::kStopCopy));
     stopped_ = true;
+    // Every read submitted before the switch belongs to pre-copy, however late it
+    // completes: its ENOMSG or 0 is pre-copy's "nothing now", not the end of the stream
+    // (a read in flight across the switch, or an answer the consumer has not taken).
+    // Wait for them and forget those ends; from here on only 0 ends the stream.
+    MDEVMIG_TRY(reader_->settle(ENOMSG));
     return ok();
   }
 
+  // PRE_COPY: ENOMSG is "no data now", and so is 0 (the uAPI asks for ENOMSG, some
+  // drivers answer 0; neither ends the stream). STOP_COPY: 0 is the end, ENOMSG an error.
   Result<std::span<const std::byte>> read(std::size_t max) override {
     auto r = reader_->next(max);
-    if (r.ok()) return r;
+    if (r.ok()) {
+      if (r->empty() && !stopped_) MDEVMIG_TRY(reader_->settle(ENOMSG));
+      return r;
+    }
     if (r.error().errnum == ENOMSG && !stopped_) return std::span<const std::byte>{};
     r.error().context += " (state " + state_name() + ")";
     return std::move(r).error();
@@ -156,7 +166,19 @@ class V1Channel final : public Channel {
     return ok();
   }
 
-  Result<void> stop_copy() override { return set_state(kV1Saving); }
+  Result<void> stop_copy() override {
+    // Data staged before the switch and not taken yet is still the stream's next bytes,
+    // but a mapped data section is the driver's to reuse once the state changes: copy
+    // the rest out first.
+    if (pos_ < size_ && cur_ != buf_.data()) {
+      std::vector<std::byte> rest(cur_ + pos_, cur_ + size_);
+      buf_ = std::move(rest);
+      cur_ = buf_.data();
+      size_ -= pos_;
+      pos_ = 0;
+    }
+    return set_state(kV1Saving);
+  }
 
   Result<std::span<const std::byte>> read(std::size_t max) override {
     if (pos_ == size_) {

@@ -26,7 +26,7 @@ std::string hex16(uint16_t v) {
 }
 
 Error incompatible(std::string what) {
-  return Error::make(schema::kIncompatibleErrno, "compatibility check", std::move(what));
+  return Error::make_verdict(schema::kIncompatibleErrno, "compatibility check", std::move(what));
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ std::shared_ptr<void> new_xxh3() {
 
 
 Error corrupt(std::string op, std::string what) {
-  return Error::make(schema::kCorruptErrno, std::move(op), std::move(what));
+  return Error::make_verdict(schema::kCorruptErrno, std::move(op), std::move(what));
 }
 
 }  // namespace
@@ -144,16 +144,20 @@ Result<FileScanner> FileScanner::open(int fd, std::string name) {
   }
   FileScanner s(std::move(map), std::move(name));
   const auto pre = s.file_.first(std::min(s.file_.size(), schema::kPreambleBytes));
-  s.preamble_ = MDEVMIG_TRY(schema::decode_preamble(pre));
+  auto preamble = schema::decode_preamble(pre);
+  if (!preamble.ok()) return std::move(preamble.error()).add_context(s.name_);
+  s.preamble_ = *preamble;
   const auto rest = s.file_.subspan(pre.size());
   if (rest.size() < s.preamble_.header_bytes) {
-    return corrupt("read save-file header", "file ends inside the header (truncated)");
+    return corrupt("read save-file header", s.name_ + ": the file ends inside the header (truncated)");
   }
   const auto header = rest.first(s.preamble_.header_bytes);
   if (XXH3_64bits(header.data(), header.size()) != s.preamble_.header_xxh3) {
-    return corrupt("read save-file header", "header XXH3 mismatch");
+    return corrupt("read save-file header", s.name_ + ": the header's XXH3 does not match");
   }
-  s.header_ = MDEVMIG_TRY(schema::decode_header(header));
+  auto decoded = schema::decode_header(header);
+  if (!decoded.ok()) return std::move(decoded.error()).add_context(s.name_);
+  s.header_ = std::move(*decoded);
   s.first_frame_ = s.pos_ = schema::kPreambleBytes + header.size();
   return s;
 }
@@ -289,11 +293,15 @@ Result<RestoreReport> restore_from_file(Channel& ch, const schema::DeviceIdentit
   };
   if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("restore"));  // before the device stops
   t0 = Clock::now();
+  // The first chunk is checked before the device changes state: a file that is bad from
+  // its first chunk (or, in a single pass, a damaged one) leaves the device as it was.
+  auto first = next_data();
+  if (!first.ok()) return std::move(first.error()).add_note("device not touched");
   auto body = [&]() -> Result<void> {
     MDEVMIG_TRY(ch.start_resume());
-    for (;;) {
+    for (bool at_first = true;; at_first = false) {
       if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("restore"));
-      auto data = MDEVMIG_TRY(next_data());
+      auto data = at_first ? std::move(*first) : MDEVMIG_TRY(next_data());
       if (!data) break;
       MDEVMIG_TRY(ch.write(*data));
       ++rep.chunks;

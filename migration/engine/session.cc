@@ -75,7 +75,8 @@ class Wire {
       case schema::ErrorCode::kCancelled: errnum = ECANCELED; break;
       default: break;
     }
-    return Error::make(errnum, "peer reported an error", e.message);
+    // The peer's own one-line message: no system call of ours failed.
+    return Error::make_verdict(errnum, "peer reported an error", e.message);
   }
 
   static schema::ErrorCode code_for(const Error& e) {
@@ -124,7 +125,7 @@ Result<void> check_guest(const schema::WireHello& peer, const GuestMemory* guest
   const uint64_t mine = guest ? guest->size() : 0;
   if (peer.guest_mem_bytes != mine ||
       (guest && (peer.guest_iova != guest->iova() || peer.page_size != guest->page_size()))) {
-    return Error::make(schema::kIncompatibleErrno, "compatibility check",
+    return Error::make_verdict(schema::kIncompatibleErrno, "compatibility check",
                        "guest memory " + std::to_string(peer.guest_mem_bytes) + " bytes vs " +
                            std::to_string(mine));
   }
@@ -240,7 +241,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
   WireMessage reply = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
   const double round_trip_s = since(t_hello);
   if (reply.kind != WireMessage::Kind::kHello || reply.hello.role != schema::Role::kDestination) {
-    return Error::make(schema::kCorruptErrno, "migration handshake", "peer did not answer with a hello");
+    return Error::make_verdict(schema::kCorruptErrno, "migration handshake", "peer did not answer with a hello");
   }
   MDEVMIG_TRY(check_compatible(id, reply.hello.device));
   MDEVMIG_TRY(check_guest(reply.hello, guest));
@@ -322,7 +323,8 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       in.switchover_fixed_s = rep.switchover_fixed_s;
       Decision d = precopy || guest
                        ? decide(in, opt.policy)
-                       : Decision{Verdict::kSwitchover, "no pre-copy on this channel", -1, true};
+                       : Decision{Verdict::kSwitchover,
+                                  opt.precopy ? "no pre-copy on this channel" : "pre-copy disabled", -1, true};
       s.est_downtime_s = d.estimated_downtime_s;
       s.verdict = d.reason;
       rep.log.push_back(s);
@@ -356,7 +358,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     WireMessage done = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
     if (done.kind != WireMessage::Kind::kDone || done.done.stream_bytes != rep.stream_bytes ||
         done.done.stream_xxh3 != rep.stream_xxh3) {
-      return Error::make(schema::kCorruptErrno, "migration", "destination confirmed a different stream");
+      return Error::make_verdict(schema::kCorruptErrno, "migration", "destination confirmed a different stream");
     }
     rep.downtime_s = since(t_stop);
     return ok();
@@ -391,7 +393,7 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
   auto wire = MDEVMIG_TRY(Wire::open(sock, "migration connection", opt.cancel));
   WireMessage hello = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
   if (hello.kind != WireMessage::Kind::kHello || hello.hello.role != schema::Role::kSource) {
-    Error e = Error::make(schema::kCorruptErrno, "migration handshake", "peer did not start with a source hello");
+    Error e = Error::make_verdict(schema::kCorruptErrno, "migration handshake", "peer did not start with a source hello");
     wire->try_send_error(e);
     return e;
   }
@@ -418,7 +420,7 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
         case WireMessage::Kind::kChunk: {
           const schema::ChunkView& c = m.chunk;
           if (c.seq != rep.chunks || c.offset != rep.stream_bytes) {
-            return Error::make(schema::kCorruptErrno, "receive chunk",
+            return Error::make_verdict(schema::kCorruptErrno, "receive chunk",
                                "chunk " + std::to_string(c.seq) + " at offset " + std::to_string(c.offset) +
                                    ", expected " + std::to_string(rep.chunks) + " at " +
                                    std::to_string(rep.stream_bytes));
@@ -436,7 +438,7 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
           std::size_t at = 0;
           for (const schema::PageRun& r : m.guest_pages.runs) {
             if (r.first >= guest->pages() || r.count > guest->pages() - r.first) {
-              return Error::make(schema::kCorruptErrno, "receive guest pages", "run beyond guest memory");
+              return Error::make_verdict(schema::kCorruptErrno, "receive guest pages", "run beyond guest memory");
             }
             std::memcpy(guest->data() + r.first * ps, m.guest_pages.data.data() + at, r.count * ps);
             at += r.count * ps;
@@ -455,7 +457,7 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
           rep.stream_xxh3 = XXH3_64bits_digest(hash.get());
           if (m.done.chunks != rep.chunks || m.done.stream_bytes != rep.stream_bytes ||
               m.done.stream_xxh3 != rep.stream_xxh3 || m.done.guest_pages_sent != guest_pages) {
-            return Error::make(schema::kCorruptErrno, "receive done",
+            return Error::make_verdict(schema::kCorruptErrno, "receive done",
                                "totals or stream XXH3 differ from what arrived");
           }
           MDEVMIG_TRY(ch.finish_resume(opt.run));
@@ -465,7 +467,7 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
         }
         case WireMessage::Kind::kHello:
         case WireMessage::Kind::kError:
-          return Error::make(schema::kCorruptErrno, "receive",
+          return Error::make_verdict(schema::kCorruptErrno, "receive",
                              std::string("unexpected ") + schema::wire_kind_name(m.kind));
       }
     }

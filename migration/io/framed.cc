@@ -38,7 +38,7 @@ Result<std::span<const std::byte>> FrameReader::next(std::optional<std::chrono::
     if (have < table) break;
   }
   if (!total) {
-    return Error::make(schema::kCorruptErrno, "read frame",
+    return Error::make_verdict(schema::kCorruptErrno, "read frame",
                        "input ends inside a message header at byte " + std::to_string(consumed_ + have));
   }
   buf_.resize(*total / 8);
@@ -46,7 +46,7 @@ Result<std::span<const std::byte>> FrameReader::next(std::optional<std::chrono::
   std::memcpy(out, prefix, have);
   const std::size_t got = MDEVMIG_TRY(reader_->read_full(std::span(out + have, *total - have), timeout));
   if (have + got < *total) {
-    return Error::make(schema::kCorruptErrno, "read frame",
+    return Error::make_verdict(schema::kCorruptErrno, "read frame",
                        "input ends inside a message at byte " + std::to_string(consumed_ + have + got) +
                            " (message of " + std::to_string(*total) + " bytes)");
   }

@@ -246,7 +246,7 @@ class Engine {
       }
     }
     s.state = State::kReady;
-    if (stream_) arm_reads();
+    if (stream_ && !settling_) arm_reads();
   }
 
   std::string op_name() const { return kind_ == Kind::kRead ? "io_uring read" : "io_uring write"; }
@@ -395,6 +395,30 @@ class Engine {
     next_offset_ = resume_offset;
   }
 
+  Result<void> settle(int transient) {
+    MDEVMIG_CHECK(stream_ && kind_ == Kind::kRead);
+    settling_ = true;
+    while (in_flight_ > 0) {
+      auto r = reap(true, std::nullopt);
+      if (!r.ok()) {
+        settling_ = false;
+        return r;
+      }
+    }
+    settling_ = false;
+    // In stream mode a read that ends (0 or an error) holds no data and no read follows
+    // it, so only the last slot can hold an end.
+    if (!order_.empty()) {
+      Slot& s = slots_[order_.back()];
+      if (s.state == State::kReady && s.pos == s.done && (s.eof || s.err == transient)) {
+        s.state = State::kFree;
+        order_.pop_back();
+      }
+    }
+    eof_seen_ = false;
+    return ok();
+  }
+
   bool ready() {
     (void)reap(false, std::nullopt);
     // A slot the consumer has used up stays at the front until it comes back.
@@ -422,6 +446,7 @@ class Engine {
   int fill_ = -1;               // writer: slot being filled
   uint64_t queued_ = 0;
   bool eof_seen_ = false;       // reader
+  bool settling_ = false;       // reader: settle() waits; completions arm no new reads
   IoStats stats_;
 };
 
@@ -481,6 +506,7 @@ Result<std::span<const std::byte>> Reader::peek(std::size_t max,
 void Reader::consume(std::size_t n) { e_->consume(n); }
 
 bool Reader::ready() { return e_->ready(); }
+Result<void> Reader::settle(int transient_errnum) { return e_->settle(transient_errnum); }
 const IoStats& Reader::stats() const noexcept { return e_->stats_; }
 
 }  // namespace mdevmig::io

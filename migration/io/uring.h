@@ -104,6 +104,12 @@ class Reader {
       std::span<std::byte> out, std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   /// Whether next() would return without waiting (data, an error or end of file).
   [[nodiscard]] bool ready();
+  /// Stream mode, for an fd whose end can be temporary (a v2 data_fd answers 0 or
+  /// `transient_errnum` in PRE_COPY for "nothing now", and goes on after STOP_COPY):
+  /// waits for every read submitted so far, keeps the bytes they read, and forgets an
+  /// end they reported, delivered or not (end of file, or the error `transient_errnum`),
+  /// so that next() reads the fd on. Any other error stays to be reported.
+  [[nodiscard]] Result<void> settle(int transient_errnum);
   [[nodiscard]] const IoStats& stats() const noexcept;
 
  private:

@@ -24,7 +24,7 @@ namespace {
 static_assert(std::endian::native == std::endian::little, "the formats are little-endian");
 
 Error corrupt(std::string op, std::string what) {
-  return Error::make(kCorruptErrno, std::move(op), std::move(what));
+  return Error::make_verdict(kCorruptErrno, std::move(op), std::move(what));
 }
 
 uint64_t xxh3(std::span<const std::byte> d) { return bulk_xxh3(d); }
@@ -261,7 +261,7 @@ Result<Preamble> decode_preamble(std::span<const std::byte> bytes) {
   p.header_bytes = le32(bytes.data() + 12);
   p.header_xxh3 = le64(bytes.data() + 16);
   if (p.format_version != kFormatVersion) {
-    return Error::make(kIncompatibleErrno, kOp,
+    return Error::make_verdict(kIncompatibleErrno, kOp,
                        "format version " + std::to_string(p.format_version) + ", this tool reads " +
                            std::to_string(kFormatVersion));
   }
@@ -485,7 +485,7 @@ Result<FileHeader> decode_header(std::span<const std::byte> bytes) {
     FileHeader h;
     h.format_version = r.getFormatVersion();
     if (h.format_version != kFormatVersion) {
-      return Error::make(kIncompatibleErrno, kOp, "format version " + std::to_string(h.format_version));
+      return Error::make_verdict(kIncompatibleErrno, kOp, "format version " + std::to_string(h.format_version));
     }
     h.tool_version = MDEVMIG_TRY(text(r.getToolVersion(), "toolVersion"));
     if (!r.hasDevice()) return corrupt(kOp, "no device identity");
@@ -538,7 +538,7 @@ Result<WireMessage> decode_wire(std::span<const std::byte> bytes, uint32_t page_
         if (h.getMagic() != kWireMagic) return corrupt(kOp, "hello: bad magic (not an mdevmig peer)");
         m.hello.protocol_version = h.getProtocolVersion();
         if (m.hello.protocol_version != kProtocolVersion) {
-          return Error::make(kIncompatibleErrno, kOp,
+          return Error::make_verdict(kIncompatibleErrno, kOp,
                              "hello: protocol version " + std::to_string(m.hello.protocol_version) +
                                  ", this tool speaks " + std::to_string(kProtocolVersion));
         }

@@ -291,10 +291,10 @@ int run_inspect(std::span<const char* const> argv) {
     print_text(file, *sum, s, ours, trial, args.has("chunks"));
   }
   if (ours && !s.problem.empty()) {
-    return report_error("inspect", Error::make(schema::kCorruptErrno, "decode device stream", file + ": " + s.problem));
+    return report_error("inspect", Error::make_verdict(schema::kCorruptErrno, "decode device stream", file + ": " + s.problem));
   }
   if (ours && trial.tried() && !trial.loads()) {
-    return report_error("inspect", Error::make(schema::kCorruptErrno, "trial load", file + ": the device would refuse it: " + trial.text()));
+    return report_error("inspect", Error::make_verdict(schema::kCorruptErrno, "trial load", file + ": the device would refuse it: " + trial.text()));
   }
   return kExitOk;
 }

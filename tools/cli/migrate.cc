@@ -25,6 +25,7 @@
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
+#include "tools/cli/migrate.h"
 #include "tools/cli/migrate_workload.h"
 
 namespace mdevmig::cli {
@@ -78,7 +79,11 @@ Result<uint64_t> region_hash(const vfio::Device& dev, uint32_t index, uint64_t s
 Result<std::string> verify_same(const Side& a, const Side& b) {
   const auto& da = a.dev->dev();
   const auto& db = b.dev->dev();
-  if (!a.id.compat) return std::string("skipped (not an mdevmig device)");
+  for (const Side* side : {&a, &b}) {
+    if (auto ours = check_mdevmig_layout(side->id, "--verify"); !ours.ok()) {
+      return "skipped (" + ours.error().context + ")";
+    }
+  }
   const uint64_t mem = a.id.compat->mem_size;
   const uint64_t ha = MDEVMIG_TRY(region_hash(da, VFIO_PCI_BAR2_REGION_INDEX, mem));
   const uint64_t hb = MDEVMIG_TRY(region_hash(db, VFIO_PCI_BAR2_REGION_INDEX, mem));
@@ -114,7 +119,7 @@ nlohmann::json report_json(const engine::MigrationReport& r) {
                    {"seconds", s.seconds},
                    {"bandwidth_bps", s.bandwidth_bps},
                    {"dirty_rate_bps", s.dirty_rate_bps},
-                   {"estimated_downtime_s", s.est_downtime_s},
+                   {"estimated_downtime_s", s.est_downtime_s >= 0 ? nlohmann::json(s.est_downtime_s) : nlohmann::json()},
                    {"verdict", s.verdict}});
   }
   return {{"channel", schema::channel_name(r.channel)},
@@ -151,6 +156,17 @@ void print_report(const engine::MigrationReport& r, const char* role) {
 }
 
 }  // namespace
+
+std::string iteration_line(const engine::IterationStats& s) {
+  char est[48] = "no downtime estimate yet";
+  if (s.est_downtime_s >= 0) std::snprintf(est, sizeof(est), "est. downtime %.1f ms", s.est_downtime_s * 1000);
+  char line[320];
+  std::snprintf(line, sizeof(line), "iteration %u: sent %s + %" PRIu64 " guest pages, pending %s, %.1f MiB/s, %s (%s)",
+                s.iteration, human_bytes(static_cast<double>(s.device_bytes)).c_str(), s.guest_pages,
+                human_bytes(static_cast<double>(s.pending_bytes)).c_str(), s.bandwidth_bps / (1 << 20), est,
+                s.verdict.c_str());
+  return line;
+}
 
 int run_migrate(std::span<const char* const> argv) {
   Args args("migrate (--from DEVICE --to DEVICE|HOST:PORT | --listen [ADDR:]PORT --to DEVICE) [options]",
@@ -223,14 +239,9 @@ int run_migrate(std::span<const char* const> argv) {
   const bool verbose = args.has("verbose");
   Progress progress("migrate");
   sopt.on_iteration = [&](const engine::IterationStats& s) {
-    char line[256];
-    std::snprintf(line, sizeof(line),
-                  "iteration %u: sent %s + %" PRIu64 " guest pages, pending %s, %.1f MiB/s, est. downtime %.1f ms (%s)",
-                  s.iteration, human_bytes(static_cast<double>(s.device_bytes)).c_str(), s.guest_pages,
-                  human_bytes(static_cast<double>(s.pending_bytes)).c_str(), s.bandwidth_bps / (1 << 20),
-                  s.est_downtime_s * 1000, s.verdict.c_str());
+    const std::string line = iteration_line(s);
     if (verbose) {
-      std::fprintf(stderr, "mdevmig migrate: %s\n", line);
+      std::fprintf(stderr, "mdevmig migrate: %s\n", line.c_str());
     } else {
       progress.update(0, 0, line);
     }
@@ -271,7 +282,7 @@ int run_migrate(std::span<const char* const> argv) {
 
   std::unique_ptr<Workload> workload;
   if (wcfg.bar2 || wcfg.dma) {
-    auto w = Workload::start(src->dev->dev(), src->guest ? &*src->guest : nullptr, wcfg);
+    auto w = Workload::start(src->dev->dev(), src->id, src->guest ? &*src->guest : nullptr, wcfg);
     if (!w.ok()) return fail(w.error());
     workload = std::move(*w);
     sopt.before_stop = [&] { workload->pause(); };

@@ -4,8 +4,10 @@
 #include <linux/pci_regs.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
+#include "migration/engine/identity.h"
 #include "migration/vfio/uapi.h"
 
 namespace mdevmig::cli {
@@ -44,8 +46,32 @@ Result<WorkloadConfig> parse_workload(std::string_view text) {
   return c;
 }
 
-Result<std::unique_ptr<Workload>> Workload::start(const vfio::Device& dev, engine::GuestMemory* guest,
-                                                  const WorkloadConfig& cfg) {
+Result<void> check_mdevmig_layout(const schema::DeviceIdentity& id, std::string_view what) {
+  const std::string who = id.uuid.empty() ? std::string("the device") : id.uuid;
+  auto refuse = [&](const std::string& why) {
+    return Error::make_verdict(EOPNOTSUPP, std::string(what), who + " " + why);
+  };
+  if (!engine::is_mdevmig(id) || !id.compat) {
+    char ids[48];
+    std::snprintf(ids, sizeof(ids), "PCI %04x:%04x", id.pci_vendor, id.pci_device);
+    return refuse(std::string("is not an mdevmig device (") + ids + ")");
+  }
+  const auto size_of = [&](uint32_t index) { return index < id.region_sizes.size() ? id.region_sizes[index] : 0; };
+  if (size_of(kBar0) < MDEVMIG_REGS_SIZE || id.compat->mem_size == 0 || size_of(kBar2) < id.compat->mem_size) {
+    return refuse("has mdevmig's IDs but not its region layout (BAR0 " + std::to_string(size_of(kBar0)) +
+                  " bytes, BAR2 " + std::to_string(size_of(kBar2)) + " for " + std::to_string(id.compat->mem_size) +
+                  " bytes of device memory)");
+  }
+  return ok();
+}
+
+Result<std::unique_ptr<Workload>> Workload::start(const vfio::Device& dev, const schema::DeviceIdentity& id,
+                                                  engine::GuestMemory* guest, const WorkloadConfig& cfg) {
+  const char* what = cfg.bar2 && cfg.dma ? "--workload bar2,dma" : cfg.dma ? "--workload dma" : "--workload bar2";
+  if (auto ours = check_mdevmig_layout(id, what); !ours.ok()) {
+    ours.error().context += "; the workloads drive mdevmig devices only";
+    return std::move(ours).error();
+  }
   auto w = std::unique_ptr<Workload>(new Workload(dev, guest, cfg));
   if (cfg.bar2) {
     w->bar2_ = MDEVMIG_TRY(dev.mmap_region(kBar2, 0));

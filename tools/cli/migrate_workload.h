@@ -29,10 +29,17 @@ struct WorkloadConfig {
 /// Parses "none", "bar2", "dma", "bar2,dma".
 [[nodiscard]] Result<WorkloadConfig> parse_workload(std::string_view text);
 
+/// Whether `id` (read_identity) is an mdevmig device with the layout the workloads and
+/// --verify use: our PCI IDs and register magic, BAR0 holding the registers, BAR2 the
+/// device memory. Else one line saying what differs, for `what` ("--workload bar2").
+[[nodiscard]] Result<void> check_mdevmig_layout(const schema::DeviceIdentity& id, std::string_view what);
+
 class Workload {
  public:
-  /// Starts the threads. `guest` (may be null) is needed for "dma".
+  /// Starts the threads. `guest` (may be null) is needed for "dma". Refuses a device
+  /// that is not ours (check_mdevmig_layout) before touching any of its regions.
   [[nodiscard]] static Result<std::unique_ptr<Workload>> start(const vfio::Device& dev,
+                                                               const schema::DeviceIdentity& id,
                                                                engine::GuestMemory* guest,
                                                                const WorkloadConfig& cfg);
   ~Workload();

@@ -51,14 +51,14 @@ int run_restore(std::span<const char* const> argv) {
   if (!in) return fail(Error::from_errno("open", file));
 
   auto scanner = engine::FileScanner::open(in.get(), file);
-  if (!scanner.ok()) return fail(std::move(scanner.error()).add_context("device not touched"));
+  if (!scanner.ok()) return fail(std::move(scanner.error()).add_note("device not touched"));
   const bool verify_first = !args.has("single-pass");
   double verify_s = 0;
   if (verify_first) {
     // Pass 1 before the device is even opened; restore_from_file then only loads.
     const auto t0 = std::chrono::steady_clock::now();
     auto sum = engine::verify_file(*scanner, {}, cancel->get());
-    if (!sum.ok()) return fail(std::move(sum.error()).add_context(file + " (device not touched)"));
+    if (!sum.ok()) return fail(std::move(sum.error()).add_context(file).add_note("device not touched"));
     verify_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 

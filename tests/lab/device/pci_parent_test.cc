@@ -29,6 +29,8 @@ std::string find_pci(const std::string& vendor, const std::string& device) {
 
 TEST(PciParent, IvshmemFunctionBecomesAParentAndBacksInstances) {
   MDEVMIG_REQUIRE_LAB();
+  // Instances on PCI parents are mmap-able only when the administrator opts in.
+  ASSERT_EQ(write_file("/sys/module/mdevmig/parameters/pci_bar2_mmap", "Y"), 0);
   const std::string bdf = find_pci("0x1af4", "0x1110");
   ASSERT_FALSE(bdf.empty()) << "the lab was not started with --ivshmem";
   const std::string dev = "/sys/bus/pci/devices/" + bdf;
@@ -64,6 +66,7 @@ TEST(PciParent, IvshmemFunctionBecomesAParentAndBacksInstances) {
   EXPECT_TRUE(list_dir("/sys/class/mdev_bus/" + bdf).empty());
   EXPECT_NE(access(live.sysfs_dir().c_str(), F_OK), 0) << "instance outlived its parent";
   ASSERT_EQ(write_file(dev + "/driver_override", "\n"), 0);
+  ASSERT_EQ(write_file("/sys/module/mdevmig/parameters/pci_bar2_mmap", "N"), 0);
 }
 
 TEST(SimParent, AddedAndRemovedAtRunTime) {

@@ -28,6 +28,18 @@ TEST(Error, MessageHasOpContextTextAndErrno) {
             "VFIO_DEVICE_GET_REGION_INFO on 3f2a-uuid region 9: Invalid argument (errno 22)");
 }
 
+// A verdict of our own checks (corrupt input, an incompatible peer) is no system call's
+// failure: its code classifies it and is not shown; its context is the reason.
+TEST(Error, AVerdictShowsTheReasonAndNoErrnoText) {
+  Error e = Error::make_verdict(EMEDIUMTYPE, "read save-file header", "f.mdevmig: the header's XXH3 does not match");
+  e.add_note("device not touched");
+  EXPECT_EQ(e.message(), "read save-file header: f.mdevmig: the header's XXH3 does not match (device not touched)");
+  EXPECT_EQ(e.errnum, EMEDIUMTYPE);
+  Error plain = Error::make(EIO, "read", "f");
+  plain.add_note("device not touched");
+  EXPECT_EQ(plain.message(), "read on f (device not touched): Input/output error (errno 5)");
+}
+
 TEST(Error, MessageWithoutContext) {
   EXPECT_EQ(Error::make(ENOENT, "open").message(), "open: No such file or directory (errno 2)");
 }

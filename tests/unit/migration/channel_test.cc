@@ -6,6 +6,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <linux/pci_regs.h>
+
 #include <cstring>
 #include <filesystem>
 
@@ -13,11 +15,13 @@
 
 #include "fake_vfio.h"
 #include "migration/engine/channel.h"
+#include "migration/engine/identity.h"
 #include "migration/engine/recovery.h"
 #include "migration/engine/savefile.h"
 #include "migration/io/cancel.h"
 #include "migration/vfio/mdev.h"
 #include "migration/vfio/uapi.h"
+#include "tools/cli/migrate_workload.h"
 
 namespace mdevmig::engine {
 namespace {
@@ -187,6 +191,45 @@ TEST_F(ChannelTest, V1ProtocolReadsStagedDataAndRefusesHostileOffsets) {
   EXPECT_EQ(dev.read_as<uint32_t>(kV1, 0).value() & VFIO_DEVICE_STATE_MASK, uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
 }
 
+// Data the v1 driver staged in pre-copy and the channel has not handed out yet is the
+// stream's next bytes after the switch too, even if the driver reuses its mapped data
+// section once the state changes.
+TEST_F(ChannelTest, V1DataStagedBeforeTheSwitchIsDeliveredAfterIt) {
+  add_v1_region();
+  vfio_region_info_cap_sparse_mmap sparse{};
+  sparse.header = {VFIO_REGION_INFO_CAP_SPARSE_MMAP, 1, 0};
+  sparse.nr_areas = 1;
+  std::vector<std::byte> cap(sizeof(sparse) + sizeof(vfio_region_sparse_mmap_area));
+  std::memcpy(cap.data(), &sparse, sizeof(sparse));
+  const vfio_region_sparse_mmap_area area{0x1000, 0x1000};
+  std::memcpy(cap.data() + sizeof(sparse), &area, sizeof(area));
+  state_.regions[kV1].flags |= VFIO_REGION_INFO_FLAG_MMAP;
+  state_.regions[kV1].caps = fakevfio::chain(sizeof(vfio_region_info),
+                                             {type_cap(VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
+                                                       VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED),
+                                              cap});
+  auto m = open();
+  const auto& dev = m.device;
+  auto ch = open_channel(dev, ChannelPreference::kV1, true);
+  ASSERT_TRUE(ch.ok());
+  ASSERT_TRUE((*ch)->start_save(true).ok());
+  const std::string staged = "ABCDEFGH";
+  ASSERT_TRUE(dev.write(kV1, 0x1000, std::as_bytes(std::span(staged))).ok());
+  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x1000}).ok());
+  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{staged.size()}).ok());
+  auto a = (*ch)->read(3);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(a->data()), a->size()), "ABC");
+  ASSERT_TRUE((*ch)->stop_copy().ok());
+  // The driver stages something else in its section after the switch.
+  const std::string other = "xxxxxxxx";
+  ASSERT_TRUE(dev.write(kV1, 0x1000, std::as_bytes(std::span(other))).ok());
+  auto b = (*ch)->read(100);
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(b->data()), b->size()), "DEFGH");
+  ASSERT_TRUE((*ch)->finish_save(true).ok());
+}
+
 // Ctrl-C in the middle of a save: the signal handler only raises the Cancel; the save
 // loop sees it at the next chunk, and the device runs again with nothing lost.
 TEST_F(ChannelTest, SigintMidSaveStopsItAndTheDeviceRunsAgain) {
@@ -276,6 +319,232 @@ TEST_F(ChannelTest, SigtermMidRestoreResetsTheDevice) {
   EXPECT_EQ(state_.resets, 1) << "a half-loaded device is reset";
   EXPECT_NE(r.error().message().find("interrupted by SIGTERM"), std::string::npos) << r.error().message();
   EXPECT_NE(r.error().message().find("device reset"), std::string::npos) << r.error().message();
+}
+
+// A single-pass restore checks the first chunk before the device changes state: a file
+// damaged in its first chunk leaves the device running as it was, not reset.
+TEST_F(ChannelTest, SinglePassRestoreChecksTheFirstChunkBeforeResuming) {
+  add_v1_region();
+  auto m = open();
+  schema::DeviceIdentity id;
+  id.device_api = "vfio-pci";
+  const std::string path = file("dev.mdevmig");
+  {
+    auto ch = open_channel(m.device, ChannelPreference::kV1, false);
+    ASSERT_TRUE(ch.ok());
+    stage_endless(m.device, 0x400);
+    UniqueFd out(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    SaveOptions opt;
+    opt.chunk_size = 0x400;
+    opt.progress = [&](uint64_t bytes) {
+      if (bytes == 4 * 0x400) {
+        ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0}).ok());
+      }
+    };
+    ASSERT_TRUE(save_to_file(**ch, id, out.get(), opt).ok());
+  }
+  // One bit of the first chunk's data flipped.
+  uint64_t at = 0;
+  {
+    UniqueFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    auto scanner = FileScanner::open(in.get());
+    ASSERT_TRUE(scanner.ok());
+    ASSERT_TRUE(verify_file(*scanner).ok());
+    at = scanner->chunks().at(0).file_offset + 7;
+  }
+  {
+    UniqueFd rw(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    std::byte b{};
+    ASSERT_EQ(::pread(rw.get(), &b, 1, static_cast<off_t>(at)), 1);
+    b ^= std::byte{0x10};
+    ASSERT_EQ(::pwrite(rw.get(), &b, 1, static_cast<off_t>(at)), 1);
+  }
+  ASSERT_TRUE(m.device.write_as(kV1, 0, uint32_t{VFIO_DEVICE_STATE_V1_RUNNING}).ok());
+  auto ch = open_channel(m.device, ChannelPreference::kV1, false);
+  ASSERT_TRUE(ch.ok());
+  UniqueFd in(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  auto scanner = FileScanner::open(in.get());
+  ASSERT_TRUE(scanner.ok()) << "the header is intact";
+  RestoreOptions opt;
+  opt.verify_first = false;
+  auto r = restore_from_file(**ch, id, *scanner, opt);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().errnum, schema::kCorruptErrno);
+  EXPECT_EQ(v1_state(m.device), uint32_t{VFIO_DEVICE_STATE_V1_RUNNING}) << "never RESUMING";
+  EXPECT_EQ(state_.resets, 0);
+  EXPECT_NE(r.error().message().find("device not touched"), std::string::npos) << r.error().message();
+}
+
+// `migrate --workload` on a device that is not ours (here with the IDs of the kernel's
+// mtty sample): one line, and none of its regions read or written by the workload.
+TEST_F(ChannelTest, WorkloadsRefuseADeviceThatIsNotOursBeforeTouchingIt) {
+  constexpr uint32_t kRw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
+  state_.regions[VFIO_PCI_BAR0_REGION_INDEX] = {kRw, 0x1000, {}};
+  state_.regions[VFIO_PCI_BAR2_REGION_INDEX] = {kRw | VFIO_REGION_INFO_FLAG_MMAP, 0x10000, {}};
+  state_.regions[VFIO_PCI_CONFIG_REGION_INDEX] = {kRw, 256, {}};
+  auto m = open();
+  const auto& dev = m.device;
+  ASSERT_TRUE(dev.write_as(VFIO_PCI_CONFIG_REGION_INDEX, PCI_VENDOR_ID, uint16_t{0x4348}).ok());
+  ASSERT_TRUE(dev.write_as(VFIO_PCI_CONFIG_REGION_INDEX, PCI_DEVICE_ID, uint16_t{0x3253}).ok());
+  auto id = read_identity(dev, kUuid, "");
+  ASSERT_TRUE(id.ok()) << id.error().message();
+  ASSERT_FALSE(is_mdevmig(*id));
+  auto snapshot = [&] {
+    std::vector<std::byte> all;
+    for (uint32_t r : {VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR2_REGION_INDEX}) {
+      std::vector<std::byte> b(state_.regions[r].size);
+      EXPECT_TRUE(dev.read(r, 0, b).ok());
+      all.insert(all.end(), b.begin(), b.end());
+    }
+    return all;
+  };
+  const auto before = snapshot();
+  auto guest = GuestMemory::create(m.container, uint64_t{1} << 30, 4u << 20, true);
+  ASSERT_TRUE(guest.ok()) << guest.error().message();
+  for (const auto& [bar2, dma] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
+    cli::WorkloadConfig cfg;
+    cfg.bar2 = bar2;
+    cfg.dma = dma;
+    auto w = cli::Workload::start(dev, *id, &*guest, cfg);
+    ASSERT_FALSE(w.ok()) << "bar2 " << bar2 << " dma " << dma;
+    const std::string msg = w.error().message();
+    EXPECT_NE(msg.find(std::string(kUuid) + " is not an mdevmig device (PCI 4348:3253)"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find("errno"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  EXPECT_EQ(snapshot(), before) << "the workload wrote into a foreign device";
+  // --verify's check says the same.
+  auto v = cli::check_mdevmig_layout(*id, "--verify");
+  ASSERT_FALSE(v.ok());
+  EXPECT_NE(v.error().context.find("is not an mdevmig device"), std::string::npos);
+}
+
+// ---- v2 reads around PRE_COPY -> STOP_COPY, against a scripted data_fd ------------------
+//
+// The fake driver answers each read of the data_fd from a script (fake_vfio.h: a FUSE
+// file, so io_uring's reads reach it as they reach a driver). Every read submitted in
+// PRE_COPY may carry pre-copy's "nothing now" (ENOMSG, or 0 from drivers that answer so)
+// however late it completes; only 0 to a read submitted in STOP_COPY ends the stream.
+
+constexpr uint32_t kStopCopy = VFIO_DEVICE_STATE_STOP_COPY;
+
+fakevfio::DataAnswer bytes_answer(std::string_view text, uint32_t after = 0) {
+  fakevfio::DataAnswer a;
+  const auto b = std::as_bytes(std::span(text.data(), text.size()));
+  a.data.assign(b.begin(), b.end());
+  a.after_state = after;
+  return a;
+}
+fakevfio::DataAnswer end_answer(int err, uint32_t after = 0) {  // err 0: a 0-byte read
+  fakevfio::DataAnswer a;
+  a.err = err;
+  a.after_state = after;
+  return a;
+}
+
+class V2ReadTest : public ChannelTest {
+ protected:
+  void SetUp() override {
+    ChannelTest::SetUp();
+    if (const std::string why = fakevfio::fuse_unavailable_reason(); !why.empty()) {
+      GTEST_SKIP() << "scripted data_fd needs FUSE: " << why;
+    }
+    state_.mig_flags |= VFIO_MIGRATION_PRE_COPY;
+    state_.scripted_data = true;
+  }
+
+  std::string text(std::span<const std::byte> d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+
+  // Reads in STOP_COPY to the end; the stream after the switch.
+  Result<std::string> read_to_end(Channel& ch) {
+    std::string out;
+    for (;;) {
+      auto d = MDEVMIG_TRY(ch.read(4096));
+      if (d.empty()) return out;
+      out += text(d);
+    }
+  }
+};
+
+// The source's switchover: one chunk of pre-copy data taken, the next read already
+// submitted (read-ahead), then STOP_COPY. That read's "nothing now" arrives after the
+// switch (in flight across it), or before it without having been taken.
+TEST_F(V2ReadTest, APreCopyReadEndingAcrossTheSwitchIsNotTheStreamsEnd) {
+  struct Case {
+    int err;           // ENOMSG, or 0 for a 0-byte answer
+    bool before;       // answered before the switch (else held until STOP_COPY)
+  };
+  for (const Case c : {Case{ENOMSG, false}, Case{0, false}, Case{ENOMSG, true}, Case{0, true}}) {
+    SCOPED_TRACE(std::string(c.err ? "ENOMSG" : "0") + (c.before ? " before" : " after") + " the switch");
+    state_.data_answers = {bytes_answer("pre1"), end_answer(c.err, c.before ? 0 : kStopCopy),
+                           bytes_answer("stop1"), bytes_answer("stop2"), end_answer(0)};
+    state_.data_reads.clear();
+    auto m = open();
+    auto ch = open_channel(m.device, ChannelPreference::kV2, true);
+    ASSERT_TRUE(ch.ok());
+    ASSERT_EQ((*ch)->kind(), schema::Channel::kV2PreCopy);
+    ASSERT_TRUE((*ch)->start_save(true).ok());
+    auto first = (*ch)->read(4096);
+    ASSERT_TRUE(first.ok()) << first.error().message();
+    EXPECT_EQ(text(*first), "pre1");
+    if (c.before) fakevfio::wait_data_reads(state_, 2);  // the read-ahead was answered
+    auto stop = (*ch)->stop_copy();
+    ASSERT_TRUE(stop.ok()) << stop.error().message();
+    auto rest = read_to_end(**ch);
+    ASSERT_TRUE(rest.ok()) << rest.error().message();
+    EXPECT_EQ(*rest, "stop1stop2") << "the stream after the switch is read entirely";
+    ASSERT_GE(state_.data_reads.size(), 2u);
+    if (!c.before) {
+      EXPECT_EQ(state_.data_reads[1].second, kStopCopy) << "answered after the switch";
+    }
+    EXPECT_TRUE(state_.data_answers.empty());
+    ASSERT_TRUE((*ch)->finish_save(true).ok());
+    EXPECT_EQ(state_.mig_state, uint32_t{VFIO_DEVICE_STATE_RUNNING});
+  }
+}
+
+// A driver that ends pre-copy's "for now" with 0 instead of ENOMSG: each 0 is "no data
+// now"; pre-copy data that follows it and the whole stream after the switch are read.
+TEST_F(V2ReadTest, ADriverAnsweringZeroInPreCopyIsReadOnAndAfterTheSwitch) {
+  state_.data_answers = {bytes_answer("pre1"), end_answer(0), bytes_answer("pre2"), end_answer(ENOMSG),
+                         end_answer(0), bytes_answer("stop1", kStopCopy), bytes_answer("stop2"), end_answer(0)};
+  auto m = open();
+  auto ch = open_channel(m.device, ChannelPreference::kV2, true);
+  ASSERT_TRUE(ch.ok());
+  ASSERT_TRUE((*ch)->start_save(true).ok());
+  std::vector<std::string> seen;
+  for (int i = 0; i < 5; ++i) {
+    auto d = (*ch)->read(4096);
+    ASSERT_TRUE(d.ok()) << d.error().message();
+    seen.push_back(text(*d));
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"pre1", "", "pre2", "", ""})) << "0 and ENOMSG are 'nothing now'";
+  ASSERT_TRUE((*ch)->stop_copy().ok());
+  auto rest = read_to_end(**ch);
+  ASSERT_TRUE(rest.ok()) << rest.error().message();
+  EXPECT_EQ(*rest, "stop1stop2");
+  ASSERT_TRUE((*ch)->finish_save(false).ok());
+}
+
+// After the switch ENOMSG is no longer an answer: a read submitted in STOP_COPY that
+// gets it fails, naming the state; the device goes back to RUNNING.
+TEST_F(V2ReadTest, EnomsgToAStopCopyReadIsAnError) {
+  state_.data_answers = {bytes_answer("pre1"), end_answer(ENOMSG), bytes_answer("stop1", kStopCopy),
+                         end_answer(ENOMSG)};
+  auto m = open();
+  auto ch = open_channel(m.device, ChannelPreference::kV2, true);
+  ASSERT_TRUE(ch.ok());
+  ASSERT_TRUE((*ch)->start_save(true).ok());
+  ASSERT_EQ(text((*ch)->read(4096).value()), "pre1");
+  ASSERT_TRUE((*ch)->read(4096).value().empty());
+  ASSERT_TRUE((*ch)->stop_copy().ok());
+  ASSERT_EQ(text((*ch)->read(4096).value()), "stop1");
+  auto bad = (*ch)->read(4096);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().errnum, ENOMSG);
+  EXPECT_NE(bad.error().context.find("STOP_COPY"), std::string::npos) << bad.error().message();
+  EXPECT_TRUE((*ch)->recover().recovered);
+  EXPECT_EQ(state_.mig_state, uint32_t{VFIO_DEVICE_STATE_RUNNING});
 }
 
 }  // namespace

@@ -622,5 +622,30 @@ TEST(Session, StopCopyOnlyChannelsSwitchOverAtOnce) {
   EXPECT_TRUE(same_device(src, dst));
 }
 
+// --no-precopy on a channel that has pre-copy: the report says pre-copy was disabled,
+// not that the channel has none.
+TEST(Session, DisabledPreCopyIsReportedAsDisabled) {
+  SimDevice src(kMem), dst(kMem);
+  fill(src, 7);
+  SimChannel sch(src), dch(dst);
+  ASSERT_TRUE(sch.live());
+  auto sp = socket_pair();
+  Result<MigrationReport> drep = Error::make(EIO, "not run");
+  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
+  SourceOptions opt;
+  opt.precopy = false;
+  std::vector<IterationStats> its;
+  opt.on_iteration = [&](const IterationStats& s) { its.push_back(s); };
+  auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), opt);
+  t.join();
+  ASSERT_TRUE(rep.ok()) << rep.error().message();
+  ASSERT_TRUE(drep.ok());
+  EXPECT_EQ(rep->precopy_device_bytes, 0u);
+  EXPECT_EQ(rep->switchover_reason, "pre-copy disabled");
+  ASSERT_EQ(its.size(), 1u);
+  EXPECT_LT(its[0].est_downtime_s, 0) << "no estimate";
+  EXPECT_TRUE(same_device(src, dst));
+}
+
 }  // namespace
 }  // namespace mdevmig::engine

@@ -1,7 +1,13 @@
 #include "fake_vfio.h"
 
 #include <dlfcn.h>
+#include <linux/fuse.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <fcntl.h>
@@ -11,7 +17,11 @@
 #include <cstdarg>
 #include <cstring>
 #include <fstream>
+#include <condition_variable>
+#include <memory>
+#include <optional>
 #include <system_error>
+#include <thread>
 
 #include "migration/vfio/uapi.h"
 
@@ -20,6 +30,7 @@ namespace {
 
 State* g_state = nullptr;
 std::mutex g_mu;
+std::condition_variable g_changed;  // the device state changed (under g_mu)
 std::vector<int> g_device_fds;  // fds the fake created (closed by the client)
 
 constexpr uint64_t kRegionShift = 20;
@@ -46,6 +57,258 @@ T load(const void* p) {
 template <typename T>
 void store(void* p, const T& v) {
   std::memcpy(p, &v, sizeof(T));
+}
+
+// ---- the scripted data_fd: one file on a FUSE mount, served by a thread -----------------
+
+constexpr uint64_t kDataNode = 2;
+constexpr const char* kDataName = "data_fd";
+
+class FuseDataFile {
+ public:
+  // Mounts and starts serving; an empty reason on success.
+  std::string start() {
+    namespace fs = std::filesystem;
+    std::string templ = (fs::temp_directory_path() / "fakevfio-fuse-XXXXXX").string();
+    if (::mkdtemp(templ.data()) == nullptr) return "mkdtemp: " + std::string(std::strerror(errno));
+    dir_ = templ;
+    dev_ = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (dev_ < 0) return "/dev/fuse: " + std::string(std::strerror(errno));
+    const std::string opts = "fd=" + std::to_string(dev_) + ",rootmode=40000,user_id=" +
+                             std::to_string(::geteuid()) + ",group_id=" + std::to_string(::getegid());
+    if (::mount("fakevfio", dir_.c_str(), "fuse", MS_NOSUID | MS_NODEV, opts.c_str()) != 0) {
+      return "mount fuse: " + std::string(std::strerror(errno));
+    }
+    mounted_ = true;
+    stop_ = ::eventfd(0, EFD_CLOEXEC);
+    wake_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    thread_ = std::thread([this] { serve(); });
+    return {};
+  }
+
+  ~FuseDataFile() {
+    if (thread_.joinable()) {
+      {
+        std::lock_guard lock(g_mu);
+        stopping_ = true;
+      }
+      g_changed.notify_all();
+      const uint64_t one = 1;
+      (void)!::write(stop_, &one, sizeof(one));
+      thread_.join();
+    }
+    if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
+    if (dev_ >= 0) ::close(dev_);  // aborts the connection: reads still waiting fail
+    if (stop_ >= 0) ::close(stop_);
+    if (wake_ >= 0) ::close(wake_);
+    if (!dir_.empty()) ::rmdir(dir_.c_str());
+  }
+
+  std::string path() const { return dir_ + "/" + kDataName; }
+
+  // The device state changed (called with g_mu held): a read waiting for it may go on.
+  void state_changed() {
+    const uint64_t one = 1;
+    (void)!::write(wake_, &one, sizeof(one));
+  }
+
+ private:
+  void reply(uint64_t unique, int error, const void* body, std::size_t len) {
+    fuse_out_header h{};
+    h.len = static_cast<uint32_t>(sizeof(h) + (error == 0 ? len : 0));
+    h.error = error == 0 ? 0 : -error;
+    h.unique = unique;
+    iovec iov[2] = {{&h, sizeof(h)}, {const_cast<void*>(body), error == 0 ? len : 0}};
+    (void)::writev(dev_, iov, 2);
+  }
+
+  static fuse_attr attr_of(uint64_t node) {
+    fuse_attr a{};
+    a.ino = node;
+    a.mode = node == FUSE_ROOT_ID ? (S_IFDIR | 0755) : (S_IFREG | 0600);
+    a.nlink = 1;
+    a.blksize = 4096;
+    // A data_fd has no size; a large one keeps the kernel from cutting reads short at it.
+    if (node != FUSE_ROOT_ID) a.size = uint64_t{1} << 40;
+    return a;
+  }
+
+  // Whether the next answer may go now (its state is reached); called with g_mu held.
+  bool answer_ready_locked() const {
+    if (stopping_ || g_state == nullptr || g_state->data_answers.empty()) return true;
+    const uint32_t want = g_state->data_answers.front().after_state;
+    return want == 0 || g_state->mig_state == want;
+  }
+  bool answer_ready() {
+    std::lock_guard lock(g_mu);
+    return answer_ready_locked();
+  }
+
+  // The next answer, once its state is reached (or the fake stops: 0 bytes).
+  DataAnswer next_answer() {
+    std::unique_lock lock(g_mu);
+    DataAnswer a;
+    g_changed.wait(lock, [&] { return answer_ready_locked(); });
+    if (!stopping_ && g_state != nullptr && !g_state->data_answers.empty()) {
+      a = std::move(g_state->data_answers.front());
+      g_state->data_answers.pop_front();
+    }
+    return a;
+  }
+
+  // Records an answered read (after the reply went to the kernel).
+  void record(uint32_t at_request) {
+    {
+      std::lock_guard lock(g_mu);
+      if (g_state != nullptr) g_state->data_reads.emplace_back(at_request, g_state->mig_state);
+    }
+    g_changed.notify_all();
+  }
+
+  static uint32_t state_now() {
+    std::lock_guard lock(g_mu);
+    return g_state != nullptr ? g_state->mig_state : 0;
+  }
+
+  void serve() {
+    std::vector<std::byte> buf(FUSE_MIN_READ_BUFFER + (256u << 10));
+    for (;;) {
+      pollfd p[3] = {{dev_, POLLIN, 0}, {stop_, POLLIN, 0}, {wake_, POLLIN, 0}};
+      if (::poll(p, 3, -1) < 0) {
+        if (errno == EINTR) continue;
+        return;
+      }
+      if (p[1].revents != 0) return;
+      if (p[2].revents != 0) {
+        uint64_t n = 0;
+        (void)!::read(wake_, &n, sizeof(n));
+        if (poll_kh_ && answer_ready()) {
+          // The poll the kernel waits on (io_uring's, before it reads) is ready now.
+          fuse_out_header h{};
+          fuse_notify_poll_wakeup_out w{};
+          w.kh = *poll_kh_;
+          h.len = sizeof(h) + sizeof(w);
+          h.error = FUSE_NOTIFY_POLL;
+          iovec iov[2] = {{&h, sizeof(h)}, {&w, sizeof(w)}};
+          (void)::writev(dev_, iov, 2);
+          poll_kh_.reset();
+        }
+      }
+      if (p[0].revents == 0) continue;
+      const ssize_t n = ::read(dev_, buf.data(), buf.size());
+      if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN || errno == ENOENT) continue;
+        return;  // ENODEV: unmounted
+      }
+      if (static_cast<std::size_t>(n) < sizeof(fuse_in_header)) continue;
+      const auto in = load<fuse_in_header>(buf.data());
+      const std::byte* arg = buf.data() + sizeof(in);
+      switch (in.opcode) {
+        case FUSE_INIT: {
+          const auto i = load<fuse_init_in>(arg);
+          fuse_init_out o{};
+          o.major = FUSE_KERNEL_VERSION;
+          o.minor = FUSE_KERNEL_MINOR_VERSION;
+          o.max_readahead = i.max_readahead;
+          // Asynchronous direct I/O: a read io_uring submits waits for its answer in
+          // the kernel, not in the submitting thread (which is the test's).
+          o.flags = i.flags & FUSE_ASYNC_DIO;
+          o.max_background = 16;
+          o.congestion_threshold = 12;
+          o.max_write = 4096;
+          o.time_gran = 1;
+          o.max_pages = 32;
+          reply(in.unique, 0, &o, sizeof(o));
+          break;
+        }
+        case FUSE_LOOKUP: {
+          if (std::strcmp(reinterpret_cast<const char*>(arg), kDataName) != 0) {
+            reply(in.unique, ENOENT, nullptr, 0);
+            break;
+          }
+          fuse_entry_out e{};
+          e.nodeid = kDataNode;
+          e.generation = 1;
+          e.attr = attr_of(kDataNode);
+          reply(in.unique, 0, &e, sizeof(e));
+          break;
+        }
+        case FUSE_GETATTR: {
+          fuse_attr_out o{};
+          o.attr = attr_of(in.nodeid);
+          reply(in.unique, 0, &o, sizeof(o));
+          break;
+        }
+        case FUSE_OPEN: {
+          fuse_open_out o{};
+          o.fh = 1;
+          o.open_flags = FOPEN_DIRECT_IO | FOPEN_NONSEEKABLE | FOPEN_STREAM;
+          reply(in.unique, 0, &o, sizeof(o));
+          break;
+        }
+        case FUSE_READ: {
+          const auto r = load<fuse_read_in>(arg);
+          if (r.offset != 0) {
+            // io_uring reading on after a short read of a regular file (a data_fd is
+            // not one): the answer ends here, the next one is for the next read.
+            reply(in.unique, 0, nullptr, 0);
+            break;
+          }
+          const uint32_t at_request = state_now();
+          DataAnswer a = next_answer();
+          if (a.err != 0) {
+            reply(in.unique, a.err, nullptr, 0);
+          } else {
+            reply(in.unique, 0, a.data.data(), std::min<std::size_t>(a.data.size(), r.size));
+          }
+          record(at_request);
+          break;
+        }
+        case FUSE_FLUSH:
+        case FUSE_RELEASE:
+        case FUSE_DESTROY: reply(in.unique, 0, nullptr, 0); break;
+        case FUSE_POLL: {
+          // Readable once the next answer may go: io_uring polls before it reads, and a
+          // read it then issues waits for the answer in the submitting thread.
+          const auto pin = load<fuse_poll_in>(arg);
+          fuse_poll_out o{};
+          if (answer_ready()) {
+            o.revents = POLLIN;
+          } else if (pin.flags & FUSE_POLL_SCHEDULE_NOTIFY) {
+            poll_kh_ = pin.kh;
+          }
+          reply(in.unique, 0, &o, sizeof(o));
+          break;
+        }
+        case FUSE_FORGET:
+        case FUSE_BATCH_FORGET:
+        case FUSE_INTERRUPT: break;  // no reply
+        default: reply(in.unique, ENOSYS, nullptr, 0); break;
+      }
+    }
+  }
+
+  std::string dir_;
+  int dev_ = -1;
+  int stop_ = -1;
+  int wake_ = -1;
+  std::optional<uint64_t> poll_kh_;  // a poll to notify when the next answer may go
+  bool mounted_ = false;
+  bool stopping_ = false;  // under g_mu
+  std::thread thread_;
+};
+
+std::unique_ptr<FuseDataFile> g_fuse;  // while a Scope is installed
+
+// The scripted data_fd (called with g_mu held; the open is served by the FUSE thread,
+// which does not take g_mu for it).
+int scripted_data_fd() {
+  if (!g_fuse) {
+    auto f = std::make_unique<FuseDataFile>();
+    if (!f->start().empty()) return -1;
+    g_fuse = std::move(f);
+  }
+  return ::open(g_fuse->path().c_str(), O_RDONLY | O_CLOEXEC);
 }
 
 // The argsz protocol from the driver side: the fixed struct, then caps if they fit.
@@ -185,9 +448,22 @@ int feature_ioctl(State& s, void* arg) {
         return 0;
       }
       if (s.fail_set_state_errno != 0) return fail(s.fail_set_state_errno);
+      const uint32_t from = s.mig_state;
       s.mig_state = st.device_state;
+      g_changed.notify_all();
+      if (g_fuse) g_fuse->state_changed();
       st.data_fd = -1;
-      if (st.device_state == VFIO_DEVICE_STATE_STOP_COPY || st.device_state == 6 /* PRE_COPY */) {
+      if (s.scripted_data) {
+        // A save session's data_fd; PRE_COPY -> STOP_COPY keeps it.
+        const bool saving = st.device_state == VFIO_DEVICE_STATE_STOP_COPY || st.device_state == 6;
+        const bool was_saving = from == VFIO_DEVICE_STATE_STOP_COPY || from == 6 || from == 7;
+        if (saving && !was_saving) {
+          const int fd = scripted_data_fd();
+          if (fd < 0) return fail(EIO);
+          st.data_fd = fd;
+          s.data_fds.push_back(fd);
+        }
+      } else if (st.device_state == VFIO_DEVICE_STATE_STOP_COPY || st.device_state == 6 /* PRE_COPY */) {
         int p[2];
         if (::pipe2(p, O_CLOEXEC) != 0) return -1;
         ::close(p[1]);
@@ -291,9 +567,25 @@ Scope::Scope(State& state) {
 }
 
 Scope::~Scope() {
+  std::unique_ptr<FuseDataFile> fuse;
+  {
+    std::lock_guard lock(g_mu);
+    fuse = std::move(g_fuse);
+  }
+  fuse.reset();  // takes g_mu itself
   std::lock_guard lock(g_mu);
   g_state = nullptr;
   g_device_fds.clear();
+}
+
+void wait_data_reads(const State& state, std::size_t n) {
+  std::unique_lock lock(g_mu);
+  g_changed.wait(lock, [&] { return state.data_reads.size() >= n; });
+}
+
+std::string fuse_unavailable_reason() {
+  FuseDataFile f;
+  return f.start();
 }
 
 std::vector<std::byte> chain(std::size_t fixed_size,
@@ -320,7 +612,10 @@ int dispatch(int fd, unsigned long req, void* arg) {
       if (contains(g_device_fds, fd) && path.starts_with("/memfd:fake-vfio-device")) {
         return device_ioctl(s, req, arg);
       }
-      if (contains(s.data_fds, fd) && path.starts_with("pipe:")) return data_fd_ioctl(s, req, arg);
+      if (contains(s.data_fds, fd) &&
+          (path.starts_with("pipe:") || (g_fuse && path == g_fuse->path()))) {
+        return data_fd_ioctl(s, req, arg);
+      }
       if (!path.empty() && path == s.container_path) return container_ioctl(s, req, arg);
       if (!path.empty() && path == s.group_path) return group_ioctl(s, req, arg);
     }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -21,6 +22,15 @@ struct Region {
   uint32_t flags = 0;
   uint64_t size = 0;
   std::vector<std::byte> caps;  ///< capability chain, offsets relative to the reply start
+};
+
+/// One answer of the fake driver to one read of its data_fd.
+struct DataAnswer {
+  std::vector<std::byte> data;  ///< the bytes (at most 64 KiB), if `err` is 0
+  int err = 0;                  ///< else the read fails with this errno
+  /// Answer only once the device is in this state (0: at once): a read submitted
+  /// before a state change completes after it.
+  uint32_t after_state = 0;
 };
 
 /// Everything the fake device does and records. Tests set the behaviour fields before
@@ -42,6 +52,12 @@ struct State {
   bool has_data_size = false;     ///< MIG_DATA_SIZE supported (6.2+)
   uint64_t data_size = 0;
   uint64_t precopy_initial = 0, precopy_dirty = 0;
+  /// With `scripted_data`, a data_fd is a file on a FUSE mount served by the fake (so its
+  /// reads, io_uring's included, are answered from `data_answers` in order; 0 bytes once
+  /// they run out), and PRE_COPY -> STOP_COPY keeps it, as the uAPI says. Else it is a
+  /// pipe at end of file. Needs FUSE (root); fuse_available() says.
+  bool scripted_data = false;
+  std::deque<DataAnswer> data_answers;
 
   // Dirty tracking: the bitmap words GET_BITMAP / DMA_LOGGING_REPORT write back.
   std::vector<uint64_t> dirty_words;
@@ -58,7 +74,16 @@ struct State {
   int resets = 0;
   int region_info_calls = 0;
   std::vector<int> data_fds;  ///< read ends handed out (for PRECOPY_INFO)
+  /// Every read the scripted data_fd answered: (device state when it reached the
+  /// driver, device state when it was answered).
+  std::vector<std::pair<uint32_t, uint32_t>> data_reads;
 };
+
+/// Why scripted data_fds cannot be served here (FUSE mounts not allowed), or "".
+std::string fuse_unavailable_reason();
+
+/// Waits until the scripted data_fd has answered `n` reads in all.
+void wait_data_reads(const State& state, std::size_t n);
 
 /// Installs `state` as the fake (one at a time); uninstalls on destruction.
 class Scope {

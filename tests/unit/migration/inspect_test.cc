@@ -68,6 +68,19 @@ CliRun inspect_json(const std::string& file) {
   return r;
 }
 
+// The command's exit code and what it wrote to stderr.
+CliRun cli_stderr(const std::string& args) {
+  CliRun r;
+  const std::string cmd = std::string(MDEVMIG_CLI) + " " + args + " 2>&1 >/dev/null";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
 class InspectTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -133,6 +146,29 @@ TEST_F(InspectTest, AFileOfAnotherDeviceIsNotTried) {
   const auto j = nlohmann::json::parse(r.out, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << r.out;
   EXPECT_TRUE(j["device_stream"].is_null()) << "not an mdevmig stream: no decode, no trial";
+}
+
+// A damaged header: one line that says what is wrong with which file, and no errno text
+// (no system call failed). restore says the device was not touched, after the reason.
+TEST_F(InspectTest, ADamagedHeaderIsReportedInOneLineWithoutErrnoText) {
+  const std::string path = save("damaged.mdevmig", dev_.save(), sim_identity(dev_, "dev"));
+  {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    const off_t at = static_cast<off_t>(schema::kPreambleBytes + 9);  // inside the header
+    uint8_t b = 0;
+    ASSERT_EQ(::pread(fd.get(), &b, 1, at), 1);
+    b ^= 0x01;
+    ASSERT_EQ(::pwrite(fd.get(), &b, 1, at), 1);
+  }
+  const std::string want = "read save-file header: " + path + ": the header's XXH3 does not match";
+  CliRun in = cli_stderr("inspect " + path);
+  EXPECT_EQ(in.rc, 4);
+  EXPECT_EQ(in.out, "mdevmig inspect: " + want + "\n");
+  for (const char* mode : {"", " --single-pass"}) {
+    CliRun re = cli_stderr(std::string("restore 1c9f4a1e-7d3b-4b8a-9e2f-5a6b7c8d9e0f ") + path + mode);
+    EXPECT_EQ(re.rc, 4) << mode;
+    EXPECT_EQ(re.out, "mdevmig restore: " + want + " (device not touched)\n") << mode;
+  }
 }
 
 }  // namespace
