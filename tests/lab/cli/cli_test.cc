@@ -38,6 +38,7 @@
 
 #include "common/instance.h"
 #include "common/open_instance.h"
+#include "common/process.h"
 #include "common/sysfs.h"
 #include "migration/vfio/mdev.h"
 #include "migration/vfio/mig_state.h"
@@ -56,64 +57,10 @@ constexpr uint64_t kQuarter = 16u << 20;  // a quarter of the default 64 MiB sim
 
 // ---- running the CLI ------------------------------------------------------------------------
 
-struct Proc {
-  pid_t pid = -1;
-  int out = -1, err = -1;  // read ends of the child's stdout and stderr
-};
+using CliRun = Exit;
 
-// Starts `mdevmig args...`, with `keep_fds` inherited under the same numbers.
 Proc spawn(const std::vector<std::string>& args, const std::vector<int>& keep_fds = {}) {
-  int o[2], e[2];
-  EXPECT_EQ(::pipe2(o, O_CLOEXEC), 0);
-  EXPECT_EQ(::pipe2(e, O_CLOEXEC), 0);
-  Proc p;
-  p.pid = ::fork();
-  if (p.pid == 0) {
-    ::dup2(o[1], 1);
-    ::dup2(e[1], 2);
-    for (int fd : keep_fds) ::fcntl(fd, F_SETFD, 0);  // VFIO device fds are O_CLOEXEC
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(MDEVMIG_BIN));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(MDEVMIG_BIN, argv.data());
-    ::_exit(127);
-  }
-  ::close(o[1]);
-  ::close(e[1]);
-  p.out = o[0];
-  p.err = e[0];
-  return p;
-}
-
-std::string drain(int fd) {
-  std::string s;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n <= 0) break;
-    s.append(buf, static_cast<std::size_t>(n));
-  }
-  return s;
-}
-
-struct CliRun {
-  int rc = -1;
-  std::string out, err;
-  nlohmann::json json() const { return nlohmann::json::parse(out, nullptr, false); }
-};
-
-CliRun wait(Proc& p) {
-  CliRun r;
-  std::thread t([&] { r.err = drain(p.err); });
-  r.out = drain(p.out);
-  t.join();
-  int status = 0;
-  ::waitpid(p.pid, &status, 0);
-  ::close(p.out);
-  ::close(p.err);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+  return lab::spawn(MDEVMIG_BIN, args, keep_fds);
 }
 
 CliRun cli(const std::vector<std::string>& args, const std::vector<int>& keep_fds = {}) {
@@ -121,30 +68,6 @@ CliRun cli(const std::vector<std::string>& args, const std::vector<int>& keep_fd
   CliRun r = wait(p);
   if (r.rc != 0) std::fprintf(stderr, "[mdevmig %s ...] rc=%d: %s", args[0].c_str(), r.rc, r.err.c_str());
   return r;
-}
-
-// Reads `fd` (line by line, into `seen`) until a line contains `needle`; the line.
-std::optional<std::string> wait_for_line(int fd, const std::string& needle, std::string& seen,
-                                         std::chrono::seconds limit) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    const auto pos = seen.find(needle);
-    if (pos != std::string::npos) {
-      const auto end = seen.find('\n', pos);
-      if (end != std::string::npos) {
-        const auto begin = seen.rfind('\n', pos);
-        return seen.substr(begin == std::string::npos ? 0 : begin + 1, end - (begin == std::string::npos ? 0 : begin + 1));
-      }
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return std::nullopt;
-    pollfd pf{fd, POLLIN, 0};
-    if (::poll(&pf, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
-    char buf[1024];
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n <= 0) return std::nullopt;
-    seen.append(buf, static_cast<std::size_t>(n));
-  }
 }
 
 // ---- instances --------------------------------------------------------------------------------
@@ -188,18 +111,6 @@ MigState state(const vfio::Device& d) {
 }
 
 std::string tmp_file(const std::string& name) { return "/tmp/mdevmig-cli-" + name; }
-
-// The lab guest's loopback interface starts down; TCP tests need it.
-void loopback_up() {
-  const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(s, 0);
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-  ASSERT_EQ(::ioctl(s, SIOCGIFFLAGS, &ifr), 0);
-  ifr.ifr_flags |= IFF_UP;
-  ASSERT_EQ(::ioctl(s, SIOCSIFFLAGS, &ifr), 0);
-  ::close(s);
-}
 
 class CliTest : public testing::Test {
  protected:

@@ -35,6 +35,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/process.h"
 #include "common/sysfs.h"
 #include "migration/vfio/mdev.h"
 #include "migration/vfio/mig_state.h"
@@ -267,101 +268,15 @@ void expect_state(const Mtty& m, const std::vector<PortView>& expected, const st
 
 // ---- running the CLI ------------------------------------------------------------------------------
 
-struct Proc {
-  pid_t pid = -1;
-  int out = -1, err = -1;  // read ends of the child's stdout and stderr
-};
+using CliRun = Exit;
 
-// Starts `mdevmig args...`, with `keep_fds` inherited under the same numbers.
 Proc spawn(const std::vector<std::string>& args, const std::vector<int>& keep_fds) {
-  int o[2], e[2];
-  EXPECT_EQ(::pipe2(o, O_CLOEXEC), 0);
-  EXPECT_EQ(::pipe2(e, O_CLOEXEC), 0);
-  Proc p;
-  p.pid = ::fork();
-  if (p.pid == 0) {
-    ::dup2(o[1], 1);
-    ::dup2(e[1], 2);
-    for (int fd : keep_fds) ::fcntl(fd, F_SETFD, 0);  // VFIO device fds are O_CLOEXEC
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(MDEVMIG_BIN));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(MDEVMIG_BIN, argv.data());
-    ::_exit(127);
-  }
-  ::close(o[1]);
-  ::close(e[1]);
-  p.out = o[0];
-  p.err = e[0];
-  return p;
-}
-
-std::string drain(int fd) {
-  std::string s;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof(buf))) > 0;) s.append(buf, static_cast<size_t>(n));
-  return s;
-}
-
-struct CliRun {
-  int rc = -1;
-  std::string out, err;
-  nlohmann::json json() const { return nlohmann::json::parse(out, nullptr, false); }
-};
-
-CliRun wait(Proc& p, std::string err_seen = {}) {
-  CliRun r;
-  std::thread t([&] { r.err = drain(p.err); });
-  r.out = drain(p.out);
-  t.join();
-  r.err = err_seen + r.err;
-  int status = 0;
-  ::waitpid(p.pid, &status, 0);
-  ::close(p.out);
-  ::close(p.err);
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+  return lab::spawn(MDEVMIG_BIN, args, keep_fds);
 }
 
 CliRun cli(const std::vector<std::string>& args, const std::vector<int>& keep_fds = {}) {
   Proc p = spawn(args, keep_fds);
   return wait(p);
-}
-
-// Reads `fd` into `seen` until a whole line contains `needle`; that line.
-std::optional<std::string> wait_for_line(int fd, const std::string& needle, std::string& seen,
-                                         std::chrono::seconds limit) {
-  const auto until = std::chrono::steady_clock::now() + limit;
-  for (;;) {
-    if (const auto pos = seen.find(needle); pos != std::string::npos) {
-      if (const auto end = seen.find('\n', pos); end != std::string::npos) {
-        const auto nl = seen.rfind('\n', pos);
-        const auto begin = nl == std::string::npos ? 0 : nl + 1;
-        return seen.substr(begin, end - begin);
-      }
-    }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return std::nullopt;
-    pollfd pf{fd, POLLIN, 0};
-    if (::poll(&pf, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;
-    char buf[1024];
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n <= 0) return std::nullopt;
-    seen.append(buf, static_cast<size_t>(n));
-  }
-}
-
-// The lab guest's loopback interface starts down; TCP needs it.
-void loopback_up() {
-  const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  ASSERT_GE(s, 0);
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-  ASSERT_EQ(::ioctl(s, SIOCGIFFLAGS, &ifr), 0);
-  ifr.ifr_flags |= IFF_UP;
-  ASSERT_EQ(::ioctl(s, SIOCSIFFLAGS, &ifr), 0);
-  ::close(s);
 }
 
 std::string tmp_file(const std::string& name) { return "/tmp/mdevmig-mtty-" + name; }
