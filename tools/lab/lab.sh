@@ -174,20 +174,17 @@ kargs+=" init_on_free=1"
 kargs+=" labtimeout=$job_limit${sysroot:+ labproj=$project}"
 [ "$kroot" = "$sysroot" ] || kargs+=" labkmods=$kver"
 
-# Kernel reports, matched at the start of a kernel message so that a job's output or a
-# message quoting such words does not count: WARN and BUG in all their forms, SLUB's
-# reports ("BUG kmalloc-32 (Tainted: ...): Right Redzone overwritten", no colon after
-# BUG), KASAN and KFENCE ("BUG: KASAN: ...", "BUG: KFENCE: ..."), UBSAN, lockdep
-# ("WARNING: possible circular locking dependency detected", "WARNING: inconsistent lock
-# state", "WARNING: suspicious RCU usage", ...), "BUG: sleeping function called from
-# invalid context", hung tasks, soft and hard lockups, RCU stalls, kmemleak, oopses,
-# panics and any other stack dump ("Call Trace:").
-reports='^(WARNING:|BUG:|BUG [^ ]+ \(.*\): |kernel BUG at|Oops|Kernel panic|general protection fault|'
-reports+='UBSAN:|KASAN:|KFENCE:|list_(add|del) corruption|refcount_t: |stack-protector: |usercopy: |'
-reports+='kmemleak: [0-9]+ new suspected|INFO: task .* blocked for more than|watchdog: BUG: |rcu: INFO: .*stall|'
-reports+='Call Trace:)|(Redzone|Poison|[Pp]adding) overwritten|Watchdog detected hard LOCKUP|'
-reports+='possible (circular|recursive) locking|inconsistent lock state|suspicious RCU usage|'
-reports+='sleeping function called from invalid context|scheduling while atomic|: [0-9a-f]{4} \[#[0-9]+\]'
+# Kernel reports (kernel-reports.ere, one extended regular expression per line, also
+# compiled into the in-lab checkers of tools/qemu and the uAPI fuzzer), matched at the
+# start of a kernel message so that a job's output or a message quoting such words does
+# not count: WARN and BUG in all their forms, SLUB's reports ("BUG kmalloc-32 (Tainted:
+# ...): Right Redzone overwritten", no colon after BUG), KASAN and KFENCE ("BUG: KASAN:
+# ...", "BUG: KFENCE: ..."), UBSAN, lockdep ("WARNING: possible circular locking
+# dependency detected", "WARNING: inconsistent lock state", "WARNING: suspicious RCU
+# usage", ...), "BUG: sleeping function called from invalid context", hung tasks, soft
+# and hard lockups, RCU stalls, kmemleak, oopses, panics and any other stack dump
+# ("Call Trace:").
+reports=$here/kernel-reports.ere
 
 # The kernel's own messages in a /dev/kmsg copy ("prio,seq,usec,flags;text" lines, and
 # " KEY=value" lines after them): records written by user space (facility 1 and up, as
@@ -210,7 +207,7 @@ kernel_messages() {
 # ("[Right Redzone overwritten] ...") before its "BUG kmalloc-32 (...): Object corrupt"
 # line: the reason then names both.
 first_report() {
-  grep -aE -m1 -A3 "$reports" | awk '
+  grep -aE -m1 -A3 -f "$reports" | awk '
     NR == 1 { first = $0; next }
     first ~ /^\[/ && /^BUG [^ ]+ \(/ { print $0 " " first; named = 1; exit }
     END { if (!named) print first }'
@@ -238,7 +235,7 @@ qrc=$?
 # patching (an int3 Oops in a patched function) before any of ours has run. Such a crash,
 # before the job started, gets one more boot; its console stays as console-boot1.log.
 if ! grep -q 'lab-init: job starting' "$out/console.log" 2>/dev/null &&
-   line=$(console_messages "$out/console.log" 2>/dev/null | grep -aE -m1 "$reports"); then
+   line=$(console_messages "$out/console.log" 2>/dev/null | grep -aE -m1 -f "$reports"); then
   echo "lab: $name: the kernel crashed while booting, before the job started ($(echo "$line" | tr -d '\r' | sed 's/^.*\] //')); booting again"
   mv "$out/console.log" "$out/console-boot1.log"
   [ ! -f "$out/kmsg.txt" ] || mv "$out/kmsg.txt" "$out/kmsg-boot1.txt"

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <regex>
 
+#include "tools/lab/kernel_reports.h"
 #include "tools/qemu/mdev.h"
 
 namespace mdevmig::qemu {
@@ -36,9 +37,7 @@ std::vector<std::string> KmsgWatcher::take() {
 }
 
 bool is_kernel_bug_line(const std::string& line) {
-  static const std::regex kBad(
-      "WARNING:|BUG:|kernel BUG|general protection|list_del corruption|list_add corruption|refcount_t|Oops|"
-      "Kernel panic|UBSAN:|KASAN:|blocked for more than|stack-protector|Call Trace:");
+  static const std::regex kBad(lab::kKernelReportsEre, std::regex::extended | std::regex::nosubs);
   return std::regex_search(line, kBad);
 }
 

@@ -12,16 +12,15 @@
 #include <vector>
 
 #include "common/sysfs.h"
+#include "tools/lab/kernel_reports.h"
 
 namespace mdevmig::fuzz {
 
 namespace {
 
-// Kept in step with the verdict of tools/lab/lab.sh.
+// The lab verdict's patterns (tools/lab/kernel-reports.ere).
 const std::regex& bad_line() {
-  static const std::regex re(
-      "WARNING:|BUG:|kernel BUG|general protection|list_del corruption|list_add corruption|"
-      "refcount_t|Oops|Kernel panic|UBSAN:|KASAN:|blocked for more than|stack-protector|Call Trace:");
+  static const std::regex re(lab::kKernelReportsEre, std::regex::extended | std::regex::nosubs);
   return re;
 }
 
