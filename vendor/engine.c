@@ -71,10 +71,12 @@ uint32_t mdevmig_desc_check(const struct mdevmig_model *m, const struct mdevmig_
 	case MDEVMIG_DMA_OP_FILL:
 		ok = mdevmig_dev_range_ok(m, d->dst, d->len);
 		break;
-	default:	/* MDEVMIG_DMA_OP_HASH */
+	case MDEVMIG_DMA_OP_HASH:
 		ok = mdevmig_dev_range_ok(m, d->src, d->len) &&
 		     mdevmig_guest_range_ok(d->dst, sizeof(uint64_t));
 		break;
+	default:	/* a new opcode needs its checks here */
+		return MDEVMIG_DMA_ST_BAD_OPCODE;
 	}
 	return ok ? MDEVMIG_DMA_ST_OK : MDEVMIG_DMA_ST_BAD_RANGE;
 }
@@ -253,9 +255,12 @@ static void mdevmig_engine_step(struct mdevmig_model *m)
 				     (unsigned int)(e->progress & 7));
 			m->ops->mem_dirty(m->host, d->dst + e->progress, n);
 			break;
-		default:	/* MDEVMIG_DMA_OP_HASH */
+		case MDEVMIG_DMA_OP_HASH:
 			mdevmig_xxh64_update(&e->xxh, m->mem + d->src + e->progress, n);
 			break;
+		default:	/* mdevmig_desc_check() lets no other opcode in */
+			mdevmig_engine_complete(m, MDEVMIG_DMA_ST_BAD_OPCODE);
+			return;
 		}
 	}
 	if (status != MDEVMIG_DMA_ST_OK) {
