@@ -34,6 +34,16 @@ function(mdevmig_add_test name)
     endif()
   endif()
   set_tests_properties(${name} PROPERTIES LABELS ${T_LABEL})
+  mdevmig_label_target(${T_LABEL} ${name})
+endfunction()
+
+# mdevmig_label_target(LABEL TARGET): tests_LABEL builds what `ctest -L LABEL` runs, so
+# a preset that runs one label builds only that (cmake --build --target tests_unit).
+function(mdevmig_label_target label target)
+  if(NOT TARGET tests_${label})
+    add_custom_target(tests_${label})
+  endif()
+  add_dependencies(tests_${label} ${target})
 endfunction()
 
 # mdevmig_add_lab_bench(NAME SOURCES ... [LIBS ...] [TIMEOUT s])

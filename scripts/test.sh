@@ -4,8 +4,8 @@
 #   2. builds the tree (preset dev) and mdevmig.ko for the installed kernel
 #   3. host unit tests, benchmarks as smoke tests, then the lab and QEMU groups (one VM
 #      boot each)
-#   4. unit tests again under ASan+UBSan (preset asan)
-#   5. libFuzzer targets for a bounded time (preset fuzz)
+#   4. unit tests again under ASan+UBSan (preset asan; builds only the unit tests)
+#   5. libFuzzer targets for a bounded time (preset fuzz; builds only the fuzz targets)
 #   6. the modern lab profiles in $MDEVMIG_PROFILES (default: trixie, i.e. Linux 6.12
 #      and QEMU 10.0): build inside that release's root, unit tests there, lab and QEMU
 #      groups booting its kernel with its QEMU (scripts/test-profile.sh)
@@ -66,9 +66,9 @@ stage "build mdevmig.ko" cmake --build --preset dev --target kmod || exit 1
 stage "unit tests" run_ctest build/dev -L unit -j"$jobs"
 stage "benchmarks (smoke)" run_ctest build/dev -L bench
 stage "lab tests" run_ctest build/dev -L '^(lab|qemu)$'
-stage "build (asan)" bash -c "cmake --preset asan >/dev/null && cmake --build --preset asan -j$jobs" &&
+stage "build (asan)" bash -c "cmake --preset asan >/dev/null && cmake --build --preset asan -j$jobs --target tests_unit" &&
   stage "unit tests (asan)" run_ctest build/asan -L unit -j"$jobs"
-stage "build (fuzz)" bash -c "cmake --preset fuzz >/dev/null && cmake --build --preset fuzz -j$jobs" &&
+stage "build (fuzz)" bash -c "cmake --preset fuzz >/dev/null && cmake --build --preset fuzz -j$jobs --target tests_fuzz" &&
   stage "fuzz (bounded)" run_ctest build/fuzz -L fuzz
 for p in ${MDEVMIG_PROFILES-trixie}; do
   stage "profile $p" run_profile "$p"
