@@ -1,7 +1,9 @@
 # Third-party dependencies, found once for the whole tree (installed by scripts/setup.sh).
 find_package(PkgConfig REQUIRED)
 find_package(Threads REQUIRED)
-find_package(GTest REQUIRED)
+if(MDEVMIG_TESTS)
+  find_package(GTest REQUIRED)
+endif()
 pkg_check_modules(LIBURING REQUIRED IMPORTED_TARGET liburing)
 pkg_check_modules(LIBXXHASH REQUIRED IMPORTED_TARGET libxxhash)
 find_package(CapnProto REQUIRED)
