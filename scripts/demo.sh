@@ -15,7 +15,7 @@ case "${1:-}" in
   "") ;;
   *) echo "usage: scripts/demo.sh [--profile bookworm|trixie|sid]" >&2; exit 2 ;;
 esac
-bash scripts/setup.sh
+bash scripts/setup.sh --lab
 if [ "$profile" = bookworm ]; then
   echo "== building mdevmig.ko and the mdevmig tool"
   cmake --preset dev >/dev/null

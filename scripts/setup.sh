@@ -1,7 +1,22 @@
 #!/usr/bin/env bash
-# Installs everything mdevmig needs on a Debian 12 host, idempotently.
+# Prepares a Debian 12 machine for developing and testing mdevmig, idempotently:
+#   scripts/setup.sh          build and test dependencies (compilers, libraries,
+#                             GoogleTest, Google Benchmark, clang for the fuzzers)
+#   scripts/setup.sh --lab    also what the lab boots and runs: Debian's kernel image and
+#                             headers (installed without an initramfs: the lab brings its
+#                             own, see tools/lab/lab.sh), QEMU, busybox, debootstrap
+# It is for the development and CI machine: --lab installs a kernel package, which on a
+# machine that boots from disk changes what it boots. A real host needs only the
+# packages of README.md's "Using it on a real host".
 # Packages already present are skipped; apt is only touched when something is missing.
 set -euo pipefail
+
+lab=0
+case "${1:-}" in
+  --lab) lab=1 ;;
+  "") ;;
+  *) echo "usage: setup.sh [--lab]" >&2; exit 2 ;;
+esac
 
 PKGS=(
   # build
@@ -10,10 +25,10 @@ PKGS=(
   liburing-dev libcapnp-dev capnproto libxxhash-dev nlohmann-json3-dev
   # tests, fuzzing, benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev
+)
+[ "$lab" = 0 ] || PKGS+=(
   # the lab: kernel to boot, headers to build against, a VMM, initramfs pieces
   qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod xz-utils zstd
-  # nested qtest accelerator build (see tools/lab/qtest-accel.sh)
-  meson libglib2.0-dev libpixman-1-dev libfdt-dev dpkg-dev
   # modern lab profiles
   debootstrap
 )
@@ -35,6 +50,6 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 # The lab boots the kernel with its own initramfs; the distro initramfs is never used.
 # INITRD=No makes the kernel's postinst hook skip building one (half a minute saved).
-export INITRD=No
+[ "$lab" = 0 ] || export INITRD=No
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 echo "setup: done"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every mdevmig test on a fresh or prepared Debian 12 machine:
-#   1. installs what is missing (scripts/setup.sh)
+#   1. installs what is missing (scripts/setup.sh --lab)
 #   2. builds the tree (preset dev) and mdevmig.ko for the installed kernel
 #   3. host unit tests, benchmarks as smoke tests, then the lab and QEMU groups (one VM
 #      boot each)
@@ -60,7 +60,7 @@ summary() {
 }
 trap summary EXIT
 
-stage setup bash scripts/setup.sh || exit 1
+stage setup bash scripts/setup.sh --lab || exit 1
 stage "build (dev)" bash -c "cmake --preset dev >/dev/null && cmake --build --preset dev -j$jobs" || exit 1
 stage "build mdevmig.ko" cmake --build --preset dev --target kmod || exit 1
 stage "unit tests" run_ctest build/dev -L unit -j"$jobs"
