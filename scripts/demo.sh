@@ -27,7 +27,6 @@ else
   . scripts/lib.sh
   echo "== the $profile root (tools/lab/mkroot.sh; built once, then reused)"
   root=$(profile_root "$profile")
-  trap 'profile_unmount "$root"' EXIT
   echo "== building mdevmig.ko and the mdevmig tool inside it"
   profile_build "$root" "$profile" >/dev/null
   build=build/$profile

@@ -21,31 +21,19 @@ profile_root() {
   "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tools/lab/mkroot.sh" "$1"
 }
 
-# Unmounts what profile_run mounts in ROOT. Callers also run it from an EXIT trap, so a
-# signal cannot leave the project mounted inside the root (mkroot.sh refuses to touch a
-# root with mounts inside).
-profile_unmount() {
-  local root=$1 top
-  top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-  # (|| true: callers may run under set -e, which applies inside their EXIT trap too)
-  umount "$root/proc" 2>/dev/null || true
-  umount "$root$top" 2>/dev/null || true
-}
-
 # Runs the bash command line CMD inside ROOT, in the project directory, which is
-# bind-mounted into the root at its own path for the duration, with /proc mounted.
-# Returns CMD's status.
+# bind-mounted into the root at its own path, with /proc mounted. The mounts live in a
+# mount namespace of their own: they go with the command (a signal cannot leave them
+# behind, and mkroot.sh refuses a root with mounts inside), and runs from several
+# checkouts at once do not see each other's. Returns CMD's status.
 profile_run() {
-  local root=$1 cmd=$2 top rc
+  local root=$1 cmd=$2 top
   top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
   mkdir -p "$root$top"
-  mount --bind "$top" "$root$top" || return 1
-  mount -t proc proc "$root/proc" || { profile_unmount "$root"; return 1; }
-  chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
-    bash -c "cd '$top' && $cmd"
-  rc=$?
-  profile_unmount "$root"
-  return $rc
+  unshare --mount --propagation private -- bash -c '
+    mount --bind "$2" "$1$2" && mount -t proc proc "$1/proc" || exit 1
+    exec chroot "$1" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 \
+      bash -c "cd \"$2\" && $3"' profile-run "$root" "$top" "$cmd"
 }
 
 # Builds the tree and mdevmig.ko for the kernel of PROFILE inside its ROOT, into
@@ -53,6 +41,6 @@ profile_run() {
 profile_build() {
   local root=$1 profile=$2
   profile_run "$root" "cmake -S . -B build/$profile -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
--DMDEVMIG_LAB_PROFILE=$profile >/dev/null && cmake --build build/$profile -j\$(nproc) && \
+-DMDEVMIG_LAB_PROFILE=$profile -DMDEVMIG_WERROR=ON >/dev/null && cmake --build build/$profile -j\$(nproc) && \
 cmake --build build/$profile --target kmod"
 }

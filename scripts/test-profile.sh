@@ -12,7 +12,6 @@ profile=${1:?usage: test-profile.sh trixie|sid}
 top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/scripts/lib.sh"
 root=$(profile_root "$profile") || exit 1
-trap 'profile_unmount "$root"' EXIT
 trap 'exit 130' INT TERM
 
 passed=0 failed=0

@@ -38,8 +38,7 @@ case "$profile" in
   debug) kroot=$("$top/tools/lab/mkdebugkernel.sh" --path) || { echo "selftest: no debug kernel"; exit 1; } ;;
   *) root=$("$top/tools/lab/mkroot.sh" "$profile") || { echo "selftest: no $profile root"; exit 1; }
      kroot=$root
-     . "$top/scripts/lib.sh"
-     trap 'profile_unmount "$root"' EXIT ;;
+     . "$top/scripts/lib.sh" ;;
 esac
 kver=$(for k in "$kroot"/boot/vmlinuz-*; do k=${k##*/vmlinuz-}; [ -d "$kroot/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
 mkdir -p "$work/kmods"
