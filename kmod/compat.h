@@ -87,12 +87,31 @@ static inline void mdevmig_vm_flags_set(struct vm_area_struct *vma, unsigned lon
 /*
  * v2 pre-copy (PRE_COPY/PRE_COPY_P2P states, VFIO_MIG_GET_PRECOPY_INFO) and
  * migration_get_data_size() arrived in 6.2; the uAPI header defines the flag only
- * where the kernel has them.
+ * where the kernel has them. Elsewhere the uAPI names are defined here with the values
+ * of later kernels, so the pre-copy code compiles everywhere; only whether the device
+ * advertises PRE_COPY (MDEVMIG_MIGRATION_PRE_COPY, and with it the ioctl) and the ops
+ * member (MDEVMIG_MIG_OPS_GET_DATA_SIZE) depend on the kernel. Without the flag the
+ * core never composes an arc into a PRE_COPY state, so that code is never reached.
  */
 #ifdef VFIO_MIGRATION_PRE_COPY
-#define MDEVMIG_HAVE_PRECOPY 1
+#define MDEVMIG_MIGRATION_PRE_COPY	VFIO_MIGRATION_PRE_COPY
+#define MDEVMIG_MIG_OPS_GET_DATA_SIZE(fn)	.migration_get_data_size = (fn),
 #else
-#define MDEVMIG_HAVE_PRECOPY 0
+#define MDEVMIG_MIGRATION_PRE_COPY	0
+#define MDEVMIG_MIG_OPS_GET_DATA_SIZE(fn)
+
+#define VFIO_MIGRATION_PRE_COPY		(1 << 2)
+#define VFIO_DEVICE_STATE_PRE_COPY	6
+#define VFIO_DEVICE_STATE_PRE_COPY_P2P	7
+
+struct vfio_precopy_info {
+	__u32 argsz;
+	__u32 flags;
+	__aligned_u64 initial_bytes;
+	__aligned_u64 dirty_bytes;
+};
+
+#define VFIO_MIG_GET_PRECOPY_INFO	_IO(VFIO_TYPE, VFIO_BASE + 21)
 #endif
 
 /*

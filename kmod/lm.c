@@ -344,7 +344,6 @@ out_unlock:
 	return done;
 }
 
-#if MDEVMIG_HAVE_PRECOPY
 static long mdevmig_precopy_info(struct mdevmig_migf *migf, unsigned long arg)
 {
 	struct mdevmig_dev *mdev_state = migf->mdev_state;
@@ -381,14 +380,12 @@ static long mdevmig_precopy_info(struct mdevmig_migf *migf, unsigned long arg)
 		ret = -EFAULT;
 	return ret;
 }
-#endif
 
 static long mdevmig_save_ioctl(struct file *filp, unsigned int cmd, unsigned long arg)
 {
-#if MDEVMIG_HAVE_PRECOPY
-	if (cmd == VFIO_MIG_GET_PRECOPY_INFO)
+	/* Only where the device advertises PRE_COPY; elsewhere the ioctl is unknown. */
+	if (cmd == VFIO_MIG_GET_PRECOPY_INFO && MDEVMIG_MIGRATION_PRE_COPY != 0)
 		return mdevmig_precopy_info(filp->private_data, arg);
-#endif
 	return -ENOTTY;
 }
 
@@ -537,7 +534,6 @@ static struct file *mdevmig_step_state_locked(struct mdevmig_dev *mdev_state,
 		mdevmig_dev_run_locked(mdev_state, false, true);
 		return NULL;
 	}
-#if MDEVMIG_HAVE_PRECOPY
 	if (cur == VFIO_DEVICE_STATE_PRE_COPY && new == VFIO_DEVICE_STATE_PRE_COPY_P2P) {
 		mdevmig_dev_run_locked(mdev_state, false, true);
 		return NULL;
@@ -546,7 +542,6 @@ static struct file *mdevmig_step_state_locked(struct mdevmig_dev *mdev_state,
 		mdevmig_dev_run_locked(mdev_state, true, true);
 		return NULL;
 	}
-#endif
 
 	/* Arcs that end a data transfer session. */
 	if (cur == VFIO_DEVICE_STATE_STOP_COPY && new == VFIO_DEVICE_STATE_STOP) {
@@ -566,7 +561,6 @@ static struct file *mdevmig_step_state_locked(struct mdevmig_dev *mdev_state,
 		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
 		return NULL;
 	}
-#if MDEVMIG_HAVE_PRECOPY
 	if ((cur == VFIO_DEVICE_STATE_PRE_COPY && new == VFIO_DEVICE_STATE_RUNNING) ||
 	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P && new == VFIO_DEVICE_STATE_RUNNING_P2P)) {
 		/* A cancelled migration: nothing was changed, tracking just stops. */
@@ -574,7 +568,6 @@ static struct file *mdevmig_step_state_locked(struct mdevmig_dev *mdev_state,
 		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
 		return NULL;
 	}
-#endif
 
 	/* Arcs that open a data transfer session. */
 	if (cur == VFIO_DEVICE_STATE_STOP && new == VFIO_DEVICE_STATE_STOP_COPY) {
@@ -591,7 +584,6 @@ static struct file *mdevmig_step_state_locked(struct mdevmig_dev *mdev_state,
 			mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
 		return filp;
 	}
-#if MDEVMIG_HAVE_PRECOPY
 	if ((cur == VFIO_DEVICE_STATE_RUNNING && new == VFIO_DEVICE_STATE_PRE_COPY) ||
 	    (cur == VFIO_DEVICE_STATE_RUNNING_P2P && new == VFIO_DEVICE_STATE_PRE_COPY_P2P)) {
 		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRACKED, true);
@@ -610,7 +602,6 @@ static struct file *mdevmig_step_state_locked(struct mdevmig_dev *mdev_state,
 		mutex_unlock(&migf->lock);
 		return NULL;
 	}
-#endif
 
 	WARN_ON(true);	/* vfio_mig_get_next_state() only composes the arcs above */
 	return ERR_PTR(-EINVAL);
@@ -673,9 +664,12 @@ static int mdevmig_get_state(struct vfio_device *vdev, enum vfio_device_mig_stat
 	return 0;
 }
 
-#if MDEVMIG_HAVE_PRECOPY
-/* STOP_COPY bytes if the device stopped now: pages not sent yet plus the device state. */
-static int mdevmig_get_data_size(struct vfio_device *vdev, unsigned long *stop_copy_length)
+/*
+ * STOP_COPY bytes if the device stopped now: pages not sent yet plus the device state.
+ * An op of kernels with pre-copy only (compat.h).
+ */
+static int __maybe_unused mdevmig_get_data_size(struct vfio_device *vdev,
+						 unsigned long *stop_copy_length)
 {
 	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
 	u64 initial, dirty;
@@ -697,24 +691,19 @@ static int mdevmig_get_data_size(struct vfio_device *vdev, unsigned long *stop_c
 	*stop_copy_length = initial + dirty;
 	return 0;
 }
-#endif
 
 const struct vfio_migration_ops mdevmig_mig_ops = {
 	.migration_set_state = mdevmig_set_state,
 	.migration_get_state = mdevmig_get_state,
-#if MDEVMIG_HAVE_PRECOPY
-	.migration_get_data_size = mdevmig_get_data_size,
-#endif
+	MDEVMIG_MIG_OPS_GET_DATA_SIZE(mdevmig_get_data_size)
 };
 
 void mdevmig_mig_init(struct mdevmig_dev *mdev_state)
 {
 	mutex_init(&mdev_state->mig_lock);
 	mdev_state->mig_state = VFIO_DEVICE_STATE_RUNNING;
-	mdev_state->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P;
-#if MDEVMIG_HAVE_PRECOPY
-	mdev_state->vdev.migration_flags |= VFIO_MIGRATION_PRE_COPY;
-#endif
+	mdev_state->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+					   MDEVMIG_MIGRATION_PRE_COPY;
 	mdev_state->vdev.mig_ops = &mdevmig_mig_ops;
 }
 
@@ -753,10 +742,8 @@ static const char *const mdevmig_state_names[] = {
 	[VFIO_DEVICE_STATE_STOP_COPY] = "stop_copy",
 	[VFIO_DEVICE_STATE_RESUMING] = "resuming",
 	[VFIO_DEVICE_STATE_RUNNING_P2P] = "running_p2p",
-#if MDEVMIG_HAVE_PRECOPY
 	[VFIO_DEVICE_STATE_PRE_COPY] = "pre_copy",
 	[VFIO_DEVICE_STATE_PRE_COPY_P2P] = "pre_copy_p2p",
-#endif
 };
 
 static ssize_t migration_show(struct device *dev, struct device_attribute *attr, char *buf)
