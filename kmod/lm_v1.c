@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The v1 migration region (VFIO_REGION_TYPE_MIGRATION_DEPRECATED / subtype 1), the
- * protocol QEMU up to 7.2 speaks, over the engine of lm.c.
+ * protocol QEMU up to 7.2 speaks, over the saver and loader of mig.c.
  *
  * Layout: struct vfio_device_migration_info at offset 0 (trapped; accessed one field
  * at a time), the data section at MDEVMIG_V1_DATA_OFFSET (mmap-able).
@@ -294,6 +294,7 @@ int mdevmig_v1_mmap(struct mdevmig_dev *mdev_state, struct vm_area_struct *vma, 
 				   (off - MDEVMIG_V1_DATA_OFFSET) >> PAGE_SHIFT);
 }
 
+/* Size, flags and type capability of the region; vfio_dev.c adds the mmap-able data section. */
 int mdevmig_v1_region_info(struct mdevmig_dev *mdev_state, struct vfio_region_info *info,
 			   struct vfio_info_cap *caps)
 {
@@ -303,13 +304,9 @@ int mdevmig_v1_region_info(struct mdevmig_dev *mdev_state, struct vfio_region_in
 		.type = VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
 		.subtype = VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED,
 	};
-	int ret;
 
 	info->size = MDEVMIG_V1_REGION_SIZE;
 	info->flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
 		      VFIO_REGION_INFO_FLAG_MMAP;
-	ret = vfio_info_add_capability(caps, &type.header, sizeof(type));
-	if (ret)
-		return ret;
-	return mdevmig_add_mmap_cap(caps, MDEVMIG_V1_DATA_OFFSET, MDEVMIG_V1_DATA_SIZE);
+	return vfio_info_add_capability(caps, &type.header, sizeof(type));
 }

@@ -222,7 +222,7 @@ struct mdevmig_dev {
 
 	struct mdevmig_dmalog dmalog;	/* guest pages written by the engine */
 
-	/* Migration: one engine, two front-ends (lm.c, lm_v1.c). */
+	/* Migration: one engine (mig.c), two front-ends (lm_v2.c, lm_v1.c). */
 	struct mutex mig_lock;		/* protects everything below; outermost lock */
 	enum vfio_device_mig_state mig_state;	/* as v2 sees it; v1 maps onto it */
 	enum mdevmig_frontend frontend;
@@ -257,7 +257,6 @@ static inline u64 mdevmig_region_offset(const struct mdevmig_dev *mdev_state, un
 int mdevmig_mdev_probe(struct mdev_device *mdev);
 void mdevmig_mdev_remove(struct mdev_device *mdev);
 extern const struct attribute_group *mdevmig_mdev_groups[];
-int mdevmig_add_mmap_cap(struct vfio_info_cap *caps, u64 offset, u64 size);
 
 /* engine.c: the device model's host side (DMA, interrupts, work) */
 extern const struct mdevmig_model_ops mdevmig_model_host_ops;
@@ -291,10 +290,13 @@ unsigned long mdevmig_dirty_count(struct mdevmig_dev *mdev_state);
 unsigned long mdevmig_dirty_harvest(struct mdevmig_dev *mdev_state, unsigned long *out);
 const char *mdevmig_mode_name(enum mdevmig_bar2_mode mode);
 
-/* lm.c: the migration engine and the v2 front-end */
-extern const struct vfio_migration_ops mdevmig_mig_ops;
+/*
+ * mig.c: what the migration front-ends share (saver, loader, state effects, reset of
+ * the shared state, sysfs). Calls no front-end.
+ */
 void mdevmig_mig_init(struct mdevmig_dev *mdev_state);
-void mdevmig_mig_reset(struct mdevmig_dev *mdev_state, bool run);
+void mdevmig_mig_reset_locked(struct mdevmig_dev *mdev_state, bool run);
+u64 mdevmig_page_cost(unsigned long pages);
 int mdevmig_saver_init(struct mdevmig_saver *saver, struct mdevmig_dev *mdev_state,
 		       bool stopcopy);
 void mdevmig_saver_free(struct mdevmig_saver *saver);
@@ -310,13 +312,17 @@ void mdevmig_loader_free(struct mdevmig_loader **ld, u8 **ldbuf);
 void mdevmig_dev_run_locked(struct mdevmig_dev *mdev_state, bool dma, bool irq);
 extern struct device_attribute mdevmig_dev_attr_migration;
 
+/* lm_v2.c: the v2 front-end (migration_set_state, data_fd), over mig.c */
+void mdevmig_v2_init(struct mdevmig_dev *mdev_state);
+void mdevmig_v2_reset_locked(struct mdevmig_dev *mdev_state);
+
 /* dirty.c: device DMA logging */
 void mdevmig_dmalog_init(struct mdevmig_dev *mdev_state);
 void mdevmig_dmalog_stop(struct mdevmig_dev *mdev_state);
 void mdevmig_dmalog_free(struct mdevmig_dev *mdev_state);
 void mdevmig_dmalog_mark(struct mdevmig_dev *mdev_state, u64 iova, u64 len);
 
-/* lm_v1.c: the v1 migration region (QEMU <= 7.2) */
+/* lm_v1.c: the v1 migration region (QEMU <= 7.2), over mig.c */
 #define MDEVMIG_V1_REGION_INDEX		VFIO_PCI_NUM_REGIONS
 #define MDEVMIG_V1_DATA_OFFSET		PAGE_SIZE
 #define MDEVMIG_V1_DATA_SIZE		(1u << 20)

@@ -59,6 +59,7 @@ static int mdevmig_vfio_init(struct vfio_device *vdev)
 	if (ret)
 		goto out_free_v1;
 	mdevmig_mig_init(mdev_state);
+	mdevmig_v2_init(mdev_state);
 	mdevmig_dmalog_init(mdev_state);
 	return 0;
 
@@ -86,6 +87,19 @@ static void mdevmig_vfio_release(struct vfio_device *vdev)
 	ida_free(&mdevmig_ids, mdev_state->id);
 	mdevmig_slots_release(mdev_state->parent, mdev_state->first_slot, mdev_state->nr_slots);
 	mdevmig_vfio_release_tail(vdev);
+}
+
+/*
+ * Ends both front-ends' sessions and returns to RUNNING (mdevmig_mig_reset_locked()):
+ * for close, and for VFIO_DEVICE_RESET (@run).
+ */
+static void mdevmig_mig_reset(struct mdevmig_dev *mdev_state, bool run)
+{
+	mutex_lock(&mdev_state->mig_lock);
+	mdevmig_v2_reset_locked(mdev_state);
+	mdevmig_v1_reset_locked(mdev_state);
+	mdevmig_mig_reset_locked(mdev_state, run);
+	mutex_unlock(&mdev_state->mig_lock);
 }
 
 static int mdevmig_open_device(struct vfio_device *vdev)
@@ -147,7 +161,7 @@ static u64 mdevmig_region_size(struct mdevmig_dev *mdev_state, unsigned int inde
 }
 
 /* A sparse-mmap capability with one mappable area [offset, offset + size). */
-int mdevmig_add_mmap_cap(struct vfio_info_cap *caps, u64 offset, u64 size)
+static int mdevmig_add_mmap_cap(struct vfio_info_cap *caps, u64 offset, u64 size)
 {
 	struct {
 		struct vfio_region_info_cap_sparse_mmap sparse;
@@ -173,8 +187,13 @@ static int mdevmig_region_info_caps(struct vfio_device *vdev, struct vfio_region
 	info->size = mdevmig_region_size(mdev_state, info->index, &info->flags);
 	info->offset = mdevmig_region_offset(mdev_state, info->index);
 	info->cap_offset = 0;
-	if (info->index == MDEVMIG_V1_REGION_INDEX)
-		return mdevmig_v1_region_info(mdev_state, info, caps);
+	if (info->index == MDEVMIG_V1_REGION_INDEX) {
+		int ret = mdevmig_v1_region_info(mdev_state, info, caps);
+
+		if (ret)
+			return ret;
+		return mdevmig_add_mmap_cap(caps, MDEVMIG_V1_DATA_OFFSET, MDEVMIG_V1_DATA_SIZE);
+	}
 	if (info->flags & VFIO_REGION_INFO_FLAG_MMAP)
 		return mdevmig_add_mmap_cap(caps, 0, info->size);
 	return 0;
