@@ -250,7 +250,7 @@ static ssize_t mdevmig_v1_reg_rw(struct mdevmig_dev *mdev_state, char __user *ub
 		} else if (!v1->ld || val > MDEVMIG_V1_DATA_SIZE) {
 			ret = -EINVAL;
 		} else {
-			ret = mdevmig_loader_feed_locked(mdev_state, v1->ld, v1->data, val);
+			ret = mdevmig_loader_write(mdev_state, v1->ld, v1->data, val);
 			if (ret)
 				mdev_state->stat_last_error = mdevmig_loader_reason(v1->ld);
 			else

@@ -169,7 +169,7 @@ static ssize_t mdevmig_resume_write(struct file *filp, const char __user *ubuf, 
 			ret = -EFAULT;
 			break;
 		}
-		ret = mdevmig_loader_feed_locked(migf->mdev_state, migf->ld, migf->buf, chunk);
+		ret = mdevmig_loader_write(migf->mdev_state, migf->ld, migf->buf, chunk);
 		if (ret)
 			break;
 		done += chunk;
@@ -253,8 +253,10 @@ static void mdevmig_migf_close_all_locked(struct mdevmig_dev *mdev_state)
 static struct file *mdevmig_migf_open_locked(struct mdevmig_dev *mdev_state, bool saving,
 					     bool stopcopy)
 {
-	struct mdevmig_migf *migf = mdevmig_migf_create(mdev_state, saving, stopcopy);
+	struct mdevmig_migf *migf;
 
+	lockdep_assert_held(&mdev_state->mig_lock);
+	migf = mdevmig_migf_create(mdev_state, saving, stopcopy);
 	if (IS_ERR(migf))
 		return ERR_CAST(migf);
 	get_file(migf->filp);	/* the driver's reference, dropped when disabled */

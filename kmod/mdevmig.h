@@ -305,8 +305,8 @@ void mdevmig_saver_pending(struct mdevmig_saver *saver, u64 *initial, u64 *dirty
 int mdevmig_loader_alloc(struct mdevmig_loader **ld, u8 **ldbuf);
 int mdevmig_loader_start(struct mdevmig_dev *mdev_state, struct mdevmig_loader **ld,
 			 u8 **ldbuf);
-int mdevmig_loader_feed_locked(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld,
-			       const u8 *data, size_t len);
+int mdevmig_loader_write(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld,
+			 const u8 *data, size_t len);
 int mdevmig_loader_end(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld);
 void mdevmig_loader_free(struct mdevmig_loader **ld, u8 **ldbuf);
 void mdevmig_dev_run_locked(struct mdevmig_dev *mdev_state, bool dma, bool irq);

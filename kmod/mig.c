@@ -210,11 +210,12 @@ static void mdevmig_loader_report(struct mdevmig_dev *mdev_state, struct mdevmig
 }
 
 /*
- * Feeds @len bytes; on the first failure logs the reason once. The caller records the
- * bytes and the failure in the stat_* fields under mig_lock.
+ * Feeds @len bytes; on the first failure logs the reason once. The caller serializes
+ * the use of @ld (the v1 region under mig_lock, a data_fd under its own lock) and
+ * records the bytes and the failure in the stat_* fields under mig_lock.
  */
-int mdevmig_loader_feed_locked(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld,
-			       const u8 *data, size_t len)
+int mdevmig_loader_write(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld,
+			 const u8 *data, size_t len)
 {
 	bool failed_before = ld->err != 0;
 	int ret;
