@@ -22,9 +22,9 @@
 /* Bits of bitmap the logged ranges may need in all (32 MiB of bitmap). */
 #define MDEVMIG_LOG_MAX_BITS	(1ul << 28)
 
-static void mdevmig_log_free_locked(struct mdevmig_dev *mdev_state)
+static void mdevmig_log_free_locked(struct mdevmig_dev *inst)
 {
-	struct mdevmig_dmalog *log = &mdev_state->dmalog;
+	struct mdevmig_dmalog *log = &inst->dmalog;
 	u32 i;
 
 	lockdep_assert_held(&log->lock);
@@ -39,8 +39,8 @@ static void mdevmig_log_free_locked(struct mdevmig_dev *mdev_state)
 static int mdevmig_log_start(struct vfio_device *vdev, struct rb_root_cached *ranges,
 			     u32 nnodes, u64 *page_size)
 {
-	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
-	struct mdevmig_dmalog *log = &mdev_state->dmalog;
+	struct mdevmig_dev *inst = container_of(vdev, struct mdevmig_dev, vdev);
+	struct mdevmig_dmalog *log = &inst->dmalog;
 	struct interval_tree_node *node;
 	unsigned long total = 0;
 	unsigned int shift;
@@ -96,7 +96,7 @@ static int mdevmig_log_start(struct vfio_device *vdev, struct rb_root_cached *ra
 	if (!ret && i != nnodes)
 		ret = -EINVAL;	/* a range the interval tree does not hold */
 	if (ret)
-		mdevmig_log_free_locked(mdev_state);
+		mdevmig_log_free_locked(inst);
 	else
 		log->on = true;
 out_unlock:
@@ -106,11 +106,11 @@ out_unlock:
 
 static int mdevmig_log_stop(struct vfio_device *vdev)
 {
-	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
+	struct mdevmig_dev *inst = container_of(vdev, struct mdevmig_dev, vdev);
 
-	mutex_lock(&mdev_state->dmalog.lock);
-	mdevmig_log_free_locked(mdev_state);
-	mutex_unlock(&mdev_state->dmalog.lock);
+	mutex_lock(&inst->dmalog.lock);
+	mdevmig_log_free_locked(inst);
+	mutex_unlock(&inst->dmalog.lock);
 	return 0;
 }
 
@@ -145,8 +145,8 @@ static void mdevmig_log_report_span(struct iova_bitmap *dirty, unsigned long bas
 static int mdevmig_log_read_and_clear(struct vfio_device *vdev, unsigned long iova,
 				      unsigned long length, struct iova_bitmap *dirty)
 {
-	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
-	struct mdevmig_dmalog *log = &mdev_state->dmalog;
+	struct mdevmig_dev *inst = container_of(vdev, struct mdevmig_dev, vdev);
+	struct mdevmig_dmalog *log = &inst->dmalog;
 	unsigned long last = iova + length - 1, bit;	/* the window's last byte */
 	u32 i;
 	int ret = 0;
@@ -188,9 +188,9 @@ out_unlock:
 }
 
 /* The engine wrote guest memory [iova, iova + len): record it if logging covers it. */
-void mdevmig_dmalog_mark(struct mdevmig_dev *mdev_state, u64 iova, u64 len)
+void mdevmig_dmalog_mark(struct mdevmig_dev *inst, u64 iova, u64 len)
 {
-	struct mdevmig_dmalog *log = &mdev_state->dmalog;
+	struct mdevmig_dmalog *log = &inst->dmalog;
 	u32 i;
 
 	if (!READ_ONCE(log->on) || !len)
@@ -214,23 +214,23 @@ static const struct vfio_log_ops mdevmig_log_ops = {
 	.log_read_and_clear = mdevmig_log_read_and_clear,
 };
 
-void mdevmig_dmalog_init(struct mdevmig_dev *mdev_state)
+void mdevmig_dmalog_init(struct mdevmig_dev *inst)
 {
-	mutex_init(&mdev_state->dmalog.lock);
+	mutex_init(&inst->dmalog.lock);
 	if (MDEVMIG_HAVE_IOVA_BITMAP)
-		mdev_state->vdev.log_ops = &mdevmig_log_ops;
+		inst->vdev.log_ops = &mdevmig_log_ops;
 }
 
 /* Logging ends with the opener that started it. */
-void mdevmig_dmalog_stop(struct mdevmig_dev *mdev_state)
+void mdevmig_dmalog_stop(struct mdevmig_dev *inst)
 {
-	mutex_lock(&mdev_state->dmalog.lock);
-	mdevmig_log_free_locked(mdev_state);
-	mutex_unlock(&mdev_state->dmalog.lock);
+	mutex_lock(&inst->dmalog.lock);
+	mdevmig_log_free_locked(inst);
+	mutex_unlock(&inst->dmalog.lock);
 }
 
-void mdevmig_dmalog_free(struct mdevmig_dev *mdev_state)
+void mdevmig_dmalog_free(struct mdevmig_dev *inst)
 {
-	mdevmig_dmalog_stop(mdev_state);
-	mutex_destroy(&mdev_state->dmalog.lock);
+	mdevmig_dmalog_stop(inst);
+	mutex_destroy(&inst->dmalog.lock);
 }

@@ -30,92 +30,92 @@ MODULE_PARM_DESC(engine_budget,
 
 static struct workqueue_struct *mdevmig_wq;
 
-static void mdevmig_engine_queue(struct mdevmig_dev *mdev_state, unsigned long delay)
+static void mdevmig_engine_queue(struct mdevmig_dev *inst, unsigned long delay)
 {
-	queue_delayed_work(mdevmig_wq, &mdev_state->engine_work, delay);
+	queue_delayed_work(mdevmig_wq, &inst->engine_work, delay);
 }
 
 /*
  * Steps the engine may run now under its budget (at most MDEVMIG_ENGINE_BUDGET); if
  * none, *delay is the jiffies until the bucket holds one step.
  */
-static unsigned int mdevmig_engine_allowance_locked(struct mdevmig_dev *mdev_state,
+static unsigned int mdevmig_engine_allowance_locked(struct mdevmig_dev *inst,
 						    unsigned long *delay)
 {
-	u64 budget = READ_ONCE(mdev_state->engine_budget);
+	u64 budget = READ_ONCE(inst->engine_budget);
 	unsigned long now = jiffies, elapsed;
 	u64 cap, steps;
 
-	lockdep_assert_held(&mdev_state->state_lock);
+	lockdep_assert_held(&inst->state_lock);
 	if (!budget)
 		return MDEVMIG_ENGINE_BUDGET;
 	cap = max_t(u64, budget / 10, MDEVMIG_DMA_STEP_BYTES);
-	elapsed = min_t(unsigned long, now - mdev_state->engine_refill, HZ);
-	mdev_state->engine_refill = now;
-	mdev_state->engine_tokens = min(cap, mdev_state->engine_tokens + budget * elapsed / HZ);
-	steps = min_t(u64, mdev_state->engine_tokens / MDEVMIG_DMA_STEP_BYTES,
+	elapsed = min_t(unsigned long, now - inst->engine_refill, HZ);
+	inst->engine_refill = now;
+	inst->engine_tokens = min(cap, inst->engine_tokens + budget * elapsed / HZ);
+	steps = min_t(u64, inst->engine_tokens / MDEVMIG_DMA_STEP_BYTES,
 		      MDEVMIG_ENGINE_BUDGET);
 	if (!steps)
 		*delay = max_t(unsigned long, 1,
-			       DIV_ROUND_UP_ULL((MDEVMIG_DMA_STEP_BYTES - mdev_state->engine_tokens) *
+			       DIV_ROUND_UP_ULL((MDEVMIG_DMA_STEP_BYTES - inst->engine_tokens) *
 						HZ, budget));
 	return steps;
 }
 
 static int mdevmig_host_dma_read(void *host, uint64_t iova, void *buf, size_t len)
 {
-	struct mdevmig_dev *mdev_state = host;
+	struct mdevmig_dev *inst = host;
 
-	return vfio_dma_rw(&mdev_state->vdev, iova, buf, len, false);
+	return vfio_dma_rw(&inst->vdev, iova, buf, len, false);
 }
 
 static int mdevmig_host_dma_write(void *host, uint64_t iova, const void *buf, size_t len)
 {
-	struct mdevmig_dev *mdev_state = host;
-	int ret = vfio_dma_rw(&mdev_state->vdev, iova, (void *)buf, len, true);
+	struct mdevmig_dev *inst = host;
+	int ret = vfio_dma_rw(&inst->vdev, iova, (void *)buf, len, true);
 
 	if (!ret)
-		mdevmig_dmalog_mark(mdev_state, iova, len);
+		mdevmig_dmalog_mark(inst, iova, len);
 	return ret;
 }
 
 static void mdevmig_host_msi(void *host, unsigned int vector)
 {
-	struct mdevmig_dev *mdev_state = host;
+	struct mdevmig_dev *inst = host;
 
-	lockdep_assert_held(&mdev_state->state_lock);
-	if (!READ_ONCE(mdev_state->irq_stopped))
-		mdevmig_irq_msi(mdev_state, vector);
+	lockdep_assert_held(&inst->state_lock);
+	if (!READ_ONCE(inst->irq_stopped))
+		mdevmig_irq_msi(inst, vector);
 }
 
 static void mdevmig_host_intx(void *host, bool asserted)
 {
-	struct mdevmig_dev *mdev_state = host;
+	struct mdevmig_dev *inst = host;
 
-	lockdep_assert_held(&mdev_state->state_lock);
-	mdevmig_irq_intx(mdev_state, asserted);
+	lockdep_assert_held(&inst->state_lock);
+	mdevmig_irq_intx(inst, asserted);
 }
 
 static void mdevmig_host_kick(void *host)
 {
-	struct mdevmig_dev *mdev_state = host;
+	struct mdevmig_dev *inst = host;
 
-	lockdep_assert_held(&mdev_state->state_lock);
-	if (!mdev_state->engine_stopped && mdev_state->opened)
-		mdevmig_engine_queue(mdev_state, 0);
+	lockdep_assert_held(&inst->state_lock);
+	if (!inst->engine_stopped && inst->opened)
+		mdevmig_engine_queue(inst, 0);
 }
 
 static void mdevmig_host_mem_dirty(void *host, uint64_t offset, uint64_t len)
 {
-	struct mdevmig_dev *mdev_state = host;
+	struct mdevmig_dev *inst = host;
 	unsigned long first, last;
 
-	if (!len || !READ_ONCE(mdev_state->logging))
+	if (!len || !READ_ONCE(inst->logging))
 		return;
 	first = offset >> PAGE_SHIFT;
 	last = (offset + len - 1) >> PAGE_SHIFT;
-	for (; first <= last && first < mdev_state->nr_pages; first++)
-		set_bit(first, mdev_state->dirty);
+	for (; first <= last && first < inst->nr_pages; first++)
+		set_bit(first, inst->dirty);
 }
 
 const struct mdevmig_model_ops mdevmig_model_host_ops = {
@@ -129,39 +129,39 @@ const struct mdevmig_model_ops mdevmig_model_host_ops = {
 
 static void mdevmig_engine_work(struct work_struct *work)
 {
-	struct mdevmig_dev *mdev_state = container_of(to_delayed_work(work), struct mdevmig_dev,
-						      engine_work);
+	struct mdevmig_dev *inst = container_of(to_delayed_work(work), struct mdevmig_dev,
+						 engine_work);
 	unsigned int allowed, steps = 0;
 	unsigned long delay = 0;
 	int more;
 
-	mutex_lock(&mdev_state->state_lock);
+	mutex_lock(&inst->state_lock);
 	/*
 	 * A self-requeuing work item re-takes the mutex before a woken waiter runs, so a
 	 * busy queue could hold off a state change until it drained. A waiting state change
 	 * makes the engine step aside; it requeues the work when it lets the engine run.
 	 */
-	if (atomic_read(&mdev_state->engine_yield)) {
-		mutex_unlock(&mdev_state->state_lock);
+	if (atomic_read(&inst->engine_yield)) {
+		mutex_unlock(&inst->state_lock);
 		return;
 	}
-	if (mdev_state->engine_stopped || !mdev_state->opened)
+	if (inst->engine_stopped || !inst->opened)
 		goto out_unlock;
-	allowed = mdevmig_engine_allowance_locked(mdev_state, &delay);
+	allowed = mdevmig_engine_allowance_locked(inst, &delay);
 	if (!allowed) {
-		mdevmig_engine_queue(mdev_state, delay);
+		mdevmig_engine_queue(inst, delay);
 		goto out_unlock;
 	}
 	do {
-		more = mdevmig_model_run(&mdev_state->model, 1);
+		more = mdevmig_model_run(&inst->model, 1);
 		steps++;
 	} while (more > 0 && steps < allowed);
-	if (READ_ONCE(mdev_state->engine_budget))
-		mdev_state->engine_tokens -= (u64)steps * MDEVMIG_DMA_STEP_BYTES;
+	if (READ_ONCE(inst->engine_budget))
+		inst->engine_tokens -= (u64)steps * MDEVMIG_DMA_STEP_BYTES;
 	if (more > 0)
-		mdevmig_engine_queue(mdev_state, 0);
+		mdevmig_engine_queue(inst, 0);
 out_unlock:
-	mutex_unlock(&mdev_state->state_lock);
+	mutex_unlock(&inst->state_lock);
 }
 
 /*
@@ -169,36 +169,36 @@ out_unlock:
  * holds the lock the engine work steps aside no more, so the caller must end with
  * mdevmig_engine_start_locked() or mdevmig_engine_stop_locked() before unlocking.
  */
-void mdevmig_engine_lock_for_change(struct mdevmig_dev *mdev_state)
+void mdevmig_engine_lock_for_change(struct mdevmig_dev *inst)
 {
-	atomic_inc(&mdev_state->engine_yield);
-	mutex_lock(&mdev_state->state_lock);
-	atomic_dec(&mdev_state->engine_yield);
+	atomic_inc(&inst->engine_yield);
+	mutex_lock(&inst->state_lock);
+	atomic_dec(&inst->engine_yield);
 }
 
 /* Lets the engine run again and picks up work queued while it was stopped. */
-void mdevmig_engine_start_locked(struct mdevmig_dev *mdev_state)
+void mdevmig_engine_start_locked(struct mdevmig_dev *inst)
 {
-	lockdep_assert_held(&mdev_state->state_lock);
-	mdev_state->engine_stopped = false;
-	if (mdev_state->opened && mdevmig_model_work_pending(&mdev_state->model))
-		mdevmig_engine_queue(mdev_state, 0);
+	lockdep_assert_held(&inst->state_lock);
+	inst->engine_stopped = false;
+	if (inst->opened && mdevmig_model_work_pending(&inst->model))
+		mdevmig_engine_queue(inst, 0);
 }
 
 /*
  * Stops the engine: once this returns no step runs, so no DMA and no interrupt is
  * issued. A step in progress cannot exist, since steps run under state_lock.
  */
-void mdevmig_engine_stop_locked(struct mdevmig_dev *mdev_state)
+void mdevmig_engine_stop_locked(struct mdevmig_dev *inst)
 {
-	lockdep_assert_held(&mdev_state->state_lock);
-	mdev_state->engine_stopped = true;
+	lockdep_assert_held(&inst->state_lock);
+	inst->engine_stopped = true;
 }
 
 /* Waits for a queued work item to finish; call without state_lock. */
-void mdevmig_engine_cancel(struct mdevmig_dev *mdev_state)
+void mdevmig_engine_cancel(struct mdevmig_dev *inst)
 {
-	cancel_delayed_work_sync(&mdev_state->engine_work);
+	cancel_delayed_work_sync(&inst->engine_work);
 }
 
 int mdevmig_engine_init(void)
@@ -213,28 +213,28 @@ void mdevmig_engine_exit(void)
 }
 
 /* Engine work items are initialised per instance here so engine.c owns the function. */
-void mdevmig_engine_init_dev(struct mdevmig_dev *mdev_state)
+void mdevmig_engine_init_dev(struct mdevmig_dev *inst)
 {
-	INIT_DELAYED_WORK(&mdev_state->engine_work, mdevmig_engine_work);
-	mdev_state->engine_stopped = false;
-	atomic_set(&mdev_state->engine_yield, 0);
-	mdev_state->engine_budget = min_t(u64, READ_ONCE(engine_budget), MDEVMIG_ENGINE_BUDGET_MAX);
-	mdev_state->engine_tokens = 0;
-	mdev_state->engine_refill = jiffies;
+	INIT_DELAYED_WORK(&inst->engine_work, mdevmig_engine_work);
+	inst->engine_stopped = false;
+	atomic_set(&inst->engine_yield, 0);
+	inst->engine_budget = min_t(u64, READ_ONCE(engine_budget), MDEVMIG_ENGINE_BUDGET_MAX);
+	inst->engine_tokens = 0;
+	inst->engine_refill = jiffies;
 }
 
 /* /sys/bus/mdev/devices/<uuid>/mdevmig/engine_budget: bytes per second, 0: unlimited. */
 static ssize_t engine_budget_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
-	struct mdevmig_dev *mdev_state = dev_get_drvdata(dev);
+	struct mdevmig_dev *inst = dev_get_drvdata(dev);
 
-	return sysfs_emit(buf, "%llu\n", READ_ONCE(mdev_state->engine_budget));
+	return sysfs_emit(buf, "%llu\n", READ_ONCE(inst->engine_budget));
 }
 
 static ssize_t engine_budget_store(struct device *dev, struct device_attribute *attr,
 				   const char *buf, size_t count)
 {
-	struct mdevmig_dev *mdev_state = dev_get_drvdata(dev);
+	struct mdevmig_dev *inst = dev_get_drvdata(dev);
 	u64 budget;
 	int ret = kstrtou64(buf, 0, &budget);
 
@@ -242,7 +242,7 @@ static ssize_t engine_budget_store(struct device *dev, struct device_attribute *
 		return ret;
 	if (budget && (budget < MDEVMIG_ENGINE_BUDGET_MIN || budget > MDEVMIG_ENGINE_BUDGET_MAX))
 		return -EINVAL;
-	WRITE_ONCE(mdev_state->engine_budget, budget);
+	WRITE_ONCE(inst->engine_budget, budget);
 	return count;
 }
 struct device_attribute mdevmig_dev_attr_engine_budget = __ATTR_RW(engine_budget);

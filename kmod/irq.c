@@ -24,7 +24,7 @@ static unsigned int mdevmig_irq_count(unsigned int index)
 	}
 }
 
-int mdevmig_get_irq_info(struct mdevmig_dev *mdev_state, unsigned long arg)
+int mdevmig_get_irq_info(struct mdevmig_dev *inst, unsigned long arg)
 {
 	struct vfio_irq_info info;
 	unsigned long minsz = offsetofend(struct vfio_irq_info, count);
@@ -68,51 +68,51 @@ static int mdevmig_trigger_set(struct eventfd_ctx **slot, s32 fd)
 }
 
 /* Signals INTx if the line is up, unmasked, wired and delivery is allowed. */
-static void mdevmig_intx_deliver_locked(struct mdevmig_dev *mdev_state)
+static void mdevmig_intx_deliver_locked(struct mdevmig_dev *inst)
 {
-	lockdep_assert_held(&mdev_state->irq_lock);
-	if (mdev_state->intx_level && !mdev_state->intx_masked && mdev_state->intx_trigger &&
-	    !READ_ONCE(mdev_state->irq_stopped)) {
-		mdev_state->intx_masked = true;
-		mdevmig_eventfd_signal(mdev_state->intx_trigger);
+	lockdep_assert_held(&inst->irq_lock);
+	if (inst->intx_level && !inst->intx_masked && inst->intx_trigger &&
+	    !READ_ONCE(inst->irq_stopped)) {
+		inst->intx_masked = true;
+		mdevmig_eventfd_signal(inst->intx_trigger);
 	}
 }
 
-void mdevmig_irq_intx(struct mdevmig_dev *mdev_state, bool level)
+void mdevmig_irq_intx(struct mdevmig_dev *inst, bool level)
 {
-	mutex_lock(&mdev_state->irq_lock);
-	mdev_state->intx_level = level;
-	mdevmig_intx_deliver_locked(mdev_state);
-	mutex_unlock(&mdev_state->irq_lock);
+	mutex_lock(&inst->irq_lock);
+	inst->intx_level = level;
+	mdevmig_intx_deliver_locked(inst);
+	mutex_unlock(&inst->irq_lock);
 }
 
-void mdevmig_irq_msi(struct mdevmig_dev *mdev_state, unsigned int vector)
+void mdevmig_irq_msi(struct mdevmig_dev *inst, unsigned int vector)
 {
-	mutex_lock(&mdev_state->irq_lock);
-	if (vector < MDEVMIG_MSI_VECTORS && mdev_state->msi_trigger[vector])
-		mdevmig_eventfd_signal(mdev_state->msi_trigger[vector]);
-	mutex_unlock(&mdev_state->irq_lock);
+	mutex_lock(&inst->irq_lock);
+	if (vector < MDEVMIG_MSI_VECTORS && inst->msi_trigger[vector])
+		mdevmig_eventfd_signal(inst->msi_trigger[vector]);
+	mutex_unlock(&inst->irq_lock);
 }
 
 /* Re-evaluates INTx after the engine was allowed to run again. */
-void mdevmig_irq_resume(struct mdevmig_dev *mdev_state)
+void mdevmig_irq_resume(struct mdevmig_dev *inst)
 {
-	mutex_lock(&mdev_state->irq_lock);
-	mdevmig_intx_deliver_locked(mdev_state);
-	mutex_unlock(&mdev_state->irq_lock);
+	mutex_lock(&inst->irq_lock);
+	mdevmig_intx_deliver_locked(inst);
+	mutex_unlock(&inst->irq_lock);
 }
 
-void mdevmig_irq_disable_all(struct mdevmig_dev *mdev_state)
+void mdevmig_irq_disable_all(struct mdevmig_dev *inst)
 {
 	unsigned int i;
 
-	mutex_lock(&mdev_state->irq_lock);
-	mdevmig_trigger_put(&mdev_state->intx_trigger);
+	mutex_lock(&inst->irq_lock);
+	mdevmig_trigger_put(&inst->intx_trigger);
 	for (i = 0; i < MDEVMIG_MSI_VECTORS; i++)
-		mdevmig_trigger_put(&mdev_state->msi_trigger[i]);
-	mdevmig_trigger_put(&mdev_state->req_trigger);
-	mdev_state->intx_masked = false;
-	mutex_unlock(&mdev_state->irq_lock);
+		mdevmig_trigger_put(&inst->msi_trigger[i]);
+	mdevmig_trigger_put(&inst->req_trigger);
+	inst->intx_masked = false;
+	mutex_unlock(&inst->irq_lock);
 }
 
 /*
@@ -120,13 +120,13 @@ void mdevmig_irq_disable_all(struct mdevmig_dev *mdev_state)
  * TRIGGER with no data and count 0, which disables the line's eventfd. Every data
  * pointer below is therefore backed by one element.
  */
-static int mdevmig_set_intx_locked(struct mdevmig_dev *mdev_state, u32 action, u32 data_type,
+static int mdevmig_set_intx_locked(struct mdevmig_dev *inst, u32 action, u32 data_type,
 				   u32 start, u32 count, void *data)
 {
-	lockdep_assert_held(&mdev_state->irq_lock);
+	lockdep_assert_held(&inst->irq_lock);
 	if (action == VFIO_IRQ_SET_ACTION_TRIGGER && data_type == VFIO_IRQ_SET_DATA_NONE &&
 	    !count) {
-		mdevmig_trigger_put(&mdev_state->intx_trigger);
+		mdevmig_trigger_put(&inst->intx_trigger);
 		return 0;
 	}
 	if (start != 0 || count != 1)
@@ -134,30 +134,30 @@ static int mdevmig_set_intx_locked(struct mdevmig_dev *mdev_state, u32 action, u
 	switch (action) {
 	case VFIO_IRQ_SET_ACTION_TRIGGER:
 		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD) {
-			int ret = mdevmig_trigger_set(&mdev_state->intx_trigger, *(s32 *)data);
+			int ret = mdevmig_trigger_set(&inst->intx_trigger, *(s32 *)data);
 
 			if (!ret)
-				mdevmig_intx_deliver_locked(mdev_state);
+				mdevmig_intx_deliver_locked(inst);
 			return ret;
 		}
 		/* Loopback test: signal as if the device had raised the line. */
-		if (!mdev_state->intx_trigger)
+		if (!inst->intx_trigger)
 			return -EINVAL;
 		if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data)
-			mdevmig_eventfd_signal(mdev_state->intx_trigger);
+			mdevmig_eventfd_signal(inst->intx_trigger);
 		return 0;
 	case VFIO_IRQ_SET_ACTION_MASK:
 		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD)
 			return -EINVAL;		/* no mask eventfds */
 		if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data)
-			mdev_state->intx_masked = true;
+			inst->intx_masked = true;
 		return 0;
 	case VFIO_IRQ_SET_ACTION_UNMASK:
 		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD)
 			return -EINVAL;		/* no unmask eventfds (no irqfd resampling) */
 		if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data) {
-			mdev_state->intx_masked = false;
-			mdevmig_intx_deliver_locked(mdev_state);
+			inst->intx_masked = false;
+			mdevmig_intx_deliver_locked(inst);
 		}
 		return 0;
 	}
@@ -168,26 +168,26 @@ static int mdevmig_set_intx_locked(struct mdevmig_dev *mdev_state, u32 action, u
  * MSI vectors [start, start + count). Eventfds are all looked up before any is
  * installed, so a bad fd in the block fails the call and changes nothing.
  */
-static int mdevmig_set_msi_locked(struct mdevmig_dev *mdev_state, u32 action, u32 data_type,
+static int mdevmig_set_msi_locked(struct mdevmig_dev *inst, u32 action, u32 data_type,
 				  u32 start, u32 count, void *data)
 {
 	struct eventfd_ctx *ctx[MDEVMIG_MSI_VECTORS] = {};
 	u32 i;
 	int ret = 0;
 
-	lockdep_assert_held(&mdev_state->irq_lock);
+	lockdep_assert_held(&inst->irq_lock);
 	if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
 		return -EINVAL;
 	if (data_type == VFIO_IRQ_SET_DATA_NONE && !count) {
 		for (i = 0; i < MDEVMIG_MSI_VECTORS; i++)
-			mdevmig_trigger_put(&mdev_state->msi_trigger[i]);
+			mdevmig_trigger_put(&inst->msi_trigger[i]);
 		return 0;
 	}
 	if (start >= MDEVMIG_MSI_VECTORS || count > MDEVMIG_MSI_VECTORS - start)
 		return -EINVAL;
 	if (data_type != VFIO_IRQ_SET_DATA_EVENTFD) {
 		for (i = 0; i < count; i++) {
-			struct eventfd_ctx *slot = mdev_state->msi_trigger[start + i];
+			struct eventfd_ctx *slot = inst->msi_trigger[start + i];
 
 			if (slot && (data_type == VFIO_IRQ_SET_DATA_NONE || ((u8 *)data)[i]))
 				mdevmig_eventfd_signal(slot);
@@ -201,8 +201,8 @@ static int mdevmig_set_msi_locked(struct mdevmig_dev *mdev_state, u32 action, u3
 			mdevmig_trigger_put(&ctx[i]);
 			continue;
 		}
-		mdevmig_trigger_put(&mdev_state->msi_trigger[start + i]);
-		mdev_state->msi_trigger[start + i] = ctx[i];
+		mdevmig_trigger_put(&inst->msi_trigger[start + i]);
+		inst->msi_trigger[start + i] = ctx[i];
 	}
 	return ret;
 }
@@ -213,24 +213,24 @@ static int mdevmig_set_msi_locked(struct mdevmig_dev *mdev_state, u32 action, u3
  * (mdevmig_request()). Only TRIGGER: an eventfd (-1 drops it), or a loopback signal
  * with NONE / BOOL; NONE with count 0 drops it. Any other shape is -EINVAL.
  */
-static int mdevmig_set_req_locked(struct mdevmig_dev *mdev_state, u32 action, u32 data_type,
+static int mdevmig_set_req_locked(struct mdevmig_dev *inst, u32 action, u32 data_type,
 				  u32 count, void *data)
 {
-	lockdep_assert_held(&mdev_state->irq_lock);
+	lockdep_assert_held(&inst->irq_lock);
 	if (action != VFIO_IRQ_SET_ACTION_TRIGGER)
 		return -EINVAL;
 	if (data_type == VFIO_IRQ_SET_DATA_NONE && !count) {
-		mdevmig_trigger_put(&mdev_state->req_trigger);
+		mdevmig_trigger_put(&inst->req_trigger);
 		return 0;
 	}
 	if (count != 1 || (data_type != VFIO_IRQ_SET_DATA_NONE && !data))
 		return -EINVAL;
 	if (data_type == VFIO_IRQ_SET_DATA_EVENTFD)
-		return mdevmig_trigger_set(&mdev_state->req_trigger, *(s32 *)data);
-	if (!mdev_state->req_trigger)
+		return mdevmig_trigger_set(&inst->req_trigger, *(s32 *)data);
+	if (!inst->req_trigger)
 		return -EINVAL;
 	if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data)
-		mdevmig_eventfd_signal(mdev_state->req_trigger);
+		mdevmig_eventfd_signal(inst->req_trigger);
 	return 0;
 }
 
@@ -242,23 +242,23 @@ static int mdevmig_set_req_locked(struct mdevmig_dev *mdev_state, u32 action, u3
  */
 void mdevmig_request(struct vfio_device *vdev, unsigned int count)
 {
-	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
+	struct mdevmig_dev *inst = container_of(vdev, struct mdevmig_dev, vdev);
 
-	mutex_lock(&mdev_state->irq_lock);
-	if (mdev_state->req_trigger) {
+	mutex_lock(&inst->irq_lock);
+	if (inst->req_trigger) {
 		if (!(count % 10))
 			dev_notice_ratelimited(vdev->dev,
 					       "asking the user to release the device (request %u)\n",
 					       count);
-		mdevmig_eventfd_signal(mdev_state->req_trigger);
+		mdevmig_eventfd_signal(inst->req_trigger);
 	} else if (!count) {
 		dev_notice(vdev->dev,
 			   "device in use and no request eventfd set: removal waits for the user to close it\n");
 	}
-	mutex_unlock(&mdev_state->irq_lock);
+	mutex_unlock(&inst->irq_lock);
 }
 
-int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg)
+int mdevmig_set_irqs(struct mdevmig_dev *inst, unsigned long arg)
 {
 	struct vfio_irq_set hdr;
 	unsigned long minsz = offsetofend(struct vfio_irq_set, count);
@@ -282,19 +282,19 @@ int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg)
 			return PTR_ERR(data);
 	}
 
-	mutex_lock(&mdev_state->irq_lock);
+	mutex_lock(&inst->irq_lock);
 	if (hdr.index == VFIO_PCI_INTX_IRQ_INDEX)
-		ret = mdevmig_set_intx_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
+		ret = mdevmig_set_intx_locked(inst, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
 					      hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.start,
 					      hdr.count, data);
 	else if (hdr.index == VFIO_PCI_REQ_IRQ_INDEX)
-		ret = mdevmig_set_req_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
+		ret = mdevmig_set_req_locked(inst, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
 					     hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.count, data);
 	else
-		ret = mdevmig_set_msi_locked(mdev_state, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
+		ret = mdevmig_set_msi_locked(inst, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
 					     hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.start,
 					     hdr.count, data);
-	mutex_unlock(&mdev_state->irq_lock);
+	mutex_unlock(&inst->irq_lock);
 	kfree(data);
 	return ret;
 }

@@ -32,23 +32,23 @@
 #define V1_MASK		(V1_RUNNING | V1_SAVING | V1_RESUMING)
 #define V1_ERROR	(V1_SAVING | V1_RESUMING)
 
-int mdevmig_v1_init(struct mdevmig_dev *mdev_state)
+int mdevmig_v1_init(struct mdevmig_dev *inst)
 {
-	mdev_state->v1.device_state = V1_RUNNING;
-	mdev_state->v1.data = vmalloc_user(MDEVMIG_V1_DATA_SIZE);
-	return mdev_state->v1.data ? 0 : -ENOMEM;
+	inst->v1.device_state = V1_RUNNING;
+	inst->v1.data = vmalloc_user(MDEVMIG_V1_DATA_SIZE);
+	return inst->v1.data ? 0 : -ENOMEM;
 }
 
-static void mdevmig_v1_end_saving_locked(struct mdevmig_dev *mdev_state)
+static void mdevmig_v1_end_saving_locked(struct mdevmig_dev *inst)
 {
-	struct mdevmig_v1 *v1 = &mdev_state->v1;
+	struct mdevmig_v1 *v1 = &inst->v1;
 
-	lockdep_assert_held(&mdev_state->mig_lock);
+	lockdep_assert_held(&inst->mig_lock);
 	if (!v1->saver)
 		return;
-	mdev_state->stat_bytes_out += v1->saver->bytes;
-	mdev_state->stat_iterations = v1->saver->iterations;
-	mdev_state->stat_last_dirty = v1->saver->last_dirty;
+	inst->stat_bytes_out += v1->saver->bytes;
+	inst->stat_iterations = v1->saver->iterations;
+	inst->stat_last_dirty = v1->saver->last_dirty;
 	mdevmig_saver_free(v1->saver);
 	kfree(v1->saver);
 	v1->saver = NULL;
@@ -60,19 +60,19 @@ static void mdevmig_v1_end_saving_locked(struct mdevmig_dev *mdev_state)
  * device memory staged by a save or a stream written for a resume, which neither the
  * next opener nor the device after a reset may see.
  */
-void mdevmig_v1_reset_locked(struct mdevmig_dev *mdev_state)
+void mdevmig_v1_reset_locked(struct mdevmig_dev *inst)
 {
-	lockdep_assert_held(&mdev_state->mig_lock);
-	mdevmig_v1_end_saving_locked(mdev_state);
-	mdevmig_loader_free(&mdev_state->v1.ld, &mdev_state->v1.ldbuf);
-	mdev_state->v1.device_state = V1_RUNNING;
-	mdev_state->v1.data_size = 0;
-	memset(mdev_state->v1.data, 0, MDEVMIG_V1_DATA_SIZE);
+	lockdep_assert_held(&inst->mig_lock);
+	mdevmig_v1_end_saving_locked(inst);
+	mdevmig_loader_free(&inst->v1.ld, &inst->v1.ldbuf);
+	inst->v1.device_state = V1_RUNNING;
+	inst->v1.data_size = 0;
+	memset(inst->v1.data, 0, MDEVMIG_V1_DATA_SIZE);
 }
 
-void mdevmig_v1_free(struct mdevmig_dev *mdev_state)
+void mdevmig_v1_free(struct mdevmig_dev *inst)
 {
-	vfree(mdev_state->v1.data);
+	vfree(inst->v1.data);
 }
 
 static bool mdevmig_v1_state_valid(u32 s)
@@ -98,18 +98,18 @@ static enum vfio_device_mig_state mdevmig_v1_as_v2(u32 s)
 	return VFIO_DEVICE_STATE_ERROR;
 }
 
-static int mdevmig_v1_set_state_locked(struct mdevmig_dev *mdev_state, u32 new)
+static int mdevmig_v1_set_state_locked(struct mdevmig_dev *inst, u32 new)
 {
-	struct mdevmig_v1 *v1 = &mdev_state->v1;
+	struct mdevmig_v1 *v1 = &inst->v1;
 	u32 cur = v1->device_state;
 	bool running = new & V1_RUNNING, saving = new & V1_SAVING;
 	int ret;
 
-	lockdep_assert_held(&mdev_state->mig_lock);
+	lockdep_assert_held(&inst->mig_lock);
 	new &= V1_MASK;		/* reserved bits are the user's read-modify-write business */
 	if (new == cur)
 		return 0;
-	if (mdev_state->frontend == MDEVMIG_FE_V2)
+	if (inst->frontend == MDEVMIG_FE_V2)
 		return -EBUSY;
 	if (cur == V1_ERROR || !mdevmig_v1_state_valid(new))
 		return -EINVAL;
@@ -128,59 +128,59 @@ static int mdevmig_v1_set_state_locked(struct mdevmig_dev *mdev_state, u32 new)
 	}
 
 	if (cur & V1_RESUMING) {
-		ret = mdevmig_loader_end(mdev_state, v1->ld);
+		ret = mdevmig_loader_end(inst, v1->ld);
 		mdevmig_loader_free(&v1->ld, &v1->ldbuf);
 		if (ret) {
 			v1->device_state = V1_ERROR;
-			mdev_state->mig_state = VFIO_DEVICE_STATE_ERROR;
+			inst->mig_state = VFIO_DEVICE_STATE_ERROR;
 			return ret;
 		}
-		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+		mdevmig_set_mode(inst, MDEVMIG_MODE_PASSTHROUGH, false);
 	}
 	if ((cur & V1_SAVING) && !saving) {
-		mdevmig_v1_end_saving_locked(mdev_state);
-		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+		mdevmig_v1_end_saving_locked(inst);
+		mdevmig_set_mode(inst, MDEVMIG_MODE_PASSTHROUGH, false);
 	}
 	if (saving && !(cur & V1_SAVING)) {
 		v1->saver = kzalloc(sizeof(*v1->saver), GFP_KERNEL_ACCOUNT);
 		if (!v1->saver)
 			return -ENOMEM;
-		ret = mdevmig_saver_init(v1->saver, mdev_state, !running);
+		ret = mdevmig_saver_init(v1->saver, inst, !running);
 		if (ret) {
 			kfree(v1->saver);
 			v1->saver = NULL;
 			return ret;
 		}
-		mdevmig_set_mode(mdev_state, running ? MDEVMIG_MODE_TRACKED : MDEVMIG_MODE_TRAPPED, true);
+		mdevmig_set_mode(inst, running ? MDEVMIG_MODE_TRACKED : MDEVMIG_MODE_TRAPPED, true);
 	} else if (saving && !running) {
 		/* pre-copy -> stop-and-copy: the same stream goes on to the device state */
 		v1->saver->stopcopy = true;
-		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRAPPED, true);
+		mdevmig_set_mode(inst, MDEVMIG_MODE_TRAPPED, true);
 	}
 	if (new & V1_RESUMING) {
-		mdevmig_dev_run_locked(mdev_state, false, false);
-		ret = mdevmig_loader_start(mdev_state, &v1->ld, &v1->ldbuf);
+		mdevmig_dev_run_locked(inst, false, false);
+		ret = mdevmig_loader_start(inst, &v1->ld, &v1->ldbuf);
 		if (ret) {
-			mdevmig_dev_run_locked(mdev_state, cur & V1_RUNNING, cur & V1_RUNNING);
+			mdevmig_dev_run_locked(inst, cur & V1_RUNNING, cur & V1_RUNNING);
 			return ret;
 		}
-		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRAPPED, false);
+		mdevmig_set_mode(inst, MDEVMIG_MODE_TRAPPED, false);
 	}
-	mdevmig_dev_run_locked(mdev_state, running, running);
+	mdevmig_dev_run_locked(inst, running, running);
 	v1->device_state = new;
 	v1->data_size = 0;
-	mdev_state->mig_state = mdevmig_v1_as_v2(new);
-	mdev_state->frontend = new == V1_RUNNING ? MDEVMIG_FE_NONE : MDEVMIG_FE_V1;
+	inst->mig_state = mdevmig_v1_as_v2(new);
+	inst->frontend = new == V1_RUNNING ? MDEVMIG_FE_NONE : MDEVMIG_FE_V1;
 	return 0;
 }
 
 /* Stages the next records in the data section; returns data_offset. */
-static u64 mdevmig_v1_stage_locked(struct mdevmig_dev *mdev_state)
+static u64 mdevmig_v1_stage_locked(struct mdevmig_dev *inst)
 {
-	struct mdevmig_v1 *v1 = &mdev_state->v1;
+	struct mdevmig_v1 *v1 = &inst->v1;
 	long n;
 
-	lockdep_assert_held(&mdev_state->mig_lock);
+	lockdep_assert_held(&inst->mig_lock);
 	if (v1->saver) {
 		n = mdevmig_saver_produce(v1->saver, v1->data, MDEVMIG_V1_DATA_SIZE);
 		v1->data_size = n > 0 ? n : 0;
@@ -188,22 +188,22 @@ static u64 mdevmig_v1_stage_locked(struct mdevmig_dev *mdev_state)
 	return MDEVMIG_V1_DATA_OFFSET;
 }
 
-static u64 mdevmig_v1_pending_locked(struct mdevmig_dev *mdev_state)
+static u64 mdevmig_v1_pending_locked(struct mdevmig_dev *inst)
 {
 	u64 initial, dirty;
 
-	lockdep_assert_held(&mdev_state->mig_lock);
-	if (!mdev_state->v1.saver)
+	lockdep_assert_held(&inst->mig_lock);
+	if (!inst->v1.saver)
 		return 0;
-	mdevmig_saver_pending(mdev_state->v1.saver, &initial, &dirty);
+	mdevmig_saver_pending(inst->v1.saver, &initial, &dirty);
 	return initial + dirty;
 }
 
 /* Register access: one whole field per access. */
-static ssize_t mdevmig_v1_reg_rw(struct mdevmig_dev *mdev_state, char __user *ubuf,
+static ssize_t mdevmig_v1_reg_rw(struct mdevmig_dev *inst, char __user *ubuf,
 				 size_t count, u64 off, bool write)
 {
-	struct mdevmig_v1 *v1 = &mdev_state->v1;
+	struct mdevmig_v1 *v1 = &inst->v1;
 	u64 val = 0;
 	int ret = 0;
 
@@ -224,11 +224,11 @@ static ssize_t mdevmig_v1_reg_rw(struct mdevmig_dev *mdev_state, char __user *ub
 	if (write && copy_from_user(&val, ubuf, count))
 		return -EFAULT;
 
-	mutex_lock(&mdev_state->mig_lock);
+	mutex_lock(&inst->mig_lock);
 	switch (off) {
 	case offsetof(struct vfio_device_migration_info, device_state):
 		if (write)
-			ret = mdevmig_v1_set_state_locked(mdev_state, (u32)val);
+			ret = mdevmig_v1_set_state_locked(inst, (u32)val);
 		else
 			val = v1->device_state;
 		break;
@@ -236,13 +236,13 @@ static ssize_t mdevmig_v1_reg_rw(struct mdevmig_dev *mdev_state, char __user *ub
 		if (write)
 			ret = -EINVAL;
 		else
-			val = mdevmig_v1_pending_locked(mdev_state);
+			val = mdevmig_v1_pending_locked(inst);
 		break;
 	case offsetof(struct vfio_device_migration_info, data_offset):
 		if (write)
 			ret = -EINVAL;
 		else
-			val = mdevmig_v1_stage_locked(mdev_state);
+			val = mdevmig_v1_stage_locked(inst);
 		break;
 	case offsetof(struct vfio_device_migration_info, data_size):
 		if (!write) {
@@ -250,15 +250,15 @@ static ssize_t mdevmig_v1_reg_rw(struct mdevmig_dev *mdev_state, char __user *ub
 		} else if (!v1->ld || val > MDEVMIG_V1_DATA_SIZE) {
 			ret = -EINVAL;
 		} else {
-			ret = mdevmig_loader_write(mdev_state, v1->ld, v1->data, val);
+			ret = mdevmig_loader_write(inst, v1->ld, v1->data, val);
 			if (ret)
-				mdev_state->stat_last_error = mdevmig_loader_reason(v1->ld);
+				inst->stat_last_error = mdevmig_loader_reason(v1->ld);
 			else
-				mdev_state->stat_bytes_in += val;
+				inst->stat_bytes_in += val;
 		}
 		break;
 	}
-	mutex_unlock(&mdev_state->mig_lock);
+	mutex_unlock(&inst->mig_lock);
 	if (ret)
 		return ret;
 	if (!write && copy_to_user(ubuf, &val, count))
@@ -266,23 +266,23 @@ static ssize_t mdevmig_v1_reg_rw(struct mdevmig_dev *mdev_state, char __user *ub
 	return count;
 }
 
-ssize_t mdevmig_v1_rw(struct mdevmig_dev *mdev_state, char __user *ubuf, size_t count,
+ssize_t mdevmig_v1_rw(struct mdevmig_dev *inst, char __user *ubuf, size_t count,
 		      u64 off, bool write)
 {
 	if (off < sizeof(struct vfio_device_migration_info))
-		return mdevmig_v1_reg_rw(mdev_state, ubuf, count, off, write);
+		return mdevmig_v1_reg_rw(inst, ubuf, count, off, write);
 	if (off < MDEVMIG_V1_DATA_OFFSET || off >= MDEVMIG_V1_REGION_SIZE)
 		return -EINVAL;
 	off -= MDEVMIG_V1_DATA_OFFSET;
 	count = min_t(u64, count, MDEVMIG_V1_DATA_SIZE - off);
-	if (write ? copy_from_user(mdev_state->v1.data + off, ubuf, count)
-		  : copy_to_user(ubuf, mdev_state->v1.data + off, count))
+	if (write ? copy_from_user(inst->v1.data + off, ubuf, count)
+		  : copy_to_user(ubuf, inst->v1.data + off, count))
 		return -EFAULT;
 	return count;
 }
 
 /* The data section is mapped whole at mmap time: no fault handler, no locks. */
-int mdevmig_v1_mmap(struct mdevmig_dev *mdev_state, struct vm_area_struct *vma, u64 off)
+int mdevmig_v1_mmap(struct mdevmig_dev *inst, struct vm_area_struct *vma, u64 off)
 {
 	unsigned long size = vma->vm_end - vma->vm_start;
 
@@ -290,12 +290,12 @@ int mdevmig_v1_mmap(struct mdevmig_dev *mdev_state, struct vm_area_struct *vma, 
 	    off - MDEVMIG_V1_DATA_OFFSET >= MDEVMIG_V1_DATA_SIZE ||
 	    size > MDEVMIG_V1_DATA_SIZE - (off - MDEVMIG_V1_DATA_OFFSET))
 		return -EINVAL;
-	return remap_vmalloc_range(vma, mdev_state->v1.data,
+	return remap_vmalloc_range(vma, inst->v1.data,
 				   (off - MDEVMIG_V1_DATA_OFFSET) >> PAGE_SHIFT);
 }
 
 /* Size, flags and type capability of the region; vfio_dev.c adds the mmap-able data section. */
-int mdevmig_v1_region_info(struct mdevmig_dev *mdev_state, struct vfio_region_info *info,
+int mdevmig_v1_region_info(struct mdevmig_dev *inst, struct vfio_region_info *info,
 			   struct vfio_info_cap *caps)
 {
 	struct vfio_region_info_cap_type type = {

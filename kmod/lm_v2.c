@@ -18,34 +18,34 @@
  * data_fd is only ever disabled by the driver under mig_lock: the driver holds a file
  * reference until then, so a user's close never gets to disable it first.
  */
-static void mdevmig_migf_fold_stats_locked(struct mdevmig_dev *mdev_state,
+static void mdevmig_migf_fold_stats_locked(struct mdevmig_dev *inst,
 					   struct mdevmig_migf *migf)
 {
-	lockdep_assert_held(&mdev_state->mig_lock);
+	lockdep_assert_held(&inst->mig_lock);
 	lockdep_assert_held(&migf->lock);
 	if (migf->saving) {
-		mdev_state->stat_bytes_out += migf->saver.bytes;
-		mdev_state->stat_iterations = migf->saver.iterations;
-		mdev_state->stat_last_dirty = migf->saver.last_dirty;
+		inst->stat_bytes_out += migf->saver.bytes;
+		inst->stat_iterations = migf->saver.iterations;
+		inst->stat_last_dirty = migf->saver.last_dirty;
 		return;
 	}
-	mdev_state->stat_bytes_in += migf->bytes_in;
+	inst->stat_bytes_in += migf->bytes_in;
 	if (migf->ld && migf->ld->err)
-		mdev_state->stat_last_error = mdevmig_loader_reason(migf->ld);
+		inst->stat_last_error = mdevmig_loader_reason(migf->ld);
 }
 
 /*
  * Stops a data_fd for good: its buffers go, later reads and writes get -ENODEV. With
- * @mdev_state (the driver's call, under mig_lock) the session's totals are kept.
+ * @inst (the driver's call, under mig_lock) the session's totals are kept.
  */
-static void mdevmig_migf_disable(struct mdevmig_migf *migf, struct mdevmig_dev *mdev_state)
+static void mdevmig_migf_disable(struct mdevmig_migf *migf, struct mdevmig_dev *inst)
 {
 	mutex_lock(&migf->lock);
 	if (!migf->disabled) {
 
 		migf->disabled = true;
-		if (mdev_state)
-			mdevmig_migf_fold_stats_locked(mdev_state, migf);
+		if (inst)
+			mdevmig_migf_fold_stats_locked(inst, migf);
 		mdevmig_saver_free(&migf->saver);
 		kvfree(migf->buf);
 		migf->buf = NULL;
@@ -104,7 +104,7 @@ out_unlock:
 
 static long mdevmig_precopy_info(struct mdevmig_migf *migf, unsigned long arg)
 {
-	struct mdevmig_dev *mdev_state = migf->mdev_state;
+	struct mdevmig_dev *inst = migf->inst;
 	unsigned long minsz = offsetofend(struct vfio_precopy_info, dirty_bytes);
 	struct vfio_precopy_info info;
 	u64 staged;
@@ -119,14 +119,14 @@ static long mdevmig_precopy_info(struct mdevmig_migf *migf, unsigned long arg)
 	if (migf->disabled) {
 		ret = -ENODEV;
 	} else {
-		enum vfio_device_mig_state state = READ_ONCE(mdev_state->mig_state);
+		enum vfio_device_mig_state state = READ_ONCE(inst->mig_state);
 
 		if (state != VFIO_DEVICE_STATE_PRE_COPY && state != VFIO_DEVICE_STATE_PRE_COPY_P2P) {
 			ret = -EINVAL;
 		} else {
 			mdevmig_saver_pending(&migf->saver, &info.initial_bytes, &info.dirty_bytes);
 			staged = migf->buf_len - migf->buf_pos;
-			if (migf->saver.next_page < mdev_state->nr_pages || !migf->saver.compat_sent)
+			if (migf->saver.next_page < inst->nr_pages || !migf->saver.compat_sent)
 				info.initial_bytes += staged;
 			else
 				info.dirty_bytes += staged;
@@ -169,7 +169,7 @@ static ssize_t mdevmig_resume_write(struct file *filp, const char __user *ubuf, 
 			ret = -EFAULT;
 			break;
 		}
-		ret = mdevmig_loader_write(migf->mdev_state, migf->ld, migf->buf, chunk);
+		ret = mdevmig_loader_write(migf->inst, migf->ld, migf->buf, chunk);
 		if (ret)
 			break;
 		done += chunk;
@@ -194,7 +194,7 @@ static const struct file_operations mdevmig_resume_fops = {
 	.release = mdevmig_migf_release,
 };
 
-static struct mdevmig_migf *mdevmig_migf_create(struct mdevmig_dev *mdev_state, bool saving,
+static struct mdevmig_migf *mdevmig_migf_create(struct mdevmig_dev *inst, bool saving,
 						bool stopcopy)
 {
 	struct mdevmig_migf *migf;
@@ -204,15 +204,15 @@ static struct mdevmig_migf *mdevmig_migf_create(struct mdevmig_dev *mdev_state, 
 	if (!migf)
 		return ERR_PTR(-ENOMEM);
 	mutex_init(&migf->lock);
-	migf->mdev_state = mdev_state;
+	migf->inst = inst;
 	migf->saving = saving;
 	migf->buf = kvmalloc(MDEVMIG_SAVE_RECORD_MAX, GFP_KERNEL_ACCOUNT);
 	if (!migf->buf) {
 		ret = -ENOMEM;
 		goto out_free;
 	}
-	ret = saving ? mdevmig_saver_init(&migf->saver, mdev_state, stopcopy)
-		     : mdevmig_loader_start(mdev_state, &migf->ld, &migf->ldbuf);
+	ret = saving ? mdevmig_saver_init(&migf->saver, inst, stopcopy)
+		     : mdevmig_loader_start(inst, &migf->ld, &migf->ldbuf);
 	if (ret)
 		goto out_free;
 
@@ -234,129 +234,129 @@ out_free:
 }
 
 /* Disables both data_fds and drops the driver's references to them. */
-static void mdevmig_migf_close_all_locked(struct mdevmig_dev *mdev_state)
+static void mdevmig_migf_close_all_locked(struct mdevmig_dev *inst)
 {
-	lockdep_assert_held(&mdev_state->mig_lock);
-	if (mdev_state->saving_migf) {
-		mdevmig_migf_disable(mdev_state->saving_migf, mdev_state);
-		fput(mdev_state->saving_migf->filp);
-		mdev_state->saving_migf = NULL;
+	lockdep_assert_held(&inst->mig_lock);
+	if (inst->saving_migf) {
+		mdevmig_migf_disable(inst->saving_migf, inst);
+		fput(inst->saving_migf->filp);
+		inst->saving_migf = NULL;
 	}
-	if (mdev_state->resuming_migf) {
-		mdevmig_migf_disable(mdev_state->resuming_migf, mdev_state);
-		fput(mdev_state->resuming_migf->filp);
-		mdev_state->resuming_migf = NULL;
+	if (inst->resuming_migf) {
+		mdevmig_migf_disable(inst->resuming_migf, inst);
+		fput(inst->resuming_migf->filp);
+		inst->resuming_migf = NULL;
 	}
 }
 
 /* Starts a saving or resuming data_fd; the core installs the returned file as an fd. */
-static struct file *mdevmig_migf_open_locked(struct mdevmig_dev *mdev_state, bool saving,
+static struct file *mdevmig_migf_open_locked(struct mdevmig_dev *inst, bool saving,
 					     bool stopcopy)
 {
 	struct mdevmig_migf *migf;
 
-	lockdep_assert_held(&mdev_state->mig_lock);
-	migf = mdevmig_migf_create(mdev_state, saving, stopcopy);
+	lockdep_assert_held(&inst->mig_lock);
+	migf = mdevmig_migf_create(inst, saving, stopcopy);
 	if (IS_ERR(migf))
 		return ERR_CAST(migf);
 	get_file(migf->filp);	/* the driver's reference, dropped when disabled */
 	if (saving)
-		mdev_state->saving_migf = migf;
+		inst->saving_migf = migf;
 	else
-		mdev_state->resuming_migf = migf;
+		inst->resuming_migf = migf;
 	return migf->filp;
 }
 
 /* One FSM arc; vfio_mig_get_next_state() composes the paths. */
-static struct file *mdevmig_step_state_locked(struct mdevmig_dev *mdev_state,
+static struct file *mdevmig_step_state_locked(struct mdevmig_dev *inst,
 					      enum vfio_device_mig_state cur,
 					      enum vfio_device_mig_state new)
 {
 	struct file *filp;
 	int ret;
 
-	lockdep_assert_held(&mdev_state->mig_lock);
+	lockdep_assert_held(&inst->mig_lock);
 
 	/* Arcs that change how the device runs and nothing else. */
 	if (cur == VFIO_DEVICE_STATE_RUNNING && new == VFIO_DEVICE_STATE_RUNNING_P2P) {
-		mdevmig_dev_run_locked(mdev_state, false, true);
+		mdevmig_dev_run_locked(inst, false, true);
 		return NULL;
 	}
 	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P && new == VFIO_DEVICE_STATE_RUNNING) {
-		mdevmig_dev_run_locked(mdev_state, true, true);
+		mdevmig_dev_run_locked(inst, true, true);
 		return NULL;
 	}
 	if (cur == VFIO_DEVICE_STATE_RUNNING_P2P && new == VFIO_DEVICE_STATE_STOP) {
-		mdevmig_dev_run_locked(mdev_state, false, false);
+		mdevmig_dev_run_locked(inst, false, false);
 		return NULL;
 	}
 	if (cur == VFIO_DEVICE_STATE_STOP && new == VFIO_DEVICE_STATE_RUNNING_P2P) {
-		mdevmig_dev_run_locked(mdev_state, false, true);
+		mdevmig_dev_run_locked(inst, false, true);
 		return NULL;
 	}
 	if (cur == VFIO_DEVICE_STATE_PRE_COPY && new == VFIO_DEVICE_STATE_PRE_COPY_P2P) {
-		mdevmig_dev_run_locked(mdev_state, false, true);
+		mdevmig_dev_run_locked(inst, false, true);
 		return NULL;
 	}
 	if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P && new == VFIO_DEVICE_STATE_PRE_COPY) {
-		mdevmig_dev_run_locked(mdev_state, true, true);
+		mdevmig_dev_run_locked(inst, true, true);
 		return NULL;
 	}
 
 	/* Arcs that end a data transfer session. */
 	if (cur == VFIO_DEVICE_STATE_STOP_COPY && new == VFIO_DEVICE_STATE_STOP) {
-		mdevmig_migf_close_all_locked(mdev_state);
-		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+		mdevmig_migf_close_all_locked(inst);
+		mdevmig_set_mode(inst, MDEVMIG_MODE_PASSTHROUGH, false);
 		return NULL;
 	}
 	if (cur == VFIO_DEVICE_STATE_RESUMING && new == VFIO_DEVICE_STATE_STOP) {
-		struct mdevmig_migf *migf = mdev_state->resuming_migf;
+		struct mdevmig_migf *migf = inst->resuming_migf;
 
 		mutex_lock(&migf->lock);
-		ret = mdevmig_loader_end(mdev_state, migf->ld);
+		ret = mdevmig_loader_end(inst, migf->ld);
 		mutex_unlock(&migf->lock);
-		mdevmig_migf_close_all_locked(mdev_state);
+		mdevmig_migf_close_all_locked(inst);
 		if (ret)
 			return ERR_PTR(ret);
-		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+		mdevmig_set_mode(inst, MDEVMIG_MODE_PASSTHROUGH, false);
 		return NULL;
 	}
 	if ((cur == VFIO_DEVICE_STATE_PRE_COPY && new == VFIO_DEVICE_STATE_RUNNING) ||
 	    (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P && new == VFIO_DEVICE_STATE_RUNNING_P2P)) {
 		/* A cancelled migration: nothing was changed, tracking just stops. */
-		mdevmig_migf_close_all_locked(mdev_state);
-		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+		mdevmig_migf_close_all_locked(inst);
+		mdevmig_set_mode(inst, MDEVMIG_MODE_PASSTHROUGH, false);
 		return NULL;
 	}
 
 	/* Arcs that open a data transfer session. */
 	if (cur == VFIO_DEVICE_STATE_STOP && new == VFIO_DEVICE_STATE_STOP_COPY) {
-		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRAPPED, true);
-		filp = mdevmig_migf_open_locked(mdev_state, true, true);
+		mdevmig_set_mode(inst, MDEVMIG_MODE_TRAPPED, true);
+		filp = mdevmig_migf_open_locked(inst, true, true);
 		if (IS_ERR(filp))
-			mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+			mdevmig_set_mode(inst, MDEVMIG_MODE_PASSTHROUGH, false);
 		return filp;
 	}
 	if (cur == VFIO_DEVICE_STATE_STOP && new == VFIO_DEVICE_STATE_RESUMING) {
-		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRAPPED, false);
-		filp = mdevmig_migf_open_locked(mdev_state, false, false);
+		mdevmig_set_mode(inst, MDEVMIG_MODE_TRAPPED, false);
+		filp = mdevmig_migf_open_locked(inst, false, false);
 		if (IS_ERR(filp))
-			mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+			mdevmig_set_mode(inst, MDEVMIG_MODE_PASSTHROUGH, false);
 		return filp;
 	}
 	if ((cur == VFIO_DEVICE_STATE_RUNNING && new == VFIO_DEVICE_STATE_PRE_COPY) ||
 	    (cur == VFIO_DEVICE_STATE_RUNNING_P2P && new == VFIO_DEVICE_STATE_PRE_COPY_P2P)) {
-		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRACKED, true);
-		filp = mdevmig_migf_open_locked(mdev_state, true, false);
+		mdevmig_set_mode(inst, MDEVMIG_MODE_TRACKED, true);
+		filp = mdevmig_migf_open_locked(inst, true, false);
 		if (IS_ERR(filp))
-			mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+			mdevmig_set_mode(inst, MDEVMIG_MODE_PASSTHROUGH, false);
 		return filp;
 	}
 	if (cur == VFIO_DEVICE_STATE_PRE_COPY_P2P && new == VFIO_DEVICE_STATE_STOP_COPY) {
-		struct mdevmig_migf *migf = mdev_state->saving_migf;
+		struct mdevmig_migf *migf = inst->saving_migf;
 
-		mdevmig_dev_run_locked(mdev_state, false, false);
-		mdevmig_set_mode(mdev_state, MDEVMIG_MODE_TRAPPED, true);
+		mdevmig_dev_run_locked(inst, false, false);
+		mdevmig_set_mode(inst, MDEVMIG_MODE_TRAPPED, true);
 		mutex_lock(&migf->lock);
 		migf->saver.stopcopy = true;
 		mutex_unlock(&migf->lock);
@@ -370,57 +370,57 @@ static struct file *mdevmig_step_state_locked(struct mdevmig_dev *mdev_state,
 static struct file *mdevmig_set_state(struct vfio_device *vdev,
 				      enum vfio_device_mig_state new_state)
 {
-	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
+	struct mdevmig_dev *inst = container_of(vdev, struct mdevmig_dev, vdev);
 	enum vfio_device_mig_state next;
 	struct file *res = NULL;
 	int ret;
 
-	mutex_lock(&mdev_state->mig_lock);
-	if (mdev_state->frontend == MDEVMIG_FE_V1) {
+	mutex_lock(&inst->mig_lock);
+	if (inst->frontend == MDEVMIG_FE_V1) {
 		res = ERR_PTR(-EBUSY);	/* the v1 region is in use */
 		goto out_unlock;
 	}
-	while (mdev_state->mig_state != new_state) {
+	while (inst->mig_state != new_state) {
 		/*
 		 * ERROR is left only by a reset: the core's path table has no arcs out of
 		 * it and WARNs when asked for one.
 		 */
-		if (mdev_state->mig_state == VFIO_DEVICE_STATE_ERROR) {
+		if (inst->mig_state == VFIO_DEVICE_STATE_ERROR) {
 			res = ERR_PTR(-EINVAL);
 			break;
 		}
-		ret = vfio_mig_get_next_state(vdev, mdev_state->mig_state, new_state, &next);
+		ret = vfio_mig_get_next_state(vdev, inst->mig_state, new_state, &next);
 		if (ret) {
 			res = ERR_PTR(ret);
 			break;
 		}
-		res = mdevmig_step_state_locked(mdev_state, mdev_state->mig_state, next);
+		res = mdevmig_step_state_locked(inst, inst->mig_state, next);
 		if (IS_ERR(res)) {
 			/* A failed load leaves nothing to go back to: the device needs a reset. */
-			if (mdev_state->mig_state == VFIO_DEVICE_STATE_RESUMING)
-				mdev_state->mig_state = VFIO_DEVICE_STATE_ERROR;
+			if (inst->mig_state == VFIO_DEVICE_STATE_RESUMING)
+				inst->mig_state = VFIO_DEVICE_STATE_ERROR;
 			break;
 		}
-		mdev_state->mig_state = next;
+		inst->mig_state = next;
 		if (WARN_ON(res && new_state != next)) {
 			res = ERR_PTR(-EINVAL);
 			break;
 		}
 	}
-	mdev_state->frontend = mdev_state->mig_state == VFIO_DEVICE_STATE_RUNNING ?
-			       MDEVMIG_FE_NONE : MDEVMIG_FE_V2;
+	inst->frontend = inst->mig_state == VFIO_DEVICE_STATE_RUNNING ?
+			 MDEVMIG_FE_NONE : MDEVMIG_FE_V2;
 out_unlock:
-	mutex_unlock(&mdev_state->mig_lock);
+	mutex_unlock(&inst->mig_lock);
 	return res;
 }
 
 static int mdevmig_get_state(struct vfio_device *vdev, enum vfio_device_mig_state *state)
 {
-	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
+	struct mdevmig_dev *inst = container_of(vdev, struct mdevmig_dev, vdev);
 
-	mutex_lock(&mdev_state->mig_lock);
-	*state = mdev_state->mig_state;
-	mutex_unlock(&mdev_state->mig_lock);
+	mutex_lock(&inst->mig_lock);
+	*state = inst->mig_state;
+	mutex_unlock(&inst->mig_lock);
 	return 0;
 }
 
@@ -429,14 +429,14 @@ static int mdevmig_get_state(struct vfio_device *vdev, enum vfio_device_mig_stat
  * An op of kernels with pre-copy only (compat.h).
  */
 static int __maybe_unused mdevmig_get_data_size(struct vfio_device *vdev,
-						 unsigned long *stop_copy_length)
+						unsigned long *stop_copy_length)
 {
-	struct mdevmig_dev *mdev_state = container_of(vdev, struct mdevmig_dev, vdev);
+	struct mdevmig_dev *inst = container_of(vdev, struct mdevmig_dev, vdev);
 	u64 initial, dirty;
 
-	mutex_lock(&mdev_state->mig_lock);
-	if (mdev_state->saving_migf) {
-		struct mdevmig_migf *migf = mdev_state->saving_migf;
+	mutex_lock(&inst->mig_lock);
+	if (inst->saving_migf) {
+		struct mdevmig_migf *migf = inst->saving_migf;
 
 		mutex_lock(&migf->lock);
 		mdevmig_saver_pending(&migf->saver, &initial, &dirty);
@@ -444,10 +444,10 @@ static int __maybe_unused mdevmig_get_data_size(struct vfio_device *vdev,
 		if (!migf->saver.stopcopy)
 			dirty += mdevmig_stream_state_size() + MDEVMIG_SMALL_RECORD_MAX;
 	} else {
-		initial = MDEVMIG_SMALL_RECORD_MAX + mdevmig_page_cost(mdev_state->nr_pages);
+		initial = MDEVMIG_SMALL_RECORD_MAX + mdevmig_page_cost(inst->nr_pages);
 		dirty = mdevmig_stream_state_size() + MDEVMIG_SMALL_RECORD_MAX;
 	}
-	mutex_unlock(&mdev_state->mig_lock);
+	mutex_unlock(&inst->mig_lock);
 	*stop_copy_length = initial + dirty;
 	return 0;
 }
@@ -458,16 +458,16 @@ static const struct vfio_migration_ops mdevmig_mig_ops = {
 	MDEVMIG_MIG_OPS_GET_DATA_SIZE(mdevmig_get_data_size)
 };
 
-void mdevmig_v2_init(struct mdevmig_dev *mdev_state)
+void mdevmig_v2_init(struct mdevmig_dev *inst)
 {
-	mdev_state->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
-					   MDEVMIG_MIGRATION_PRE_COPY;
-	mdev_state->vdev.mig_ops = &mdevmig_mig_ops;
+	inst->vdev.migration_flags = VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P |
+				     MDEVMIG_MIGRATION_PRE_COPY;
+	inst->vdev.mig_ops = &mdevmig_mig_ops;
 }
 
 /* Ends any v2 session (VFIO_DEVICE_RESET, close): both data_fds are disabled. */
-void mdevmig_v2_reset_locked(struct mdevmig_dev *mdev_state)
+void mdevmig_v2_reset_locked(struct mdevmig_dev *inst)
 {
-	lockdep_assert_held(&mdev_state->mig_lock);
-	mdevmig_migf_close_all_locked(mdev_state);
+	lockdep_assert_held(&inst->mig_lock);
+	mdevmig_migf_close_all_locked(inst);
 }

@@ -7,16 +7,16 @@
  *                   function bound to the mdevmig PCI driver (its memory BAR). It is
  *                   registered with the mdev core and offers MDEVMIG_NR_TYPES types,
  *                   each a power-of-two fraction of the parent's memory.
- *   mdevmig_dev     one per mdev instance: the vfio_device, its slice of parent
+ *   mdevmig_dev     one per mdev instance, named inst: the vfio_device, its slice of parent
  *                   memory and (later) the device model and migration state.
  *
  * Lock order (outer to inner)
  *   mdevmig_parents_lock  ->  parent->slots_lock
- *   mdev_state->mig_lock  ->  migf->lock  ->  mdev_state->state_lock
- *   mmap_lock (fault path)  ->  mdev_state->mode_lock
- *   mdev_state->state_lock  ->  mdev_state->mode_lock  ->  i_mmap_rwsem (zapping)
- *   mdev_state->state_lock  ->  mdev_state->irq_lock
- *   mdev_state->state_lock  ->  mdev_state->dmalog.lock
+ *   inst->mig_lock  ->  migf->lock  ->  inst->state_lock
+ *   mmap_lock (fault path)  ->  inst->mode_lock
+ *   inst->state_lock  ->  inst->mode_lock  ->  i_mmap_rwsem (zapping)
+ *   inst->state_lock  ->  inst->irq_lock
+ *   inst->state_lock  ->  inst->dmalog.lock
  * Nothing is copied from or to user memory while holding mode_lock: a user buffer
  * could be a mapping of BAR2 itself, whose fault handler takes mode_lock.
  */
@@ -122,7 +122,7 @@ enum mdevmig_frontend {
  * (stopcopy) the device state and END. Owned by a data_fd or the v1 region.
  */
 struct mdevmig_saver {
-	struct mdevmig_dev *mdev_state;
+	struct mdevmig_dev *inst;
 	bool stopcopy;			/* device stopped: finish with state + END */
 	bool compat_sent;
 	bool state_sent;
@@ -138,7 +138,7 @@ struct mdevmig_saver {
 /* A v2 data_fd. */
 struct mdevmig_migf {
 	struct file *filp;
-	struct mdevmig_dev *mdev_state;	/* not touched once disabled */
+	struct mdevmig_dev *inst;	/* not touched once disabled */
 	struct mutex lock;		/* protects all below */
 	bool disabled;			/* reads/writes fail with -ENODEV */
 	bool saving;
@@ -248,9 +248,9 @@ int mdevmig_slots_claim(struct mdevmig_parent *parent, unsigned int nr_slots,
 void mdevmig_slots_release(struct mdevmig_parent *parent, unsigned int first_slot,
 			   unsigned int nr_slots);
 
-static inline u64 mdevmig_region_offset(const struct mdevmig_dev *mdev_state, unsigned int index)
+static inline u64 mdevmig_region_offset(const struct mdevmig_dev *inst, unsigned int index)
 {
-	return ((u64)mdev_state->id << MDEVMIG_ID_SHIFT) | ((u64)index << MDEVMIG_REGION_SHIFT);
+	return ((u64)inst->id << MDEVMIG_ID_SHIFT) | ((u64)index << MDEVMIG_REGION_SHIFT);
 }
 
 /* vfio_dev.c */
@@ -262,78 +262,78 @@ extern const struct attribute_group *mdevmig_mdev_groups[];
 extern const struct mdevmig_model_ops mdevmig_model_host_ops;
 int mdevmig_engine_init(void);
 void mdevmig_engine_exit(void);
-void mdevmig_engine_lock_for_change(struct mdevmig_dev *mdev_state);
-void mdevmig_engine_start_locked(struct mdevmig_dev *mdev_state);
-void mdevmig_engine_stop_locked(struct mdevmig_dev *mdev_state);
-void mdevmig_engine_cancel(struct mdevmig_dev *mdev_state);
-void mdevmig_engine_init_dev(struct mdevmig_dev *mdev_state);
+void mdevmig_engine_lock_for_change(struct mdevmig_dev *inst);
+void mdevmig_engine_start_locked(struct mdevmig_dev *inst);
+void mdevmig_engine_stop_locked(struct mdevmig_dev *inst);
+void mdevmig_engine_cancel(struct mdevmig_dev *inst);
+void mdevmig_engine_init_dev(struct mdevmig_dev *inst);
 extern struct device_attribute mdevmig_dev_attr_engine_budget;
 
 /* irq.c */
-int mdevmig_set_irqs(struct mdevmig_dev *mdev_state, unsigned long arg);
-int mdevmig_get_irq_info(struct mdevmig_dev *mdev_state, unsigned long arg);
-void mdevmig_irq_disable_all(struct mdevmig_dev *mdev_state);
-void mdevmig_irq_msi(struct mdevmig_dev *mdev_state, unsigned int vector);
-void mdevmig_irq_intx(struct mdevmig_dev *mdev_state, bool level);
-void mdevmig_irq_resume(struct mdevmig_dev *mdev_state);
+int mdevmig_set_irqs(struct mdevmig_dev *inst, unsigned long arg);
+int mdevmig_get_irq_info(struct mdevmig_dev *inst, unsigned long arg);
+void mdevmig_irq_disable_all(struct mdevmig_dev *inst);
+void mdevmig_irq_msi(struct mdevmig_dev *inst, unsigned int vector);
+void mdevmig_irq_intx(struct mdevmig_dev *inst, bool level);
+void mdevmig_irq_resume(struct mdevmig_dev *inst);
 void mdevmig_request(struct vfio_device *vdev, unsigned int count);
 
 /* mem.c: BAR2, access modes, dirty pages */
-int mdevmig_mem_init(struct mdevmig_dev *mdev_state);
-void mdevmig_mem_free(struct mdevmig_dev *mdev_state);
-int mdevmig_bar2_mmap(struct mdevmig_dev *mdev_state, struct vm_area_struct *vma);
-ssize_t mdevmig_bar2_rw(struct mdevmig_dev *mdev_state, char __user *ubuf, size_t count,
+int mdevmig_mem_init(struct mdevmig_dev *inst);
+void mdevmig_mem_free(struct mdevmig_dev *inst);
+int mdevmig_bar2_mmap(struct mdevmig_dev *inst, struct vm_area_struct *vma);
+ssize_t mdevmig_bar2_rw(struct mdevmig_dev *inst, char __user *ubuf, size_t count,
 			u64 pos, bool write);
-void mdevmig_set_mode(struct mdevmig_dev *mdev_state, enum mdevmig_bar2_mode mode, bool logging);
-void mdevmig_mem_reset(struct mdevmig_dev *mdev_state);
-unsigned long mdevmig_dirty_count(struct mdevmig_dev *mdev_state);
-unsigned long mdevmig_dirty_harvest(struct mdevmig_dev *mdev_state, unsigned long *out);
+void mdevmig_set_mode(struct mdevmig_dev *inst, enum mdevmig_bar2_mode mode, bool logging);
+void mdevmig_mem_reset(struct mdevmig_dev *inst);
+unsigned long mdevmig_dirty_count(struct mdevmig_dev *inst);
+unsigned long mdevmig_dirty_harvest(struct mdevmig_dev *inst, unsigned long *out);
 const char *mdevmig_mode_name(enum mdevmig_bar2_mode mode);
 
 /*
  * mig.c: what the migration front-ends share (saver, loader, state effects, reset of
  * the shared state, sysfs). Calls no front-end.
  */
-void mdevmig_mig_init(struct mdevmig_dev *mdev_state);
-void mdevmig_mig_reset_locked(struct mdevmig_dev *mdev_state, bool run);
+void mdevmig_mig_init(struct mdevmig_dev *inst);
+void mdevmig_mig_reset_locked(struct mdevmig_dev *inst, bool run);
 u64 mdevmig_page_cost(unsigned long pages);
-int mdevmig_saver_init(struct mdevmig_saver *saver, struct mdevmig_dev *mdev_state,
+int mdevmig_saver_init(struct mdevmig_saver *saver, struct mdevmig_dev *inst,
 		       bool stopcopy);
 void mdevmig_saver_free(struct mdevmig_saver *saver);
 long mdevmig_saver_produce(struct mdevmig_saver *saver, u8 *buf, size_t size);
 void mdevmig_saver_pending(struct mdevmig_saver *saver, u64 *initial, u64 *dirty);
 int mdevmig_loader_alloc(struct mdevmig_loader **ld, u8 **ldbuf);
-int mdevmig_loader_start(struct mdevmig_dev *mdev_state, struct mdevmig_loader **ld,
+int mdevmig_loader_start(struct mdevmig_dev *inst, struct mdevmig_loader **ld,
 			 u8 **ldbuf);
-int mdevmig_loader_write(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld,
+int mdevmig_loader_write(struct mdevmig_dev *inst, struct mdevmig_loader *ld,
 			 const u8 *data, size_t len);
-int mdevmig_loader_end(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld);
+int mdevmig_loader_end(struct mdevmig_dev *inst, struct mdevmig_loader *ld);
 void mdevmig_loader_free(struct mdevmig_loader **ld, u8 **ldbuf);
-void mdevmig_dev_run_locked(struct mdevmig_dev *mdev_state, bool dma, bool irq);
+void mdevmig_dev_run_locked(struct mdevmig_dev *inst, bool dma, bool irq);
 extern struct device_attribute mdevmig_dev_attr_migration;
 
 /* lm_v2.c: the v2 front-end (migration_set_state, data_fd), over mig.c */
-void mdevmig_v2_init(struct mdevmig_dev *mdev_state);
-void mdevmig_v2_reset_locked(struct mdevmig_dev *mdev_state);
+void mdevmig_v2_init(struct mdevmig_dev *inst);
+void mdevmig_v2_reset_locked(struct mdevmig_dev *inst);
 
 /* dirty.c: device DMA logging */
-void mdevmig_dmalog_init(struct mdevmig_dev *mdev_state);
-void mdevmig_dmalog_stop(struct mdevmig_dev *mdev_state);
-void mdevmig_dmalog_free(struct mdevmig_dev *mdev_state);
-void mdevmig_dmalog_mark(struct mdevmig_dev *mdev_state, u64 iova, u64 len);
+void mdevmig_dmalog_init(struct mdevmig_dev *inst);
+void mdevmig_dmalog_stop(struct mdevmig_dev *inst);
+void mdevmig_dmalog_free(struct mdevmig_dev *inst);
+void mdevmig_dmalog_mark(struct mdevmig_dev *inst, u64 iova, u64 len);
 
 /* lm_v1.c: the v1 migration region (QEMU <= 7.2), over mig.c */
 #define MDEVMIG_V1_REGION_INDEX		VFIO_PCI_NUM_REGIONS
 #define MDEVMIG_V1_DATA_OFFSET		PAGE_SIZE
 #define MDEVMIG_V1_DATA_SIZE		(1u << 20)
 #define MDEVMIG_V1_REGION_SIZE		(MDEVMIG_V1_DATA_OFFSET + MDEVMIG_V1_DATA_SIZE)
-int mdevmig_v1_init(struct mdevmig_dev *mdev_state);
-void mdevmig_v1_free(struct mdevmig_dev *mdev_state);
-void mdevmig_v1_reset_locked(struct mdevmig_dev *mdev_state);
-ssize_t mdevmig_v1_rw(struct mdevmig_dev *mdev_state, char __user *ubuf, size_t count,
+int mdevmig_v1_init(struct mdevmig_dev *inst);
+void mdevmig_v1_free(struct mdevmig_dev *inst);
+void mdevmig_v1_reset_locked(struct mdevmig_dev *inst);
+ssize_t mdevmig_v1_rw(struct mdevmig_dev *inst, char __user *ubuf, size_t count,
 		      u64 off, bool write);
-int mdevmig_v1_mmap(struct mdevmig_dev *mdev_state, struct vm_area_struct *vma, u64 off);
-int mdevmig_v1_region_info(struct mdevmig_dev *mdev_state, struct vfio_region_info *info,
+int mdevmig_v1_mmap(struct mdevmig_dev *inst, struct vm_area_struct *vma, u64 off);
+int mdevmig_v1_region_info(struct mdevmig_dev *inst, struct vfio_region_info *info,
 			   struct vfio_info_cap *caps);
 
 #endif /* MDEVMIG_H */

@@ -48,16 +48,16 @@ const char *mdevmig_mode_name(enum mdevmig_bar2_mode mode)
 	return "?";
 }
 
-static enum mdevmig_bar2_mode mdevmig_effective_mode_locked(struct mdevmig_dev *mdev_state)
+static enum mdevmig_bar2_mode mdevmig_effective_mode_locked(struct mdevmig_dev *inst)
 {
-	lockdep_assert_held(&mdev_state->mode_lock);
-	return mdev_state->force_trapped ? MDEVMIG_MODE_TRAPPED : mdev_state->mode;
+	lockdep_assert_held(&inst->mode_lock);
+	return inst->force_trapped ? MDEVMIG_MODE_TRAPPED : inst->mode;
 }
 
-static unsigned long mdevmig_page_pfn(struct mdevmig_dev *mdev_state, unsigned long page)
+static unsigned long mdevmig_page_pfn(struct mdevmig_dev *inst, unsigned long page)
 {
-	struct mdevmig_parent *parent = mdev_state->parent;
-	u64 off = mdev_state->mem_offset + ((u64)page << PAGE_SHIFT);
+	struct mdevmig_parent *parent = inst->parent;
+	u64 off = inst->mem_offset + ((u64)page << PAGE_SHIFT);
 
 	if (parent->kind == MDEVMIG_PARENT_SIM)
 		return vmalloc_to_pfn((u8 *)parent->mem_va + off);
@@ -65,23 +65,23 @@ static unsigned long mdevmig_page_pfn(struct mdevmig_dev *mdev_state, unsigned l
 }
 
 /* Removes every user PTE of this instance's BAR2; faults rebuild them in the new mode. */
-static void mdevmig_zap_locked(struct mdevmig_dev *mdev_state)
+static void mdevmig_zap_locked(struct mdevmig_dev *inst)
 {
-	lockdep_assert_held(&mdev_state->mode_lock);
-	if (mdev_state->bar2_mapping)
-		unmap_mapping_range(mdev_state->bar2_mapping,
-				    mdevmig_region_offset(mdev_state, VFIO_PCI_BAR2_REGION_INDEX),
-				    mdev_state->mem_size, true);
+	lockdep_assert_held(&inst->mode_lock);
+	if (inst->bar2_mapping)
+		unmap_mapping_range(inst->bar2_mapping,
+				    mdevmig_region_offset(inst, VFIO_PCI_BAR2_REGION_INDEX),
+				    inst->mem_size, true);
 }
 
 /* Zeroes the slice; up to 4 GiB, so in chunks. Nothing may access it meanwhile. */
-static void mdevmig_mem_zero(struct mdevmig_dev *mdev_state)
+static void mdevmig_mem_zero(struct mdevmig_dev *inst)
 {
 	u64 off;
 
-	for (off = 0; off < mdev_state->mem_size; off += MDEVMIG_ZERO_CHUNK) {
-		memset(mdev_state->mem + off, 0,
-		       min_t(u64, MDEVMIG_ZERO_CHUNK, mdev_state->mem_size - off));
+	for (off = 0; off < inst->mem_size; off += MDEVMIG_ZERO_CHUNK) {
+		memset(inst->mem + off, 0,
+		       min_t(u64, MDEVMIG_ZERO_CHUNK, inst->mem_size - off));
 		cond_resched();
 	}
 }
@@ -90,73 +90,73 @@ static void mdevmig_mem_zero(struct mdevmig_dev *mdev_state)
  * A new instance's memory starts zeroed: sim memory is zeroed when allocated and at
  * every close, but a PCI BAR holds whatever was there before the parent was bound.
  */
-int mdevmig_mem_init(struct mdevmig_dev *mdev_state)
+int mdevmig_mem_init(struct mdevmig_dev *inst)
 {
-	bool pci = mdev_state->parent->kind == MDEVMIG_PARENT_PCI;
+	bool pci = inst->parent->kind == MDEVMIG_PARENT_PCI;
 
-	mdev_state->mem = (u8 *)mdev_state->parent->mem_va + mdev_state->mem_offset;
-	mdev_state->nr_pages = mdev_state->mem_size >> PAGE_SHIFT;
-	mdev_state->dirty = bitmap_zalloc(mdev_state->nr_pages, GFP_KERNEL);
-	if (!mdev_state->dirty)
+	inst->mem = (u8 *)inst->parent->mem_va + inst->mem_offset;
+	inst->nr_pages = inst->mem_size >> PAGE_SHIFT;
+	inst->dirty = bitmap_zalloc(inst->nr_pages, GFP_KERNEL);
+	if (!inst->dirty)
 		return -ENOMEM;
-	mutex_init(&mdev_state->mode_lock);
-	mdev_state->mode = MDEVMIG_MODE_PASSTHROUGH;
-	mdev_state->no_mmap = pci && !READ_ONCE(pci_bar2_mmap);
-	mdev_state->force_trapped = mdev_state->no_mmap;
+	mutex_init(&inst->mode_lock);
+	inst->mode = MDEVMIG_MODE_PASSTHROUGH;
+	inst->no_mmap = pci && !READ_ONCE(pci_bar2_mmap);
+	inst->force_trapped = inst->no_mmap;
 	if (pci)
-		mdevmig_mem_zero(mdev_state);
+		mdevmig_mem_zero(inst);
 	return 0;
 }
 
-void mdevmig_mem_free(struct mdevmig_dev *mdev_state)
+void mdevmig_mem_free(struct mdevmig_dev *inst)
 {
-	bitmap_free(mdev_state->dirty);
-	mutex_destroy(&mdev_state->mode_lock);
+	bitmap_free(inst->dirty);
+	mutex_destroy(&inst->mode_lock);
 }
 
 /*
  * Switches BAR2 to @mode and dirty logging on or off (tracked mode implies it).
  * Turning logging on starts from an empty dirty set.
  */
-void mdevmig_set_mode(struct mdevmig_dev *mdev_state, enum mdevmig_bar2_mode mode, bool logging)
+void mdevmig_set_mode(struct mdevmig_dev *inst, enum mdevmig_bar2_mode mode, bool logging)
 {
 	logging |= mode == MDEVMIG_MODE_TRACKED;
-	mutex_lock(&mdev_state->mode_lock);
-	if (logging && !mdev_state->logging)
-		bitmap_zero(mdev_state->dirty, mdev_state->nr_pages);
-	if (mode != mdev_state->mode)
-		mdevmig_zap_locked(mdev_state);
-	mdev_state->mode = mode;
-	WRITE_ONCE(mdev_state->logging, logging);
-	mutex_unlock(&mdev_state->mode_lock);
+	mutex_lock(&inst->mode_lock);
+	if (logging && !inst->logging)
+		bitmap_zero(inst->dirty, inst->nr_pages);
+	if (mode != inst->mode)
+		mdevmig_zap_locked(inst);
+	inst->mode = mode;
+	WRITE_ONCE(inst->logging, logging);
+	mutex_unlock(&inst->mode_lock);
 }
 
 /*
  * Moves the dirty bits into @out (ORed in; may be NULL to drop them) and re-arms
  * tracking: pages written from now on fault again and are marked again.
  */
-unsigned long mdevmig_dirty_harvest(struct mdevmig_dev *mdev_state, unsigned long *out)
+unsigned long mdevmig_dirty_harvest(struct mdevmig_dev *inst, unsigned long *out)
 {
-	unsigned long i, words = BITS_TO_LONGS(mdev_state->nr_pages), count = 0;
+	unsigned long i, words = BITS_TO_LONGS(inst->nr_pages), count = 0;
 
-	mutex_lock(&mdev_state->mode_lock);
+	mutex_lock(&inst->mode_lock);
 	for (i = 0; i < words; i++) {
-		unsigned long w = xchg(&mdev_state->dirty[i], 0);
+		unsigned long w = xchg(&inst->dirty[i], 0);
 
 		count += hweight_long(w);
 		if (out)
 			out[i] |= w;
 	}
 	/* Only dirty pages can have writable PTEs: nothing to re-arm if none was. */
-	if (count && mdevmig_effective_mode_locked(mdev_state) == MDEVMIG_MODE_TRACKED)
-		mdevmig_zap_locked(mdev_state);
-	mutex_unlock(&mdev_state->mode_lock);
+	if (count && mdevmig_effective_mode_locked(inst) == MDEVMIG_MODE_TRACKED)
+		mdevmig_zap_locked(inst);
+	mutex_unlock(&inst->mode_lock);
 	return count;
 }
 
-unsigned long mdevmig_dirty_count(struct mdevmig_dev *mdev_state)
+unsigned long mdevmig_dirty_count(struct mdevmig_dev *inst)
 {
-	return bitmap_weight(mdev_state->dirty, mdev_state->nr_pages);
+	return bitmap_weight(inst->dirty, inst->nr_pages);
 }
 
 /*
@@ -165,16 +165,16 @@ unsigned long mdevmig_dirty_count(struct mdevmig_dev *mdev_state)
  * the file) and the mapping it belonged to is forgotten; with no file, no engine and
  * no migration left, the memory is zeroed without mode_lock.
  */
-void mdevmig_mem_reset(struct mdevmig_dev *mdev_state)
+void mdevmig_mem_reset(struct mdevmig_dev *inst)
 {
-	mutex_lock(&mdev_state->mode_lock);
-	mdev_state->mode = MDEVMIG_MODE_PASSTHROUGH;
-	WRITE_ONCE(mdev_state->logging, false);
-	mdevmig_zap_locked(mdev_state);
-	mdev_state->bar2_mapping = NULL;
-	bitmap_zero(mdev_state->dirty, mdev_state->nr_pages);
-	mutex_unlock(&mdev_state->mode_lock);
-	mdevmig_mem_zero(mdev_state);
+	mutex_lock(&inst->mode_lock);
+	inst->mode = MDEVMIG_MODE_PASSTHROUGH;
+	WRITE_ONCE(inst->logging, false);
+	mdevmig_zap_locked(inst);
+	inst->bar2_mapping = NULL;
+	bitmap_zero(inst->dirty, inst->nr_pages);
+	mutex_unlock(&inst->mode_lock);
+	mdevmig_mem_zero(inst);
 }
 
 /*
@@ -182,23 +182,23 @@ void mdevmig_mem_reset(struct mdevmig_dev *mdev_state)
  * backing needs (write-combining for a PCI BAR, cached for sim memory). Built from
  * the vma flags rather than vm_page_prot, which pfn_mkwrite makes read-only.
  */
-static pgprot_t mdevmig_bar2_prot(struct mdevmig_dev *mdev_state, struct vm_area_struct *vma,
+static pgprot_t mdevmig_bar2_prot(struct mdevmig_dev *inst, struct vm_area_struct *vma,
 				  bool writable)
 {
 	unsigned long flags = vma->vm_flags;
 	pgprot_t prot = vm_get_page_prot(writable ? flags : flags & ~VM_SHARED);
 
-	if (mdev_state->parent->kind == MDEVMIG_PARENT_PCI)
+	if (inst->parent->kind == MDEVMIG_PARENT_PCI)
 		prot = pgprot_writecombine(prot);
 	return prot;
 }
 
 /* Page of BAR2 a fault is for, or -1 if it is outside the instance's slice. */
-static long mdevmig_fault_page(struct mdevmig_dev *mdev_state, struct vm_fault *vmf)
+static long mdevmig_fault_page(struct mdevmig_dev *inst, struct vm_fault *vmf)
 {
-	u64 base = mdevmig_region_offset(mdev_state, VFIO_PCI_BAR2_REGION_INDEX) >> PAGE_SHIFT;
+	u64 base = mdevmig_region_offset(inst, VFIO_PCI_BAR2_REGION_INDEX) >> PAGE_SHIFT;
 
-	if (vmf->pgoff < base || vmf->pgoff - base >= mdev_state->nr_pages)
+	if (vmf->pgoff < base || vmf->pgoff - base >= inst->nr_pages)
 		return -1;
 	return vmf->pgoff - base;
 }
@@ -206,8 +206,8 @@ static long mdevmig_fault_page(struct mdevmig_dev *mdev_state, struct vm_fault *
 static vm_fault_t mdevmig_bar2_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
-	struct mdevmig_dev *mdev_state = vma->vm_private_data;
-	long page = mdevmig_fault_page(mdev_state, vmf);
+	struct mdevmig_dev *inst = vma->vm_private_data;
+	long page = mdevmig_fault_page(inst, vmf);
 	enum mdevmig_bar2_mode mode;
 	vm_fault_t ret;
 	bool writable;
@@ -215,8 +215,8 @@ static vm_fault_t mdevmig_bar2_fault(struct vm_fault *vmf)
 	if (page < 0)
 		return VM_FAULT_SIGBUS;
 
-	mutex_lock(&mdev_state->mode_lock);
-	mode = mdevmig_effective_mode_locked(mdev_state);
+	mutex_lock(&inst->mode_lock);
+	mode = mdevmig_effective_mode_locked(inst);
 	if (mode == MDEVMIG_MODE_TRAPPED) {
 		ret = VM_FAULT_SIGBUS;
 		goto out_unlock;
@@ -224,27 +224,27 @@ static vm_fault_t mdevmig_bar2_fault(struct vm_fault *vmf)
 	/* Tracked: a read maps read-only, so the first write comes to pfn_mkwrite. */
 	writable = mode == MDEVMIG_MODE_PASSTHROUGH || (vmf->flags & FAULT_FLAG_WRITE);
 	if (mode == MDEVMIG_MODE_TRACKED && writable)
-		set_bit(page, mdev_state->dirty);
-	ret = vmf_insert_pfn_prot(vma, vmf->address, mdevmig_page_pfn(mdev_state, page),
-				  mdevmig_bar2_prot(mdev_state, vma, writable));
+		set_bit(page, inst->dirty);
+	ret = vmf_insert_pfn_prot(vma, vmf->address, mdevmig_page_pfn(inst, page),
+				  mdevmig_bar2_prot(inst, vma, writable));
 out_unlock:
-	mutex_unlock(&mdev_state->mode_lock);
+	mutex_unlock(&inst->mode_lock);
 	return ret;
 }
 
 /* First write to a read-only PTE: in tracked mode this is where a page turns dirty. */
 static vm_fault_t mdevmig_bar2_pfn_mkwrite(struct vm_fault *vmf)
 {
-	struct mdevmig_dev *mdev_state = vmf->vma->vm_private_data;
-	long page = mdevmig_fault_page(mdev_state, vmf);
+	struct mdevmig_dev *inst = vmf->vma->vm_private_data;
+	long page = mdevmig_fault_page(inst, vmf);
 	vm_fault_t ret = 0;
 
 	if (page < 0)
 		return VM_FAULT_SIGBUS;
-	mutex_lock(&mdev_state->mode_lock);
-	switch (mdevmig_effective_mode_locked(mdev_state)) {
+	mutex_lock(&inst->mode_lock);
+	switch (mdevmig_effective_mode_locked(inst)) {
 	case MDEVMIG_MODE_TRACKED:
-		set_bit(page, mdev_state->dirty);
+		set_bit(page, inst->dirty);
 		break;
 	case MDEVMIG_MODE_TRAPPED:
 		ret = VM_FAULT_SIGBUS;	/* zapped already; a stale fault */
@@ -252,7 +252,7 @@ static vm_fault_t mdevmig_bar2_pfn_mkwrite(struct vm_fault *vmf)
 	case MDEVMIG_MODE_PASSTHROUGH:
 		break;
 	}
-	mutex_unlock(&mdev_state->mode_lock);
+	mutex_unlock(&inst->mode_lock);
 	return ret;
 }
 
@@ -261,33 +261,33 @@ static const struct vm_operations_struct mdevmig_bar2_vm_ops = {
 	.pfn_mkwrite = mdevmig_bar2_pfn_mkwrite,
 };
 
-int mdevmig_bar2_mmap(struct mdevmig_dev *mdev_state, struct vm_area_struct *vma)
+int mdevmig_bar2_mmap(struct mdevmig_dev *inst, struct vm_area_struct *vma)
 {
-	u64 base = mdevmig_region_offset(mdev_state, VFIO_PCI_BAR2_REGION_INDEX) >> PAGE_SHIFT;
+	u64 base = mdevmig_region_offset(inst, VFIO_PCI_BAR2_REGION_INDEX) >> PAGE_SHIFT;
 	unsigned long npages = vma_pages(vma);
 	int ret = 0;
 
 	if (!(vma->vm_flags & VM_SHARED))
 		return -EINVAL;
-	if (vma->vm_pgoff < base || vma->vm_pgoff - base >= mdev_state->nr_pages ||
-	    npages > mdev_state->nr_pages - (vma->vm_pgoff - base))
+	if (vma->vm_pgoff < base || vma->vm_pgoff - base >= inst->nr_pages ||
+	    npages > inst->nr_pages - (vma->vm_pgoff - base))
 		return -EINVAL;
 
-	mutex_lock(&mdev_state->mode_lock);
-	if (mdev_state->force_trapped) {
+	mutex_lock(&inst->mode_lock);
+	if (inst->force_trapped) {
 		ret = -EPERM;	/* the region advertises no mmap while forced trapped */
 		goto out_unlock;
 	}
-	if (mdev_state->bar2_mapping && mdev_state->bar2_mapping != vma->vm_file->f_mapping) {
+	if (inst->bar2_mapping && inst->bar2_mapping != vma->vm_file->f_mapping) {
 		ret = -EINVAL;
 		goto out_unlock;
 	}
-	mdev_state->bar2_mapping = vma->vm_file->f_mapping;
+	inst->bar2_mapping = vma->vm_file->f_mapping;
 	mdevmig_vm_flags_set(vma, VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
 	vma->vm_ops = &mdevmig_bar2_vm_ops;
-	vma->vm_private_data = mdev_state;
+	vma->vm_private_data = inst;
 out_unlock:
-	mutex_unlock(&mdev_state->mode_lock);
+	mutex_unlock(&inst->mode_lock);
 	return ret;
 }
 
@@ -295,17 +295,17 @@ out_unlock:
  * Region read/write of BAR2, valid in every mode. User data goes through a bounce
  * page so no user access happens under mode_lock.
  */
-ssize_t mdevmig_bar2_rw(struct mdevmig_dev *mdev_state, char __user *ubuf, size_t count,
+ssize_t mdevmig_bar2_rw(struct mdevmig_dev *inst, char __user *ubuf, size_t count,
 			u64 pos, bool write)
 {
 	size_t done = 0;
 	void *bounce;
 
-	if (pos >= mdev_state->mem_size)
+	if (pos >= inst->mem_size)
 		return -EINVAL;
 	if (!count)
 		return 0;
-	count = min_t(u64, count, mdev_state->mem_size - pos);
+	count = min_t(u64, count, inst->mem_size - pos);
 	bounce = (void *)__get_free_page(GFP_KERNEL);
 	if (!bounce)
 		return -ENOMEM;
@@ -316,15 +316,15 @@ ssize_t mdevmig_bar2_rw(struct mdevmig_dev *mdev_state, char __user *ubuf, size_
 
 		if (write && copy_from_user(bounce, ubuf + done, n))
 			break;
-		mutex_lock(&mdev_state->mode_lock);
+		mutex_lock(&inst->mode_lock);
 		if (write) {
-			memcpy(mdev_state->mem + off, bounce, n);
-			if (mdev_state->logging)
-				set_bit(off >> PAGE_SHIFT, mdev_state->dirty);
+			memcpy(inst->mem + off, bounce, n);
+			if (inst->logging)
+				set_bit(off >> PAGE_SHIFT, inst->dirty);
 		} else {
-			memcpy(bounce, mdev_state->mem + off, n);
+			memcpy(bounce, inst->mem + off, n);
 		}
-		mutex_unlock(&mdev_state->mode_lock);
+		mutex_unlock(&inst->mode_lock);
 		if (!write && copy_to_user(ubuf + done, bounce, n))
 			break;
 		done += n;
@@ -342,12 +342,12 @@ static struct mdevmig_dev *mdevmig_from_attr_dev(struct device *dev)
 
 static ssize_t mode_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
-	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	struct mdevmig_dev *inst = mdevmig_from_attr_dev(dev);
 	ssize_t n;
 
-	mutex_lock(&mdev_state->mode_lock);
-	n = sysfs_emit(buf, "%s\n", mdevmig_mode_name(mdevmig_effective_mode_locked(mdev_state)));
-	mutex_unlock(&mdev_state->mode_lock);
+	mutex_lock(&inst->mode_lock);
+	n = sysfs_emit(buf, "%s\n", mdevmig_mode_name(mdevmig_effective_mode_locked(inst)));
+	mutex_unlock(&inst->mode_lock);
 	return n;
 }
 
@@ -355,7 +355,7 @@ static ssize_t mode_show(struct device *dev, struct device_attribute *attr, char
 static ssize_t mode_store(struct device *dev, struct device_attribute *attr,
 			  const char *buf, size_t count)
 {
-	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	struct mdevmig_dev *inst = mdevmig_from_attr_dev(dev);
 	enum mdevmig_bar2_mode mode;
 	ssize_t ret = count;
 
@@ -368,12 +368,12 @@ static ssize_t mode_store(struct device *dev, struct device_attribute *attr,
 	else
 		return -EINVAL;
 	/* A migration owns the mode (and the dirty set) until it ends. */
-	mutex_lock(&mdev_state->mig_lock);
-	if (mdev_state->frontend == MDEVMIG_FE_NONE)
-		mdevmig_set_mode(mdev_state, mode, false);
+	mutex_lock(&inst->mig_lock);
+	if (inst->frontend == MDEVMIG_FE_NONE)
+		mdevmig_set_mode(inst, mode, false);
 	else
 		ret = -EBUSY;
-	mutex_unlock(&mdev_state->mig_lock);
+	mutex_unlock(&inst->mig_lock);
 	return ret;
 }
 static DEVICE_ATTR_RW(mode);
@@ -386,18 +386,18 @@ static ssize_t force_trapped_show(struct device *dev, struct device_attribute *a
 static ssize_t force_trapped_store(struct device *dev, struct device_attribute *attr,
 				   const char *buf, size_t count)
 {
-	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	struct mdevmig_dev *inst = mdevmig_from_attr_dev(dev);
 	bool on;
 	int ret = kstrtobool(buf, &on);
 
 	if (ret)
 		return ret;
-	if (!on && mdev_state->no_mmap)
+	if (!on && inst->no_mmap)
 		return -EPERM;	/* a PCI parent without pci_bar2_mmap=Y */
-	mutex_lock(&mdev_state->mode_lock);
-	mdev_state->force_trapped = on;
-	mdevmig_zap_locked(mdev_state);
-	mutex_unlock(&mdev_state->mode_lock);
+	mutex_lock(&inst->mode_lock);
+	inst->force_trapped = on;
+	mdevmig_zap_locked(inst);
+	mutex_unlock(&inst->mode_lock);
 	return count;
 }
 static DEVICE_ATTR_RW(force_trapped);
@@ -411,17 +411,17 @@ static ssize_t dirty_pages_show(struct device *dev, struct device_attribute *att
 static ssize_t dirty_pages_store(struct device *dev, struct device_attribute *attr,
 				 const char *buf, size_t count)
 {
-	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	struct mdevmig_dev *inst = mdevmig_from_attr_dev(dev);
 	ssize_t ret = count;
 
 	if (!sysfs_streq(buf, "clear"))
 		return -EINVAL;
-	mutex_lock(&mdev_state->mig_lock);	/* a migration's dirty set is not ours to drop */
-	if (mdev_state->frontend == MDEVMIG_FE_NONE)
-		mdevmig_dirty_harvest(mdev_state, NULL);
+	mutex_lock(&inst->mig_lock);	/* a migration's dirty set is not ours to drop */
+	if (inst->frontend == MDEVMIG_FE_NONE)
+		mdevmig_dirty_harvest(inst, NULL);
 	else
 		ret = -EBUSY;
-	mutex_unlock(&mdev_state->mig_lock);
+	mutex_unlock(&inst->mig_lock);
 	return ret;
 }
 static DEVICE_ATTR_RW(dirty_pages);
@@ -429,11 +429,11 @@ static DEVICE_ATTR_RW(dirty_pages);
 /* Dirty pages as ranges, "0-3,7"; ends in ",..." when it does not fit one page. */
 static ssize_t dirty_ranges_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
-	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	struct mdevmig_dev *inst = mdevmig_from_attr_dev(dev);
 	unsigned long start, end = 0;
 	ssize_t n = 0;
 
-	for_each_set_bitrange(start, end, mdev_state->dirty, mdev_state->nr_pages) {
+	for_each_set_bitrange(start, end, inst->dirty, inst->nr_pages) {
 		if (n > PAGE_SIZE - 64) {
 			n += sysfs_emit_at(buf, n, ",...");
 			break;
@@ -450,10 +450,10 @@ static DEVICE_ATTR_RO(dirty_ranges);
 
 static ssize_t memory_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
-	struct mdevmig_dev *mdev_state = mdevmig_from_attr_dev(dev);
+	struct mdevmig_dev *inst = mdevmig_from_attr_dev(dev);
 
-	return sysfs_emit(buf, "%s offset=0x%llx size=0x%llx\n", mdev_state->parent->name,
-			  mdev_state->mem_offset, mdev_state->mem_size);
+	return sysfs_emit(buf, "%s offset=0x%llx size=0x%llx\n", inst->parent->name,
+			  inst->mem_offset, inst->mem_size);
 }
 static DEVICE_ATTR_RO(memory);
 

@@ -32,29 +32,29 @@ u64 mdevmig_page_cost(unsigned long pages)
 /* ---- device-state effects ----------------------------------------------------------- */
 
 /* Lets the engine do DMA (@dma) and the device raise interrupts (@irq), or not. */
-void mdevmig_dev_run_locked(struct mdevmig_dev *mdev_state, bool dma, bool irq)
+void mdevmig_dev_run_locked(struct mdevmig_dev *inst, bool dma, bool irq)
 {
-	lockdep_assert_held(&mdev_state->mig_lock);
-	mdevmig_engine_lock_for_change(mdev_state);
-	WRITE_ONCE(mdev_state->irq_stopped, !irq);
+	lockdep_assert_held(&inst->mig_lock);
+	mdevmig_engine_lock_for_change(inst);
+	WRITE_ONCE(inst->irq_stopped, !irq);
 	if (dma)
-		mdevmig_engine_start_locked(mdev_state);
+		mdevmig_engine_start_locked(inst);
 	else
-		mdevmig_engine_stop_locked(mdev_state);
-	mutex_unlock(&mdev_state->state_lock);
+		mdevmig_engine_stop_locked(inst);
+	mutex_unlock(&inst->state_lock);
 	if (irq)
-		mdevmig_irq_resume(mdev_state);
+		mdevmig_irq_resume(inst);
 }
 
 /* ---- the saver -------------------------------------------------------------------------- */
 
-int mdevmig_saver_init(struct mdevmig_saver *saver, struct mdevmig_dev *mdev_state,
+int mdevmig_saver_init(struct mdevmig_saver *saver, struct mdevmig_dev *inst,
 		       bool stopcopy)
 {
 	memset(saver, 0, sizeof(*saver));
-	saver->mdev_state = mdev_state;
+	saver->inst = inst;
 	saver->stopcopy = stopcopy;
-	saver->to_send = bitmap_zalloc(mdev_state->nr_pages, GFP_KERNEL);
+	saver->to_send = bitmap_zalloc(inst->nr_pages, GFP_KERNEL);
 	return saver->to_send ? 0 : -ENOMEM;
 }
 
@@ -67,14 +67,14 @@ void mdevmig_saver_free(struct mdevmig_saver *saver)
 /* Emits the next run of up to MDEVMIG_SAVE_PAGES harvested pages. */
 static long mdevmig_saver_put_dirty(struct mdevmig_saver *saver, u8 *buf, size_t size)
 {
-	struct mdevmig_dev *mdev_state = saver->mdev_state;
+	struct mdevmig_dev *inst = saver->inst;
 	unsigned long first, end;
 	long n;
 
-	first = find_first_bit(saver->to_send, mdev_state->nr_pages);
-	end = find_next_zero_bit(saver->to_send, mdev_state->nr_pages, first);
+	first = find_first_bit(saver->to_send, inst->nr_pages);
+	end = find_next_zero_bit(saver->to_send, inst->nr_pages, first);
 	end = min(end, first + MDEVMIG_SAVE_PAGES);
-	n = mdevmig_stream_put_pages(&mdev_state->model, first, end - first, buf, size);
+	n = mdevmig_stream_put_pages(&inst->model, first, end - first, buf, size);
 	if (n > 0) {
 		bitmap_clear(saver->to_send, first, end - first);
 		saver->to_send_count -= end - first;
@@ -85,27 +85,27 @@ static long mdevmig_saver_put_dirty(struct mdevmig_saver *saver, u8 *buf, size_t
 /* One record into @buf, or 0 at the end of the stream, or -ENOMSG (pre-copy: no data now). */
 static long mdevmig_saver_next(struct mdevmig_saver *saver, u8 *buf, size_t size)
 {
-	struct mdevmig_dev *mdev_state = saver->mdev_state;
+	struct mdevmig_dev *inst = saver->inst;
 	unsigned long found;
 	long n;
 
 	if (!saver->compat_sent) {
-		n = mdevmig_stream_put_compat(&mdev_state->model, buf, size);
+		n = mdevmig_stream_put_compat(&inst->model, buf, size);
 		saver->compat_sent = n > 0;
 		return n;
 	}
-	if (saver->next_page < mdev_state->nr_pages) {
+	if (saver->next_page < inst->nr_pages) {
 		u32 count = min_t(unsigned long, MDEVMIG_SAVE_PAGES,
-				  mdev_state->nr_pages - saver->next_page);
+				  inst->nr_pages - saver->next_page);
 
-		n = mdevmig_stream_put_pages(&mdev_state->model, saver->next_page, count, buf, size);
+		n = mdevmig_stream_put_pages(&inst->model, saver->next_page, count, buf, size);
 		if (n > 0)
 			saver->next_page += count;
 		return n;
 	}
 	if (!saver->to_send_count) {
-		found = mdevmig_dirty_harvest(mdev_state, saver->to_send);
-		saver->to_send_count = bitmap_weight(saver->to_send, mdev_state->nr_pages);
+		found = mdevmig_dirty_harvest(inst, saver->to_send);
+		saver->to_send_count = bitmap_weight(saver->to_send, inst->nr_pages);
 		if (found) {
 			saver->iterations++;
 			saver->last_dirty = found;
@@ -116,9 +116,9 @@ static long mdevmig_saver_next(struct mdevmig_saver *saver, u8 *buf, size_t size
 	if (!saver->stopcopy)
 		return -ENOMSG;
 	if (!saver->state_sent) {
-		mutex_lock(&mdev_state->state_lock);
-		n = mdevmig_stream_put_state(&mdev_state->model, buf, size);
-		mutex_unlock(&mdev_state->state_lock);
+		mutex_lock(&inst->state_lock);
+		n = mdevmig_stream_put_state(&inst->model, buf, size);
+		mutex_unlock(&inst->state_lock);
 		saver->state_sent = n > 0;
 		return n;
 	}
@@ -157,12 +157,12 @@ long mdevmig_saver_produce(struct mdevmig_saver *saver, u8 *buf, size_t size)
 /* What is left to send: the initial pass, and pages dirtied since (an estimate). */
 void mdevmig_saver_pending(struct mdevmig_saver *saver, u64 *initial, u64 *dirty)
 {
-	struct mdevmig_dev *mdev_state = saver->mdev_state;
+	struct mdevmig_dev *inst = saver->inst;
 
-	*initial = mdevmig_page_cost(mdev_state->nr_pages - saver->next_page);
+	*initial = mdevmig_page_cost(inst->nr_pages - saver->next_page);
 	if (!saver->compat_sent)
 		*initial += MDEVMIG_SMALL_RECORD_MAX;
-	*dirty = mdevmig_page_cost(saver->to_send_count + mdevmig_dirty_count(mdev_state));
+	*dirty = mdevmig_page_cost(saver->to_send_count + mdevmig_dirty_count(inst));
 	if (saver->stopcopy && !saver->end_sent)
 		*dirty += mdevmig_stream_state_size() + MDEVMIG_SMALL_RECORD_MAX;
 }
@@ -185,7 +185,7 @@ int mdevmig_loader_alloc(struct mdevmig_loader **ld, u8 **ldbuf)
  * Starts a load into the model (which it resets; the engine must be stopped). Uses a
  * loader from mdevmig_loader_alloc() if *@ld is one, else allocates it.
  */
-int mdevmig_loader_start(struct mdevmig_dev *mdev_state, struct mdevmig_loader **ld, u8 **ldbuf)
+int mdevmig_loader_start(struct mdevmig_dev *inst, struct mdevmig_loader **ld, u8 **ldbuf)
 {
 	int ret;
 
@@ -194,18 +194,18 @@ int mdevmig_loader_start(struct mdevmig_dev *mdev_state, struct mdevmig_loader *
 		if (ret)
 			return ret;
 	}
-	mutex_lock(&mdev_state->state_lock);
-	ret = mdevmig_loader_init(*ld, &mdev_state->model, *ldbuf, MDEVMIG_LOADER_BUF_SIZE);
-	mutex_unlock(&mdev_state->state_lock);
+	mutex_lock(&inst->state_lock);
+	ret = mdevmig_loader_init(*ld, &inst->model, *ldbuf, MDEVMIG_LOADER_BUF_SIZE);
+	mutex_unlock(&inst->state_lock);
 	if (ret)
 		mdevmig_loader_free(ld, ldbuf);
 	return ret;
 }
 
 /* A rejected stream is the sender's doing: the log stays readable under a flood of them. */
-static void mdevmig_loader_report(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld)
+static void mdevmig_loader_report(struct mdevmig_dev *inst, struct mdevmig_loader *ld)
 {
-	dev_warn_ratelimited(mdev_state->vdev.dev, "resume rejected at stream byte %llu: %s\n",
+	dev_warn_ratelimited(inst->vdev.dev, "resume rejected at stream byte %llu: %s\n",
 			     ld->offset, mdevmig_loader_reason_str(mdevmig_loader_reason(ld)));
 }
 
@@ -214,34 +214,34 @@ static void mdevmig_loader_report(struct mdevmig_dev *mdev_state, struct mdevmig
  * the use of @ld (the v1 region under mig_lock, a data_fd under its own lock) and
  * records the bytes and the failure in the stat_* fields under mig_lock.
  */
-int mdevmig_loader_write(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld,
+int mdevmig_loader_write(struct mdevmig_dev *inst, struct mdevmig_loader *ld,
 			 const u8 *data, size_t len)
 {
 	bool failed_before = ld->err != 0;
 	int ret;
 
-	mutex_lock(&mdev_state->state_lock);
+	mutex_lock(&inst->state_lock);
 	ret = mdevmig_loader_feed(ld, data, len);
-	mutex_unlock(&mdev_state->state_lock);
+	mutex_unlock(&inst->state_lock);
 	if (ret && !failed_before)
-		mdevmig_loader_report(mdev_state, ld);
+		mdevmig_loader_report(inst, ld);
 	return ret;
 }
 
 /* Completes a load (under mig_lock): 0 if the stream was whole and valid, else -EINVAL. */
-int mdevmig_loader_end(struct mdevmig_dev *mdev_state, struct mdevmig_loader *ld)
+int mdevmig_loader_end(struct mdevmig_dev *inst, struct mdevmig_loader *ld)
 {
 	bool failed_before = ld->err != 0;
 	int ret;
 
-	lockdep_assert_held(&mdev_state->mig_lock);
-	mutex_lock(&mdev_state->state_lock);
+	lockdep_assert_held(&inst->mig_lock);
+	mutex_lock(&inst->state_lock);
 	ret = mdevmig_loader_finish(ld);
-	mutex_unlock(&mdev_state->state_lock);
+	mutex_unlock(&inst->state_lock);
 	if (ret && !failed_before)
-		mdevmig_loader_report(mdev_state, ld);
+		mdevmig_loader_report(inst, ld);
 	if (ret)
-		mdev_state->stat_last_error = mdevmig_loader_reason(ld);
+		inst->stat_last_error = mdevmig_loader_reason(ld);
 	return ret;
 }
 
@@ -255,10 +255,10 @@ void mdevmig_loader_free(struct mdevmig_loader **ld, u8 **ldbuf)
 
 /* ---- shared state ------------------------------------------------------------------- */
 
-void mdevmig_mig_init(struct mdevmig_dev *mdev_state)
+void mdevmig_mig_init(struct mdevmig_dev *inst)
 {
-	mutex_init(&mdev_state->mig_lock);
-	mdev_state->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	mutex_init(&inst->mig_lock);
+	inst->mig_state = VFIO_DEVICE_STATE_RUNNING;
 }
 
 /*
@@ -269,19 +269,19 @@ void mdevmig_mig_init(struct mdevmig_dev *mdev_state)
  * executed and no interrupt of it is raised. Close stops the engine and resets the
  * model itself.
  */
-void mdevmig_mig_reset_locked(struct mdevmig_dev *mdev_state, bool run)
+void mdevmig_mig_reset_locked(struct mdevmig_dev *inst, bool run)
 {
-	lockdep_assert_held(&mdev_state->mig_lock);
-	mdev_state->mig_state = VFIO_DEVICE_STATE_RUNNING;
-	mdev_state->frontend = MDEVMIG_FE_NONE;
-	mdevmig_set_mode(mdev_state, MDEVMIG_MODE_PASSTHROUGH, false);
+	lockdep_assert_held(&inst->mig_lock);
+	inst->mig_state = VFIO_DEVICE_STATE_RUNNING;
+	inst->frontend = MDEVMIG_FE_NONE;
+	mdevmig_set_mode(inst, MDEVMIG_MODE_PASSTHROUGH, false);
 	if (run) {
-		mdevmig_engine_lock_for_change(mdev_state);
-		WRITE_ONCE(mdev_state->irq_stopped, true);
-		mdevmig_engine_stop_locked(mdev_state);
-		mdevmig_model_reset(&mdev_state->model);
-		mutex_unlock(&mdev_state->state_lock);
-		mdevmig_dev_run_locked(mdev_state, true, true);
+		mdevmig_engine_lock_for_change(inst);
+		WRITE_ONCE(inst->irq_stopped, true);
+		mdevmig_engine_stop_locked(inst);
+		mdevmig_model_reset(&inst->model);
+		mutex_unlock(&inst->state_lock);
+		mdevmig_dev_run_locked(inst, true, true);
 	}
 }
 
@@ -300,25 +300,25 @@ static const char *const mdevmig_state_names[] = {
 
 static ssize_t migration_show(struct device *dev, struct device_attribute *attr, char *buf)
 {
-	struct mdevmig_dev *mdev_state = dev_get_drvdata(dev);
+	struct mdevmig_dev *inst = dev_get_drvdata(dev);
 	static const char *const fe[] = { "none", "v2", "v1" };
 	ssize_t n;
 
-	mutex_lock(&mdev_state->mig_lock);
+	mutex_lock(&inst->mig_lock);
 	n = sysfs_emit(buf,
 		       "state=%s\nfrontend=%s\nbytes_sent=%llu\nbytes_received=%llu\n"
 		       "precopy_iterations=%u\ndirty_pages_last_pass=%lu\nlast_load_error=%s\n"
 		       "v1_device_state=%u\n",
-		       mdev_state->mig_state < ARRAY_SIZE(mdevmig_state_names) &&
-		       mdevmig_state_names[mdev_state->mig_state] ?
-		       mdevmig_state_names[mdev_state->mig_state] : "?",
-		       fe[mdev_state->frontend], mdev_state->stat_bytes_out,
-		       mdev_state->stat_bytes_in, mdev_state->stat_iterations,
-		       mdev_state->stat_last_dirty,
-		       mdev_state->stat_last_error ?
-		       mdevmig_loader_reason_str(mdev_state->stat_last_error) : "none",
-		       mdev_state->v1.device_state);
-	mutex_unlock(&mdev_state->mig_lock);
+		       inst->mig_state < ARRAY_SIZE(mdevmig_state_names) &&
+		       mdevmig_state_names[inst->mig_state] ?
+		       mdevmig_state_names[inst->mig_state] : "?",
+		       fe[inst->frontend], inst->stat_bytes_out,
+		       inst->stat_bytes_in, inst->stat_iterations,
+		       inst->stat_last_dirty,
+		       inst->stat_last_error ?
+		       mdevmig_loader_reason_str(inst->stat_last_error) : "none",
+		       inst->v1.device_state);
+	mutex_unlock(&inst->mig_lock);
 	return n;
 }
 struct device_attribute mdevmig_dev_attr_migration = __ATTR_RO(migration);

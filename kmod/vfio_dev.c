@@ -21,71 +21,71 @@ static struct mdevmig_dev *to_mdevmig_dev(struct vfio_device *vdev)
 /* Called by vfio_alloc_device(): claims the slice and builds the device model. */
 static int mdevmig_vfio_init(struct vfio_device *vdev)
 {
-	struct mdevmig_dev *mdev_state = to_mdevmig_dev(vdev);
+	struct mdevmig_dev *inst = to_mdevmig_dev(vdev);
 	struct mdev_device *mdev = to_mdev_device(vdev->dev);
 	struct mdevmig_type *type = container_of(mdev->type, struct mdevmig_type, mtype);
 	struct mdevmig_parent *parent = type->parent;
 	struct mdevmig_model_config cfg = {};
 	int ret;
 
-	mdev_state->parent = parent;
-	mdev_state->type = type;
-	mdev_state->nr_slots = MDEVMIG_MAX_SLICES / type->divisor;
-	ret = mdevmig_slots_claim(parent, mdev_state->nr_slots, &mdev_state->first_slot);
+	inst->parent = parent;
+	inst->type = type;
+	inst->nr_slots = MDEVMIG_MAX_SLICES / type->divisor;
+	ret = mdevmig_slots_claim(parent, inst->nr_slots, &inst->first_slot);
 	if (ret)
 		return ret;
-	mdev_state->mem_size = parent->mem_size / type->divisor;
-	mdev_state->mem_offset = (parent->mem_size / MDEVMIG_MAX_SLICES) * mdev_state->first_slot;
+	inst->mem_size = parent->mem_size / type->divisor;
+	inst->mem_offset = (parent->mem_size / MDEVMIG_MAX_SLICES) * inst->first_slot;
 
 	ret = ida_alloc_range(&mdevmig_ids, 1, MDEVMIG_MAX_IDS - 1, GFP_KERNEL);
 	if (ret < 0)
 		goto out_release_slots;
-	mdev_state->id = ret;
+	inst->id = ret;
 
-	ret = mdevmig_mem_init(mdev_state);
+	ret = mdevmig_mem_init(inst);
 	if (ret)
 		goto out_free_id;
 
-	mutex_init(&mdev_state->state_lock);
-	mutex_init(&mdev_state->irq_lock);
-	mdevmig_engine_init_dev(mdev_state);
-	cfg.mem = mdev_state->mem;
-	cfg.mem_size = mdev_state->mem_size;
+	mutex_init(&inst->state_lock);
+	mutex_init(&inst->irq_lock);
+	mdevmig_engine_init_dev(inst);
+	cfg.mem = inst->mem;
+	cfg.mem_size = inst->mem_size;
 	cfg.type_id = type - parent->types;
-	ret = mdevmig_model_init(&mdev_state->model, &cfg, &mdevmig_model_host_ops, mdev_state);
+	ret = mdevmig_model_init(&inst->model, &cfg, &mdevmig_model_host_ops, inst);
 	if (ret)
 		goto out_free_mem;
-	ret = mdevmig_v1_init(mdev_state);
+	ret = mdevmig_v1_init(inst);
 	if (ret)
 		goto out_free_v1;
-	mdevmig_mig_init(mdev_state);
-	mdevmig_v2_init(mdev_state);
-	mdevmig_dmalog_init(mdev_state);
+	mdevmig_mig_init(inst);
+	mdevmig_v2_init(inst);
+	mdevmig_dmalog_init(inst);
 	return 0;
 
 out_free_v1:
-	mdevmig_v1_free(mdev_state);
+	mdevmig_v1_free(inst);
 out_free_mem:
-	mdevmig_mem_free(mdev_state);
+	mdevmig_mem_free(inst);
 out_free_id:
-	ida_free(&mdevmig_ids, mdev_state->id);
+	ida_free(&mdevmig_ids, inst->id);
 out_release_slots:
-	mdevmig_slots_release(parent, mdev_state->first_slot, mdev_state->nr_slots);
+	mdevmig_slots_release(parent, inst->first_slot, inst->nr_slots);
 	return ret;
 }
 
 static void mdevmig_vfio_release(struct vfio_device *vdev)
 {
-	struct mdevmig_dev *mdev_state = to_mdevmig_dev(vdev);
+	struct mdevmig_dev *inst = to_mdevmig_dev(vdev);
 
-	mdevmig_dmalog_free(mdev_state);
-	mutex_destroy(&mdev_state->mig_lock);
-	mutex_destroy(&mdev_state->irq_lock);
-	mutex_destroy(&mdev_state->state_lock);
-	mdevmig_v1_free(mdev_state);
-	mdevmig_mem_free(mdev_state);
-	ida_free(&mdevmig_ids, mdev_state->id);
-	mdevmig_slots_release(mdev_state->parent, mdev_state->first_slot, mdev_state->nr_slots);
+	mdevmig_dmalog_free(inst);
+	mutex_destroy(&inst->mig_lock);
+	mutex_destroy(&inst->irq_lock);
+	mutex_destroy(&inst->state_lock);
+	mdevmig_v1_free(inst);
+	mdevmig_mem_free(inst);
+	ida_free(&mdevmig_ids, inst->id);
+	mdevmig_slots_release(inst->parent, inst->first_slot, inst->nr_slots);
 	mdevmig_vfio_release_tail(vdev);
 }
 
@@ -93,57 +93,57 @@ static void mdevmig_vfio_release(struct vfio_device *vdev)
  * Ends both front-ends' sessions and returns to RUNNING (mdevmig_mig_reset_locked()):
  * for close, and for VFIO_DEVICE_RESET (@run).
  */
-static void mdevmig_mig_reset(struct mdevmig_dev *mdev_state, bool run)
+static void mdevmig_mig_reset(struct mdevmig_dev *inst, bool run)
 {
-	mutex_lock(&mdev_state->mig_lock);
-	mdevmig_v2_reset_locked(mdev_state);
-	mdevmig_v1_reset_locked(mdev_state);
-	mdevmig_mig_reset_locked(mdev_state, run);
-	mutex_unlock(&mdev_state->mig_lock);
+	mutex_lock(&inst->mig_lock);
+	mdevmig_v2_reset_locked(inst);
+	mdevmig_v1_reset_locked(inst);
+	mdevmig_mig_reset_locked(inst, run);
+	mutex_unlock(&inst->mig_lock);
 }
 
 static int mdevmig_open_device(struct vfio_device *vdev)
 {
-	struct mdevmig_dev *mdev_state = to_mdevmig_dev(vdev);
+	struct mdevmig_dev *inst = to_mdevmig_dev(vdev);
 
-	mutex_lock(&mdev_state->state_lock);
-	mdevmig_model_reset(&mdev_state->model);
-	mdev_state->opened = true;
-	WRITE_ONCE(mdev_state->irq_stopped, false);
-	mdevmig_engine_start_locked(mdev_state);
-	mutex_unlock(&mdev_state->state_lock);
+	mutex_lock(&inst->state_lock);
+	mdevmig_model_reset(&inst->model);
+	inst->opened = true;
+	WRITE_ONCE(inst->irq_stopped, false);
+	mdevmig_engine_start_locked(inst);
+	mutex_unlock(&inst->state_lock);
 	return 0;
 }
 
 /* Stops the engine and leaves nothing for the next opener: registers, IRQs, memory. */
 static void mdevmig_close_device(struct vfio_device *vdev)
 {
-	struct mdevmig_dev *mdev_state = to_mdevmig_dev(vdev);
+	struct mdevmig_dev *inst = to_mdevmig_dev(vdev);
 
-	mdevmig_mig_reset(mdev_state, false);	/* data_fds and the v1 session end here */
-	mdevmig_engine_lock_for_change(mdev_state);
-	mdev_state->opened = false;
-	mdevmig_engine_stop_locked(mdev_state);
-	mutex_unlock(&mdev_state->state_lock);
-	mdevmig_engine_cancel(mdev_state);
+	mdevmig_mig_reset(inst, false);	/* data_fds and the v1 session end here */
+	mdevmig_engine_lock_for_change(inst);
+	inst->opened = false;
+	mdevmig_engine_stop_locked(inst);
+	mutex_unlock(&inst->state_lock);
+	mdevmig_engine_cancel(inst);
 
-	mdevmig_irq_disable_all(mdev_state);
-	mdevmig_dmalog_stop(mdev_state);
-	mutex_lock(&mdev_state->state_lock);
-	mdevmig_model_reset(&mdev_state->model);
-	mutex_unlock(&mdev_state->state_lock);
-	mdevmig_mem_reset(mdev_state);
+	mdevmig_irq_disable_all(inst);
+	mdevmig_dmalog_stop(inst);
+	mutex_lock(&inst->state_lock);
+	mdevmig_model_reset(&inst->model);
+	mutex_unlock(&inst->state_lock);
+	mdevmig_mem_reset(inst);
 }
 
 /* VFIO_DEVICE_RESET: also the way out of a failed migration (ERROR). */
-static int mdevmig_reset(struct mdevmig_dev *mdev_state)
+static int mdevmig_reset(struct mdevmig_dev *inst)
 {
-	mdevmig_mig_reset(mdev_state, true);	/* resets the model with the engine stopped */
+	mdevmig_mig_reset(inst, true);	/* resets the model with the engine stopped */
 	return 0;
 }
 
 /* Size and flags of a region; 0 size for the ones the device does not have. */
-static u64 mdevmig_region_size(struct mdevmig_dev *mdev_state, unsigned int index, u32 *flags)
+static u64 mdevmig_region_size(struct mdevmig_dev *inst, unsigned int index, u32 *flags)
 {
 	*flags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
 	switch (index) {
@@ -152,9 +152,9 @@ static u64 mdevmig_region_size(struct mdevmig_dev *mdev_state, unsigned int inde
 	case VFIO_PCI_BAR0_REGION_INDEX:
 		return MDEVMIG_REGS_SIZE;
 	case VFIO_PCI_BAR2_REGION_INDEX:
-		if (!READ_ONCE(mdev_state->force_trapped))
+		if (!READ_ONCE(inst->force_trapped))
 			*flags |= VFIO_REGION_INFO_FLAG_MMAP;
-		return mdev_state->mem_size;
+		return inst->mem_size;
 	}
 	*flags = 0;
 	return 0;
@@ -180,15 +180,15 @@ static int mdevmig_add_mmap_cap(struct vfio_info_cap *caps, u64 offset, u64 size
 static int mdevmig_region_info_caps(struct vfio_device *vdev, struct vfio_region_info *info,
 				    struct vfio_info_cap *caps)
 {
-	struct mdevmig_dev *mdev_state = to_mdevmig_dev(vdev);
+	struct mdevmig_dev *inst = to_mdevmig_dev(vdev);
 
 	if (info->index >= MDEVMIG_NR_REGIONS)
 		return -EINVAL;
-	info->size = mdevmig_region_size(mdev_state, info->index, &info->flags);
-	info->offset = mdevmig_region_offset(mdev_state, info->index);
+	info->size = mdevmig_region_size(inst, info->index, &info->flags);
+	info->offset = mdevmig_region_offset(inst, info->index);
 	info->cap_offset = 0;
 	if (info->index == MDEVMIG_V1_REGION_INDEX) {
-		int ret = mdevmig_v1_region_info(mdev_state, info, caps);
+		int ret = mdevmig_v1_region_info(inst, info, caps);
 
 		if (ret)
 			return ret;
@@ -201,7 +201,7 @@ static int mdevmig_region_info_caps(struct vfio_device *vdev, struct vfio_region
 
 #if !MDEVMIG_HAVE_REGION_INFO_CAPS
 /* VFIO_DEVICE_GET_REGION_INFO on kernels whose core leaves it to the driver. */
-static int mdevmig_get_region_info(struct mdevmig_dev *mdev_state, unsigned long arg)
+static int mdevmig_get_region_info(struct mdevmig_dev *inst, unsigned long arg)
 {
 	unsigned long minsz = offsetofend(struct vfio_region_info, offset);
 	struct vfio_info_cap caps = { .buf = NULL, .size = 0 };
@@ -212,7 +212,7 @@ static int mdevmig_get_region_info(struct mdevmig_dev *mdev_state, unsigned long
 		return -EFAULT;
 	if (info.argsz < minsz)
 		return -EINVAL;
-	ret = mdevmig_region_info_caps(&mdev_state->vdev, &info, &caps);
+	ret = mdevmig_region_info_caps(&inst->vdev, &info, &caps);
 	if (ret)
 		goto out_free_caps;
 
@@ -237,7 +237,7 @@ out_free_caps:
 
 static long mdevmig_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg)
 {
-	struct mdevmig_dev *mdev_state = to_mdevmig_dev(vdev);
+	struct mdevmig_dev *inst = to_mdevmig_dev(vdev);
 
 	switch (cmd) {
 	case VFIO_DEVICE_GET_INFO: {
@@ -255,23 +255,23 @@ static long mdevmig_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned l
 	}
 #if !MDEVMIG_HAVE_REGION_INFO_CAPS
 	case VFIO_DEVICE_GET_REGION_INFO:
-		return mdevmig_get_region_info(mdev_state, arg);
+		return mdevmig_get_region_info(inst, arg);
 #endif
 	case VFIO_DEVICE_GET_IRQ_INFO:
-		return mdevmig_get_irq_info(mdev_state, arg);
+		return mdevmig_get_irq_info(inst, arg);
 	case VFIO_DEVICE_SET_IRQS:
-		return mdevmig_set_irqs(mdev_state, arg);
+		return mdevmig_set_irqs(inst, arg);
 	case VFIO_DEVICE_RESET:
-		return mdevmig_reset(mdev_state);
+		return mdevmig_reset(inst);
 	}
 	return -ENOTTY;
 }
 
 /* Splits a region offset into region index and offset; -EINVAL if not ours. */
-static int mdevmig_decode_pos(struct mdevmig_dev *mdev_state, u64 pos, unsigned int *index,
+static int mdevmig_decode_pos(struct mdevmig_dev *inst, u64 pos, unsigned int *index,
 			      u64 *off)
 {
-	if ((pos >> MDEVMIG_ID_SHIFT) != mdev_state->id)
+	if ((pos >> MDEVMIG_ID_SHIFT) != inst->id)
 		return -EINVAL;
 	*index = (pos >> MDEVMIG_REGION_SHIFT) & ((1u << (MDEVMIG_ID_SHIFT - MDEVMIG_REGION_SHIFT)) - 1);
 	*off = pos & ((1ULL << MDEVMIG_REGION_SHIFT) - 1);
@@ -279,7 +279,7 @@ static int mdevmig_decode_pos(struct mdevmig_dev *mdev_state, u64 pos, unsigned 
 }
 
 /* Config space and BAR0 go through the model, in naturally aligned pieces. */
-static ssize_t mdevmig_model_rw(struct mdevmig_dev *mdev_state, unsigned int index,
+static ssize_t mdevmig_model_rw(struct mdevmig_dev *inst, unsigned int index,
 				char __user *ubuf, size_t count, u64 off, bool write)
 {
 	u64 limit = index == VFIO_PCI_CONFIG_REGION_INDEX ? PCI_CFG_SPACE_SIZE : MDEVMIG_REGS_SIZE;
@@ -307,14 +307,14 @@ static ssize_t mdevmig_model_rw(struct mdevmig_dev *mdev_state, unsigned int ind
 
 		if (write && copy_from_user(&val, ubuf + done, n))
 			return done ? done : -EFAULT;
-		mutex_lock(&mdev_state->state_lock);
+		mutex_lock(&inst->state_lock);
 		if (index == VFIO_PCI_CONFIG_REGION_INDEX)
-			ret = write ? mdevmig_model_cfg_write(&mdev_state->model, pos, &val, n)
-				    : mdevmig_model_cfg_read(&mdev_state->model, pos, &val, n);
+			ret = write ? mdevmig_model_cfg_write(&inst->model, pos, &val, n)
+				    : mdevmig_model_cfg_read(&inst->model, pos, &val, n);
 		else
-			ret = write ? mdevmig_model_mmio_write(&mdev_state->model, pos, &val, n)
-				    : mdevmig_model_mmio_read(&mdev_state->model, pos, &val, n);
-		mutex_unlock(&mdev_state->state_lock);
+			ret = write ? mdevmig_model_mmio_write(&inst->model, pos, &val, n)
+				    : mdevmig_model_mmio_read(&inst->model, pos, &val, n);
+		mutex_unlock(&inst->state_lock);
 		if (ret)
 			return done ? done : ret;
 		if (!write && copy_to_user(ubuf + done, &val, n))
@@ -324,26 +324,26 @@ static ssize_t mdevmig_model_rw(struct mdevmig_dev *mdev_state, unsigned int ind
 	return done;
 }
 
-static ssize_t mdevmig_rw(struct mdevmig_dev *mdev_state, char __user *ubuf, size_t count,
+static ssize_t mdevmig_rw(struct mdevmig_dev *inst, char __user *ubuf, size_t count,
 			  loff_t *ppos, bool write)
 {
 	unsigned int index;
 	ssize_t ret;
 	u64 off;
 
-	if (*ppos < 0 || mdevmig_decode_pos(mdev_state, *ppos, &index, &off))
+	if (*ppos < 0 || mdevmig_decode_pos(inst, *ppos, &index, &off))
 		return -EINVAL;
 
 	switch (index) {
 	case VFIO_PCI_CONFIG_REGION_INDEX:
 	case VFIO_PCI_BAR0_REGION_INDEX:
-		ret = mdevmig_model_rw(mdev_state, index, ubuf, count, off, write);
+		ret = mdevmig_model_rw(inst, index, ubuf, count, off, write);
 		break;
 	case VFIO_PCI_BAR2_REGION_INDEX:
-		ret = mdevmig_bar2_rw(mdev_state, ubuf, count, off, write);
+		ret = mdevmig_bar2_rw(inst, ubuf, count, off, write);
 		break;
 	case MDEVMIG_V1_REGION_INDEX:
-		ret = mdevmig_v1_rw(mdev_state, ubuf, count, off, write);
+		ret = mdevmig_v1_rw(inst, ubuf, count, off, write);
 		break;
 	default:
 		ret = -EINVAL;
@@ -367,18 +367,18 @@ static ssize_t mdevmig_write(struct vfio_device *vdev, const char __user *buf, s
 
 static int mdevmig_mmap(struct vfio_device *vdev, struct vm_area_struct *vma)
 {
-	struct mdevmig_dev *mdev_state = to_mdevmig_dev(vdev);
+	struct mdevmig_dev *inst = to_mdevmig_dev(vdev);
 	unsigned int index;
 	u64 off;
 
 	/* An offset beyond 64 bits would alias a window once shifted. */
 	if (vma->vm_pgoff > (U64_MAX >> PAGE_SHIFT) ||
-	    mdevmig_decode_pos(mdev_state, (u64)vma->vm_pgoff << PAGE_SHIFT, &index, &off))
+	    mdevmig_decode_pos(inst, (u64)vma->vm_pgoff << PAGE_SHIFT, &index, &off))
 		return -EINVAL;
 	if (index == VFIO_PCI_BAR2_REGION_INDEX)
-		return mdevmig_bar2_mmap(mdev_state, vma);
+		return mdevmig_bar2_mmap(inst, vma);
 	if (index == MDEVMIG_V1_REGION_INDEX)
-		return mdevmig_v1_mmap(mdev_state, vma, off);
+		return mdevmig_v1_mmap(inst, vma, off);
 	return -EINVAL;
 }
 
@@ -408,28 +408,28 @@ static const struct vfio_device_ops mdevmig_vfio_ops = {
 
 int mdevmig_mdev_probe(struct mdev_device *mdev)
 {
-	struct mdevmig_dev *mdev_state;
+	struct mdevmig_dev *inst;
 	int ret;
 
-	mdev_state = vfio_alloc_device(mdevmig_dev, vdev, &mdev->dev, &mdevmig_vfio_ops);
-	if (IS_ERR(mdev_state))
-		return PTR_ERR(mdev_state);
+	inst = vfio_alloc_device(mdevmig_dev, vdev, &mdev->dev, &mdevmig_vfio_ops);
+	if (IS_ERR(inst))
+		return PTR_ERR(inst);
 
-	dev_set_drvdata(&mdev->dev, mdev_state);
-	ret = vfio_register_emulated_iommu_dev(&mdev_state->vdev);
+	dev_set_drvdata(&mdev->dev, inst);
+	ret = vfio_register_emulated_iommu_dev(&inst->vdev);
 	if (ret)
 		goto out_put_vdev;
 	return 0;
 
 out_put_vdev:
-	vfio_put_device(&mdev_state->vdev);
+	vfio_put_device(&inst->vdev);
 	return ret;
 }
 
 void mdevmig_mdev_remove(struct mdev_device *mdev)
 {
-	struct mdevmig_dev *mdev_state = dev_get_drvdata(&mdev->dev);
+	struct mdevmig_dev *inst = dev_get_drvdata(&mdev->dev);
 
-	vfio_unregister_group_dev(&mdev_state->vdev);
-	vfio_put_device(&mdev_state->vdev);
+	vfio_unregister_group_dev(&inst->vdev);
+	vfio_put_device(&inst->vdev);
 }
