@@ -49,9 +49,19 @@ Result<void> Args::parse(std::span<const char* const> args) {
   for (const auto& s : specs_)
     if (s.is_positional) positionals.push_back(&s);
   size_t next_positional = 0;
+  bool options_ended = false;
 
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view a = args[i];
+    if (a == "--" && !options_ended) {
+      options_ended = true;
+      continue;
+    }
+    if (options_ended) {
+      if (next_positional >= positionals.size()) return usage_error("unexpected argument '" + std::string(a) + "'");
+      values_.emplace_back(positionals[next_positional++]->name, std::string(a));
+      continue;
+    }
     if (a == "--help" || a == "-h") {
       help_ = true;
       std::fputs(this->usage().c_str(), stdout);
@@ -158,7 +168,8 @@ std::string Args::usage() const {
       out += "\n";
     }
   }
-  out += "  --help                show this help\n";
+  out += "  -h, --help            show this help\n";
+  out += "  --                    end of the options: what follows is an argument\n";
   if (!epilogue_.empty()) out += epilogue_ + "\n";
   return out;
 }

@@ -1,5 +1,5 @@
 // A small command-line parser for subcommands: --name VALUE, --name=VALUE, boolean
-// --flag, positionals, and a generated --help.
+// --flag, positionals, `--` ending the options, and a generated --help (-h).
 #pragma once
 
 #include <cstdint>
@@ -29,7 +29,8 @@ class Args {
   /// Text shown after the options in --help (e.g. the exit codes).
   void epilogue(std::string text) { epilogue_ = std::move(text); }
 
-  /// Parses; on --help prints usage and sets help_requested(). Errors name the argument.
+  /// Parses; on --help or -h prints usage and sets help_requested(). After `--` every
+  /// argument is a positional. Errors name the argument.
   [[nodiscard]] Result<void> parse(std::span<const char* const> args);
 
   [[nodiscard]] bool help_requested() const { return help_; }
