@@ -235,7 +235,7 @@ int run_migrate(std::span<const char* const> argv) {
   const auto to = args.get("to");
   const auto listen = args.get("listen");
   // DEVICE arguments, and the address a process connects to or listens on.
-  std::optional<DeviceSpec> from_spec, to_spec;
+  std::optional<DeviceSpec> to_spec;
   std::optional<io::HostPort> where;
   auto device = [&](const char* flag, const std::string& text) -> Result<DeviceSpec> {
     auto d = parse_device_spec(text);
@@ -252,6 +252,9 @@ int run_migrate(std::span<const char* const> argv) {
   };
   if (listen) {
     if (from || !to || !looks_like_device(*to)) return usage("--listen needs --to DEVICE and no --from");
+    auto t = device("--to", *to);
+    if (!t.ok()) return fail(t.error());
+    to_spec = *t;
     auto w = address("--listen", *listen);
     if (!w.ok()) return fail(w.error());
     where = *w;
@@ -259,7 +262,6 @@ int run_migrate(std::span<const char* const> argv) {
     if (!from || !to) return usage("give --from and --to (or --listen and --to)");
     auto f = device("--from", *from);
     if (!f.ok()) return fail(f.error());
-    from_spec = *f;
     if (looks_like_device(*to)) {
       auto t = device("--to", *to);
       if (!t.ok()) return fail(t.error());

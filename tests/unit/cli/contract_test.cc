@@ -147,6 +147,8 @@ std::vector<CommandCase> cases(const std::function<std::string(const std::string
        {{"--guest-iova", {"0xfffffffffffff000", "0xfffffffffff00000"}}}},
       {{"migrate", "--from", kNoDevA, "--to", "127.0.0.1:4444"},
        {{"--to", {"127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:x", ":4444", "host:-1"}}}},
+      {{"migrate", "--listen", "127.0.0.1:0", "--to", kNoDevB, "--guest-mem", "4M"},
+       {{"--to", {"fd:3", "fd:x", "not-a-device"}}}},
       {{"migrate", "--listen", "127.0.0.1:0", "--to", kNoDevB},
        {{"--listen", {"x", "127.0.0.1:65536", "127.0.0.1:", ":", "-1"}}}},
       {{"qemu-migrate", "--src", kNoDevA, "--dst", kNoDevB, "--workdir", file("work"), "--transport", "file",
