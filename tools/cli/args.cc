@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -43,15 +44,29 @@ const Args::Spec* Args::find(std::string_view name) const {
   return nullptr;
 }
 
+Error usage_error(std::string_view flag, std::string what) {
+  return Error::make_verdict(EINVAL, "usage", std::string(flag) + ": " + what);
+}
+
 Result<void> Args::parse(std::span<const char* const> args) {
-  auto usage_error = [](std::string what) { return Error::make(EINVAL, "usage", std::move(what)); };
+  auto usage_error = [](std::string what) { return Error::make_verdict(EINVAL, "usage", std::move(what)); };
   std::vector<const Spec*> positionals;
   for (const auto& s : specs_)
     if (s.is_positional) positionals.push_back(&s);
   size_t next_positional = 0;
+  bool options_ended = false;
 
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view a = args[i];
+    if (a == "--" && !options_ended) {
+      options_ended = true;
+      continue;
+    }
+    if (options_ended) {
+      if (next_positional >= positionals.size()) return usage_error("unexpected argument '" + std::string(a) + "'");
+      values_.emplace_back(positionals[next_positional++]->name, std::string(a));
+      continue;
+    }
     if (a == "--help" || a == "-h") {
       help_ = true;
       std::fputs(this->usage().c_str(), stdout);
@@ -99,43 +114,105 @@ std::optional<std::string> Args::get(std::string_view name) const {
   return std::nullopt;
 }
 
-Result<uint64_t> parse_size(std::string_view text) {
+namespace {
+
+// "16M" for whole MiB and so on, else the number.
+std::string size_text(uint64_t v) {
+  static const char kUnits[] = {'T', 'G', 'M', 'K'};
+  for (int i = 0; i < 4; ++i) {
+    const unsigned shift = 40 - 10 * i;
+    if (v != 0 && v % (uint64_t{1} << shift) == 0) return std::to_string(v >> shift) + kUnits[i];
+  }
+  return std::to_string(v);
+}
+
+// Decimal or 0x hex digits at the start of `text`; the rest is left in `text`.
+std::optional<uint64_t> parse_digits(std::string_view& text) {
+  int base = 10;
+  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    base = 16;
+    text.remove_prefix(2);
+  }
   uint64_t v = 0;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || p == text.data()) return Error::make(EINVAL, "parse size", "'" + std::string(text) + "'");
-  std::string_view suffix(p, text.data() + text.size() - p);
-  unsigned shift = 0;
-  if (suffix == "K" || suffix == "k" || suffix == "KiB") shift = 10;
-  else if (suffix == "M" || suffix == "MiB") shift = 20;
-  else if (suffix == "G" || suffix == "GiB") shift = 30;
-  else if (!suffix.empty()) return Error::make(EINVAL, "parse size", "unknown suffix in '" + std::string(text) + "'");
-  if (shift && v > (UINT64_MAX >> shift)) return Error::make(ERANGE, "parse size", "'" + std::string(text) + "'");
-  return v << shift;
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v, base);
+  if (ec != std::errc() || p == text.data()) return std::nullopt;
+  text.remove_prefix(static_cast<size_t>(p - text.data()));
+  return v;
 }
 
-Result<uint64_t> Args::get_size(std::string_view name) const {
-  auto v = get(name);
-  if (!v) return Error::make(EINVAL, "usage", "missing --" + std::string(name));
-  return parse_size(*v);
-}
-
-Result<uint64_t> Args::get_uint(std::string_view name) const {
-  auto v = get(name);
-  if (!v) return Error::make(EINVAL, "usage", "missing --" + std::string(name));
-  uint64_t out = 0;
-  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
-  if (ec != std::errc() || p != v->data() + v->size())
-    return Error::make(EINVAL, "usage", "--" + std::string(name) + " wants a number, got '" + *v + "'");
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
   return out;
 }
 
-Result<double> Args::get_double(std::string_view name) const {
+}  // namespace
+
+Result<uint64_t> parse_size(std::string_view text) {
+  const std::string quoted = "'" + std::string(text) + "'";
+  std::string_view rest = text;
+  const auto v = parse_digits(rest);
+  if (!v) return Error::make_verdict(EINVAL, "usage", quoted + " is not a size (e.g. 4096, 0x1000, 64K, 32M, 1G)");
+  const std::string suffix = lower(rest);
+  unsigned shift = 0;
+  if (suffix == "k" || suffix == "kib") shift = 10;
+  else if (suffix == "m" || suffix == "mib") shift = 20;
+  else if (suffix == "g" || suffix == "gib") shift = 30;
+  else if (suffix == "t" || suffix == "tib") shift = 40;
+  else if (!suffix.empty())
+    return Error::make_verdict(EINVAL, "usage", quoted + ": unknown suffix (want K, M, G or T)");
+  if (shift && *v > (UINT64_MAX >> shift)) return Error::make_verdict(ERANGE, "usage", quoted + " is too large");
+  return *v << shift;
+}
+
+Result<uint64_t> Args::get_size(std::string_view name, uint64_t min, uint64_t max) const {
+  const std::string flag = "--" + std::string(name);
   auto v = get(name);
-  if (!v) return Error::make(EINVAL, "usage", "missing --" + std::string(name));
+  if (!v) return usage_error(flag, "missing");
+  auto n = parse_size(*v);
+  if (!n.ok()) return usage_error(flag, "wants a size (e.g. 4096, 0x1000, 64K, 32M, 1G), got '" + *v + "'");
+  if (*n < min || *n > max)
+    return usage_error(flag, "wants a size from " + size_text(min) + " to " + size_text(max) + ", got '" + *v + "'");
+  return *n;
+}
+
+Result<uint64_t> Args::get_address(std::string_view name, uint64_t align) const {
+  const std::string flag = "--" + std::string(name);
+  auto v = get(name);
+  if (!v) return usage_error(flag, "missing");
+  auto n = parse_size(*v);
+  if (!n.ok()) return usage_error(flag, "wants an address (e.g. 0x40000000 or 1G), got '" + *v + "'");
+  if (align > 1 && *n % align != 0)
+    return usage_error(flag, "wants an address aligned to " + size_text(align) + ", got '" + *v + "'");
+  return *n;
+}
+
+Result<uint64_t> Args::get_uint(std::string_view name, uint64_t min, uint64_t max) const {
+  const std::string flag = "--" + std::string(name);
+  auto v = get(name);
+  if (!v) return usage_error(flag, "missing");
+  std::string_view rest = *v;
+  const auto n = parse_digits(rest);
+  const std::string range = max == UINT64_MAX && min == 0
+                                ? std::string("a whole number")
+                                : "a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+  if (!n || !rest.empty() || *n < min || *n > max) return usage_error(flag, "wants " + range + ", got '" + *v + "'");
+  return *n;
+}
+
+Result<double> Args::get_double(std::string_view name, double min, double max, bool open) const {
+  const std::string flag = "--" + std::string(name);
+  auto v = get(name);
+  if (!v) return usage_error(flag, "missing");
   char* end = nullptr;
-  double d = std::strtod(v->c_str(), &end);
-  if (end == v->c_str() || *end != '\0')
-    return Error::make(EINVAL, "usage", "--" + std::string(name) + " wants a number, got '" + *v + "'");
+  const double d = v->empty() ? NAN : std::strtod(v->c_str(), &end);
+  const bool in_range = open ? (d > min && d < max) : (d >= min && d <= max);
+  if (v->empty() || end == v->c_str() || *end != '\0' || !std::isfinite(d) || !in_range) {
+    char range[96];
+    std::snprintf(range, sizeof(range), open ? "a number between %g and %g (exclusive)" : "a number from %g to %g",
+                  min, max);
+    return usage_error(flag, std::string("wants ") + range + ", got '" + *v + "'");
+  }
   return d;
 }
 
@@ -158,7 +235,8 @@ std::string Args::usage() const {
       out += "\n";
     }
   }
-  out += "  --help                show this help\n";
+  out += "  -h, --help            show this help\n";
+  out += "  --                    end of the options: what follows is an argument\n";
   if (!epilogue_.empty()) out += epilogue_ + "\n";
   return out;
 }

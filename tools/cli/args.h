@@ -1,5 +1,9 @@
 // A small command-line parser for subcommands: --name VALUE, --name=VALUE, boolean
-// --flag, positionals, and a generated --help.
+// --flag, positionals, `--` ending the options, and a generated --help (-h).
+//
+// Every value is checked through the typed getters below, before a command touches a
+// device or a file: a bad one is a usage error (exit 2) whose one line names the flag.
+// Sizes and addresses share one number syntax (parse_size).
 #pragma once
 
 #include <cstdint>
@@ -29,16 +33,25 @@ class Args {
   /// Text shown after the options in --help (e.g. the exit codes).
   void epilogue(std::string text) { epilogue_ = std::move(text); }
 
-  /// Parses; on --help prints usage and sets help_requested(). Errors name the argument.
+  /// Parses; on --help or -h prints usage and sets help_requested(). After `--` every
+  /// argument is a positional. Errors name the argument.
   [[nodiscard]] Result<void> parse(std::span<const char* const> args);
 
   [[nodiscard]] bool help_requested() const { return help_; }
   [[nodiscard]] bool has(std::string_view name) const;
   [[nodiscard]] std::optional<std::string> get(std::string_view name) const;
-  /// The value parsed as an unsigned integer with an optional K/M/G suffix (powers of 1024).
-  [[nodiscard]] Result<uint64_t> get_size(std::string_view name) const;
-  [[nodiscard]] Result<uint64_t> get_uint(std::string_view name) const;
-  [[nodiscard]] Result<double> get_double(std::string_view name) const;
+  /// A size (parse_size: decimal or 0x hex, optional K/M/G/T suffix in either case)
+  /// in [min, max].
+  [[nodiscard]] Result<uint64_t> get_size(std::string_view name, uint64_t min = 0,
+                                          uint64_t max = UINT64_MAX) const;
+  /// An address: the same syntax as a size, a multiple of `align`.
+  [[nodiscard]] Result<uint64_t> get_address(std::string_view name, uint64_t align) const;
+  /// A count or a time in whole units: decimal or 0x hex, no suffix, in [min, max].
+  [[nodiscard]] Result<uint64_t> get_uint(std::string_view name, uint64_t min = 0,
+                                          uint64_t max = UINT64_MAX) const;
+  /// A finite real number in [min, max] (or the open interval when `open` is set).
+  [[nodiscard]] Result<double> get_double(std::string_view name, double min, double max,
+                                          bool open = false) const;
   [[nodiscard]] std::string usage() const;
 
  private:
@@ -55,7 +68,16 @@ class Args {
   bool help_ = false;
 };
 
-/// Parses "64M", "4096", "1G" (powers of 1024).
+/// Parses "4096", "0x1000", "64k", "64M", "1G", "2T", "4MiB": decimal or 0x hex digits
+/// and an optional K, M, G or T (either case, optionally followed by "iB"; powers of 1024).
 [[nodiscard]] Result<uint64_t> parse_size(std::string_view text);
+
+/// Ranges the commands share.
+inline constexpr uint64_t kMaxDowntimeMs = 2'000'000;   ///< QEMU's downtime-limit bound too
+inline constexpr uint64_t kMaxDelayMs = 3'600'000;      ///< waits and workload phases: an hour
+inline constexpr double kMaxGuestOpsPerS = 1e6;         ///< guest BAR2 writes or DMA descriptors a second
+
+/// A usage error (exit 2) about `--flag`: "usage: --flag: what".
+[[nodiscard]] Error usage_error(std::string_view flag, std::string what);
 
 }  // namespace mdevmig::cli

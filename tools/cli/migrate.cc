@@ -32,6 +32,8 @@ namespace mdevmig::cli {
 namespace {
 
 constexpr const char* kCmd = "migrate";
+constexpr uint64_t kGuestPage = 4096;
+constexpr uint64_t kMaxGuestMem = 1ull << 40;
 
 // Channels and guest memory refer to the device and container: keep them in place.
 struct Side {
@@ -185,7 +187,7 @@ int run_migrate(std::span<const char* const> argv) {
   args.option("workload", "none|bar2|dma|bar2,dma", "live writer on the source while pre-copy runs", "none");
   args.option("dirty-rate", "PCT", "bar2 workload: percent of device memory written per second", "1");
   args.option("guest-mem", "SIZE", "DMA-mapped guest memory migrated too (0: none; dma needs it)", "0");
-  args.option("guest-iova", "IOVA", "where guest memory is mapped", "1073741824");
+  args.option("guest-iova", "IOVA", "where guest memory is mapped (4K-aligned)", "0x40000000");
   args.option("timeout", "SECONDS", "peer silence that fails the migration", "300");
   args.flag("verify", "same host: compare device memory, registers and guest memory afterwards");
   args.flag("verbose", "one line per pre-copy iteration on stderr, also when it is not a terminal");
@@ -197,21 +199,23 @@ int run_migrate(std::span<const char* const> argv) {
   auto cancel = io::Cancel::create();
   if (!cancel.ok()) return fail(cancel.error());
   const io::CancelOnSignals on_signals(**cancel);
-  auto usage = [&](const std::string& what) { return fail(Error::make(EINVAL, "usage", what)); };
+  auto usage = [&](const std::string& what) { return fail(Error::make_verdict(EINVAL, "usage", what)); };
+  auto usage_flag = [&](const char* flag, const std::string& what) { return fail(usage_error(flag, what)); };
 
   // A peer that vanishes is an error to handle, not a signal that kills the source
   // before it recovers its device (the data path uses MSG_NOSIGNAL; this covers the rest).
   ::signal(SIGPIPE, SIG_IGN);
 
+  // Every value is checked here, before a device is opened or a socket made.
   auto pref = engine::parse_channel_preference(*args.get("channel"));
-  if (!pref.ok()) return fail(pref.error());
-  auto downtime = args.get_uint("downtime");
-  auto max_it = args.get_uint("max-iterations");
-  auto max_pre = args.get_double("max-precopy");
-  auto rate = args.get_double("dirty-rate");
-  auto guest_bytes = args.get_size("guest-mem");
-  auto guest_iova = args.get_uint("guest-iova");
-  auto timeout = args.get_uint("timeout");
+  if (!pref.ok()) return usage_flag("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'");
+  auto downtime = args.get_uint("downtime", 0, kMaxDowntimeMs);
+  auto max_it = args.get_uint("max-iterations", 0, UINT32_MAX);
+  auto max_pre = args.get_double("max-precopy", 0, 86400);
+  auto rate = args.get_double("dirty-rate", 0, 100);
+  auto guest_bytes = args.get_size("guest-mem", 0, kMaxGuestMem);
+  auto guest_iova = args.get_address("guest-iova", kGuestPage);
+  auto timeout = args.get_uint("timeout", 1, 86400);
   auto workload_cfg = parse_workload(*args.get("workload"));
   for (const Error* e : {downtime.ok() ? nullptr : &downtime.error(), max_it.ok() ? nullptr : &max_it.error(),
                          max_pre.ok() ? nullptr : &max_pre.error(), rate.ok() ? nullptr : &rate.error(),
@@ -222,7 +226,55 @@ int run_migrate(std::span<const char* const> argv) {
   WorkloadConfig wcfg = *workload_cfg;
   wcfg.dirty_pct_per_s = *rate;
   uint64_t gbytes = *guest_bytes;
+  if (gbytes % kGuestPage != 0) return usage_flag("--guest-mem", "wants whole 4K pages, got '" + *args.get("guest-mem") + "'");
   if (wcfg.dma && gbytes == 0) gbytes = 16u << 20;
+  if (gbytes > 0 && *guest_iova > UINT64_MAX - gbytes + 1)
+    return usage_flag("--guest-iova", "guest memory at '" + *args.get("guest-iova") + "' would end past the last address");
+
+  const auto from = args.get("from");
+  const auto to = args.get("to");
+  const auto listen = args.get("listen");
+  // DEVICE arguments, and the address a process connects to or listens on.
+  std::optional<DeviceSpec> to_spec;
+  std::optional<io::HostPort> where;
+  auto device = [&](const char* flag, const std::string& text) -> Result<DeviceSpec> {
+    auto d = parse_device_spec(text);
+    if (!d.ok()) return usage_error(flag, d.error().context);
+    if (gbytes > 0 && d->is_fd())
+      return usage_error(flag, "--guest-mem needs devices opened by UUID (" + text +
+                                   " is an fd: this process has no container for it)");
+    return d;
+  };
+  auto address = [&](const char* flag, const std::string& text) -> Result<io::HostPort> {
+    auto hp = io::parse_host_port(text, "127.0.0.1");
+    if (!hp.ok()) return usage_error(flag, "wants [HOST:]PORT (PORT 0 to 65535), got '" + text + "'");
+    return hp;
+  };
+  if (listen) {
+    if (from || !to || !looks_like_device(*to)) return usage("--listen needs --to DEVICE and no --from");
+    auto t = device("--to", *to);
+    if (!t.ok()) return fail(t.error());
+    to_spec = *t;
+    auto w = address("--listen", *listen);
+    if (!w.ok()) return fail(w.error());
+    where = *w;
+  } else {
+    if (!from || !to) return usage("give --from and --to (or --listen and --to)");
+    auto f = device("--from", *from);
+    if (!f.ok()) return fail(f.error());
+    if (looks_like_device(*to)) {
+      auto t = device("--to", *to);
+      if (!t.ok()) return fail(t.error());
+      to_spec = *t;
+      if ((!f->uuid.empty() && f->uuid == t->uuid) || (f->is_fd() && f->fd == t->fd))
+        return usage("--from and --to name the same device (" + *from + ", " + *to + ")");
+    } else {
+      auto w = address("--to", *to);
+      if (!w.ok()) return fail(w.error());
+      if (w->host.empty() || w->port == 0) return usage_flag("--to", "wants HOST:PORT with a port, got '" + *to + "'");
+      where = *w;
+    }
+  }
 
   engine::SourceOptions sopt;
   sopt.policy.downtime_target_s = static_cast<double>(*downtime) / 1000.0;
@@ -247,15 +299,8 @@ int run_migrate(std::span<const char* const> argv) {
     }
   };
 
-  const auto from = args.get("from");
-  const auto to = args.get("to");
-  const auto listen = args.get("listen");
-
   // ---- destination process ----------------------------------------------------------
   if (listen) {
-    if (from || !to || !looks_like_device(*to)) return usage("--listen needs --to DEVICE and no --from");
-    auto where = io::parse_host_port(*listen, "127.0.0.1");
-    if (!where.ok()) return fail(where.error());
     auto dst = open_side(*to, *pref, gbytes, *guest_iova, false);
     if (!dst.ok()) return fail(dst.error());
     auto lfd = io::listen_tcp(*where);
@@ -276,7 +321,6 @@ int run_migrate(std::span<const char* const> argv) {
     return kExitOk;
   }
 
-  if (!from || !to) return usage("give --from and --to (or --listen and --to)");
   auto src = open_side(*from, *pref, gbytes, *guest_iova, true);
   if (!src.ok()) return fail(src.error());
 
@@ -290,9 +334,7 @@ int run_migrate(std::span<const char* const> argv) {
   }
 
   // ---- source process --------------------------------------------------------------
-  if (!looks_like_device(*to)) {
-    auto where = io::parse_host_port(*to, "127.0.0.1");
-    if (!where.ok()) return fail(where.error());
+  if (!to_spec) {
     auto conn = io::connect_tcp(*where);
     if (!conn.ok()) return fail(conn.error());
     auto rep = engine::run_source(*src->ch, src->id, src->guest ? &*src->guest : nullptr, conn->get(), sopt);

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "migration/vfio/mdev.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
@@ -78,41 +79,46 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   uint64_t warmup = 0, after = 0;
   {
     auto fail = [&](const Error& e) { return report_error(kCmd, e); };
+    // Every value is checked here, before an instance is adopted or created.
+    auto usage = [&](const char* flag, const std::string& what) { return fail(usage_error(flag, what)); };
     auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
-    if (!proto) return fail(proto.error());
+    if (!proto) return usage("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
     auto irq = qemu::parse_irq_mode(*a.get("irq"));
-    if (!irq) return fail(irq.error());
+    if (!irq) return usage("--irq", "wants intx or msi, got '" + *a.get("irq") + "'");
     auto fault = qemu::parse_fault(*a.get("fault"));
-    if (!fault) return fail(fault.error());
+    if (!fault) return usage("--fault", "wants none, cancel, kill-dst, kill-src, corrupt or truncate, got '" + *a.get("fault") + "'");
     const std::string transport = *a.get("transport");
-    if (transport != "unix" && transport != "file")
-      return fail(Error::make(EINVAL, "usage", "--transport wants unix or file, got '" + transport + "'"));
-    auto bw = a.get_size("bandwidth");
-    auto downtime = a.get_uint("downtime");
-    auto passes = a.get_uint("passes");
-    auto delay = a.get_uint("delay");
-    auto writes = a.get_double("writes");
-    auto dma = a.get_double("dma");
-    auto w = a.get_uint("warmup");
-    auto af = a.get_uint("after");
-    auto at = a.get_double("fault-at");
-    auto mem = a.get_uint("guest-mem");
-    auto fill = a.get_uint("guest-fill");
-    if (!fill) return fail(fill.error());
+    if (transport != "unix" && transport != "file") return usage("--transport", "wants unix or file, got '" + transport + "'");
+    for (const char* flag : {"src", "dst"}) {
+      if (auto uuid = a.get(flag); uuid && !vfio::validate_mdev_uuid(*uuid).ok())
+        return usage(flag[0] == 's' ? "--src" : "--dst", "wants an mdev UUID, got '" + *uuid + "'");
+    }
+    if (a.get("src") && a.get("src") == a.get("dst"))
+      return fail(Error::make_verdict(EINVAL, "usage", "--src and --dst name the same instance (" + *a.get("src") + ")"));
+    auto bw = a.get_size("bandwidth", 1);
+    auto downtime = a.get_uint("downtime", 0, kMaxDowntimeMs);
+    auto passes = a.get_uint("passes", 0, 1000);
+    auto delay = a.get_uint("delay", 0, kMaxDelayMs);
+    auto writes = a.get_double("writes", 0, kMaxGuestOpsPerS);
+    auto dma = a.get_double("dma", 0, kMaxGuestOpsPerS);
+    auto w = a.get_uint("warmup", 0, kMaxDelayMs);
+    auto af = a.get_uint("after", 0, kMaxDelayMs);
+    auto at = a.get_double("fault-at", 0, 1, /*open=*/true);
+    auto mem = a.get_uint("guest-mem", 16, 1u << 20);
+    auto fill = a.get_uint("guest-fill", 0, 1u << 20);
     auto seed = a.get_uint("seed");
-    auto multifd = a.get_uint("multifd");
-    for (const Result<uint64_t>* r : {&bw, &downtime, &passes, &delay, &w, &af, &mem, &seed, &multifd})
+    auto multifd = a.get_uint("multifd", 0, 255);
+    for (const Result<uint64_t>* r : {&bw, &downtime, &passes, &delay, &w, &af, &mem, &fill, &seed, &multifd})
       if (!*r) return fail(r->error());
     for (const Result<double>* r : {&writes, &dma, &at})
       if (!*r) return fail(r->error());
-    if (*at <= 0 || *at >= 1) return fail(Error::make(EINVAL, "usage", "--fault-at wants a fraction in (0, 1)"));
-    if (*multifd > 255) return fail(Error::make(EINVAL, "usage", "--multifd wants 0 to 255 channels"));
     if (*multifd > 0 && transport != "unix")
-      return fail(Error::make(EINVAL, "usage", "--multifd needs --transport unix (QEMU saves to a file on one channel)"));
+      return usage("--multifd", "needs --transport unix (QEMU saves to a file on one channel)");
+    if (*fill > 0 && *fill + 8 >= *mem)
+      return usage("--guest-fill", "must leave room below --guest-mem (" + std::to_string(*mem) + " MB)");
     opt.vm.qemu_binary = *a.get("qemu-binary");
     opt.vm.protocol = *proto;
     opt.vm.mem_mb = static_cast<uint32_t>(*mem);
-    if (*fill + 8 >= *mem) return fail(Error::make(EINVAL, "usage", "--guest-fill must leave room below --guest-mem"));
     opt.guest_fill_mb = static_cast<uint32_t>(*fill);
     opt.vm.dir = a.get("workdir").value_or("");
     if (auto extra = a.get("qemu-args")) {

@@ -40,11 +40,9 @@ int run_save(std::span<const char* const> argv) {
   auto spec = parse_device_spec(*args.get("DEVICE"));
   if (!spec.ok()) return fail(spec.error());
   auto pref = engine::parse_channel_preference(*args.get("channel"));
-  if (!pref.ok()) return fail(pref.error());
-  auto chunk = args.get_size("chunk-size");
-  if (!chunk.ok() || *chunk == 0 || *chunk > schema::kMaxChunkBytes) {
-    return fail(Error::make(EINVAL, "usage", "--chunk-size must be between 1 and 16M"));
-  }
+  if (!pref.ok()) return fail(usage_error("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'"));
+  auto chunk = args.get_size("chunk-size", 1, schema::kMaxChunkBytes);
+  if (!chunk.ok()) return fail(chunk.error());
   const std::string file = *args.get("FILE");
 
   auto dev = OpenedDevice::open(*spec);

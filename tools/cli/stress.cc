@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "migration/engine/channel.h"
+#include "migration/vfio/mdev.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
@@ -27,10 +29,11 @@ Result<std::vector<qemu::FaultKind>> parse_faults(const std::string& text) {
   for (std::size_t pos = 0; pos <= text.size();) {
     std::size_t end = text.find(',', pos);
     if (end == std::string::npos) end = text.size();
-    if (end > pos) {
-      auto f = MDEVMIG_TRY(qemu::parse_fault(text.substr(pos, end - pos)));
-      if (f != qemu::FaultKind::kNone) out.push_back(f);
-    }
+    auto f = qemu::parse_fault(text.substr(pos, end - pos));
+    if (!f.ok())
+      return usage_error("--faults", "wants a comma-separated list of cancel, kill-dst, kill-src, corrupt, truncate "
+                                     "(or none), got '" + text + "'");
+    if (*f != qemu::FaultKind::kNone) out.push_back(*f);
     pos = end + 1;
   }
   return out;
@@ -101,38 +104,44 @@ int run_stress(std::span<const char* const> argv) {
   if (auto r = a.parse(argv); !r) return report_error(kCmd, r.error());
   if (a.help_requested()) return kExitOk;
   auto fail = [&](const Error& e) { return report_error(kCmd, e); };
+  auto usage = [&](const char* flag, const std::string& what) { return fail(usage_error(flag, what)); };
+  // Every value is checked here, before an instance is adopted or created.
   const std::string mode = *a.get("mode");
-  if (mode != "qemu" && mode != "local")
-    return fail(Error::make(EINVAL, "usage", "--mode " + mode + ": want qemu or local"));
+  if (mode != "qemu" && mode != "local") return usage("--mode", "wants qemu or local, got '" + mode + "'");
+  for (const char* flag : {"a", "b"}) {
+    if (auto uuid = a.get(flag); uuid && !vfio::validate_mdev_uuid(*uuid).ok())
+      return usage(flag[0] == 'a' ? "--a" : "--b", "wants an mdev UUID, got '" + *uuid + "'");
+  }
+  if (a.get("a") && a.get("a") == a.get("b"))
+    return fail(Error::make_verdict(EINVAL, "usage", "--a and --b name the same instance (" + *a.get("a") + ")"));
 
   qemu::HarnessOptions opt;
   qemu::StressOptions so;
   {
     auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
-    if (!proto) return fail(proto.error());
+    if (!proto) return usage("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
     auto irq = qemu::parse_irq_mode(*a.get("irq"));
-    if (!irq) return fail(irq.error());
+    if (!irq) return usage("--irq", "wants intx or msi, got '" + *a.get("irq") + "'");
+    auto pref = engine::parse_channel_preference(*a.get("channel"));
+    if (!pref) return usage("--channel", "wants auto, v2 or v1, got '" + *a.get("channel") + "'");
     auto faults = parse_faults(*a.get("faults"));
     if (!faults) return fail(faults.error());
-    auto rounds = a.get_uint("rounds");
-    auto bw = a.get_size("bandwidth");
-    auto downtime = a.get_uint("downtime");
-    auto passes = a.get_uint("max-passes");
-    auto delay = a.get_uint("max-delay");
-    auto every = a.get_uint("checkpoint-every");
+    auto rounds = a.get_uint("rounds", 1, 1'000'000);
+    auto bw = a.get_size("bandwidth", 1);
+    auto downtime = a.get_uint("downtime", 0, kMaxDowntimeMs);
+    auto passes = a.get_uint("max-passes", 0, 1000);
+    auto delay = a.get_uint("max-delay", 0, kMaxDelayMs);
+    auto every = a.get_uint("checkpoint-every", 1, UINT32_MAX);
     auto seed = a.get_uint("seed");
     for (const Result<uint64_t>* r : {&rounds, &bw, &downtime, &passes, &delay, &every, &seed})
       if (!*r) return fail(r->error());
-    auto fault_rate = a.get_double("fault-rate");
-    auto file_rate = a.get_double("file-rate");
-    auto writes = a.get_double("writes");
-    auto dma = a.get_double("dma");
+    auto fault_rate = a.get_double("fault-rate", 0, 1);
+    auto file_rate = a.get_double("file-rate", 0, 1);
+    auto writes = a.get_double("writes", 0, kMaxGuestOpsPerS);
+    auto dma = a.get_double("dma", 0, kMaxGuestOpsPerS);
     for (const Result<double>* r : {&fault_rate, &file_rate, &writes, &dma})
       if (!*r) return fail(r->error());
-    if (*every == 0) return fail(Error::make(EINVAL, "usage", "--checkpoint-every wants at least 1"));
     if (mode == "local") {
-      auto pref = engine::parse_channel_preference(*a.get("channel"));
-      if (!pref) return fail(pref.error());
       LocalStressOptions lo;
       lo.rounds = static_cast<uint32_t>(*rounds);
       lo.fault_rate = *fault_rate;

@@ -1,0 +1,342 @@
+// The command line's contract, checked on the real binary: every bad value of every flag
+// is a usage error (exit 2, one line naming the flag) found before any device is opened
+// or file written; --version, `help CMD`, -h and `--`.
+//
+// The DEVICE and instance arguments name instances that do not exist, so a command that
+// got past its argument checks fails opening them with exit 3: exit 2 proves the value
+// was refused first. Every file argument points into an empty directory that must stay
+// empty.
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tools/cli/args.h"
+
+#ifndef MDEVMIG_BIN
+#error "MDEVMIG_BIN (the mdevmig binary) must be defined"
+#endif
+#ifndef MDEVMIG_PROJECT_VERSION
+#error "MDEVMIG_PROJECT_VERSION (CMake's project version) must be defined"
+#endif
+
+extern char** environ;
+
+namespace mdevmig::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Instances that exist nowhere (valid UUIDs).
+constexpr const char* kNoDevA = "6c1bd2a0-5f3e-4c59-9d0e-000000000a0a";
+constexpr const char* kNoDevB = "6c1bd2a0-5f3e-4c59-9d0e-000000000b0b";
+
+struct Outcome {
+  int rc = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+class Contract : public testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/mdevmig-contract-XXXXXX";
+    ASSERT_NE(::mkdtemp(tmpl), nullptr);
+    base_ = tmpl;
+    files_ = base_ / "files";
+    fs::create_directory(files_);
+  }
+  void TearDown() override { fs::remove_all(base_); }
+
+  // Runs the binary; stdout and stderr go to files outside files_.
+  Outcome run(const std::vector<std::string>& args) {
+    std::vector<char*> argv;
+    std::string bin = MDEVMIG_BIN;
+    argv.push_back(bin.data());
+    std::vector<std::string> copy = args;
+    for (auto& a : copy) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const std::string out = base_ / "stdout", err = base_ / "stderr";
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    pid_t pid = -1;
+    Outcome r;
+    const int e = posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (e != 0) {
+      ADD_FAILURE() << "posix_spawn " << bin << ": " << e;
+      return r;
+    }
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+
+  std::string file(const std::string& name) const { return (files_ / name).string(); }
+  bool files_untouched() const { return fs::is_empty(files_); }
+
+  fs::path base_, files_;
+};
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& a : v) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+// ---- bad values ---------------------------------------------------------------------------
+
+struct BadValues {
+  std::string flag;                 // as on the command line ("--guest-mem")
+  std::vector<std::string> values;  // each one refused
+};
+
+struct CommandCase {
+  std::vector<std::string> base;    // a complete command line that gets to opening a device
+  std::vector<BadValues> flags;
+};
+
+std::vector<CommandCase> cases(const std::function<std::string(const std::string&)>& file) {
+  const std::vector<std::string> not_uint = {"x", "-1", "1.5", "", "12abc", "99999999999999999999999"};
+  const std::vector<std::string> not_size = {"x", "-1", "1Q", "", "1.5M", "0x", "99999999999999999999999",
+                                             "17179869184T"};
+  const std::vector<std::string> not_real = {"x", "nan", "inf", "-inf", "", "1e999"};
+  auto plus = [](std::vector<std::string> a, std::initializer_list<std::string> b) {
+    a.insert(a.end(), b);
+    return a;
+  };
+  return {
+      {{"save", kNoDevA, file("out.mdevmig")},
+       {{"--channel", {"v3", "", "auto2"}},
+        {"--chunk-size", plus(not_size, {"0", "17M", "1T"})}}},
+      {{"restore", kNoDevA, file("in.mdevmig")},
+       {{"--channel", {"v3", ""}}}},
+      {{"migrate", "--from", kNoDevA, "--to", kNoDevB},
+       {{"--channel", {"v3"}},
+        {"--downtime", plus(not_uint, {"2000001"})},
+        {"--max-iterations", plus(not_uint, {"4294967296"})},
+        {"--max-precopy", plus(not_real, {"-1"})},
+        {"--workload", {"cpu", "bar2,", ""}},
+        {"--dirty-rate", plus(not_real, {"-0.5", "100.5"})},
+        {"--guest-mem", plus(not_size, {"4097", "2T"})},
+        {"--guest-iova", {"x", "0x", "0xg000", "-4096", "0x1001", "1Q"}},
+        {"--timeout", plus(not_uint, {"0", "86401"})}}},
+      {{"migrate", "--from", kNoDevA, "--to", kNoDevB, "--guest-mem", "4m", "--guest-iova", "0x1000"},
+       {{"--guest-iova", {"0xfffffffffffff000", "0xfffffffffff00000"}}}},
+      {{"migrate", "--from", kNoDevA, "--to", "127.0.0.1:4444"},
+       {{"--to", {"127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:x", ":4444", "host:-1"}}}},
+      {{"migrate", "--listen", "127.0.0.1:0", "--to", kNoDevB, "--guest-mem", "4M"},
+       {{"--to", {"fd:3", "fd:x", "not-a-device"}}}},
+      {{"migrate", "--listen", "127.0.0.1:0", "--to", kNoDevB},
+       {{"--listen", {"x", "127.0.0.1:65536", "127.0.0.1:", ":", "-1"}}}},
+      {{"qemu-migrate", "--src", kNoDevA, "--dst", kNoDevB, "--workdir", file("work"), "--transport", "file",
+        "--file", file("vm.sav")},
+       {{"--src", {"not-a-uuid", kNoDevB}},
+        {"--dst", {"not-a-uuid", kNoDevA}},
+        {"--protocol", {"v3", ""}},
+        {"--transport", {"tcp"}},
+        {"--irq", {"msix", ""}},
+        {"--bandwidth", plus(not_size, {"0"})},
+        {"--downtime", plus(not_uint, {"2000001"})},
+        {"--passes", plus(not_uint, {"1001"})},
+        {"--delay", plus(not_uint, {"3600001"})},
+        {"--writes", plus(not_real, {"-1", "1000001"})},
+        {"--dma", plus(not_real, {"-1", "1000001"})},
+        {"--warmup", plus(not_uint, {"3600001"})},
+        {"--after", plus(not_uint, {"3600001"})},
+        {"--fault", {"explode", ""}},
+        {"--fault-at", plus(not_real, {"0", "1", "-0.5"})},
+        {"--guest-mem", plus(not_uint, {"0", "15", "1048577"})},
+        {"--guest-fill", plus(not_uint, {"120", "128"})},
+        {"--seed", not_uint},
+        {"--multifd", plus(not_uint, {"256"})}}},
+      {{"stress", "--a", kNoDevA, "--b", kNoDevB, "--report", file("report.json")},
+       {{"--mode", {"remote", ""}},
+        {"--rounds", plus(not_uint, {"0", "1000001"})},
+        {"--fault-rate", plus(not_real, {"-0.1", "1.5"})},
+        {"--faults", {"explode", "cancel,explode", "cancel,,"}},
+        {"--file-rate", plus(not_real, {"-0.1", "2"})},
+        {"--a", {"not-a-uuid", kNoDevB}},
+        {"--b", {"not-a-uuid", kNoDevA}},
+        {"--protocol", {"v3"}},
+        {"--irq", {"msix"}},
+        {"--bandwidth", plus(not_size, {"0"})},
+        {"--downtime", plus(not_uint, {"2000001"})},
+        {"--max-passes", plus(not_uint, {"1001"})},
+        {"--max-delay", plus(not_uint, {"3600001"})},
+        {"--channel", {"v3"}},
+        {"--writes", plus(not_real, {"-1", "1000001"})},
+        {"--dma", plus(not_real, {"-1", "1000001"})},
+        {"--checkpoint-every", plus(not_uint, {"0"})},
+        {"--seed", not_uint}}},
+  };
+}
+
+TEST_F(Contract, EveryCommandLineWithGoodValuesGetsToTheDevice) {
+  // The control: without a bad value each base command line passes its checks and fails
+  // on the missing instance (exit 3), touching no file.
+  for (const auto& c : cases([&](const std::string& n) { return file(n); })) {
+    const Outcome r = run(c.base);
+    EXPECT_EQ(r.rc, 3) << joined(c.base) << "\n" << r.err;
+    EXPECT_TRUE(files_untouched()) << joined(c.base);
+  }
+}
+
+TEST_F(Contract, EveryBadValueIsAUsageErrorNamingTheFlag) {
+  for (const auto& c : cases([&](const std::string& n) { return file(n); })) {
+    for (const auto& f : c.flags) {
+      for (const auto& v : f.values) {
+        std::vector<std::string> args = c.base;
+        args.push_back(f.flag);
+        args.push_back(v);
+        const Outcome r = run(args);
+        const std::string what = joined(args) + " (value '" + v + "')";
+        EXPECT_EQ(r.rc, 2) << what << "\n" << r.err;
+        EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << what << "\n" << r.err;
+        EXPECT_NE(r.err.find(f.flag), std::string::npos) << what << ": the message does not name " << f.flag
+                                                         << "\n" << r.err;
+        EXPECT_TRUE(r.out.empty()) << what;
+        EXPECT_TRUE(files_untouched()) << what;
+        fs::remove_all(files_);
+        fs::create_directory(files_);
+      }
+    }
+  }
+}
+
+TEST_F(Contract, TheSameDeviceOnBothSidesIsRefused) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"migrate", "--from", kNoDevA, "--to", kNoDevA},
+        std::vector<std::string>{"migrate", "--from", kNoDevA, "--to", std::string("/sys/bus/mdev/devices/") + kNoDevA},
+        std::vector<std::string>{"qemu-migrate", "--src", kNoDevA, "--dst", kNoDevA},
+        std::vector<std::string>{"stress", "--a", kNoDevA, "--b", kNoDevA}}) {
+    const Outcome r = run(args);
+    EXPECT_EQ(r.rc, 2) << joined(args) << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
+// ---- sizes and addresses: one parser --------------------------------------------------------
+
+// The value, or ~0 (and a failure) if refused.
+uint64_t size_of(std::string_view text) {
+  auto r = parse_size(text);
+  EXPECT_TRUE(r.ok()) << text;
+  return r.ok() ? *r : ~uint64_t{0};
+}
+
+TEST(Sizes, TakeEverySuffixInEitherCaseAndHex) {
+  EXPECT_EQ(size_of("64k"), 64u << 10);
+  EXPECT_EQ(size_of("64K"), 64u << 10);
+  EXPECT_EQ(size_of("32m"), 32u << 20);
+  EXPECT_EQ(size_of("32M"), 32u << 20);
+  EXPECT_EQ(size_of("2g"), 2ull << 30);
+  EXPECT_EQ(size_of("1t"), 1ull << 40);
+  EXPECT_EQ(size_of("1T"), 1ull << 40);
+  EXPECT_EQ(size_of("4MiB"), 4u << 20);
+  EXPECT_EQ(size_of("0x1000"), 0x1000u);
+  EXPECT_EQ(size_of("0X40000000"), 0x40000000u);
+  EXPECT_EQ(size_of("0x10M"), 16u << 20);
+  EXPECT_FALSE(parse_size("0x").ok());
+  EXPECT_FALSE(parse_size("1.5M").ok());
+  EXPECT_FALSE(parse_size("M").ok());
+  EXPECT_FALSE(parse_size("16777216T").ok());
+}
+
+TEST(Sizes, EveryFlagGoesThroughTheSameParser) {
+  Args a("t [options]", "t");
+  a.option("size", "SIZE", "a size");
+  a.option("addr", "ADDR", "an address");
+  const char* argv[] = {"--size", "32m", "--addr", "0x40000000"};
+  ASSERT_TRUE(a.parse(argv).ok());
+  EXPECT_EQ(a.get_size("size").value(), 32u << 20);
+  EXPECT_EQ(a.get_address("addr", 4096).value(), 0x40000000u);
+}
+
+// ---- --version, help, -h, -- ---------------------------------------------------------------------
+
+TEST_F(Contract, VersionIsTheProjectVersion) {
+  for (const char* flag : {"--version", "-V"}) {
+    const Outcome r = run({flag});
+    EXPECT_EQ(r.rc, 0) << flag << r.err;
+    EXPECT_EQ(r.out, std::string("mdevmig ") + MDEVMIG_PROJECT_VERSION + "\n") << flag;
+  }
+}
+
+TEST_F(Contract, HelpCommandIsTheCommandsHelpAndHWorksEverywhere) {
+  const Outcome top = run({"--help"});
+  EXPECT_EQ(top.rc, 0);
+  for (const char* cmd : {"save", "restore", "inspect", "migrate", "qemu-migrate", "stress"}) {
+    const Outcome long_help = run({cmd, "--help"});
+    ASSERT_EQ(long_help.rc, 0) << cmd;
+    ASSERT_NE(long_help.out.find(std::string("usage: mdevmig ") + cmd), std::string::npos) << long_help.out;
+    const Outcome via_help = run({"help", cmd});
+    EXPECT_EQ(via_help.rc, 0) << cmd;
+    EXPECT_EQ(via_help.out, long_help.out) << "mdevmig help " << cmd;
+    const Outcome h = run({cmd, "-h"});
+    EXPECT_EQ(h.rc, 0) << cmd;
+    EXPECT_EQ(h.out, long_help.out) << cmd << " -h";
+    EXPECT_NE(long_help.out.find("-h, --help"), std::string::npos) << cmd << ": --help does not mention -h";
+  }
+  const Outcome h = run({"-h"});
+  EXPECT_EQ(h.rc, 0);
+  EXPECT_EQ(h.out, top.out);
+  const Outcome unknown = run({"help", "nosuchcommand"});
+  EXPECT_EQ(unknown.rc, 2);
+  EXPECT_NE(unknown.err.find("nosuchcommand"), std::string::npos);
+}
+
+TEST_F(Contract, DoubleDashEndsOptions) {
+  // After --, a FILE may start with a dash: inspect then tries to open it (exit 3, no
+  // such file), instead of refusing an unknown option (exit 2).
+  const Outcome r = run({"inspect", "--", "--no-such-file"});
+  EXPECT_EQ(r.rc, 3) << r.err;
+  EXPECT_NE(r.err.find("--no-such-file"), std::string::npos) << r.err;
+  // An option after -- is a positional too: save gets three positionals (usage).
+  const Outcome s = run({"save", kNoDevA, "--", file("out"), "--stop"});
+  EXPECT_EQ(s.rc, 2) << s.err;
+  EXPECT_NE(s.err.find("--stop"), std::string::npos) << s.err;
+  // And options before -- still count.
+  const Outcome h = run({"save", "--channel", "v3", "--", kNoDevA, file("out")});
+  EXPECT_EQ(h.rc, 2) << h.err;
+  EXPECT_NE(h.err.find("--channel"), std::string::npos) << h.err;
+  EXPECT_TRUE(files_untouched());
+}
+
+TEST(Args, DoubleDashMakesTheRestPositional) {
+  Args a("t A B", "t");
+  a.positional("A", "a");
+  a.positional("B", "b");
+  a.flag("json", "j");
+  const char* argv[] = {"--json", "--", "--x", "-h"};
+  ASSERT_TRUE(a.parse(argv).ok());
+  EXPECT_FALSE(a.help_requested());
+  EXPECT_EQ(a.get("A"), "--x");
+  EXPECT_EQ(a.get("B"), "-h");
+  EXPECT_TRUE(a.has("json"));
+}
+
+}  // namespace
+}  // namespace mdevmig::cli
