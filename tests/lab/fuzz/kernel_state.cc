@@ -78,6 +78,7 @@ MemSnapshot take_mem_snapshot() {
     if (l >> key >> value) mi[key.substr(0, key.size() - 1)] = value;
   }
   s.slab_unreclaimable_kib = mi["SUnreclaim"];
+  s.slub_debug = lab::read_file("/sys/kernel/slab/kmalloc-64/red_zone").value_or("0") == "1";
   s.vmalloc_kib = mi["VmallocUsed"];
   // Free pages parked on the per-cpu lists are not in MemFree: count them as free
   // (/proc/zoneinfo, "count:" of every cpu's pageset), or they swing the figure by MiBs.
@@ -108,7 +109,11 @@ bool compare_mem(const MemSnapshot& before, const MemSnapshot& after, std::strin
   // Limits, see tests/lab/fuzz/README.md ("Leak check"): well above what an idle guest
   // and the fuzzer's own churn move between two snapshots, well below what one leaked
   // object per sequence adds up to over a CI run.
-  constexpr int64_t kSlabLimit = 2048, kVmallocLimit = 512, kUnaccountedLimit = 16384;
+  // With slub_debug (every lab boot where the kernel has it) each object carries red
+  // zones and two stack tracks, which about doubles what the same churn, or the same
+  // leak, weighs in SUnreclaim: the limit doubles with it.
+  constexpr int64_t kVmallocLimit = 512, kUnaccountedLimit = 16384;
+  const int64_t kSlabLimit = after.slub_debug ? 4096 : 2048;
   const int64_t ds = after.slab_unreclaimable_kib - before.slab_unreclaimable_kib;
   const int64_t dv = after.vmalloc_kib - before.vmalloc_kib;
   const int64_t du = after.unaccounted_kib - before.unaccounted_kib;

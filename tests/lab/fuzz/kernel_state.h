@@ -34,6 +34,7 @@ struct MemSnapshot {
   int64_t vmalloc_kib = 0;             ///< VmallocUsed: v1 sections, loader buffers, bitmaps
   int64_t unaccounted_kib = 0;         ///< used by nobody meminfo names (kmalloc'd pages)
   std::map<std::string, int64_t> slab_bytes;  ///< active bytes per slab cache
+  bool slub_debug = false;  ///< slab objects carry red zones and alloc/free tracks
 };
 
 MemSnapshot take_mem_snapshot();
