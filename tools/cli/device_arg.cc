@@ -1,5 +1,7 @@
 #include "tools/cli/device_arg.h"
 
+#include "tools/cli/args.h"
+
 #include <unistd.h>
 
 #include <charconv>
@@ -40,6 +42,17 @@ Result<DeviceSpec> parse_device_spec(std::string_view text) {
 
 bool looks_like_device(std::string_view text) {
   return text.starts_with("fd:") || text.starts_with("/") || vfio::validate_mdev_uuid(text).ok();
+}
+
+std::optional<Error> check_instance_pair(const Args& a, const char* first, const char* second) {
+  for (const char* flag : {first, second}) {
+    if (auto uuid = a.get(flag); uuid && !vfio::validate_mdev_uuid(*uuid).ok())
+      return usage_error(std::string("--") + flag, "wants an mdev UUID, got '" + *uuid + "'");
+  }
+  if (a.get(first) && a.get(first) == a.get(second))
+    return Error::make_verdict(EINVAL, "usage", std::string("--") + first + " and --" + second +
+                                                    " name the same instance (" + *a.get(first) + ")");
+  return std::nullopt;
 }
 
 Result<OpenedDevice> OpenedDevice::open(const DeviceSpec& spec) {

@@ -31,6 +31,11 @@ struct DeviceSpec {
 /// Whether `text` looks like a DEVICE (rather than HOST:PORT).
 [[nodiscard]] bool looks_like_device(std::string_view text);
 
+class Args;
+/// The two instance flags of a pair (--src/--dst, --a/--b): each, if given, an mdev UUID,
+/// and not the same one. A usage error naming the flag otherwise.
+[[nodiscard]] std::optional<Error> check_instance_pair(const Args& a, const char* first, const char* second);
+
 /// An opened device: by UUID (container, group and device owned here) or a passed fd.
 class OpenedDevice {
  public:

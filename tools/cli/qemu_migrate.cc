@@ -89,12 +89,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
     if (!fault) return usage("--fault", "wants none, cancel, kill-dst, kill-src, corrupt or truncate, got '" + *a.get("fault") + "'");
     const std::string transport = *a.get("transport");
     if (transport != "unix" && transport != "file") return usage("--transport", "wants unix or file, got '" + transport + "'");
-    for (const char* flag : {"src", "dst"}) {
-      if (auto uuid = a.get(flag); uuid && !vfio::validate_mdev_uuid(*uuid).ok())
-        return usage(flag[0] == 's' ? "--src" : "--dst", "wants an mdev UUID, got '" + *uuid + "'");
-    }
-    if (a.get("src") && a.get("src") == a.get("dst"))
-      return fail(Error::make_verdict(EINVAL, "usage", "--src and --dst name the same instance (" + *a.get("src") + ")"));
+    if (auto e = check_instance_pair(a, "src", "dst")) return fail(*e);
     auto bw = a.get_size("bandwidth", 1);
     auto downtime = a.get_uint("downtime", 0, kMaxDowntimeMs);
     auto passes = a.get_uint("passes", 0, 1000);

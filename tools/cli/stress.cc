@@ -108,12 +108,7 @@ int run_stress(std::span<const char* const> argv) {
   // Every value is checked here, before an instance is adopted or created.
   const std::string mode = *a.get("mode");
   if (mode != "qemu" && mode != "local") return usage("--mode", "wants qemu or local, got '" + mode + "'");
-  for (const char* flag : {"a", "b"}) {
-    if (auto uuid = a.get(flag); uuid && !vfio::validate_mdev_uuid(*uuid).ok())
-      return usage(flag[0] == 'a' ? "--a" : "--b", "wants an mdev UUID, got '" + *uuid + "'");
-  }
-  if (a.get("a") && a.get("a") == a.get("b"))
-    return fail(Error::make_verdict(EINVAL, "usage", "--a and --b name the same instance (" + *a.get("a") + ")"));
+  if (auto e = check_instance_pair(a, "a", "b")) return fail(*e);
 
   qemu::HarnessOptions opt;
   qemu::StressOptions so;
