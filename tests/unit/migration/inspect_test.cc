@@ -171,5 +171,26 @@ TEST_F(InspectTest, ADamagedHeaderIsReportedInOneLineWithoutErrnoText) {
   }
 }
 
+// A file of another format (here the one before the checksums changed meaning) is
+// incompatible, not corrupt: exit 4, one line naming both formats, device not touched.
+TEST_F(InspectTest, AFileOfAnotherFormatNamesBothFormats) {
+  const std::string path = save("old.mdevmig", dev_.save(), sim_identity(dev_, "dev"));
+  {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+    const uint32_t old = schema::kFormatVersion - 1;
+    ASSERT_EQ(::pwrite(fd.get(), &old, 4, 8), 4);  // the preamble's format field
+  }
+  const std::string want = "read save-file preamble: " + path + ": save file format " +
+                           std::to_string(schema::kFormatVersion - 1) + "; this mdevmig reads format " +
+                           std::to_string(schema::kFormatVersion) +
+                           " (an older mdevmig wrote it: restore it with that version)";
+  CliRun in = cli_stderr("inspect " + path);
+  EXPECT_EQ(in.rc, 4);
+  EXPECT_EQ(in.out, "mdevmig inspect: " + want + "\n");
+  CliRun re = cli_stderr("restore 1c9f4a1e-7d3b-4b8a-9e2f-5a6b7c8d9e0f " + path);
+  EXPECT_EQ(re.rc, 4);
+  EXPECT_EQ(re.out, "mdevmig restore: " + want + " (device not touched)\n");
+}
+
 }  // namespace
 }  // namespace mdevmig::engine
