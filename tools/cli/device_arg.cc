@@ -2,11 +2,13 @@
 
 #include "tools/cli/args.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "migration/engine/identity.h"
 #include "tools/cli/command.h"
@@ -109,29 +111,85 @@ std::string human_bytes(double bytes) {
   return buf;
 }
 
-Progress::Progress(std::string label) : label_(std::move(label)), enabled_(::isatty(STDERR_FILENO) == 1) {}
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string duration_text(double s) {
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof(buf), "%.0f s", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof(buf), "%d min %02d s", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%d h %02d min", static_cast<int>(s) / 3600, static_cast<int>(s) / 60 % 60);
+  }
+  return buf;
+}
+
+}  // namespace
+
+std::string progress_line(std::string_view label, uint64_t done, uint64_t total, double seconds, std::size_t width,
+                          std::string_view extra) {
+  std::string tail = human_bytes(static_cast<double>(done));
+  if (total > 0) tail += " of " + human_bytes(static_cast<double>(total));
+  if (seconds > 0.2 && done > 0) {
+    const double rate = static_cast<double>(done) / seconds;
+    tail += ", " + human_bytes(rate) + "/s";
+    if (total > done) tail += ", ETA " + duration_text(static_cast<double>(total - done) / rate);
+  }
+  if (!extra.empty()) tail += "  " + std::string(extra);
+  std::string line(label);
+  line += ' ';
+  if (total > 0) {
+    // "[####....] " takes what is left after the text, 10 to 30 columns.
+    const std::size_t used = line.size() + tail.size() + 3;
+    const std::size_t room = width > used ? width - used : 0;
+    if (room >= 10) {
+      const std::size_t bar = std::min<std::size_t>(room, 30);
+      const double frac = std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
+      const auto fill = static_cast<std::size_t>(frac * static_cast<double>(bar));
+      line += "[" + std::string(fill, '#') + std::string(bar - fill, '.') + "] ";
+    }
+  }
+  line += tail;
+  if (width > 0 && line.size() > width) line.resize(width);
+  return line;
+}
+
+Progress::Progress(std::string label) : label_(std::move(label)) {
+  const char* term = std::getenv("TERM");
+  live_ = ::isatty(STDERR_FILENO) == 1 && term != nullptr && std::string_view(term) != "dumb" && *term != '\0';
+  start_ms_ = now_ms();
+}
 Progress::~Progress() { finish(); }
 
 void Progress::update(uint64_t done, uint64_t total, std::string_view extra) {
-  if (!enabled_) return;
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  const int64_t now = now_ms();
+  const double seconds = static_cast<double>(now - start_ms_) / 1000;
+  if (!live_) {
+    // A plain line now and then, for logs and dumb terminals.
+    const auto every = static_cast<int64_t>(kPlainEvery * 1000);
+    if (now - start_ms_ < every || (last_ms_ >= 0 && now - last_ms_ < every)) return;
+    last_ms_ = now;
+    std::fprintf(stderr, "%s\n", progress_line(label_, done, total, seconds, 0, extra).c_str());
+    return;
+  }
   if (drawn_ && now - last_ms_ < 100 && done != total) return;  // ~10 redraws a second
   last_ms_ = now;
-  std::string bar;
-  if (total > 0) {
-    const int width = 30;
-    const int fill = static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * width);
-    bar = "[" + std::string(std::min(fill, width), '#') + std::string(width - std::min(fill, width), '.') + "] ";
-  }
-  std::fprintf(stderr, "\r\033[K%s %s%s%s%s", label_.c_str(), bar.c_str(), human_bytes(static_cast<double>(done)).c_str(),
-               extra.empty() ? "" : "  ", std::string(extra).c_str());
+  struct winsize ws {};
+  const std::size_t width = ::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+  // One column short of the edge: a full line would wrap on some terminals.
+  std::fprintf(stderr, "\r\033[K%s", progress_line(label_, done, total, seconds, width - 1, extra).c_str());
   std::fflush(stderr);
   drawn_ = true;
 }
 
 void Progress::finish() {
-  if (enabled_ && drawn_) {
+  if (live_ && drawn_) {
     std::fputc('\n', stderr);
     drawn_ = false;
   }

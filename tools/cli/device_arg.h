@@ -62,22 +62,30 @@ int report_error(std::string_view cmd, const Error& e);
 /// "12.3 MiB".
 [[nodiscard]] std::string human_bytes(double bytes);
 
-/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+/// One progress line: label, a bar when the total is known, bytes, rate and ETA, cut to
+/// `width` columns (the bar shrinks first, then the line is cut).
+[[nodiscard]] std::string progress_line(std::string_view label, uint64_t done, uint64_t total, double seconds,
+                                        std::size_t width, std::string_view extra = {});
+
+/// Progress on stderr. On a terminal (not TERM=dumb): one line redrawn in place, as wide
+/// as the terminal (TIOCGWINSZ, read at each redraw). Otherwise (a log, TERM=dumb): a
+/// plain line every `kPlainEvery` seconds, none for work that ends sooner.
 class Progress {
  public:
+  static constexpr double kPlainEvery = 5.0;
   explicit Progress(std::string label);
   ~Progress();
   /// Redraws: `done` of `total` bytes (total 0: unknown), plus free text.
   void update(uint64_t done, uint64_t total, std::string_view extra = {});
   /// Ends the line.
   void finish();
-  [[nodiscard]] bool enabled() const { return enabled_; }
+  [[nodiscard]] bool live() const { return live_; }
 
  private:
   std::string label_;
-  bool enabled_;
+  bool live_;  // redrawn in place (a terminal that can)
   bool drawn_ = false;
-  int64_t last_ms_ = -1;
+  int64_t start_ms_ = -1, last_ms_ = -1;
 };
 
 }  // namespace mdevmig::cli
