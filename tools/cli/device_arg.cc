@@ -3,8 +3,11 @@
 #include "tools/cli/args.h"
 
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +17,12 @@
 #include "tools/cli/command.h"
 
 namespace mdevmig::cli {
+
+std::string canonical_uuid(std::string_view uuid) {
+  std::string s(uuid);
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
 
 Result<DeviceSpec> parse_device_spec(std::string_view text) {
   DeviceSpec s;
@@ -38,7 +47,7 @@ Result<DeviceSpec> parse_device_spec(std::string_view text) {
     return Error::make(EINVAL, "usage",
                        "DEVICE '" + s.text + "' is not an mdev UUID, /sys/bus/mdev/devices/UUID or fd:N");
   }
-  s.uuid = std::string(uuid);
+  s.uuid = canonical_uuid(uuid);
   return s;
 }
 
@@ -51,10 +60,23 @@ std::optional<Error> check_instance_pair(const Args& a, const char* first, const
     if (auto uuid = a.get(flag); uuid && !vfio::validate_mdev_uuid(*uuid).ok())
       return usage_error(std::string("--") + flag, "wants an mdev UUID, got '" + *uuid + "'");
   }
-  if (a.get(first) && a.get(first) == a.get(second))
+  if (a.get(first) && a.get(second) && canonical_uuid(*a.get(first)) == canonical_uuid(*a.get(second)))
     return Error::make_verdict(EINVAL, "usage", std::string("--") + first + " and --" + second +
                                                     " name the same instance (" + *a.get(first) + ")");
   return std::nullopt;
+}
+
+std::optional<Error> check_save_file_arg(const std::string& path, bool reading) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;  // absent: writing creates it, reading reports it
+  if (S_ISREG(st.st_mode)) return std::nullopt;
+  const char* what = S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a pipe" : S_ISSOCK(st.st_mode) ? "a socket"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device node" : "not a regular file";
+  return Error::make_verdict(EINVAL, "usage",
+                             "FILE '" + path + "' is " + what + "; save files are regular files (" +
+                                 (reading ? "they are mapped, not streamed: copy it to a file first" :
+                                            "written next to FILE and renamed over it: name a file")
+                                 + ")");
 }
 
 Result<OpenedDevice> OpenedDevice::open(const DeviceSpec& spec) {
@@ -66,6 +88,12 @@ Result<OpenedDevice> OpenedDevice::open(const DeviceSpec& spec) {
     if (!dev.ok()) return std::move(dev.error()).add_context("DEVICE " + spec.text);
     d.fd_dev_.emplace(std::move(dev.value()));
     return d;
+  }
+  // The one expected failure gets its own words (sysfs names instances in lower case;
+  // the UUID is canonical here).
+  if (struct stat st {}; ::stat(spec.sysfs_path().c_str(), &st) != 0 && errno == ENOENT) {
+    return Error::make_verdict(ENODEV, "open DEVICE",
+                               "no mdev device " + spec.uuid + " (see `mdevctl list` or ls /sys/bus/mdev/devices)");
   }
   auto m = vfio::open_mdev(spec.uuid);
   if (!m.ok()) return std::move(m.error()).add_context("DEVICE " + spec.uuid);

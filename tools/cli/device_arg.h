@@ -28,6 +28,12 @@ struct DeviceSpec {
 
 /// Parses a DEVICE argument; EINVAL (a usage error) if it is none of the three forms.
 [[nodiscard]] Result<DeviceSpec> parse_device_spec(std::string_view text);
+/// An mdev UUID as sysfs spells it (lower case); any case is accepted on the command line.
+[[nodiscard]] std::string canonical_uuid(std::string_view uuid);
+/// A FILE argument of save (`reading` false), restore or inspect: a usage error if it
+/// names a directory, a pipe or anything else that is not a regular file. Looked at with
+/// stat() only (opening a FIFO would block). An absent FILE passes.
+[[nodiscard]] std::optional<Error> check_save_file_arg(const std::string& path, bool reading);
 /// Whether `text` looks like a DEVICE (rather than HOST:PORT).
 [[nodiscard]] bool looks_like_device(std::string_view text);
 

@@ -236,6 +236,7 @@ int run_inspect(std::span<const char* const> argv) {
   if (auto r = args.parse(argv); !r.ok()) return report_error("inspect", r.error());
   if (args.help_requested()) return kExitOk;
   const std::string file = *args.get("FILE");
+  if (auto e = check_save_file_arg(file, true)) return report_error("inspect", *e);
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) return report_error("inspect", Error::from_errno("open", file));
 

@@ -25,7 +25,7 @@ using json = nlohmann::json;
 constexpr const char* kCmd = "qemu-migrate";
 
 Result<qemu::MdevInstance> instance(const Args& a, const char* uuid_opt, const std::string& type) {
-  if (auto uuid = a.get(uuid_opt)) return qemu::MdevInstance::adopt(*uuid);
+  if (auto uuid = a.get(uuid_opt)) return qemu::MdevInstance::adopt(canonical_uuid(*uuid));
   return qemu::MdevInstance::create(type, a.get("parent").value_or(""));
 }
 

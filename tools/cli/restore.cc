@@ -47,6 +47,7 @@ int run_restore(std::span<const char* const> argv) {
   auto pref = engine::parse_channel_preference(*args.get("channel"));
   if (!pref.ok()) return fail(usage_error("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'"));
   const std::string file = *args.get("FILE");
+  if (auto e = check_save_file_arg(file, true)) return fail(*e);
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) return fail(Error::from_errno("open", file));
 

@@ -44,6 +44,7 @@ int run_save(std::span<const char* const> argv) {
   auto chunk = args.get_size("chunk-size", 1, schema::kMaxChunkBytes);
   if (!chunk.ok()) return fail(chunk.error());
   const std::string file = *args.get("FILE");
+  if (auto e = check_save_file_arg(file, false)) return fail(*e);
 
   auto dev = OpenedDevice::open(*spec);
   if (!dev.ok()) return fail(dev.error());

@@ -55,7 +55,7 @@ Result<std::vector<qemu::MdevInstance>> instances(const Args& a) {
     return Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)");
   std::vector<qemu::MdevInstance> inst;
   for (const char* name : {"a", "b"}) {
-    inst.push_back(MDEVMIG_TRY(a.get(name) ? qemu::MdevInstance::adopt(*a.get(name))
+    inst.push_back(MDEVMIG_TRY(a.get(name) ? qemu::MdevInstance::adopt(canonical_uuid(*a.get(name)))
                                            : qemu::MdevInstance::create(*a.get("type"), a.get("parent").value_or(""))));
   }
   return inst;

@@ -8,10 +8,12 @@
 // empty.
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -236,6 +238,57 @@ TEST_F(Contract, TheSameDeviceOnBothSidesIsRefused) {
     EXPECT_EQ(r.rc, 2) << joined(args) << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
+}
+
+// ---- errors: one line, what to do, no errno text for what is not a system call --------------
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+TEST_F(Contract, AMissingInstanceSaysSoAndWhereToLook) {
+  // Upper case is accepted and means the instance sysfs spells in lower case.
+  for (const std::string& dev : {std::string(kNoDevA), upper(kNoDevA), std::string("/sys/bus/mdev/devices/") + kNoDevA}) {
+    const Outcome r = run({"save", dev, file("out.mdevmig")});
+    EXPECT_EQ(r.rc, 3) << dev << "\n" << r.err;
+    EXPECT_EQ(r.err, std::string("mdevmig save: open DEVICE: no mdev device ") + kNoDevA +
+                         " (see `mdevctl list` or ls /sys/bus/mdev/devices)\n")
+        << dev;
+    EXPECT_TRUE(files_untouched());
+  }
+  const Outcome r = run({"migrate", "--from", upper(kNoDevA), "--to", kNoDevB});
+  EXPECT_EQ(r.rc, 3) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(std::string("no mdev device ") + kNoDevA), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("No such file"), std::string::npos) << "errno text: " << r.err;
+}
+
+TEST_F(Contract, UpperCaseNamesTheSameInstance) {
+  const Outcome r = run({"migrate", "--from", kNoDevA, "--to", upper(kNoDevA)});
+  EXPECT_EQ(r.rc, 2) << r.err;
+  const Outcome q = run({"stress", "--a", upper(kNoDevA), "--b", kNoDevA});
+  EXPECT_EQ(q.rc, 2) << q.err;
+}
+
+TEST_F(Contract, ADirectoryOrAPipeAsASaveFileIsAUsageError) {
+  const std::string dir = (base_ / "a-directory").string();
+  const std::string fifo = (base_ / "a-pipe").string();
+  fs::create_directory(dir);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const auto& [path, what] : {std::pair{dir, "is a directory"}, std::pair{fifo, "is a pipe"}}) {
+    // A FIFO with no writer would block an open(): the check must not open it.
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"save", kNoDevA, path},
+                                                 std::vector<std::string>{"restore", kNoDevA, path},
+                                                 std::vector<std::string>{"inspect", path}}) {
+      const Outcome r = run(args);
+      EXPECT_EQ(r.rc, 2) << joined(args) << "\n" << r.err;
+      EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+      EXPECT_NE(r.err.find(path + "' " + what), std::string::npos) << r.err;
+    }
+  }
+  EXPECT_TRUE(fs::is_directory(dir) && fs::is_empty(dir));
+  EXPECT_TRUE(fs::is_fifo(fifo)) << "save must not replace the pipe";
 }
 
 // ---- sizes and addresses: one parser --------------------------------------------------------
