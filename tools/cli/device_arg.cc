@@ -66,6 +66,15 @@ std::optional<Error> check_instance_pair(const Args& a, const char* first, const
   return std::nullopt;
 }
 
+void warn_uuid_mode(std::string_view cmd, const DeviceSpec& spec) {
+  if (spec.is_fd() || ::isatty(STDERR_FILENO) != 1) return;
+  const bool save = cmd == "save";
+  std::fprintf(stderr, "mdevmig %.*s: note: opening %s by UUID resets it%s (pass the holder's fd as fd:N to %s a device in use)\n",
+               static_cast<int>(cmd.size()), cmd.data(), spec.uuid.c_str(),
+               save ? ": this saves a freshly reset device" : ", and it forgets the restored state when mdevmig exits",
+               save ? "save" : "restore");
+}
+
 std::optional<Error> check_save_file_arg(const std::string& path, bool reading) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return std::nullopt;  // absent: writing creates it, reading reports it

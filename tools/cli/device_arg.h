@@ -26,6 +26,21 @@ struct DeviceSpec {
   }
 };
 
+/// What --help of save and restore says about the DEVICE forms: by UUID the instance
+/// is opened here, and opening resets it and closing forgets its state.
+inline constexpr const char* kDeviceFormsHelp =
+    "DEVICE is an mdev UUID (any case), /sys/bus/mdev/devices/UUID, or fd:N (an open VFIO\n"
+    "device fd passed down by the process that holds the device, e.g. a VMM or a harness).\n"
+    "By UUID, mdevmig opens the instance itself: opening an instance resets it, and closing\n"
+    "it (when mdevmig exits) forgets its state. So `save UUID` saves a freshly reset device,\n"
+    "not what a guest left in it, and what `restore UUID` loads is gone when mdevmig exits.\n"
+    "To save or restore a device in use, run mdevmig from the process that holds it open\n"
+    "and pass the fd: fd:N (README: \"Passing a device fd\").";
+
+/// On a terminal, a one-line warning that DEVICE given by UUID is reset by opening it
+/// and forgets a restored state on exit (nothing for fd:N or when stderr is not a tty).
+void warn_uuid_mode(std::string_view cmd, const DeviceSpec& spec);
+
 /// Parses a DEVICE argument; EINVAL (a usage error) if it is none of the three forms.
 [[nodiscard]] Result<DeviceSpec> parse_device_spec(std::string_view text);
 /// An mdev UUID as sysfs spells it (lower case); any case is accepted on the command line.

@@ -25,8 +25,8 @@ int run_restore(std::span<const char* const> argv) {
             "Loads FILE (written by `mdevmig save`) into DEVICE, which then runs (unless --stopped).\n"
             "FILE is verified completely first (checksums of every chunk, totals, trailer) and its\n"
             "device identity must match DEVICE; only then is the device touched. FILE must be a\n"
-            "regular file (it is mapped, not streamed).\n"
-            "DEVICE is an mdev UUID, /sys/bus/mdev/devices/UUID, or fd:N (an open VFIO device fd).");
+            "regular file (it is mapped, not streamed).\n" +
+                std::string(kDeviceFormsHelp));
   args.positional("DEVICE", "the device to restore into");
   args.positional("FILE", "the save file");
   args.option("channel", "auto|v2|v1", "migration interface", "auto");
@@ -63,6 +63,7 @@ int run_restore(std::span<const char* const> argv) {
     verify_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
+  warn_uuid_mode("restore", *spec);
   auto dev = OpenedDevice::open(*spec);
   if (!dev.ok()) return fail(dev.error());
   auto id = dev->identity();

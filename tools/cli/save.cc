@@ -21,8 +21,8 @@ namespace mdevmig::cli {
 int run_save(std::span<const char* const> argv) {
   Args args("save DEVICE FILE [options]",
             "Saves the state of a VFIO device into FILE: the device stops, its whole migration\n"
-            "stream is written in checksummed chunks, and it runs again (unless --stop).\n"
-            "DEVICE is an mdev UUID, /sys/bus/mdev/devices/UUID, or fd:N (an open VFIO device fd).");
+            "stream is written in checksummed chunks, and it runs again (unless --stop).\n" +
+                std::string(kDeviceFormsHelp));
   args.positional("DEVICE", "the device to save");
   args.positional("FILE", "the save file to write (replaced only when the save succeeded)");
   args.option("channel", "auto|v2|v1", "migration interface", "auto");
@@ -46,6 +46,7 @@ int run_save(std::span<const char* const> argv) {
   const std::string file = *args.get("FILE");
   if (auto e = check_save_file_arg(file, false)) return fail(*e);
 
+  warn_uuid_mode("save", *spec);
   auto dev = OpenedDevice::open(*spec);
   if (!dev.ok()) return fail(dev.error());
   auto id = dev->identity();

@@ -291,6 +291,21 @@ TEST_F(Contract, ADirectoryOrAPipeAsASaveFileIsAUsageError) {
   EXPECT_TRUE(fs::is_fifo(fifo)) << "save must not replace the pipe";
 }
 
+// ---- UUID mode ----------------------------------------------------------------------------------
+
+TEST_F(Contract, SaveAndRestoreHelpSayWhatOpeningByUuidDoes) {
+  for (const char* cmd : {"save", "restore"}) {
+    const Outcome r = run({cmd, "--help"});
+    ASSERT_EQ(r.rc, 0) << cmd;
+    // The text is wrapped: compare with the line breaks taken out.
+    std::string text = r.out;
+    std::replace(text.begin(), text.end(), '\n', ' ');
+    EXPECT_NE(text.find("opening an instance resets it"), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_NE(text.find("forgets its state"), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_NE(text.find("fd:N"), std::string::npos) << cmd << ": " << r.out;
+  }
+}
+
 // ---- sizes and addresses: one parser --------------------------------------------------------
 
 // The value, or ~0 (and a failure) if refused.
