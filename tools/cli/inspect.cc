@@ -14,8 +14,6 @@
 #include <span>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "migration/engine/identity.h"
 #include "migration/engine/savefile.h"
 #include "migration/engine/stream_decode.h"
@@ -23,6 +21,7 @@
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
+#include "tools/cli/json_out.h"
 
 namespace mdevmig::cli {
 namespace {
@@ -93,14 +92,21 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-nlohmann::json identity_json(const schema::DeviceIdentity& d) {
-  nlohmann::json j = {{"uuid", d.uuid},
+// "1af4:1052", as the text output spells it.
+std::string pci_pair(uint16_t vendor, uint16_t device) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%04x:%04x", vendor, device);
+  return buf;
+}
+
+Json identity_json(const schema::DeviceIdentity& d) {
+  Json j = {{"uuid", d.uuid},
                       {"sysfs_path", d.sysfs_path},
                       {"device_api", d.device_api},
                       {"vfio_flags", d.vfio_flags},
                       {"migration_flags", d.migration_flags},
-                      {"pci_id", hex(d.pci_vendor) + ":" + hex(d.pci_device)},
-                      {"pci_subsystem", hex(d.pci_sub_vendor) + ":" + hex(d.pci_sub_device)},
+                      {"pci_id", pci_pair(d.pci_vendor, d.pci_device)},
+                      {"pci_subsystem", pci_pair(d.pci_sub_vendor, d.pci_sub_device)},
                       {"region_sizes", d.region_sizes}};
   if (d.compat) {
     j["compat"] = {{"stream_version", d.compat->stream_version},
@@ -112,8 +118,8 @@ nlohmann::json identity_json(const schema::DeviceIdentity& d) {
   return j;
 }
 
-nlohmann::json stream_json(const engine::StreamSummary& s) {
-  nlohmann::json j = {{"records", s.records},
+Json stream_json(const engine::StreamSummary& s) {
+  Json j = {{"records", s.records},
                       {"page_records", s.page_records},
                       {"pages_precopy", s.pages_precopy},
                       {"pages_stopcopy", s.pages_stopcopy},
@@ -127,7 +133,7 @@ nlohmann::json stream_json(const engine::StreamSummary& s) {
                    {"mem_size", s.compat->mem_size}};
   }
   if (s.regs) {
-    nlohmann::json r;
+    Json r;
     for (const auto& [name, v] : engine::regs_fields(*s.regs)) r[name] = v;
     j["registers"] = r;
   }
@@ -156,8 +162,7 @@ void print_text(const std::string& file, const engine::FileSummary& f, const eng
   const schema::FileHeader& h = f.header;
   const schema::DeviceIdentity& d = h.device;
   std::printf("%s: mdevmig save file, format %u, %s\n", file.c_str(), h.format_version, h.tool_version.c_str());
-  std::printf("  created      %.3f s after the epoch on %s\n", static_cast<double>(h.created_unix_ns) / 1e9,
-              h.hostname.c_str());
+  std::printf("  created      %s on %s\n", iso8601(h.created_unix_ns).c_str(), h.hostname.c_str());
   std::printf("  device       %s%s%s, %s, PCI %04x:%04x (subsystem %04x:%04x), %zu regions\n",
               d.uuid.empty() ? "(passed as an fd)" : d.uuid.c_str(), d.sysfs_path.empty() ? "" : " at ",
               d.sysfs_path.c_str(), d.device_api.c_str(), d.pci_vendor, d.pci_device, d.pci_sub_vendor,
@@ -240,6 +245,7 @@ int run_inspect(std::span<const char* const> argv) {
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) return report_error("inspect", Error::from_errno("open", file));
 
+  const bool json = args.has("json");
   auto scanner = engine::FileScanner::open(in.get(), file);
   if (!scanner.ok()) return report_error("inspect", scanner.error());
   engine::StreamDecoder decoder;
@@ -262,41 +268,51 @@ int run_inspect(std::span<const char* const> argv) {
   ours = ours && engine::is_mdevmig(sum->header.device);
   const engine::StreamSummary s = decoder.finish();
   if (ours) trial.finish();
-  if (args.has("json")) {
-    nlohmann::json chunks = nlohmann::json::array();
+  // The verdict, last in the text and in "verdict"/"problem" of the JSON.
+  std::optional<Error> refused;
+  if (ours && !s.problem.empty()) {
+    refused = Error::make_verdict(schema::kCorruptErrno, "decode device stream", file + ": " + s.problem);
+  } else if (ours && trial.tried() && !trial.loads()) {
+    refused = Error::make_verdict(schema::kCorruptErrno, "trial load", file + ": the device would refuse it: " + trial.text());
+  }
+  if (json) {
+    Json chunks = Json::array();
     for (const auto& c : sum->chunks) {
       chunks.push_back({{"seq", c.seq}, {"offset", c.offset}, {"bytes", c.bytes}, {"phase", schema::phase_name(c.phase)},
-                        {"xxh3", hex(c.xxh3)}});
+                        {"xxh3", hash_text(c.xxh3)}});
     }
-    nlohmann::json j = {{"file", file},
-                        {"format_version", sum->header.format_version},
-                        {"tool_version", sum->header.tool_version},
-                        {"created_unix_ns", sum->header.created_unix_ns},
-                        {"hostname", sum->header.hostname},
-                        {"channel", schema::channel_name(sum->header.channel)},
-                        {"chunk_size", sum->header.chunk_size},
-                        {"device", identity_json(sum->header.device)},
-                        {"chunks", chunks},
-                        {"file_bytes", sum->file_bytes},
-                        {"stream_bytes", sum->trailer.stream_bytes},
-                        {"stream_xxh3", hex(sum->trailer.stream_xxh3)},
-                        {"checksums_verified", true}};
-    j["device_stream"] = ours ? stream_json(s) : nlohmann::json(nullptr);
+    Json j = json_document("inspect");
+    j["file"] = file;
+    j["verdict"] = refused ? "refused" : "good";
+    j["problem"] = refused ? Json(refused->message()) : Json(nullptr);
+    j["format_version"] = sum->header.format_version;
+    j["tool_version"] = sum->header.tool_version;
+    j["created"] = iso8601(sum->header.created_unix_ns);
+    j["created_unix_ns"] = std::to_string(sum->header.created_unix_ns);
+    j["finished"] = iso8601(sum->trailer.finished_unix_ns);
+    j["hostname"] = sum->header.hostname;
+    j["channel"] = schema::channel_name(sum->header.channel);
+    j["chunk_size"] = sum->header.chunk_size;
+    j["device"] = identity_json(sum->header.device);
+    j["chunks"] = chunks;
+    j["file_bytes"] = sum->file_bytes;
+    j["stream_bytes"] = sum->trailer.stream_bytes;
+    j["stream_xxh3"] = hash_text(sum->trailer.stream_xxh3);
+    j["checksums_verified"] = true;
+    j["device_stream"] = ours ? stream_json(s) : Json(nullptr);
     if (ours) {
       j["device_stream"]["trial_load"] = {{"tried", trial.tried()},
-                                          {"loads", trial.tried() ? nlohmann::json(trial.loads()) : nlohmann::json(nullptr)},
+                                          {"loads", trial.tried() ? Json(trial.loads()) : Json(nullptr)},
                                           {"outcome", trial.text()}};
     }
     std::printf("%s\n", j.dump(2).c_str());
+    std::fflush(stdout);
+    set_json_errors(false);  // the document above holds the verdict
   } else {
     print_text(file, *sum, s, ours, trial, args.has("chunks"));
+    std::printf("verdict: %s\n", refused ? ("refused: " + refused->message()).c_str() : "good");
   }
-  if (ours && !s.problem.empty()) {
-    return report_error("inspect", Error::make_verdict(schema::kCorruptErrno, "decode device stream", file + ": " + s.problem));
-  }
-  if (ours && trial.tried() && !trial.loads()) {
-    return report_error("inspect", Error::make_verdict(schema::kCorruptErrno, "trial load", file + ": the device would refuse it: " + trial.text()));
-  }
+  if (refused) return report_error("inspect", *refused);
   return kExitOk;
 }
 

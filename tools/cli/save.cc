@@ -7,14 +7,13 @@
 #include <span>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "migration/engine/channel.h"
 #include "migration/engine/savefile.h"
 #include "migration/io/cancel.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
+#include "tools/cli/json_out.h"
 
 namespace mdevmig::cli {
 
@@ -80,23 +79,29 @@ int run_save(std::span<const char* const> argv) {
   }
   const double mib_s = rep->seconds > 0 ? static_cast<double>(rep->stream_bytes) / rep->seconds / (1 << 20) : 0;
   if (args.has("json")) {
-    nlohmann::json j = {{"device", spec->text},
-                        {"file", file},
-                        {"channel", schema::channel_name(rep->channel)},
-                        {"stream_bytes", rep->stream_bytes},
-                        {"file_bytes", rep->file_bytes},
-                        {"chunks", rep->chunks},
-                        {"stream_xxh3", rep->stream_xxh3},
-                        {"seconds", rep->seconds},
-                        {"device_state_after", args.has("stop") ? "STOP" : "RUNNING"}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", save_json(spec->text, file, *rep, args.has("stop")).dump(2).c_str());
   } else {
-    std::printf("saved %s to %s: %s of device state in %llu chunks via %s, %.3f s (%.1f MiB/s), device %s\n",
+    std::printf("saved %s to %s: %s of device state in %llu chunks via %s, %.3f s (%.1f MiB/s), stream xxh3 %s, "
+                "device %s\n",
                 spec->text.c_str(), file.c_str(), human_bytes(static_cast<double>(rep->stream_bytes)).c_str(),
                 static_cast<unsigned long long>(rep->chunks), schema::channel_name(rep->channel), rep->seconds,
-                mib_s, args.has("stop") ? "stopped" : "running");
+                mib_s, hash_text(rep->stream_xxh3).c_str(), args.has("stop") ? "stopped" : "running");
   }
   return kExitOk;
+}
+
+Json save_json(const std::string& device, const std::string& file, const engine::SaveReport& r, bool stopped) {
+  Json j = json_document("save");
+  j["device"] = device;
+  j["file"] = file;
+  j["channel"] = schema::channel_name(r.channel);
+  j["stream_bytes"] = r.stream_bytes;
+  j["file_bytes"] = r.file_bytes;
+  j["chunks"] = r.chunks;
+  j["stream_xxh3"] = hash_text(r.stream_xxh3);
+  j["seconds"] = r.seconds;
+  j["device_state_after"] = stopped ? "STOP" : "RUNNING";
+  return j;
 }
 
 }  // namespace mdevmig::cli

@@ -81,6 +81,19 @@ CliRun cli_stderr(const std::string& args) {
   return r;
 }
 
+// stdout of `mdevmig ARGS`, and its exit code.
+CliRun cli_stdout_of(const std::string& args) {
+  CliRun r;
+  const std::string cmd = std::string(MDEVMIG_CLI) + " " + args + " 2>/dev/null";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  for (std::size_t n; (n = std::fread(buf, 1, sizeof(buf), p)) > 0;) r.out.append(buf, n);
+  const int status = ::pclose(p);
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
 class InspectTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -190,6 +203,63 @@ TEST_F(InspectTest, AFileOfAnotherFormatNamesBothFormats) {
   CliRun re = cli_stderr("restore 1c9f4a1e-7d3b-4b8a-9e2f-5a6b7c8d9e0f " + path);
   EXPECT_EQ(re.rc, 4);
   EXPECT_EQ(re.out, "mdevmig restore: " + want + " (device not touched)\n");
+}
+
+// ---- the JSON contract -------------------------------------------------------------------------
+
+std::vector<std::string> keys(const nlohmann::ordered_json& j) {
+  std::vector<std::string> k;
+  for (const auto& [key, value] : j.items()) k.push_back(key);
+  return k;
+}
+
+// The schema, pinned: a change here is a change of the contract (and, if a key changes
+// meaning or goes away, of schema_version).
+TEST_F(InspectTest, JsonKeysAreFixedAndHashesAndTimesAreStrings) {
+  const std::string path = save("schema.mdevmig", dev_.save(), sim_identity(dev_, "dev"));
+  CliRun r = inspect_json(path);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  const auto j = nlohmann::ordered_json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(keys(j), (std::vector<std::string>{"schema_version", "command", "file", "verdict", "problem", "format_version",
+                                                "tool_version", "created", "created_unix_ns", "finished", "hostname",
+                                                "channel", "chunk_size", "device", "chunks", "file_bytes",
+                                                "stream_bytes", "stream_xxh3", "checksums_verified", "device_stream"}));
+  EXPECT_EQ(j["schema_version"], 1);
+  EXPECT_EQ(j["command"], "inspect");
+  EXPECT_EQ(j["verdict"], "good");
+  EXPECT_EQ(keys(j["chunks"][0]), (std::vector<std::string>{"seq", "offset", "bytes", "phase", "xxh3"}));
+  EXPECT_EQ(keys(j["device"]), (std::vector<std::string>{"uuid", "sysfs_path", "device_api", "vfio_flags",
+                                                          "migration_flags", "pci_id", "pci_subsystem", "region_sizes",
+                                                          "compat"}));
+  // 64-bit values as strings; the hashes spelled as the text output spells them.
+  const std::string stream = j["stream_xxh3"];
+  EXPECT_EQ(stream.size(), 16u);
+  EXPECT_EQ(stream.find_first_not_of("0123456789abcdef"), std::string::npos) << stream;
+  EXPECT_TRUE(j["created_unix_ns"].is_string());
+  EXPECT_TRUE(j["chunks"][0]["xxh3"].is_string());
+  const std::string created = j["created"];
+  ASSERT_EQ(created.size(), 30u) << created;  // 2026-12-04T06:51:20.123456789Z
+  EXPECT_EQ(created[4], '-');
+  EXPECT_EQ(created[10], 'T');
+  EXPECT_EQ(created.back(), 'Z');
+  EXPECT_EQ(std::to_string(std::stoll(created.substr(0, 4))), created.substr(0, 4));
+  CliRun text = cli_stdout_of("inspect " + path);
+  EXPECT_NE(text.out.find("xxh3 " + stream), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(j["chunks"][0]["xxh3"].get<std::string>()), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("created      " + created), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(j["device"]["pci_id"].get<std::string>()), std::string::npos) << text.out;
+}
+
+TEST_F(InspectTest, WithJsonAnErrorIsJsonToo) {
+  CliRun r = inspect_json((dir_ / "missing.mdevmig").string());
+  EXPECT_EQ(r.rc, 3);
+  const auto j = nlohmann::ordered_json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(keys(j), (std::vector<std::string>{"schema_version", "command", "error"}));
+  EXPECT_EQ(keys(j["error"]), (std::vector<std::string>{"exit_code", "operation", "message"}));
+  EXPECT_EQ(j["error"]["exit_code"], 3);
+  EXPECT_NE(j["error"]["message"].get<std::string>().find("missing.mdevmig"), std::string::npos) << r.out;
 }
 
 }  // namespace
