@@ -262,5 +262,90 @@ TEST_F(InspectTest, WithJsonAnErrorIsJsonToo) {
   EXPECT_NE(j["error"]["message"].get<std::string>().find("missing.mdevmig"), std::string::npos) << r.out;
 }
 
+// ---- damaged files: everything readable, then the verdict, exit 4 ---------------------------
+
+// The chunk table of a good file (where each chunk's data lies).
+std::vector<ChunkInfo> chunk_table(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  auto s = FileScanner::open(fd.get(), path);
+  EXPECT_TRUE(s.ok());
+  if (!s.ok()) return {};
+  auto sum = verify_file(*s);
+  EXPECT_TRUE(sum.ok());
+  return sum.ok() ? sum->chunks : std::vector<ChunkInfo>{};
+}
+
+void flip(const std::string& path, uint64_t at) {
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+  uint8_t b = 0;
+  ASSERT_EQ(::pread(fd.get(), &b, 1, static_cast<off_t>(at)), 1);
+  b ^= 0x40;
+  ASSERT_EQ(::pwrite(fd.get(), &b, 1, static_cast<off_t>(at)), 1);
+}
+
+TEST_F(InspectTest, ADamagedChunkIsNamedAndEveryOtherChunkShown) {
+  const std::string path = save("chunk.mdevmig", dev_.save(), sim_identity(dev_, "dev"));
+  const auto table = chunk_table(path);
+  ASSERT_GE(table.size(), 4u);
+  flip(path, table[2].file_offset + 100);  // inside chunk 2's data
+  CliRun r = inspect_json(path);
+  EXPECT_EQ(r.rc, 4);
+  const auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["verdict"], "damaged");
+  EXPECT_EQ(keys(nlohmann::ordered_json::parse(r.out)),
+            (std::vector<std::string>{"schema_version", "command", "file", "verdict", "problem", "file_bytes",
+                                      "preamble", "preamble_problem", "header", "header_problem", "chunks",
+                                      "bad_chunks", "walk_problem", "trailer", "trailer_problem",
+                                      "checksums_verified"}));
+  EXPECT_TRUE(j["preamble_problem"].is_null()) << j.dump();
+  EXPECT_TRUE(j["header_problem"].is_null()) << j.dump();
+  EXPECT_EQ(j["header"]["device"]["uuid"], "dev");
+  ASSERT_EQ(j["chunks"].size(), table.size()) << j.dump();
+  EXPECT_EQ(j["bad_chunks"], 1);
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    EXPECT_EQ(j["chunks"][i]["ok"], i != 2) << i;
+    EXPECT_EQ(j["chunks"][i]["file_offset"].get<uint64_t>() < table[i].file_offset, true) << i;
+  }
+  EXPECT_NE(j["chunks"][2]["problem"].get<std::string>().find("XXH3 mismatch"), std::string::npos) << j.dump();
+  EXPECT_FALSE(j["trailer"].is_null()) << "the trailer after the bad chunk is still read";
+  // Text: the table with the bad chunk marked, then the verdict last.
+  CliRun t = cli_stdout_of("inspect " + path);
+  EXPECT_EQ(t.rc, 4);
+  EXPECT_NE(t.out.find("chunks: " + std::to_string(table.size()) + " found, 1 bad"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("BAD: chunk 2 at stream offset"), std::string::npos) << t.out;
+  EXPECT_EQ(t.out.rfind("verdict: damaged: "), t.out.rfind('\n', t.out.size() - 2) + 1) << t.out;
+}
+
+TEST_F(InspectTest, ADamagedHeaderStillShowsTheChunks) {
+  const std::string path = save("header.mdevmig", dev_.save(), sim_identity(dev_, "dev"));
+  const auto table = chunk_table(path);
+  flip(path, schema::kPreambleBytes + 9);
+  CliRun r = inspect_json(path);
+  EXPECT_EQ(r.rc, 4);
+  const auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_NE(j["header_problem"].get<std::string>().find("XXH3 does not match"), std::string::npos) << j.dump();
+  EXPECT_EQ(j["chunks"].size(), table.size());
+  EXPECT_EQ(j["bad_chunks"], 0);
+  EXPECT_FALSE(j["trailer"].is_null());
+}
+
+TEST_F(InspectTest, ATruncatedFileShowsTheChunksBeforeTheCut) {
+  const std::string path = save("cut.mdevmig", dev_.save(), sim_identity(dev_, "dev"));
+  const auto table = chunk_table(path);
+  ASSERT_GE(table.size(), 4u);
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(table[3].file_offset + 10)), 0);  // inside chunk 3
+  CliRun r = inspect_json(path);
+  EXPECT_EQ(r.rc, 4);
+  const auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["chunks"].size(), 3u) << j.dump();
+  EXPECT_EQ(j["bad_chunks"], 0);
+  EXPECT_TRUE(j["trailer"].is_null());
+  EXPECT_NE(j["walk_problem"].get<std::string>().find("truncated"), std::string::npos) << j.dump();
+  EXPECT_NE(j["problem"].get<std::string>().find("truncated"), std::string::npos) << j.dump();
+}
+
 }  // namespace
 }  // namespace mdevmig::engine
