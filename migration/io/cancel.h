@@ -1,4 +1,4 @@
-// Cancel: a request to stop (Ctrl-C, SIGTERM) raised from a signal handler and seen by
+// Cancel: a request to stop (Ctrl-C, SIGTERM, SIGHUP) raised from a signal handler and seen by
 // every pipeline that holds it. The handler only stores the signal number and writes an
 // eventfd (both async-signal-safe); the pipelines do the rest: save and restore loops
 // check it between chunks, and every io_uring reader and writer given it keeps a poll on
@@ -69,8 +69,9 @@ class Cancel {
   UniqueFd fd_;
 };
 
-/// Routes SIGINT and SIGTERM to `cancel` for the lifetime of this object (a process
-/// has one: main() or a test creates it). The first signal requests the stop; the
+/// Routes SIGINT, SIGTERM and SIGHUP (a dropped SSH session must not leave a device
+/// stopped) to `cancel` for the lifetime of this object (a process has one: main() or a
+/// test creates it). The first signal requests the stop; the
 /// handler is reset then, so a second Ctrl-C terminates at once. No SA_RESTART: a
 /// blocking wait returns EINTR and looks at the request.
 class CancelOnSignals {
@@ -93,8 +94,8 @@ class CancelOnSignals {
   CancelOnSignals& operator=(const CancelOnSignals&) = delete;
 
  private:
-  static constexpr int kCount = 2;
-  static constexpr int kSignals[kCount] = {SIGINT, SIGTERM};
+  static constexpr int kCount = 3;
+  static constexpr int kSignals[kCount] = {SIGINT, SIGTERM, SIGHUP};
   // The one place a signal handler can find its Cancel.
   static std::atomic<Cancel*>& target() {
     static std::atomic<Cancel*> t{nullptr};

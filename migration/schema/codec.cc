@@ -241,6 +241,19 @@ const char* wire_kind_name(WireMessage::Kind kind) {
 
 // ---- preamble and framing -----------------------------------------------------------------
 
+namespace {
+
+// "save file format 1; this mdevmig reads format 2 (...)": what a file of another format
+// is, and what to do about it.
+std::string format_mismatch(uint32_t theirs) {
+  return "save file format " + std::to_string(theirs) + "; this mdevmig reads format " +
+         std::to_string(kFormatVersion) +
+         (theirs < kFormatVersion ? " (an older mdevmig wrote it: restore it with that version)"
+                                  : " (a newer mdevmig wrote it: restore it with that version or later)");
+}
+
+}  // namespace
+
 std::array<std::byte, kPreambleBytes> encode_preamble(const Preamble& p) {
   std::array<std::byte, kPreambleBytes> out{};
   std::memcpy(out.data(), &kFileMagic, 8);
@@ -260,11 +273,7 @@ Result<Preamble> decode_preamble(std::span<const std::byte> bytes) {
   p.format_version = le32(bytes.data() + 8);
   p.header_bytes = le32(bytes.data() + 12);
   p.header_xxh3 = le64(bytes.data() + 16);
-  if (p.format_version != kFormatVersion) {
-    return Error::make_verdict(kIncompatibleErrno, kOp,
-                       "format version " + std::to_string(p.format_version) + ", this tool reads " +
-                           std::to_string(kFormatVersion));
-  }
+  if (p.format_version != kFormatVersion) return Error::make_verdict(kIncompatibleErrno, kOp, format_mismatch(p.format_version));
   if (p.header_bytes == 0 || p.header_bytes > kMaxHeaderBytes || p.header_bytes % 8 != 0) {
     return corrupt(kOp, "header length " + std::to_string(p.header_bytes));
   }
@@ -485,7 +494,7 @@ Result<FileHeader> decode_header(std::span<const std::byte> bytes) {
     FileHeader h;
     h.format_version = r.getFormatVersion();
     if (h.format_version != kFormatVersion) {
-      return Error::make_verdict(kIncompatibleErrno, kOp, "format version " + std::to_string(h.format_version));
+      return Error::make_verdict(kIncompatibleErrno, kOp, format_mismatch(h.format_version));
     }
     h.tool_version = MDEVMIG_TRY(text(r.getToolVersion(), "toolVersion"));
     if (!r.hasDevice()) return corrupt(kOp, "no device identity");
@@ -538,9 +547,12 @@ Result<WireMessage> decode_wire(std::span<const std::byte> bytes, uint32_t page_
         if (h.getMagic() != kWireMagic) return corrupt(kOp, "hello: bad magic (not an mdevmig peer)");
         m.hello.protocol_version = h.getProtocolVersion();
         if (m.hello.protocol_version != kProtocolVersion) {
-          return Error::make_verdict(kIncompatibleErrno, kOp,
-                             "hello: protocol version " + std::to_string(m.hello.protocol_version) +
-                                 ", this tool speaks " + std::to_string(kProtocolVersion));
+          return Error::make_verdict(
+              kIncompatibleErrno, kOp,
+              "hello: the peer speaks protocol " + std::to_string(m.hello.protocol_version) +
+                  "; this mdevmig speaks protocol " + std::to_string(kProtocolVersion) + " (the peer's mdevmig is " +
+                  (m.hello.protocol_version < kProtocolVersion ? "older" : "newer") +
+                  ": run the same version on both ends)");
         }
         m.hello.role = static_cast<Role>(h.getRole());
         if (!enum_in(m.hello.role, Role::kDestination)) return corrupt(kOp, "hello: invalid role");

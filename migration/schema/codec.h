@@ -26,8 +26,12 @@ inline constexpr int kIncompatibleErrno = EMEDIUMTYPE;
 
 inline constexpr uint64_t kFileMagic = 0x45564153474d444dull;  // "MDMGSAVE" in memory order
 inline constexpr uint64_t kWireMagic = 0x4552495747474d44ull;  // "DMGGWIRE" in memory order
-inline constexpr uint32_t kFormatVersion = 1;
-inline constexpr uint32_t kProtocolVersion = 1;
+/// The save file's format. 2: the trailer's streamXxh3 is the XXH3 of the chunks' xxh3
+/// values and framesXxh3 leaves the chunk data out (1 hashed the bytes themselves).
+/// Bump it whenever a reader of the previous format would misread a new file.
+inline constexpr uint32_t kFormatVersion = 2;
+/// The wire protocol's version. 2: Done's streamXxh3 as in the file's trailer (format 2).
+inline constexpr uint32_t kProtocolVersion = 2;
 
 /// Largest header message accepted (real ones are a few hundred bytes).
 inline constexpr std::size_t kMaxHeaderBytes = 64u << 10;

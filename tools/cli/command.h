@@ -14,14 +14,15 @@ enum ExitCode : int {
   kExitUsage = 2,    ///< bad command line
   kExitDevice = 3,   ///< a device, VFIO or system call failed
   kExitCorrupt = 4,  ///< input (file, stream, peer) is malformed or incompatible
-  kExitInterrupted = 130,  ///< stopped by SIGINT/SIGTERM after recovering the device (128 + SIGINT)
+  kExitInterrupted = 130,  ///< stopped by SIGINT/SIGTERM/SIGHUP after recovering the device (128 + SIGINT)
 };
 
 /// The exit codes, for the --help of commands that change device state.
 inline constexpr const char* kExitCodesHelp =
     "\nExit status: 0 done, 1 failed (e.g. the peer), 2 usage, 3 device or system error,\n"
-    "4 corrupt or incompatible input, 130 interrupted (Ctrl-C or SIGTERM: the work stops\n"
-    "cleanly, a saving device runs again, a loading one is reset, a partial file is removed).";
+    "4 corrupt or incompatible input, 130 interrupted (Ctrl-C, SIGTERM or SIGHUP: the work\n"
+    "stops cleanly, a saving device runs again, a loading one is reset, a partial file is\n"
+    "removed).";
 
 /// One subcommand. `run` gets the arguments after the subcommand name.
 struct Command {

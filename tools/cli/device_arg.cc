@@ -2,16 +2,31 @@
 
 #include "tools/cli/args.h"
 
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cctype>
+#include <cinttypes>
+#include <ctime>
+#include <cerrno>
 
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 
 #include "migration/engine/identity.h"
 #include "tools/cli/command.h"
+#include "tools/cli/json_out.h"
 
 namespace mdevmig::cli {
+
+std::string canonical_uuid(std::string_view uuid) {
+  std::string s(uuid);
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
 
 Result<DeviceSpec> parse_device_spec(std::string_view text) {
   DeviceSpec s;
@@ -36,7 +51,7 @@ Result<DeviceSpec> parse_device_spec(std::string_view text) {
     return Error::make(EINVAL, "usage",
                        "DEVICE '" + s.text + "' is not an mdev UUID, /sys/bus/mdev/devices/UUID or fd:N");
   }
-  s.uuid = std::string(uuid);
+  s.uuid = canonical_uuid(uuid);
   return s;
 }
 
@@ -49,10 +64,32 @@ std::optional<Error> check_instance_pair(const Args& a, const char* first, const
     if (auto uuid = a.get(flag); uuid && !vfio::validate_mdev_uuid(*uuid).ok())
       return usage_error(std::string("--") + flag, "wants an mdev UUID, got '" + *uuid + "'");
   }
-  if (a.get(first) && a.get(first) == a.get(second))
+  if (a.get(first) && a.get(second) && canonical_uuid(*a.get(first)) == canonical_uuid(*a.get(second)))
     return Error::make_verdict(EINVAL, "usage", std::string("--") + first + " and --" + second +
                                                     " name the same instance (" + *a.get(first) + ")");
   return std::nullopt;
+}
+
+void warn_uuid_mode(std::string_view cmd, const DeviceSpec& spec) {
+  if (spec.is_fd() || ::isatty(STDERR_FILENO) != 1) return;
+  const bool save = cmd == "save";
+  std::fprintf(stderr, "mdevmig %.*s: note: opening %s by UUID resets it%s (pass the holder's fd as fd:N to %s a device in use)\n",
+               static_cast<int>(cmd.size()), cmd.data(), spec.uuid.c_str(),
+               save ? ": this saves a freshly reset device" : ", and it forgets the restored state when mdevmig exits",
+               save ? "save" : "restore");
+}
+
+std::optional<Error> check_save_file_arg(const std::string& path, bool reading) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;  // absent: writing creates it, reading reports it
+  if (S_ISREG(st.st_mode)) return std::nullopt;
+  const char* what = S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a pipe" : S_ISSOCK(st.st_mode) ? "a socket"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device node" : "not a regular file";
+  return Error::make_verdict(EINVAL, "usage",
+                             "FILE '" + path + "' is " + what + "; save files are regular files (" +
+                                 (reading ? "they are mapped, not streamed: copy it to a file first" :
+                                            "written next to FILE and renamed over it: name a file")
+                                 + ")");
 }
 
 Result<OpenedDevice> OpenedDevice::open(const DeviceSpec& spec) {
@@ -64,6 +101,12 @@ Result<OpenedDevice> OpenedDevice::open(const DeviceSpec& spec) {
     if (!dev.ok()) return std::move(dev.error()).add_context("DEVICE " + spec.text);
     d.fd_dev_.emplace(std::move(dev.value()));
     return d;
+  }
+  // The one expected failure gets its own words (sysfs names instances in lower case;
+  // the UUID is canonical here).
+  if (struct stat st {}; ::stat(spec.sysfs_path().c_str(), &st) != 0 && errno == ENOENT) {
+    return Error::make_verdict(ENODEV, "open DEVICE",
+                               "no mdev device " + spec.uuid + " (see `mdevctl list` or ls /sys/bus/mdev/devices)");
   }
   auto m = vfio::open_mdev(spec.uuid);
   if (!m.ok()) return std::move(m.error()).add_context("DEVICE " + spec.uuid);
@@ -92,9 +135,57 @@ int exit_code_for(const Error& e) {
   }
 }
 
+namespace {
+bool g_json_errors = false;
+}  // namespace
+
+void set_json_errors(bool on) { g_json_errors = on; }
+bool json_errors() { return g_json_errors; }
+
+Json json_document(std::string_view cmd) {
+  Json j;
+  j["schema_version"] = kJsonSchemaVersion;
+  j["command"] = std::string(cmd);
+  return j;
+}
+
+// GCC 12 sees an uninitialized member in nlohmann's object iterators once inlined here
+// (a false positive: the object is parsed and complete).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+Json json_document(std::string_view cmd, const nlohmann::json& body) {
+  Json j = json_document(cmd);
+  j.update(Json::parse(body.dump()));  // the same keys, after the document's own
+  return j;
+}
+#pragma GCC diagnostic pop
+
+std::string hash_text(uint64_t h) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "%016" PRIx64, h);
+  return buf;
+}
+
+std::string iso8601(uint64_t unix_ns) {
+  const auto secs = static_cast<std::time_t>(unix_ns / 1'000'000'000);
+  std::tm tm {};
+  ::gmtime_r(&secs, &tm);
+  char buf[48];
+  const std::size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  std::snprintf(buf + n, sizeof(buf) - n, ".%09" PRIu64 "Z", unix_ns % 1'000'000'000);
+  return buf;
+}
+
 int report_error(std::string_view cmd, const Error& e) {
+  const int code = exit_code_for(e);
   std::fprintf(stderr, "mdevmig %.*s: %s\n", static_cast<int>(cmd.size()), cmd.data(), e.message().c_str());
-  return exit_code_for(e);
+  if (g_json_errors) {
+    Json j = json_document(cmd);
+    j["error"] = {{"exit_code", code}, {"operation", e.op}, {"message", e.message()}};
+    std::printf("%s\n", j.dump(2).c_str());
+    std::fflush(stdout);
+  }
+  return code;
 }
 
 std::string human_bytes(double bytes) {
@@ -109,29 +200,85 @@ std::string human_bytes(double bytes) {
   return buf;
 }
 
-Progress::Progress(std::string label) : label_(std::move(label)), enabled_(::isatty(STDERR_FILENO) == 1) {}
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string duration_text(double s) {
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof(buf), "%.0f s", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof(buf), "%d min %02d s", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%d h %02d min", static_cast<int>(s) / 3600, static_cast<int>(s) / 60 % 60);
+  }
+  return buf;
+}
+
+}  // namespace
+
+std::string progress_line(std::string_view label, uint64_t done, uint64_t total, double seconds, std::size_t width,
+                          std::string_view extra) {
+  std::string tail = human_bytes(static_cast<double>(done));
+  if (total > 0) tail += " of " + human_bytes(static_cast<double>(total));
+  if (seconds > 0.2 && done > 0) {
+    const double rate = static_cast<double>(done) / seconds;
+    tail += ", " + human_bytes(rate) + "/s";
+    if (total > done) tail += ", ETA " + duration_text(static_cast<double>(total - done) / rate);
+  }
+  if (!extra.empty()) tail += "  " + std::string(extra);
+  std::string line(label);
+  line += ' ';
+  if (total > 0) {
+    // "[####....] " takes what is left after the text, 10 to 30 columns.
+    const std::size_t used = line.size() + tail.size() + 3;
+    const std::size_t room = width > used ? width - used : 0;
+    if (room >= 10) {
+      const std::size_t bar = std::min<std::size_t>(room, 30);
+      const double frac = std::min(1.0, static_cast<double>(done) / static_cast<double>(total));
+      const auto fill = static_cast<std::size_t>(frac * static_cast<double>(bar));
+      line += "[" + std::string(fill, '#') + std::string(bar - fill, '.') + "] ";
+    }
+  }
+  line += tail;
+  if (width > 0 && line.size() > width) line.resize(width);
+  return line;
+}
+
+Progress::Progress(std::string label) : label_(std::move(label)) {
+  const char* term = std::getenv("TERM");
+  live_ = ::isatty(STDERR_FILENO) == 1 && term != nullptr && std::string_view(term) != "dumb" && *term != '\0';
+  start_ms_ = now_ms();
+}
 Progress::~Progress() { finish(); }
 
 void Progress::update(uint64_t done, uint64_t total, std::string_view extra) {
-  if (!enabled_) return;
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::steady_clock::now().time_since_epoch()).count();
+  const int64_t now = now_ms();
+  const double seconds = static_cast<double>(now - start_ms_) / 1000;
+  if (!live_) {
+    // A plain line now and then, for logs and dumb terminals.
+    const auto every = static_cast<int64_t>(kPlainEvery * 1000);
+    if (now - start_ms_ < every || (last_ms_ >= 0 && now - last_ms_ < every)) return;
+    last_ms_ = now;
+    std::fprintf(stderr, "%s\n", progress_line(label_, done, total, seconds, 0, extra).c_str());
+    return;
+  }
   if (drawn_ && now - last_ms_ < 100 && done != total) return;  // ~10 redraws a second
   last_ms_ = now;
-  std::string bar;
-  if (total > 0) {
-    const int width = 30;
-    const int fill = static_cast<int>(static_cast<double>(done) / static_cast<double>(total) * width);
-    bar = "[" + std::string(std::min(fill, width), '#') + std::string(width - std::min(fill, width), '.') + "] ";
-  }
-  std::fprintf(stderr, "\r\033[K%s %s%s%s%s", label_.c_str(), bar.c_str(), human_bytes(static_cast<double>(done)).c_str(),
-               extra.empty() ? "" : "  ", std::string(extra).c_str());
+  struct winsize ws {};
+  const std::size_t width = ::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+  // One column short of the edge: a full line would wrap on some terminals.
+  std::fprintf(stderr, "\r\033[K%s", progress_line(label_, done, total, seconds, width - 1, extra).c_str());
   std::fflush(stderr);
   drawn_ = true;
 }
 
 void Progress::finish() {
-  if (enabled_ && drawn_) {
+  if (live_ && drawn_) {
     std::fputc('\n', stderr);
     drawn_ = false;
   }

@@ -26,8 +26,29 @@ struct DeviceSpec {
   }
 };
 
+/// What --help of save and restore says about the DEVICE forms: by UUID the instance
+/// is opened here, and opening resets it and closing forgets its state.
+inline constexpr const char* kDeviceFormsHelp =
+    "DEVICE is an mdev UUID (any case), /sys/bus/mdev/devices/UUID, or fd:N (an open VFIO\n"
+    "device fd passed down by the process that holds the device, e.g. a VMM or a harness).\n"
+    "By UUID, mdevmig opens the instance itself: opening an instance resets it, and closing\n"
+    "it (when mdevmig exits) forgets its state. So `save UUID` saves a freshly reset device,\n"
+    "not what a guest left in it, and what `restore UUID` loads is gone when mdevmig exits.\n"
+    "To save or restore a device in use, run mdevmig from the process that holds it open\n"
+    "and pass the fd: fd:N (README: \"Passing a device fd\").";
+
+/// On a terminal, a one-line warning that DEVICE given by UUID is reset by opening it
+/// and forgets a restored state on exit (nothing for fd:N or when stderr is not a tty).
+void warn_uuid_mode(std::string_view cmd, const DeviceSpec& spec);
+
 /// Parses a DEVICE argument; EINVAL (a usage error) if it is none of the three forms.
 [[nodiscard]] Result<DeviceSpec> parse_device_spec(std::string_view text);
+/// An mdev UUID as sysfs spells it (lower case); any case is accepted on the command line.
+[[nodiscard]] std::string canonical_uuid(std::string_view uuid);
+/// A FILE argument of save (`reading` false), restore or inspect: a usage error if it
+/// names a directory, a pipe or anything else that is not a regular file. Looked at with
+/// stat() only (opening a FIFO would block). An absent FILE passes.
+[[nodiscard]] std::optional<Error> check_save_file_arg(const std::string& path, bool reading);
 /// Whether `text` looks like a DEVICE (rather than HOST:PORT).
 [[nodiscard]] bool looks_like_device(std::string_view text);
 
@@ -62,22 +83,30 @@ int report_error(std::string_view cmd, const Error& e);
 /// "12.3 MiB".
 [[nodiscard]] std::string human_bytes(double bytes);
 
-/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+/// One progress line: label, a bar when the total is known, bytes, rate and ETA, cut to
+/// `width` columns (the bar shrinks first, then the line is cut).
+[[nodiscard]] std::string progress_line(std::string_view label, uint64_t done, uint64_t total, double seconds,
+                                        std::size_t width, std::string_view extra = {});
+
+/// Progress on stderr. On a terminal (not TERM=dumb): one line redrawn in place, as wide
+/// as the terminal (TIOCGWINSZ, read at each redraw). Otherwise (a log, TERM=dumb): a
+/// plain line every `kPlainEvery` seconds, none for work that ends sooner.
 class Progress {
  public:
+  static constexpr double kPlainEvery = 5.0;
   explicit Progress(std::string label);
   ~Progress();
   /// Redraws: `done` of `total` bytes (total 0: unknown), plus free text.
   void update(uint64_t done, uint64_t total, std::string_view extra = {});
   /// Ends the line.
   void finish();
-  [[nodiscard]] bool enabled() const { return enabled_; }
+  [[nodiscard]] bool live() const { return live_; }
 
  private:
   std::string label_;
-  bool enabled_;
+  bool live_;  // redrawn in place (a terminal that can)
   bool drawn_ = false;
-  int64_t last_ms_ = -1;
+  int64_t start_ms_ = -1, last_ms_ = -1;
 };
 
 }  // namespace mdevmig::cli

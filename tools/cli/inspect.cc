@@ -5,16 +5,18 @@
 // stream goes through the device model's own loader (vendor/, the code the kernel runs
 // on resume) in the simulator.
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "migration/engine/identity.h"
 #include "migration/engine/savefile.h"
@@ -23,6 +25,7 @@
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
+#include "tools/cli/json_out.h"
 
 namespace mdevmig::cli {
 namespace {
@@ -93,14 +96,21 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-nlohmann::json identity_json(const schema::DeviceIdentity& d) {
-  nlohmann::json j = {{"uuid", d.uuid},
+// "1af4:1052", as the text output spells it.
+std::string pci_pair(uint16_t vendor, uint16_t device) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%04x:%04x", vendor, device);
+  return buf;
+}
+
+Json identity_json(const schema::DeviceIdentity& d) {
+  Json j = {{"uuid", d.uuid},
                       {"sysfs_path", d.sysfs_path},
                       {"device_api", d.device_api},
                       {"vfio_flags", d.vfio_flags},
                       {"migration_flags", d.migration_flags},
-                      {"pci_id", hex(d.pci_vendor) + ":" + hex(d.pci_device)},
-                      {"pci_subsystem", hex(d.pci_sub_vendor) + ":" + hex(d.pci_sub_device)},
+                      {"pci_id", pci_pair(d.pci_vendor, d.pci_device)},
+                      {"pci_subsystem", pci_pair(d.pci_sub_vendor, d.pci_sub_device)},
                       {"region_sizes", d.region_sizes}};
   if (d.compat) {
     j["compat"] = {{"stream_version", d.compat->stream_version},
@@ -112,8 +122,8 @@ nlohmann::json identity_json(const schema::DeviceIdentity& d) {
   return j;
 }
 
-nlohmann::json stream_json(const engine::StreamSummary& s) {
-  nlohmann::json j = {{"records", s.records},
+Json stream_json(const engine::StreamSummary& s) {
+  Json j = {{"records", s.records},
                       {"page_records", s.page_records},
                       {"pages_precopy", s.pages_precopy},
                       {"pages_stopcopy", s.pages_stopcopy},
@@ -127,7 +137,7 @@ nlohmann::json stream_json(const engine::StreamSummary& s) {
                    {"mem_size", s.compat->mem_size}};
   }
   if (s.regs) {
-    nlohmann::json r;
+    Json r;
     for (const auto& [name, v] : engine::regs_fields(*s.regs)) r[name] = v;
     j["registers"] = r;
   }
@@ -151,13 +161,172 @@ nlohmann::json stream_json(const engine::StreamSummary& s) {
   return j;
 }
 
+// ---- a damaged file --------------------------------------------------------------------------
+
+// What could be read of a file that does not verify: the preamble, the header (decoded
+// even when its checksum is wrong, flagged so), and every frame that the segment tables
+// let us find, each chunk good or bad with the reason. Walking stops only where the
+// framing itself is unreadable or the file ends.
+struct Salvage {
+  std::optional<schema::Preamble> preamble;
+  std::string preamble_problem;  // "" if the preamble is good
+  std::optional<schema::FileHeader> header;
+  std::string header_problem;
+  struct Entry {
+    uint64_t file_offset = 0, frame_bytes = 0;
+    std::optional<engine::ChunkInfo> chunk;  // decoded (its own checksum right)
+    std::string problem;                     // "" if the chunk is good
+  };
+  std::vector<Entry> chunks;
+  std::optional<schema::Trailer> trailer;
+  std::string trailer_problem;
+  std::string end_problem;  // where and why walking the frames stopped early
+  uint64_t file_bytes = 0;
+
+  [[nodiscard]] std::size_t bad_chunks() const {
+    std::size_t n = 0;
+    for (const auto& c : chunks) n += !c.problem.empty();
+    return n;
+  }
+};
+
+// The error text without the file name a scanner put in front of it.
+std::string reason(const Error& e, const std::string& file) {
+  std::string m = e.verdict ? e.context : e.message();
+  for (const std::string& prefix : {file + ": ", std::string("save file: ")}) {
+    if (m.starts_with(prefix)) m = m.substr(prefix.size());
+  }
+  return m.empty() ? e.message() : m;
+}
+
+Salvage salvage(std::span<const std::byte> file, const std::string& name) {
+  Salvage s;
+  s.file_bytes = file.size();
+  auto pre = schema::decode_preamble(file.first(std::min(file.size(), schema::kPreambleBytes)));
+  if (!pre.ok()) {
+    s.preamble_problem = reason(pre.error(), name);
+    return s;  // not our file, another format, or no usable header length: nothing more to trust
+  }
+  s.preamble = *pre;
+  const auto rest = file.subspan(schema::kPreambleBytes);
+  if (rest.size() < pre->header_bytes) {
+    s.header_problem = "the file ends inside the header (truncated)";
+    return s;
+  }
+  const auto hbytes = rest.first(pre->header_bytes);
+  const bool sum_ok = XXH3_64bits(hbytes.data(), hbytes.size()) == pre->header_xxh3;
+  auto h = schema::decode_header(hbytes);
+  if (h.ok()) s.header = std::move(*h);
+  if (!sum_ok) {
+    s.header_problem = h.ok() ? "the header's XXH3 does not match (its fields are shown as read)"
+                              : "the header's XXH3 does not match and it does not decode (" + reason(h.error(), name) + ")";
+  } else if (!h.ok()) {
+    s.header_problem = reason(h.error(), name);
+  }
+  uint64_t pos = schema::kPreambleBytes + pre->header_bytes, seq = 0, stream = 0;
+  bool resync = false;  // after an undecodable chunk: take the next one's stream offset
+  std::vector<uint64_t> aligned;
+  while (pos < file.size()) {
+    const auto at = file.subspan(pos);
+    auto size = schema::frame_size(at.first(std::min<std::size_t>(at.size(), 8 + 4 * schema::kMaxSegments)),
+                                   schema::kMaxFrameBytes);
+    if (!size.ok()) {
+      s.end_problem = "file byte " + std::to_string(pos) + ": unreadable frame (" + reason(size.error(), name) +
+                      "); the rest of the file cannot be walked";
+      break;
+    }
+    if (!*size || **size > at.size()) {
+      s.end_problem = "file byte " + std::to_string(pos) + ": the file ends inside a frame (truncated)";
+      break;
+    }
+    aligned.assign(**size / 8 + 1, 0);
+    std::memcpy(aligned.data(), at.data(), **size);
+    auto frame = schema::decode_frame(std::span(reinterpret_cast<const std::byte*>(aligned.data()), **size));
+    Salvage::Entry e{pos, **size, std::nullopt, {}};
+    pos += **size;
+    if (frame.ok() && frame->kind == schema::Frame::Kind::kTrailer) {
+      s.trailer = frame->trailer;
+      break;
+    }
+    if (!frame.ok()) {
+      e.problem = reason(frame.error(), name);
+      resync = true;
+    } else {
+      const schema::ChunkView& c = frame->chunk;
+      e.chunk = engine::ChunkInfo{c.seq, c.offset, c.data.size(), c.xxh3, c.phase,
+                                  e.file_offset + static_cast<uint64_t>(c.data.data() - reinterpret_cast<const std::byte*>(aligned.data()))};
+      if (c.seq != seq) {
+        e.problem = "out of sequence (expected chunk " + std::to_string(seq) + ")";
+      } else if (c.offset != stream && !resync) {
+        e.problem = "stream offset " + std::to_string(c.offset) + ", expected " + std::to_string(stream);
+      }
+      stream = c.offset + c.data.size();
+      resync = false;
+    }
+    ++seq;
+    s.chunks.push_back(std::move(e));
+  }
+  if (s.trailer) {
+    const auto& t = *s.trailer;
+    if (t.chunks != s.chunks.size()) {
+      s.trailer_problem = "says " + std::to_string(t.chunks) + " chunks, the file has " + std::to_string(s.chunks.size());
+    } else if (t.header_xxh3 != pre->header_xxh3) {
+      s.trailer_problem = "its header XXH3 is not the preamble's";
+    } else if (pos != file.size()) {
+      s.trailer_problem = std::to_string(file.size() - pos) + " bytes after the trailer";
+    }
+  } else if (s.end_problem.empty()) {
+    s.end_problem = "no trailer: the file ends after " + std::to_string(s.chunks.size()) + " chunks (truncated)";
+  }
+  return s;
+}
+
+void print_damaged(const std::string& file, const Salvage& s, const std::string& verdict) {
+  std::printf("%s: mdevmig save file, DAMAGED (%s)\n", file.c_str(), human_bytes(static_cast<double>(s.file_bytes)).c_str());
+  if (!s.preamble) {
+    std::printf("  preamble     BAD: %s\n", s.preamble_problem.c_str());
+  } else {
+    std::printf("  preamble     ok: format %u, header %u bytes, header xxh3 %016" PRIx64 "\n", s.preamble->format_version,
+                s.preamble->header_bytes, s.preamble->header_xxh3);
+    std::printf("  header       %s%s\n", s.header_problem.empty() ? "ok" : "BAD: ", s.header_problem.c_str());
+  }
+  if (s.header) {
+    const auto& h = *s.header;
+    const auto& d = h.device;
+    std::printf("  written by   %s on %s\n", h.tool_version.c_str(), h.hostname.c_str());
+    std::printf("  device       %s, %s, PCI %04x:%04x, saved through %s, chunk size %u\n",
+                d.uuid.empty() ? "(passed as an fd)" : d.uuid.c_str(), d.device_api.c_str(), d.pci_vendor, d.pci_device,
+                schema::channel_name(h.channel), h.chunk_size);
+  }
+  if (s.preamble && s.header_problem.find("truncated") == std::string::npos) {
+    std::printf("chunks: %zu found, %zu bad\n", s.chunks.size(), s.bad_chunks());
+    for (const auto& e : s.chunks) {
+      if (e.chunk) {
+        const auto& c = *e.chunk;
+        std::printf("  #%-6" PRIu64 " offset %-12" PRIu64 " %8" PRIu64 " bytes  %-9s xxh3 %016" PRIx64 "  %s%s\n", c.seq,
+                    c.offset, c.bytes, schema::phase_name(c.phase), c.xxh3, e.problem.empty() ? "ok" : "BAD: ",
+                    e.problem.c_str());
+      } else {
+        std::printf("  file byte %-10" PRIu64 " %8" PRIu64 " bytes  BAD: %s\n", e.file_offset, e.frame_bytes,
+                    e.problem.c_str());
+      }
+    }
+    if (!s.end_problem.empty()) std::printf("  BAD: %s\n", s.end_problem.c_str());
+    if (s.trailer) {
+      std::printf("trailer: %" PRIu64 " chunks, %s of device stream, stream xxh3 %016" PRIx64 "%s%s\n", s.trailer->chunks,
+                  human_bytes(static_cast<double>(s.trailer->stream_bytes)).c_str(), s.trailer->stream_xxh3,
+                  s.trailer_problem.empty() ? "" : "  BAD: ", s.trailer_problem.c_str());
+    }
+  }
+  std::printf("verdict: damaged: %s\n", verdict.c_str());
+}
+
 void print_text(const std::string& file, const engine::FileSummary& f, const engine::StreamSummary& s,
                 bool ours, const TrialLoad& trial, bool all_chunks) {
   const schema::FileHeader& h = f.header;
   const schema::DeviceIdentity& d = h.device;
   std::printf("%s: mdevmig save file, format %u, %s\n", file.c_str(), h.format_version, h.tool_version.c_str());
-  std::printf("  created      %.3f s after the epoch on %s\n", static_cast<double>(h.created_unix_ns) / 1e9,
-              h.hostname.c_str());
+  std::printf("  created      %s on %s\n", iso8601(h.created_unix_ns).c_str(), h.hostname.c_str());
   std::printf("  device       %s%s%s, %s, PCI %04x:%04x (subsystem %04x:%04x), %zu regions\n",
               d.uuid.empty() ? "(passed as an fd)" : d.uuid.c_str(), d.sysfs_path.empty() ? "" : " at ",
               d.sysfs_path.c_str(), d.device_api.c_str(), d.pci_vendor, d.pci_device, d.pci_sub_vendor,
@@ -222,6 +391,80 @@ void print_text(const std::string& file, const engine::FileSummary& f, const eng
   if (s.irq) std::printf("  IRQ      intx=%u msi_pending=%s\n", s.irq->intx_asserted, hex(s.irq->msi_pending).c_str());
 }
 
+Json damaged_json(const std::string& file, const Salvage& s, const std::string& verdict) {
+  auto or_null = [](const std::string& p) { return p.empty() ? Json(nullptr) : Json(p); };
+  Json chunks = Json::array();
+  for (const auto& e : s.chunks) {
+    Json c = {{"file_offset", e.file_offset}, {"frame_bytes", e.frame_bytes}};
+    if (e.chunk) {
+      c["seq"] = e.chunk->seq;
+      c["offset"] = e.chunk->offset;
+      c["bytes"] = e.chunk->bytes;
+      c["phase"] = schema::phase_name(e.chunk->phase);
+      c["xxh3"] = hash_text(e.chunk->xxh3);
+    }
+    c["ok"] = e.problem.empty();
+    c["problem"] = or_null(e.problem);
+    chunks.push_back(std::move(c));
+  }
+  Json j = json_document("inspect");
+  j["file"] = file;
+  j["verdict"] = "damaged";
+  j["problem"] = verdict;
+  j["file_bytes"] = s.file_bytes;
+  j["preamble"] = s.preamble ? Json{{"format_version", s.preamble->format_version},
+                                              {"header_bytes", s.preamble->header_bytes},
+                                              {"header_xxh3", hash_text(s.preamble->header_xxh3)}}
+                             : Json(nullptr);
+  j["preamble_problem"] = or_null(s.preamble_problem);
+  if (s.header) {
+    j["header"] = {{"format_version", s.header->format_version},
+                   {"tool_version", s.header->tool_version},
+                   {"created", iso8601(s.header->created_unix_ns)},
+                   {"hostname", s.header->hostname},
+                   {"channel", schema::channel_name(s.header->channel)},
+                   {"chunk_size", s.header->chunk_size},
+                   {"device", identity_json(s.header->device)}};
+  } else {
+    j["header"] = nullptr;
+  }
+  j["header_problem"] = or_null(s.header_problem);
+  j["chunks"] = chunks;
+  j["bad_chunks"] = s.bad_chunks();
+  j["walk_problem"] = or_null(s.end_problem);
+  j["trailer"] = s.trailer ? Json{{"chunks", s.trailer->chunks},
+                                            {"stream_bytes", s.trailer->stream_bytes},
+                                            {"stream_xxh3", hash_text(s.trailer->stream_xxh3)}}
+                           : Json(nullptr);
+  j["trailer_problem"] = or_null(s.trailer_problem);
+  j["checksums_verified"] = false;
+  return j;
+}
+
+// The file did not verify: show what could be read, then the verdict; exit 4. Errors that
+// are not about the file's content (a system call, Ctrl-C) are reported as they are.
+int report_damaged(int fd, const std::string& file, const Error& e, bool json) {
+  if (e.errnum != schema::kCorruptErrno && e.errnum != schema::kIncompatibleErrno) return report_error("inspect", e);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return report_error("inspect", e);
+  Salvage s;
+  if (st.st_size > 0) {
+    auto map = vfio::Mapping::map_shared(fd, 0, static_cast<std::size_t>(st.st_size), PROT_READ, file);
+    if (!map.ok()) return report_error("inspect", e);
+    s = salvage(std::span(static_cast<const std::byte*>(map->data()), map->size()), file);
+  } else {
+    s = salvage({}, file);
+  }
+  if (json) {
+    std::printf("%s\n", damaged_json(file, s, e.message()).dump(2).c_str());
+    set_json_errors(false);  // the document above holds the verdict
+  } else {
+    print_damaged(file, s, e.message());
+  }
+  std::fflush(stdout);
+  return report_error("inspect", e);
+}
+
 }  // namespace
 
 int run_inspect(std::span<const char* const> argv) {
@@ -236,11 +479,13 @@ int run_inspect(std::span<const char* const> argv) {
   if (auto r = args.parse(argv); !r.ok()) return report_error("inspect", r.error());
   if (args.help_requested()) return kExitOk;
   const std::string file = *args.get("FILE");
+  if (auto e = check_save_file_arg(file, true)) return report_error("inspect", *e);
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) return report_error("inspect", Error::from_errno("open", file));
 
+  const bool json = args.has("json");
   auto scanner = engine::FileScanner::open(in.get(), file);
-  if (!scanner.ok()) return report_error("inspect", scanner.error());
+  if (!scanner.ok()) return report_damaged(in.get(), file, scanner.error(), json);
   engine::StreamDecoder decoder;
   TrialLoad trial(engine::is_mdevmig(scanner->header().device) ? scanner->header().device.compat : std::nullopt);
   bool ours = false;
@@ -257,45 +502,55 @@ int run_inspect(std::span<const char* const> argv) {
       trial.feed(c.data);
     }
   });
-  if (!sum.ok()) return report_error("inspect", sum.error());
+  if (!sum.ok()) return report_damaged(in.get(), file, sum.error(), json);
   ours = ours && engine::is_mdevmig(sum->header.device);
   const engine::StreamSummary s = decoder.finish();
   if (ours) trial.finish();
-  if (args.has("json")) {
-    nlohmann::json chunks = nlohmann::json::array();
+  // The verdict, last in the text and in "verdict"/"problem" of the JSON.
+  std::optional<Error> refused;
+  if (ours && !s.problem.empty()) {
+    refused = Error::make_verdict(schema::kCorruptErrno, "decode device stream", file + ": " + s.problem);
+  } else if (ours && trial.tried() && !trial.loads()) {
+    refused = Error::make_verdict(schema::kCorruptErrno, "trial load", file + ": the device would refuse it: " + trial.text());
+  }
+  if (json) {
+    Json chunks = Json::array();
     for (const auto& c : sum->chunks) {
       chunks.push_back({{"seq", c.seq}, {"offset", c.offset}, {"bytes", c.bytes}, {"phase", schema::phase_name(c.phase)},
-                        {"xxh3", hex(c.xxh3)}});
+                        {"xxh3", hash_text(c.xxh3)}});
     }
-    nlohmann::json j = {{"file", file},
-                        {"format_version", sum->header.format_version},
-                        {"tool_version", sum->header.tool_version},
-                        {"created_unix_ns", sum->header.created_unix_ns},
-                        {"hostname", sum->header.hostname},
-                        {"channel", schema::channel_name(sum->header.channel)},
-                        {"chunk_size", sum->header.chunk_size},
-                        {"device", identity_json(sum->header.device)},
-                        {"chunks", chunks},
-                        {"file_bytes", sum->file_bytes},
-                        {"stream_bytes", sum->trailer.stream_bytes},
-                        {"stream_xxh3", hex(sum->trailer.stream_xxh3)},
-                        {"checksums_verified", true}};
-    j["device_stream"] = ours ? stream_json(s) : nlohmann::json(nullptr);
+    Json j = json_document("inspect");
+    j["file"] = file;
+    j["verdict"] = refused ? "refused" : "good";
+    j["problem"] = refused ? Json(refused->message()) : Json(nullptr);
+    j["format_version"] = sum->header.format_version;
+    j["tool_version"] = sum->header.tool_version;
+    j["created"] = iso8601(sum->header.created_unix_ns);
+    j["created_unix_ns"] = std::to_string(sum->header.created_unix_ns);
+    j["finished"] = iso8601(sum->trailer.finished_unix_ns);
+    j["hostname"] = sum->header.hostname;
+    j["channel"] = schema::channel_name(sum->header.channel);
+    j["chunk_size"] = sum->header.chunk_size;
+    j["device"] = identity_json(sum->header.device);
+    j["chunks"] = chunks;
+    j["file_bytes"] = sum->file_bytes;
+    j["stream_bytes"] = sum->trailer.stream_bytes;
+    j["stream_xxh3"] = hash_text(sum->trailer.stream_xxh3);
+    j["checksums_verified"] = true;
+    j["device_stream"] = ours ? stream_json(s) : Json(nullptr);
     if (ours) {
       j["device_stream"]["trial_load"] = {{"tried", trial.tried()},
-                                          {"loads", trial.tried() ? nlohmann::json(trial.loads()) : nlohmann::json(nullptr)},
+                                          {"loads", trial.tried() ? Json(trial.loads()) : Json(nullptr)},
                                           {"outcome", trial.text()}};
     }
     std::printf("%s\n", j.dump(2).c_str());
+    std::fflush(stdout);
+    set_json_errors(false);  // the document above holds the verdict
   } else {
     print_text(file, *sum, s, ours, trial, args.has("chunks"));
+    std::printf("verdict: %s\n", refused ? ("refused: " + refused->message()).c_str() : "good");
   }
-  if (ours && !s.problem.empty()) {
-    return report_error("inspect", Error::make_verdict(schema::kCorruptErrno, "decode device stream", file + ": " + s.problem));
-  }
-  if (ours && trial.tried() && !trial.loads()) {
-    return report_error("inspect", Error::make_verdict(schema::kCorruptErrno, "trial load", file + ": the device would refuse it: " + trial.text()));
-  }
+  if (refused) return report_error("inspect", *refused);
   return kExitOk;
 }
 

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "tools/cli/command.h"
+#include "tools/cli/json_out.h"
 
 // The project version (CMake's project(VERSION)), defined by tools/cli/CMakeLists.txt.
 #ifndef MDEVMIG_VERSION
@@ -58,6 +59,11 @@ int main(int argc, char** argv) {
     static const char* const kHelp[] = {"--help"};
     return c->run(std::span<const char* const>(kHelp));
   }
-  if (const auto* c = find(name)) return c->run(std::span<const char* const>(argv + 2, argc - 2));
+  if (const auto* c = find(name)) {
+    // With --json even a bad command line is answered in JSON.
+    for (int i = 2; i < argc && std::string_view(argv[i]) != "--"; ++i)
+      if (std::string_view(argv[i]) == "--json") mdevmig::cli::set_json_errors(true);
+    return c->run(std::span<const char* const>(argv + 2, argc - 2));
+  }
   return unknown(name);
 }

@@ -25,6 +25,7 @@
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
+#include "tools/cli/json_out.h"
 #include "tools/cli/migrate.h"
 #include "tools/cli/migrate_workload.h"
 
@@ -138,7 +139,7 @@ nlohmann::json report_json(const engine::MigrationReport& r) {
             {"stopcopy_guest", r.stopcopy_guest_bytes},
             {"stream", r.stream_bytes},
             {"wire", r.wire_bytes}}},
-          {"stream_xxh3", r.stream_xxh3},
+          {"stream_xxh3", hash_text(r.stream_xxh3)},
           {"log", its}};
 }
 
@@ -314,7 +315,7 @@ int run_migrate(std::span<const char* const> argv) {
     auto rep = engine::run_destination(*dst->ch, dst->id, dst->guest ? &*dst->guest : nullptr, conn->get(), dopt);
     if (!rep.ok()) return fail(rep.error());
     if (json) {
-      std::printf("%s\n", report_json(*rep).dump(2).c_str());
+      std::printf("%s\n", json_document(kCmd, report_json(*rep)).dump(2).c_str());
     } else {
       print_report(*rep, "destination");
     }
@@ -342,7 +343,7 @@ int run_migrate(std::span<const char* const> argv) {
     if (workload) workload->stop();
     if (!rep.ok()) return fail(rep.error());
     if (json) {
-      std::printf("%s\n", report_json(*rep).dump(2).c_str());
+      std::printf("%s\n", json_document(kCmd, report_json(*rep)).dump(2).c_str());
     } else {
       print_report(*rep, "source");
     }
@@ -389,7 +390,7 @@ int run_migrate(std::span<const char* const> argv) {
     j["destination_downtime_s"] = (*dst_rep)->downtime_s;
     j["verify"] = verified;
     if (workload) j["workload"] = {{"bar2_pages_written", workload->pages_written()}, {"dma_descriptors", workload->descriptors()}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_document(kCmd, j).dump(2).c_str());
   } else {
     print_report(*rep, "same host");
     if (workload) {

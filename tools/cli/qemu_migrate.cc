@@ -14,6 +14,7 @@
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
+#include "tools/cli/json_out.h"
 #include "tools/qemu/harness.h"
 #include "tools/qemu/report.h"
 
@@ -25,7 +26,7 @@ using json = nlohmann::json;
 constexpr const char* kCmd = "qemu-migrate";
 
 Result<qemu::MdevInstance> instance(const Args& a, const char* uuid_opt, const std::string& type) {
-  if (auto uuid = a.get(uuid_opt)) return qemu::MdevInstance::adopt(*uuid);
+  if (auto uuid = a.get(uuid_opt)) return qemu::MdevInstance::adopt(canonical_uuid(*uuid));
   return qemu::MdevInstance::create(type, a.get("parent").value_or(""));
 }
 
@@ -199,7 +200,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
                               {"mismatches", again->mismatches}}
                        : json(nullptr);
     j["ok"] = good;
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_document(kCmd, j).dump(2).c_str());
     return good ? kExitOk : kExitFailed;
   }
 

@@ -9,14 +9,13 @@
 #include <span>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "migration/engine/channel.h"
 #include "migration/engine/savefile.h"
 #include "migration/io/cancel.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
+#include "tools/cli/json_out.h"
 
 namespace mdevmig::cli {
 
@@ -25,8 +24,8 @@ int run_restore(std::span<const char* const> argv) {
             "Loads FILE (written by `mdevmig save`) into DEVICE, which then runs (unless --stopped).\n"
             "FILE is verified completely first (checksums of every chunk, totals, trailer) and its\n"
             "device identity must match DEVICE; only then is the device touched. FILE must be a\n"
-            "regular file (it is mapped, not streamed).\n"
-            "DEVICE is an mdev UUID, /sys/bus/mdev/devices/UUID, or fd:N (an open VFIO device fd).");
+            "regular file (it is mapped, not streamed).\n" +
+                std::string(kDeviceFormsHelp));
   args.positional("DEVICE", "the device to restore into");
   args.positional("FILE", "the save file");
   args.option("channel", "auto|v2|v1", "migration interface", "auto");
@@ -47,6 +46,7 @@ int run_restore(std::span<const char* const> argv) {
   auto pref = engine::parse_channel_preference(*args.get("channel"));
   if (!pref.ok()) return fail(usage_error("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'"));
   const std::string file = *args.get("FILE");
+  if (auto e = check_save_file_arg(file, true)) return fail(*e);
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
   if (!in) return fail(Error::from_errno("open", file));
 
@@ -62,6 +62,7 @@ int run_restore(std::span<const char* const> argv) {
     verify_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
+  warn_uuid_mode("restore", *spec);
   auto dev = OpenedDevice::open(*spec);
   if (!dev.ok()) return fail(dev.error());
   auto id = dev->identity();
@@ -79,16 +80,8 @@ int run_restore(std::span<const char* const> argv) {
   progress.finish();
   if (!rep.ok()) return fail(rep.error());
   if (args.has("json")) {
-    nlohmann::json j = {{"device", spec->text},
-                        {"file", file},
-                        {"channel", schema::channel_name((*ch)->kind())},
-                        {"stream_bytes", rep->stream_bytes},
-                        {"chunks", rep->chunks},
-                        {"verify_seconds", verify_s},
-                        {"restore_seconds", rep->restore_seconds},
-                        {"source_uuid", rep->header.device.uuid},
-                        {"device_state_after", args.has("stopped") ? "STOP" : "RUNNING"}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n",
+                restore_json(spec->text, file, (*ch)->kind(), *rep, verify_s, args.has("stopped")).dump(2).c_str());
   } else {
     std::printf("restored %s from %s: %s in %llu chunks via %s (verify %.3f s, load %.3f s), device %s\n",
                 spec->text.c_str(), file.c_str(), human_bytes(static_cast<double>(rep->stream_bytes)).c_str(),
@@ -96,6 +89,22 @@ int run_restore(std::span<const char* const> argv) {
                 rep->restore_seconds, args.has("stopped") ? "stopped" : "running");
   }
   return kExitOk;
+}
+
+Json restore_json(const std::string& device, const std::string& file, schema::Channel channel,
+                  const engine::RestoreReport& r, double verify_s, bool stopped) {
+  Json j = json_document("restore");
+  j["device"] = device;
+  j["file"] = file;
+  j["channel"] = schema::channel_name(channel);
+  j["stream_bytes"] = r.stream_bytes;
+  j["chunks"] = r.chunks;
+  j["verify_seconds"] = verify_s;
+  j["restore_seconds"] = r.restore_seconds;
+  j["source_uuid"] = r.header.device.uuid;
+  j["source_created"] = iso8601(r.header.created_unix_ns);
+  j["device_state_after"] = stopped ? "STOP" : "RUNNING";
+  return j;
 }
 
 }  // namespace mdevmig::cli

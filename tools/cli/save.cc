@@ -7,22 +7,21 @@
 #include <span>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
 #include "migration/engine/channel.h"
 #include "migration/engine/savefile.h"
 #include "migration/io/cancel.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
+#include "tools/cli/json_out.h"
 
 namespace mdevmig::cli {
 
 int run_save(std::span<const char* const> argv) {
   Args args("save DEVICE FILE [options]",
             "Saves the state of a VFIO device into FILE: the device stops, its whole migration\n"
-            "stream is written in checksummed chunks, and it runs again (unless --stop).\n"
-            "DEVICE is an mdev UUID, /sys/bus/mdev/devices/UUID, or fd:N (an open VFIO device fd).");
+            "stream is written in checksummed chunks, and it runs again (unless --stop).\n" +
+                std::string(kDeviceFormsHelp));
   args.positional("DEVICE", "the device to save");
   args.positional("FILE", "the save file to write (replaced only when the save succeeded)");
   args.option("channel", "auto|v2|v1", "migration interface", "auto");
@@ -44,7 +43,9 @@ int run_save(std::span<const char* const> argv) {
   auto chunk = args.get_size("chunk-size", 1, schema::kMaxChunkBytes);
   if (!chunk.ok()) return fail(chunk.error());
   const std::string file = *args.get("FILE");
+  if (auto e = check_save_file_arg(file, false)) return fail(*e);
 
+  warn_uuid_mode("save", *spec);
   auto dev = OpenedDevice::open(*spec);
   if (!dev.ok()) return fail(dev.error());
   auto id = dev->identity();
@@ -78,23 +79,29 @@ int run_save(std::span<const char* const> argv) {
   }
   const double mib_s = rep->seconds > 0 ? static_cast<double>(rep->stream_bytes) / rep->seconds / (1 << 20) : 0;
   if (args.has("json")) {
-    nlohmann::json j = {{"device", spec->text},
-                        {"file", file},
-                        {"channel", schema::channel_name(rep->channel)},
-                        {"stream_bytes", rep->stream_bytes},
-                        {"file_bytes", rep->file_bytes},
-                        {"chunks", rep->chunks},
-                        {"stream_xxh3", rep->stream_xxh3},
-                        {"seconds", rep->seconds},
-                        {"device_state_after", args.has("stop") ? "STOP" : "RUNNING"}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", save_json(spec->text, file, *rep, args.has("stop")).dump(2).c_str());
   } else {
-    std::printf("saved %s to %s: %s of device state in %llu chunks via %s, %.3f s (%.1f MiB/s), device %s\n",
+    std::printf("saved %s to %s: %s of device state in %llu chunks via %s, %.3f s (%.1f MiB/s), stream xxh3 %s, "
+                "device %s\n",
                 spec->text.c_str(), file.c_str(), human_bytes(static_cast<double>(rep->stream_bytes)).c_str(),
                 static_cast<unsigned long long>(rep->chunks), schema::channel_name(rep->channel), rep->seconds,
-                mib_s, args.has("stop") ? "stopped" : "running");
+                mib_s, hash_text(rep->stream_xxh3).c_str(), args.has("stop") ? "stopped" : "running");
   }
   return kExitOk;
+}
+
+Json save_json(const std::string& device, const std::string& file, const engine::SaveReport& r, bool stopped) {
+  Json j = json_document("save");
+  j["device"] = device;
+  j["file"] = file;
+  j["channel"] = schema::channel_name(r.channel);
+  j["stream_bytes"] = r.stream_bytes;
+  j["file_bytes"] = r.file_bytes;
+  j["chunks"] = r.chunks;
+  j["stream_xxh3"] = hash_text(r.stream_xxh3);
+  j["seconds"] = r.seconds;
+  j["device_state_after"] = stopped ? "STOP" : "RUNNING";
+  return j;
 }
 
 }  // namespace mdevmig::cli

@@ -1,4 +1,5 @@
 #include "tools/cli/args.h"
+#include "tools/cli/device_arg.h"
 
 #include <gtest/gtest.h>
 
@@ -70,6 +71,33 @@ TEST(Args, HelpIsPrintedAndFlagged) {
   EXPECT_TRUE(a.help_requested());
   EXPECT_NE(a.usage().find("--chunk SIZE"), std::string::npos);
   EXPECT_NE(a.usage().find("(default 1M)"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mdevmig::cli
+
+namespace mdevmig::cli {
+namespace {
+
+TEST(Progress, TheLineFitsTheTerminalAndShowsRateAndEta) {
+  for (std::size_t width : {20u, 40u, 79u, 132u, 300u}) {
+    const std::string l = progress_line("save 6c1bd2a0-5f3e-4c59-9d0e-000000000a0a", 3ull << 30, 8ull << 30, 12.0, width);
+    EXPECT_LE(l.size(), width) << l;
+  }
+  const std::string wide = progress_line("save X", 3ull << 30, 8ull << 30, 12.0, 132);
+  EXPECT_NE(wide.find("3.0 GiB of 8.0 GiB"), std::string::npos) << wide;
+  EXPECT_NE(wide.find("256.0 MiB/s"), std::string::npos) << wide;
+  EXPECT_NE(wide.find("ETA 20 s"), std::string::npos) << wide;
+  EXPECT_NE(wide.find("[###########...................] "), std::string::npos) << "a 30-column bar: " << wide;
+  // The bar gives way first.
+  const std::string narrow = progress_line("save X", 3ull << 30, 8ull << 30, 12.0, 60);
+  EXPECT_EQ(narrow.find('['), std::string::npos) << narrow;
+  EXPECT_NE(narrow.find("ETA 20 s"), std::string::npos) << narrow;
+  // Width 0 (plain lines for logs): never cut. Unknown total: no bar, no ETA.
+  const std::string plain = progress_line("restore X", 5ull << 20, 0, 2.0, 0);
+  EXPECT_EQ(plain, "restore X 5.0 MiB, 2.5 MiB/s");
+  EXPECT_EQ(progress_line("x", 0, 0, 0, 0), "x 0 B");
+  EXPECT_NE(progress_line("x", 1, 1ull << 40, 1.0, 0).find("ETA "), std::string::npos);
 }
 
 }  // namespace

@@ -8,10 +8,12 @@
 // empty.
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -22,6 +24,7 @@
 #include <gtest/gtest.h>
 
 #include "tools/cli/args.h"
+#include "tools/cli/json_out.h"
 
 #ifndef MDEVMIG_BIN
 #error "MDEVMIG_BIN (the mdevmig binary) must be defined"
@@ -236,6 +239,122 @@ TEST_F(Contract, TheSameDeviceOnBothSidesIsRefused) {
     EXPECT_EQ(r.rc, 2) << joined(args) << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
+}
+
+// ---- errors: one line, what to do, no errno text for what is not a system call --------------
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+TEST_F(Contract, AMissingInstanceSaysSoAndWhereToLook) {
+  // Upper case is accepted and means the instance sysfs spells in lower case.
+  for (const std::string& dev : {std::string(kNoDevA), upper(kNoDevA), std::string("/sys/bus/mdev/devices/") + kNoDevA}) {
+    const Outcome r = run({"save", dev, file("out.mdevmig")});
+    EXPECT_EQ(r.rc, 3) << dev << "\n" << r.err;
+    EXPECT_EQ(r.err, std::string("mdevmig save: open DEVICE: no mdev device ") + kNoDevA +
+                         " (see `mdevctl list` or ls /sys/bus/mdev/devices)\n")
+        << dev;
+    EXPECT_TRUE(files_untouched());
+  }
+  const Outcome r = run({"migrate", "--from", upper(kNoDevA), "--to", kNoDevB});
+  EXPECT_EQ(r.rc, 3) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_NE(r.err.find(std::string("no mdev device ") + kNoDevA), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("No such file"), std::string::npos) << "errno text: " << r.err;
+}
+
+TEST_F(Contract, UpperCaseNamesTheSameInstance) {
+  const Outcome r = run({"migrate", "--from", kNoDevA, "--to", upper(kNoDevA)});
+  EXPECT_EQ(r.rc, 2) << r.err;
+  const Outcome q = run({"stress", "--a", upper(kNoDevA), "--b", kNoDevA});
+  EXPECT_EQ(q.rc, 2) << q.err;
+}
+
+TEST_F(Contract, ADirectoryOrAPipeAsASaveFileIsAUsageError) {
+  const std::string dir = (base_ / "a-directory").string();
+  const std::string fifo = (base_ / "a-pipe").string();
+  fs::create_directory(dir);
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  for (const auto& [path, what] : {std::pair{dir, "is a directory"}, std::pair{fifo, "is a pipe"}}) {
+    // A FIFO with no writer would block an open(): the check must not open it.
+    for (const std::vector<std::string>& args : {std::vector<std::string>{"save", kNoDevA, path},
+                                                 std::vector<std::string>{"restore", kNoDevA, path},
+                                                 std::vector<std::string>{"inspect", path}}) {
+      const Outcome r = run(args);
+      EXPECT_EQ(r.rc, 2) << joined(args) << "\n" << r.err;
+      EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+      EXPECT_NE(r.err.find(path + "' " + what), std::string::npos) << r.err;
+    }
+  }
+  EXPECT_TRUE(fs::is_directory(dir) && fs::is_empty(dir));
+  EXPECT_TRUE(fs::is_fifo(fifo)) << "save must not replace the pipe";
+}
+
+// ---- UUID mode ----------------------------------------------------------------------------------
+
+TEST_F(Contract, SaveAndRestoreHelpSayWhatOpeningByUuidDoes) {
+  for (const char* cmd : {"save", "restore"}) {
+    const Outcome r = run({cmd, "--help"});
+    ASSERT_EQ(r.rc, 0) << cmd;
+    // The text is wrapped: compare with the line breaks taken out.
+    std::string text = r.out;
+    std::replace(text.begin(), text.end(), '\n', ' ');
+    EXPECT_NE(text.find("opening an instance resets it"), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_NE(text.find("forgets its state"), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_NE(text.find("fd:N"), std::string::npos) << cmd << ": " << r.out;
+  }
+}
+
+// ---- JSON ----------------------------------------------------------------------------------------
+
+std::vector<std::string> keys(const Json& j) {
+  std::vector<std::string> k;
+  for (const auto& [key, value] : j.items()) k.push_back(key);
+  return k;
+}
+
+TEST(Json, SaveAndRestoreReportsHaveFixedKeys) {
+  engine::SaveReport s;
+  s.channel = schema::Channel::kV2StopCopy;
+  s.stream_xxh3 = 0xfedcba9876543210ull;  // over 2^53: a JSON number would lose it
+  const Json sj = save_json("fd:3", "/tmp/x.mdevmig", s, false);
+  EXPECT_EQ(keys(sj), (std::vector<std::string>{"schema_version", "command", "device", "file", "channel",
+                                                 "stream_bytes", "file_bytes", "chunks", "stream_xxh3", "seconds",
+                                                 "device_state_after"}));
+  EXPECT_EQ(sj["schema_version"], kJsonSchemaVersion);
+  EXPECT_EQ(sj["stream_xxh3"], "fedcba9876543210");
+  engine::RestoreReport r;
+  r.header.created_unix_ns = 1'764'829'880'123'456'789ull;
+  r.header.device.uuid = "6c1bd2a0-5f3e-4c59-9d0e-000000000a0a";
+  const Json rj = restore_json("fd:3", "/tmp/x.mdevmig", schema::Channel::kV1Region, r, 0.5, true);
+  EXPECT_EQ(keys(rj), (std::vector<std::string>{"schema_version", "command", "device", "file", "channel",
+                                                 "stream_bytes", "chunks", "verify_seconds", "restore_seconds",
+                                                 "source_uuid", "source_created", "device_state_after"}));
+  EXPECT_EQ(rj["source_created"], "2025-12-04T06:31:20.123456789Z");
+  EXPECT_EQ(rj["device_state_after"], "STOP");
+}
+
+TEST_F(Contract, WithJsonUsageAndDeviceErrorsAreJson) {
+  const Outcome u = run({"save", "--json", kNoDevA, file("out.mdevmig"), "--chunk-size", "1Q"});
+  EXPECT_EQ(u.rc, 2) << u.err;
+  const Json uj = Json::parse(u.out, nullptr, false);
+  ASSERT_FALSE(uj.is_discarded()) << u.out;
+  EXPECT_EQ(keys(uj), (std::vector<std::string>{"schema_version", "command", "error"}));
+  EXPECT_EQ(uj["command"], "save");
+  EXPECT_EQ(uj["error"]["exit_code"], 2);
+  EXPECT_NE(uj["error"]["message"].get<std::string>().find("--chunk-size"), std::string::npos) << u.out;
+  EXPECT_EQ(std::count(u.err.begin(), u.err.end(), '\n'), 1) << "and the one line on stderr: " << u.err;
+  const Outcome d = run({"restore", kNoDevA, file("in.mdevmig"), "--json"});
+  EXPECT_EQ(d.rc, 3) << d.err;
+  const Json dj = Json::parse(d.out, nullptr, false);
+  ASSERT_FALSE(dj.is_discarded()) << d.out;
+  EXPECT_EQ(dj["error"]["exit_code"], 3);
+  // After --, "--json" is a positional, not the flag.
+  const Outcome p = run({"inspect", "--", "--json"});
+  EXPECT_EQ(p.rc, 3) << p.err;
+  EXPECT_TRUE(p.out.empty()) << p.out;
 }
 
 // ---- sizes and addresses: one parser --------------------------------------------------------

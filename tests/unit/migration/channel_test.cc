@@ -271,6 +271,37 @@ TEST_F(ChannelTest, SigintMidSaveStopsItAndTheDeviceRunsAgain) {
   EXPECT_EQ((*cancel)->signal(), SIGINT);
 }
 
+// SIGHUP (the terminal or SSH session went away) in the middle of a save is a request
+// to stop like SIGTERM: the device runs again, the process is not killed.
+TEST_F(ChannelTest, SighupMidSaveStopsItAndTheDeviceRunsAgain) {
+  add_v1_region();
+  auto m = open();
+  auto ch = open_channel(m.device, ChannelPreference::kV1, false);
+  ASSERT_TRUE(ch.ok());
+  stage_endless(m.device, 0x400);
+  auto cancel = io::Cancel::create();
+  ASSERT_TRUE(cancel.ok());
+  const io::CancelOnSignals on_signals(**cancel);
+  UniqueFd out(::open(file("save.partial").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  SaveOptions opt;
+  opt.chunk_size = 0x400;
+  opt.cancel = cancel->get();
+  opt.progress = [&](uint64_t bytes) {
+    if (bytes == 2 * 0x400) ::raise(SIGHUP);
+    if (bytes == 100 * 0x400) {
+      ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0}).ok());
+    }
+  };
+  schema::DeviceIdentity id;
+  id.device_api = "vfio-pci";
+  auto r = save_to_file(**ch, id, out.get(), opt);
+  ASSERT_FALSE(r.ok()) << "the hangup went unseen";
+  EXPECT_EQ(r.error().errnum, EINTR);
+  EXPECT_EQ(v1_state(m.device), uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
+  EXPECT_NE(r.error().message().find("interrupted by SIGHUP"), std::string::npos) << r.error().message();
+  EXPECT_EQ((*cancel)->signal(), SIGHUP);
+}
+
 // SIGTERM in the middle of a restore's load: the device that was half loaded is reset.
 TEST_F(ChannelTest, SigtermMidRestoreResetsTheDevice) {
   add_v1_region();

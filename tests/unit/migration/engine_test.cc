@@ -304,7 +304,7 @@ TEST_F(SaveFileTest, TrailingGarbageWrongVersionAndWrongDeviceAreRefused) {
   longer.push_back(std::byte{0});
   EXPECT_EQ(restore(longer).first.error().errnum, schema::kCorruptErrno);
   auto version = file_;
-  version[8] = std::byte{2};  // preamble format version
+  version[8] = static_cast<std::byte>(schema::kFormatVersion + 1);  // preamble format version
   auto [rv, tv] = restore(version);
   EXPECT_EQ(rv.error().errnum, schema::kIncompatibleErrno);
   EXPECT_FALSE(tv);

@@ -181,9 +181,19 @@ TEST(Schema, PreambleChecksMagicVersionAndLength) {
   auto magic = bytes;
   magic[3] ^= std::byte{1};
   EXPECT_EQ(decode_preamble(magic).error().errnum, kCorruptErrno);
-  Preamble v2 = p;
-  v2.format_version = 2;
-  EXPECT_EQ(decode_preamble(encode_preamble(v2)).error().errnum, kIncompatibleErrno);
+  // Another format, older or newer: incompatible (exit 4), and the message says which
+  // format the file has and which one this tool reads.
+  for (uint32_t other : {kFormatVersion - 1, kFormatVersion + 1}) {
+    Preamble v = p;
+    v.format_version = other;
+    const auto e = decode_preamble(encode_preamble(v));
+    ASSERT_FALSE(e.ok());
+    EXPECT_EQ(e.error().errnum, kIncompatibleErrno);
+    EXPECT_NE(e.error().message().find("save file format " + std::to_string(other) + "; this mdevmig reads format " +
+                                       std::to_string(kFormatVersion)),
+              std::string::npos)
+        << e.error().message();
+  }
   for (uint32_t len : {0u, 7u, uint32_t(kMaxHeaderBytes + 8)}) {
     Preamble bad = p;
     bad.header_bytes = len;
@@ -315,9 +325,17 @@ TEST(Schema, WireHelloVersionRoleAndEnumsAreChecked) {
   h.role = Role::kDestination;
   h.device = identity();
   h.channel = Channel::kV1Region;
-  h.protocol_version = 9;
-  Aligned v(enc.wire_hello(h));
-  EXPECT_EQ(decode_wire(v.bytes(), 0).error().errnum, kIncompatibleErrno);
+  for (uint32_t other : {kProtocolVersion - 1, kProtocolVersion + 1}) {
+    h.protocol_version = other;
+    Aligned v(enc.wire_hello(h));
+    const auto e = decode_wire(v.bytes(), 0);
+    ASSERT_FALSE(e.ok());
+    EXPECT_EQ(e.error().errnum, kIncompatibleErrno);
+    EXPECT_NE(e.error().message().find("the peer speaks protocol " + std::to_string(other) +
+                                       "; this mdevmig speaks protocol " + std::to_string(kProtocolVersion)),
+              std::string::npos)
+        << e.error().message();
+  }
   h.protocol_version = kProtocolVersion;
   h.role = Role::kInvalid;
   Aligned r(enc.wire_hello(h));
