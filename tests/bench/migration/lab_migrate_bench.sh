@@ -21,10 +21,11 @@ mk() {
 }
 a=$(mk "${parents[0]}")
 b=$(mk "${parents[1]}")
-# est_ms: the policy's estimate when it decided; to_stop/send/rest: where the downtime went
-# (decision to device stopped, then to the last byte sent, then the destination and reply).
-printf '%-6s %-4s %-10s %-6s %-8s %-8s %-7s %-8s %-7s %-7s %-12s %-12s %s\n' rate run channel iters total_s \
-  down_ms est_ms to_stop send_ms rest_ms precopy_MiB stopcopy_MiB reason
+# est_ms: the policy's estimate when it decided, fixed_ms its fixed part; to_stop/send/rest:
+# where the downtime went (decision to device stopped, then to the last byte sent, then the
+# destination's load, commit and start, and the reply).
+printf '%-6s %-4s %-10s %-6s %-8s %-8s %-8s %-8s %-7s %-8s %-7s %-7s %-7s %s\n' rate run channel iters total_s \
+  down_ms est_ms fixed_ms to_stop send_ms rest_ms pre_MiB stop_MiB reason
 for rate in 0 1 10 30; do
   for run in $(seq 1 "$runs"); do
     if [ "$rate" = 0 ]; then wl=(--workload none); else wl=(--workload bar2 --dirty-rate "$rate"); fi
@@ -37,7 +38,8 @@ est = r["estimated_downtime_s"]
 ms = lambda s: f'{s*1000:.1f}'
 rest = r["downtime_s"] - r["decision_to_stop_s"] - r["stopcopy_send_s"]
 print(f'{sys.argv[1]+"%":<6} {sys.argv[2]:<4} {r["channel"]:<10} {r["iterations"]:<6} {r["total_s"]:<8.3f} '
-      f'{ms(r["downtime_s"]):<8} {ms(est) if est is not None else "-":<8} {ms(r["decision_to_stop_s"]):<7} '
+      f'{ms(r["downtime_s"]):<8} {ms(est) if est is not None else "-":<8} {ms(r["switchover_fixed_s"]):<8} '
+      f'{ms(r["decision_to_stop_s"]):<7} '
       f'{ms(r["stopcopy_send_s"]):<8} {ms(rest):<7} {b["precopy_device"]/2**20:<7.1f} {b["stopcopy_device"]/2**20:<7.2f} '
       f'{r["switchover_reason"]}')
 PY
