@@ -1,5 +1,7 @@
 #include "migration/engine/policy.h"
 
+#include <algorithm>
+
 namespace mdevmig::engine {
 
 Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
@@ -27,8 +29,19 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
   }
   // The fixed cost alone over the target: no number of iterations can meet it.
   const bool unreachable = converge && in.switchover_fixed_s >= cfg.downtime_target_s;
+  // Forced by a cap: at about which dirty rate the estimate would have fitted. What is
+  // left was dirtied during the last pass, so it and the bytes dirtied until the stop
+  // scale with the rate; the fixed cost does not.
+  auto fitting_rate = [&]() -> double {
+    if (!converge || d.estimated_downtime_s <= cfg.downtime_target_s || in.dirty_rate_bps <= 0) return -1;
+    if (unreachable) return 0;
+    const double variable = d.estimated_downtime_s - in.switchover_fixed_s;
+    const double scale = (cfg.downtime_target_s - in.switchover_fixed_s) / variable;
+    return std::min(in.dirty_rate_bps * scale, in.bandwidth_bps);
+  };
   if (cfg.max_iterations != 0 && in.iteration >= cfg.max_iterations) {
     d.verdict = Verdict::kSwitchover;
+    d.fitting_rate_bps = fitting_rate();
     d.reason = !d.converging ? "iteration cap (not converging: dirty rate >= bandwidth)"
                : unreachable ? "iteration cap (the fixed switchover cost alone exceeds the target)"
                              : "iteration cap";
@@ -37,6 +50,7 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
   if (cfg.max_precopy_s > 0 && in.elapsed_s >= cfg.max_precopy_s) {
     d.verdict = Verdict::kSwitchover;
     d.reason = "pre-copy time cap";
+    d.fitting_rate_bps = fitting_rate();
     return d;
   }
   d.reason = !d.converging ? "iterating (not converging yet)"

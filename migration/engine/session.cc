@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -20,6 +21,25 @@ using Clock = std::chrono::steady_clock;
 using schema::WireMessage;
 
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The policy's reason for a switchover, with the figures that explain a forced one:
+// what dirty rate would have converged, or would have fitted the target.
+std::string explain(const Decision& d, const PolicyInput& in, const PolicyConfig& cfg) {
+  std::string why = d.reason;
+  char buf[200] = "";
+  const double mib = 1 << 20;
+  if (!d.converging) {
+    std::snprintf(buf, sizeof(buf), "; dirtied %.1f MiB/s, sent %.1f MiB/s: pre-copy converges below %.1f MiB/s",
+                  in.dirty_rate_bps / mib, in.bandwidth_bps / mib, in.bandwidth_bps / mib);
+  } else if (d.fitting_rate_bps == 0) {
+    std::snprintf(buf, sizeof(buf), "; fixed cost %.0f ms, target %.0f ms", in.switchover_fixed_s * 1e3,
+                  cfg.downtime_target_s * 1e3);
+  } else if (d.fitting_rate_bps > 0) {
+    std::snprintf(buf, sizeof(buf), "; estimated downtime %.0f ms over the %.0f ms target: fits below about %.1f MiB/s dirtied",
+                  d.estimated_downtime_s * 1e3, cfg.downtime_target_s * 1e3, d.fitting_rate_bps / mib);
+  }
+  return why + buf;
+}
 
 struct Xxh3Deleter {
   void operator()(XXH3_state_t* s) const { XXH3_freeState(s); }
@@ -281,6 +301,8 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     if (guest) (void)MDEVMIG_TRY(guest->collect_dirty());  // from here on, writes count
     const auto t_pre = Clock::now();
     double bandwidth = 0, last_seconds = 0;
+    Clock::time_point t_decision = Clock::now(), t_last_pending = t_decision;
+    uint64_t last_pending = 0;
     uint64_t guest_dirty_estimate = 0;
     for (uint32_t it = 1;; ++it) {
       if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("migrate"));
@@ -289,8 +311,9 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       s.iteration = it;
       // One iteration sends what was pending when it began; pages dirtied meanwhile are
       // the next iteration's (else a busy device keeps one iteration going for ever).
+      uint64_t pending = 0;
       if (precopy) {
-        const uint64_t pending = MDEVMIG_TRY(ch.pending());
+        pending = MDEVMIG_TRY(ch.pending());
         s.device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kPreCopy, std::max<uint64_t>(pending, opt.chunk_size)));
       }
       if (guest) {
@@ -311,7 +334,17 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       if (sent >= (256u << 10) && s.seconds > 0) bandwidth = static_cast<double>(sent) / s.seconds;
       s.bandwidth_bps = bandwidth;
       s.pending_bytes = precopy ? MDEVMIG_TRY(ch.pending()) : 0;
-      if (it > 1 && last_seconds > 0) s.dirty_rate_bps = static_cast<double>(sent) / last_seconds;
+      // Dirtied per second since the last pass's figures: a pass sends what was pending
+      // at its start, so what is pending after it was dirtied during it, and what grew
+      // between the passes was dirtied between them (known from the first pass on).
+      // Guest pages sent in this pass were dirtied during the last one.
+      const auto t_pending = Clock::now();
+      const double interval = it > 1 ? std::chrono::duration<double>(t_pending - t_last_pending).count() : s.seconds;
+      const uint64_t grew_between = it > 1 && pending > last_pending ? pending - last_pending : 0;
+      if (interval > 0) s.dirty_rate_bps = static_cast<double>(s.pending_bytes + grew_between) / interval;
+      if (it > 1 && last_seconds > 0) s.dirty_rate_bps += static_cast<double>(s.guest_pages * gps) / last_seconds;
+      t_last_pending = t_pending;
+      last_pending = s.pending_bytes;
       last_seconds = s.seconds;
       PolicyInput in;
       in.iteration = it;
@@ -331,7 +364,9 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       rep.iterations = it;
       if (opt.on_iteration) opt.on_iteration(s);
       if (d.verdict == Verdict::kSwitchover) {
-        rep.switchover_reason = d.reason;
+        rep.switchover_reason = explain(d, in, opt.policy);
+        rep.estimated_downtime_s = d.estimated_downtime_s;
+        t_decision = Clock::now();
         break;
       }
       // Nothing to send: let the workload dirty something rather than spin.
@@ -343,6 +378,8 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     if (opt.before_stop) opt.before_stop();
     t_stop = Clock::now();
     MDEVMIG_TRY(ch.stop_copy());
+    const auto t_stopped = Clock::now();
+    rep.decision_to_stop_s = since(t_decision);
     const schema::WireSwitchover sw{rep.iterations, rep.precopy_device_bytes, rep.switchover_reason};
     MDEVMIG_TRY(wire->send(wire->enc.wire_switchover(sw)));
     rep.stopcopy_device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kStopCopy, UINT64_MAX));
@@ -352,6 +389,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       guest_pages_sent += n;
       rep.stopcopy_guest_bytes = n * gps;
     }
+    rep.stopcopy_send_s = since(t_stopped);
     rep.stream_xxh3 = XXH3_64bits_digest(hash.get());
     MDEVMIG_TRY(wire->send(wire->enc.wire_done({rep.chunks, rep.stream_bytes, rep.stream_xxh3, guest_pages_sent})));
     MDEVMIG_TRY(wire->flush());

@@ -97,6 +97,13 @@ struct MigrationReport {
   /// state changes timed like the source's first (its stop; the destination's commit
   /// and start, which also finish its load).
   double switchover_fixed_s = 0;
+  /// The policy's downtime estimate when it decided (-1: none), and where the downtime
+  /// went: from the decision until the device stopped, then until the last byte was
+  /// handed to the connection (the rest of downtime_s is the destination's load, commit
+  /// and start, and the reply).
+  double estimated_downtime_s = -1;
+  double decision_to_stop_s = 0;
+  double stopcopy_send_s = 0;
   uint64_t precopy_device_bytes = 0, precopy_guest_bytes = 0;
   uint64_t stopcopy_device_bytes = 0, stopcopy_guest_bytes = 0;
   uint64_t wire_bytes = 0;

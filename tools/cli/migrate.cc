@@ -132,6 +132,9 @@ nlohmann::json report_json(const engine::MigrationReport& r) {
           {"precopy_s", r.precopy_s},
           {"downtime_s", r.downtime_s},
           {"switchover_fixed_s", r.switchover_fixed_s},
+          {"estimated_downtime_s", r.estimated_downtime_s >= 0 ? nlohmann::json(r.estimated_downtime_s) : nlohmann::json()},
+          {"decision_to_stop_s", r.decision_to_stop_s},
+          {"stopcopy_send_s", r.stopcopy_send_s},
           {"bytes",
            {{"precopy_device", r.precopy_device_bytes},
             {"precopy_guest", r.precopy_guest_bytes},
@@ -147,7 +150,9 @@ void print_report(const engine::MigrationReport& r, const char* role) {
   std::printf("migration complete (%s, %s): %u iterations (%s)\n", role, schema::channel_name(r.channel),
               r.iterations, r.switchover_reason.c_str());
   std::printf("  total %.3f s, pre-copy %.3f s, downtime %.1f ms", r.total_s, r.precopy_s, r.downtime_s * 1000);
-  if (r.switchover_fixed_s > 0) std::printf(" (fixed part assumed %.1f ms)", r.switchover_fixed_s * 1000);
+  if (r.estimated_downtime_s >= 0) {
+    std::printf(" (estimated %.1f ms, of which %.1f ms fixed)", r.estimated_downtime_s * 1000, r.switchover_fixed_s * 1000);
+  }
   std::printf("\n");
   std::printf("  pre-copy:  device %s, guest %s\n", human_bytes(static_cast<double>(r.precopy_device_bytes)).c_str(),
               human_bytes(static_cast<double>(r.precopy_guest_bytes)).c_str());

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `mdevmig migrate` total time and downtime for 64 MiB of device memory (two "full"
-# instances on two 64 MiB sim parents) at 0%, 1% and 10% of device memory dirtied per
+# instances on two 64 MiB sim parents) at 0%, 1%, 10% and 30% of device memory dirtied per
 # second by the BAR2 workload, on one host (BENCHMARKS.md, "Userspace migration").
 # Runs inside the lab:
 #   tools/lab/lab.sh --name bench_migrate --kmod-dir build/dev/kmod -- \
@@ -21,8 +21,12 @@ mk() {
 }
 a=$(mk "${parents[0]}")
 b=$(mk "${parents[1]}")
-printf '%-6s %-4s %-10s %-9s %-11s %-12s %-14s %-14s %s\n' rate run channel iters total_s downtime_ms precopy_MiB stopcopy_MiB reason
-for rate in 0 1 10; do
+# est_ms: the policy's estimate when it decided, fixed_ms its fixed part; to_stop/send/rest:
+# where the downtime went (decision to device stopped, then to the last byte sent, then the
+# destination's load, commit and start, and the reply).
+printf '%-6s %-4s %-10s %-6s %-8s %-8s %-8s %-8s %-7s %-8s %-7s %-7s %-7s %s\n' rate run channel iters total_s \
+  down_ms est_ms fixed_ms to_stop send_ms rest_ms pre_MiB stop_MiB reason
+for rate in 0 1 10 30; do
   for run in $(seq 1 "$runs"); do
     if [ "$rate" = 0 ]; then wl=(--workload none); else wl=(--workload bar2 --dirty-rate "$rate"); fi
     out=$("$bin" migrate --from "$a" --to "$b" "${wl[@]}" --json 2>/dev/null)
@@ -30,8 +34,14 @@ for rate in 0 1 10; do
 import json, sys
 r = json.loads(sys.argv[3])
 b = r["bytes"]
-print(f'{sys.argv[1]+"%":<6} {sys.argv[2]:<4} {r["channel"]:<10} {r["iterations"]:<9} {r["total_s"]:<11.3f} '
-      f'{r["downtime_s"]*1000:<12.1f} {b["precopy_device"]/2**20:<14.1f} {b["stopcopy_device"]/2**20:<14.2f} {r["switchover_reason"]}')
+est = r["estimated_downtime_s"]
+ms = lambda s: f'{s*1000:.1f}'
+rest = r["downtime_s"] - r["decision_to_stop_s"] - r["stopcopy_send_s"]
+print(f'{sys.argv[1]+"%":<6} {sys.argv[2]:<4} {r["channel"]:<10} {r["iterations"]:<6} {r["total_s"]:<8.3f} '
+      f'{ms(r["downtime_s"]):<8} {ms(est) if est is not None else "-":<8} {ms(r["switchover_fixed_s"]):<8} '
+      f'{ms(r["decision_to_stop_s"]):<7} '
+      f'{ms(r["stopcopy_send_s"]):<8} {ms(rest):<7} {b["precopy_device"]/2**20:<7.1f} {b["stopcopy_device"]/2**20:<7.2f} '
+      f'{r["switchover_reason"]}')
 PY
   done
 done

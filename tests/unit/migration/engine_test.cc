@@ -146,6 +146,47 @@ TEST(Policy, NotConvergingIsReportedAndTheTimeCapApplies) {
   EXPECT_STREQ(decide(in, cfg).reason, "pre-copy time cap");
 }
 
+TEST(Policy, AForcedSwitchoverSaysWhichDirtyRateWouldHaveFitted) {
+  PolicyConfig cfg;
+  cfg.downtime_target_s = 0.3;
+  cfg.max_iterations = 5;
+  PolicyInput in;
+  in.iteration = 5;
+  in.bandwidth_bps = 100e6;
+  in.dirty_rate_bps = 20e6;
+  in.remaining_bytes = 40e6;  // 400 ms + 100 ms fixed: 500 ms, 200 ms over
+  in.switchover_fixed_s = 0.1;
+  auto d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  EXPECT_TRUE(d.converging);
+  // The variable 400 ms must shrink to 200 ms: half the dirty rate.
+  EXPECT_DOUBLE_EQ(d.fitting_rate_bps, 10e6);
+  // The time cap forces it the same way.
+  cfg.max_iterations = 0;
+  cfg.max_precopy_s = 1;
+  in.elapsed_s = 2;
+  d = decide(in, cfg);
+  EXPECT_STREQ(d.reason, "pre-copy time cap");
+  EXPECT_DOUBLE_EQ(d.fitting_rate_bps, 10e6);
+  // No rate fits when the fixed cost alone exceeds the target.
+  in.switchover_fixed_s = 0.35;
+  EXPECT_DOUBLE_EQ(decide(in, cfg).fitting_rate_bps, 0);
+  // Not applicable: the estimate fits, or nothing was dirtied, or still iterating.
+  in.switchover_fixed_s = 0.1;
+  in.remaining_bytes = 10e6;
+  d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  EXPECT_DOUBLE_EQ(d.fitting_rate_bps, -1);
+  in.remaining_bytes = 40e6;
+  in.dirty_rate_bps = 0;
+  EXPECT_DOUBLE_EQ(decide(in, cfg).fitting_rate_bps, -1);
+  in.dirty_rate_bps = 20e6;
+  in.elapsed_s = 0.5;
+  d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kContinue);
+  EXPECT_DOUBLE_EQ(d.fitting_rate_bps, -1);
+}
+
 TEST(Policy, NothingLeftOnAnIdleDeviceSwitchesOverAndMinIterationsHold) {
   PolicyConfig cfg;
   cfg.min_iterations = 2;
@@ -467,6 +508,18 @@ TEST(Session, PreCopyMigrationWithAWorkloadReachesAnIdenticalDevice) {
       EXPECT_GE(s.est_downtime_s, rep->switchover_fixed_s) << s.iteration;
     }
   }
+  // The report says what the policy estimated when it decided and where the downtime went.
+  EXPECT_DOUBLE_EQ(rep->estimated_downtime_s, rep->log.back().est_downtime_s);
+  EXPECT_GT(rep->decision_to_stop_s, 0);
+  EXPECT_GT(rep->stopcopy_send_s, 0);
+  EXPECT_LT(rep->stopcopy_send_s, rep->downtime_s);
+  // The workload's pages count in the dirty rate from the second pass on.
+  for (const IterationStats& s : rep->log) {
+    if (s.iteration > 1) {
+      EXPECT_GT(s.dirty_rate_bps, 0) << s.iteration;
+    }
+  }
+  EXPECT_NE(rep->switchover_reason.find("iteration cap"), std::string::npos) << rep->switchover_reason;
   EXPECT_GT(rep->precopy_device_bytes, kMem);
   EXPECT_GT(rep->stopcopy_device_bytes, 0u);
   EXPECT_LT(rep->stopcopy_device_bytes, kMem / 4) << "stop-copy should carry only the dirty set";
@@ -474,6 +527,30 @@ TEST(Session, PreCopyMigrationWithAWorkloadReachesAnIdenticalDevice) {
   EXPECT_FALSE(sch.running) << "a migrated source stays stopped";
   EXPECT_TRUE(dch.running);
   EXPECT_EQ(dch.loads, 1);
+  EXPECT_TRUE(same_device(src, dst));
+}
+
+TEST(Session, AForcedSwitchoverExplainsItselfWithFigures) {
+  // A target below the measured fixed cost of switching over: pre-copy iterates to the
+  // cap, and the reason says that no dirty rate would have met the target.
+  SimDevice src(kMem), dst(kMem);
+  fill(src, 3);
+  SimChannel sch(src), dch(dst);
+  auto sp = socket_pair();
+  SourceOptions sopt;
+  sopt.policy.max_iterations = 3;
+  sopt.policy.downtime_target_s = 1e-9;
+  sopt.on_iteration = [&](const IterationStats& s) { sch.touch(s.iteration % 64, 1); };
+  Result<MigrationReport> drep = Error::make(EIO, "not run");
+  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
+  auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), sopt);
+  t.join();
+  ASSERT_TRUE(rep.ok()) << rep.error().message();
+  ASSERT_TRUE(drep.ok()) << drep.error().message();
+  EXPECT_EQ(rep->iterations, 3u);
+  EXPECT_NE(rep->switchover_reason.find("fixed switchover cost alone exceeds the target); fixed cost "),
+            std::string::npos)
+      << rep->switchover_reason;
   EXPECT_TRUE(same_device(src, dst));
 }
 
