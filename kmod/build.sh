@@ -36,7 +36,7 @@ else
 fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
-make -s -C "$kdir" M="$b" -j"$jobs" modules W=1 2>&1 | tee "$b/build.log"
+make -s -C "$kdir" M="$b" -j"$jobs" modules W=1 MDEVMIG_WERROR=1 2>&1 | tee "$b/build.log"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || exit "$rc"
 # Warnings are errors for the module: the log must be empty of them.
