@@ -25,6 +25,8 @@ PKGS=(
   liburing-dev libcapnp-dev capnproto libxxhash-dev nlohmann-json3-dev
   # tests, fuzzing, benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev
+  # the manual pages' checks (groff, lexgrog, col)
+  man-db groff-base bsdextrautils
 )
 [ "$lab" = 0 ] || PKGS+=(
   # the lab: kernel to boot, headers to build against, a VMM, initramfs pieces

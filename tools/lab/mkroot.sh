@@ -13,7 +13,7 @@ root=$labdir/roots/$profile
 
 pkgs="linux-image-amd64,linux-headers-amd64,qemu-system-x86,g++,cmake,ninja-build,make,pkg-config,\
 liburing-dev,libcapnp-dev,capnproto,libxxhash-dev,libgtest-dev,libgmock-dev,libbenchmark-dev,\
-nlohmann-json3-dev,busybox-static,kmod,cpio,python3,perl"
+nlohmann-json3-dev,busybox-static,kmod,cpio,python3,perl,man-db,bsdextrautils"
 stamp=$(echo "$profile $pkgs" | sha1sum | cut -c1-12)
 if [ -f "$root/.mdevmig-stamp" ] && [ "$(cat "$root/.mdevmig-stamp")" = "$stamp" ]; then
   echo "$root"
