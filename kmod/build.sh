@@ -25,8 +25,18 @@ for f in "$here"/Kbuild "$here"/*.c "$here"/*.h; do [ -e "$f" ] && ln -sf "$f" "
 for f in "$top"/vendor/*.c "$top"/vendor/*.h; do [ -e "$f" ] && ln -sf "$f" "$b/vendor/"; done
 ln -sf "$here"/uapi/linux/mdevmig.h "$b/uapi/linux/mdevmig.h"
 
+# MODULE_VERSION: the project version, read from the top-level project() line (this
+# script runs without CMake). Rewritten only when it changes, so Kbuild rebuilds nothing.
+version=$("$here/version.sh")
+sed "s/@MDEVMIG_VERSION@/$version/" "$here/mdevmig_version.h.in" > "$b/mdevmig_version.h.new"
+if cmp -s "$b/mdevmig_version.h.new" "$b/mdevmig_version.h"; then
+  rm "$b/mdevmig_version.h.new"
+else
+  mv "$b/mdevmig_version.h.new" "$b/mdevmig_version.h"
+fi
+
 jobs=$(nproc 2>/dev/null || echo 2)
-make -s -C "$kdir" M="$b" -j"$jobs" modules W=1 2>&1 | tee "$b/build.log"
+make -s -C "$kdir" M="$b" -j"$jobs" modules W=1 MDEVMIG_WERROR=1 2>&1 | tee "$b/build.log"
 rc=${PIPESTATUS[0]}
 [ "$rc" -eq 0 ] || exit "$rc"
 # Warnings are errors for the module: the log must be empty of them.

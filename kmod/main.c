@@ -5,6 +5,7 @@
 #include <linux/module.h>
 
 #include "mdevmig.h"
+#include "mdevmig_version.h"
 
 static unsigned int sim_parents = 1;
 module_param(sim_parents, uint, 0444);
@@ -165,4 +166,5 @@ module_init(mdevmig_init);
 module_exit(mdevmig_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("mdevmig: live-migratable mediated devices");
+MODULE_VERSION(MDEVMIG_MODULE_VERSION);
 MODULE_SOFTDEP("pre: vfio vfio_iommu_type1 mdev");

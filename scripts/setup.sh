@@ -25,6 +25,10 @@ PKGS=(
   liburing-dev libcapnp-dev capnproto libxxhash-dev nlohmann-json3-dev
   # tests, fuzzing, benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev
+  # the manual pages' checks (groff, lexgrog, col)
+  man-db groff-base bsdextrautils
+  # the Debian packages (debian/, dpkg-buildpackage, lintian; the lab group packages)
+  dpkg-dev debhelper dh-dkms devscripts lintian
 )
 [ "$lab" = 0 ] || PKGS+=(
   # the lab: kernel to boot, headers to build against, a VMM, initramfs pieces

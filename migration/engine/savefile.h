@@ -40,8 +40,12 @@
 
 namespace mdevmig::engine {
 
-/// The tool version written into headers and hellos.
-inline constexpr const char* kToolVersion = "mdevmig 0.1.0";
+#ifndef MDEVMIG_VERSION
+#error "MDEVMIG_VERSION (CMake's project version) must be defined by the build"
+#endif
+
+/// The tool version written into headers and hellos: the project version.
+inline constexpr const char* kToolVersion = "mdevmig " MDEVMIG_VERSION;
 
 struct SaveOptions {
   std::size_t chunk_size = 1u << 20;

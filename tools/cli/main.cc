@@ -8,7 +8,7 @@
 #include "tools/cli/command.h"
 #include "tools/cli/json_out.h"
 
-// The project version (CMake's project(VERSION)), defined by tools/cli/CMakeLists.txt.
+// The project version (CMake's project(VERSION)), defined for every target by the top-level CMakeLists.txt.
 #ifndef MDEVMIG_VERSION
 #error "MDEVMIG_VERSION must be defined by the build"
 #endif

@@ -5,15 +5,31 @@
 # build dependencies. It is cached under $MDEVMIG_LAB_DIR/roots/<profile> and rebuilt
 # when the package list below changes. The mirror is taken from this machine's apt
 # sources at run time.
+#
+#   tools/lab/mkroot.sh --clean RELEASE KVER [PACKAGE...]   -> prints the root's path
+# A root to install mdevmig's packages in (tests/lab/packages): RELEASE's minimal system
+# with what installing them offline needs and nothing of mdevmig: DKMS, the headers and
+# image of kernel KVER (the one the lab boots), mdevctl, man-db, and PACKAGEs (the
+# runtime libraries the mdevmig package depends on). Cached as roots/clean-RELEASE-KVER;
+# users must not write into it (the lab guest sees it through its overlay).
 set -euo pipefail
-profile=${1:?usage: mkroot.sh trixie|sid}
-case "$profile" in trixie|sid) ;; *) echo "mkroot: unknown profile $profile" >&2; exit 2 ;; esac
 labdir=${MDEVMIG_LAB_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mdevmig-lab}
-root=$labdir/roots/$profile
-
-pkgs="linux-image-amd64,linux-headers-amd64,qemu-system-x86,g++,cmake,ninja-build,make,pkg-config,\
+if [ "${1:-}" = --clean ]; then
+  release=${2:?usage: mkroot.sh --clean RELEASE KVER [PACKAGE...]}
+  kver=${3:?usage: mkroot.sh --clean RELEASE KVER [PACKAGE...]}
+  shift 3
+  profile=$release
+  root=$labdir/roots/clean-$release-$kver
+  pkgs="dkms,linux-headers-$kver,linux-image-$kver,mdevctl,man-db,kmod"
+  for p in "$@"; do pkgs+=",$p"; done
+else
+  profile=${1:?usage: mkroot.sh trixie|sid}
+  case "$profile" in trixie|sid) ;; *) echo "mkroot: unknown profile $profile" >&2; exit 2 ;; esac
+  root=$labdir/roots/$profile
+  pkgs="linux-image-amd64,linux-headers-amd64,qemu-system-x86,g++,cmake,ninja-build,make,pkg-config,\
 liburing-dev,libcapnp-dev,capnproto,libxxhash-dev,libgtest-dev,libgmock-dev,libbenchmark-dev,\
-nlohmann-json3-dev,busybox-static,kmod,cpio,python3,perl"
+nlohmann-json3-dev,busybox-static,kmod,cpio,python3,perl,man-db,bsdextrautils"
+fi
 stamp=$(echo "$profile $pkgs" | sha1sum | cut -c1-12)
 if [ -f "$root/.mdevmig-stamp" ] && [ "$(cat "$root/.mdevmig-stamp")" = "$stamp" ]; then
   echo "$root"
@@ -39,7 +55,28 @@ echo "mkroot: building the $profile root from $mirror (a few minutes)" >&2
 rm -rf --one-file-system "$root.tmp"
 mkdir -p "$(dirname "$root")"
 # INITRD=No: the lab boots with its own initramfs, so the kernel's is never built.
-INITRD=No debootstrap --variant=minbase --include="$pkgs" "$profile" "$root.tmp" "$mirror" >&2
+if [ -z "${release:-}" ]; then
+  INITRD=No debootstrap --variant=minbase --include="$pkgs" "$profile" "$root.tmp" "$mirror" >&2
+else
+  # A clean root: the kernel KVER may come from the release's updates or security suites,
+  # which debootstrap does not read. Bootstrap the base, give it this machine's apt
+  # sources (this release's suites) and install the rest with apt inside it.
+  INITRD=No debootstrap --variant=minbase "$release" "$root.tmp" "$mirror" >&2
+  host_release=$(. /etc/os-release && echo "${VERSION_CODENAME:?}")
+  rm -f "$root.tmp/etc/apt/sources.list"
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    mkdir -p "$root.tmp$(dirname "$f")"
+    sed "s/\b$host_release\b/$release/g" "$f" > "$root.tmp$f"
+  done
+  mount -t proc proc "$root.tmp/proc"
+  trap 'umount "$root.tmp/proc"' EXIT
+  chroot "$root.tmp" apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive INITRD=No chroot "$root.tmp" \
+    apt-get install -y -qq --no-install-recommends ${pkgs//,/ } >&2
+  chroot "$root.tmp" apt-get clean
+  umount "$root.tmp/proc"; trap - EXIT
+fi
 echo "$stamp" > "$root.tmp/.mdevmig-stamp"
 rm -rf --one-file-system "$root"
 mv "$root.tmp" "$root"
