@@ -31,6 +31,11 @@ liburing-dev,libcapnp-dev,capnproto,libxxhash-dev,libgtest-dev,libgmock-dev,libb
 nlohmann-json3-dev,busybox-static,kmod,cpio,python3,perl,man-db,bsdextrautils"
 fi
 stamp=$(echo "$profile $pkgs" | sha1sum | cut -c1-12)
+# One builder per root: test runs from several checkouts share the cache, and a second
+# builder would delete the first one's tree under it. The others wait, then reuse it.
+mkdir -p "$(dirname "$root")"
+exec 9>"$root.lock"
+flock 9
 if [ -f "$root/.mdevmig-stamp" ] && [ "$(cat "$root/.mdevmig-stamp")" = "$stamp" ]; then
   echo "$root"
   exit 0
@@ -53,7 +58,6 @@ for d in "$root" "$root.tmp"; do
 done
 echo "mkroot: building the $profile root from $mirror (a few minutes)" >&2
 rm -rf --one-file-system "$root.tmp"
-mkdir -p "$(dirname "$root")"
 # INITRD=No: the lab boots with its own initramfs, so the kernel's is never built.
 if [ -z "${release:-}" ]; then
   INITRD=No debootstrap --variant=minbase --include="$pkgs" "$profile" "$root.tmp" "$mirror" >&2
