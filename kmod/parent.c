@@ -32,11 +32,28 @@ static unsigned int sim_next_id;
 static void mdevmig_parent_release(struct kref *ref)
 {
 	struct mdevmig_parent *parent = container_of(ref, struct mdevmig_parent, ref);
+	unsigned int i;
 
-	if (parent->kind == MDEVMIG_PARENT_SIM)
+	if (parent->kind == MDEVMIG_PARENT_SIM) {
 		put_device(&parent->sim_dev);
-	else
-		kfree(parent);
+		return;
+	}
+	/*
+	 * A PCI parent's types hold a reference on the PCI device, not on this memory, and
+	 * the core's type release reads type->parent (in here) with no hook for us. The last
+	 * type reference normally drops inside mdev_unregister_parent(), long before this;
+	 * if one is still held, keep the memory (a bounded leak, said in the log) rather than let
+	 * that release read freed memory.
+	 */
+	for (i = 0; i < MDEVMIG_NR_TYPES; i++) {
+		if (kref_read(&parent->types[i].mtype.kobj.kref)) {
+			/* parent->dev may be gone: the PCI device was removed before this */
+			pr_warn(MDEVMIG_DRIVER_NAME ": %s: type %s still referenced at release; keeping the parent's memory\n",
+				parent->name, parent->types[i].sysfs_name);
+			return;
+		}
+	}
+	kfree(parent);
 }
 
 static void mdevmig_parent_put(struct mdevmig_parent *parent)
