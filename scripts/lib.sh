@@ -1,4 +1,4 @@
-# Shell helpers shared by scripts/test.sh and scripts/test-profile.sh (sourced).
+# Shell helpers shared by scripts/test.sh, scripts/test-profile.sh and the lab test scripts (sourced).
 
 # Adds the last CTest summary in LOG ("N% tests passed, F tests failed out of T") to
 # the caller's $passed and $failed. A log without one counts as one failure, unless
@@ -43,4 +43,28 @@ profile_build() {
   profile_run "$root" "cmake -S . -B build/$profile -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 -DMDEVMIG_LAB_PROFILE=$profile -DMDEVMIG_WERROR=ON >/dev/null && cmake --build build/$profile -j\$(nproc) && \
 cmake --build build/$profile --target kmod"
+}
+
+# Builds the test-only kernel modules in SRCDIR (a Kbuild and its .c files) into
+# WORKDIR/kmods for the kernel the lab boots in PROFILE (bookworm, debug, or a modern
+# profile, whose kernel is built for inside its root: its build tools need its libc, and
+# WORKDIR must then be inside the project, which the root sees at its host path).
+build_test_kmods() {
+  local src=$1 work=$2 profile=$3 top root= kroot= kver
+  top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  case "$profile" in
+    bookworm) ;;
+    debug) kroot=$("$top/tools/lab/mkdebugkernel.sh" --path) || { echo "no debug kernel" >&2; return 1; } ;;
+    *) root=$(profile_root "$profile") || { echo "no $profile root" >&2; return 1; }
+       kroot=$root ;;
+  esac
+  kver=$(for k in "$kroot"/boot/vmlinuz-*; do k=${k##*/vmlinuz-}; [ -d "$kroot/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
+  mkdir -p "$work/kmods"
+  cp "$src/Kbuild" "$src/"*.c "$work/kmods/"
+  if [ -z "$root" ]; then
+    make -s -C "$kroot/lib/modules/$kver/build" M="$work/kmods" modules >/dev/null 2>&1
+  else
+    case "$work" in "$top"/*) ;; *) echo "$work is not inside $top" >&2; return 1 ;; esac
+    profile_run "$root" "make -s -C /lib/modules/$kver/build M=$work/kmods modules" >/dev/null 2>&1
+  fi || { echo "cannot build the test modules in $src for $kver" >&2; return 1; }
 }

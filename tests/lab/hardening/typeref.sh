@@ -37,23 +37,9 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   exit 0
 fi
 
-root= kroot=
-case "$profile" in
-  bookworm) ;;
-  debug) kroot=$("$top/tools/lab/mkdebugkernel.sh" --path) || { echo "typeref: no debug kernel"; exit 1; } ;;
-  *) root=$("$top/tools/lab/mkroot.sh" "$profile") || { echo "typeref: no $profile root"; exit 1; }
-     kroot=$root
-     . "$top/scripts/lib.sh" ;;
-esac
-kver=$(for k in "$kroot"/boot/vmlinuz-*; do k=${k##*/vmlinuz-}; [ -d "$kroot/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
-mkdir -p "$work/kmods"
+mkdir -p "$work"
 work=$(cd "$work" && pwd)
-cp "$here/kmods/Kbuild" "$here/kmods/"*.c "$work/kmods/"
-if [ -z "$root" ]; then
-  make -s -C "$kroot/lib/modules/$kver/build" M="$work/kmods" modules >/dev/null 2>&1
-else
-  case "$work" in "$top"/*) ;; *) echo "typeref: WORKDIR must be inside $top for $profile"; exit 1 ;; esac
-  profile_run "$root" "make -s -C /lib/modules/$kver/build M=$work/kmods modules" >/dev/null 2>&1
-fi || { echo "typeref: cannot build the test module for $kver"; exit 1; }
+. "$top/scripts/lib.sh"
+build_test_kmods "$here/kmods" "$work" "$profile" || { echo "typeref: no test module"; exit 1; }
 exec "$top/tools/lab/lab.sh" --name lab_typeref --timeout 600 --profile "$profile" --ivshmem 32M \
   --kmod-dir "$kmod_dir" -- "$0" "$work" "$profile" "$kmod_dir"

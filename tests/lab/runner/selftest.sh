@@ -30,25 +30,8 @@ expect() {
 # Test-only modules (kmods/), built against the lab kernel's headers: one WARNs on
 # load, one overruns a kmalloc'ed object into its red zone, one WARNs and then prints
 # 10,000 lines after it.
-# A modern profile's kernel is built for inside its root (its build tools need its libc);
-# WORKDIR is inside the project, which the root and the guest see at its host path.
-root= kroot=
-case "$profile" in
-  bookworm) ;;
-  debug) kroot=$("$top/tools/lab/mkdebugkernel.sh" --path) || { echo "selftest: no debug kernel"; exit 1; } ;;
-  *) root=$("$top/tools/lab/mkroot.sh" "$profile") || { echo "selftest: no $profile root"; exit 1; }
-     kroot=$root
-     . "$top/scripts/lib.sh" ;;
-esac
-kver=$(for k in "$kroot"/boot/vmlinuz-*; do k=${k##*/vmlinuz-}; [ -d "$kroot/lib/modules/$k/kernel" ] && echo "$k"; done | sort -V | tail -n1)
-mkdir -p "$work/kmods"
-cp "$here/kmods/Kbuild" "$here/kmods/"*.c "$work/kmods/"
-if [ -z "$root" ]; then
-  make -s -C "$kroot/lib/modules/$kver/build" M="$work/kmods" modules >/dev/null 2>&1
-else
-  case "$work" in "$top"/*) ;; *) echo "selftest: WORKDIR must be inside $top for $profile"; exit 1 ;; esac
-  profile_run "$root" "make -s -C /lib/modules/$kver/build M=$work/kmods modules" >/dev/null 2>&1
-fi || { echo "selftest: cannot build the test modules for $kver"; exit 1; }
+. "$top/scripts/lib.sh"
+build_test_kmods "$here/kmods" "$work" "$profile" || { echo "selftest: no test modules"; exit 1; }
 
 # Limits are generous: with the memory checks a boot takes 5-10 s more, and much more on
 # a loaded machine (a guest still booting at 120 s has been seen). The hang and panic
