@@ -320,7 +320,7 @@ TEST_F(MttyTest, SaveInspectRestoreCarryTheUartStateOfBothPorts) {
   const auto ij = i.json();
   ASSERT_FALSE(ij.is_discarded()) << i.out;
   EXPECT_TRUE(ij["checksums_verified"].get<bool>());
-  EXPECT_EQ(ij["device"]["pci_id"], "0x4348:0x3253") << "mtty's PCI IDs";
+  EXPECT_EQ(ij["device"]["pci_id"], "4348:3253") << "mtty's PCI IDs, spelled as in the text output";
   EXPECT_EQ(ij["device"]["device_api"], "vfio-pci");
   EXPECT_FALSE(ij["device"].contains("compat")) << "no mdevmig compatibility descriptor";
   EXPECT_TRUE(ij["device_stream"].is_null()) << "a foreign stream is not decoded";
