@@ -111,9 +111,12 @@ bool compare_mem(const MemSnapshot& before, const MemSnapshot& after, std::strin
   // object per sequence adds up to over a CI run.
   // With slub_debug (every lab boot where the kernel has it) each object carries red
   // zones and two stack tracks, which about doubles what the same churn, or the same
-  // leak, weighs in SUnreclaim: the limit doubles with it.
+  // leak, weighs in SUnreclaim: the limit doubles with it. And with it, slab pages that
+  // the sysfs churn of a fast run leaves partly used grow with the number of sequences:
+  // 6.12 on a quiet machine ran 1996 sequences in 150 s and moved +5.2 MiB with no leak
+  // (kernfs, lsm_inode and radix-tree caches), so the limit is 8 MiB there.
   constexpr int64_t kVmallocLimit = 512, kUnaccountedLimit = 16384;
-  const int64_t kSlabLimit = after.slub_debug ? 4096 : 2048;
+  const int64_t kSlabLimit = after.slub_debug ? 8192 : 2048;
   const int64_t ds = after.slab_unreclaimable_kib - before.slab_unreclaimable_kib;
   const int64_t dv = after.vmalloc_kib - before.vmalloc_kib;
   const int64_t du = after.unaccounted_kib - before.unaccounted_kib;
