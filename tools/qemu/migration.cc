@@ -337,6 +337,14 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
     } else {
       out.wire_precopy_bytes = out.wire_bytes;
     }
+    // The module adds a save session's totals to these stats when the session ends, i.e.
+    // when QEMU moves the source device on from STOP_COPY in its cleanup, which can come
+    // after "completed" (with multifd it has). Wait for that, briefly.
+    for (int i = 0; i < 200; ++i) {
+      auto st = src_instance.migration_field("state");
+      if (!st || (*st != "stop_copy" && *st != "pre_copy" && *st != "pre_copy_p2p")) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
     out.device_bytes = sysfs_number(src_instance.migration_field("bytes_sent")) - device_bytes_before;
     if (stopped_at_known)
       out.device_downtime_bytes = out.device_bytes - std::min(out.device_bytes, out.device_precopy_bytes);
