@@ -35,8 +35,18 @@ constexpr uint32_t kV1 = 9;
 
 using fakevfio::type_cap;
 
+// A v1 save of an endless stream, with signal `sig` raised after `at` bytes. Should the
+// signal go unseen, the stream ends after 100 chunks and the save succeeds.
+struct InterruptedSave {
+  Result<SaveReport> result = Error::make(EIO, "not run");
+  int signal = 0;                   ///< what the Cancel saw
+  uint32_t state_when_raised = 0;   ///< the v1 device state when the signal was raised
+  uint32_t state_after = 0;         ///< the v1 device state after the save returned
+};
+
 class ChannelTest : public testing::Test {
  protected:
+  InterruptedSave save_interrupted(int sig, uint64_t at);
   void SetUp() override {
     root_ = fakevfio::make_mdev_tree("mdevmig-chan", kUuid, kGroup, state_);
     paths_ = vfio::VfioPaths{(root_ / "sys").string(), (root_ / "dev").string()};
@@ -230,76 +240,66 @@ TEST_F(ChannelTest, V1DataStagedBeforeTheSwitchIsDeliveredAfterIt) {
   ASSERT_TRUE((*ch)->finish_save(true).ok());
 }
 
-// Ctrl-C in the middle of a save: the signal handler only raises the Cancel; the save
-// loop sees it at the next chunk, and the device runs again with nothing lost.
-TEST_F(ChannelTest, SigintMidSaveStopsItAndTheDeviceRunsAgain) {
+InterruptedSave ChannelTest::save_interrupted(int sig, uint64_t at) {
+  InterruptedSave out;
   add_v1_region();
   auto m = open();
   auto ch = open_channel(m.device, ChannelPreference::kV1, false);
-  ASSERT_TRUE(ch.ok());
+  EXPECT_TRUE(ch.ok());
+  if (!ch.ok()) return out;
   stage_endless(m.device, 0x400);
   auto cancel = io::Cancel::create();
-  ASSERT_TRUE(cancel.ok());
+  EXPECT_TRUE(cancel.ok());
+  if (!cancel.ok()) return out;
   const io::CancelOnSignals on_signals(**cancel);
-  UniqueFd out(::open(file("save.partial").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  UniqueFd fd(::open(file("save.partial").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   SaveOptions opt;
   opt.chunk_size = 0x400;
   opt.cancel = cancel->get();
-  uint32_t state_while_saving = 0;
   opt.progress = [&](uint64_t bytes) {
-    if (bytes == 3 * 0x400) {
-      state_while_saving = v1_state(m.device);
-      ::raise(SIGINT);
+    if (bytes == at) {
+      out.state_when_raised = v1_state(m.device);
+      ::raise(sig);
     }
-    // Should the interruption go unseen, the stream ends here and the save succeeds.
     if (bytes == 100 * 0x400) {
       ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0}).ok());
     }
   };
   schema::DeviceIdentity id;
   id.device_api = "vfio-pci";
-  auto r = save_to_file(**ch, id, out.get(), opt);
+  out.result = save_to_file(**ch, id, fd.get(), opt);
+  out.state_after = v1_state(m.device);
+  out.signal = (*cancel)->signal();
+  return out;
+}
+
+// Ctrl-C in the middle of a save: the signal handler only raises the Cancel; the save
+// loop sees it at the next chunk, and the device runs again with nothing lost.
+TEST_F(ChannelTest, SigintMidSaveStopsItAndTheDeviceRunsAgain) {
+  InterruptedSave s = save_interrupted(SIGINT, 3 * 0x400);
+  const auto& r = s.result;
   ASSERT_FALSE(r.ok()) << "the interruption went unseen";
   EXPECT_EQ(r.error().errnum, EINTR);
-  EXPECT_EQ(state_while_saving, uint32_t{VFIO_DEVICE_STATE_V1_SAVING}) << "stopped while saving";
-  EXPECT_EQ(v1_state(m.device), uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
+  EXPECT_EQ(s.state_when_raised, uint32_t{VFIO_DEVICE_STATE_V1_SAVING}) << "stopped while saving";
+  EXPECT_EQ(s.state_after, uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
   EXPECT_EQ(state_.resets, 0);
   const std::string msg = r.error().message();
   EXPECT_NE(msg.find("interrupted by SIGINT"), std::string::npos) << msg;
   EXPECT_NE(msg.find("recovered to RUNNING"), std::string::npos) << msg;
   EXPECT_EQ(msg.find('\n'), std::string::npos) << "one line";
-  EXPECT_EQ((*cancel)->signal(), SIGINT);
+  EXPECT_EQ(s.signal, SIGINT);
 }
 
 // SIGHUP (the terminal or SSH session went away) in the middle of a save is a request
 // to stop like SIGTERM: the device runs again, the process is not killed.
 TEST_F(ChannelTest, SighupMidSaveStopsItAndTheDeviceRunsAgain) {
-  add_v1_region();
-  auto m = open();
-  auto ch = open_channel(m.device, ChannelPreference::kV1, false);
-  ASSERT_TRUE(ch.ok());
-  stage_endless(m.device, 0x400);
-  auto cancel = io::Cancel::create();
-  ASSERT_TRUE(cancel.ok());
-  const io::CancelOnSignals on_signals(**cancel);
-  UniqueFd out(::open(file("save.partial").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  SaveOptions opt;
-  opt.chunk_size = 0x400;
-  opt.cancel = cancel->get();
-  opt.progress = [&](uint64_t bytes) {
-    if (bytes == 2 * 0x400) ::raise(SIGHUP);
-    if (bytes == 100 * 0x400) {
-      ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0}).ok());
-    }
-  };
-  schema::DeviceIdentity id;
-  id.device_api = "vfio-pci";
-  auto r = save_to_file(**ch, id, out.get(), opt);
+  InterruptedSave s = save_interrupted(SIGHUP, 2 * 0x400);
+  const auto& r = s.result;
   ASSERT_FALSE(r.ok()) << "the hangup went unseen";
   EXPECT_EQ(r.error().errnum, EINTR);
-  EXPECT_EQ(v1_state(m.device), uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
+  EXPECT_EQ(s.state_after, uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
   EXPECT_NE(r.error().message().find("interrupted by SIGHUP"), std::string::npos) << r.error().message();
-  EXPECT_EQ((*cancel)->signal(), SIGHUP);
+  EXPECT_EQ(s.signal, SIGHUP);
 }
 
 // SIGTERM in the middle of a restore's load: the device that was half loaded is reset.
