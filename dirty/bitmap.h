@@ -9,8 +9,8 @@
 #include <span>
 #include <vector>
 
-#include "migration/base/check.h"
-#include "migration/base/result.h"
+#include "base/check.h"
+#include "base/result.h"
 
 namespace mdevmig::dirty {
 

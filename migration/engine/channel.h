@@ -20,7 +20,7 @@
 #include <string>
 #include <string_view>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "migration/engine/recovery.h"
 #include "migration/io/uring.h"
 #include "migration/schema/codec.h"

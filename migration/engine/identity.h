@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "migration/schema/codec.h"
 #include "migration/vfio/device.h"
 

@@ -8,8 +8,8 @@
 #include <optional>
 #include <string>
 
-#include "migration/base/fd.h"
-#include "migration/base/result.h"
+#include "base/fd.h"
+#include "base/result.h"
 #include "migration/vfio/device.h"
 #include "migration/vfio/mig_state.h"
 

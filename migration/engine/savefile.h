@@ -32,7 +32,7 @@
 #include <string>
 #include <vector>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "migration/engine/channel.h"
 #include "migration/io/uring.h"
 #include "migration/schema/codec.h"

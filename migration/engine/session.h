@@ -26,7 +26,7 @@
 #include <vector>
 
 #include "dirty/bitmap.h"
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "migration/engine/channel.h"
 #include "migration/engine/policy.h"
 #include "migration/schema/codec.h"

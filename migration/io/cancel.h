@@ -17,8 +17,8 @@
 #include <memory>
 #include <string>
 
-#include "migration/base/fd.h"
-#include "migration/base/result.h"
+#include "base/fd.h"
+#include "base/result.h"
 
 namespace mdevmig::io {
 

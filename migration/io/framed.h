@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "migration/io/uring.h"
 
 namespace mdevmig::io {

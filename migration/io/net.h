@@ -8,8 +8,8 @@
 #include <string_view>
 #include <utility>
 
-#include "migration/base/fd.h"
-#include "migration/base/result.h"
+#include "base/fd.h"
+#include "base/result.h"
 
 namespace mdevmig::io {
 

@@ -24,7 +24,7 @@
 #include <span>
 #include <string>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 
 namespace mdevmig::io {
 

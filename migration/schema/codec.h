@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 
 namespace mdevmig::schema {
 

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "dirty/bitmap.h"
-#include "migration/base/fd.h"
-#include "migration/base/result.h"
+#include "base/fd.h"
+#include "base/result.h"
 #include "migration/vfio/info.h"
 #include "migration/vfio/uapi.h"
 

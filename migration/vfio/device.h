@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "dirty/bitmap.h"
-#include "migration/base/fd.h"
-#include "migration/base/result.h"
+#include "base/fd.h"
+#include "base/result.h"
 #include "migration/vfio/info.h"
 #include "migration/vfio/mapping.h"
 #include "migration/vfio/mig_state.h"

@@ -4,8 +4,8 @@
 #include <chrono>
 #include <cstdint>
 
-#include "migration/base/fd.h"
-#include "migration/base/result.h"
+#include "base/fd.h"
+#include "base/result.h"
 
 namespace mdevmig::vfio {
 

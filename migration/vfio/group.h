@@ -6,8 +6,8 @@
 #include <string>
 #include <string_view>
 
-#include "migration/base/fd.h"
-#include "migration/base/result.h"
+#include "base/fd.h"
+#include "base/result.h"
 
 namespace mdevmig::vfio {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 
 namespace mdevmig::vfio {
 

@@ -7,7 +7,7 @@
 #include <span>
 #include <utility>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 
 namespace mdevmig::vfio {
 

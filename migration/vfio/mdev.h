@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "migration/vfio/container.h"
 #include "migration/vfio/device.h"
 #include "migration/vfio/group.h"

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 
 namespace mdevmig::vfio {
 

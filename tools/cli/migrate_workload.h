@@ -13,7 +13,7 @@
 #include <mutex>
 #include <thread>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "migration/engine/session.h"
 #include "migration/vfio/device.h"
 #include "migration/vfio/mapping.h"

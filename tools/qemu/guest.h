@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "tools/qemu/qtest.h"
 
 namespace mdevmig::qemu {

@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "tools/qemu/guest.h"
 #include "tools/qemu/mdev.h"
 #include "tools/qemu/migration.h"

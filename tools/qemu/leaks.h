@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "migration/base/fd.h"
-#include "migration/base/result.h"
+#include "base/fd.h"
+#include "base/result.h"
 
 namespace mdevmig::qemu {
 

@@ -10,7 +10,7 @@
 #include <cstring>
 #include <random>
 
-#include "migration/base/fd.h"
+#include "base/fd.h"
 #include "migration/vfio/mdev.h"
 #include "tools/qemu/codec.h"
 

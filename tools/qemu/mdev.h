@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 
 namespace mdevmig::qemu {
 

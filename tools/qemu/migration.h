@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "tools/qemu/mdev.h"
 #include "tools/qemu/vm.h"
 

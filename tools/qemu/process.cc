@@ -13,7 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "migration/base/fd.h"
+#include "base/fd.h"
 
 namespace mdevmig::qemu {
 

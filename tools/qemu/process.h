@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "tools/qemu/qmp.h"
 #include "tools/qemu/qtest.h"
 

@@ -15,8 +15,8 @@
 #include <thread>
 #include <vector>
 
-#include "migration/base/fd.h"
-#include "migration/base/result.h"
+#include "base/fd.h"
+#include "base/result.h"
 
 namespace mdevmig::qemu {
 

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "tools/qemu/line_channel.h"
 
 namespace mdevmig::qemu {

@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "tools/qemu/harness.h"
 
 namespace mdevmig::qemu {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "migration/base/result.h"
+#include "base/result.h"
 #include "tools/qemu/process.h"
 #include "tools/qemu/qmp.h"
 #include "tools/qemu/qtest.h"

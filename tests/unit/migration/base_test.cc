@@ -7,9 +7,9 @@
 #include <memory>
 #include <string>
 
-#include "migration/base/check.h"
-#include "migration/base/fd.h"
-#include "migration/base/result.h"
+#include "base/check.h"
+#include "base/fd.h"
+#include "base/result.h"
 
 namespace mdevmig {
 namespace {

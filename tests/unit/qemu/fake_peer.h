@@ -13,7 +13,7 @@
 #include <thread>
 #include <utility>
 
-#include "migration/base/fd.h"
+#include "base/fd.h"
 #include "tools/qemu/line_channel.h"
 
 namespace mdevmig::qemu::testing {

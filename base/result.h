@@ -9,7 +9,7 @@
 #include <utility>
 #include <variant>
 
-#include "migration/base/check.h"
+#include "base/check.h"
 
 namespace mdevmig {
 
