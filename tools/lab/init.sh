@@ -5,6 +5,13 @@
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
 for m in virtio_pci 9pnet_virtio 9p overlay; do modprobe $m || echo "lab-init: modprobe $m failed"; done
+# A two-host lab (tools/lab/pair.sh): the NIC on the network between the two guests.
+ip link set lo up
+addr=$(sed -n 's/.*labaddr=\([^ ]*\).*/\1/p' /proc/cmdline)
+if [ -n "$addr" ]; then
+  modprobe virtio_net && ip link set eth0 up && ip addr add "$addr" dev eth0 \
+    || { echo "lab-init: cannot set up the network ($addr)"; poweroff -f; }
+fi
 
 mkdir -p /lower /rw /newroot
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose hostroot /lower \
@@ -18,6 +25,12 @@ mount -t devpts devpts /newroot/dev/pts; mount -t tmpfs tmpfs /newroot/dev/shm
 mount -t tmpfs tmpfs /newroot/run
 mkdir -p /newroot/out && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 out /newroot/out \
   || { echo "lab-init: cannot mount the results share"; poweroff -f; }
+# A two-host lab's rendezvous folder, shared with the other host (no caching: each guest
+# sees the other's files at once).
+if grep -q ' labshare=1' /proc/cmdline; then
+  mkdir -p /newroot/share && mount -t 9p -o trans=virtio,version=9p2000.L,msize=512000 share /newroot/share \
+    || { echo "lab-init: cannot mount the shared folder"; poweroff -f; }
+fi
 # Modern profiles: the root is a debootstrapped tree, and the project (sources and the
 # build made inside that root) comes as its own share, at its host path, with an overlay.
 proj=$(sed -n 's/.*labproj=\([^ ]*\).*/\1/p' /proc/cmdline)

@@ -34,11 +34,20 @@
 #                      host's root booting the debug kernel tools/lab/mkdebugkernel.sh
 #                      built (KASAN, lockdep, ...; its modules are shared in). Also
 #                      $MDEVMIG_LAB_PROFILE.
+#   --net PORT:PEERPORT
+#                      a virtio-net NIC on a network that exists only between two lab
+#                      guests: a QEMU UDP socket netdev from 127.0.0.1:PORT to the other
+#                      guest's 127.0.0.1:PEERPORT (connectionless, so either guest may
+#                      boot first or boot again; tools/lab/pair.sh starts both)
+#   --addr CIDR        the NIC's address inside the guest (192.0.2.0/24), set by init
+#   --share DIR        a host folder shared read-write at /share (two guests rendezvous
+#                      there: no caching, so each sees the other's files)
+#   --env NAME=VALUE   exported to the job; repeatable
 #   --quiet            print only the verdict line
 set -euo pipefail
 
 name=job timeout=600 kmod_dir= out= mem=2G kver= quiet=0 profile=${MDEVMIG_LAB_PROFILE:-bookworm}
-ivshmem=()
+ivshmem=() net= addr= share= jobenv=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) name=$2; shift 2 ;;
@@ -49,6 +58,10 @@ while [ $# -gt 0 ]; do
     --ivshmem) ivshmem+=("$2"); shift 2 ;;
     --kver) kver=$2; shift 2 ;;
     --profile) profile=$2; shift 2 ;;
+    --net) net=$2; shift 2 ;;
+    --addr) addr=$2; shift 2 ;;
+    --share) share=$2; shift 2 ;;
+    --env) jobenv+=("$2"); shift 2 ;;
     --quiet) quiet=1; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -56,6 +69,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ $# -gt 0 ] || { echo "lab: no command given (see --help)" >&2; exit 2; }
+case "$net" in
+  ''|[0-9]*:[0-9]*) ;;
+  *) echo "lab: --net wants PORT:PEERPORT, got '$net'" >&2; exit 2 ;;
+esac
+[ -z "$addr" ] || [ -n "$net" ] || { echo "lab: --addr needs --net" >&2; exit 2; }
+for e in "${jobenv[@]}"; do
+  [[ $e =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || { echo "lab: --env wants NAME=VALUE, got '$e'" >&2; exit 2; }
+done
 
 here=$(cd "$(dirname "$0")" && pwd)
 labdir=${MDEVMIG_LAB_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mdevmig-lab}
@@ -82,7 +103,8 @@ fi
 [ -n "$kver" ] && [ -r "$kroot/boot/vmlinuz-$kver" ] || fail "no bootable kernel in $kroot/boot (run scripts/setup.sh)"
 
 # --- the initramfs: busybox + virtio/9p/overlay modules, cached per kernel and init ---
-stamp=$( (echo "$profile $kver"; cat "$here/init.sh") | sha1sum | cut -c1-12)
+initmods="virtio_pci 9pnet_virtio 9p overlay virtio_net"
+stamp=$( (echo "$profile $kver $initmods"; cat "$here/init.sh") | sha1sum | cut -c1-12)
 initrd=$labdir/initramfs-$kver-$stamp.cpio.gz
 if [ ! -s "$initrd" ]; then
   root=$(mktemp -d "$labdir/initramfs.XXXXXX")
@@ -90,7 +112,7 @@ if [ ! -s "$initrd" ]; then
   mkdir -p "$root"/{bin,proc,sys,dev,lib/modules}
   cp "$sysroot/bin/busybox" "$root/bin/busybox"
   # Modules are copied uncompressed (Debian 6.12+ ships .ko.xz; busybox loads .ko).
-  for m in virtio_pci 9pnet_virtio 9p overlay; do
+  for m in $initmods; do
     modprobe ${kroot:+-d "$kroot"} -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }' |
     while read -r ko; do
       rel=${ko#"$kroot"}
@@ -125,6 +147,8 @@ fi
   echo '#!/bin/bash'
   printf 'cd %q || exit 97\n' "$PWD"
   printf 'export MDEVMIG_LAB_OUT=/out MDEVMIG_KO=%q MDEVMIG_LAB_NAME=%q\n' "$ko" "$name"
+  [ -z "$share" ] || echo 'export MDEVMIG_LAB_SHARE=/share'
+  for e in "${jobenv[@]}"; do printf 'export %s=%q\n' "${e%%=*}" "${e#*=}"; done
   printf 'exec'; printf ' %q' "$@"; echo
 } > "$out/job.sh"
 
@@ -140,6 +164,18 @@ for sz in "${ivshmem[@]}"; do
 done
 
 projdev=()
+if [ -n "$net" ]; then
+  # Only the two QEMU processes are on this network: no host interface, no route out.
+  host=${addr%%/*}; host=${host##*.}
+  mac=$(printf '52:54:00:c0:02:%02x' "${host:-1}")
+  devs+=(-netdev "socket,id=lan,localaddr=127.0.0.1:${net%%:*},udp=127.0.0.1:${net#*:}"
+         -device "virtio-net-pci,netdev=lan,mac=$mac")
+fi
+if [ -n "$share" ]; then
+  share=$(cd "$share" && pwd)
+  devs+=(-fsdev "local,id=share,path=$share,security_model=none,multidevs=remap"
+         -device virtio-9p-pci,fsdev=share,mount_tag=share)
+fi
 # A kernel from outside the guest's root brings its modules as a share, mounted by
 # init.sh at /lib/modules/KVER.
 if [ "$kroot" != "$sysroot" ]; then
@@ -177,7 +213,7 @@ kargs+=" init_on_free=1"
 # interrupt in that window reports its own irq_desc lock as a wild-memory-access (seen in
 # 2 of 16 boots). With 4-level paging every kernel address is inside both bounds.
 [ ! -r "$kconfig" ] || ! kopt CONFIG_KASAN || kargs+=" no5lvl"
-kargs+=" labtimeout=$job_limit${sysroot:+ labproj=$project}"
+kargs+=" labtimeout=$job_limit${sysroot:+ labproj=$project}${addr:+ labaddr=$addr}${share:+ labshare=1}"
 [ "$kroot" = "$sysroot" ] || kargs+=" labkmods=$kver"
 
 # Kernel reports (kernel-reports.ere, one extended regular expression per line, also
