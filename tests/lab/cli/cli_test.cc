@@ -36,6 +36,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "common/device_state.h"
 #include "common/instance.h"
 #include "common/open_instance.h"
 #include "common/process.h"
@@ -77,38 +78,6 @@ Side open_side(const std::string& type, const std::string& parent = "mdevmig_sim
   return open_instance(type, parent);
 }
 std::string fd_arg(const Side& s) { return "fd:" + std::to_string(s.dev().fd()); }
-
-uint32_t reg(const vfio::Device& dev, uint32_t off) {
-  auto r = dev.read_as<uint32_t>(kBar0, off);
-  EXPECT_TRUE(r.ok());
-  return r.ok() ? *r : 0xdeadbeef;
-}
-
-// Random device memory and some state in registers.
-void scribble(const vfio::Device& dev, uint64_t size, unsigned seed) {
-  std::mt19937_64 rng(seed);
-  std::vector<uint64_t> buf(size / 8);
-  for (auto& x : buf) x = rng();
-  ASSERT_TRUE(dev.write(kBar2, 0, std::as_bytes(std::span(buf))).ok());
-  for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; ++i) {
-    ASSERT_TRUE(dev.write_as(kBar0, MDEVMIG_REG_SCRATCH(i), static_cast<uint32_t>(seed * 1000 + i)).ok());
-  }
-  ASSERT_TRUE(dev.write_as(kBar0, MDEVMIG_REG_INT_MASK, uint32_t{0x6}).ok());
-}
-
-void expect_same_state(const vfio::Device& a, const vfio::Device& b, uint64_t size) {
-  EXPECT_EQ(mem_hash(a, size), mem_hash(b, size)) << "device memory differs";
-  for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; ++i) {
-    EXPECT_EQ(reg(a, MDEVMIG_REG_SCRATCH(i)), reg(b, MDEVMIG_REG_SCRATCH(i))) << "scratch " << i;
-  }
-  EXPECT_EQ(reg(a, MDEVMIG_REG_INT_MASK), reg(b, MDEVMIG_REG_INT_MASK));
-}
-
-MigState state(const vfio::Device& d) {
-  auto s = d.mig_state();
-  EXPECT_TRUE(s.ok());
-  return s.ok() ? *s : MigState::kError;
-}
 
 std::string tmp_file(const std::string& name) { return "/tmp/mdevmig-cli-" + name; }
 

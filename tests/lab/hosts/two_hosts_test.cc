@@ -1,0 +1,193 @@
+// Lab group "two_hosts": two lab hosts (tools/lab/pair.sh), each with its own kernel,
+// module and instances, joined by a network that exists only between them. The same
+// executable runs on both; MDEVMIG_LAB_ROLE says which side it is. The hosts rendezvous
+// through files in the shared folder (MDEVMIG_LAB_SHARE): a listening port, a device's
+// state as text (common/device_state.h), or that a side failed.
+//
+//   host a                                      host b
+//   scribbles an instance                       migrate --listen 192.0.2.2:0 --to fd:X
+//   migrate --from fd:X --to b:PORT             the instance runs with a's state
+//     with a live bar2 workload (pre-copy)
+//   migrate --listen 192.0.2.1:0 --to fd:Y      migrate --from fd:X --to a:PORT, bar2 workload
+//   the instance runs with b's last state
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "common/device_state.h"
+#include "common/open_instance.h"
+#include "common/process.h"
+#include "common/sysfs.h"
+
+#ifndef MDEVMIG_BIN
+#error "MDEVMIG_BIN (the mdevmig binary) must be defined"
+#endif
+
+namespace mdevmig::lab {
+namespace {
+
+using namespace std::chrono_literals;
+using vfio::MigState;
+
+constexpr uint64_t kQuarter = 16u << 20;  // a quarter of the default 64 MiB sim parent
+
+std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+struct Host {
+  std::string role = env("MDEVMIG_LAB_ROLE");
+  std::string addr = env("MDEVMIG_LAB_ADDR");
+  std::string peer = env("MDEVMIG_LAB_PEER");
+  std::string share = env("MDEVMIG_LAB_SHARE");
+  std::string peer_role() const { return role == "a" ? "b" : "a"; }
+};
+
+bool peer_failed(const Host& h) {
+  struct stat st;
+  return ::stat((h.share + "/" + h.peer_role() + ".failed").c_str(), &st) == 0;
+}
+
+// Files in the shared folder: written whole under a temporary name, then renamed.
+void put(const Host& h, const std::string& name, const std::string& text) {
+  const std::string path = h.share + "/" + name;
+  {
+    std::ofstream f(path + ".tmp");
+    f << text;
+  }
+  ASSERT_EQ(::rename((path + ".tmp").c_str(), path.c_str()), 0) << path;
+}
+
+// Waits for the peer's file `name`; nullopt when the peer says it failed or after `limit`.
+std::optional<std::string> take(const Host& h, const std::string& name, std::chrono::seconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  struct stat st;
+  while (std::chrono::steady_clock::now() < end) {
+    if (::stat((h.share + "/" + name).c_str(), &st) == 0) {
+      std::ifstream f(h.share + "/" + name);
+      std::stringstream s;
+      s << f.rdbuf();
+      return s.str();
+    }
+    if (peer_failed(h)) {
+      ADD_FAILURE() << "host " << h.peer_role() << " failed before it wrote " << name;
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  ADD_FAILURE() << "host " << h.peer_role() << " did not write " << name << " within " << limit.count() << " s";
+  return std::nullopt;
+}
+
+// A report that parsed: the command succeeded and printed its JSON.
+bool parsed(const nlohmann::json& j) { return !j.is_null() && !j.is_discarded(); }
+
+Proc spawn(const std::vector<std::string>& args, const std::vector<int>& keep_fds) {
+  return lab::spawn(MDEVMIG_BIN, args, keep_fds);
+}
+std::string fd_arg(const OpenInstance& s) { return "fd:" + std::to_string(s.dev().fd()); }
+
+// The destination: listens on this host's address, tells the peer the port (file
+// `port_file`), loads into `dst`. Its JSON report.
+nlohmann::json receive(const Host& h, const OpenInstance& dst, const std::string& port_file) {
+  Proc p = spawn({"migrate", "--listen", h.addr + ":0", "--to", fd_arg(dst), "--json"}, {dst.dev().fd()});
+  std::string err;
+  auto line = wait_for_line(p.err, "listening on " + h.addr + ":", err, 120s);
+  EXPECT_TRUE(line) << err;
+  if (!line) {
+    wait(p, err);
+    return {};
+  }
+  put(h, port_file, line->substr(line->rfind(':') + 1));
+  // A source that failed never connects: stop listening then, not at the accept timeout.
+  std::atomic<bool> done{false};
+  std::thread watch([&] {
+    while (!done) {
+      if (peer_failed(h)) {
+        ::kill(p.pid, SIGTERM);
+        return;
+      }
+      std::this_thread::sleep_for(200ms);
+    }
+  });
+  Exit d = wait(p, err);
+  done = true;
+  watch.join();
+  EXPECT_EQ(d.rc, 0) << d.err;
+  return d.json();
+}
+
+// The source: waits for the peer's port, migrates `src` there with a live bar2 workload.
+nlohmann::json send(const Host& h, const OpenInstance& src, const std::string& port_file) {
+  auto port = take(h, port_file, 600s);
+  if (!port) return {};
+  Proc p = spawn({"migrate", "--from", fd_arg(src), "--to", h.peer + ":" + *port, "--workload", "bar2",
+                  "--dirty-rate", "5", "--json"},
+                 {src.dev().fd()});
+  Exit s = wait(p);
+  EXPECT_EQ(s.rc, 0) << s.err;
+  return s.json();
+}
+
+class TwoHosts : public testing::Test {
+ protected:
+  void SetUp() override {
+    MDEVMIG_REQUIRE_LAB();
+    if (h_.role != "a" && h_.role != "b") GTEST_FAIL() << "MDEVMIG_LAB_ROLE is not a or b: run under tools/lab/pair.sh";
+    ASSERT_FALSE(h_.share.empty() || h_.addr.empty() || h_.peer.empty());
+  }
+  void TearDown() override {
+    if (HasFailure()) put(h_, h_.role + ".failed", "1");
+  }
+  Host h_;
+};
+
+TEST_F(TwoHosts, MigrateFromAToBAndBackWithALiveWorkload) {
+  OpenInstance x = open_instance("quarter");
+  ASSERT_TRUE(x.m);
+  if (h_.role == "a") {
+    scribble(x.dev(), kQuarter, 41);
+    auto there = send(h_, x, "b-port");
+    ASSERT_TRUE(parsed(there));
+    EXPECT_GT(there["iterations"].get<int>(), 1) << "pre-copy ran several passes: " << there.dump();
+    EXPECT_EQ(state(x.dev()), MigState::kStop) << "a migrated source stays stopped";
+    // What the workload left is what b must run with.
+    put(h_, "a-sent", fingerprint(x.dev(), kQuarter));
+
+    OpenInstance y = open_instance("quarter");
+    ASSERT_TRUE(y.m);
+    auto back = receive(h_, y, "a-port");
+    ASSERT_TRUE(parsed(back));
+    EXPECT_EQ(state(y.dev()), MigState::kRunning);
+    auto sent = take(h_, "b-sent", 600s);
+    ASSERT_TRUE(sent);
+    EXPECT_EQ(fingerprint(y.dev(), kQuarter), *sent) << "the state b sent back";
+  } else {
+    auto here = receive(h_, x, "b-port");
+    ASSERT_TRUE(parsed(here));
+    EXPECT_EQ(state(x.dev()), MigState::kRunning);
+    auto sent = take(h_, "a-sent", 600s);
+    ASSERT_TRUE(sent);
+    EXPECT_EQ(fingerprint(x.dev(), kQuarter), *sent) << "the state a sent";
+
+    auto back = send(h_, x, "a-port");
+    ASSERT_TRUE(parsed(back));
+    EXPECT_EQ(state(x.dev()), MigState::kStop);
+    put(h_, "b-sent", fingerprint(x.dev(), kQuarter));
+  }
+}
+
+}  // namespace
+}  // namespace mdevmig::lab
