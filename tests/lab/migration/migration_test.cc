@@ -300,7 +300,11 @@ TEST_F(MigrationTest, BusyEngineIsSavedMidQueueAndContinuesExactlyOnTheDestinati
   rc.doorbell();
   ASSERT_EQ(rc.wait(kJobs - 1), MDEVMIG_DMA_ST_OK);
 
-  // A starts the same queue and is stopped while it is busy.
+  // A starts the same queue and is stopped while it is busy. Its engine is held to 32 MiB/s
+  // (the queue is 4,215 steps of 64 KiB: about 8 s), so the queue is still running when
+  // this thread gets to stop it, even if a busy host keeps it off the CPU for seconds;
+  // at the default 1 GiB/s a loaded machine let the whole queue finish first.
+  ASSERT_EQ(a.inst->set_attr("engine_budget", std::to_string(32u << 20)), 0);
   DmaRig ra(a.dev(), mem1);
   ra.program(true);
   ASSERT_TRUE(a.dev().write_as(kBar0, MDEVMIG_REG_SCRATCH(5), uint32_t{0xabcd}).ok());
