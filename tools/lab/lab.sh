@@ -127,8 +127,10 @@ if [ ! -s "$initrd" ]; then
   cp "$kroot/lib/modules/$kver/modules.order" "$kroot/lib/modules/$kver/modules.builtin"* "$root/lib/modules/$kver/" 2>/dev/null || true
   depmod -b "$root" "$kver"
   install -m 755 "$here/init.sh" "$root/init"
-  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp"
-  mv "$initrd.tmp" "$initrd"
+  # Two lab guests starting at once (tools/lab/pair.sh, two checkouts) may both build
+  # it: each writes its own file and renames it over the cache entry (same content).
+  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.$$.tmp"
+  mv -f "$initrd.$$.tmp" "$initrd"
   rm -rf "$root"; trap - EXIT
 fi
 

@@ -11,7 +11,9 @@
 # runs that profile's build), with MDEVMIG_LAB_ROLE (a or b), MDEVMIG_LAB_ADDR (its
 # address), MDEVMIG_LAB_PEER (the other's) and MDEVMIG_LAB_SHARE (the shared folder) in
 # the environment besides what lab.sh gives every job. The jobs run at the same time;
-# the pair passes when both lab verdicts pass.
+# the pair passes when both lab verdicts pass. When one host fails, pair.sh writes
+# ROLE.failed (a.failed, b.failed) in the shared folder so the other's job can stop
+# waiting for it; a job writes the same file when it fails.
 #
 # Options:
 #   --name NAME                  label (default: pair); the hosts are NAME-a and NAME-b
@@ -72,7 +74,12 @@ host() {  # ROLE PROFILE KMOD_DIR NET ADDR PEER COMMAND...
   "$here/lab.sh" --name "$name-$role" --profile "$profile" --timeout "$timeout" --mem "$mem" \
     ${kmod:+--kmod-dir "$kmod"} --out "$out/$role" --net "$net" --addr "$addr/24" \
     --share "$out/share" --env "MDEVMIG_LAB_ROLE=$role" --env "MDEVMIG_LAB_ADDR=$addr" \
-    --env "MDEVMIG_LAB_PEER=$peer" -- "$@" > "$out/$role.log" 2>&1
+    --env "MDEVMIG_LAB_PEER=$peer" -- "$@" > "$out/$role.log" 2>&1 && return 0
+  local rc=$?
+  # However this host failed (its job, its boot, its setup), the peer's job stops
+  # waiting for it: the jobs' own protocol watches for ROLE.failed.
+  : > "$out/share/$role.failed"
+  return $rc
 }
 
 host a "$profile_a" "$kmod_a" "${ports[0]}:${ports[1]}" 192.0.2.1 192.0.2.2 "${cmd_a[@]}" &
