@@ -63,7 +63,7 @@ Result<std::string> wait_migration_end(Vm& vm, std::chrono::milliseconds timeout
 
 // Waits for a QEMU that should end by itself (a destination whose load failed).
 std::string wait_exit(Vm& vm, std::chrono::milliseconds timeout, std::vector<std::string>& problems) {
-  auto st = vm.process().wait(timeout);
+  auto st = vm.wait(timeout);
   if (st) return describe_wait_status(*st);
   auto state = vm.run_state();
   problems.push_back("destination " + vm.name() + " still alive after the migration failed (state " +
@@ -95,7 +95,7 @@ json RoundReport::to_json() const {
             {"pages_sampled", v->pages_sampled}, {"seq", v->descs}, {"irq_delivered", v->irq_delivered}};
   };
   return {{"round", round},
-          {"transport", transport == Transport::kUnix ? "unix" : "file"},
+          {"transport", transport_name(transport)},
           {"fault", fault_name(fault)},
           {"migration", migration.to_json()},
           {"survivor", survivor_name(survivor)},
@@ -161,7 +161,7 @@ void Harness::say(const std::string& s) const {
 
 std::set<pid_t> Harness::live_vms() const {
   std::set<pid_t> out;
-  if (vm_) out.insert(const_cast<Vm&>(*vm_).process().pid());
+  if (vm_ && vm_->pid() > 0) out.insert(vm_->pid());
   return out;
 }
 
@@ -179,7 +179,7 @@ Result<Verification> Harness::boot(std::size_t instance) {
   driver_.emplace(mem, options_.irq, options_.seed, options_.rates);
   if (auto r = driver_->bring_up(*qt); !r) {
     Error e = std::move(r).error();
-    e.add_context("bringing up the device in " + vm.name() + " (QEMU log: " + vm.process().log_tail(300) + ")");
+    e.add_context("bringing up the device in " + vm.name() + " (QEMU log: " + vm.log_tail(300) + ")");
     return e;
   }
   if (options_.guest_fill_mb) {
@@ -227,7 +227,18 @@ Result<Verification> Harness::settle_survivor(Vm& vm, bool adopt, RoundReport& r
   return driver_->verify(*qt, options_.sample_pages);
 }
 
-Result<RoundReport> Harness::migrate(std::size_t dst_instance, const MigrationPlan& plan_in) {
+Result<RoundReport> Harness::migrate(std::size_t dst_instance, const MigrationPlan& plan) {
+  return migrate_into(std::nullopt, dst_instance, plan);
+}
+
+Result<RoundReport> Harness::migrate_to(Vm dst, const MigrationPlan& plan) {
+  if (!is_live(plan.transport))
+    return Error::make(EINVAL, "migrate to " + dst.name(), "a QEMU the harness did not start takes live migrations only");
+  return migrate_into(std::move(dst), kRemote, plan);
+}
+
+Result<RoundReport> Harness::migrate_into(std::optional<Vm> given, std::size_t dst_instance,
+                                          const MigrationPlan& plan_in) {
   MDEVMIG_CHECK(vm_.has_value(), "migrate() without a VM");
   const auto t0 = Clock::now();
   RoundReport rep;
@@ -242,8 +253,8 @@ Result<RoundReport> Harness::migrate(std::size_t dst_instance, const MigrationPl
   if (file && (plan.fault == FaultKind::kCorrupt || plan.fault == FaultKind::kTruncate)) run_plan.fault = FaultKind::kNone;
 
   Vm& src = *vm_;
-  std::optional<Vm> dst;
-  if (!file) dst.emplace(MDEVMIG_TRY(start_vm(dst_instance, std::string("defer"))));
+  std::optional<Vm> dst = std::move(given);
+  if (!file && !dst) dst.emplace(MDEVMIG_TRY(start_vm(dst_instance, std::string("defer"))));
   QtestClient* qt = MDEVMIG_TRY(src.qtest());
   driver_->reset_stats();
   // Until the switchover moment QEMU must not be able to converge (see GuestDriver).
@@ -262,7 +273,8 @@ Result<RoundReport> Harness::migrate(std::size_t dst_instance, const MigrationPl
       wl_result = wl.stop();
       stopped = true;
     };
-    out = run_migration(src, dst ? &*dst : nullptr, instances_[vm_instance_], driver_->mem_size(), run_plan,
+    out = run_migration(src, dst ? &*dst : nullptr, src.remote() ? nullptr : &instances_[vm_instance_],
+                        driver_->mem_size(), run_plan,
                         options_.vm.dir, hooks, options_.log);
     if (!stopped) wl_result = wl.stop();
     driver_->set_bar2_writes(true);
@@ -351,7 +363,7 @@ Result<RoundReport> Harness::migrate(std::size_t dst_instance, const MigrationPl
     case Survivor::kNone: {
       if (dst) {
         // The destination got part of a stream and must give up, not run.
-        auto st = dst->process().wait(20s);
+        auto st = dst->wait(20s);
         if (!st) {
           auto state = dst->run_state();
           rep.problems.push_back("destination still alive after its source died (state " +

@@ -77,13 +77,19 @@ class Harness {
   /// Migrates the current VM to `dst_instance` by `plan` (live or through a file), with
   /// the workload running, then verifies whichever side survived.
   [[nodiscard]] Result<RoundReport> migrate(std::size_t dst_instance, const MigrationPlan& plan);
+  /// The same live migration into `dst`, a QEMU the harness did not start (on another
+  /// host, attached with Vm::attach, started with "-incoming defer"). The VM stays
+  /// there afterwards: migrate() brings it back onto one of this host's instances.
+  [[nodiscard]] Result<RoundReport> migrate_to(Vm dst, const MigrationPlan& plan);
   /// Saves the current VM to the checkpoint file with the workload paused, and resumes it.
   [[nodiscard]] Result<void> checkpoint();
   /// Starts a VM on `instance` from the checkpoint and verifies it holds the checkpoint's state.
   [[nodiscard]] Result<Verification> recover(std::size_t instance);
 
   [[nodiscard]] bool has_vm() const { return vm_.has_value(); }
+  /// The instance the VM runs on; kRemote while it runs on another host.
   [[nodiscard]] std::size_t current_instance() const { return vm_instance_; }
+  static constexpr std::size_t kRemote = static_cast<std::size_t>(-1);
   [[nodiscard]] std::size_t instance_count() const { return instances_.size(); }
   [[nodiscard]] const MdevInstance& instance(std::size_t i) const { return instances_[i]; }
   [[nodiscard]] GuestDriver& driver() { return *driver_; }
@@ -98,6 +104,9 @@ class Harness {
  private:
   explicit Harness(HarnessOptions options, std::vector<MdevInstance> instances);
   [[nodiscard]] Result<Vm> start_vm(std::size_t instance, std::optional<std::string> incoming);
+  // migrate() and migrate_to(): into `given` if set, else a VM started on `dst_instance`.
+  [[nodiscard]] Result<RoundReport> migrate_into(std::optional<Vm> given, std::size_t dst_instance,
+                                                 const MigrationPlan& plan);
   // Drains the survivor, finds and commits the cut, verifies. The survivor must hold
   // every op issued on the source (the harness quiesces its qtest vCPU before the
   // switchover, so this holds for destinations too): the cut proves it.

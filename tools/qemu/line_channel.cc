@@ -30,20 +30,11 @@ LineChannel::LineChannel(UniqueFd fd, std::string name, std::size_t max_line)
   }
 }
 
-Result<LineChannel> LineChannel::connect_unix(const std::string& path, Deadline until,
-                                              std::size_t max_line) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) return Error::make(ENAMETOOLONG, "connect", path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+Result<LineChannel> LineChannel::connect(const Endpoint& to, Deadline until, std::size_t max_line) {
   for (;;) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd) return Error::from_errno("socket", path);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0)
-      return LineChannel(std::move(fd), path, max_line);
-    int err = errno;
-    if ((err != ENOENT && err != ECONNREFUSED) || Clock::now() >= until)
-      return Error::make(err, "connect", path);
+    auto fd = connect_once(to);
+    if (fd) return LineChannel(std::move(*fd), to.uri(), max_line);
+    if (!connect_retryable(fd.error()) || Clock::now() >= until) return std::move(fd).error();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }

@@ -10,6 +10,7 @@
 
 #include "base/fd.h"
 #include "base/result.h"
+#include "tools/qemu/endpoint.h"
 
 namespace mdevmig::qemu {
 
@@ -32,10 +33,10 @@ class LineChannel {
   LineChannel(LineChannel&&) noexcept = default;
   LineChannel& operator=(LineChannel&&) noexcept = default;
 
-  /// Connects to a unix socket, retrying while it does not exist or refuses (a QEMU
-  /// that is still starting) until `until`.
-  [[nodiscard]] static Result<LineChannel> connect_unix(const std::string& path, Deadline until,
-                                                        std::size_t max_line = kDefaultMaxLine);
+  /// Connects to `to`, retrying while it does not exist or refuses (a QEMU that is
+  /// still starting) until `until`.
+  [[nodiscard]] static Result<LineChannel> connect(const Endpoint& to, Deadline until,
+                                                   std::size_t max_line = kDefaultMaxLine);
 
   /// Writes all of `data` (short writes continue) before `until`.
   [[nodiscard]] Result<void> write_all(std::string_view data, Deadline until);

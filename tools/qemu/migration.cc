@@ -48,7 +48,7 @@ constexpr uint64_t kMultifdDeviceStateVersion = 1000;  // major * 100 + minor
 
 Result<void> check_multifd(Vm& src, const MigrationPlan& plan) {
   if (plan.multifd_channels == 0) return {};
-  if (plan.transport != Transport::kUnix)
+  if (!is_live(plan.transport))
     return Error::make(EINVAL, "migration plan", "multifd needs a live migration over a socket (not to a file)");
   if (plan.multifd_channels > 255)
     return Error::make(EINVAL, "migration plan", "multifd-channels goes up to 255, not " +
@@ -67,6 +67,17 @@ Result<void> check_multifd(Vm& src, const MigrationPlan& plan) {
 }
 
 }  // namespace
+
+const char* transport_name(Transport t) {
+  switch (t) {
+    case Transport::kUnix: return "unix";
+    case Transport::kTcp: return "tcp";
+    case Transport::kFile: return "file";
+  }
+  return "?";
+}
+
+bool is_live(Transport t) { return t != Transport::kFile; }
 
 const char* fault_name(FaultKind f) {
   switch (f) {
@@ -121,7 +132,7 @@ json MigrationOutcome::to_json() const {
           {"passes", passes_j}};
 }
 
-Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src_instance, uint64_t device_mem,
+Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance* src_instance, uint64_t device_mem,
                                        const MigrationPlan& plan, const std::string& dir,
                                        const SwitchoverHooks& hooks, const LogFn& log) {
   auto say = [&](const std::string& s) {
@@ -129,11 +140,18 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
   };
   MigrationOutcome out;
   out.fault = plan.fault;
-  const bool unix = plan.transport == Transport::kUnix;
-  MDEVMIG_CHECK(unix == (dst != nullptr), "a unix migration needs a destination, a file one none");
+  const bool live = is_live(plan.transport);
+  MDEVMIG_CHECK(live == (dst != nullptr), "a live migration needs a destination, a file one none");
+  if (plan.transport == Transport::kTcp && (!plan.tcp_relay || !plan.tcp_incoming || !plan.tcp_relay->is_tcp() ||
+                                            !plan.tcp_incoming->is_tcp()))
+    return Error::make(EINVAL, "migration plan", "a tcp migration needs the relay's and the destination's TCP addresses");
   MDEVMIG_TRY(check_multifd(src, plan));
   out.multifd_channels = plan.multifd_channels;
-  const uint64_t device_bytes_before = sysfs_number(src_instance.migration_field("bytes_sent"));
+  // The source device's own counters, when it is on this host.
+  auto field = [&](const char* key) {
+    return src_instance ? sysfs_number(src_instance->migration_field(key)) : 0;
+  };
+  const uint64_t device_bytes_before = field("bytes_sent");
 
   // Pre-copy must go on until the harness says otherwise: a tiny downtime-limit.
   const bool switch_at_once = plan.min_passes == 0 && plan.switchover_delay.count() == 0;
@@ -147,10 +165,10 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
   // MIGRATION events wake the follow loop at once; the pause before switchover lets
   // the harness stop its qtest vCPU (see run_migration's comment).
   json src_caps = json::array({cap("events", true), cap("pause-before-switchover", true),
-                                cap("return-path", unix && plan.return_path)});
+                                cap("return-path", live && plan.return_path)});
   json dst_caps = json::array({cap("return-path", plan.return_path)});
   if (plan.switchover_ack) {
-    if (!unix || !plan.return_path)
+    if (!live || !plan.return_path)
       return Error::make(EINVAL, "migration plan", "switchover-ack needs a live migration with the return path");
     src_caps.push_back(cap("switchover-ack", true));
     dst_caps.push_back(cap("switchover-ack", true));
@@ -161,18 +179,20 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
   MDEVMIG_TRY(src.qmp().execute("migrate-set-capabilities", {{"capabilities", src_caps}}));
   if (plan.multifd_channels > 0)
     MDEVMIG_TRY(src.qmp().execute("migrate-set-parameters", {{"multifd-channels", plan.multifd_channels}}));
-  if (unix) {
+  if (live) {
     MDEVMIG_TRY(dst->qmp().execute("migrate-set-capabilities", {{"capabilities", dst_caps}}));
     if (plan.multifd_channels > 0)
       MDEVMIG_TRY(dst->qmp().execute("migrate-set-parameters", {{"multifd-channels", plan.multifd_channels}}));
-    const std::string dst_path = dir + "/" + dst->name() + ".mig";
-    MDEVMIG_TRY(dst->qmp().execute("migrate-incoming", {{"uri", "unix:" + dst_path}}));
+    const bool tcp = plan.transport == Transport::kTcp;
+    const Endpoint incoming = tcp ? *plan.tcp_incoming : Endpoint::unix_socket(dir + "/" + dst->name() + ".mig");
+    const Endpoint relay = tcp ? *plan.tcp_relay : Endpoint::unix_socket(dir + "/proxy.mig");
+    MDEVMIG_TRY(dst->qmp().execute("migrate-incoming", {{"uri", incoming.uri()}}));
     auto pf = MigrationProxy::Fault::kNone;
     if (plan.fault == FaultKind::kCorrupt) pf = MigrationProxy::Fault::kCorruptDeviceData;
     if (plan.fault == FaultKind::kTruncate) pf = MigrationProxy::Fault::kTruncate;
-    proxy = MDEVMIG_TRY(MigrationProxy::start(dir + "/proxy.mig", dst_path, pf,
+    proxy = MDEVMIG_TRY(MigrationProxy::start(relay, incoming, pf,
                                               static_cast<uint64_t>(plan.fault_point * static_cast<double>(device_mem))));
-    uri = "unix:" + dir + "/proxy.mig";
+    uri = relay.uri();
   } else {
     ::unlink(plan.file.c_str());
     uri = "exec:cat > " + plan.file;
@@ -218,9 +238,9 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
       Error e = std::move(r).error();
       e.add_context("following the migration of " + src.name());
       // A closed monitor usually means QEMU is ending: say how.
-      auto st = src.process().wait(std::chrono::seconds(2));
+      auto st = src.wait(std::chrono::seconds(2));
       e.context += " (QEMU " + (st ? describe_wait_status(*st) : std::string("still running")) + "; log: " +
-                   src.process().log_tail(600) + ")";
+                   src.log_tail(600) + ")";
       return e;
     }
     q = std::move(*r);
@@ -239,7 +259,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
       row.device_bytes = row.wire_bytes > row.ram_bytes ? row.wire_bytes - row.ram_bytes : 0;
       row.device_pages = row.device_bytes / 4096;
       last_ram_pages = ram_pages;
-      row.device_dirty_pages = sysfs_number(src_instance.attr("dirty_pages"));
+      row.device_dirty_pages = src_instance ? sysfs_number(src_instance->attr("dirty_pages")) : 0;
       out.passes.push_back(row);
       last_syncs = syncs;
       last_ram = ram_sent(ram);
@@ -340,16 +360,16 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src
     // The module adds a save session's totals to these stats when the session ends, i.e.
     // when QEMU moves the source device on from STOP_COPY in its cleanup, which can come
     // after "completed" (with multifd it has). Wait for that, briefly.
-    for (int i = 0; i < 200; ++i) {
-      auto st = src_instance.migration_field("state");
+    for (int i = 0; src_instance && i < 200; ++i) {
+      auto st = src_instance->migration_field("state");
       if (!st || (*st != "stop_copy" && *st != "pre_copy" && *st != "pre_copy_p2p")) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    out.device_bytes = sysfs_number(src_instance.migration_field("bytes_sent")) - device_bytes_before;
+    out.device_bytes = field("bytes_sent") - device_bytes_before;
     if (stopped_at_known)
       out.device_downtime_bytes = out.device_bytes - std::min(out.device_bytes, out.device_precopy_bytes);
-    out.device_iterations = sysfs_number(src_instance.migration_field("precopy_iterations"));
-    out.device_dirty_last_pass = sysfs_number(src_instance.migration_field("dirty_pages_last_pass"));
+    out.device_iterations = field("precopy_iterations");
+    out.device_dirty_last_pass = field("dirty_pages_last_pass");
   }
   if (proxy) proxy->stop();
   say("migration " + out.status + (out.error.empty() ? "" : ": " + out.error));
@@ -365,7 +385,7 @@ Result<std::string> run_incoming_file(Vm& dst, const std::string& file, std::chr
     auto r = dst.qmp().execute("query-migrate");
     if (!r) {
       // The monitor closes a moment before the process ends.
-      if (dst.process().wait(std::chrono::seconds(5))) return std::string("failed");
+      if (dst.wait(std::chrono::seconds(5))) return std::string("failed");
       return std::move(r).error();
     }
     std::string status = r->value("status", "");

@@ -1,5 +1,5 @@
 // One QEMU migration, driven and watched through QMP: parameters, the transport (a
-// unix socket through MigrationProxy, or a file through "exec:"), pre-copy followed
+// unix socket or TCP through MigrationProxy, or a file through "exec:"), pre-copy followed
 // with query-migrate, the switchover moment chosen by the harness, fault injection,
 // and the figures of the run.
 #pragma once
@@ -7,18 +7,24 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
+#include "tools/qemu/endpoint.h"
 #include "tools/qemu/mdev.h"
 #include "tools/qemu/vm.h"
 
 namespace mdevmig::qemu {
 
-enum class Transport { kUnix, kFile };
+/// How the stream travels. kUnix and kTcp are live migrations through the harness's
+/// relay (MigrationProxy); kTcp is QEMU's "tcp:" on both sides, for QEMUs on two hosts.
+enum class Transport { kUnix, kTcp, kFile };
+[[nodiscard]] const char* transport_name(Transport t);
+[[nodiscard]] bool is_live(Transport t);
 
 /// Faults the harness can inject into a migration.
 enum class FaultKind {
@@ -35,6 +41,9 @@ enum class FaultKind {
 struct MigrationPlan {
   Transport transport = Transport::kUnix;
   std::string file;                      ///< kFile: where the stream goes
+  /// kTcp: where the relay listens on the harness's host (the source QEMU migrates to
+  /// "tcp:" this), and where the destination QEMU listens (its migrate-incoming).
+  std::optional<Endpoint> tcp_relay, tcp_incoming;
   uint64_t max_bandwidth = 32ull << 20;  ///< bytes/s
   /// downtime-limit while the harness wants pre-copy to go on: so small that QEMU
   /// keeps iterating as long as anything is dirtied.
@@ -45,12 +54,12 @@ struct MigrationPlan {
   /// more QEMU dirty syncs and at least `switchover_delay`.
   uint32_t min_passes = 2;
   std::chrono::milliseconds switchover_delay{0};
-  bool return_path = true;  ///< kUnix: the destination confirms it loaded the state
-  /// kUnix, QEMU >= 8.1 (v2): the switchover-ack capability on both sides (needs the return
+  bool return_path = true;  ///< live: the destination confirms it loaded the state
+  /// Live, QEMU >= 8.1 (v2): the switchover-ack capability on both sides (needs the return
   /// path): the source switches over only once the destination has loaded the device's
   /// initial data (PRE_COPY's initial_bytes).
   bool switchover_ack = false;
-  /// kUnix, QEMU >= 10.0: the multifd capability and this many multifd-channels on both
+  /// Live, QEMU >= 10.0: the multifd capability and this many multifd-channels on both
   /// sides (0: off). RAM then goes over those channels, and so does the device's
   /// stop-copy data (vfio-pci's x-migration-multifd-transfer, "auto" by default, turns
   /// on with multifd); its pre-copy data stays on the main channel. Refused on older
@@ -117,9 +126,10 @@ struct MigrationOutcome {
 
 using LogFn = std::function<void(const std::string&)>;
 
-/// Migrates `src` to `dst` (kUnix; `dst` started with "-incoming defer") or to
-/// plan.file (kFile; `dst` null). `src_instance` is the source's mdev (for the
-/// device's own counters); `device_mem` its memory size.
+/// Migrates `src` to `dst` (live; `dst` started with "-incoming defer") or to
+/// plan.file (kFile; `dst` null). `src_instance` is the source's mdev, for the
+/// device's own counters (null when the source runs on another host: no counters);
+/// `device_mem` its memory size.
 ///
 /// The switchover is the harness's: downtime-limit stays at plan.precopy_downtime_ms
 /// (QEMU keeps iterating) until the moment the plan chooses; hooks.before_switchover
@@ -137,7 +147,7 @@ struct SwitchoverHooks {
   std::function<void()> quiesce;
 };
 
-[[nodiscard]] Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance& src_instance,
+[[nodiscard]] Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance* src_instance,
                                                      uint64_t device_mem, const MigrationPlan& plan,
                                                      const std::string& dir, const SwitchoverHooks& hooks,
                                                      const LogFn& log = {});

@@ -82,10 +82,10 @@ std::vector<std::string> QemuConfig::argv() const {
   // The one difference between QEMU generations the harness has to care about.
   vfio += protocol == VfioProtocol::kV1 ? ",x-enable-migration=on" : ",enable-migration=on";
   std::vector<std::string> a = {
-      binary, "-M", "q35", "-accel", "tcg", "-bios", bios, "-m", std::to_string(mem_mb),
+      binary, "-M", machine, "-accel", "tcg", "-bios", bios, "-m", std::to_string(mem_mb),
       "-nodefaults", "-no-user-config", "-display", "none", "-device", vfio,
-      "-qtest", "unix:" + qtest_path() + ",server=on,wait=off", "-qtest-log", "none",
-      "-qmp", "unix:" + qmp_path() + ",server=on,wait=off"};
+      "-qtest", qtest_endpoint().uri() + ",server=on,wait=off", "-qtest-log", "none",
+      "-qmp", qmp_endpoint().uri() + ",server=on,wait=off"};
   if (incoming) {
     a.push_back("-incoming");
     a.push_back(*incoming);
@@ -111,8 +111,8 @@ Result<QemuProcess> QemuProcess::start(const QemuConfig& config) {
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
-  ::unlink(config.qmp_path().c_str());
-  ::unlink(config.qtest_path().c_str());
+  for (const auto& e : {config.qmp_endpoint(), config.qtest_endpoint()})
+    if (!e.is_tcp()) ::unlink(e.path.c_str());
   UniqueFd log(::open(config.log_path().c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   if (!log) return Error::from_errno("create", config.log_path());
   UniqueFd devnull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -151,18 +151,18 @@ QemuProcess& QemuProcess::operator=(QemuProcess&& other) noexcept {
 QemuProcess::~QemuProcess() {
   if (pid_ <= 0) return;
   if (!status_) kill();
-  ::unlink(config_.qmp_path().c_str());
-  ::unlink(config_.qtest_path().c_str());
+  for (const auto& e : {config_.qmp_endpoint(), config_.qtest_endpoint()})
+    if (!e.is_tcp()) ::unlink(e.path.c_str());
 }
 
 Result<QmpClient> QemuProcess::connect_qmp(std::chrono::milliseconds timeout) const {
-  auto c = QmpClient::connect(config_.qmp_path(), timeout);
+  auto c = QmpClient::connect(config_.qmp_endpoint(), timeout);
   if (!c) c.error().add_context("QEMU " + config_.name + " (pid " + std::to_string(pid_) + ")");
   return c;
 }
 
 Result<QtestClient> QemuProcess::connect_qtest(std::chrono::milliseconds timeout) const {
-  auto c = QtestClient::connect(config_.qtest_path(), timeout);
+  auto c = QtestClient::connect(config_.qtest_endpoint(), timeout);
   if (!c) c.error().add_context("QEMU " + config_.name + " (pid " + std::to_string(pid_) + ")");
   return c;
 }

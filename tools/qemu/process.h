@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/result.h"
+#include "tools/qemu/endpoint.h"
 #include "tools/qemu/qmp.h"
 #include "tools/qemu/qtest.h"
 
@@ -41,6 +42,9 @@ enum class VfioProtocol {
 /// One QEMU's configuration.
 struct QemuConfig {
   std::string binary = "qemu-system-x86_64";
+  /// The machine type: "q35" is the QEMU's newest; a versioned one ("pc-q35-7.2") lets
+  /// QEMUs of different versions migrate to each other.
+  std::string machine = "q35";
   std::string bios;              ///< path of a HLT-only BIOS image (write_halt_bios)
   uint32_t mem_mb = 128;
   std::string mdev_uuid;         ///< the instance given to the VM as vfio-pci
@@ -49,10 +53,17 @@ struct QemuConfig {
   std::optional<std::string> incoming;  ///< "-incoming" value ("defer", "unix:...")
   std::string dir;                      ///< where the sockets and the log go
   std::string name;                     ///< "src", "dst": names the sockets and the log
+  /// Where QMP listens when it is not a unix socket in `dir`: a TCP address (host:port)
+  /// for a harness on another host; qtest then listens on port + 1.
+  std::optional<Endpoint> control;
   std::vector<std::string> extra_args;
 
-  [[nodiscard]] std::string qmp_path() const { return dir + "/" + name + ".qmp"; }
-  [[nodiscard]] std::string qtest_path() const { return dir + "/" + name + ".qtest"; }
+  [[nodiscard]] Endpoint qmp_endpoint() const {
+    return control ? *control : Endpoint::unix_socket(dir + "/" + name + ".qmp");
+  }
+  [[nodiscard]] Endpoint qtest_endpoint() const {
+    return control ? control->next(1, ".qtest") : Endpoint::unix_socket(dir + "/" + name + ".qtest");
+  }
   [[nodiscard]] std::string log_path() const { return dir + "/" + name + ".log"; }
   /// The full argv, binary first.
   [[nodiscard]] std::vector<std::string> argv() const;

@@ -23,20 +23,6 @@ double wall_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-Result<UniqueFd> unix_socket() {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return Error::from_errno("socket");
-  return fd;
-}
-
-Result<sockaddr_un> unix_addr(const std::string& path) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(a.sun_path)) return Error::make(ENAMETOOLONG, "unix socket", path);
-  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-  return a;
-}
-
 // Writes all of `len` bytes to a blocking socket; false if the peer is gone.
 bool send_all(int fd, const uint8_t* p, std::size_t len) {
   while (len > 0) {
@@ -96,15 +82,10 @@ void DeviceDataScanner::count(const uint8_t* data, std::size_t len) {
   }
 }
 
-Result<std::unique_ptr<MigrationProxy>> MigrationProxy::start(const std::string& listen_path,
-                                                              const std::string& upstream_path, Fault fault,
-                                                              uint64_t fault_at) {
-  UniqueFd l = MDEVMIG_TRY(unix_socket());
-  sockaddr_un a = MDEVMIG_TRY(unix_addr(listen_path));
-  ::unlink(listen_path.c_str());
-  if (::bind(l.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return Error::from_errno("bind", listen_path);
-  if (::listen(l.get(), 16) != 0) return Error::from_errno("listen", listen_path);
-  auto p = std::unique_ptr<MigrationProxy>(new MigrationProxy(std::move(l), listen_path, upstream_path, fault, fault_at));
+Result<std::unique_ptr<MigrationProxy>> MigrationProxy::start(const Endpoint& listen, const Endpoint& upstream,
+                                                              Fault fault, uint64_t fault_at) {
+  UniqueFd l = MDEVMIG_TRY(listen_on(listen));
+  auto p = std::unique_ptr<MigrationProxy>(new MigrationProxy(std::move(l), listen, upstream, fault, fault_at));
   int pfd[2];
   if (::pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0) return Error::from_errno("pipe2");
   p->stop_pipe_[0].reset(pfd[0]);
@@ -113,11 +94,10 @@ Result<std::unique_ptr<MigrationProxy>> MigrationProxy::start(const std::string&
   return p;
 }
 
-MigrationProxy::MigrationProxy(UniqueFd listener, std::string listen_path, std::string upstream_path, Fault fault,
-                               uint64_t fault_at)
+MigrationProxy::MigrationProxy(UniqueFd listener, Endpoint listen, Endpoint upstream, Fault fault, uint64_t fault_at)
     : listener_(std::move(listener)),
-      listen_path_(std::move(listen_path)),
-      upstream_path_(std::move(upstream_path)),
+      listen_(std::move(listen)),
+      upstream_(std::move(upstream)),
       fault_(fault),
       fault_at_(fault_at) {}
 
@@ -131,7 +111,7 @@ void MigrationProxy::stop() {
   }
   if (listener_) {
     listener_.reset();
-    ::unlink(listen_path_.c_str());
+    if (!listen_.is_tcp()) ::unlink(listen_.path.c_str());
   }
 }
 
@@ -179,15 +159,12 @@ struct MigrationProxy::Relay {
 };
 
 Result<UniqueFd> MigrationProxy::connect_upstream() {
-  sockaddr_un addr = MDEVMIG_TRY(unix_addr(upstream_path_));
-  for (int tries = 0; tries < 1500; ++tries) {
-    UniqueFd s = MDEVMIG_TRY(unix_socket());
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return s;
-    if (errno != ENOENT && errno != ECONNREFUSED) break;
+  for (int tries = 0;; ++tries) {
+    auto s = connect_once(upstream_);
+    if (s || !connect_retryable(s.error()) || tries == 1500) return s;
     pollfd st{stop_pipe_[0].get(), POLLIN, 0};
-    if (::poll(&st, 1, 20) > 0) return Error::make(ECANCELED, "connect to " + upstream_path_, "proxy stopped");
+    if (::poll(&st, 1, 20) > 0) return Error::make(ECANCELED, "connect to " + upstream_.uri(), "proxy stopped");
   }
-  return Error::from_errno("connect", upstream_path_);
 }
 
 bool MigrationProxy::pump(Relay& r, bool forward, bool back, std::vector<uint8_t>& buf, bool& cut_all) {

@@ -1,4 +1,5 @@
-// A relay between a migrating QEMU and its destination on unix sockets: it counts the
+// A relay between a migrating QEMU and its destination (unix sockets, or TCP when the
+// two are on different hosts): it counts the
 // bytes of the migration stream over time (QEMU 7.2 reports RAM bytes, not device
 // bytes) and injects faults in flight: a corrupted byte inside the VFIO device data,
 // or a truncated stream. The return path (destination to source) is relayed too.
@@ -17,6 +18,7 @@
 
 #include "base/fd.h"
 #include "base/result.h"
+#include "tools/qemu/endpoint.h"
 
 namespace mdevmig::qemu {
 
@@ -56,14 +58,14 @@ class MigrationProxy {
  public:
   enum class Fault { kNone, kCorruptDeviceData, kTruncate };
 
-  /// Listens on `listen_path`; for every connection accepted connects to
-  /// `upstream_path` (retrying while it appears) and relays both ways until either side
+  /// Listens on `listen`; for every connection accepted connects to `upstream`
+  /// (retrying while it appears or refuses) and relays both ways until either side
   /// closes. The first connection is the main channel (QEMU opens it before any multifd
   /// channel). The fault fires once the main forward stream has passed `fault_at`
   /// bytes: kTruncate closes every connection there; kCorruptDeviceData flips one byte
   /// of the main channel's next VFIO device-data chunk.
-  [[nodiscard]] static Result<std::unique_ptr<MigrationProxy>> start(const std::string& listen_path,
-                                                                      const std::string& upstream_path,
+  [[nodiscard]] static Result<std::unique_ptr<MigrationProxy>> start(const Endpoint& listen,
+                                                                      const Endpoint& upstream,
                                                                       Fault fault = Fault::kNone,
                                                                       uint64_t fault_at = 0);
   ~MigrationProxy();
@@ -94,7 +96,7 @@ class MigrationProxy {
   [[nodiscard]] std::string error() const;
 
  private:
-  MigrationProxy(UniqueFd listener, std::string listen_path, std::string upstream_path, Fault fault, uint64_t fault_at);
+  MigrationProxy(UniqueFd listener, Endpoint listen, Endpoint upstream, Fault fault, uint64_t fault_at);
   struct Relay;
   void run();
   // Relays one connection until it ends or the proxy stops.
@@ -108,7 +110,7 @@ class MigrationProxy {
 
   UniqueFd listener_;
   UniqueFd stop_pipe_[2];
-  std::string listen_path_, upstream_path_;
+  Endpoint listen_, upstream_;
   Fault fault_;
   uint64_t fault_at_;
   std::atomic<uint64_t> forward_{0}, back_{0}, forward_main_{0}, device_main_{0};

@@ -24,9 +24,9 @@ Error with_context(Error e, const std::string& op) {
 
 }  // namespace
 
-Result<QmpClient> QmpClient::connect(const std::string& socket_path, std::chrono::milliseconds timeout) {
+Result<QmpClient> QmpClient::connect(const Endpoint& at, std::chrono::milliseconds timeout) {
   Deadline until = deadline_in(timeout);
-  LineChannel ch = MDEVMIG_TRY(LineChannel::connect_unix(socket_path, until));
+  LineChannel ch = MDEVMIG_TRY(LineChannel::connect(at, until));
   auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
   return handshake(std::move(ch), std::max(left, std::chrono::milliseconds(1)));
 }

@@ -36,7 +36,7 @@ class QmpClient {
 
   /// Connects (retrying while QEMU creates the socket), reads the greeting and
   /// negotiates capabilities, all within `timeout`.
-  [[nodiscard]] static Result<QmpClient> connect(const std::string& socket_path,
+  [[nodiscard]] static Result<QmpClient> connect(const Endpoint& at,
                                                  std::chrono::milliseconds timeout = kDefaultTimeout);
   /// The same over an already connected channel (tests use a socketpair).
   [[nodiscard]] static Result<QmpClient> handshake(LineChannel channel,

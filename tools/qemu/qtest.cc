@@ -40,9 +40,9 @@ std::chrono::milliseconds bulk_timeout(std::chrono::milliseconds base, std::size
 
 }  // namespace
 
-Result<QtestClient> QtestClient::connect(const std::string& socket_path, std::chrono::milliseconds timeout) {
+Result<QtestClient> QtestClient::connect(const Endpoint& at, std::chrono::milliseconds timeout) {
   // Replies to bulk reads are long lines.
-  LineChannel ch = MDEVMIG_TRY(LineChannel::connect_unix(socket_path, deadline_in(timeout), 1u << 30));
+  LineChannel ch = MDEVMIG_TRY(LineChannel::connect(at, deadline_in(timeout), 1u << 30));
   QtestClient c(std::move(ch));
   c.set_timeout(timeout);
   return c;

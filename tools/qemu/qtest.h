@@ -33,8 +33,8 @@ class QtestClient {
  public:
   static constexpr std::chrono::milliseconds kDefaultTimeout{10'000};
 
-  /// Connects to a -qtest unix socket, retrying while QEMU is starting.
-  [[nodiscard]] static Result<QtestClient> connect(const std::string& socket_path,
+  /// Connects to a -qtest socket, retrying while QEMU is starting.
+  [[nodiscard]] static Result<QtestClient> connect(const Endpoint& at,
                                                    std::chrono::milliseconds timeout = kDefaultTimeout);
   explicit QtestClient(LineChannel channel);
 

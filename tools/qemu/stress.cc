@@ -94,7 +94,7 @@ std::string StressReport::summary() const {
   s += " round  transport  fault     fired  status          survivor     landed/issued  downtime  total    verified\n";
   for (const auto& r : rounds) {
     std::snprintf(buf, sizeof buf, " %5u  %-9s  %-8s  %-5s  %-14s  %-11s  %6" PRIu64 "/%-6" PRIu64 "  %6.0fms  %6.0fms  %s%s\n", r.round,
-                  r.transport == Transport::kUnix ? "unix" : "file", fault_name(r.fault),
+                  transport_name(r.transport), fault_name(r.fault),
                   r.fault == FaultKind::kNone ? "-" : (r.migration.fault_fired ? "yes" : "no"),
                   r.migration.status.c_str(), survivor_name(r.survivor), r.ops_landed, r.ops_pending,
                   r.migration.downtime_ms, r.migration.total_ms, r.verified() ? "yes" : "NO",

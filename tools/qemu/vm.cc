@@ -4,18 +4,26 @@
 
 namespace mdevmig::qemu {
 
+QemuConfig VmSpec::config(const std::string& name, const std::string& uuid, std::optional<std::string> incoming,
+                          std::optional<Endpoint> control) const {
+  QemuConfig cfg;
+  cfg.binary = qemu_binary;
+  cfg.machine = machine;
+  cfg.control = std::move(control);
+  cfg.bios = bios;
+  cfg.mem_mb = mem_mb;
+  cfg.mdev_uuid = uuid;
+  cfg.protocol = protocol;
+  cfg.incoming = std::move(incoming);
+  cfg.dir = dir;
+  cfg.name = name;
+  cfg.extra_args = extra_args;
+  return cfg;
+}
+
 Result<Vm> Vm::start(const VmSpec& spec, const std::string& name, const std::string& uuid,
                      std::optional<std::string> incoming) {
-  QemuConfig cfg;
-  cfg.binary = spec.qemu_binary;
-  cfg.bios = spec.bios;
-  cfg.mem_mb = spec.mem_mb;
-  cfg.mdev_uuid = uuid;
-  cfg.protocol = spec.protocol;
-  cfg.incoming = std::move(incoming);
-  cfg.dir = spec.dir;
-  cfg.name = name;
-  cfg.extra_args = spec.extra_args;
+  const QemuConfig cfg = spec.config(name, uuid, std::move(incoming));
   Vm vm;
   vm.name_ = name;
   vm.uuid_ = uuid;
@@ -32,9 +40,47 @@ Result<Vm> Vm::start(const VmSpec& spec, const std::string& name, const std::str
   return vm;
 }
 
+Result<Vm> Vm::attach(const std::string& name, const std::string& uuid, const Endpoint& control,
+                      std::chrono::milliseconds timeout) {
+  Vm vm;
+  vm.name_ = name;
+  vm.uuid_ = uuid;
+  vm.control_ = control;
+  auto qmp = QmpClient::connect(control, timeout);
+  if (!qmp) {
+    Error e = std::move(qmp).error();
+    e.add_context("QEMU " + name + " on another host");
+    return e;
+  }
+  vm.qmp_ = std::make_unique<QmpClient>(std::move(qmp).value());
+  return vm;
+}
+
 Result<QtestClient*> Vm::qtest() {
-  if (!qtest_) qtest_ = std::make_unique<QtestClient>(MDEVMIG_TRY(proc_->connect_qtest()));
+  if (!qtest_)
+    qtest_ = std::make_unique<QtestClient>(
+        MDEVMIG_TRY(proc_ ? proc_->connect_qtest() : QtestClient::connect(control_.next(1, ".qtest"))));
   return qtest_.get();
+}
+
+Result<int> Vm::wait(std::chrono::milliseconds timeout) {
+  if (proc_) return proc_->wait(timeout);
+  Deadline until = deadline_in(timeout);
+  for (;;) {
+    if (!running()) return 0;
+    if (Clock::now() >= until) return Error::make(ETIMEDOUT, "wait for QEMU " + name_ + " to end");
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+std::string Vm::log_tail(std::size_t max) const {
+  return proc_ ? proc_->log_tail(max) : "(the log is on the QEMU's host)";
+}
+
+bool Vm::running() {
+  if (proc_) return proc_->running();
+  // A remote QEMU that ended has closed its monitor.
+  return qmp_ && qmp_->execute("query-status", nullptr, std::chrono::seconds(5)).ok();
 }
 
 Result<std::string> Vm::run_state() {
@@ -70,7 +116,13 @@ Result<void> Vm::resume(std::chrono::milliseconds timeout) {
 }
 
 std::string Vm::quit(std::chrono::milliseconds timeout) {
-  if (!proc_ || !proc_->running()) return proc_ ? describe_wait_status(proc_->exit_status().value_or(-1)) : "gone";
+  if (!proc_) {
+    qtest_.reset();
+    if (!qmp_ || !running()) return "gone";
+    (void)qmp_->execute("quit", nullptr, timeout);
+    return wait(timeout) ? "quit" : "still answering after quit";
+  }
+  if (!proc_->running()) return describe_wait_status(proc_->exit_status().value_or(-1));
   qtest_.reset();
   (void)qmp_->execute("quit", nullptr, timeout);
   auto st = proc_->wait(timeout);
@@ -81,6 +133,7 @@ std::string Vm::quit(std::chrono::milliseconds timeout) {
 
 void Vm::kill() {
   if (proc_) proc_->kill();
+  else if (qmp_) (void)qmp_->execute("quit", nullptr, std::chrono::seconds(5));
 }
 
 }  // namespace mdevmig::qemu

@@ -1,5 +1,6 @@
 // A harness VM: one QEMU process with its QMP session and, once wanted, its qtest
-// session.
+// session. The QEMU is either the harness's own child, or runs on another host (started
+// there with its QMP and qtest on TCP) and is driven through those sessions alone.
 #pragma once
 
 #include <chrono>
@@ -18,11 +19,17 @@ namespace mdevmig::qemu {
 /// What every VM of a run shares.
 struct VmSpec {
   std::string qemu_binary = "qemu-system-x86_64";
+  std::string machine = "q35";  ///< see QemuConfig::machine
   VfioProtocol protocol = VfioProtocol::kAuto;  ///< Harness::create resolves kAuto
   uint32_t mem_mb = 128;
   std::string dir;   ///< work directory: sockets, logs, the BIOS
   std::string bios;  ///< HLT-only BIOS (written by the harness)
   std::vector<std::string> extra_args;  ///< appended to every QEMU command line (e.g. -trace ...)
+
+  /// The configuration of one QEMU of the run (see Vm::start).
+  [[nodiscard]] QemuConfig config(const std::string& name, const std::string& uuid,
+                                  std::optional<std::string> incoming = std::nullopt,
+                                  std::optional<Endpoint> control = std::nullopt) const;
 };
 
 class Vm {
@@ -31,14 +38,28 @@ class Vm {
   /// QMP. `name` names its sockets and log.
   [[nodiscard]] static Result<Vm> start(const VmSpec& spec, const std::string& name, const std::string& uuid,
                                         std::optional<std::string> incoming = std::nullopt);
+  /// A QEMU on another host, started there (QemuProcess, spec.config() with `control`)
+  /// with QMP on `control` and qtest on the next port: connects QMP, retrying until
+  /// `timeout`. `uuid` is its instance there. (QMP takes one client at a time: the host
+  /// that started it must not connect.)
+  [[nodiscard]] static Result<Vm> attach(const std::string& name, const std::string& uuid, const Endpoint& control,
+                                         std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
   Vm(Vm&&) noexcept = default;
   Vm& operator=(Vm&&) noexcept = default;
 
   [[nodiscard]] const std::string& name() const { return name_; }
   [[nodiscard]] const std::string& uuid() const { return uuid_; }
-  [[nodiscard]] QemuProcess& process() { return *proc_; }
   [[nodiscard]] QmpClient& qmp() { return *qmp_; }
+  /// Runs on another host (attach()): no process here, no signals, no log.
+  [[nodiscard]] bool remote() const { return !proc_; }
+  /// The local QEMU's PID; -1 for a remote one.
+  [[nodiscard]] pid_t pid() const { return proc_ ? proc_->pid() : -1; }
+  /// Waits for the QEMU to end: a local one's wait status; for a remote one, 0 once its
+  /// QMP connection has closed. ETIMEDOUT if it has not ended within `timeout`.
+  [[nodiscard]] Result<int> wait(std::chrono::milliseconds timeout);
+  /// The end of a local QEMU's log; a remote one's is on its host.
+  [[nodiscard]] std::string log_tail(std::size_t max) const;
   /// The qtest session, connected on first use.
   [[nodiscard]] Result<QtestClient*> qtest();
 
@@ -51,13 +72,15 @@ class Vm {
   [[nodiscard]] Result<void> resume(std::chrono::milliseconds timeout = std::chrono::seconds(30));
   /// QMP quit, then SIGKILL if it has not exited within `timeout`. Returns how it ended.
   std::string quit(std::chrono::milliseconds timeout = std::chrono::seconds(10));
-  /// SIGKILL now.
+  /// SIGKILL now (a remote QEMU: QMP quit, the nearest thing).
   void kill();
-  [[nodiscard]] bool running() { return proc_->running(); }
+  /// A local QEMU: until its process has exited. A remote one: while QMP answers.
+  [[nodiscard]] bool running();
 
  private:
   Vm() = default;
   std::string name_, uuid_;
+  Endpoint control_;  // a remote QEMU's QMP
   std::unique_ptr<QemuProcess> proc_;
   std::unique_ptr<QmpClient> qmp_;
   std::unique_ptr<QtestClient> qtest_;

@@ -152,7 +152,7 @@ TEST_F(ProxyTest, RelaysBothWaysAndCounts) {
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7);
   expect_ = data.size();
   serve_upstream("SHUT");
-  auto p = MigrationProxy::start(dir_ + "/in", dir_ + "/up");
+  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"), Endpoint::unix_socket(dir_ + "/up"));
   ASSERT_TRUE(p.ok()) << p.error().message();
   int c = connect_proxy();
   send_all(c, data);
@@ -196,7 +196,7 @@ TEST_F(ProxyTest, RelaysEveryConnectionToItsOwnUpstream) {
       ::close(cs[i]);
     }
   });
-  auto p = MigrationProxy::start(dir_ + "/in", dir_ + "/up");
+  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"), Endpoint::unix_socket(dir_ + "/up"));
   ASSERT_TRUE(p.ok()) << p.error().message();
   std::vector<std::vector<uint8_t>> data = {stream_with_chunk(1000, 50000, 300), std::vector<uint8_t>(200000, 0x21),
                                             std::vector<uint8_t>(70000, 0x42)};
@@ -226,7 +226,7 @@ TEST_F(ProxyTest, RelaysEveryConnectionToItsOwnUpstream) {
 TEST_F(ProxyTest, TruncatesAtTheByte) {
   std::vector<uint8_t> data(1 << 20, 0x42);
   serve_upstream("");
-  auto p = MigrationProxy::start(dir_ + "/in", dir_ + "/up", MigrationProxy::Fault::kTruncate, 300000);
+  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"), Endpoint::unix_socket(dir_ + "/up"), MigrationProxy::Fault::kTruncate, 300000);
   ASSERT_TRUE(p.ok());
   int c = connect_proxy();
   send_all(c, data);
@@ -247,7 +247,7 @@ TEST_F(ProxyTest, CorruptsOneByteOfDeviceDataAfterTheOffset) {
   data.insert(data.end(), second.begin(), second.end());
   expect_ = data.size();
   serve_upstream("");
-  auto p = MigrationProxy::start(dir_ + "/in", dir_ + "/up", MigrationProxy::Fault::kCorruptDeviceData, 9500);
+  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"), Endpoint::unix_socket(dir_ + "/up"), MigrationProxy::Fault::kCorruptDeviceData, 9500);
   ASSERT_TRUE(p.ok());
   int c = connect_proxy();
   send_all(c, data);
