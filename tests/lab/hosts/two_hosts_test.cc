@@ -11,21 +11,18 @@
 //   migrate --listen 192.0.2.1:0 --to fd:Y      migrate --from fd:X --to a:PORT, bar2 workload
 //   the instance runs with b's last state
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstdlib>
-#include <fstream>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 
 #include <gtest/gtest.h>
 
 #include "common/device_state.h"
+#include "common/pair.h"
 #include "common/open_instance.h"
 #include "common/process.h"
 #include "common/sysfs.h"
@@ -42,55 +39,6 @@ using vfio::MigState;
 
 constexpr uint64_t kQuarter = 16u << 20;  // a quarter of the default 64 MiB sim parent
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-struct Host {
-  std::string role = env("MDEVMIG_LAB_ROLE");
-  std::string addr = env("MDEVMIG_LAB_ADDR");
-  std::string peer = env("MDEVMIG_LAB_PEER");
-  std::string share = env("MDEVMIG_LAB_SHARE");
-  std::string peer_role() const { return role == "a" ? "b" : "a"; }
-};
-
-bool peer_failed(const Host& h) {
-  struct stat st;
-  return ::stat((h.share + "/" + h.peer_role() + ".failed").c_str(), &st) == 0;
-}
-
-// Files in the shared folder: written whole under a temporary name, then renamed.
-void put(const Host& h, const std::string& name, const std::string& text) {
-  const std::string path = h.share + "/" + name;
-  {
-    std::ofstream f(path + ".tmp");
-    f << text;
-  }
-  ASSERT_EQ(::rename((path + ".tmp").c_str(), path.c_str()), 0) << path;
-}
-
-// Waits for the peer's file `name`; nullopt when the peer says it failed or after `limit`.
-std::optional<std::string> take(const Host& h, const std::string& name, std::chrono::seconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  struct stat st;
-  while (std::chrono::steady_clock::now() < end) {
-    if (::stat((h.share + "/" + name).c_str(), &st) == 0) {
-      std::ifstream f(h.share + "/" + name);
-      std::stringstream s;
-      s << f.rdbuf();
-      return s.str();
-    }
-    if (peer_failed(h)) {
-      ADD_FAILURE() << "host " << h.peer_role() << " failed before it wrote " << name;
-      return std::nullopt;
-    }
-    std::this_thread::sleep_for(100ms);
-  }
-  ADD_FAILURE() << "host " << h.peer_role() << " did not write " << name << " within " << limit.count() << " s";
-  return std::nullopt;
-}
-
 // A report that parsed: the command succeeded and printed its JSON.
 bool parsed(const nlohmann::json& j) { return !j.is_null() && !j.is_discarded(); }
 
@@ -101,7 +49,7 @@ std::string fd_arg(const OpenInstance& s) { return "fd:" + std::to_string(s.dev(
 
 // The destination: listens on this host's address, tells the peer the port (file
 // `port_file`), loads into `dst`. Its JSON report.
-nlohmann::json receive(const Host& h, const OpenInstance& dst, const std::string& port_file) {
+nlohmann::json receive(const PairHost& h, const OpenInstance& dst, const std::string& port_file) {
   Proc p = spawn({"migrate", "--listen", h.addr + ":0", "--to", fd_arg(dst), "--json"}, {dst.dev().fd()});
   std::string err;
   auto line = wait_for_line(p.err, "listening on " + h.addr + ":", err, 120s);
@@ -132,7 +80,7 @@ nlohmann::json receive(const Host& h, const OpenInstance& dst, const std::string
 // The source: waits for the peer's port, migrates `src` there with a live bar2 workload
 // and three pre-copy passes (--downtime 0: a converging estimate would switch over after
 // the first on a quiet machine).
-nlohmann::json send(const Host& h, const OpenInstance& src, const std::string& port_file) {
+nlohmann::json send(const PairHost& h, const OpenInstance& src, const std::string& port_file) {
   auto port = take(h, port_file, 600s);
   if (!port) return {};
   Proc p = spawn({"migrate", "--from", fd_arg(src), "--to", h.peer + ":" + *port, "--workload", "bar2",
@@ -147,13 +95,12 @@ class TwoHosts : public testing::Test {
  protected:
   void SetUp() override {
     MDEVMIG_REQUIRE_LAB();
-    if (h_.role != "a" && h_.role != "b") GTEST_FAIL() << "MDEVMIG_LAB_ROLE is not a or b: run under tools/lab/pair.sh";
-    ASSERT_FALSE(h_.share.empty() || h_.addr.empty() || h_.peer.empty());
+    if (!h_.valid()) GTEST_FAIL() << "no pair environment (MDEVMIG_LAB_ROLE etc.): run under tools/lab/pair.sh";
   }
   void TearDown() override {
     if (HasFailure()) put(h_, h_.role + ".failed", "1");
   }
-  Host h_;
+  PairHost h_ = pair_host();
 };
 
 TEST_F(TwoHosts, MigrateFromAToBAndBackWithALiveWorkload) {
