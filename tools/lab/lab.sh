@@ -107,31 +107,8 @@ initmods="virtio_pci 9pnet_virtio 9p overlay virtio_net"
 stamp=$( (echo "$profile $kver $initmods"; cat "$here/init.sh") | sha1sum | cut -c1-12)
 initrd=$labdir/initramfs-$kver-$stamp.cpio.gz
 if [ ! -s "$initrd" ]; then
-  root=$(mktemp -d "$labdir/initramfs.XXXXXX")
-  trap 'rm -rf "$root"' EXIT
-  mkdir -p "$root"/{bin,proc,sys,dev,lib/modules}
-  cp "$sysroot/bin/busybox" "$root/bin/busybox"
-  # Modules are copied uncompressed (Debian 6.12+ ships .ko.xz; busybox loads .ko).
-  for m in $initmods; do
-    modprobe ${kroot:+-d "$kroot"} -S "$kver" --show-depends "$m" | awk '$1 == "insmod" { print $2 }' |
-    while read -r ko; do
-      rel=${ko#"$kroot"}
-      mkdir -p "$root$(dirname "$rel")"
-      case "$ko" in
-        *.xz) xz -dc "$ko" > "$root${rel%.xz}" ;;
-        *.zst) zstd -qdc "$ko" > "$root${rel%.zst}" ;;
-        *) cp "$ko" "$root$rel" ;;
-      esac
-    done
-  done
-  cp "$kroot/lib/modules/$kver/modules.order" "$kroot/lib/modules/$kver/modules.builtin"* "$root/lib/modules/$kver/" 2>/dev/null || true
-  depmod -b "$root" "$kver"
-  install -m 755 "$here/init.sh" "$root/init"
-  # Two lab guests starting at once (tools/lab/pair.sh, two checkouts) may both build
-  # it: each writes its own file and renames it over the cache entry (same content).
-  (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.$$.tmp"
-  mv -f "$initrd.$$.tmp" "$initrd"
-  rm -rf "$root"; trap - EXIT
+  "$here/initramfs.sh" "$initrd" "$sysroot/bin/busybox" "$kroot" "$kver" "$here/init.sh" "$initmods" ||
+    fail "cannot build the initramfs"
 fi
 
 # --- the run ---------------------------------------------------------------------------
