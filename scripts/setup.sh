@@ -35,6 +35,8 @@ PKGS=(
   qemu-system-x86 linux-image-amd64 linux-headers-amd64 busybox-static cpio kmod xz-utils zstd
   # modern lab profiles
   debootstrap
+  # the lab group mdevctl (and udev, which it needs)
+  mdevctl
 )
 
 missing=()
