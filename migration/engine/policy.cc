@@ -27,14 +27,16 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
     d.estimated_downtime_s = in.switchover_fixed_s;
     return d;
   }
-  // The fixed cost alone over the target: no number of iterations can meet it.
+  // The fixed cost alone over the target: no number of iterations can meet it, at any
+  // dirty rate. That is the reason, before whether pre-copy converges (which depends on
+  // rates measured over short passes, and changes with the machine's load).
   const bool unreachable = converge && in.switchover_fixed_s >= cfg.downtime_target_s;
   // Forced by a cap: at about which dirty rate the estimate would have fitted. What is
   // left was dirtied during the last pass, so it and the bytes dirtied until the stop
   // scale with the rate; the fixed cost does not.
   auto fitting_rate = [&]() -> double {
-    if (!converge || d.estimated_downtime_s <= cfg.downtime_target_s || in.dirty_rate_bps <= 0) return -1;
     if (unreachable) return 0;
+    if (!converge || d.estimated_downtime_s <= cfg.downtime_target_s || in.dirty_rate_bps <= 0) return -1;
     const double variable = d.estimated_downtime_s - in.switchover_fixed_s;
     const double scale = (cfg.downtime_target_s - in.switchover_fixed_s) / variable;
     return std::min(in.dirty_rate_bps * scale, in.bandwidth_bps);
@@ -42,9 +44,9 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
   if (cfg.max_iterations != 0 && in.iteration >= cfg.max_iterations) {
     d.verdict = Verdict::kSwitchover;
     d.fitting_rate_bps = fitting_rate();
-    d.reason = !d.converging ? "iteration cap (not converging: dirty rate >= bandwidth)"
-               : unreachable ? "iteration cap (the fixed switchover cost alone exceeds the target)"
-                             : "iteration cap";
+    d.reason = unreachable    ? "iteration cap (the fixed switchover cost alone exceeds the target)"
+               : !d.converging ? "iteration cap (not converging: dirty rate >= bandwidth)"
+                               : "iteration cap";
     return d;
   }
   if (cfg.max_precopy_s > 0 && in.elapsed_s >= cfg.max_precopy_s) {
@@ -53,9 +55,9 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
     d.fitting_rate_bps = fitting_rate();
     return d;
   }
-  d.reason = !d.converging ? "iterating (not converging yet)"
-             : unreachable  ? "iterating (the fixed switchover cost alone exceeds the target)"
-                            : "iterating";
+  d.reason = unreachable    ? "iterating (the fixed switchover cost alone exceeds the target)"
+             : !d.converging ? "iterating (not converging yet)"
+                             : "iterating";
   return d;
 }
 

@@ -28,12 +28,12 @@ std::string explain(const Decision& d, const PolicyInput& in, const PolicyConfig
   std::string why = d.reason;
   char buf[200] = "";
   const double mib = 1 << 20;
-  if (!d.converging) {
-    std::snprintf(buf, sizeof(buf), "; dirtied %.1f MiB/s, sent %.1f MiB/s: pre-copy converges below %.1f MiB/s",
-                  in.dirty_rate_bps / mib, in.bandwidth_bps / mib, in.bandwidth_bps / mib);
-  } else if (d.fitting_rate_bps == 0) {
+  if (d.fitting_rate_bps == 0) {
     std::snprintf(buf, sizeof(buf), "; fixed cost %.0f ms, target %.0f ms", in.switchover_fixed_s * 1e3,
                   cfg.downtime_target_s * 1e3);
+  } else if (!d.converging) {
+    std::snprintf(buf, sizeof(buf), "; dirtied %.1f MiB/s, sent %.1f MiB/s: pre-copy converges below %.1f MiB/s",
+                  in.dirty_rate_bps / mib, in.bandwidth_bps / mib, in.bandwidth_bps / mib);
   } else if (d.fitting_rate_bps > 0) {
     std::snprintf(buf, sizeof(buf), "; estimated downtime %.0f ms over the %.0f ms target: fits below about %.1f MiB/s dirtied",
                   d.estimated_downtime_s * 1e3, cfg.downtime_target_s * 1e3, d.fitting_rate_bps / mib);

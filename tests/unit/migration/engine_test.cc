@@ -109,6 +109,32 @@ TEST(Policy, AFixedCostOverTheTargetIteratesToTheCapAndSaysWhy) {
   EXPECT_NE(std::string(d.reason).find("fixed switchover cost alone exceeds"), std::string::npos) << d.reason;
 }
 
+// An unreachable target is the reason whatever the measured rates say: a loaded machine
+// measures a send rate below the dirty rate now and then, and the answer must not
+// depend on that (it made the README's test command fail under load).
+TEST(Policy, AnUnreachableTargetIsTheReasonEvenWhenNotConverging) {
+  PolicyConfig cfg;
+  cfg.max_iterations = 3;
+  cfg.downtime_target_s = 0.1;
+  PolicyInput in;
+  in.bandwidth_bps = 50e6;
+  in.dirty_rate_bps = 70e6;  // not converging
+  in.remaining_bytes = 1e6;
+  in.switchover_fixed_s = 0.2;
+  for (double dirty : {70e6, 0.0}) {
+    in.dirty_rate_bps = dirty;
+    in.iteration = 2;
+    auto d = decide(in, cfg);
+    EXPECT_EQ(d.verdict, Verdict::kContinue);
+    EXPECT_NE(std::string(d.reason).find("fixed switchover cost alone exceeds"), std::string::npos) << d.reason;
+    in.iteration = 3;
+    d = decide(in, cfg);
+    EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+    EXPECT_NE(std::string(d.reason).find("fixed switchover cost alone exceeds"), std::string::npos) << d.reason;
+    EXPECT_DOUBLE_EQ(d.fitting_rate_bps, 0) << "no dirty rate fits, measured " << dirty;
+  }
+}
+
 TEST(Policy, UnknownBandwidthKeepsIteratingUntilTheCap) {
   PolicyConfig cfg;
   cfg.max_iterations = 5;
