@@ -39,6 +39,9 @@ enum class VfioProtocol {
 /// `p` itself, or for kAuto the protocol of `binary`.
 [[nodiscard]] Result<VfioProtocol> resolve_vfio_protocol(VfioProtocol p, const std::string& binary);
 
+/// Where qtest listens beside a QMP control address (QemuConfig::control): the next port.
+[[nodiscard]] inline Endpoint qtest_beside(const Endpoint& qmp) { return qmp.next(1, ".qtest"); }
+
 /// One QEMU's configuration.
 struct QemuConfig {
   std::string binary = "qemu-system-x86_64";
@@ -62,7 +65,7 @@ struct QemuConfig {
     return control ? *control : Endpoint::unix_socket(dir + "/" + name + ".qmp");
   }
   [[nodiscard]] Endpoint qtest_endpoint() const {
-    return control ? control->next(1, ".qtest") : Endpoint::unix_socket(dir + "/" + name + ".qtest");
+    return control ? qtest_beside(*control) : Endpoint::unix_socket(dir + "/" + name + ".qtest");
   }
   [[nodiscard]] std::string log_path() const { return dir + "/" + name + ".log"; }
   /// The full argv, binary first.

@@ -59,7 +59,7 @@ Result<Vm> Vm::attach(const std::string& name, const std::string& uuid, const En
 Result<QtestClient*> Vm::qtest() {
   if (!qtest_)
     qtest_ = std::make_unique<QtestClient>(
-        MDEVMIG_TRY(proc_ ? proc_->connect_qtest() : QtestClient::connect(control_.next(1, ".qtest"))));
+        MDEVMIG_TRY(proc_ ? proc_->connect_qtest() : QtestClient::connect(qtest_beside(control_))));
   return qtest_.get();
 }
 
