@@ -8,7 +8,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -83,6 +85,20 @@ std::optional<std::string> wait_for_line(int fd, const std::string& needle, std:
     if (n <= 0) return std::nullopt;
     seen.append(buf, static_cast<size_t>(n));
   }
+}
+
+std::string which(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  std::istringstream dirs(path ? path : "/usr/sbin:/usr/bin:/sbin:/bin");
+  for (std::string d; std::getline(dirs, d, ':');)
+    if (!d.empty() && ::access((d + "/" + name).c_str(), X_OK) == 0) return d + "/" + name;
+  return name;
+}
+
+Exit run(const std::string& bin, const std::vector<std::string>& args) {
+  Proc p = spawn(which(bin), args);
+  return wait(p);
 }
 
 void loopback_up() {

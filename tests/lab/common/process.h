@@ -32,6 +32,12 @@ struct Exit {
 // (by wait_for_line) and goes in front of the rest.
 Exit wait(Proc& p, std::string err_seen = {});
 
+// `name` found in $PATH (the lab's PATH has the sbin directories), or `name` itself.
+std::string which(const std::string& name);
+
+// Runs `bin args...` (looked up in $PATH, no shell) to its end and collects its output.
+Exit run(const std::string& bin, const std::vector<std::string>& args);
+
 // Reads `fd` into `seen` until a whole line holds `needle`; that line, or nullopt at
 // end of file or after `limit`.
 std::optional<std::string> wait_for_line(int fd, const std::string& needle, std::string& seen,

@@ -33,32 +33,12 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Outcome {
-  int rc = -1;
-  std::string out, err;
-};
-
 bool exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;
 }
 
-// `name` found in $PATH (the lab's PATH has the sbin directories), or `name` itself.
-std::string which(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  std::istringstream dirs(std::getenv("PATH") ? std::getenv("PATH") : "/usr/sbin:/usr/bin:/sbin:/bin");
-  for (std::string d; std::getline(dirs, d, ':');)
-    if (!d.empty() && ::access((d + "/" + name).c_str(), X_OK) == 0) return d + "/" + name;
-  return name;
-}
-
-// Runs a program (no shell) and collects its output.
-Outcome run(const std::string& bin, const std::vector<std::string>& args) {
-  Proc p = spawn(which(bin), args);
-  Exit e = wait(p);
-  return {e.rc, e.out, e.err};
-}
-Outcome mdevctl(const std::vector<std::string>& args) { return run("mdevctl", args); }
+Exit mdevctl(const std::vector<std::string>& args) { return run("mdevctl", args); }
 
 bool wait_for(const std::function<bool()>& ok, std::chrono::seconds limit) {
   const auto end = std::chrono::steady_clock::now() + limit;
@@ -90,14 +70,14 @@ class Mdevctl : public testing::Test {
     std::string u = random_uuid();
     std::vector<std::string> args = {"define", "-u", u, "-p", parents_[0], "-t", "mdevmig-quarter"};
     if (autostart) args.push_back("--auto");
-    Outcome r = mdevctl(args);
+    Exit r = mdevctl(args);
     EXPECT_EQ(r.rc, 0) << r.err;
     defined_.push_back(u);
     return u;
   }
   // An operator's use of two instances: migrate the first's state into the second.
   void migrate(const std::string& from, const std::string& to) {
-    Outcome r = run(MDEVMIG_BIN, {"migrate", "--from", from, "--to", to, "--workload", "bar2", "--json"});
+    Exit r = run(MDEVMIG_BIN, {"migrate", "--from", from, "--to", to, "--workload", "bar2", "--json"});
     ASSERT_EQ(r.rc, 0) << r.err;
     auto j = nlohmann::json::parse(r.out, nullptr, false);
     ASSERT_FALSE(j.is_discarded()) << r.out;
@@ -109,7 +89,7 @@ class Mdevctl : public testing::Test {
 };
 
 TEST_F(Mdevctl, TypesListsOurParentsAndTypes) {
-  Outcome r = mdevctl({"types"});
+  Exit r = mdevctl({"types"});
   ASSERT_EQ(r.rc, 0) << r.err;
   for (const auto& p : parents_) EXPECT_NE(r.out.find(p), std::string::npos) << p << " missing in:\n" << r.out;
   for (const char* t : {"mdevmig-full", "mdevmig-half", "mdevmig-quarter", "mdevmig-eighth"})
@@ -120,25 +100,25 @@ TEST_F(Mdevctl, TypesListsOurParentsAndTypes) {
 
 TEST_F(Mdevctl, DefineStartUseStopUndefine) {
   const std::string a = define(false), b = define(false);
-  Outcome defined = mdevctl({"list", "--defined"});
+  Exit defined = mdevctl({"list", "--defined"});
   ASSERT_EQ(defined.rc, 0) << defined.err;
   EXPECT_NE(defined.out.find(a), std::string::npos) << defined.out;
   EXPECT_FALSE(exists(device_dir(a))) << "defined, not started";
   for (const auto& u : {a, b}) {
-    Outcome s = mdevctl({"start", "-u", u});
+    Exit s = mdevctl({"start", "-u", u});
     ASSERT_EQ(s.rc, 0) << s.err;
     EXPECT_TRUE(exists(device_dir(u)));
   }
-  Outcome active = mdevctl({"list"});
+  Exit active = mdevctl({"list"});
   EXPECT_NE(active.out.find(a), std::string::npos) << active.out;
   EXPECT_NE(active.out.find("mdevmig-quarter"), std::string::npos) << active.out;
   migrate(a, b);
   for (const auto& u : {a, b}) {
-    Outcome s = mdevctl({"stop", "-u", u});
+    Exit s = mdevctl({"stop", "-u", u});
     ASSERT_EQ(s.rc, 0) << s.err;
     EXPECT_FALSE(exists(device_dir(u)));
   }
-  Outcome u = mdevctl({"undefine", "-u", a});
+  Exit u = mdevctl({"undefine", "-u", a});
   EXPECT_EQ(u.rc, 0) << u.err;
   EXPECT_EQ(mdevctl({"list", "--defined"}).out.find(a), std::string::npos);
 }
@@ -191,7 +171,7 @@ TEST_F(Mdevctl, AutoInstancesStartWhenTheModuleLoads) {
     std::istringstream w(params);
     for (std::string p; w >> p;) insmod.push_back(p);
   }
-  Outcome load = run("insmod", insmod);
+  Exit load = run("insmod", insmod);
   ASSERT_EQ(load.rc, 0) << load.err;
   (void)run("udevadm", {"settle", "--timeout=120"});
   EXPECT_TRUE(wait_for([&] { return exists(device_dir(a)) && exists(device_dir(b)); }, 120s))
