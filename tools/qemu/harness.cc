@@ -173,8 +173,13 @@ Result<Vm> Harness::start_vm(std::size_t instance, std::optional<std::string> in
 
 Result<Verification> Harness::boot(std::size_t instance) {
   shutdown();
+  return boot_in(MDEVMIG_TRY(start_vm(instance, std::nullopt)), instance);
+}
+
+Result<Verification> Harness::boot_in(Vm vm, std::size_t instance) {
+  MDEVMIG_CHECK(instance < instances_.size(), "boot_in() on an instance the harness does not have");
+  if (vm_) shutdown();
   uint64_t mem = MDEVMIG_TRY(instances_[instance].mem_size());
-  Vm vm = MDEVMIG_TRY(start_vm(instance, std::nullopt));
   QtestClient* qt = MDEVMIG_TRY(vm.qtest());
   driver_.emplace(mem, options_.irq, options_.seed, options_.rates);
   if (auto r = driver_->bring_up(*qt); !r) {
@@ -225,6 +230,18 @@ Result<Verification> Harness::settle_survivor(Vm& vm, bool adopt, RoundReport& r
                            std::to_string(rep.ops_pending) + " issued");
   driver_->commit(rep.ops_landed);
   return driver_->verify(*qt, options_.sample_pages);
+}
+
+Result<Verification> Harness::moved_to(Vm vm, std::size_t instance) {
+  MDEVMIG_CHECK(vm_.has_value() && driver_->pending() == 0, "moved_to() needs a settled VM");
+  MDEVMIG_CHECK(instance == kRemote || instance < instances_.size(), "moved_to() on an unknown instance");
+  RoundReport rep;
+  Verification v = MDEVMIG_TRY(settle_survivor(vm, /*adopt=*/true, rep));
+  v.mismatches.insert(v.mismatches.end(), rep.problems.begin(), rep.problems.end());
+  say("the VM runs in " + vm.name() + " now");
+  vm_.emplace(std::move(vm));
+  vm_instance_ = instance;
+  return v;
 }
 
 Result<RoundReport> Harness::migrate(std::size_t dst_instance, const MigrationPlan& plan) {

@@ -70,6 +70,14 @@ class Harness {
 
   /// Starts a fresh VM on `instance`, brings the device up and verifies it.
   [[nodiscard]] Result<Verification> boot(std::size_t instance);
+  /// The same with `vm`, a QEMU someone else started on `instance` (libvirt, say) and
+  /// Vm::attach reached: it becomes the current VM.
+  [[nodiscard]] Result<Verification> boot_in(Vm vm, std::size_t instance);
+  /// The VM was moved by someone else (libvirt's migrate, save and restore) while the
+  /// harness issued nothing, and now runs in `vm` on `instance` (kRemote: on another
+  /// host). Adopts it, checks that it holds every op issued before and verifies it; the
+  /// old VM is released, not quit (whoever moved it ends it).
+  [[nodiscard]] Result<Verification> moved_to(Vm vm, std::size_t instance);
   /// Runs the live workload on the current VM for `duration` (no migration).
   [[nodiscard]] Result<void> run_workload(std::chrono::milliseconds duration);
   /// Verifies the current VM (nothing pending).
@@ -100,6 +108,8 @@ class Harness {
   [[nodiscard]] std::set<pid_t> live_vms() const;
   /// Leaves the VM, its instance and everything else as they are and quits the VM.
   void shutdown();
+  /// Forgets the VM without quitting it (a VM someone else manages ends through them).
+  void release() { vm_.reset(); }
 
  private:
   explicit Harness(HarnessOptions options, std::vector<MdevInstance> instances);
