@@ -37,6 +37,8 @@ PKGS=(
   debootstrap
   # the lab group mdevctl (and udev, which it needs)
   mdevctl
+  # the lab group libvirt_two_hosts (libvirtd and its QEMU driver, virsh)
+  libvirt-daemon-system libvirt-clients
 )
 
 missing=()
