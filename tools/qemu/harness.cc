@@ -53,7 +53,7 @@ class WorkloadThread {
 Result<std::string> wait_migration_end(Vm& vm, std::chrono::milliseconds timeout) {
   Deadline until = deadline_in(timeout);
   for (;;) {
-    auto q = MDEVMIG_TRY(vm.qmp().execute("query-migrate"));
+    auto q = MDEVMIG_TRY(vm.qmp().execute("query-migrate", nullptr, time_left(until)));
     std::string st = q.value("status", "");
     if (st == "completed" || st == "failed" || st == "cancelled") return st;
     if (Clock::now() >= until) return Error::make(ETIMEDOUT, "wait for migration of " + vm.name(), st);

@@ -2,6 +2,7 @@
 // wait: the transport under the QMP and qtest clients.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <optional>
@@ -20,6 +21,15 @@ using Deadline = Clock::time_point;
 /// `timeout` from now.
 [[nodiscard]] inline Deadline deadline_in(std::chrono::milliseconds timeout) {
   return Clock::now() + timeout;
+}
+
+/// What is left until `until`, and at least `floor` (a passed deadline still gets one
+/// more try). Loops that follow QEMU through a migration give each QMP command this
+/// much: while QEMU holds its big lock (a stop-and-copy, a load) its monitor does not
+/// answer, for as long as that takes on a busy machine.
+[[nodiscard]] inline std::chrono::milliseconds time_left(Deadline until,
+                                                         std::chrono::milliseconds floor = std::chrono::seconds(1)) {
+  return std::max(floor, std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()));
 }
 
 /// Owns a connected stream socket. Reads are buffered and split at '\n'; a line longer

@@ -233,7 +233,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance* src
         break;
       }
     }
-    auto r = src.qmp().execute("query-migrate");
+    auto r = src.qmp().execute("query-migrate", nullptr, time_left(until));
     if (!r) {
       Error e = std::move(r).error();
       e.add_context("following the migration of " + src.name());
@@ -382,7 +382,7 @@ Result<std::string> run_incoming_file(Vm& dst, const std::string& file, std::chr
   for (;;) {
     // A failed load ends the destination QEMU: that is the answer too.
     if (!dst.running()) return std::string("failed");
-    auto r = dst.qmp().execute("query-migrate");
+    auto r = dst.qmp().execute("query-migrate", nullptr, time_left(until));
     if (!r) {
       // The monitor closes a moment before the process ends.
       if (dst.wait(std::chrono::seconds(5))) return std::string("failed");

@@ -83,8 +83,8 @@ bool Vm::running() {
   return qmp_ && qmp_->execute("query-status", nullptr, std::chrono::seconds(5)).ok();
 }
 
-Result<std::string> Vm::run_state() {
-  auto r = MDEVMIG_TRY(qmp_->execute("query-status"));
+Result<std::string> Vm::run_state(std::chrono::milliseconds timeout) {
+  auto r = MDEVMIG_TRY(qmp_->execute("query-status", nullptr, timeout));
   if (!r.is_object() || !r.contains("status") || !r["status"].is_string())
     return Error::make(EPROTO, "QMP query-status", "no status in " + r.dump());
   return r["status"].get<std::string>();
@@ -94,7 +94,7 @@ Result<void> Vm::wait_run_state(const std::string& state, std::chrono::milliseco
   Deadline until = deadline_in(timeout);
   std::string last;
   for (;;) {
-    last = MDEVMIG_TRY(run_state());
+    last = MDEVMIG_TRY(run_state(time_left(until)));
     if (last == state) return ok();
     if (Clock::now() >= until)
       return Error::make(ETIMEDOUT, "wait for VM " + name_ + " to be " + state, "it is " + last);
@@ -106,7 +106,8 @@ Result<void> Vm::resume(std::chrono::milliseconds timeout) {
   // A migration reports "completed" a moment before the VM leaves finish-migrate, and
   // QEMU refuses `cont` until it has (QEMU 11: "Migration is not finalized yet").
   Deadline until = deadline_in(timeout);
-  for (std::string st = MDEVMIG_TRY(run_state()); st == "finish-migrate"; st = MDEVMIG_TRY(run_state())) {
+  for (std::string st = MDEVMIG_TRY(run_state(time_left(until))); st == "finish-migrate";
+       st = MDEVMIG_TRY(run_state(time_left(until)))) {
     if (Clock::now() >= until)
       return Error::make(ETIMEDOUT, "resume VM " + name_, "still in finish-migrate after the migration ended");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));

@@ -64,7 +64,8 @@ class Vm {
   [[nodiscard]] Result<QtestClient*> qtest();
 
   /// query-status "status": "running", "paused", "postmigrate", "inmigrate", ...
-  [[nodiscard]] Result<std::string> run_state();
+  /// (`timeout`: for the answer, which QEMU gives only once it has its big lock).
+  [[nodiscard]] Result<std::string> run_state(std::chrono::milliseconds timeout = QmpClient::kDefaultTimeout);
   /// Waits until run_state() is `state`.
   [[nodiscard]] Result<void> wait_run_state(const std::string& state, std::chrono::milliseconds timeout);
   /// Runs a VM that a migration left stopped (`cont` once it is out of finish-migrate)
