@@ -241,6 +241,11 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance* src
       auto st = src.wait(std::chrono::seconds(2));
       e.context += " (QEMU " + (st ? describe_wait_status(*st) : std::string("still running")) + "; log: " +
                    src.log_tail(600) + ")";
+      // A monitor silent until the deadline: say where QEMU's threads wait.
+      if (!st && e.errnum == ETIMEDOUT) {
+        e.context += " (source threads: " + describe_threads(src.pid()) + ")";
+        if (dst) e.context += " (destination threads: " + describe_threads(dst->pid()) + ")";
+      }
       return e;
     }
     q = std::move(*r);
@@ -275,8 +280,12 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance* src
       if (hooks.quiesce) hooks.quiesce();
       out.harness_pause_ms = std::chrono::duration<double, std::milli>(Clock::now() - paused).count();
       // The reply comes when the migration thread lets go of the BQL, after the
-      // device state is saved.
-      MDEVMIG_TRY(src.qmp().execute("migrate-continue", {{"state", "pre-switchover"}}));
+      // device state is saved: as long as that takes, within the migration's deadline.
+      if (auto c = src.qmp().execute("migrate-continue", {{"state", "pre-switchover"}}, time_left(until)); !c) {
+        Error e = std::move(c).error();
+        if (e.errnum == ETIMEDOUT) e.context += " (source threads: " + describe_threads(src.pid()) + ")";
+        return e;
+      }
       say("pre-switchover: qtest vCPU stopped in " + std::to_string(out.harness_pause_ms) + " ms, continue");
       continue;
     }

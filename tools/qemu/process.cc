@@ -1,5 +1,6 @@
 #include "tools/qemu/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -213,6 +214,34 @@ std::string QemuProcess::log_tail(std::size_t max) const {
   ss << in.rdbuf();
   std::string s = ss.str();
   return s.size() <= max ? s : s.substr(s.size() - max);
+}
+
+std::string describe_threads(pid_t pid) {
+  if (pid <= 0) return "";
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return "";
+  auto first_line = [](const std::string& path) {
+    std::ifstream f(path);
+    std::string line;
+    std::getline(f, line);
+    return line;
+  };
+  std::string out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    const std::string task = dir + "/" + e->d_name;
+    // stat: "tid (comm) state ...": the state follows the last ')'.
+    const std::string stat = first_line(task + "/stat");
+    const auto close = stat.rfind(')');
+    const std::string state = close != std::string::npos && close + 2 < stat.size() ? stat.substr(close + 2, 1) : "?";
+    std::string wchan = first_line(task + "/wchan");
+    if (wchan.empty() || wchan == "0") wchan = "-";
+    if (!out.empty()) out += ", ";
+    out += first_line(task + "/comm") + " " + state + " " + wchan;
+  }
+  ::closedir(d);
+  return out;
 }
 
 std::string describe_wait_status(int status) {

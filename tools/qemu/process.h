@@ -121,4 +121,9 @@ class QemuProcess {
 /// "exited 1", "killed by signal 9".
 [[nodiscard]] std::string describe_wait_status(int status);
 
+/// What the threads of process `pid` are doing, from /proc: "name state wchan" for each
+/// ("qemu-system-x86 S do_sys_poll, live_migration D mdevmig_read, ..."), for an error
+/// about a QEMU that stopped answering. Empty if /proc has nothing for it.
+[[nodiscard]] std::string describe_threads(pid_t pid);
+
 }  // namespace mdevmig::qemu

@@ -82,6 +82,27 @@ TEST(Vm, WaitRunStateWaitsForAMonitorSilentLongerThanOneCommandsTimeout) {
   EXPECT_TRUE(r.ok()) << r.error().message();
 }
 
+TEST(Vm, DescribeThreadsNamesEachThreadWithItsState) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  UniqueFd r(p[0]), w(p[1]);
+  std::thread reader([&] {
+    char c;
+    if (::read(r.get(), &c, 1) < 0) return;
+  });
+  // This thread is running ("R"); the reader, once it is blocked, sleeps ("S") in a read.
+  std::string threads;
+  for (auto until = deadline_in(10s); Clock::now() < until; std::this_thread::sleep_for(10ms)) {
+    threads = describe_threads(::getpid());
+    if (threads.find(" S ") != std::string::npos) break;
+  }
+  EXPECT_EQ(::write(w.get(), "x", 1), 1);
+  reader.join();
+  EXPECT_NE(threads.find("qemu_unit_tests R"), std::string::npos) << threads;
+  EXPECT_NE(threads.find(" S "), std::string::npos) << threads;
+  EXPECT_EQ(describe_threads(-1), "");
+}
+
 TEST(Vm, TimeLeftIsTheRestOfTheDeadlineAndAtLeastTheFloor) {
   EXPECT_GE(time_left(deadline_in(60s)), 59s);
   EXPECT_LE(time_left(deadline_in(60s)), 60s);
