@@ -122,17 +122,17 @@ bool write_file(const std::string& path, const std::string& text) {
   return static_cast<bool>(f.flush());
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 // `text` with every `from` replaced by `to`.
 std::string replaced(std::string text, const std::string& from, const std::string& to) {
   for (std::size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size()) text.replace(at, from.size(), to);
   return text;
+}
+
+// A domain's XML (virsh dumpxml --migratable) made for another host: its instance and
+// the property its QEMU wants instead of this host's.
+std::string retargeted(const std::string& xml, const std::string& uuid, const std::string& to_uuid,
+                       const std::string& property, const std::string& to_property) {
+  return replaced(replaced(xml, uuid, to_uuid), "name='" + property + "'", "name='" + to_property + "'");
 }
 
 // The figures of a finished migration job, from virsh domjobinfo --completed.
@@ -173,7 +173,7 @@ class LibvirtTwoHosts : public testing::Test {
     if (HasFailure()) {
       lab::put(h_, h_.role + ".failed", "1");
       std::fprintf(stderr, "QEMU's log on %s:\n%s\n", h_.role.c_str(),
-                   read_file("/var/log/libvirt/qemu/" + std::string(kDomain) + ".log").c_str());
+                   lab::read_file("/var/log/libvirt/qemu/" + std::string(kDomain) + ".log").value_or("").c_str());
     }
     (void)virsh(local_uri(), {"destroy", kDomain});
     (void)virsh(local_uri(), {"undefine", kDomain, "--managed-save"});
@@ -219,7 +219,7 @@ class LibvirtTwoHosts : public testing::Test {
     Harness& harness = **hr;
 
     // The shipped example is a domain libvirt accepts.
-    std::string example = replaced(read_file(MDEVMIG_EXAMPLE_DOMAIN), "MDEV-UUID", uuid);
+    std::string example = replaced(lab::read_file(MDEVMIG_EXAMPLE_DOMAIN).value_or(""), "MDEV-UUID", uuid);
     ASSERT_FALSE(example.empty()) << MDEVMIG_EXAMPLE_DOMAIN;
     // (The lab has no KVM: the same domain under TCG.)
     example = replaced(replaced(example, "type='kvm'", "type='qemu'"), "'x-enable-migration'", "'" + property_ + "'");
@@ -272,9 +272,7 @@ class LibvirtTwoHosts : public testing::Test {
     Exit mx = virsh(local_uri(), {"dumpxml", kDomain, "--migratable"});
     ASSERT_EQ(mx.rc, 0) << mx.err;
     const std::string here_xml = mx.out;
-    auto for_b = [&](const std::string& b_inst) {
-      return replaced(replaced(here_xml, uuid, b_inst), "name='" + property_ + "'", "name='" + b_property + "'");
-    };
+    auto for_b = [&](const std::string& b_inst) { return retargeted(here_xml, uuid, b_inst, property_, b_property); };
 
     // Refused: b has no such instance. The VM stays on a, running, with its state.
     const std::string bad = harness.dir() + "/b-missing.xml";
@@ -318,8 +316,7 @@ class LibvirtTwoHosts : public testing::Test {
     const std::string a_xml = harness.dir() + "/a.xml";
     Exit bx = virsh(remote_uri(h_.peer_role()), {"dumpxml", kDomain, "--migratable"});
     ASSERT_EQ(bx.rc, 0) << bx.err;
-    ASSERT_TRUE(write_file(a_xml, replaced(replaced(bx.out, b_uuid, uuid), "name='" + b_property + "'",
-                                           "name='" + property_ + "'")));
+    ASSERT_TRUE(write_file(a_xml, retargeted(bx.out, b_uuid, uuid, b_property, property_)));
     Exit back = virsh(remote_uri(h_.peer_role()), {"migrate", "--live", kDomain, remote_uri(h_.role), "--xml", a_xml});
     ASSERT_EQ(back.rc, 0) << back.err;
     // (b's domain was transient and is gone: the destination keeps the job's figures.)
