@@ -245,6 +245,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance* src
       if (!st && e.errnum == ETIMEDOUT) {
         e.context += " (source threads: " + describe_threads(src.pid()) + ")";
         if (dst) e.context += " (destination threads: " + describe_threads(dst->pid()) + ")";
+        e.context += " (harness threads, the relay among them: " + describe_threads(::getpid()) + ")";
       }
       return e;
     }
@@ -283,7 +284,11 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance* src
       // device state is saved: as long as that takes, within the migration's deadline.
       if (auto c = src.qmp().execute("migrate-continue", {{"state", "pre-switchover"}}, time_left(until)); !c) {
         Error e = std::move(c).error();
-        if (e.errnum == ETIMEDOUT) e.context += " (source threads: " + describe_threads(src.pid()) + ")";
+        if (e.errnum == ETIMEDOUT) {
+          e.context += " (source threads: " + describe_threads(src.pid()) + ")";
+          if (dst) e.context += " (destination threads: " + describe_threads(dst->pid()) + ")";
+          e.context += " (harness threads, the relay among them: " + describe_threads(::getpid()) + ")";
+        }
         return e;
       }
       say("pre-switchover: qtest vCPU stopped in " + std::to_string(out.harness_pause_ms) + " ms, continue");

@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -216,17 +217,78 @@ std::string QemuProcess::log_tail(std::size_t max) const {
   return s.size() <= max ? s : s.substr(s.size() - max);
 }
 
+namespace {
+
+std::string first_line(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);
+  return line;
+}
+
+// The x86-64 system calls a stuck QEMU or relay thread sits in, and whether their first
+// argument is a file descriptor.
+struct SyscallName {
+  long nr;
+  const char* name;
+  bool fd_arg;
+};
+constexpr SyscallName kSyscalls[] = {
+    {0, "read", true},        {1, "write", true},       {7, "poll", false},        {16, "ioctl", true},
+    {17, "pread64", true},    {18, "pwrite64", true},   {19, "readv", true},       {20, "writev", true},
+    {23, "select", false},    {35, "nanosleep", false}, {44, "sendto", true},      {45, "recvfrom", true},
+    {46, "sendmsg", true},    {47, "recvmsg", true},    {61, "wait4", false},      {202, "futex", false},
+    {230, "clock_nanosleep", false}, {232, "epoll_wait", false}, {270, "pselect6", false},
+    {271, "ppoll", false},    {281, "epoll_pwait", false}, {426, "io_uring_enter", true},
+};
+
+// "read(fd 12 anon_inode:[mdevmig-data])" from /proc/PID/task/TID/syscall ("NR arg1 ...
+// sp pc", or "running"); "" when the thread is not in a system call.
+std::string describe_syscall(const std::string& pid_dir, const std::string& task) {
+  std::istringstream in(first_line(task + "/syscall"));
+  long nr = -1;
+  std::string arg1;
+  if (!(in >> nr) || nr < 0) return "";
+  in >> arg1;
+  std::string out = "syscall " + std::to_string(nr);
+  for (const auto& s : kSyscalls) {
+    if (s.nr != nr) continue;
+    out = s.name;
+    if (s.fd_arg && !arg1.empty()) {
+      const unsigned long fd = std::strtoul(arg1.c_str(), nullptr, 16);
+      char target[256] = {};
+      const std::string link = pid_dir + "/fd/" + std::to_string(fd);
+      const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
+      out += "(fd " + std::to_string(fd) + (n > 0 ? " " + std::string(target, static_cast<std::size_t>(n)) : "") + ")";
+    }
+    break;
+  }
+  return out;
+}
+
+// The kernel frames of a blocked thread that belong to VFIO or this project's module
+// (where a wait in the device driver shows), innermost first; "" if none or unreadable.
+std::string driver_frames(const std::string& task) {
+  std::ifstream f(task + "/stack");
+  std::string line, out;
+  while (std::getline(f, line)) {
+    // "[<0>] mdevmig_data_read+0x1a/0x2b0 [mdevmig]"
+    const auto sp = line.find(' ');
+    const std::string frame = sp == std::string::npos ? line : line.substr(sp + 1);
+    if (frame.find("mdevmig") == std::string::npos && frame.find("vfio") == std::string::npos) continue;
+    out += (out.empty() ? "" : " < ") + frame.substr(0, frame.find('+'));
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string describe_threads(pid_t pid) {
   if (pid <= 0) return "";
-  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  const std::string pid_dir = "/proc/" + std::to_string(pid);
+  const std::string dir = pid_dir + "/task";
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) return "";
-  auto first_line = [](const std::string& path) {
-    std::ifstream f(path);
-    std::string line;
-    std::getline(f, line);
-    return line;
-  };
   std::string out;
   while (dirent* e = ::readdir(d)) {
     if (e->d_name[0] == '.') continue;
@@ -239,6 +301,10 @@ std::string describe_threads(pid_t pid) {
     if (wchan.empty() || wchan == "0") wchan = "-";
     if (!out.empty()) out += ", ";
     out += first_line(task + "/comm") + " " + state + " " + wchan;
+    if (state != "R") {
+      if (const std::string call = describe_syscall(pid_dir, task); !call.empty()) out += " " + call;
+      if (const std::string frames = driver_frames(task); !frames.empty()) out += " [" + frames + "]";
+    }
   }
   ::closedir(d);
   return out;

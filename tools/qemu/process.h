@@ -121,9 +121,12 @@ class QemuProcess {
 /// "exited 1", "killed by signal 9".
 [[nodiscard]] std::string describe_wait_status(int status);
 
-/// What the threads of process `pid` are doing, from /proc: "name state wchan" for each
-/// ("qemu-system-x86 S do_sys_poll, live_migration D mdevmig_read, ..."), for an error
-/// about a QEMU that stopped answering. Empty if /proc has nothing for it.
+/// What the threads of process `pid` are doing, from /proc, for an error about a QEMU (or
+/// a relay) that stopped answering: "name state wchan" for each thread, and for a thread
+/// that is not running the system call it waits in with the file behind its descriptor
+/// and its kernel frames in VFIO or this project's module ("qemu-system-x86 S do_sys_poll
+/// ppoll, live_migration S pipe_read read(fd 31 anon_inode:[...]) [...], ..."). Empty if
+/// /proc has nothing for it.
 [[nodiscard]] std::string describe_threads(pid_t pid);
 
 }  // namespace mdevmig::qemu

@@ -100,6 +100,8 @@ TEST(Vm, DescribeThreadsNamesEachThreadWithItsState) {
   reader.join();
   EXPECT_NE(threads.find("qemu_unit_tests R"), std::string::npos) << threads;
   EXPECT_NE(threads.find(" S "), std::string::npos) << threads;
+  // The blocked reader names its system call and the file behind the descriptor.
+  EXPECT_NE(threads.find("read(fd " + std::to_string(r.get()) + " pipe:["), std::string::npos) << threads;
   EXPECT_EQ(describe_threads(-1), "");
 }
 
