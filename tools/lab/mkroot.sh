@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds (or reuses) a Debian root for a modern lab profile with debootstrap:
 #   tools/lab/mkroot.sh trixie|sid        -> prints the root's path
-# The root holds that release's kernel, headers, toolchain, QEMU and the project's
-# build dependencies. It is cached under $MDEVMIG_LAB_DIR/roots/<profile> and rebuilt
-# when the package list below changes. The mirror is taken from this machine's apt
+# The root holds that release's kernel, headers, toolchain, QEMU, the project's
+# build dependencies, and mdevctl and libvirt for the lab groups that use them. It is
+# cached under $MDEVMIG_LAB_DIR/roots/<profile> and rebuilt when the package list below
+# changes (its hash is the root's stamp). The mirror is taken from this machine's apt
 # sources at run time.
 #
 #   tools/lab/mkroot.sh --clean RELEASE KVER [PACKAGE...]   -> prints the root's path
@@ -14,6 +15,7 @@
 # users must not write into it (the lab guest sees it through its overlay).
 set -euo pipefail
 labdir=${MDEVMIG_LAB_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mdevmig-lab}
+extra=
 if [ "${1:-}" = --clean ]; then
   release=${2:?usage: mkroot.sh --clean RELEASE KVER [PACKAGE...]}
   kver=${3:?usage: mkroot.sh --clean RELEASE KVER [PACKAGE...]}
@@ -29,8 +31,12 @@ else
   pkgs="linux-image-amd64,linux-headers-amd64,qemu-system-x86,g++,cmake,ninja-build,make,pkg-config,\
 liburing-dev,libcapnp-dev,capnproto,libxxhash-dev,libgtest-dev,libgmock-dev,libbenchmark-dev,\
 nlohmann-json3-dev,busybox-static,kmod,cpio,python3,perl,man-db,bsdextrautils"
+  # Installed with apt once the root is bootstrapped: they pull in systemd, and
+  # debootstrap's own installer unpacks systemd before the library it pre-depends on
+  # (libsystemd-shared) is configured, and fails.
+  extra="mdevctl,libvirt-daemon-system,libvirt-clients"
 fi
-stamp=$(echo "$profile $pkgs" | sha1sum | cut -c1-12)
+stamp=$(echo "$profile $pkgs${extra:+ $extra}" | sha1sum | cut -c1-12)
 # One builder per root: test runs from several checkouts share the cache, and a second
 # builder would delete the first one's tree under it. The others wait, then reuse it.
 mkdir -p "$(dirname "$root")"
@@ -58,9 +64,23 @@ for d in "$root" "$root.tmp"; do
 done
 echo "mkroot: building the $profile root from $mirror (a few minutes)" >&2
 rm -rf --one-file-system "$root.tmp"
+# Installs the packages named (comma-separated) in $1 with apt inside the root being built.
+# No service starts: the root is never booted with its own init.
+apt_install() {
+  mount -t proc proc "$root.tmp/proc"
+  trap 'umount "$root.tmp/proc"; rm -f "$root.tmp/usr/sbin/policy-rc.d"' EXIT
+  printf '#!/bin/sh\nexit 101\n' > "$root.tmp/usr/sbin/policy-rc.d"
+  chmod 755 "$root.tmp/usr/sbin/policy-rc.d"
+  chroot "$root.tmp" apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive INITRD=No chroot "$root.tmp" \
+    apt-get install -y -qq --no-install-recommends ${1//,/ } >&2
+  chroot "$root.tmp" apt-get clean
+  umount "$root.tmp/proc"; rm -f "$root.tmp/usr/sbin/policy-rc.d"; trap - EXIT
+}
 # INITRD=No: the lab boots with its own initramfs, so the kernel's is never built.
 if [ -z "${release:-}" ]; then
   INITRD=No debootstrap --variant=minbase --include="$pkgs" "$profile" "$root.tmp" "$mirror" >&2
+  apt_install "$extra"
 else
   # A clean root: the kernel KVER may come from the release's updates or security suites,
   # which debootstrap does not read. Bootstrap the base, give it this machine's apt
@@ -73,13 +93,7 @@ else
     mkdir -p "$root.tmp$(dirname "$f")"
     sed "s/\b$host_release\b/$release/g" "$f" > "$root.tmp$f"
   done
-  mount -t proc proc "$root.tmp/proc"
-  trap 'umount "$root.tmp/proc"' EXIT
-  chroot "$root.tmp" apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive INITRD=No chroot "$root.tmp" \
-    apt-get install -y -qq --no-install-recommends ${pkgs//,/ } >&2
-  chroot "$root.tmp" apt-get clean
-  umount "$root.tmp/proc"; trap - EXIT
+  apt_install "$pkgs"
 fi
 echo "$stamp" > "$root.tmp/.mdevmig-stamp"
 rm -rf --one-file-system "$root"
