@@ -77,6 +77,16 @@ std::string migration_property() {
   return *p == VfioProtocol::kV1 ? "x-enable-migration" : "enable-migration";
 }
 
+// The <qemu:property> attributes (as virsh dumpxml writes them) that set `property` so
+// VFIO migration is on. QEMU 7.2's x-enable-migration is a bool; QEMU 8.1 replaced it
+// with enable-migration, an on/off/auto property, which the JSON -device that libvirt
+// passes accepts only as a string: type='bool' makes QEMU 10.0 refuse to start
+// ("Invalid parameter type for 'enable-migration', expected: string").
+std::string property_attributes(const std::string& property) {
+  return property == "x-enable-migration" ? "name='x-enable-migration' type='bool' value='true'"
+                                          : "name='" + property + "' type='string' value='on'";
+}
+
 // The lab's domain: the harness's HLT-only BIOS, no disk, and the device on the root
 // bus (where the qtest guest's PCI scan looks); QMP and qtest for the harness on TCP.
 std::string domain_xml(const std::string& uuid, const std::string& property, const std::string& bios) {
@@ -108,7 +118,7 @@ std::string domain_xml(const std::string& uuid, const std::string& property, con
     << "  <qemu:override>\n"
     << "    <qemu:device alias='hostdev0'>\n"
     << "      <qemu:frontend>\n"
-    << "        <qemu:property name='" << property << "' type='bool' value='true'/>\n"
+    << "        <qemu:property " << property_attributes(property) << "/>\n"
     << "      </qemu:frontend>\n"
     << "    </qemu:device>\n"
     << "  </qemu:override>\n"
@@ -132,7 +142,7 @@ std::string replaced(std::string text, const std::string& from, const std::strin
 // the property its QEMU wants instead of this host's.
 std::string retargeted(const std::string& xml, const std::string& uuid, const std::string& to_uuid,
                        const std::string& property, const std::string& to_property) {
-  return replaced(replaced(xml, uuid, to_uuid), "name='" + property + "'", "name='" + to_property + "'");
+  return replaced(replaced(xml, uuid, to_uuid), property_attributes(property), property_attributes(to_property));
 }
 
 // The figures of a finished migration job, from virsh domjobinfo --completed.
@@ -222,7 +232,8 @@ class LibvirtTwoHosts : public testing::Test {
     std::string example = replaced(lab::read_file(MDEVMIG_EXAMPLE_DOMAIN).value_or(""), "MDEV-UUID", uuid);
     ASSERT_FALSE(example.empty()) << MDEVMIG_EXAMPLE_DOMAIN;
     // (The lab has no KVM: the same domain under TCG.)
-    example = replaced(replaced(example, "type='kvm'", "type='qemu'"), "'x-enable-migration'", "'" + property_ + "'");
+    example = replaced(replaced(example, "type='kvm'", "type='qemu'"), property_attributes("x-enable-migration"),
+                       property_attributes(property_));
     ASSERT_TRUE(write_file(harness.dir() + "/example.xml", example));
     Exit ex = virsh(local_uri(), {"define", "--validate", harness.dir() + "/example.xml"});
     ASSERT_EQ(ex.rc, 0) << ex.err;
@@ -272,6 +283,7 @@ class LibvirtTwoHosts : public testing::Test {
     Exit mx = virsh(local_uri(), {"dumpxml", kDomain, "--migratable"});
     ASSERT_EQ(mx.rc, 0) << mx.err;
     const std::string here_xml = mx.out;
+    ASSERT_NE(here_xml.find(property_attributes(property_)), std::string::npos) << "no override to retarget:\n" << here_xml;
     auto for_b = [&](const std::string& b_inst) { return retargeted(here_xml, uuid, b_inst, property_, b_property); };
 
     // Refused: b has no such instance. The VM stays on a, running, with its state.
@@ -316,6 +328,7 @@ class LibvirtTwoHosts : public testing::Test {
     const std::string a_xml = harness.dir() + "/a.xml";
     Exit bx = virsh(remote_uri(h_.peer_role()), {"dumpxml", kDomain, "--migratable"});
     ASSERT_EQ(bx.rc, 0) << bx.err;
+    ASSERT_NE(bx.out.find(property_attributes(b_property)), std::string::npos) << "no override to retarget:\n" << bx.out;
     ASSERT_TRUE(write_file(a_xml, retargeted(bx.out, b_uuid, uuid, b_property, property_)));
     Exit back = virsh(remote_uri(h_.peer_role()), {"migrate", "--live", kDomain, remote_uri(h_.role), "--xml", a_xml});
     ASSERT_EQ(back.rc, 0) << back.err;
