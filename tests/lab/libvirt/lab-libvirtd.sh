@@ -7,6 +7,10 @@
 # which only the other lab host can reach (the network exists between the two guests
 # alone), so `virsh migrate` can drive both. A real host keeps its defaults (see the
 # README, "Migrating with libvirt").
+#
+# The same script serves libvirt 9.0 (bookworm) and 11.3 (trixie): both ship the
+# monolithic libvirtd, which takes --listen when it is not socket-activated (no systemd
+# here), and read the same libvirtd.conf and qemu.conf keys.
 set -euo pipefail
 [ "${MDEVMIG_LAB:-}" = 1 ] || { echo "lab-libvirtd: must run inside the lab" >&2; exit 2; }
 cat > /etc/libvirt/qemu.conf <<'EOC'
