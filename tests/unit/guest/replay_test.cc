@@ -1,0 +1,67 @@
+// The replay model: what is replayed into it runs in vendor/'s engine (the state is
+// the model's, not a second implementation), and a copy continues on its own.
+#include "tools/guest/replay.h"
+
+#include <cstring>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tools/guest/descriptors.h"
+
+namespace mdevmig::guest {
+namespace {
+
+constexpr uint64_t kMem = 1 << 20;
+constexpr Layout kLayout{.base = 0x100000};
+
+TEST(Replay, BringsUpLikeADriver) {
+  Replay r(kMem, kLayout, 256, false);
+  EXPECT_EQ(r.reg(MDEVMIG_REG_RING_BASE_LO), kLayout.ring());
+  EXPECT_EQ(r.reg(MDEVMIG_REG_RING_SIZE), 256u);
+  EXPECT_EQ(r.reg(MDEVMIG_REG_CTRL), MDEVMIG_CTRL_ENABLE);
+  EXPECT_EQ(r.reg(MDEVMIG_REG_INT_MASK), 0u);
+  EXPECT_EQ(r.mem_size(), kMem);
+}
+
+TEST(Replay, DoorbellsRunInTheModel) {
+  Replay r(kMem, kLayout, 256, false);
+  std::vector<uint8_t> src(300, 0x5a);
+  ASSERT_TRUE(r.port().mem_write(kLayout.src(1), src).ok());
+  ASSERT_TRUE(r.ring().submit(r.port(), copy_to_dev(kLayout.src(1), 100, src.size())).ok());
+  ASSERT_TRUE(r.ring().submit(r.port(), fill(kMem, 8, 1)).ok());  // out of range
+  r.run();
+  EXPECT_EQ(std::memcmp(r.mem().data() + 100, src.data(), src.size()), 0);
+  EXPECT_EQ(r.reg(MDEVMIG_REG_SEQ), 2u);
+  EXPECT_EQ(r.reg(MDEVMIG_REG_ERR_DESC), 1u);
+  mdevmig_dma_cmpl c;
+  std::memcpy(&c, r.guest(kLayout.cmpl(1), sizeof c).data(), sizeof c);
+  EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_BAD_RANGE});
+  EXPECT_EQ(c.seq, 1u);
+  ASSERT_TRUE(r.port().write64(Bar::kMem, 4096, 0x1122334455667788ull).ok());
+  ASSERT_TRUE(r.port().set_reg(MDEVMIG_REG_SCRATCH(3), 0x80000001u).ok());
+  EXPECT_EQ(r.mem()[4096], 0x88);
+  EXPECT_EQ(r.reg(MDEVMIG_REG_SCRATCH(3)), 0x80000001u);
+}
+
+TEST(Replay, CopiesContinueOnTheirOwn) {
+  Replay a(kMem, kLayout, 256, false);
+  ASSERT_TRUE(a.ring().submit(a.port(), fill(0, 4096, 0x0101010101010101ull)).ok());
+  a.run();
+  Replay b = a;
+  EXPECT_EQ(std::memcmp(a.mem().data(), b.mem().data(), kMem), 0);
+  EXPECT_EQ(std::memcmp(a.guest(kLayout.base, Layout::kSize).data(), b.guest(kLayout.base, Layout::kSize).data(),
+                        Layout::kSize),
+            0);
+  EXPECT_EQ(b.reg(MDEVMIG_REG_SEQ), 1u);
+  EXPECT_EQ(b.ring().queued(), 1u);
+  ASSERT_TRUE(b.ring().submit(b.port(), fill(0, 8, 2)).ok());
+  b.run();
+  EXPECT_EQ(b.mem()[0], 2);
+  EXPECT_EQ(a.mem()[0], 1);
+  EXPECT_EQ(b.reg(MDEVMIG_REG_SEQ), 2u);
+  EXPECT_EQ(a.reg(MDEVMIG_REG_SEQ), 1u);
+}
+
+}  // namespace
+}  // namespace mdevmig::guest

@@ -1,0 +1,44 @@
+#include "tools/guest/replay.h"
+
+#include <cstring>
+
+#include "base/check.h"
+
+namespace mdevmig::guest {
+
+Replay::Replay(uint64_t mem_size, Layout layout, uint32_t entries, bool prefill)
+    : layout_(layout),
+      dev_(std::make_unique<vendor_sim::SimDevice>(mem_size)),
+      port_(*dev_),
+      ring_(layout, entries, prefill) {
+  auto up = [&]() -> Result<void> {
+    MDEVMIG_TRY(port_.map(layout_));
+    MDEVMIG_TRY(enable_bus_master(port_));
+    MDEVMIG_TRY(port_.set_reg(MDEVMIG_REG_INT_MASK, 0));
+    return ring_.program(port_);
+  }();
+  MDEVMIG_CHECK(up.ok(), "bring up the replay device: %s", up.ok() ? "" : up.error().message().c_str());
+}
+
+Replay::Replay(const Replay& other)
+    : layout_(other.layout_),
+      dev_(std::make_unique<vendor_sim::SimDevice>(other.mem_size())),
+      port_(*dev_),
+      ring_(other.ring_) {
+  auto mapped = port_.map(layout_);
+  MDEVMIG_CHECK(mapped.ok(), "map the copy's guest memory");
+  vendor_sim::LoadResult r = dev_->load(other.dev_->save());
+  MDEVMIG_CHECK(r.err == 0, "copy the replay device: load failed %d (reason %d)", r.err, static_cast<int>(r.reason));
+  std::memcpy(dev_->iommu().translate(layout_.base, Layout::kSize),
+              other.dev_->iommu().translate(layout_.base, Layout::kSize), Layout::kSize);
+}
+
+std::span<const uint8_t> Replay::guest(uint64_t addr, uint64_t len) const {
+  const uint8_t* p = dev_->iommu().translate(addr, len);
+  MDEVMIG_CHECK(p != nullptr && addr >= layout_.base && addr - layout_.base + len <= Layout::kSize,
+                "guest memory %#llx+%llu outside the layout", static_cast<unsigned long long>(addr),
+                static_cast<unsigned long long>(len));
+  return {p, len};
+}
+
+}  // namespace mdevmig::guest
