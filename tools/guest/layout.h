@@ -40,4 +40,8 @@ static_assert(Layout::kResultOff + Layout::kMaxEntries * 8 <= Layout::kDataOff);
 static_assert(Layout::kSrcOff + Layout::kSlots * Layout::kSlotSize <= Layout::kDstOff);
 static_assert(Layout::kDstOff + Layout::kSlots * Layout::kSlotSize <= Layout::kSize);
 
+/// The layout of the simulator's tests, fuzzers and benchmarks (SimRing): the ring at
+/// the IOVA their seeds program.
+inline constexpr Layout kSimLayout{.base = 0x10000000};
+
 }  // namespace mdevmig::guest

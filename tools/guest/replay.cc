@@ -33,6 +33,16 @@ Replay::Replay(const Replay& other)
               other.dev_->iommu().translate(layout_.base, Layout::kSize), Layout::kSize);
 }
 
+Replay& Replay::operator=(const Replay& other) {
+  if (this == &other) return *this;
+  Replay copy(other);
+  layout_ = copy.layout_;
+  dev_ = std::move(copy.dev_);
+  port_ = SimPort(*dev_);
+  ring_ = copy.ring_;
+  return *this;
+}
+
 std::span<const uint8_t> Replay::guest(uint64_t addr, uint64_t len) const {
   const uint8_t* p = dev_->iommu().translate(addr, len);
   MDEVMIG_CHECK(p != nullptr && addr >= layout_.base && addr - layout_.base + len <= Layout::kSize,

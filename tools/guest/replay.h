@@ -26,7 +26,7 @@ class Replay {
   /// A copy that continues independently (device state through the model's own
   /// save/load, guest memory byte for byte).
   Replay(const Replay& other);
-  Replay& operator=(const Replay&) = delete;
+  Replay& operator=(const Replay& other);
 
   /// Where replayed accesses go; run() executes what they queued.
   [[nodiscard]] DevicePort& port() { return port_; }

@@ -6,12 +6,13 @@
 #include "sim.h"
 #include "tools/guest/device_port.h"
 #include "tools/guest/layout.h"
+#include "tools/guest/ring.h"
 
 namespace mdevmig::guest {
 
 class SimPort final : public DevicePort {
  public:
-  explicit SimPort(vendor_sim::SimDevice& dev) : dev_(dev) {}
+  explicit SimPort(vendor_sim::SimDevice& dev) : dev_(&dev) {}
 
   /// Maps the guest memory of `layout` in the simulator's IOMMU (zeroed).
   [[nodiscard]] Result<void> map(const Layout& layout);
@@ -26,12 +27,38 @@ class SimPort final : public DevicePort {
   Result<void> mem_read(uint64_t addr, std::span<uint8_t> out) override;
   Result<void> mem_write(uint64_t addr, std::span<const uint8_t> data) override;
 
-  [[nodiscard]] vendor_sim::SimDevice& device() { return dev_; }
+  [[nodiscard]] vendor_sim::SimDevice& device() { return *dev_; }
 
  private:
   [[nodiscard]] Result<void> mmio(Bar bar, uint64_t off, void* buf, uint32_t len, bool write);
 
-  vendor_sim::SimDevice& dev_;
+  vendor_sim::SimDevice* dev_;
+};
+
+/// The ring driver bound to a simulated device, for tests, fuzzers and benchmarks:
+/// maps the layout, enables bus mastering and programs the ring at construction;
+/// errors, which the simulator cannot have with a mapped layout, abort.
+class SimRing {
+ public:
+  static constexpr Layout kLayout = kSimLayout;
+
+  explicit SimRing(vendor_sim::SimDevice& dev, uint32_t entries = 64, Layout layout = kLayout);
+  SimRing(const SimRing&) = delete;
+  SimRing& operator=(const SimRing&) = delete;
+
+  /// Ring::submit(): the slot; the device runs when the caller runs it.
+  uint32_t submit(const mdevmig_dma_desc& d);
+  uint32_t queue(const mdevmig_dma_desc& d);
+  void doorbell();
+  [[nodiscard]] mdevmig_dma_cmpl completion(uint32_t slot);
+  [[nodiscard]] uint64_t cmpl_iova(uint32_t slot) const { return ring_.layout().cmpl(slot); }
+  [[nodiscard]] uint32_t entries() const { return ring_.entries(); }
+  [[nodiscard]] SimPort& port() { return port_; }
+  [[nodiscard]] Ring& ring() { return ring_; }
+
+ private:
+  SimPort port_;
+  Ring ring_;
 };
 
 }  // namespace mdevmig::guest

@@ -61,6 +61,13 @@ TEST(Replay, CopiesContinueOnTheirOwn) {
   EXPECT_EQ(a.mem()[0], 1);
   EXPECT_EQ(b.reg(MDEVMIG_REG_SEQ), 2u);
   EXPECT_EQ(a.reg(MDEVMIG_REG_SEQ), 1u);
+  a = b;  // back to a checkpoint
+  EXPECT_EQ(a.mem()[0], 2);
+  EXPECT_EQ(a.reg(MDEVMIG_REG_SEQ), 2u);
+  ASSERT_TRUE(a.ring().submit(a.port(), fill(0, 8, 3)).ok());
+  a.run();
+  EXPECT_EQ(a.mem()[0], 3);
+  EXPECT_EQ(b.mem()[0], 2);
 }
 
 }  // namespace
