@@ -2,15 +2,17 @@
 // done through qtest (the VM's CPU only halts). It brings the device up (PCI
 // enumeration over 0xcf8/0xcfc, BARs, command register, INTx or MSI, the DMA ring),
 // runs a live workload (BAR2 writes, DMA descriptors, scratch registers, interrupt
-// service), and keeps the state the device must have as a model, so that after a
-// migration the harness can say exactly what the surviving VM must hold.
+// service), and replays what the device received into the device model (tools/guest's
+// Replay, vendor/ in the simulator), so that after a migration the harness can say
+// exactly what the surviving VM must hold. The ring is tools/guest's Ring, reached
+// through a QtestPort.
 //
 // Every state-changing access is an Op with a sequence number. qtest executes the
 // accesses of one session in order, so whatever VM survives a migration holds a prefix
 // of the ops issued on the source: the "cut". (The harness stops issuing while QEMU
 // pauses before switchover, see run_migration, so the cut must be all of them.)
 // find_cut() locates it by binary search (each op can be checked on its own),
-// commit() folds the ops up to the cut into the expected state, and verify() compares
+// commit() replays the ops up to the cut into the expected state, and verify() compares
 // the VM with it: device memory (a device-side XXH64 of all of it
 // plus sampled pages read through BAR2), registers, the guest RAM the DMA engine wrote
 // (data, hashes, completion records with their sequence numbers).
@@ -27,26 +29,26 @@
 #include <vector>
 
 #include "base/result.h"
+#include "tools/guest/layout.h"
+#include "tools/guest/qtest_port.h"
+#include "tools/guest/replay.h"
+#include "tools/guest/ring.h"
 #include "tools/qemu/qtest.h"
 
 namespace mdevmig::qemu {
 
-/// Guest-physical layout of the harness VMs (q35, at least 128 MiB of RAM).
+/// Guest-physical layout of the harness VMs (q35, at least 128 MiB of RAM). Guest RAM
+/// the DMA engine reaches is tools/guest's one layout at kGuest.
 namespace layout {
 inline constexpr uint64_t kBar0 = 0xe0000000;     ///< BAR0, MDEVMIG_REGS_SIZE bytes
 inline constexpr uint64_t kBar2 = 0x100000000;    ///< BAR2, above 4 GiB (64-bit BAR)
-inline constexpr uint64_t kRing = 0x00100000;     ///< descriptor ring
+inline constexpr guest::Layout kGuest{.base = 0x00100000};  ///< ring, completions, buffers
 inline constexpr uint32_t kRingEntries = 256;
-inline constexpr uint64_t kCmpl = 0x00110000;     ///< completion record per ring slot
-inline constexpr uint64_t kHashOut = 0x00120000;  ///< HASH result per ring slot
-inline constexpr uint64_t kSrc = 0x00200000;      ///< DMA source buffers (the guest writes them)
-inline constexpr uint64_t kDst = 0x00400000;      ///< DMA destination buffers (the device writes them)
-inline constexpr uint32_t kSlots = 64;            ///< buffers of kSlotSize in each area
-inline constexpr uint32_t kSlotSize = 16 << 10;
 inline constexpr uint64_t kMsi = 0x07f00000;      ///< MSI messages are written here (RAM)
 inline constexpr uint32_t kMsiData = 0x4d49;
 /// Descriptors in flight at most (< kSlots, so a buffer is never reused while in use).
 inline constexpr uint32_t kMaxOutstanding = 32;
+static_assert(kMaxOutstanding < guest::Layout::kSlots && kRingEntries <= guest::Layout::kMaxEntries);
 }  // namespace layout
 
 enum class IrqMode { kIntx, kMsi };
@@ -74,25 +76,23 @@ struct Op {
   mdevmig_dma_desc d{};  ///< kSubmit: the descriptor
 };
 
-/// What the device and the DMA-written guest RAM must hold.
+/// What the device and the DMA-written guest RAM must hold: the device model with
+/// every committed op replayed into it.
 struct ExpectedState {
-  uint64_t mem_size = 0;
-  std::vector<uint8_t> mem;                           ///< device memory
-  std::array<uint32_t, MDEVMIG_NR_SCRATCH> scratch{};
+  guest::Replay device;      ///< vendor/ in the simulator, brought up as bring_up() does
   uint64_t ops = 0;          ///< ops applied
   uint64_t descs = 0;        ///< descriptors consumed (SEQ)
-  uint64_t bad_descs = 0;    ///< completed with an error (ERR_DESC)
   uint64_t bar2_writes = 0;  ///< BAR2 writes applied
-  std::vector<uint8_t> dst;       ///< guest RAM at layout::kDst
-  std::vector<uint8_t> cmpl;      ///< guest RAM at layout::kCmpl
-  std::vector<uint8_t> hash_out;  ///< guest RAM at layout::kHashOut
-  std::vector<uint8_t> ring;      ///< guest RAM at layout::kRing (the guest writes it)
-  uint64_t run_seed = 0;          ///< source-buffer contents derive from it
+  uint64_t run_seed = 0;     ///< source-buffer contents derive from it
 
   ExpectedState(uint64_t mem_size, uint64_t run_seed);
-  /// Applies `op` as the device executes it.
+  /// Replays `op` into the device model and runs it until idle.
   void apply(const Op& op);
+  [[nodiscard]] uint64_t mem_size() const { return device.mem_size(); }
 };
+
+/// Issues the accesses of `op` on `port`: the VM's through qtest, or the model's.
+[[nodiscard]] Result<void> perform(guest::DevicePort& port, guest::Ring& ring, uint64_t run_seed, const Op& op);
 
 /// The bytes the guest puts in the source buffer of descriptor `desc`.
 void source_buffer(uint64_t run_seed, uint64_t desc, std::span<uint8_t> out);
@@ -158,7 +158,7 @@ class GuestDriver {
   void reset_stats() { stats_ = {}; }
   [[nodiscard]] int intx_line() const { return intx_line_; }
   [[nodiscard]] IrqMode irq_mode() const { return irq_; }
-  [[nodiscard]] uint64_t mem_size() const { return state_.mem_size; }
+  [[nodiscard]] uint64_t mem_size() const { return state_.mem_size(); }
 
  private:
   // Issues one op on the VM and records it as pending.
@@ -173,6 +173,9 @@ class GuestDriver {
 
   [[nodiscard]] Result<uint32_t> reg(QtestClient& qt, uint32_t off);
   [[nodiscard]] Result<void> set_reg(QtestClient& qt, uint32_t off, uint32_t v);
+  [[nodiscard]] guest::QtestPort port(QtestClient& qt) const {
+    return guest::QtestPort(qt, devfn_, layout::kBar0, layout::kBar2);
+  }
 
   // What the next op gets, counting the pending ones.
   [[nodiscard]] uint64_t next_seq() const { return state_.ops + pending_.size(); }
@@ -180,6 +183,8 @@ class GuestDriver {
   [[nodiscard]] uint64_t next_bar2_write() const { return state_.bar2_writes + pending_writes_; }
 
   ExpectedState state_;
+  guest::Ring ring_;  // the VM's ring; numbering follows next_desc()
+  uint32_t devfn_ = 0;
   std::vector<Op> pending_;
   uint64_t pending_descs_ = 0, pending_writes_ = 0;
   IrqMode irq_;

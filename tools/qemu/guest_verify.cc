@@ -1,0 +1,174 @@
+// GuestDriver::verify(): the VM against the expected state (the device model after the
+// same ops): registers, guest RAM the device wrote, all of device memory through a
+// device-side hash, sampled BAR2 pages and one interrupt.
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "base/check.h"
+#include "tools/guest/descriptors.h"
+#include "tools/qemu/guest.h"
+
+namespace mdevmig::qemu {
+namespace {
+
+constexpr guest::Layout kGuest = layout::kGuest;
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+  return buf;
+}
+
+// First byte where `a` and `b` differ, and how many differ.
+std::string describe_diff(const std::string& what, uint64_t base, std::span<const uint8_t> got,
+                          std::span<const uint8_t> want) {
+  uint64_t first = UINT64_MAX, count = 0;
+  for (std::size_t i = 0; i < got.size() && i < want.size(); ++i)
+    if (got[i] != want[i]) {
+      if (first == UINT64_MAX) first = i;
+      ++count;
+    }
+  if (count == 0) return {};
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "%s: %" PRIu64 " bytes differ, first at %s (got 0x%02x, want 0x%02x)", what.c_str(),
+                count, hex(base + first).c_str(), got[first], want[first]);
+  return buf;
+}
+
+}  // namespace
+
+std::string Verification::summary() const {
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "%s: SEQ %" PRIu64 ", device memory XXH64 %016" PRIx64 ", %" PRIu64
+                " pages compared through BAR2, interrupt %s",
+                ok() ? "verified" : "MISMATCH", descs, mem_hash, pages_sampled,
+                irq_delivered ? "delivered" : "NOT delivered");
+  std::string s = buf;
+  for (const auto& m : mismatches) s += "\n  - " + m;
+  return s;
+}
+
+Result<Verification> GuestDriver::verify(QtestClient& qt, uint32_t sample_pages) {
+  Verification v;
+  MDEVMIG_CHECK(pending_.empty(), "verify() with %zu ops pending", pending_.size());
+  MDEVMIG_TRY(drain(qt));
+  MDEVMIG_TRY(service_irqs(qt));
+  auto mismatch = [&](std::string what) { v.mismatches.push_back(std::move(what)); };
+  auto expect_reg = [&](const char* name, uint32_t off, uint32_t want) -> Result<void> {
+    uint32_t got = MDEVMIG_TRY(reg(qt, off));
+    if (got != want) mismatch(std::string(name) + " = " + hex(got) + ", want " + hex(want));
+    return ok();
+  };
+
+  // Registers, as the device model holds them after the same ops.
+  guest::Replay& model = state_.device;
+  auto expect_model_reg = [&](const char* name, uint32_t off) { return expect_reg(name, off, model.reg(off)); };
+  MDEVMIG_TRY(expect_model_reg("ID", MDEVMIG_REG_ID));
+  MDEVMIG_TRY(expect_model_reg("MEM_SIZE_LO", MDEVMIG_REG_MEM_SIZE_LO));
+  MDEVMIG_TRY(expect_model_reg("CTRL", MDEVMIG_REG_CTRL));
+  MDEVMIG_TRY(expect_model_reg("INT_MASK", MDEVMIG_REG_INT_MASK));
+  MDEVMIG_TRY(expect_model_reg("RING_BASE_LO", MDEVMIG_REG_RING_BASE_LO));
+  MDEVMIG_TRY(expect_model_reg("RING_SIZE", MDEVMIG_REG_RING_SIZE));
+  MDEVMIG_TRY(expect_model_reg("RING_HEAD", MDEVMIG_REG_RING_HEAD));
+  MDEVMIG_TRY(expect_model_reg("RING_TAIL", MDEVMIG_REG_RING_TAIL));
+  MDEVMIG_CHECK(model.reg(MDEVMIG_REG_SEQ) == static_cast<uint32_t>(state_.descs), "the model consumed every descriptor");
+  MDEVMIG_TRY(expect_model_reg("SEQ", MDEVMIG_REG_SEQ));
+  MDEVMIG_TRY(expect_model_reg("ERR_DESC", MDEVMIG_REG_ERR_DESC));
+  MDEVMIG_TRY(expect_reg("ERR_DMA", MDEVMIG_REG_ERR_DMA, 0));
+  MDEVMIG_TRY(expect_reg("ERR_RING", MDEVMIG_REG_ERR_RING, 0));
+  for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; ++i) {
+    std::string name = "SCRATCH" + std::to_string(i);
+    MDEVMIG_TRY(expect_model_reg(name.c_str(), MDEVMIG_REG_SCRATCH(i)));
+  }
+
+  // Guest RAM the DMA engine wrote: data, hashes, completion records (status, SEQ).
+  const uint32_t entries = layout::kRingEntries;
+  struct Area { const char* name; uint64_t base; uint64_t len; } areas[] = {
+      {"guest RAM (DMA destinations)", kGuest.dst(0), uint64_t{guest::Layout::kSlots} * guest::Layout::kSlotSize},
+      {"guest RAM (completion records)", kGuest.cmpl(0), uint64_t{entries} * sizeof(mdevmig_dma_cmpl)},
+      {"guest RAM (HASH results)", kGuest.result(0), uint64_t{entries} * 8}};
+  for (const auto& a : areas) {
+    auto got = MDEVMIG_TRY(qt.b64read(a.base, a.len));
+    auto want = model.guest(a.base, a.len);
+    if (auto d = describe_diff(a.name, a.base, got, want); !d.empty()) mismatch(d);
+    if (a.base != kGuest.cmpl(0)) continue;
+    // Say which descriptors' completions differ, decoded.
+    for (uint32_t slot = 0, shown = 0; slot < entries && shown < 4; ++slot) {
+      mdevmig_dma_cmpl g, w;
+      std::memcpy(&g, got.data() + slot * sizeof g, sizeof g);
+      std::memcpy(&w, want.data() + slot * sizeof w, sizeof w);
+      if (std::memcmp(&g, &w, sizeof g) == 0) continue;
+      ++shown;
+      char buf[240];
+      std::snprintf(buf, sizeof buf,
+                    "completion slot %u: got status %u seq %u user_data %" PRIx64 " bytes %" PRIu64
+                    ", want status %u seq %u user_data %" PRIx64 " bytes %" PRIu64,
+                    slot, g.status, g.seq, static_cast<uint64_t>(g.user_data), static_cast<uint64_t>(g.bytes_done),
+                    w.status, w.seq, static_cast<uint64_t>(w.user_data), static_cast<uint64_t>(w.bytes_done));
+      mismatch(buf);
+    }
+  }
+  {
+    // The ring: written by the guest (qtest), read by the device.
+    const uint64_t len = uint64_t{entries} * sizeof(mdevmig_dma_desc);
+    auto got = MDEVMIG_TRY(qt.b64read(kGuest.ring(), len));
+    auto want = model.guest(kGuest.ring(), len);
+    for (uint32_t slot = 0, shown = 0; slot < entries && shown < 4; ++slot) {
+      mdevmig_dma_desc g, w;
+      std::memcpy(&g, got.data() + slot * sizeof g, sizeof g);
+      std::memcpy(&w, want.data() + slot * sizeof w, sizeof w);
+      if (std::memcmp(&g, &w, sizeof g) == 0) continue;
+      ++shown;
+      char buf[240];
+      std::snprintf(buf, sizeof buf,
+                    "guest RAM (ring) slot %u: got opcode %u len %" PRIu64 " user_data %" PRIx64
+                    ", want opcode %u len %" PRIu64 " user_data %" PRIx64,
+                    slot, g.opcode, static_cast<uint64_t>(g.len), static_cast<uint64_t>(g.user_data), w.opcode,
+                    static_cast<uint64_t>(w.len), static_cast<uint64_t>(w.user_data));
+      mismatch(buf);
+    }
+  }
+
+  // Device memory, all of it: the device hashes it (XXH64) into guest RAM.
+  const uint64_t hash_desc = next_desc();
+  mdevmig_dma_desc h = guest::hash(0, state_.mem_size(), kGuest.result(ring_.slot(hash_desc)));
+  h.flags = MDEVMIG_DMA_F_NO_IRQ;
+  MDEVMIG_TRY(submit(qt, h));
+  MDEVMIG_TRY(settle(qt));
+  v.mem_hash = MDEVMIG_TRY(qt.readq(h.dst));
+  uint64_t want_hash = 0;
+  std::memcpy(&want_hash, model.guest(h.dst, 8).data(), 8);
+  if (v.mem_hash != want_hash)
+    mismatch("device memory XXH64 = " + hex(v.mem_hash) + ", want " + hex(want_hash));
+
+  // And pages read through BAR2 by the "CPU", compared byte for byte: the last pages
+  // the workload wrote and random others.
+  const uint64_t pages = state_.mem_size() / 4096, half_pages = pages / 2;
+  std::vector<uint64_t> sample;
+  for (uint64_t k = 1; k <= 4 && k <= state_.bar2_writes; ++k) sample.push_back(half_pages + (state_.bar2_writes - k) % half_pages);
+  for (uint32_t k = 0; k < sample_pages; ++k) sample.push_back(rng_() % pages);
+  for (uint64_t p : sample) {
+    auto got = MDEVMIG_TRY(qt.b64read(layout::kBar2 + p * 4096, 4096));
+    auto want = model.mem().subspan(p * 4096, 4096);
+    if (auto d = describe_diff("BAR2 page " + std::to_string(p), p * 4096, got, want); !d.empty()) mismatch(d);
+    ++v.pages_sampled;
+  }
+
+  // An interrupt: a descriptor that asks for one.
+  MDEVMIG_TRY(service_irqs(qt));
+  uint64_t raises = irq_ == IrqMode::kIntx ? qt.irq(intx_line_).raises : 0;
+  if (irq_ == IrqMode::kMsi) MDEVMIG_TRY(qt.writel(layout::kMsi, 0));
+  MDEVMIG_TRY(submit(qt, guest::fill(0, 0, 1)));
+  if (auto w = wait_irq(qt, raises, std::chrono::seconds(10)); w) {
+    v.irq_delivered = true;
+  } else {
+    mismatch("no interrupt for a completed descriptor (" + w.error().message() + ")");
+  }
+  MDEVMIG_TRY(settle(qt));
+  MDEVMIG_TRY(service_irqs(qt));
+  v.descs = state_.descs;
+  return v;
+}
+
+}  // namespace mdevmig::qemu
