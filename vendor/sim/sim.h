@@ -2,9 +2,10 @@
 //
 // SimDevice owns device memory and a FakeIommu (the guest's memory as the device sees
 // it: mapped IOVA ranges, faults elsewhere) and records what the model tells its host
-// (MSI messages, INTx level, kicks, dirty device pages). GuestDriver plays the guest
-// driver: it programs the ring and submits descriptors. Used by the vendor unit tests,
-// fuzzers and benchmarks, and by migration/ tests that need a device without a kernel.
+// (MSI messages, INTx level, kicks, dirty device pages). The guest driver that programs
+// the ring and submits descriptors is tools/guest's (SimPort, SimRing). Used by the
+// vendor unit tests, fuzzers and benchmarks, and by migration/ tests that need a device
+// without a kernel.
 #pragma once
 
 #include <cstddef>
@@ -125,42 +126,5 @@ void append_pages(std::vector<uint8_t>& out, const mdevmig_model* m, uint64_t fi
                   uint32_t count);
 void append_state(std::vector<uint8_t>& out, const mdevmig_model* m);
 void append_end(std::vector<uint8_t>& out);
-
-// A guest driver for the DMA queue: a ring of `entries` descriptors at ring_iova and
-// one completion slot per ring entry at cmpl_iova (both mapped here), bus master and
-// CTRL.ENABLE on.
-class GuestDriver {
- public:
-  static constexpr uint64_t kRingIova = 0x10000000;
-  static constexpr uint64_t kCmplIova = 0x20000000;
-
-  explicit GuestDriver(SimDevice& dev, uint32_t entries = 64, uint64_t ring_iova = kRingIova,
-                       uint64_t cmpl_iova = kCmplIova);
-
-  // Writes d at TAIL (cmpl pointing at this slot's completion, pre-filled with
-  // MDEVMIG_DMA_ST_PENDING unless d.cmpl is already set) and rings the doorbell.
-  // Returns the slot index.
-  uint32_t submit(mdevmig_dma_desc d);
-  // Writes d at TAIL without ringing the doorbell; ring() rings it.
-  uint32_t queue(mdevmig_dma_desc d);
-  void ring();
-  mdevmig_dma_cmpl completion(uint32_t slot);
-  uint64_t cmpl_iova(uint32_t slot) const { return cmpl_iova_ + 32ull * slot; }
-  uint32_t entries() const { return entries_; }
-
- private:
-  SimDevice& dev_;
-  uint32_t entries_;
-  uint64_t ring_iova_;
-  uint64_t cmpl_iova_;
-  uint32_t tail_ = 0;
-};
-
-// Descriptor builders.
-mdevmig_dma_desc desc_copy_to_dev(uint64_t src_iova, uint64_t dst_off, uint64_t len);
-mdevmig_dma_desc desc_copy_from_dev(uint64_t src_off, uint64_t dst_iova, uint64_t len);
-mdevmig_dma_desc desc_copy_guest(uint64_t src_iova, uint64_t dst_iova, uint64_t len);
-mdevmig_dma_desc desc_fill(uint64_t dst_off, uint64_t len, uint64_t pattern);
-mdevmig_dma_desc desc_hash(uint64_t src_off, uint64_t len, uint64_t dst_iova);
 
 }  // namespace mdevmig::vendor_sim

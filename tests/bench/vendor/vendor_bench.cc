@@ -12,10 +12,12 @@
 #include <random>
 
 #include "sim.h"
+#include "tools/guest/descriptors.h"
+#include "tools/guest/sim_port.h"
 
 namespace {
 
-using mdevmig::vendor_sim::GuestDriver;
+namespace guest = mdevmig::guest;
 using mdevmig::vendor_sim::SimDevice;
 
 void randomize(uint8_t* p, uint64_t n) {
@@ -70,12 +72,12 @@ void BM_Engine(benchmark::State& state) {
   SimDevice dev(mem);
   dev.iommu().map(buf, mem);
   randomize(dev.iommu().translate(buf, mem), mem);
-  GuestDriver drv(dev);
+  guest::SimRing drv(dev);
   mdevmig_dma_desc d;
   switch (state.range(0)) {
-    case MDEVMIG_DMA_OP_COPY_TO_DEV: d = mdevmig::vendor_sim::desc_copy_to_dev(buf, 0, mem); break;
-    case MDEVMIG_DMA_OP_FILL: d = mdevmig::vendor_sim::desc_fill(0, mem, 0x0123456789abcdefull); break;
-    default: d = mdevmig::vendor_sim::desc_hash(0, mem, buf); break;
+    case MDEVMIG_DMA_OP_COPY_TO_DEV: d = guest::copy_to_dev(buf, 0, mem); break;
+    case MDEVMIG_DMA_OP_FILL: d = guest::fill(0, mem, 0x0123456789abcdefull); break;
+    default: d = guest::hash(0, mem, buf); break;
   }
   for (auto _ : state) {
     drv.submit(d);

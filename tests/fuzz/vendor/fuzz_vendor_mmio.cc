@@ -12,12 +12,14 @@
 #include <vector>
 
 #include "mmio_program.h"
+#include "tools/guest/layout.h"
 
 namespace mdevmig::fuzz {
 namespace {
 
-using vendor_sim::GuestDriver;
 using vendor_sim::SimDevice;
+// Ring and completions where the seeds' RING_BASE writes point (tools/guest's layout).
+constexpr guest::Layout kLayout = guest::kSimLayout;
 
 class Reader {
  public:
@@ -45,8 +47,7 @@ SimDevice* device(int i) {
   if (!devs[i]) {
     devs[i] = new SimDevice(kMemSize, 1);
     if (!devs[i]->iommu().map(kBuf, kBufSize)) fail("map");
-    if (!devs[i]->iommu().map(GuestDriver::kRingIova, kRingEntries * MDEVMIG_DESC_SIZE)) fail("map ring");
-    if (!devs[i]->iommu().map(GuestDriver::kCmplIova, kRingEntries * MDEVMIG_CMPL_SIZE)) fail("map cmpl");
+    if (!devs[i]->iommu().map(kLayout.base, guest::Layout::kSize)) fail("map the guest layout");
   }
   return devs[i];
 }
@@ -71,11 +72,11 @@ void write_desc(SimDevice& dev, Reader& in) {
     d.pattern = raw;
     d.src = 0;
   }
-  d.cmpl = GuestDriver::kCmplIova + uint64_t{slot} * MDEVMIG_CMPL_SIZE;
+  d.cmpl = kLayout.cmpl(slot);
   d.user_data = slot;
   uint8_t buf[MDEVMIG_DESC_SIZE];
   mdevmig_desc_encode(buf, &d);
-  dev.iommu().write(GuestDriver::kRingIova + uint64_t{slot} * MDEVMIG_DESC_SIZE, buf, sizeof(buf));
+  dev.iommu().write(kLayout.ring() + uint64_t{slot} * MDEVMIG_DESC_SIZE, buf, sizeof(buf));
 }
 
 void run_to_idle(SimDevice& dev) {

@@ -8,11 +8,13 @@
 #include <string>
 
 #include "mmio_program.h"
+#include "tools/guest/descriptors.h"
+#include "tools/guest/sim_port.h"
 
 namespace {
 
 using namespace mdevmig::fuzz;
-using mdevmig::vendor_sim::GuestDriver;
+using mdevmig::guest::SimRing;
 using mdevmig::vendor_sim::SimDevice;
 namespace fs = std::filesystem;
 
@@ -29,7 +31,7 @@ void put(const fs::path& dir, const std::string& name, const std::vector<uint8_t
 void make_busy(SimDevice& dev, bool msi) {
   dev.iommu().map(kBuf, 1 << 20);
   for (uint64_t i = 0; i < dev.mem_size(); i++) dev.mem()[i] = static_cast<uint8_t>(i * 7);
-  GuestDriver drv(dev, 8);
+  SimRing drv(dev, 8);
   dev.cfg_write(0x10, 0xfebf0000);
   dev.cfg_write(0x18, 0xe0000000);
   dev.mmio_write32(MDEVMIG_REG_SCRATCH(1), 0x1234);
@@ -39,7 +41,7 @@ void make_busy(SimDevice& dev, bool msi) {
     dev.cfg_write(MDEVMIG_CFG_MSI_CAP + 2, 0x21, 2);
   }
   dev.mmio_write32(MDEVMIG_REG_INT_SET, MDEVMIG_INT_SW | MDEVMIG_INT_ERROR);
-  drv.submit(mdevmig::vendor_sim::desc_copy_guest(kBuf, kBuf + (512 << 10), 3 * MDEVMIG_DMA_STEP_BYTES));
+  drv.submit(mdevmig::guest::copy_guest(kBuf, kBuf + (512 << 10), 3 * MDEVMIG_DMA_STEP_BYTES));
   dev.run(1);
 }
 
@@ -74,7 +76,7 @@ void loader_seeds(const fs::path& dir) {
 void mmio_seeds(const fs::path& dir) {
   auto setup = [](ProgramWriter& p) {
     p.cfg_write(0x04, 2, 0x6)
-        .reg(reg_index(MDEVMIG_REG_RING_BASE_LO), static_cast<uint32_t>(GuestDriver::kRingIova))
+        .reg(reg_index(MDEVMIG_REG_RING_BASE_LO), static_cast<uint32_t>(SimRing::kLayout.ring()))
         .reg(reg_index(MDEVMIG_REG_RING_BASE_HI), 0)
         .reg(reg_index(MDEVMIG_REG_RING_SIZE), kRingEntries)
         .reg(reg_index(MDEVMIG_REG_CTRL), MDEVMIG_CTRL_ENABLE);

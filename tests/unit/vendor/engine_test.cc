@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include "sim.h"
+#include "tools/guest/descriptors.h"
+#include "tools/guest/sim_port.h"
 
 namespace mdevmig::vendor_sim {
 namespace {
@@ -36,11 +38,11 @@ class EngineTest : public ::testing::Test {
   }
 
   SimDevice dev{kMem};
-  GuestDriver drv{dev};
+  guest::SimRing drv{dev};
 };
 
 TEST_F(EngineTest, CopyToDevice) {
-  auto d = desc_copy_to_dev(kBuf + 100, 4096 + 3, 200000);
+  auto d = guest::copy_to_dev(kBuf + 100, 4096 + 3, 200000);
   d.user_data = 0xfeedface;
   auto c = exec(d);
   EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_OK});
@@ -62,7 +64,7 @@ TEST_F(EngineTest, CopyToDevice) {
 
 TEST_F(EngineTest, CopyFromDevice) {
   for (uint64_t i = 0; i < kMem; i++) dev.mem()[i] = static_cast<uint8_t>(i ^ (i >> 8));
-  auto c = exec(desc_copy_from_dev(kMem - 150000, kBuf + 1, 150000));
+  auto c = exec(guest::copy_from_dev(kMem - 150000, kBuf + 1, 150000));
   EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_OK});
   EXPECT_EQ(0, std::memcmp(buf(1), dev.mem() + kMem - 150000, 150000));
   EXPECT_TRUE(std::none_of(dev.dirty.begin(), dev.dirty.end(), [](bool b) { return b; }));
@@ -70,7 +72,7 @@ TEST_F(EngineTest, CopyFromDevice) {
 
 TEST_F(EngineTest, CopyGuestToGuest) {
   std::vector<uint8_t> src(buf(5), buf(5) + 100003);
-  auto c = exec(desc_copy_guest(kBuf + 5, kBuf + 500000, 100003));
+  auto c = exec(guest::copy_guest(kBuf + 5, kBuf + 500000, 100003));
   EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_OK});
   EXPECT_EQ(0, std::memcmp(buf(500000), src.data(), src.size()));
 }
@@ -78,7 +80,7 @@ TEST_F(EngineTest, CopyGuestToGuest) {
 TEST_F(EngineTest, FillDeviceMemory) {
   const uint64_t pattern = 0x0123456789abcdefull;
   const uint64_t off = 3, len = 3 * kStep + 13;
-  auto c = exec(desc_fill(off, len, pattern));
+  auto c = exec(guest::fill(off, len, pattern));
   EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_OK});
   for (uint64_t i = 0; i < len; i++)
     ASSERT_EQ(dev.mem()[off + i], static_cast<uint8_t>(pattern >> (8 * (i % 8)))) << i;
@@ -90,21 +92,21 @@ TEST_F(EngineTest, FillDeviceMemory) {
 TEST_F(EngineTest, HashOfDeviceMemory) {
   for (uint64_t i = 0; i < kMem; i++) dev.mem()[i] = static_cast<uint8_t>(i * 13);
   for (uint64_t len : std::initializer_list<uint64_t>{0, 1, 31, 32, kStep, 5 * kStep + 17}) {
-    auto c = exec(desc_hash(777, len, kBuf + 8));
+    auto c = exec(guest::hash(777, len, kBuf + 8));
     EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_OK});
     EXPECT_EQ(mdevmig_get_le64(buf(8)), XXH64(dev.mem() + 777, len, 0)) << len;
   }
 }
 
 TEST_F(EngineTest, ZeroLengthCompletesInOneStep) {
-  drv.submit(desc_copy_to_dev(kBuf, 0, 0));
+  drv.submit(guest::copy_to_dev(kBuf, 0, 0));
   EXPECT_EQ(dev.run(1), 0);
   EXPECT_EQ(drv.completion(0).status, uint32_t{MDEVMIG_DMA_ST_OK});
   EXPECT_EQ(reg(MDEVMIG_REG_RING_HEAD), 1u);
 }
 
 TEST_F(EngineTest, WorkIsBoundedPerStep) {
-  drv.submit(desc_copy_to_dev(kBuf, 0, kMem));
+  drv.submit(guest::copy_to_dev(kBuf, 0, kMem));
   unsigned steps = 0;
   while (dev.run(1)) {
     steps++;
@@ -116,8 +118,8 @@ TEST_F(EngineTest, WorkIsBoundedPerStep) {
 }
 
 TEST_F(EngineTest, RunReportsRemainingWork) {
-  drv.submit(desc_fill(0, kMem, 1));
-  drv.submit(desc_fill(0, 10, 2));
+  drv.submit(guest::fill(0, kMem, 1));
+  drv.submit(guest::fill(0, 10, 2));
   EXPECT_EQ(dev.run(3), 1);
   EXPECT_EQ(dev.run(1000), 0);
   EXPECT_EQ(dev.run(1000), 0);
@@ -127,9 +129,9 @@ TEST_F(EngineTest, RunReportsRemainingWork) {
 TEST_F(EngineTest, SequenceAndRingWrap) {
   SimDevice d2(kMem);
   ASSERT_TRUE(d2.iommu().map(kBuf, 4096));
-  GuestDriver small(d2, 4);
+  guest::SimRing small(d2, 4);
   for (uint32_t i = 0; i < 10; i++) {
-    auto fill = desc_fill(i * 8, 8, i);
+    auto fill = guest::fill(i * 8, 8, i);
     fill.user_data = i;
     uint32_t slot = small.submit(fill);
     d2.run_to_idle();
@@ -139,14 +141,14 @@ TEST_F(EngineTest, SequenceAndRingWrap) {
     EXPECT_EQ(d2.mmio_read32(MDEVMIG_REG_RING_HEAD), (i + 1) % 4);
   }
   // Three in flight at once (a ring of 4 holds 3).
-  for (uint32_t i = 0; i < 3; i++) small.queue(desc_fill(0, 8, 0));
-  small.ring();
+  for (uint32_t i = 0; i < 3; i++) small.queue(guest::fill(0, 8, 0));
+  small.doorbell();
   d2.run_to_idle();
   EXPECT_EQ(d2.mmio_read32(MDEVMIG_REG_SEQ), 13u);
 }
 
 TEST_F(EngineTest, NoIrqFlagSuppressesDoneOnly) {
-  auto d = desc_fill(0, 8, 1);
+  auto d = guest::fill(0, 8, 1);
   d.flags = MDEVMIG_DMA_F_NO_IRQ;
   exec(d);
   EXPECT_EQ(reg(MDEVMIG_REG_INT_STATUS), 0u);
@@ -171,31 +173,31 @@ std::vector<BadDesc> bad_descriptors() {
   add("opcode max+1", d, MDEVMIG_DMA_ST_BAD_OPCODE);
   d.opcode = 0xffffffff;
   add("opcode ~0", d, MDEVMIG_DMA_ST_BAD_OPCODE);
-  d = desc_fill(0, 8, 1);
+  d = guest::fill(0, 8, 1);
   d.flags = 2;
   add("unknown flag", d, MDEVMIG_DMA_ST_BAD_DESC);
-  d = desc_fill(0, 8, 1);
+  d = guest::fill(0, 8, 1);
   d.rsvd = 1;
   add("rsvd", d, MDEVMIG_DMA_ST_BAD_DESC);
-  d = desc_fill(0, 8, 1);
+  d = guest::fill(0, 8, 1);
   d.src = 1;
   add("fill with src", d, MDEVMIG_DMA_ST_BAD_DESC);
-  d = desc_copy_to_dev(kBuf, 0, 8);
+  d = guest::copy_to_dev(kBuf, 0, 8);
   d.pattern = 1;
   add("copy with pattern", d, MDEVMIG_DMA_ST_BAD_DESC);
-  add("fill past memory end", desc_fill(kMem - 10, 11, 1), MDEVMIG_DMA_ST_BAD_RANGE);
-  add("fill offset past end", desc_fill(kMem + 1, 0, 1), MDEVMIG_DMA_ST_BAD_RANGE);
-  add("fill offset overflow", desc_fill(~0ull, 2, 1), MDEVMIG_DMA_ST_BAD_RANGE);
-  add("fill len overflow", desc_fill(16, ~0ull - 8, 1), MDEVMIG_DMA_ST_BAD_RANGE);
-  add("len over max", desc_copy_guest(kBuf, kBuf, uint64_t{MDEVMIG_DMA_MAX_LEN} + 1),
+  add("fill past memory end", guest::fill(kMem - 10, 11, 1), MDEVMIG_DMA_ST_BAD_RANGE);
+  add("fill offset past end", guest::fill(kMem + 1, 0, 1), MDEVMIG_DMA_ST_BAD_RANGE);
+  add("fill offset overflow", guest::fill(~0ull, 2, 1), MDEVMIG_DMA_ST_BAD_RANGE);
+  add("fill len overflow", guest::fill(16, ~0ull - 8, 1), MDEVMIG_DMA_ST_BAD_RANGE);
+  add("len over max", guest::copy_guest(kBuf, kBuf, uint64_t{MDEVMIG_DMA_MAX_LEN} + 1),
       MDEVMIG_DMA_ST_BAD_RANGE);
-  add("to dev past end", desc_copy_to_dev(kBuf, kMem - 4095, 4096), MDEVMIG_DMA_ST_BAD_RANGE);
-  add("from dev past end", desc_copy_from_dev(kMem, kBuf, 1), MDEVMIG_DMA_ST_BAD_RANGE);
-  add("guest src wraps", desc_copy_to_dev(~0ull - 10, 0, 12), MDEVMIG_DMA_ST_BAD_RANGE);
-  add("guest dst wraps", desc_copy_from_dev(0, ~0ull, 2), MDEVMIG_DMA_ST_BAD_RANGE);
-  add("guest-guest wraps", desc_copy_guest(kBuf, ~0ull - 1, 3), MDEVMIG_DMA_ST_BAD_RANGE);
-  add("hash past end", desc_hash(1, kMem, kBuf), MDEVMIG_DMA_ST_BAD_RANGE);
-  add("hash result wraps", desc_hash(0, 8, ~0ull - 3), MDEVMIG_DMA_ST_BAD_RANGE);
+  add("to dev past end", guest::copy_to_dev(kBuf, kMem - 4095, 4096), MDEVMIG_DMA_ST_BAD_RANGE);
+  add("from dev past end", guest::copy_from_dev(kMem, kBuf, 1), MDEVMIG_DMA_ST_BAD_RANGE);
+  add("guest src wraps", guest::copy_to_dev(~0ull - 10, 0, 12), MDEVMIG_DMA_ST_BAD_RANGE);
+  add("guest dst wraps", guest::copy_from_dev(0, ~0ull, 2), MDEVMIG_DMA_ST_BAD_RANGE);
+  add("guest-guest wraps", guest::copy_guest(kBuf, ~0ull - 1, 3), MDEVMIG_DMA_ST_BAD_RANGE);
+  add("hash past end", guest::hash(1, kMem, kBuf), MDEVMIG_DMA_ST_BAD_RANGE);
+  add("hash result wraps", guest::hash(0, 8, ~0ull - 3), MDEVMIG_DMA_ST_BAD_RANGE);
   return v;
 }
 
@@ -207,8 +209,8 @@ TEST_F(EngineTest, BadDescriptorsCompleteWithErrorAndQueueGoesOn) {
     auto d = bad.desc;
     d.user_data = n;
     uint32_t slot = drv.queue(d);
-    uint32_t good = drv.queue(desc_fill(0, 16, n));
-    drv.ring();
+    uint32_t good = drv.queue(guest::fill(0, 16, n));
+    drv.doorbell();
     dev.run_to_idle();
     auto c = drv.completion(slot);
     EXPECT_EQ(c.status, bad.status);
@@ -222,42 +224,42 @@ TEST_F(EngineTest, BadDescriptorsCompleteWithErrorAndQueueGoesOn) {
 }
 
 TEST_F(EngineTest, DescriptorAtTheVeryEndOfMemoryIsFine) {
-  EXPECT_EQ(exec(desc_copy_to_dev(kBuf, kMem - 4096, 4096)).status, uint32_t{MDEVMIG_DMA_ST_OK});
-  EXPECT_EQ(exec(desc_fill(kMem, 0, 1)).status, uint32_t{MDEVMIG_DMA_ST_OK});
+  EXPECT_EQ(exec(guest::copy_to_dev(kBuf, kMem - 4096, 4096)).status, uint32_t{MDEVMIG_DMA_ST_OK});
+  EXPECT_EQ(exec(guest::fill(kMem, 0, 1)).status, uint32_t{MDEVMIG_DMA_ST_OK});
 }
 
 TEST_F(EngineTest, ReadFaultReportsProgress) {
   // The guest buffer ends 100 KiB after src: the second step faults.
-  auto c = exec(desc_copy_to_dev(kBuf + kBufSize - 100 * 1024, 0, 200 * 1024));
+  auto c = exec(guest::copy_to_dev(kBuf + kBufSize - 100 * 1024, 0, 200 * 1024));
   EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_READ_FAULT});
   EXPECT_EQ(c.bytes_done, kStep);
   EXPECT_EQ(reg(MDEVMIG_REG_ERR_DMA), 1u);
   EXPECT_EQ(reg(MDEVMIG_REG_ERR_DESC), 1u);
   EXPECT_TRUE(dev.dirty[0]);
-  EXPECT_EQ(exec(desc_copy_to_dev(0x7000000000, 0, 1)).status, uint32_t{MDEVMIG_DMA_ST_READ_FAULT});
+  EXPECT_EQ(exec(guest::copy_to_dev(0x7000000000, 0, 1)).status, uint32_t{MDEVMIG_DMA_ST_READ_FAULT});
 }
 
 TEST_F(EngineTest, WriteFaults) {
-  auto c = exec(desc_copy_from_dev(0, 0x7000000000, 100));
+  auto c = exec(guest::copy_from_dev(0, 0x7000000000, 100));
   EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_WRITE_FAULT});
   EXPECT_EQ(c.bytes_done, 0u);
-  c = exec(desc_hash(0, 3 * kStep, 0x7000000000));  // result address unmapped
+  c = exec(guest::hash(0, 3 * kStep, 0x7000000000));  // result address unmapped
   EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_WRITE_FAULT});
   EXPECT_EQ(c.bytes_done, 3 * kStep);
 }
 
 TEST_F(EngineTest, GuestCopyFaultsMidway) {
   // Destination runs off the mapping after 10000 bytes.
-  auto c = exec(desc_copy_guest(kBuf, kBuf + kBufSize - 10000, 20000));
+  auto c = exec(guest::copy_guest(kBuf, kBuf + kBufSize - 10000, 20000));
   EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_WRITE_FAULT});
   EXPECT_EQ(c.bytes_done, 8192u);  // two whole bounce chunks made it
-  c = exec(desc_copy_guest(kBuf + kBufSize - 5000, kBuf, 20000));
+  c = exec(guest::copy_guest(kBuf + kBufSize - 5000, kBuf, 20000));
   EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_READ_FAULT});
   EXPECT_EQ(c.bytes_done, 4096u);
 }
 
 TEST_F(EngineTest, CompletionWriteFault) {
-  auto d = desc_fill(0, 64, 0x55);
+  auto d = guest::fill(0, 64, 0x55);
   d.cmpl = 0x7000000000;
   drv.submit(d);
   dev.run_to_idle();
@@ -302,7 +304,7 @@ TEST_F(EngineTest, RingAtTopOfAddressSpaceFaultsWithoutWrapping) {
 
 TEST_F(EngineTest, NeedsEnableAndBusMaster) {
   dev.mmio_write32(MDEVMIG_REG_CTRL, 0);
-  drv.submit(desc_fill(0, 8, 0x11));
+  drv.submit(guest::fill(0, 8, 0x11));
   EXPECT_EQ(dev.run(10), 0);
   EXPECT_EQ(dev.mem()[0], 0);
   dev.cfg_write(0x04, 0x2, 2);  // bus master off
@@ -316,7 +318,7 @@ TEST_F(EngineTest, NeedsEnableAndBusMaster) {
 }
 
 TEST_F(EngineTest, PauseAndResumeMidDescriptor) {
-  drv.submit(desc_copy_to_dev(kBuf, 0, 5 * kStep));
+  drv.submit(guest::copy_to_dev(kBuf, 0, 5 * kStep));
   EXPECT_EQ(dev.run(2), 1);
   dev.mmio_write32(MDEVMIG_REG_CTRL, 0);
   EXPECT_EQ(dev.run(10), 0);
@@ -329,7 +331,7 @@ TEST_F(EngineTest, PauseAndResumeMidDescriptor) {
 }
 
 TEST_F(EngineTest, SoftResetDropsInFlightWork) {
-  drv.submit(desc_copy_to_dev(kBuf, 0, 5 * kStep));
+  drv.submit(guest::copy_to_dev(kBuf, 0, 5 * kStep));
   dev.run(2);
   dev.mmio_write32(MDEVMIG_REG_CTRL, MDEVMIG_CTRL_RESET);
   EXPECT_FALSE(mdevmig_model_work_pending(dev.model()));
@@ -341,17 +343,17 @@ TEST_F(EngineTest, SoftResetDropsInFlightWork) {
 // each descriptor gets a completion (or the completion write is the fault), and the
 // error counters add up.
 TEST_F(EngineTest, FaultInjectionAtEveryAccess) {
-  auto workload = [](GuestDriver& g) {
-    g.queue(desc_copy_to_dev(kBuf, 0, 3 * kStep + 5));
-    g.queue(desc_copy_from_dev(100, kBuf + 4096, 2 * kStep));
-    g.queue(desc_copy_guest(kBuf, kBuf + 512 * 1024, 3 * 4096 + 1));
-    g.queue(desc_fill(7, 2 * kStep, 0xabcdef));
-    g.queue(desc_hash(0, 2 * kStep + 1, kBuf + 8));
-    g.ring();
+  auto workload = [](guest::SimRing& g) {
+    g.queue(guest::copy_to_dev(kBuf, 0, 3 * kStep + 5));
+    g.queue(guest::copy_from_dev(100, kBuf + 4096, 2 * kStep));
+    g.queue(guest::copy_guest(kBuf, kBuf + 512 * 1024, 3 * 4096 + 1));
+    g.queue(guest::fill(7, 2 * kStep, 0xabcdef));
+    g.queue(guest::hash(0, 2 * kStep + 1, kBuf + 8));
+    g.doorbell();
   };
   SimDevice ref(kMem);
   ASSERT_TRUE(ref.iommu().map(kBuf, kBufSize));
-  GuestDriver rdrv(ref);
+  guest::SimRing rdrv(ref);
   workload(rdrv);
   uint64_t before = ref.iommu().accesses();  // the driver's own writes
   ref.run_to_idle();
@@ -360,7 +362,7 @@ TEST_F(EngineTest, FaultInjectionAtEveryAccess) {
   for (uint64_t n = 0; n < total; n++) {
     SimDevice d(kMem);
     ASSERT_TRUE(d.iommu().map(kBuf, kBufSize));
-    GuestDriver g(d);
+    guest::SimRing g(d);
     workload(g);
     d.iommu().fail_after(n);
     d.run_to_idle();

@@ -17,6 +17,8 @@
 #include <gtest/gtest.h>
 
 #include "sim.h"
+#include "tools/guest/descriptors.h"
+#include "tools/guest/sim_port.h"
 
 namespace mdevmig::vendor_sim {
 namespace {
@@ -107,7 +109,7 @@ struct Busy {
     fill_memory(dev, 1);
     uint8_t* b = dev.iommu().translate(kBuf, kBufSize);
     for (uint64_t i = 0; i < kBufSize; i++) b[i] = static_cast<uint8_t>(i * 3);
-    drv = std::make_unique<GuestDriver>(dev, 16);
+    drv = std::make_unique<guest::SimRing>(dev, 16);
     dev.cfg_write(0x10, 0xfebf0000);
     dev.cfg_write(0x18, 0xe0000000);
     dev.cfg_write(0x3c, 11, 1);
@@ -117,14 +119,14 @@ struct Busy {
     for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; i++) dev.mmio_write32(MDEVMIG_REG_SCRATCH(i), 0xa0 + i);
     dev.mmio_write32(MDEVMIG_REG_INT_MASK, MDEVMIG_INT_RING);
     dev.mmio_write32(MDEVMIG_REG_INT_SET, MDEVMIG_INT_SW);
-    drv->submit(desc_fill(0, 100, 0x42));
+    drv->submit(guest::fill(0, 100, 0x42));
     dev.run_to_idle();
     // Guest to guest, so it is in flight (2 of 4 steps done) whatever the memory size.
-    drv->submit(desc_copy_guest(kBuf, kBuf + kBufSize / 2, 3 * kStep + 100));
+    drv->submit(guest::copy_guest(kBuf, kBuf + kBufSize / 2, 3 * kStep + 100));
     dev.run(2);
   }
   SimDevice dev;
-  std::unique_ptr<GuestDriver> drv;
+  std::unique_ptr<guest::SimRing> drv;
 };
 
 LoadResult load_into(SimDevice& d, const std::vector<uint8_t>& s, size_t chunk = SIZE_MAX) {
@@ -260,24 +262,24 @@ struct Snapshot {
 
 // A workload of every opcode, several steps each, with MSI enabled (2 vectors) so
 // interrupt delivery is part of what must match.
-void workload(SimDevice& d, GuestDriver& g) {
+void workload(SimDevice& d, guest::SimRing& g) {
   d.cfg_write(MDEVMIG_CFG_MSI_CAP + 2, 0x11, 2);
-  g.queue(desc_copy_to_dev(kBuf + 3, 10, 3 * kStep + 7));
-  g.queue(desc_fill(100000, 2 * kStep + 3, 0x1122334455667788ull));
-  g.queue(desc_hash(5, 4 * kStep + 9, kBuf + 16));
-  g.queue(desc_copy_from_dev(17, kBuf + 300000, 2 * kStep + 1));
-  g.queue(desc_copy_guest(kBuf + 1, kBuf + 700000, kStep + 5));
-  g.queue(desc_fill(kStep, 50, 0));
-  g.queue(desc_hash(kStep, 0, kBuf + 24));
-  auto bad = desc_copy_to_dev(0x7000000000, 0, 2 * kStep);  // faults in its first step
+  g.queue(guest::copy_to_dev(kBuf + 3, 10, 3 * kStep + 7));
+  g.queue(guest::fill(100000, 2 * kStep + 3, 0x1122334455667788ull));
+  g.queue(guest::hash(5, 4 * kStep + 9, kBuf + 16));
+  g.queue(guest::copy_from_dev(17, kBuf + 300000, 2 * kStep + 1));
+  g.queue(guest::copy_guest(kBuf + 1, kBuf + 700000, kStep + 5));
+  g.queue(guest::fill(kStep, 50, 0));
+  g.queue(guest::hash(kStep, 0, kBuf + 24));
+  auto bad = guest::copy_to_dev(0x7000000000, 0, 2 * kStep);  // faults in its first step
   g.queue(bad);
-  g.queue(desc_copy_to_dev(kBuf + kBufSize - kStep - 3, 0, 2 * kStep));  // faults in its second
-  g.ring();
+  g.queue(guest::copy_to_dev(kBuf + kBufSize - kStep - 3, 0, 2 * kStep));  // faults in its second
+  g.doorbell();
 }
 
 Snapshot snap(SimDevice& d) {
   uint8_t* g = d.iommu().translate(kBuf, kBufSize);
-  uint8_t* c = d.iommu().translate(GuestDriver::kCmplIova, 16 * MDEVMIG_CMPL_SIZE);
+  uint8_t* c = d.iommu().translate(guest::SimRing::kLayout.cmpl(0), 16 * MDEVMIG_CMPL_SIZE);
   std::vector<uint8_t> guest(g, g + kBufSize);
   guest.insert(guest.end(), c, c + 16 * MDEVMIG_CMPL_SIZE);  // completions too
   return {std::vector<uint8_t>(d.mem(), d.mem() + d.mem_size()), guest, cfg_bytes(d), reg_dump(d),
@@ -286,10 +288,8 @@ Snapshot snap(SimDevice& d) {
 
 void clone_guest(SimDevice& from, SimDevice& to) {
   ASSERT_TRUE(to.iommu().map(kBuf, kBufSize));
-  ASSERT_TRUE(to.iommu().map(GuestDriver::kRingIova, 16 * MDEVMIG_DESC_SIZE));
-  ASSERT_TRUE(to.iommu().map(GuestDriver::kCmplIova, 16 * MDEVMIG_CMPL_SIZE));
-  for (auto [iova, len] : {std::pair{kBuf, kBufSize}, {GuestDriver::kRingIova, 16 * 64ull},
-                           {GuestDriver::kCmplIova, 16 * 32ull}})
+  ASSERT_TRUE(to.iommu().map(guest::SimRing::kLayout.base, guest::Layout::kSize));
+  for (auto [iova, len] : {std::pair{kBuf, kBufSize}, {guest::SimRing::kLayout.base, guest::Layout::kSize}})
     std::memcpy(to.iommu().translate(iova, len), from.iommu().translate(iova, len), len);
 }
 
@@ -617,8 +617,8 @@ TEST(StreamHostile, IdleEngineMustNotCarryHashState) {
   SimDevice src(1 << 20);
   fill_memory(src, 9);
   ASSERT_TRUE(src.iommu().map(kBuf, 4096));
-  GuestDriver g(src, 16);
-  g.submit(desc_hash(3, 5 * kStep + 1, kBuf));
+  guest::SimRing g(src, 16);
+  g.submit(guest::hash(3, 5 * kStep + 1, kBuf));
   src.run(2);
   auto s = src.save();
   // Corrupting a lane (with a valid checksum) is not detectable as invalid state, but
