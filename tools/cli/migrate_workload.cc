@@ -9,20 +9,35 @@
 
 #include "migration/engine/identity.h"
 #include "migration/vfio/uapi.h"
+#include "tools/guest/descriptors.h"
+#include "tools/guest/ring.h"
+#include "tools/guest/vfio_port.h"
 
 namespace mdevmig::cli {
 namespace {
 
-constexpr uint32_t kCfg = VFIO_PCI_CONFIG_REGION_INDEX;
 constexpr uint32_t kBar0 = VFIO_PCI_BAR0_REGION_INDEX;
 constexpr uint32_t kBar2 = VFIO_PCI_BAR2_REGION_INDEX;
 constexpr uint64_t kPage = 4096;
-// Guest memory layout of the DMA workload (offsets from the guest IOVA).
-constexpr uint64_t kRingOff = 0;
+// The DMA workload uses tools/guest's layout at the guest memory's IOVA.
 constexpr uint32_t kRingEntries = 64;
-constexpr uint64_t kCmplOff = 64u << 10;
-constexpr uint64_t kDataOff = 1u << 20;
 constexpr uint64_t kDmaLen = 64u << 10;
+
+// The tool's guest memory as the device sees it; what the CPU writes there (ring,
+// completion records) is marked dirty for the pre-copy of guest memory.
+class GuestMemoryPort final : public guest::VfioPort {
+ public:
+  GuestMemoryPort(const vfio::Device& dev, engine::GuestMemory& mem)
+      : VfioPort(dev, {reinterpret_cast<uint8_t*>(mem.data()), mem.size()}, mem.iova()), mem_(mem) {}
+  Result<void> mem_write(uint64_t addr, std::span<const uint8_t> data) override {
+    MDEVMIG_TRY(VfioPort::mem_write(addr, data));
+    mem_.mark_cpu_dirty(addr - mem_.iova(), data.size());
+    return ok();
+  }
+
+ private:
+  engine::GuestMemory& mem_;
+};
 
 }  // namespace
 
@@ -81,16 +96,14 @@ Result<std::unique_ptr<Workload>> Workload::start(const vfio::Device& dev, const
     if ((lo | hi << 32) != 0) w->mem_size_ = std::min<uint64_t>(w->mem_size_, lo | hi << 32);
   }
   if (cfg.dma) {
-    if (guest == nullptr || guest->size() < kDataOff + 2 * kDmaLen) {
+    if (guest == nullptr || guest->size() < guest::Layout::kDataOff + 2 * kDmaLen) {
       return Error::make(EINVAL, "usage", "--workload dma needs --guest-mem of at least 2M and a device opened by UUID");
     }
     // Bus master on, the ring in guest memory, the engine enabled.
-    MDEVMIG_TRY(dev.write_as(kCfg, PCI_COMMAND, uint16_t{PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER}));
-    const uint64_t ring = guest->iova() + kRingOff;
-    MDEVMIG_TRY(dev.write_as(kBar0, MDEVMIG_REG_RING_BASE_LO, static_cast<uint32_t>(ring)));
-    MDEVMIG_TRY(dev.write_as(kBar0, MDEVMIG_REG_RING_BASE_HI, static_cast<uint32_t>(ring >> 32)));
-    MDEVMIG_TRY(dev.write_as(kBar0, MDEVMIG_REG_RING_SIZE, kRingEntries));
-    MDEVMIG_TRY(dev.write_as(kBar0, MDEVMIG_REG_CTRL, uint32_t{MDEVMIG_CTRL_ENABLE}));
+    w->port_ = std::make_unique<GuestMemoryPort>(dev, *guest);
+    w->ring_ = std::make_unique<guest::Ring>(guest::Layout{.base = guest->iova()}, kRingEntries);
+    MDEVMIG_TRY(w->port_->cfg_write(PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER));
+    MDEVMIG_TRY(w->ring_->program(*w->port_));
     const uint64_t lo = MDEVMIG_TRY(dev.read_as<uint32_t>(kBar0, MDEVMIG_REG_MEM_SIZE_LO));
     const uint64_t hi = MDEVMIG_TRY(dev.read_as<uint32_t>(kBar0, MDEVMIG_REG_MEM_SIZE_HI));
     if (w->mem_size_ == 0) w->mem_size_ = lo | hi << 32;
@@ -159,43 +172,24 @@ void Workload::bar2_loop() {
 
 void Workload::dma_loop() {
   using namespace std::chrono;
-  auto* g = guest_->data();
-  uint32_t tail = 0;
+  const guest::Layout& layout = ring_->layout();
   uint64_t n = 0;
   for (;;) {
     std::this_thread::sleep_for(milliseconds(20));
     std::unique_lock lock(mu_);
     if (!gate(lock)) return;
-    const uint32_t slot = tail % kRingEntries;
-    auto* cmpl = reinterpret_cast<mdevmig_dma_cmpl*>(g + kCmplOff + slot * sizeof(mdevmig_dma_cmpl));
     if (n > 0) {
       // One descriptor at a time: the previous one must have completed.
-      const uint32_t prev = (tail - 1) % kRingEntries;
-      auto* pc = reinterpret_cast<mdevmig_dma_cmpl*>(g + kCmplOff + prev * sizeof(mdevmig_dma_cmpl));
-      if (__atomic_load_n(&pc->status, __ATOMIC_ACQUIRE) == MDEVMIG_DMA_ST_PENDING) continue;
+      auto prev = ring_->completion(*port_, ring_->slot(n - 1));
+      if (!prev.ok()) return;
+      if (prev->status == MDEVMIG_DMA_ST_PENDING) continue;
     }
-    mdevmig_dma_desc d;
-    std::memset(&d, 0, sizeof d);
     const uint64_t dev_off = (n * kDmaLen) % (mem_size_ > kDmaLen ? mem_size_ - kDmaLen : 1) / kPage * kPage;
-    if (n % 2 == 0) {
-      d.opcode = MDEVMIG_DMA_OP_FILL;
-      d.dst = dev_off;
-      d.pattern = 0x0101010101010101ull * (n & 0xff);
-    } else {
-      d.opcode = MDEVMIG_DMA_OP_COPY_FROM_DEV;
-      d.src = dev_off;
-      d.dst = guest_->iova() + kDataOff + (n / 2 % 2) * kDmaLen;
-    }
-    d.len = kDmaLen;
+    mdevmig_dma_desc d = n % 2 == 0
+                             ? guest::fill(dev_off, kDmaLen, 0x0101010101010101ull * (n & 0xff))
+                             : guest::copy_from_dev(dev_off, layout.data((n / 2 % 2) * kDmaLen), kDmaLen);
     d.user_data = n;
-    d.cmpl = guest_->iova() + kCmplOff + slot * sizeof(mdevmig_dma_cmpl);
-    std::memset(cmpl, 0, sizeof(*cmpl));
-    __atomic_store_n(&cmpl->status, MDEVMIG_DMA_ST_PENDING, __ATOMIC_RELEASE);
-    std::memcpy(g + kRingOff + slot * sizeof d, &d, sizeof d);
-    guest_->mark_cpu_dirty(kRingOff + slot * sizeof d, sizeof d);
-    guest_->mark_cpu_dirty(kCmplOff + slot * sizeof(mdevmig_dma_cmpl), sizeof(mdevmig_dma_cmpl));
-    ++tail;
-    if (!dev_.write_as(kBar0, MDEVMIG_REG_RING_TAIL, tail).ok()) return;
+    if (!ring_->submit(*port_, d).ok()) return;
     ++n;
     descriptors_.fetch_add(1, std::memory_order_relaxed);
   }

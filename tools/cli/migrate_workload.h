@@ -17,6 +17,7 @@
 #include "migration/engine/session.h"
 #include "migration/vfio/device.h"
 #include "migration/vfio/mapping.h"
+#include "tools/guest/ring.h"
 
 namespace mdevmig::cli {
 
@@ -67,6 +68,8 @@ class Workload {
   WorkloadConfig cfg_;
   vfio::Mapping bar2_;
   uint64_t mem_size_ = 0;
+  std::unique_ptr<guest::DevicePort> port_;  // "dma": the device and guest_
+  std::unique_ptr<guest::Ring> ring_;
   std::mutex mu_;  // held while a thread writes; pause() takes it
   std::condition_variable cv_;
   bool paused_ = false;

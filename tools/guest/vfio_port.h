@@ -1,6 +1,7 @@
 // VfioPort: a DevicePort over a VFIO device fd (migration/vfio/device.h) and guest
 // memory the tool owns: the caller maps `guest` for DMA at `iova` in the device's
-// container and keeps both alive while the port is used.
+// container and keeps both alive while the port is used. A tool that tracks what its
+// CPU writes into guest memory (migration's GuestMemory) overrides mem_write().
 #pragma once
 
 #include <cstdint>
@@ -11,7 +12,7 @@
 
 namespace mdevmig::guest {
 
-class VfioPort final : public DevicePort {
+class VfioPort : public DevicePort {
  public:
   VfioPort(const vfio::Device& dev, std::span<uint8_t> guest, uint64_t iova)
       : dev_(&dev), guest_(guest), iova_(iova) {}
