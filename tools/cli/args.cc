@@ -225,8 +225,9 @@ std::string Args::usage() const {
     for (const auto& s : specs_)
       if (s.is_positional) out += "  " + s.name + std::string(s.name.size() < 22 ? 22 - s.name.size() : 1, ' ') + s.help + "\n";
   }
+  // -h and -- below are options of every command, so the heading is always there.
+  out += "\noptions:\n";
   if (any_opt) {
-    out += "\noptions:\n";
     for (const auto& s : specs_) {
       if (s.is_positional) continue;
       std::string left = "--" + s.name + (s.is_flag ? "" : " " + s.metavar);

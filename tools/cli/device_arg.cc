@@ -18,6 +18,7 @@
 
 #include "migration/engine/identity.h"
 #include "tools/cli/command.h"
+#include "tools/cli/held.h"
 #include "tools/cli/json_out.h"
 
 namespace mdevmig::cli {
@@ -72,6 +73,7 @@ std::optional<Error> check_instance_pair(const Args& a, const char* first, const
 
 void warn_uuid_mode(std::string_view cmd, const DeviceSpec& spec) {
   if (spec.is_fd() || ::isatty(STDERR_FILENO) != 1) return;
+  if (auto held = held_from_env(); held.ok() && find_held(*held, spec.uuid)) return;
   const bool save = cmd == "save";
   std::fprintf(stderr, "mdevmig %.*s: note: opening %s by UUID resets it%s (pass the holder's fd as fd:N to %s a device in use)\n",
                static_cast<int>(cmd.size()), cmd.data(), spec.uuid.c_str(),
@@ -100,6 +102,18 @@ Result<OpenedDevice> OpenedDevice::open(const DeviceSpec& spec) {
     auto dev = vfio::Device::open(UniqueFd(spec.fd), spec.text);
     if (!dev.ok()) return std::move(dev.error()).add_context("DEVICE " + spec.text);
     d.fd_dev_.emplace(std::move(dev.value()));
+    return d;
+  }
+  // A held instance: the holder's, or an error (opening it here would reset it).
+  auto held = held_from_env();
+  if (!held.ok()) return held.error();
+  if (auto entry = find_held(*held, spec.uuid)) {
+    auto fd = open_held(*entry);
+    if (!fd.ok()) return std::move(fd.error()).add_context("DEVICE " + spec.uuid);
+    auto dev = vfio::Device::open(std::move(*fd), spec.uuid);
+    if (!dev.ok()) return std::move(dev.error()).add_context("DEVICE " + spec.uuid + " (held)");
+    d.fd_dev_.emplace(std::move(dev.value()));
+    d.held_ = true;
     return d;
   }
   // The one expected failure gets its own words (sysfs names instances in lower case;

@@ -35,10 +35,13 @@ inline constexpr const char* kDeviceFormsHelp =
     "it (when mdevmig exits) forgets its state. So `save UUID` saves a freshly reset device,\n"
     "not what a guest left in it, and what `restore UUID` loads is gone when mdevmig exits.\n"
     "To save or restore a device in use, run mdevmig from the process that holds it open\n"
-    "and pass the fd: fd:N (README: \"Passing a device fd\").";
+    "and pass the fd: fd:N (README: \"Passing a device fd\"). Or keep the instance open\n"
+    "across commands with `mdevmig hold UUID -- CMD`: by UUID, the commands CMD runs use\n"
+    "the held instance (see mdevmig hold --help).";
 
 /// On a terminal, a one-line warning that DEVICE given by UUID is reset by opening it
-/// and forgets a restored state on exit (nothing for fd:N or when stderr is not a tty).
+/// and forgets a restored state on exit (nothing for fd:N, a held UUID, or when stderr
+/// is not a tty).
 void warn_uuid_mode(std::string_view cmd, const DeviceSpec& spec);
 
 /// Parses a DEVICE argument; EINVAL (a usage error) if it is none of the three forms.
@@ -57,13 +60,20 @@ class Args;
 /// and not the same one. A usage error naming the flag otherwise.
 [[nodiscard]] std::optional<Error> check_instance_pair(const Args& a, const char* first, const char* second);
 
-/// An opened device: by UUID (container, group and device owned here) or a passed fd.
+/// An opened device: by UUID (container, group and device owned here), a UUID that
+/// `mdevmig hold` holds (MDEVMIG_HELD, held.h), or a passed fd.
 class OpenedDevice {
  public:
+  /// By UUID, a held instance is used as held (validated; see open_held()), never opened
+  /// afresh; a malformed MDEVMIG_HELD is a usage error rather than a reason to reset it.
   [[nodiscard]] static Result<OpenedDevice> open(const DeviceSpec& spec);
   [[nodiscard]] const vfio::Device& dev() const { return mdev_ ? mdev_->device : *fd_dev_; }
-  /// The container, when this process opened the device (nullptr for fd:N).
+  /// The container, when this process opened the device (nullptr for fd:N and held ones).
   [[nodiscard]] const vfio::Container* container() const { return mdev_ ? &mdev_->container : nullptr; }
+  /// The group, when this process opened the device (nullptr for fd:N and held ones).
+  [[nodiscard]] const vfio::Group* group() const { return mdev_ ? &mdev_->group : nullptr; }
+  /// Whether the device is one `mdevmig hold` holds (MDEVMIG_HELD).
+  [[nodiscard]] bool held() const { return held_; }
   [[nodiscard]] const DeviceSpec& spec() const { return spec_; }
   /// Identity for headers and hellos.
   [[nodiscard]] Result<schema::DeviceIdentity> identity() const;
@@ -72,6 +82,7 @@ class OpenedDevice {
   DeviceSpec spec_;
   std::optional<vfio::OpenMdev> mdev_;
   std::optional<vfio::Device> fd_dev_;
+  bool held_ = false;
 };
 
 /// The exit code for an error: usage 2, corrupt or incompatible input 4, a dropped or

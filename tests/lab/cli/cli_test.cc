@@ -8,6 +8,9 @@
 //   6.1), with and without DMA traffic and guest memory
 //   migrate between two processes over loopback TCP
 //   the destination killed mid-migration: the source is RUNNING again, nothing lost
+//   hold: restore then save by UUID inside one hold saves the restored state (without
+//   hold, the save sees a reset device); a device left stopped is run again; exit
+//   status and signals pass through; another instance's fds are not adopted
 #include <fcntl.h>
 #include <net/if.h>
 #include <sys/ioctl.h>
@@ -320,6 +323,101 @@ TEST_F(CliTest, KillingTheDestinationMidMigrationLeavesTheSourceRunningWithNothi
   EXPECT_EQ(again.rc, 0) << again.err;
   EXPECT_EQ(d2.rc, 0) << d2.err;
   expect_same_state(a.dev(), b.dev(), kQuarter);
+}
+
+// ---- hold ------------------------------------------------------------------------------------
+
+// `sh -c SCRIPT mdevmig`: in SCRIPT, "$0" is the mdevmig binary.
+std::vector<std::string> hold_sh(const std::vector<std::string>& uuids, const std::string& script) {
+  std::vector<std::string> args = {"hold"};
+  args.insert(args.end(), uuids.begin(), uuids.end());
+  for (const char* a : {"--", "sh", "-c"}) args.emplace_back(a);
+  args.push_back(script);
+  args.emplace_back(MDEVMIG_BIN);
+  return args;
+}
+
+std::string upper(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
+nlohmann::json inspect_stream(const std::string& file) {
+  CliRun i = cli({"inspect", file, "--json"});
+  EXPECT_EQ(i.rc, 0) << file << ": " << i.err;
+  return i.json()["device_stream"];
+}
+
+TEST_F(CliTest, HoldKeepsTheInstanceSoASaveAfterARestoreSavesTheRestoredState) {
+  Side a = open_side("quarter");
+  Instance h("mdevmig_sim0", "quarter");
+  ASSERT_TRUE(a.m && h.ok());
+  scribble(a.dev(), kQuarter, 7);
+  const std::string file = tmp_file("hold-src.mdevmig"), without = tmp_file("hold-without.mdevmig"),
+                    with = tmp_file("hold-with.mdevmig");
+  ASSERT_EQ(cli({"save", fd_arg(a), file}, {a.dev().fd()}).rc, 0);
+  const auto src = inspect_stream(file);
+  ASSERT_EQ(src["registers"]["scratch3"].get<uint32_t>(), 7003u);
+  ASSERT_EQ(src["unique_pages"].get<uint64_t>(), kQuarter / MDEVMIG_PAGE_SIZE);
+
+  // Without hold each command opens the instance afresh: the save sees a reset device.
+  ASSERT_EQ(cli({"restore", h.uuid(), file}).rc, 0);
+  ASSERT_EQ(cli({"save", h.uuid(), without}).rc, 0);
+  const auto reset = inspect_stream(without);
+  // (Reset clears the registers; device memory is the parent's and keeps its bytes.)
+  EXPECT_NE(reset["registers"], src["registers"]) << "the restored state survived the close";
+  EXPECT_EQ(reset["registers"]["scratch3"].get<uint32_t>(), 0u);
+
+  // Inside one hold (the save names the instance in upper case): the restored state.
+  CliRun r = cli(hold_sh({h.uuid()}, "\"$0\" restore " + h.uuid() + " " + file + " && \"$0\" save " + upper(h.uuid()) +
+                                        " " + with + " --json"));
+  ASSERT_EQ(r.rc, 0) << r.err;
+  EXPECT_EQ(r.err.find("left it in"), std::string::npos) << r.err;
+  const auto held = inspect_stream(with);
+  EXPECT_EQ(held["registers"], src["registers"]);
+  EXPECT_EQ(held["unique_pages"], src["unique_pages"]);
+  // The file holds the whole state: restored into another instance, it is a's.
+  Side d = open_side("quarter");
+  ASSERT_TRUE(d.m);
+  ASSERT_EQ(cli({"restore", fd_arg(d), with}, {d.dev().fd()}).rc, 0);
+  expect_same_state(a.dev(), d.dev(), kQuarter);
+  for (const auto& f : {file, without, with}) ::unlink(f.c_str());
+}
+
+TEST_F(CliTest, HoldRunsAStoppedDeviceAgainAndPassesExitStatusAndSignalsOn) {
+  Instance h("mdevmig_sim0", "quarter"), other("mdevmig_sim0", "quarter");
+  ASSERT_TRUE(h.ok() && other.ok());
+  const std::string file = tmp_file("hold-stop.mdevmig");
+  // save --stop leaves the held device in STOP: hold says so and runs it again.
+  CliRun s = cli({"hold", h.uuid(), "--", MDEVMIG_BIN, "save", h.uuid(), file, "--stop"});
+  EXPECT_EQ(s.rc, 0) << s.err;
+  EXPECT_NE(s.err.find(h.uuid() + ": the command left it in STOP; device recovered to RUNNING"), std::string::npos)
+      << s.err;
+  ::unlink(file.c_str());
+
+  EXPECT_EQ(cli(hold_sh({h.uuid()}, "exit 7")).rc, 7);
+  EXPECT_EQ(cli(hold_sh({h.uuid()}, "kill -KILL $$")).rc, 128 + SIGKILL);
+  CliRun missing = cli({"hold", h.uuid(), "--", "/nonexistent/cmd"});
+  EXPECT_EQ(missing.rc, 127) << missing.err;
+  EXPECT_NE(missing.err.find("/nonexistent/cmd"), std::string::npos) << missing.err;
+
+  // SIGTERM to the holder reaches the command; the holder waits and exits with its status.
+  Proc p = spawn(hold_sh({h.uuid()}, "echo started >&2; exec sleep 600"));
+  std::string err;
+  ASSERT_TRUE(wait_for_line(p.err, "started", err, 60s)) << err;
+  ::kill(p.pid, SIGTERM);
+  const auto t0 = std::chrono::steady_clock::now();
+  CliRun t = wait(p, err);
+  EXPECT_EQ(t.rc, 128 + SIGTERM) << t.err;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 60s);
+
+  // A held list naming h with the other instance's fds is refused, not adopted.
+  CliRun w = cli(hold_sh({h.uuid(), other.uuid()},
+                         "e=${MDEVMIG_HELD#* }; MDEVMIG_HELD=\"" + h.uuid() + ":${e#*:}\" exec \"$0\" save " + h.uuid() +
+                             " " + file));
+  EXPECT_EQ(w.rc, 3) << w.err;
+  EXPECT_NE(w.err.find("not adopted"), std::string::npos) << w.err;
+  EXPECT_EQ(::access(file.c_str(), F_OK), -1) << "a file was written";
 }
 
 }  // namespace

@@ -307,6 +307,82 @@ TEST_F(Contract, SaveAndRestoreHelpSayWhatOpeningByUuidDoes) {
   }
 }
 
+// ---- hold ----------------------------------------------------------------------------------------
+
+TEST_F(Contract, HoldUsageErrorsComeBeforeAnythingIsOpenedOrRun) {
+  // CMD would create a file: it must not run.
+  const std::string mark = file("ran");
+  std::string upper = kNoDevA;
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  const std::vector<std::vector<std::string>> cases = {
+      {"hold"},
+      {"hold", kNoDevA},
+      {"hold", kNoDevA, "touch", mark},           // no --
+      {"hold", kNoDevA, "--"},                    // no command
+      {"hold", "--", "touch", mark},              // no instance
+      {"hold", "not-a-uuid", "--", "touch", mark},
+      {"hold", "fd:3", "--", "touch", mark},
+      {"hold", kNoDevA, upper, "--", "touch", mark},  // the same instance twice
+      {"hold", "--stop", kNoDevA, "--", "touch", mark},
+  };
+  for (const auto& c : cases) {
+    const Outcome r = run(c);
+    EXPECT_EQ(r.rc, 2) << joined(c) << ": " << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << joined(c) << ": " << r.err;
+    EXPECT_EQ(r.err.rfind("mdevmig hold: usage: ", 0), 0u) << r.err;
+  }
+  // A missing instance: a device error, and the command does not run either.
+  const Outcome m = run({"hold", kNoDevA, "--", "touch", mark});
+  EXPECT_EQ(m.rc, 3) << m.err;
+  EXPECT_NE(m.err.find("no mdev device " + std::string(kNoDevA)), std::string::npos) << m.err;
+  EXPECT_TRUE(files_untouched());
+  // After --, -h and --help are CMD's.
+  const Outcome h = run({"hold", kNoDevA, "--", "ls", "--help"});
+  EXPECT_EQ(h.rc, 3) << h.err;
+}
+
+TEST_F(Contract, HoldHelpSaysHowCommandsFindTheHeldInstance) {
+  const Outcome r = run({"hold", "--help"});
+  ASSERT_EQ(r.rc, 0);
+  std::string text = r.out;
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  for (const char* says : {"usage: mdevmig hold UUID... -- CMD [ARGS...]", "MDEVMIG_HELD=", "GROUP_FD", "DEVICE_FD",
+                           "returned to RUNNING", "SIGTERM", "fd:DEVICE_FD", "Exit status:"})
+    EXPECT_NE(text.find(says), std::string::npos) << says << " in " << r.out;
+  // And save's and restore's help point to it.
+  EXPECT_NE(run({"save", "--help"}).out.find("mdevmig hold"), std::string::npos);
+}
+
+// Sets an environment variable for the commands run while it lives.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) { ::setenv(name, value.c_str(), 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
+
+TEST_F(Contract, AMalformedOrWrongHeldListIsRefusedNotOpenedAround) {
+  {
+    // Malformed: a usage error; opening the instance instead would reset a held device.
+    const ScopedEnv env("MDEVMIG_HELD", std::string(kNoDevA) + ":x:4");
+    const Outcome r = run({"save", kNoDevA, file("out")});
+    EXPECT_EQ(r.rc, 2) << r.err;
+    EXPECT_NE(r.err.find("MDEVMIG_HELD"), std::string::npos) << r.err;
+    const Outcome h = run({"hold", kNoDevB, "--", "true"});
+    EXPECT_EQ(h.rc, 2) << h.err;
+  }
+  {
+    // Listed, but this process has no such fds: a device error, nothing written.
+    const ScopedEnv env("MDEVMIG_HELD", std::string(kNoDevA) + ":900:901");
+    const Outcome r = run({"save", kNoDevA, file("out")});
+    EXPECT_EQ(r.rc, 3) << r.err;
+    EXPECT_NE(r.err.find(kNoDevA), std::string::npos) << r.err;
+  }
+  EXPECT_TRUE(files_untouched());
+}
+
 // ---- JSON ----------------------------------------------------------------------------------------
 
 std::vector<std::string> keys(const Json& j) {
@@ -407,7 +483,7 @@ TEST_F(Contract, VersionIsTheProjectVersion) {
 TEST_F(Contract, HelpCommandIsTheCommandsHelpAndHWorksEverywhere) {
   const Outcome top = run({"--help"});
   EXPECT_EQ(top.rc, 0);
-  for (const char* cmd : {"save", "restore", "inspect", "migrate", "qemu-migrate", "stress"}) {
+  for (const char* cmd : {"save", "restore", "inspect", "hold", "migrate", "qemu-migrate", "stress"}) {
     const Outcome long_help = run({cmd, "--help"});
     ASSERT_EQ(long_help.rc, 0) << cmd;
     ASSERT_NE(long_help.out.find(std::string("usage: mdevmig ") + cmd), std::string::npos) << long_help.out;

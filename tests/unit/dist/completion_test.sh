@@ -84,6 +84,14 @@ expect "vm.sav" mdevmig inspect v
 : > "./-odd.sav"
 lacks --json mdevmig save -- -
 contains -odd.sav mdevmig save -- -
+# hold: UUIDs, then after `--` a command, then that command's arguments.
+cd "$tmp/empty"
+_mdevmig_mdev_devices=$tmp/devices
+expect "83b8f4f2-509f-382f-3c1e-e6bfe0fa1001" mdevmig hold 83
+contains sh mdevmig hold 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001 -- s
+lacks --json mdevmig hold 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001 -- s
+cd "$tmp/files"
+contains vm.sav mdevmig hold 83b8f4f2-509f-382f-3c1e-e6bfe0fa1001 -- sh v
 _mdevmig_mdev_devices=$tmp/none
 expect "" mdevmig save 83
 
