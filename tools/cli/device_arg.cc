@@ -7,8 +7,6 @@
 #include <unistd.h>
 
 #include <cctype>
-#include <cinttypes>
-#include <ctime>
 #include <cerrno>
 
 #include <charconv>
@@ -149,51 +147,10 @@ int exit_code_for(const Error& e) {
   }
 }
 
-namespace {
-bool g_json_errors = false;
-}  // namespace
-
-void set_json_errors(bool on) { g_json_errors = on; }
-bool json_errors() { return g_json_errors; }
-
-Json json_document(std::string_view cmd) {
-  Json j;
-  j["schema_version"] = kJsonSchemaVersion;
-  j["command"] = std::string(cmd);
-  return j;
-}
-
-// GCC 12 sees an uninitialized member in nlohmann's object iterators once inlined here
-// (a false positive: the object is parsed and complete).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-Json json_document(std::string_view cmd, const nlohmann::json& body) {
-  Json j = json_document(cmd);
-  j.update(Json::parse(body.dump()));  // the same keys, after the document's own
-  return j;
-}
-#pragma GCC diagnostic pop
-
-std::string hash_text(uint64_t h) {
-  char buf[24];
-  std::snprintf(buf, sizeof(buf), "%016" PRIx64, h);
-  return buf;
-}
-
-std::string iso8601(uint64_t unix_ns) {
-  const auto secs = static_cast<std::time_t>(unix_ns / 1'000'000'000);
-  std::tm tm {};
-  ::gmtime_r(&secs, &tm);
-  char buf[48];
-  const std::size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  std::snprintf(buf + n, sizeof(buf) - n, ".%09" PRIu64 "Z", unix_ns % 1'000'000'000);
-  return buf;
-}
-
 int report_error(std::string_view cmd, const Error& e) {
   const int code = exit_code_for(e);
   std::fprintf(stderr, "mdevmig %.*s: %s\n", static_cast<int>(cmd.size()), cmd.data(), e.message().c_str());
-  if (g_json_errors) {
+  if (json_errors()) {
     Json j = json_document(cmd);
     j["error"] = {{"exit_code", code}, {"operation", e.op}, {"message", e.message()}};
     std::printf("%s\n", j.dump(2).c_str());

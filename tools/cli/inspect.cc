@@ -25,6 +25,7 @@
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
+#include "tools/cli/inspect_damaged.h"
 #include "tools/cli/json_out.h"
 
 namespace mdevmig::cli {
@@ -96,32 +97,6 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-// "1af4:1052", as the text output spells it.
-std::string pci_pair(uint16_t vendor, uint16_t device) {
-  char buf[16];
-  std::snprintf(buf, sizeof(buf), "%04x:%04x", vendor, device);
-  return buf;
-}
-
-Json identity_json(const schema::DeviceIdentity& d) {
-  Json j = {{"uuid", d.uuid},
-                      {"sysfs_path", d.sysfs_path},
-                      {"device_api", d.device_api},
-                      {"vfio_flags", d.vfio_flags},
-                      {"migration_flags", d.migration_flags},
-                      {"pci_id", pci_pair(d.pci_vendor, d.pci_device)},
-                      {"pci_subsystem", pci_pair(d.pci_sub_vendor, d.pci_sub_device)},
-                      {"region_sizes", d.region_sizes}};
-  if (d.compat) {
-    j["compat"] = {{"stream_version", d.compat->stream_version},
-                   {"model_version", d.compat->model_version},
-                   {"type_id", d.compat->type_id},
-                   {"page_size", d.compat->page_size},
-                   {"mem_size", d.compat->mem_size}};
-  }
-  return j;
-}
-
 Json stream_json(const engine::StreamSummary& s) {
   Json j = {{"records", s.records},
                       {"page_records", s.page_records},
@@ -159,126 +134,6 @@ Json stream_json(const engine::StreamSummary& s) {
   }
   if (s.irq) j["irq"] = {{"intx_asserted", s.irq->intx_asserted}, {"msi_pending", s.irq->msi_pending}};
   return j;
-}
-
-// ---- a damaged file --------------------------------------------------------------------------
-
-// What could be read of a file that does not verify: the preamble, the header (decoded
-// even when its checksum is wrong, flagged so), and every frame that the segment tables
-// let us find, each chunk good or bad with the reason. Walking stops only where the
-// framing itself is unreadable or the file ends.
-struct Salvage {
-  std::optional<schema::Preamble> preamble;
-  std::string preamble_problem;  // "" if the preamble is good
-  std::optional<schema::FileHeader> header;
-  std::string header_problem;
-  struct Entry {
-    uint64_t file_offset = 0, frame_bytes = 0;
-    std::optional<engine::ChunkInfo> chunk;  // decoded (its own checksum right)
-    std::string problem;                     // "" if the chunk is good
-  };
-  std::vector<Entry> chunks;
-  std::optional<schema::Trailer> trailer;
-  std::string trailer_problem;
-  std::string end_problem;  // where and why walking the frames stopped early
-  uint64_t file_bytes = 0;
-
-  [[nodiscard]] std::size_t bad_chunks() const {
-    std::size_t n = 0;
-    for (const auto& c : chunks) n += !c.problem.empty();
-    return n;
-  }
-};
-
-// The error text without the file name a scanner put in front of it.
-std::string reason(const Error& e, const std::string& file) {
-  std::string m = e.verdict ? e.context : e.message();
-  for (const std::string& prefix : {file + ": ", std::string("save file: ")}) {
-    if (m.starts_with(prefix)) m = m.substr(prefix.size());
-  }
-  return m.empty() ? e.message() : m;
-}
-
-Salvage salvage(std::span<const std::byte> file, const std::string& name) {
-  Salvage s;
-  s.file_bytes = file.size();
-  auto pre = schema::decode_preamble(file.first(std::min(file.size(), schema::kPreambleBytes)));
-  if (!pre.ok()) {
-    s.preamble_problem = reason(pre.error(), name);
-    return s;  // not our file, another format, or no usable header length: nothing more to trust
-  }
-  s.preamble = *pre;
-  const auto rest = file.subspan(schema::kPreambleBytes);
-  if (rest.size() < pre->header_bytes) {
-    s.header_problem = "the file ends inside the header (truncated)";
-    return s;
-  }
-  const auto hbytes = rest.first(pre->header_bytes);
-  const bool sum_ok = XXH3_64bits(hbytes.data(), hbytes.size()) == pre->header_xxh3;
-  auto h = schema::decode_header(hbytes);
-  if (h.ok()) s.header = std::move(*h);
-  if (!sum_ok) {
-    s.header_problem = h.ok() ? "the header's XXH3 does not match (its fields are shown as read)"
-                              : "the header's XXH3 does not match and it does not decode (" + reason(h.error(), name) + ")";
-  } else if (!h.ok()) {
-    s.header_problem = reason(h.error(), name);
-  }
-  uint64_t pos = schema::kPreambleBytes + pre->header_bytes, seq = 0, stream = 0;
-  bool resync = false;  // after an undecodable chunk: take the next one's stream offset
-  std::vector<uint64_t> aligned;
-  while (pos < file.size()) {
-    const auto at = file.subspan(pos);
-    auto size = schema::frame_size(at.first(std::min<std::size_t>(at.size(), 8 + 4 * schema::kMaxSegments)),
-                                   schema::kMaxFrameBytes);
-    if (!size.ok()) {
-      s.end_problem = "file byte " + std::to_string(pos) + ": unreadable frame (" + reason(size.error(), name) +
-                      "); the rest of the file cannot be walked";
-      break;
-    }
-    if (!*size || **size > at.size()) {
-      s.end_problem = "file byte " + std::to_string(pos) + ": the file ends inside a frame (truncated)";
-      break;
-    }
-    aligned.assign(**size / 8 + 1, 0);
-    std::memcpy(aligned.data(), at.data(), **size);
-    auto frame = schema::decode_frame(std::span(reinterpret_cast<const std::byte*>(aligned.data()), **size));
-    Salvage::Entry e{pos, **size, std::nullopt, {}};
-    pos += **size;
-    if (frame.ok() && frame->kind == schema::Frame::Kind::kTrailer) {
-      s.trailer = frame->trailer;
-      break;
-    }
-    if (!frame.ok()) {
-      e.problem = reason(frame.error(), name);
-      resync = true;
-    } else {
-      const schema::ChunkView& c = frame->chunk;
-      e.chunk = engine::ChunkInfo{c.seq, c.offset, c.data.size(), c.xxh3, c.phase,
-                                  e.file_offset + static_cast<uint64_t>(c.data.data() - reinterpret_cast<const std::byte*>(aligned.data()))};
-      if (c.seq != seq) {
-        e.problem = "out of sequence (expected chunk " + std::to_string(seq) + ")";
-      } else if (c.offset != stream && !resync) {
-        e.problem = "stream offset " + std::to_string(c.offset) + ", expected " + std::to_string(stream);
-      }
-      stream = c.offset + c.data.size();
-      resync = false;
-    }
-    ++seq;
-    s.chunks.push_back(std::move(e));
-  }
-  if (s.trailer) {
-    const auto& t = *s.trailer;
-    if (t.chunks != s.chunks.size()) {
-      s.trailer_problem = "says " + std::to_string(t.chunks) + " chunks, the file has " + std::to_string(s.chunks.size());
-    } else if (t.header_xxh3 != pre->header_xxh3) {
-      s.trailer_problem = "its header XXH3 is not the preamble's";
-    } else if (pos != file.size()) {
-      s.trailer_problem = std::to_string(file.size() - pos) + " bytes after the trailer";
-    }
-  } else if (s.end_problem.empty()) {
-    s.end_problem = "no trailer: the file ends after " + std::to_string(s.chunks.size()) + " chunks (truncated)";
-  }
-  return s;
 }
 
 void print_damaged(const std::string& file, const Salvage& s, const std::string& verdict) {
@@ -389,56 +244,6 @@ void print_text(const std::string& file, const engine::FileSummary& f, const eng
                 hex(s.config->bar0).c_str(), hex(s.config->bar2).c_str(), hex(s.config->msi_ctrl).c_str());
   }
   if (s.irq) std::printf("  IRQ      intx=%u msi_pending=%s\n", s.irq->intx_asserted, hex(s.irq->msi_pending).c_str());
-}
-
-Json damaged_json(const std::string& file, const Salvage& s, const std::string& verdict) {
-  auto or_null = [](const std::string& p) { return p.empty() ? Json(nullptr) : Json(p); };
-  Json chunks = Json::array();
-  for (const auto& e : s.chunks) {
-    Json c = {{"file_offset", e.file_offset}, {"frame_bytes", e.frame_bytes}};
-    if (e.chunk) {
-      c["seq"] = e.chunk->seq;
-      c["offset"] = e.chunk->offset;
-      c["bytes"] = e.chunk->bytes;
-      c["phase"] = schema::phase_name(e.chunk->phase);
-      c["xxh3"] = hash_text(e.chunk->xxh3);
-    }
-    c["ok"] = e.problem.empty();
-    c["problem"] = or_null(e.problem);
-    chunks.push_back(std::move(c));
-  }
-  Json j = json_document("inspect");
-  j["file"] = file;
-  j["verdict"] = "damaged";
-  j["problem"] = verdict;
-  j["file_bytes"] = s.file_bytes;
-  j["preamble"] = s.preamble ? Json{{"format_version", s.preamble->format_version},
-                                              {"header_bytes", s.preamble->header_bytes},
-                                              {"header_xxh3", hash_text(s.preamble->header_xxh3)}}
-                             : Json(nullptr);
-  j["preamble_problem"] = or_null(s.preamble_problem);
-  if (s.header) {
-    j["header"] = {{"format_version", s.header->format_version},
-                   {"tool_version", s.header->tool_version},
-                   {"created", iso8601(s.header->created_unix_ns)},
-                   {"hostname", s.header->hostname},
-                   {"channel", schema::channel_name(s.header->channel)},
-                   {"chunk_size", s.header->chunk_size},
-                   {"device", identity_json(s.header->device)}};
-  } else {
-    j["header"] = nullptr;
-  }
-  j["header_problem"] = or_null(s.header_problem);
-  j["chunks"] = chunks;
-  j["bad_chunks"] = s.bad_chunks();
-  j["walk_problem"] = or_null(s.end_problem);
-  j["trailer"] = s.trailer ? Json{{"chunks", s.trailer->chunks},
-                                            {"stream_bytes", s.trailer->stream_bytes},
-                                            {"stream_xxh3", hash_text(s.trailer->stream_xxh3)}}
-                           : Json(nullptr);
-  j["trailer_problem"] = or_null(s.trailer_problem);
-  j["checksums_verified"] = false;
-  return j;
 }
 
 // The file did not verify: show what could be read, then the verdict; exit 4. Errors that

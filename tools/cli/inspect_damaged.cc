@@ -1,0 +1,191 @@
+#include "tools/cli/inspect_damaged.h"
+
+#include <xxhash.h>
+
+#include <cstdio>
+#include <cstring>
+
+namespace mdevmig::cli {
+namespace {
+
+// "1af4:1052", as the text output spells it.
+std::string pci_pair(uint16_t vendor, uint16_t device) {
+  char buf[16];
+  std::snprintf(buf, sizeof(buf), "%04x:%04x", vendor, device);
+  return buf;
+}
+
+// The error text without the file name a scanner put in front of it.
+std::string reason(const Error& e, const std::string& file) {
+  std::string m = e.verdict ? e.context : e.message();
+  for (const std::string& prefix : {file + ": ", std::string("save file: ")}) {
+    if (m.starts_with(prefix)) m = m.substr(prefix.size());
+  }
+  return m.empty() ? e.message() : m;
+}
+
+}  // namespace
+
+Salvage salvage(std::span<const std::byte> file, const std::string& name) {
+  Salvage s;
+  s.file_bytes = file.size();
+  auto pre = schema::decode_preamble(file.first(std::min(file.size(), schema::kPreambleBytes)));
+  if (!pre.ok()) {
+    s.preamble_problem = reason(pre.error(), name);
+    return s;  // not our file, another format, or no usable header length: nothing more to trust
+  }
+  s.preamble = *pre;
+  const auto rest = file.subspan(schema::kPreambleBytes);
+  if (rest.size() < pre->header_bytes) {
+    s.header_problem = "the file ends inside the header (truncated)";
+    return s;
+  }
+  const auto hbytes = rest.first(pre->header_bytes);
+  const bool sum_ok = XXH3_64bits(hbytes.data(), hbytes.size()) == pre->header_xxh3;
+  auto h = schema::decode_header(hbytes);
+  if (h.ok()) s.header = std::move(*h);
+  if (!sum_ok) {
+    s.header_problem = h.ok() ? "the header's XXH3 does not match (its fields are shown as read)"
+                              : "the header's XXH3 does not match and it does not decode (" + reason(h.error(), name) + ")";
+  } else if (!h.ok()) {
+    s.header_problem = reason(h.error(), name);
+  }
+  uint64_t pos = schema::kPreambleBytes + pre->header_bytes, seq = 0, stream = 0;
+  bool resync = false;  // after an undecodable chunk: take the next one's stream offset
+  std::vector<uint64_t> aligned;
+  while (pos < file.size()) {
+    const auto at = file.subspan(pos);
+    auto size = schema::frame_size(at.first(std::min<std::size_t>(at.size(), 8 + 4 * schema::kMaxSegments)),
+                                   schema::kMaxFrameBytes);
+    if (!size.ok()) {
+      s.end_problem = "file byte " + std::to_string(pos) + ": unreadable frame (" + reason(size.error(), name) +
+                      "); the rest of the file cannot be walked";
+      break;
+    }
+    if (!*size || **size > at.size()) {
+      s.end_problem = "file byte " + std::to_string(pos) + ": the file ends inside a frame (truncated)";
+      break;
+    }
+    aligned.assign(**size / 8 + 1, 0);
+    std::memcpy(aligned.data(), at.data(), **size);
+    auto frame = schema::decode_frame(std::span(reinterpret_cast<const std::byte*>(aligned.data()), **size));
+    Salvage::Entry e{pos, **size, std::nullopt, {}};
+    pos += **size;
+    if (frame.ok() && frame->kind == schema::Frame::Kind::kTrailer) {
+      s.trailer = frame->trailer;
+      break;
+    }
+    if (!frame.ok()) {
+      e.problem = reason(frame.error(), name);
+      resync = true;
+    } else {
+      const schema::ChunkView& c = frame->chunk;
+      e.chunk = engine::ChunkInfo{c.seq, c.offset, c.data.size(), c.xxh3, c.phase,
+                                  e.file_offset + static_cast<uint64_t>(c.data.data() - reinterpret_cast<const std::byte*>(aligned.data()))};
+      if (c.seq != seq) {
+        e.problem = "out of sequence (expected chunk " + std::to_string(seq) + ")";
+      } else if (c.offset != stream && !resync) {
+        e.problem = "stream offset " + std::to_string(c.offset) + ", expected " + std::to_string(stream);
+      }
+      stream = c.offset + c.data.size();
+      resync = false;
+    }
+    ++seq;
+    s.chunks.push_back(std::move(e));
+  }
+  if (s.trailer) {
+    const auto& t = *s.trailer;
+    if (t.chunks != s.chunks.size()) {
+      s.trailer_problem = "says " + std::to_string(t.chunks) + " chunks, the file has " + std::to_string(s.chunks.size());
+    } else if (t.header_xxh3 != pre->header_xxh3) {
+      s.trailer_problem = "its header XXH3 is not the preamble's";
+    } else if (pos != file.size()) {
+      s.trailer_problem = std::to_string(file.size() - pos) + " bytes after the trailer";
+    }
+  } else if (s.end_problem.empty()) {
+    s.end_problem = "no trailer: the file ends after " + std::to_string(s.chunks.size()) + " chunks (truncated)";
+  }
+  return s;
+}
+
+std::size_t Salvage::bad_chunks() const {
+  std::size_t n = 0;
+  for (const auto& c : chunks) n += !c.problem.empty();
+  return n;
+}
+
+bool Salvage::clean() const {
+  return preamble && preamble_problem.empty() && header && header_problem.empty() && bad_chunks() == 0 && trailer &&
+         trailer_problem.empty() && end_problem.empty();
+}
+
+Json identity_json(const schema::DeviceIdentity& d) {
+  Json j = {{"uuid", d.uuid},
+                      {"sysfs_path", d.sysfs_path},
+                      {"device_api", d.device_api},
+                      {"vfio_flags", d.vfio_flags},
+                      {"migration_flags", d.migration_flags},
+                      {"pci_id", pci_pair(d.pci_vendor, d.pci_device)},
+                      {"pci_subsystem", pci_pair(d.pci_sub_vendor, d.pci_sub_device)},
+                      {"region_sizes", d.region_sizes}};
+  if (d.compat) {
+    j["compat"] = {{"stream_version", d.compat->stream_version},
+                   {"model_version", d.compat->model_version},
+                   {"type_id", d.compat->type_id},
+                   {"page_size", d.compat->page_size},
+                   {"mem_size", d.compat->mem_size}};
+  }
+  return j;
+}
+
+Json damaged_json(const std::string& file, const Salvage& s, const std::string& verdict) {
+  auto or_null = [](const std::string& p) { return p.empty() ? Json(nullptr) : Json(p); };
+  Json chunks = Json::array();
+  for (const auto& e : s.chunks) {
+    Json c = {{"file_offset", e.file_offset}, {"frame_bytes", e.frame_bytes}};
+    if (e.chunk) {
+      c["seq"] = e.chunk->seq;
+      c["offset"] = e.chunk->offset;
+      c["bytes"] = e.chunk->bytes;
+      c["phase"] = schema::phase_name(e.chunk->phase);
+      c["xxh3"] = hash_text(e.chunk->xxh3);
+    }
+    c["ok"] = e.problem.empty();
+    c["problem"] = or_null(e.problem);
+    chunks.push_back(std::move(c));
+  }
+  Json j = json_document("inspect");
+  j["file"] = file;
+  j["verdict"] = "damaged";
+  j["problem"] = verdict;
+  j["file_bytes"] = s.file_bytes;
+  j["preamble"] = s.preamble ? Json{{"format_version", s.preamble->format_version},
+                                              {"header_bytes", s.preamble->header_bytes},
+                                              {"header_xxh3", hash_text(s.preamble->header_xxh3)}}
+                             : Json(nullptr);
+  j["preamble_problem"] = or_null(s.preamble_problem);
+  if (s.header) {
+    j["header"] = {{"format_version", s.header->format_version},
+                   {"tool_version", s.header->tool_version},
+                   {"created", iso8601(s.header->created_unix_ns)},
+                   {"hostname", s.header->hostname},
+                   {"channel", schema::channel_name(s.header->channel)},
+                   {"chunk_size", s.header->chunk_size},
+                   {"device", identity_json(s.header->device)}};
+  } else {
+    j["header"] = nullptr;
+  }
+  j["header_problem"] = or_null(s.header_problem);
+  j["chunks"] = chunks;
+  j["bad_chunks"] = s.bad_chunks();
+  j["walk_problem"] = or_null(s.end_problem);
+  j["trailer"] = s.trailer ? Json{{"chunks", s.trailer->chunks},
+                                            {"stream_bytes", s.trailer->stream_bytes},
+                                            {"stream_xxh3", hash_text(s.trailer->stream_xxh3)}}
+                           : Json(nullptr);
+  j["trailer_problem"] = or_null(s.trailer_problem);
+  j["checksums_verified"] = false;
+  return j;
+}
+
+}  // namespace mdevmig::cli
