@@ -153,7 +153,7 @@ int report_error(std::string_view cmd, const Error& e) {
   if (json_errors()) {
     Json j = json_document(cmd);
     j["error"] = {{"exit_code", code}, {"operation", e.op}, {"message", e.message()}};
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_text(j).c_str());
     std::fflush(stdout);
   }
   return code;

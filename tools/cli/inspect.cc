@@ -261,7 +261,7 @@ int report_damaged(int fd, const std::string& file, const Error& e, bool json) {
     s = salvage({}, file);
   }
   if (json) {
-    std::printf("%s\n", damaged_json(file, s, e.message()).dump(2).c_str());
+    std::printf("%s\n", json_text(damaged_json(file, s, e.message())).c_str());
     set_json_errors(false);  // the document above holds the verdict
   } else {
     print_damaged(file, s, e.message());

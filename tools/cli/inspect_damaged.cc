@@ -4,6 +4,9 @@
 
 #include <cstdio>
 #include <cstring>
+#include <memory>
+
+#include "base/check.h"
 
 namespace mdevmig::cli {
 namespace {
@@ -53,6 +56,13 @@ Salvage salvage(std::span<const std::byte> file, const std::string& name) {
   uint64_t pos = schema::kPreambleBytes + pre->header_bytes, seq = 0, stream = 0;
   bool resync = false;  // after an undecodable chunk: take the next one's stream offset
   std::vector<uint64_t> aligned;
+  // The trailer's totals and hashes, over the chunks as read (as FileScanner keeps them).
+  uint64_t precopy = 0, stopcopy = 0;
+  const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> st(XXH3_createState(), XXH3_freeState),
+      fst(XXH3_createState(), XXH3_freeState);
+  MDEVMIG_CHECK(st && fst, "XXH3_createState");
+  XXH3_64bits_reset(st.get());
+  XXH3_64bits_reset(fst.get());
   while (pos < file.size()) {
     const auto at = file.subspan(pos);
     auto size = schema::frame_size(at.first(std::min<std::size_t>(at.size(), 8 + 4 * schema::kMaxSegments)),
@@ -68,7 +78,8 @@ Salvage salvage(std::span<const std::byte> file, const std::string& name) {
     }
     aligned.assign(**size / 8 + 1, 0);
     std::memcpy(aligned.data(), at.data(), **size);
-    auto frame = schema::decode_frame(std::span(reinterpret_cast<const std::byte*>(aligned.data()), **size));
+    const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(aligned.data()), **size);
+    auto frame = schema::decode_frame(bytes);
     Salvage::Entry e{pos, **size, std::nullopt, {}};
     pos += **size;
     if (frame.ok() && frame->kind == schema::Frame::Kind::kTrailer) {
@@ -86,7 +97,13 @@ Salvage salvage(std::span<const std::byte> file, const std::string& name) {
         e.problem = "out of sequence (expected chunk " + std::to_string(seq) + ")";
       } else if (c.offset != stream && !resync) {
         e.problem = "stream offset " + std::to_string(c.offset) + ", expected " + std::to_string(stream);
+      } else if (c.data.empty() || (s.header && c.data.size() > s.header->chunk_size)) {
+        e.problem = std::to_string(c.data.size()) + " bytes of data (chunk size " +
+                    (s.header ? std::to_string(s.header->chunk_size) : std::string("unknown")) + ")";
       }
+      schema::hash_chunk_identity(st.get(), c.xxh3);
+      schema::hash_frame_without_data(fst.get(), bytes, c.data);
+      (c.phase == schema::Phase::kPreCopy ? precopy : stopcopy) += c.data.size();
       stream = c.offset + c.data.size();
       resync = false;
     }
@@ -101,6 +118,19 @@ Salvage salvage(std::span<const std::byte> file, const std::string& name) {
       s.trailer_problem = "its header XXH3 is not the preamble's";
     } else if (pos != file.size()) {
       s.trailer_problem = std::to_string(file.size() - pos) + " bytes after the trailer";
+    } else if (s.bad_chunks() > 0) {
+      // Its totals and hashes cover chunks that could not be read: nothing to compare.
+    } else if (t.stream_bytes != precopy + stopcopy || t.precopy_bytes != precopy || t.stopcopy_bytes != stopcopy) {
+      auto totals = [](uint64_t all, uint64_t pre, uint64_t stop) {
+        return std::to_string(all) + " bytes of stream, " + std::to_string(pre) + " pre-copy, " +
+               std::to_string(stop) + " stop-copy";
+      };
+      s.trailer_problem = "its totals (" + totals(t.stream_bytes, t.precopy_bytes, t.stopcopy_bytes) +
+                          ") are not the chunks' (" + totals(precopy + stopcopy, precopy, stopcopy) + ")";
+    } else if (t.stream_xxh3 != XXH3_64bits_digest(st.get())) {
+      s.trailer_problem = "its stream XXH3 does not match the chunks'";
+    } else if (t.frames_xxh3 != XXH3_64bits_digest(fst.get())) {
+      s.trailer_problem = "its frame XXH3 does not match the frames (damage outside the chunk data)";
     }
   } else if (s.end_problem.empty()) {
     s.end_problem = "no trailer: the file ends after " + std::to_string(s.chunks.size()) + " chunks (truncated)";

@@ -32,6 +32,8 @@ Json json_document(std::string_view cmd, const nlohmann::json& body) {
 }
 #pragma GCC diagnostic pop
 
+std::string json_text(const Json& j) { return j.dump(2, ' ', false, Json::error_handler_t::replace); }
+
 std::string hash_text(uint64_t h) {
   char buf[24];
   std::snprintf(buf, sizeof(buf), "%016" PRIx64, h);

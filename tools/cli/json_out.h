@@ -25,6 +25,9 @@ inline constexpr int kJsonSchemaVersion = 1;
 [[nodiscard]] Json json_document(std::string_view cmd);
 /// `body` (a report built elsewhere, its keys sorted) under the document's first keys.
 [[nodiscard]] Json json_document(std::string_view cmd, const nlohmann::json& body);
+/// A document as printed: indented by 2, and bytes that are not UTF-8 (a string read
+/// from a damaged file) replaced by U+FFFD rather than an exception.
+[[nodiscard]] std::string json_text(const Json& j);
 /// An XXH3 as text and JSON print it: 16 lower-case hex digits.
 [[nodiscard]] std::string hash_text(uint64_t h);
 /// Nanoseconds since the epoch as ISO 8601 UTC, e.g. "2026-12-04T06:51:20.123456789Z".

@@ -1,13 +1,19 @@
 // Writes the seed corpora of the migration fuzzers into DIR/fuzz_migration_container and
 // DIR/fuzz_migration_wire: a small real save file of the simulator (and a variant of
-// another instance type), and a whole wire conversation.
+// another instance type), and a whole wire conversation; and the corpus of inspect's
+// damaged-file reader, DIR/fuzz_cli_inspect_damaged: a valid save file and copies of it
+// damaged in each part (truncated, bytes flipped in the header, a chunk's frame table, a
+// chunk's payload, the trailer).
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "migration/engine/channel.h"
 #include "migration/engine/savefile.h"
@@ -61,6 +67,51 @@ bool save_seed(const std::string& path, uint64_t mem, uint32_t type, std::size_t
   return r.ok();
 }
 
+std::vector<char> slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write(const std::filesystem::path& p, const std::vector<char>& bytes) {
+  std::ofstream(p, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+// A valid save file of several chunks, then damaged copies of it. Where each part lies is
+// found the way a reader finds it: the preamble gives the header's length, frame_size()
+// each frame's, the last frame is the trailer.
+bool damaged_seeds(const std::filesystem::path& dir) {
+  const std::filesystem::path valid = dir / "valid_four_pages";
+  if (!save_seed(valid, 4 * MDEVMIG_PAGE_SIZE, 1, 5000)) return false;
+  const std::vector<char> file = slurp(valid);
+  const auto bytes = std::as_bytes(std::span(file));
+  auto pre = schema::decode_preamble(bytes.first(schema::kPreambleBytes));
+  if (!pre.ok()) return false;
+  std::vector<std::size_t> frames;  // each frame's first byte
+  for (std::size_t pos = schema::kPreambleBytes + pre->header_bytes; pos < file.size();) {
+    auto n = schema::frame_size(bytes.subspan(pos), schema::kMaxFrameBytes);
+    if (!n.ok() || !*n) return false;
+    frames.push_back(pos);
+    pos += **n;
+  }
+  if (frames.size() < 4) return false;  // at least three chunks and the trailer
+  const std::size_t header = schema::kPreambleBytes, trailer = frames.back();
+  auto flipped = [&](std::size_t at) {
+    std::vector<char> v = file;
+    v[at] = static_cast<char>(v[at] ^ 0x10);
+    return v;
+  };
+  auto cut = [&](std::size_t n) { return std::vector<char>(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(n)); };
+  write(dir / "truncated_in_header", cut(header + pre->header_bytes / 2));
+  write(dir / "truncated_in_chunk", cut(frames[1] + (frames[2] - frames[1]) / 2));
+  write(dir / "truncated_before_trailer", cut(trailer));
+  write(dir / "flipped_preamble", flipped(9));
+  write(dir / "flipped_header", flipped(header + pre->header_bytes / 2));
+  write(dir / "flipped_chunk_table", flipped(frames[1] + 4));  // the first segment's length
+  write(dir / "flipped_chunk_payload", flipped((frames[1] + frames[2]) / 2));
+  write(dir / "flipped_trailer", flipped(file.size() - 9));
+  return true;
+}
+
 void put(std::ofstream& out, std::span<const std::byte> m) {
   out.write(reinterpret_cast<const char*>(m.data()), static_cast<std::streamsize>(m.size()));
 }
@@ -75,8 +126,13 @@ int main(int argc, char** argv) {
   const std::filesystem::path dir = argv[1];
   std::filesystem::create_directories(dir / "fuzz_migration_container");
   std::filesystem::create_directories(dir / "fuzz_migration_wire");
+  std::filesystem::create_directories(dir / "fuzz_cli_inspect_damaged");
   if (!save_seed(dir / "fuzz_migration_container/two_pages", 2 * MDEVMIG_PAGE_SIZE, 0, 3000) ||
       !save_seed(dir / "fuzz_migration_container/eight_pages_type3", 8 * MDEVMIG_PAGE_SIZE, 3, 9000)) {
+    return 1;
+  }
+  if (!damaged_seeds(dir / "fuzz_cli_inspect_damaged")) {
+    std::fprintf(stderr, "%s: writing the damaged save files failed\n", argv[0]);
     return 1;
   }
   schema::Encoder enc;
