@@ -23,14 +23,18 @@ Json json_document(std::string_view cmd) {
 
 // GCC 12 sees an uninitialized member in nlohmann's object iterators once inlined here
 // (a false positive: the object is parsed and complete).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 Json json_document(std::string_view cmd, const nlohmann::json& body) {
   Json j = json_document(cmd);
   j.update(Json::parse(body.dump()));  // the same keys, after the document's own
   return j;
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 std::string json_text(const Json& j) { return j.dump(2, ' ', false, Json::error_handler_t::replace); }
 
