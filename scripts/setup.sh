@@ -23,6 +23,8 @@ PKGS=(
   build-essential cmake ninja-build pkg-config git
   # userspace libraries
   liburing-dev libcapnp-dev capnproto libxxhash-dev nlohmann-json3-dev
+  # migrate --tls: the handshake (GnuTLS); the tests make certificates with openssl
+  libgnutls28-dev openssl
   # tests, fuzzing, benchmarks
   googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev
   # the manual pages' checks (groff, lexgrog, col)
