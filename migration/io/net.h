@@ -32,6 +32,11 @@ struct HostPort {
                                           const Cancel* cancel = nullptr);
 /// Connects to `where` (numeric or resolvable host), with TCP_NODELAY.
 [[nodiscard]] Result<UniqueFd> connect_tcp(const HostPort& where);
+/// Whether every address `where.host` resolves to is a loopback address (127.0.0.0/8,
+/// ::1, ::ffff:127.0.0.0/104); a wildcard ("0.0.0.0", "::") is not.
+[[nodiscard]] Result<bool> is_loopback(const HostPort& where);
+/// "ADDR:PORT" of a connected socket's peer ("[v6]:PORT"), or "unknown peer".
+[[nodiscard]] std::string peer_name(int fd);
 /// A connected AF_UNIX stream socketpair.
 [[nodiscard]] Result<std::pair<UniqueFd, UniqueFd>> stream_pair();
 

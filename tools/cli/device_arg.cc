@@ -15,6 +15,7 @@
 #include <cstdlib>
 
 #include "migration/engine/identity.h"
+#include "migration/io/tls.h"
 #include "tools/cli/command.h"
 #include "tools/cli/held.h"
 #include "tools/cli/json_out.h"
@@ -134,6 +135,10 @@ int exit_code_for(const Error& e) {
   if (e.op == "usage") return kExitUsage;
   if (e.errnum == EINTR) return kExitInterrupted;
   if (e.errnum == schema::kCorruptErrno || e.errnum == schema::kIncompatibleErrno) return kExitCorrupt;
+  // A peer that does not speak TLS (or speaks it to us without --tls): incompatible.
+  if (e.verdict && e.errnum == io::kTlsProtocolErrno) return kExitCorrupt;
+  // A peer whose certificate we reject, or that rejects ours: the peer failed.
+  if (e.verdict && e.errnum == io::kTlsAuthErrno) return kExitFailed;
   switch (e.errnum) {
     case ECONNRESET:
     case ECONNREFUSED:

@@ -2,6 +2,8 @@
 //   --from A --to B               two devices on this host, in one process
 //   --from A --to HOST:PORT       the source side, to a destination process
 //   --listen [ADDR:]PORT --to B   the destination side
+// Between processes, --tls DIR runs the socket over TLS 1.3 with mutual certificate
+// authentication, encrypted by kernel TLS (migration/io/tls.h).
 #include <linux/mdevmig.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -21,6 +23,7 @@
 #include "migration/engine/session.h"
 #include "migration/io/cancel.h"
 #include "migration/io/net.h"
+#include "migration/io/tls.h"
 #include "migration/vfio/uapi.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
@@ -112,6 +115,12 @@ Result<std::string> verify_same(const Side& a, const Side& b) {
   return std::string(out);
 }
 
+nlohmann::json tls_json(const std::optional<io::TlsInfo>& tls, double setup_s) {
+  if (!tls) return nullptr;
+  return {{"version", tls->version}, {"cipher", tls->cipher}, {"peer", tls->peer_subject}, {"kernel", true},
+          {"setup_s", setup_s}};
+}
+
 nlohmann::json report_json(const engine::MigrationReport& r) {
   nlohmann::json its = nlohmann::json::array();
   for (const auto& s : r.log) {
@@ -163,6 +172,15 @@ void print_report(const engine::MigrationReport& r, const char* role) {
               human_bytes(static_cast<double>(r.wire_bytes)).c_str());
 }
 
+void print_tls(const std::optional<io::TlsInfo>& tls) {
+  if (!tls) {
+    std::printf("  transport: plain TCP (not encrypted, peer not authenticated)\n");
+  } else {
+    std::printf("  transport: %s %s in the kernel, peer %s\n", tls->version.c_str(), tls->cipher.c_str(),
+                tls->peer_subject.c_str());
+  }
+}
+
 }  // namespace
 
 std::string iteration_line(const engine::IterationStats& s) {
@@ -181,10 +199,22 @@ int run_migrate(std::span<const char* const> argv) {
             "Live-migrates a device's state: pre-copy iterations while the device (and the workload)\n"
             "runs, then a short stop-and-copy. Same host: --from A --to B. Between processes or\n"
             "hosts: `--listen PORT --to B` on the destination, `--from A --to HOST:PORT` on the\n"
-            "source. A failed migration leaves the source RUNNING with nothing lost.");
+            "source. A failed migration leaves the source RUNNING with nothing lost.\n"
+            "\n"
+            "Between processes the socket is plain TCP unless --tls DIR is given on both sides:\n"
+            "TLS 1.3, each side verifying the other's certificate against DIR/ca-cert.pem (the\n"
+            "listener presents DIR/server-cert.pem and server-key.pem, the source\n"
+            "DIR/client-cert.pem and client-key.pem, as in QEMU's tls-creds-x509 directory), then\n"
+            "encrypted by the kernel (its tls module must be loaded: modprobe tls). Without\n"
+            "kernel TLS the migration fails; it never falls back to plaintext. --listen binds\n"
+            "127.0.0.1 unless given an address, and refuses a non-loopback address without --tls\n"
+            "unless --allow-plaintext is given.");
   args.option("from", "DEVICE", "the source device (UUID, /sys/bus/mdev/devices/UUID or fd:N)");
   args.option("to", "DEVICE|HOST:PORT", "the destination device, or where a destination listens");
   args.option("listen", "[ADDR:]PORT", "be the destination: accept one source (ADDR default 127.0.0.1)");
+  args.option("tls", "DIR", "TLS with the certificates in DIR (ca-cert.pem, server-*.pem / client-*.pem)");
+  args.option("tls-hostname", "NAME", "source: the name the listener's certificate must carry (default: HOST of --to)");
+  args.flag("allow-plaintext", "let --listen accept a source without TLS on a non-loopback address");
   args.option("channel", "auto|v2|v1", "migration interface (auto: v2 pre-copy, else v1 region, else v2)", "auto");
   args.option("downtime", "MS", "downtime target (0: iterate until a cap)", "300");
   args.option("max-iterations", "N", "switch over after N pre-copy iterations", "30");
@@ -282,6 +312,47 @@ int run_migrate(std::span<const char* const> argv) {
     }
   }
 
+  // TLS: the credentials are read and checked now, before a device is opened.
+  const auto tls_dir = args.get("tls");
+  const auto tls_hostname = args.get("tls-hostname");
+  std::optional<io::TlsCredentials> creds;
+  if (tls_dir) {
+    if (to_spec && !listen) return usage_flag("--tls", "is for migrations between processes (--listen, or --to HOST:PORT)");
+    if (tls_dir->empty()) return usage_flag("--tls", "wants a directory of certificates");
+    auto c = io::TlsCredentials::load(*tls_dir, listen ? io::TlsRole::kServer : io::TlsRole::kClient);
+    if (!c.ok()) return usage_flag("--tls", c.error().context);
+    creds.emplace(std::move(*c));
+  }
+  if (tls_hostname) {
+    if (!tls_dir || listen) return usage_flag("--tls-hostname", "is for the source side with --tls");
+    if (tls_hostname->empty()) return usage_flag("--tls-hostname", "wants a name");
+  }
+  if (listen && !tls_dir) {
+    auto lo = io::is_loopback(*where);
+    if (!lo.ok()) return usage_flag("--listen", lo.error().context);
+    if (!*lo && !args.has("allow-plaintext")) {
+      return usage_flag("--listen", "'" + *listen + "' is not a loopback address: give --tls DIR (or --allow-plaintext "
+                                    "to accept an unauthenticated, unencrypted source)");
+    }
+  }
+  if (args.has("allow-plaintext") && (!listen || tls_dir)) {
+    return usage_flag("--allow-plaintext", "is for --listen without --tls");
+  }
+  std::optional<io::TlsInfo> tls_info;
+  double tls_setup_s = 0;  // handshake and handover to the kernel
+  auto secure = [&](int fd, const std::string& peer) -> Result<void> {
+    if (!creds) return ok();
+    io::TlsOptions o;
+    o.peer = peer;
+    o.hostname = tls_hostname ? *tls_hostname : (where ? where->host : std::string());
+    o.timeout = std::chrono::seconds(std::min<uint64_t>(*timeout, 60));
+    o.cancel = cancel->get();
+    const auto t0 = std::chrono::steady_clock::now();
+    tls_info = MDEVMIG_TRY(io::secure_socket(fd, *creds, o));
+    tls_setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return ok();
+  };
+
   engine::SourceOptions sopt;
   sopt.policy.downtime_target_s = static_cast<double>(*downtime) / 1000.0;
   sopt.policy.max_iterations = static_cast<uint32_t>(*max_it);
@@ -317,12 +388,16 @@ int run_migrate(std::span<const char* const> argv) {
     std::fflush(stderr);
     auto conn = io::accept_one(lfd->get(), std::chrono::seconds(*timeout), cancel->get());
     if (!conn.ok()) return fail(conn.error());
+    if (auto t = secure(conn->get(), io::peer_name(conn->get())); !t.ok()) return fail(t.error());
     auto rep = engine::run_destination(*dst->ch, dst->id, dst->guest ? &*dst->guest : nullptr, conn->get(), dopt);
     if (!rep.ok()) return fail(rep.error());
     if (json) {
-      std::printf("%s\n", json_document(kCmd, report_json(*rep)).dump(2).c_str());
+      nlohmann::json j = report_json(*rep);
+      j["tls"] = tls_json(tls_info, tls_setup_s);
+      std::printf("%s\n", json_document(kCmd, j).dump(2).c_str());
     } else {
       print_report(*rep, "destination");
+      print_tls(tls_info);
     }
     return kExitOk;
   }
@@ -342,15 +417,27 @@ int run_migrate(std::span<const char* const> argv) {
   // ---- source process --------------------------------------------------------------
   if (!to_spec) {
     auto conn = io::connect_tcp(*where);
-    if (!conn.ok()) return fail(conn.error());
+    if (!conn.ok()) {
+      progress.finish();
+      if (workload) workload->stop();
+      return fail(conn.error());
+    }
+    if (auto t = secure(conn->get(), where->host + ":" + std::to_string(where->port)); !t.ok()) {
+      progress.finish();
+      if (workload) workload->stop();
+      return fail(t.error().add_note("the source device was not stopped"));
+    }
     auto rep = engine::run_source(*src->ch, src->id, src->guest ? &*src->guest : nullptr, conn->get(), sopt);
     progress.finish();
     if (workload) workload->stop();
     if (!rep.ok()) return fail(rep.error());
     if (json) {
-      std::printf("%s\n", json_document(kCmd, report_json(*rep)).dump(2).c_str());
+      nlohmann::json j = report_json(*rep);
+      j["tls"] = tls_json(tls_info, tls_setup_s);
+      std::printf("%s\n", json_document(kCmd, j).dump(2).c_str());
     } else {
       print_report(*rep, "source");
+      print_tls(tls_info);
     }
     return kExitOk;
   }

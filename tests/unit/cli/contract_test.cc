@@ -145,15 +145,26 @@ std::vector<CommandCase> cases(const std::function<std::string(const std::string
         {"--dirty-rate", plus(not_real, {"-0.5", "100.5"})},
         {"--guest-mem", plus(not_size, {"4097", "2T"})},
         {"--guest-iova", {"x", "0x", "0xg000", "-4096", "0x1001", "1Q"}},
-        {"--timeout", plus(not_uint, {"0", "86401"})}}},
+        {"--timeout", plus(not_uint, {"0", "86401"})},
+        // One process: nothing goes over a network.
+        {"--tls", {file("certs")}}}},
       {{"migrate", "--from", kNoDevA, "--to", kNoDevB, "--guest-mem", "4m", "--guest-iova", "0x1000"},
        {{"--guest-iova", {"0xfffffffffffff000", "0xfffffffffff00000"}}}},
       {{"migrate", "--from", kNoDevA, "--to", "127.0.0.1:4444"},
-       {{"--to", {"127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:x", ":4444", "host:-1"}}}},
+       {{"--to", {"127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:x", ":4444", "host:-1"}},
+        // TLS credentials are read before any device is opened.
+        {"--tls", {"", file("no-such-dir"), "/"}},
+        // Only with --tls.
+        {"--tls-hostname", {"desthost", ""}},
+        // Only for a listener.
+        {"--allow-plaintext", {"--verbose"}}}},
       {{"migrate", "--listen", "127.0.0.1:0", "--to", kNoDevB, "--guest-mem", "4M"},
        {{"--to", {"fd:3", "fd:x", "not-a-device"}}}},
       {{"migrate", "--listen", "127.0.0.1:0", "--to", kNoDevB},
-       {{"--listen", {"x", "127.0.0.1:65536", "127.0.0.1:", ":", "-1"}}}},
+       {{"--listen", {"x", "127.0.0.1:65536", "127.0.0.1:", ":", "-1",
+                      // Not loopback, and neither --tls nor --allow-plaintext.
+                      "0.0.0.0:0", "[::]:0"}},
+        {"--tls", {"", file("no-such-dir")}}}},
       {{"qemu-migrate", "--src", kNoDevA, "--dst", kNoDevB, "--workdir", file("work"), "--transport", "file",
         "--file", file("vm.sav")},
        {{"--src", {"not-a-uuid", kNoDevB}},
