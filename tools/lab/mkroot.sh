@@ -30,7 +30,7 @@ else
   root=$labdir/roots/$profile
   pkgs="linux-image-amd64,linux-headers-amd64,qemu-system-x86,g++,cmake,ninja-build,make,pkg-config,\
 liburing-dev,libcapnp-dev,capnproto,libxxhash-dev,libgtest-dev,libgmock-dev,libbenchmark-dev,\
-nlohmann-json3-dev,busybox-static,kmod,cpio,python3,perl,man-db,bsdextrautils"
+nlohmann-json3-dev,libgnutls28-dev,openssl,busybox-static,kmod,cpio,python3,perl,man-db,bsdextrautils"
   # Installed with apt once the root is bootstrapped: they pull in systemd, and
   # debootstrap's own installer unpacks systemd before the library it pre-depends on
   # (libsystemd-shared) is configured, and fails.
