@@ -348,7 +348,7 @@ int run_inspect(std::span<const char* const> argv) {
                                           {"loads", trial.tried() ? Json(trial.loads()) : Json(nullptr)},
                                           {"outcome", trial.text()}};
     }
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", json_text(j).c_str());
     std::fflush(stdout);
     set_json_errors(false);  // the document above holds the verdict
   } else {

@@ -29,7 +29,9 @@ Json json_document(std::string_view cmd) {
 #endif
 Json json_document(std::string_view cmd, const nlohmann::json& body) {
   Json j = json_document(cmd);
-  j.update(Json::parse(body.dump()));  // the same keys, after the document's own
+  // The same keys, after the document's own; text that is not UTF-8 (a file name) gets
+  // U+FFFD where JSON cannot carry it, as in json_text().
+  j.update(Json::parse(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)));
   return j;
 }
 #if defined(__GNUC__) && !defined(__clang__)

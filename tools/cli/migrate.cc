@@ -394,7 +394,7 @@ int run_migrate(std::span<const char* const> argv) {
     if (json) {
       nlohmann::json j = report_json(*rep);
       j["tls"] = tls_json(tls_info, tls_setup_s);
-      std::printf("%s\n", json_document(kCmd, j).dump(2).c_str());
+      std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
     } else {
       print_report(*rep, "destination");
       print_tls(tls_info);
@@ -434,7 +434,7 @@ int run_migrate(std::span<const char* const> argv) {
     if (json) {
       nlohmann::json j = report_json(*rep);
       j["tls"] = tls_json(tls_info, tls_setup_s);
-      std::printf("%s\n", json_document(kCmd, j).dump(2).c_str());
+      std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
     } else {
       print_report(*rep, "source");
       print_tls(tls_info);
@@ -482,7 +482,7 @@ int run_migrate(std::span<const char* const> argv) {
     j["destination_downtime_s"] = (*dst_rep)->downtime_s;
     j["verify"] = verified;
     if (workload) j["workload"] = {{"bar2_pages_written", workload->pages_written()}, {"dma_descriptors", workload->descriptors()}};
-    std::printf("%s\n", json_document(kCmd, j).dump(2).c_str());
+    std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
   } else {
     print_report(*rep, "same host");
     if (workload) {

@@ -200,7 +200,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
                               {"mismatches", again->mismatches}}
                        : json(nullptr);
     j["ok"] = good;
-    std::printf("%s\n", json_document(kCmd, j).dump(2).c_str());
+    std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
     return good ? kExitOk : kExitFailed;
   }
 

@@ -81,7 +81,7 @@ int run_restore(std::span<const char* const> argv) {
   if (!rep.ok()) return fail(rep.error());
   if (args.has("json")) {
     std::printf("%s\n",
-                restore_json(spec->text, file, (*ch)->kind(), *rep, verify_s, args.has("stopped")).dump(2).c_str());
+                json_text(restore_json(spec->text, file, (*ch)->kind(), *rep, verify_s, args.has("stopped"))).c_str());
   } else {
     std::printf("restored %s from %s: %s in %llu chunks via %s (verify %.3f s, load %.3f s), device %s\n",
                 spec->text.c_str(), file.c_str(), human_bytes(static_cast<double>(rep->stream_bytes)).c_str(),

@@ -79,7 +79,7 @@ int run_save(std::span<const char* const> argv) {
   }
   const double mib_s = rep->seconds > 0 ? static_cast<double>(rep->stream_bytes) / rep->seconds / (1 << 20) : 0;
   if (args.has("json")) {
-    std::printf("%s\n", save_json(spec->text, file, *rep, args.has("stop")).dump(2).c_str());
+    std::printf("%s\n", json_text(save_json(spec->text, file, *rep, args.has("stop"))).c_str());
   } else {
     std::printf("saved %s to %s: %s of device state in %llu chunks via %s, %.3f s (%.1f MiB/s), stream xxh3 %s, "
                 "device %s\n",

@@ -44,7 +44,7 @@ Result<std::vector<qemu::FaultKind>> parse_faults(const std::string& text) {
 bool write_report(const nlohmann::json& j, const Args& a) {
   if (auto path = a.get("report")) {
     std::ofstream out(*path);
-    out << json_document(kCmd, j).dump(2) << "\n";
+    out << json_text(json_document(kCmd, j)) << "\n";
     if (!out) return report_error(kCmd, Error::make(EIO, "write report", *path)), false;
   }
   return true;
@@ -155,7 +155,7 @@ int run_stress(std::span<const char* const> argv) {
       qemu::StressReport report = run_local_stress(std::move(*inst), lo);
       const nlohmann::json j = local_report_json(report, lo);
       if (!write_report(j, a)) return kExitDevice;
-      if (a.has("json")) std::printf("%s\n", json_document(kCmd, j).dump(2).c_str());
+      if (a.has("json")) std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
       else std::printf("%s", report.summary().c_str());
       return report.unverified == 0 && report.aborted.empty() && !report.rounds.empty() ? kExitOk : kExitFailed;
     }
@@ -192,7 +192,7 @@ int run_stress(std::span<const char* const> argv) {
   qemu::StressReport report = qemu::run_stress(**h, so, opt.log);
   const nlohmann::json j = report.to_json(so);
   if (!write_report(j, a)) return kExitDevice;
-  if (a.has("json")) std::printf("%s\n", json_document(kCmd, j).dump(2).c_str());
+  if (a.has("json")) std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
   else std::printf("%s", report.summary().c_str());
   const bool good = report.unverified == 0 && report.aborted.empty();
   return good ? kExitOk : kExitFailed;

@@ -423,6 +423,21 @@ TEST(Json, SaveAndRestoreReportsHaveFixedKeys) {
   EXPECT_EQ(rj["device_state_after"], "STOP");
 }
 
+TEST(Json, AFileNameThatIsNotUtf8IsReplacedNotThrown) {
+  // Linux file names are bytes; JSON text is UTF-8. Every command's document goes
+  // through json_document() and json_text(): neither may throw on such a name.
+  engine::SaveReport s;
+  const std::string name = "/tmp/sa\xffve\xfe.mdevmig";
+  std::string text;
+  ASSERT_NO_THROW(text = json_text(save_json("fd:3", name, s, false)));
+  EXPECT_NE(text.find("/tmp/sa\xef\xbf\xbdve\xef\xbf\xbd.mdevmig"), std::string::npos) << text;
+  nlohmann::json body;
+  body["file"] = name;
+  ASSERT_NO_THROW(text = json_text(json_document("migrate", body)));
+  EXPECT_NE(text.find("\"command\": \"migrate\""), std::string::npos) << text;
+  EXPECT_NE(text.find("sa\xef\xbf\xbdve"), std::string::npos) << text;
+}
+
 TEST_F(Contract, WithJsonUsageAndDeviceErrorsAreJson) {
   const Outcome u = run({"save", "--json", kNoDevA, file("out.mdevmig"), "--chunk-size", "1Q"});
   EXPECT_EQ(u.rc, 2) << u.err;
