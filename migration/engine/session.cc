@@ -251,6 +251,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
   const auto t0 = Clock::now();
   MigrationReport rep;
   rep.channel = ch.kind();
+  rep.downtime_target_s = std::max(0.0, opt.policy.downtime_target_s);
   auto wire = MDEVMIG_TRY(Wire::open(sock, "migration connection", opt.cancel));
   const uint64_t gps = guest ? guest->page_size() : 0;
 
@@ -329,7 +330,8 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       }
       const uint64_t sent = s.device_bytes + s.guest_pages * gps;
       rep.precopy_device_bytes += s.device_bytes;
-      rep.precopy_guest_bytes += s.guest_pages * gps;
+      s.guest_bytes = s.guest_pages * gps;
+      rep.precopy_guest_bytes += s.guest_bytes;
       s.seconds = since(t_it);
       if (sent >= (256u << 10) && s.seconds > 0) bandwidth = static_cast<double>(sent) / s.seconds;
       s.bandwidth_bps = bandwidth;

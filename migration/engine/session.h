@@ -78,6 +78,7 @@ struct IterationStats {
   uint32_t iteration = 0;
   uint64_t device_bytes = 0;   ///< device stream bytes sent in this iteration
   uint64_t guest_pages = 0;    ///< guest pages sent in this iteration
+  uint64_t guest_bytes = 0;    ///< the same in bytes
   uint64_t pending_bytes = 0;  ///< device's estimate of what is left
   double seconds = 0;
   double bandwidth_bps = 0;
@@ -93,6 +94,9 @@ struct MigrationReport {
   double total_s = 0;
   double precopy_s = 0;
   double downtime_s = 0;  ///< source stopped until the destination runs
+  /// The downtime target the policy compared its estimates with (source side; 0: none,
+  /// pre-copy iterated to a cap).
+  double downtime_target_s = 0;
   /// The fixed part of the downtime the policy assumed: the hello round trip plus three
   /// state changes timed like the source's first (its stop; the destination's commit
   /// and start, which also finish its load).

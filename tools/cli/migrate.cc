@@ -142,6 +142,7 @@ nlohmann::json report_json(const engine::MigrationReport& r) {
           {"downtime_s", r.downtime_s},
           {"switchover_fixed_s", r.switchover_fixed_s},
           {"estimated_downtime_s", r.estimated_downtime_s >= 0 ? nlohmann::json(r.estimated_downtime_s) : nlohmann::json()},
+          {"downtime_target_s", r.downtime_target_s > 0 ? nlohmann::json(r.downtime_target_s) : nlohmann::json()},
           {"decision_to_stop_s", r.decision_to_stop_s},
           {"stopcopy_send_s", r.stopcopy_send_s},
           {"bytes",

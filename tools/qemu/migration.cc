@@ -105,7 +105,8 @@ json MigrationOutcome::to_json() const {
     passes_j.push_back({{"pass", p.pass}, {"dirty_syncs", p.syncs}, {"t_ms", p.t_ms},
                         {"ram_pages", p.ram_pages}, {"ram_bytes", p.ram_bytes},
                         {"wire_bytes", p.wire_bytes}, {"device_bytes", p.device_bytes},
-                        {"device_pages", p.device_pages}, {"device_dirty_pages", p.device_dirty_pages}});
+                        {"device_pages", p.device_pages}, {"device_dirty_pages", p.device_dirty_pages},
+                        {"expected_downtime_ms", p.expected_downtime_ms >= 0 ? json(p.expected_downtime_ms) : json()}});
   return {{"status", status},
           {"error", error},
           {"fault", fault_name(fault)},
@@ -115,6 +116,7 @@ json MigrationOutcome::to_json() const {
           {"harness_pause_ms", harness_pause_ms},
           {"total_ms", total_ms},
           {"downtime_ms", downtime_ms},
+          {"downtime_limit_ms", downtime_limit_ms},
           {"setup_ms", setup_ms},
           {"wall_ms", wall_ms},
           {"ram", {{"total", ram_total}, {"transferred", ram_transferred}, {"precopy_bytes", ram_precopy_bytes},
@@ -140,6 +142,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance* src
   };
   MigrationOutcome out;
   out.fault = plan.fault;
+  out.downtime_limit_ms = plan.downtime_limit_ms;
   const bool live = is_live(plan.transport);
   MDEVMIG_CHECK(live == (dst != nullptr), "a live migration needs a destination, a file one none");
   if (plan.transport == Transport::kTcp && (!plan.tcp_relay || !plan.tcp_incoming || !plan.tcp_relay->is_tcp() ||
@@ -266,6 +269,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance* src
       row.device_pages = row.device_bytes / 4096;
       last_ram_pages = ram_pages;
       row.device_dirty_pages = src_instance ? sysfs_number(src_instance->attr("dirty_pages")) : 0;
+      if (q.contains("expected-downtime")) row.expected_downtime_ms = static_cast<double>(num(q, "expected-downtime"));
       out.passes.push_back(row);
       last_syncs = syncs;
       last_ram = ram_sent(ram);

@@ -86,6 +86,9 @@ struct PassRow {
   uint64_t device_bytes = 0;     ///< wire - RAM: the device's data (and a few bytes of headers)
   uint64_t device_pages = 0;     ///< device_bytes in 4 KiB pages (records cost ~0.02% more)
   uint64_t device_dirty_pages = 0;  ///< pages the device's dirty tracker held at the sample
+  /// QEMU's expected-downtime at the sample (what is dirty / its bandwidth; -1: QEMU
+  /// gave none, as it does outside the active state).
+  double expected_downtime_ms = -1;
 };
 
 struct MigrationOutcome {
@@ -100,6 +103,7 @@ struct MigrationOutcome {
   double harness_pause_ms = 0;
   double total_ms = 0, downtime_ms = 0, setup_ms = 0;
   double wall_ms = 0;  ///< measured by the harness, migrate to end
+  uint32_t downtime_limit_ms = 0;  ///< the plan's downtime-limit from the switchover on
   /// ram_transferred: RAM bytes only (ram_sent: QEMU >= 8 counts the whole stream as "transferred").
   uint64_t ram_total = 0, ram_transferred = 0, ram_precopy_bytes = 0, ram_downtime_bytes = 0;
   uint64_t ram_dirty_syncs = 0, ram_normal_pages = 0, ram_zero_pages = 0;

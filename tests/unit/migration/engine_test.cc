@@ -536,6 +536,7 @@ TEST(Session, PreCopyMigrationWithAWorkloadReachesAnIdenticalDevice) {
   }
   // The report says what the policy estimated when it decided and where the downtime went.
   EXPECT_DOUBLE_EQ(rep->estimated_downtime_s, rep->log.back().est_downtime_s);
+  EXPECT_EQ(rep->downtime_target_s, 0) << "no target: iterated to the cap";
   EXPECT_GT(rep->decision_to_stop_s, 0);
   EXPECT_GT(rep->stopcopy_send_s, 0);
   EXPECT_LT(rep->stopcopy_send_s, rep->downtime_s);
@@ -574,6 +575,7 @@ TEST(Session, AForcedSwitchoverExplainsItselfWithFigures) {
   ASSERT_TRUE(rep.ok()) << rep.error().message();
   ASSERT_TRUE(drep.ok()) << drep.error().message();
   EXPECT_EQ(rep->iterations, 3u);
+  EXPECT_EQ(rep->downtime_target_s, 1e-9) << "the report keeps the target it compared with";
   EXPECT_NE(rep->switchover_reason.find("fixed switchover cost alone exceeds the target); fixed cost "),
             std::string::npos)
       << rep->switchover_reason;
