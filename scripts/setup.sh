@@ -29,6 +29,9 @@ PKGS=(
   googletest libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-dev
   # the manual pages' checks (groff, lexgrog, col)
   man-db groff-base bsdextrautils
+  # the --report pages' rendering test: headless Chromium takes screenshots, python3
+  # decodes them (tests/unit/report/render_check.sh)
+  chromium python3
   # the Debian packages (debian/, dpkg-buildpackage, lintian; the lab group packages)
   dpkg-dev debhelper dh-dkms devscripts lintian
 )
