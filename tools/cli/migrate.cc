@@ -31,6 +31,9 @@
 #include "tools/cli/json_out.h"
 #include "tools/cli/migrate.h"
 #include "tools/cli/migrate_workload.h"
+#include "tools/cli/report_arg.h"
+#include "tools/report/convert.h"
+#include "tools/report/xml.h"
 
 namespace mdevmig::cli {
 namespace {
@@ -229,6 +232,7 @@ int run_migrate(std::span<const char* const> argv) {
   args.flag("verify", "same host: compare device memory, registers and guest memory afterwards");
   args.flag("verbose", "one line per pre-copy iteration on stderr, also when it is not a terminal");
   args.flag("json", "print the report as JSON");
+  args.option("report", "FILE", report_help(false));
   args.epilogue(kExitCodesHelp);
   if (auto r = args.parse(argv); !r.ok()) return report_error(kCmd, r.error());
   if (args.help_requested()) return kExitOk;
@@ -260,6 +264,8 @@ int run_migrate(std::span<const char* const> argv) {
                          timeout.ok() ? nullptr : &timeout.error(), workload_cfg.ok() ? nullptr : &workload_cfg.error()}) {
     if (e != nullptr) return fail(*e);
   }
+  auto report_file = report_arg(args, false);
+  if (!report_file.ok()) return fail(report_file.error());
   WorkloadConfig wcfg = *workload_cfg;
   wcfg.dirty_pct_per_s = *rate;
   uint64_t gbytes = *guest_bytes;
@@ -377,6 +383,17 @@ int run_migrate(std::span<const char* const> argv) {
     }
   };
 
+  // --report: the picture of a completed migration, drawn from the report printed (a
+  // failed migration has none). Written once the result is known; it never changes it.
+  auto picture = [&](const engine::MigrationReport& r, const std::string& title,
+                     std::vector<std::pair<std::string, std::string>> facts) {
+    if (!*report_file) return;
+    report::Migration m = report::from_engine(r, title);
+    m.facts.insert(m.facts.begin(), facts.begin(), facts.end());
+    if (tls_info) m.facts.emplace_back("transport", tls_info->version + " " + tls_info->cipher + ", peer " + tls_info->peer_subject);
+    write_picture(kCmd, **report_file, report::render(m, *(*report_file)->picture));
+  };
+
   // ---- destination process ----------------------------------------------------------
   if (listen) {
     auto dst = open_side(*to, *pref, gbytes, *guest_iova, false);
@@ -392,6 +409,7 @@ int run_migrate(std::span<const char* const> argv) {
     if (auto t = secure(conn->get(), io::peer_name(conn->get())); !t.ok()) return fail(t.error());
     auto rep = engine::run_destination(*dst->ch, dst->id, dst->guest ? &*dst->guest : nullptr, conn->get(), dopt);
     if (!rep.ok()) return fail(rep.error());
+    picture(*rep, "mdevmig migrate: destination " + *to, {{"listening on", *listen}, {"destination", *to}});
     if (json) {
       nlohmann::json j = report_json(*rep);
       j["tls"] = tls_json(tls_info, tls_setup_s);
@@ -432,6 +450,7 @@ int run_migrate(std::span<const char* const> argv) {
     progress.finish();
     if (workload) workload->stop();
     if (!rep.ok()) return fail(rep.error());
+    picture(*rep, "mdevmig migrate: " + *from + " to " + *to, {{"source", *from}, {"destination", *to}});
     if (json) {
       nlohmann::json j = report_json(*rep);
       j["tls"] = tls_json(tls_info, tls_setup_s);
@@ -464,6 +483,10 @@ int run_migrate(std::span<const char* const> argv) {
   if (!rep.ok() && rep.error().errnum == EINTR) return fail(rep.error());
   if (!dst_rep->ok()) return fail(dst_rep->error());
   if (!rep.ok()) return fail(rep.error());
+  picture(*rep, "mdevmig migrate: " + *from + " to " + *to + " (same host)",
+          {{"source", *from},
+           {"destination", *to},
+           {"destination's downtime", report::time_text((*dst_rep)->downtime_s) + " (from the switchover to running)"}});
 
   std::string verified = "not requested";
   if (args.has("verify")) {

@@ -15,8 +15,10 @@
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/json_out.h"
+#include "tools/cli/report_arg.h"
 #include "tools/qemu/harness.h"
 #include "tools/qemu/report.h"
+#include "tools/report/convert.h"
 
 namespace mdevmig::cli {
 namespace {
@@ -72,12 +74,14 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   a.flag("keep", "keep the work directory");
   a.flag("verbose", "log each step on stderr");
   a.flag("json", "print the report as JSON");
+  a.option("report", "FILE", report_help(false));
   if (auto r = a.parse(argv); !r) return report_error(kCmd, r.error());
   if (a.help_requested()) return kExitOk;
 
   qemu::HarnessOptions opt;
   qemu::MigrationPlan plan;
   uint64_t warmup = 0, after = 0;
+  std::optional<ReportFile> report_file;
   {
     auto fail = [&](const Error& e) { return report_error(kCmd, e); };
     // Every value is checked here, before an instance is adopted or created.
@@ -108,6 +112,9 @@ int run_qemu_migrate(std::span<const char* const> argv) {
       if (!*r) return fail(r->error());
     for (const Result<double>* r : {&writes, &dma, &at})
       if (!*r) return fail(r->error());
+    auto rf = report_arg(a, false);
+    if (!rf) return fail(rf.error());
+    report_file = std::move(*rf);
     if (*multifd > 0 && transport != "unix")
       return usage("--multifd", "needs --transport unix (QEMU saves to a file on one channel)");
     if (*fill > 0 && *fill + 8 >= *mem)
@@ -187,6 +194,18 @@ int run_qemu_migrate(std::span<const char* const> argv) {
     again = std::move(*v);
   }
   const bool good = round->verified() && (!again || again->ok());
+  if (report_file) {
+    report::Migration m = report::from_qemu(round->migration, "mdevmig qemu-migrate: " + src_uuid + " to " + dst_uuid);
+    m.facts.insert(m.facts.begin(),
+                   {{"source", src_uuid + " (" + src_type + ")"},
+                    {"destination", dst_uuid + " (" + dst_type + ")" +
+                                        (plan.transport == qemu::Transport::kFile ? ", restored from a file" : "")},
+                    {"QEMU", opt.vm.qemu_binary + ", VFIO migration " + qemu::vfio_protocol_name(opt.vm.protocol)},
+                    {"result", std::string(qemu::survivor_name(round->survivor)) + " holds the VM; " +
+                                   (good ? "verified" : "FAILED")}});
+    for (const auto& p : round->problems) m.facts.emplace_back("problem", p);
+    write_picture(kCmd, *report_file, report::render(m, *report_file->picture));
+  }
 
   if (a.has("json")) {
     json j = round->to_json();

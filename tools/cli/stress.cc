@@ -17,8 +17,10 @@
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/json_out.h"
+#include "tools/cli/report_arg.h"
 #include "tools/cli/stress_local.h"
 #include "tools/qemu/stress.h"
+#include "tools/report/convert.h"
 
 namespace mdevmig::cli {
 namespace {
@@ -40,13 +42,20 @@ Result<std::vector<qemu::FaultKind>> parse_faults(const std::string& text) {
   return out;
 }
 
-// Writes --report FILE if asked; false (after saying why) if it could not.
-bool write_report(const nlohmann::json& j, const Args& a) {
-  if (auto path = a.get("report")) {
-    std::ofstream out(*path);
-    out << json_text(json_document(kCmd, j)) << "\n";
-    if (!out) return report_error(kCmd, Error::make(EIO, "write report", *path)), false;
+// Writes --report FILE if asked: a picture (FILE.html, FILE.svg; its failure does not
+// change the exit status) or the JSON report (false, after saying why, if it could not).
+bool write_report(const nlohmann::json& j, const Args& a, const qemu::StressReport& r, const std::string& mode) {
+  const auto path = a.get("report");
+  if (!path) return true;
+  if (const auto picture = report::format_of(*path)) {
+    const report::Stress s = report::from_stress(r, "mdevmig stress --mode " + mode + " --seed " + *a.get("seed"),
+                                                 mode == "local" ? report::Driver::kEngine : report::Driver::kQemu);
+    write_picture(kCmd, ReportFile{*path, picture}, report::render(s, *picture));
+    return true;
   }
+  std::ofstream out(*path);
+  out << json_text(json_document(kCmd, j)) << "\n";
+  if (!out) return report_error(kCmd, Error::make(EIO, "write report", *path)), false;
   return true;
 }
 
@@ -99,7 +108,7 @@ int run_stress(std::span<const char* const> argv) {
   a.option("dma", "N", "DMA descriptors per second by the guest", "20");
   a.option("checkpoint-every", "N", "refresh the recovery checkpoint every N rounds", "5");
   a.option("seed", "N", "seed of the rounds and the workload", "1");
-  a.option("report", "FILE", "write the JSON report there");
+  a.option("report", "FILE", report_help(true));
   a.flag("json", "print the JSON report instead of the summary");
   a.flag("verbose", "log each step on stderr");
   if (auto r = a.parse(argv); !r) return report_error(kCmd, r.error());
@@ -110,6 +119,7 @@ int run_stress(std::span<const char* const> argv) {
   const std::string mode = *a.get("mode");
   if (mode != "qemu" && mode != "local") return usage("--mode", "wants qemu or local, got '" + mode + "'");
   if (auto e = check_instance_pair(a, "a", "b")) return fail(*e);
+  if (auto r = report_arg(a, true); !r) return fail(r.error());
 
   qemu::HarnessOptions opt;
   qemu::StressOptions so;
@@ -154,7 +164,7 @@ int run_stress(std::span<const char* const> argv) {
       if (!inst) return fail(inst.error());
       qemu::StressReport report = run_local_stress(std::move(*inst), lo);
       const nlohmann::json j = local_report_json(report, lo);
-      if (!write_report(j, a)) return kExitDevice;
+      if (!write_report(j, a, report, mode)) return kExitDevice;
       if (a.has("json")) std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
       else std::printf("%s", report.summary().c_str());
       return report.unverified == 0 && report.aborted.empty() && !report.rounds.empty() ? kExitOk : kExitFailed;
@@ -191,7 +201,7 @@ int run_stress(std::span<const char* const> argv) {
   }
   qemu::StressReport report = qemu::run_stress(**h, so, opt.log);
   const nlohmann::json j = report.to_json(so);
-  if (!write_report(j, a)) return kExitDevice;
+  if (!write_report(j, a, report, mode)) return kExitDevice;
   if (a.has("json")) std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
   else std::printf("%s", report.summary().c_str());
   const bool good = report.unverified == 0 && report.aborted.empty();

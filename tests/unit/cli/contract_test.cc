@@ -130,6 +130,9 @@ std::vector<CommandCase> cases(const std::function<std::string(const std::string
     a.insert(a.end(), b);
     return a;
   };
+  // --report: a picture is FILE.html or FILE.svg, in a directory that exists.
+  const std::vector<std::string> not_picture = {file("r.txt"), file("r"), file("r.html.txt"), file("r.json"), "",
+                                                file("no-such-dir/r.html"), "/", "/tmp/.svg"};
   return {
       {{"save", kNoDevA, file("out.mdevmig")},
        {{"--channel", {"v3", "", "auto2"}},
@@ -147,7 +150,11 @@ std::vector<CommandCase> cases(const std::function<std::string(const std::string
         {"--guest-iova", {"x", "0x", "0xg000", "-4096", "0x1001", "1Q"}},
         {"--timeout", plus(not_uint, {"0", "86401"})},
         // One process: nothing goes over a network.
-        {"--tls", {file("certs")}}}},
+        {"--tls", {file("certs")}},
+        {"--report", not_picture}}},
+      {{"migrate", "--from", kNoDevA, "--to", kNoDevB, "--report", file("r.html")}, {}},
+      {{"migrate", "--listen", "127.0.0.1:0", "--to", kNoDevB, "--report", file("r.svg")},
+       {{"--report", {file("r.txt")}}}},
       {{"migrate", "--from", kNoDevA, "--to", kNoDevB, "--guest-mem", "4m", "--guest-iova", "0x1000"},
        {{"--guest-iova", {"0xfffffffffffff000", "0xfffffffffff00000"}}}},
       {{"migrate", "--from", kNoDevA, "--to", "127.0.0.1:4444"},
@@ -185,7 +192,9 @@ std::vector<CommandCase> cases(const std::function<std::string(const std::string
         {"--guest-mem", plus(not_uint, {"0", "15", "1048577"})},
         {"--guest-fill", plus(not_uint, {"120", "128"})},
         {"--seed", not_uint},
-        {"--multifd", plus(not_uint, {"256"})}}},
+        {"--multifd", plus(not_uint, {"256"})},
+        {"--report", not_picture}}},
+      {{"qemu-migrate", "--src", kNoDevA, "--dst", kNoDevB, "--report", file("r.SVG")}, {}},
       {{"stress", "--a", kNoDevA, "--b", kNoDevB, "--report", file("report.json")},
        {{"--mode", {"remote", ""}},
         {"--rounds", plus(not_uint, {"0", "1000001"})},
@@ -204,7 +213,10 @@ std::vector<CommandCase> cases(const std::function<std::string(const std::string
         {"--writes", plus(not_real, {"-1", "1000001"})},
         {"--dma", plus(not_real, {"-1", "1000001"})},
         {"--checkpoint-every", plus(not_uint, {"0"})},
-        {"--seed", not_uint}}},
+        {"--seed", not_uint},
+        // stress also writes its JSON report there (FILE.json).
+        {"--report", {file("r.txt"), file("r"), "", file("no-such-dir/r.json"), file("no-such-dir/r.html"), "/"}}}},
+      {{"stress", "--a", kNoDevA, "--b", kNoDevB, "--report", file("r.html")}, {}},
   };
 }
 
@@ -249,6 +261,15 @@ TEST_F(Contract, TheSameDeviceOnBothSidesIsRefused) {
     const Outcome r = run(args);
     EXPECT_EQ(r.rc, 2) << joined(args) << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+}
+
+TEST_F(Contract, ReportHelpSaysWhatFileAndThatTheExitStatusStands) {
+  for (const char* cmd : {"migrate", "qemu-migrate", "stress"}) {
+    const Outcome r = run({cmd, "--help"});
+    ASSERT_EQ(r.rc, 0) << cmd;
+    for (const char* says : {"--report FILE", "FILE.html", "FILE.svg", "never changes the exit status"})
+      EXPECT_NE(r.out.find(says), std::string::npos) << cmd << ": " << says << " in\n" << r.out;
   }
 }
 
