@@ -37,6 +37,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -54,6 +55,7 @@
 #include "migration/io/uring.h"
 #include "migration/vfio/mdev.h"
 #include "migration/vfio/mig_state.h"
+#include "tests/unit/report/xml_check.h"
 
 #ifndef MDEVMIG_BIN
 #error "MDEVMIG_BIN (the mdevmig binary) must be defined"
@@ -233,8 +235,9 @@ TEST_F(CliTest, DamagedOrForeignFilesExitWith4AndLeaveTheDeviceUntouched) {
 TEST_F(CliTest, MigrateOnOneHostWithABar2WorkloadIteratesAndVerifies) {
   Instance a("mdevmig_sim0", "quarter"), b("mdevmig_sim0", "quarter");
   ASSERT_TRUE(a.ok() && b.ok());
+  const std::string picture = "/tmp/lab-cli-migrate.svg";
   CliRun r = cli({"migrate", "--from", a.uuid(), "--to", b.uuid(), "--workload", "bar2", "--dirty-rate", "5",
-               "--downtime", "0", "--max-iterations", "6", "--verify", "--json"});
+               "--downtime", "0", "--max-iterations", "6", "--verify", "--json", "--report", picture});
   ASSERT_EQ(r.rc, 0) << r.err;
   auto j = r.json();
   ASSERT_FALSE(j.is_discarded()) << r.out;
@@ -247,6 +250,20 @@ TEST_F(CliTest, MigrateOnOneHostWithABar2WorkloadIteratesAndVerifies) {
   EXPECT_LT(j["bytes"]["stopcopy_device"].get<uint64_t>(), kQuarter / 2) << "stop-copy resent most of memory";
   EXPECT_EQ(j["verify"].get<std::string>().substr(0, 2), "ok") << j["verify"];
   EXPECT_GT(j["downtime_s"].get<double>(), 0.0);
+
+  // --report: the picture of the same run, well-formed, a bar per pass in every pass
+  // panel, the measured downtime, and no target line (--downtime 0: none).
+  std::ifstream in(picture);
+  ASSERT_TRUE(in) << "no picture at " << picture;
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto doc = mdevmig::report::testing::parse_xml(text.str());
+  ASSERT_TRUE(doc.ok()) << doc.error;
+  for (const char* panel : {"bytes", "dirty", "duration"})
+    EXPECT_EQ(doc.count("g", "pass", "data-panel", panel), 6u) << panel;
+  EXPECT_EQ(doc.count("rect", "measured-downtime"), 1u);
+  EXPECT_EQ(doc.count("line", "target"), 0u);
+  ::unlink(picture.c_str());
 }
 
 TEST_F(CliTest, MigrateWithDmaTrafficCarriesGuestMemory) {
