@@ -33,8 +33,9 @@ liburing-dev,libcapnp-dev,capnproto,libxxhash-dev,libgtest-dev,libgmock-dev,libb
 nlohmann-json3-dev,libgnutls28-dev,openssl,busybox-static,kmod,cpio,python3,perl,man-db,bsdextrautils"
   # Installed with apt once the root is bootstrapped: they pull in systemd, and
   # debootstrap's own installer unpacks systemd before the library it pre-depends on
-  # (libsystemd-shared) is configured, and fails.
-  extra="mdevctl,libvirt-daemon-system,libvirt-clients"
+  # (libsystemd-shared) is configured, and fails. build-essential, debhelper, dh-dkms and
+  # dpkg-dev build the project's .debs for this release (the packages lab group).
+  extra="mdevctl,libvirt-daemon-system,libvirt-clients,build-essential,debhelper,dh-dkms,dpkg-dev"
 fi
 stamp=$(echo "$profile $pkgs${extra:+ $extra}" | sha1sum | cut -c1-12)
 # One builder per root: test runs from several checkouts share the cache, and a second
