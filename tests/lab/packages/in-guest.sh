@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Inside the lab guest (packages.sh boots it): in-guest.sh ROOT CLI_DEB DKMS_DEB
-# In a chroot of the clean ROOT (the guest's overlay: writes stay in the guest): apt
+# In a chroot of the clean ROOT (the guest's overlay: writes stay in the guest; ROOT
+# overlay:DIR lays an overlay in guest memory over DIR, a read-write host share): apt
 # installs both packages, DKMS must have built mdevmig.ko for the running kernel, the
 # module loads, mdevctl creates an instance, mdevmig saves and restores it, the manual
 # pages and the completion are there; then apt purges both and nothing of them is left.
@@ -13,6 +14,14 @@ step() { echo "packages: $*"; }
 fail() { echo "packages: FAIL: $*" >&2; exit 1; }
 in_root() { chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 TERM=dumb "$@"; }
 
+if [[ $root == overlay:* ]]; then
+  lower=${root#overlay:}
+  # Its upper layer on a tmpfs of its own: the guest's /tmp is an overlay already.
+  mkdir -p /tmp/clean && mount -t tmpfs tmpfs /tmp/clean && mkdir /tmp/clean/upper /tmp/clean/work /tmp/clean/root &&
+  mount -t overlay overlay -o "lowerdir=$lower,upperdir=/tmp/clean/upper,workdir=/tmp/clean/work" /tmp/clean/root ||
+    fail "cannot lay an overlay over $lower"
+  root=/tmp/clean/root
+fi
 for m in proc sys dev dev/pts run; do mkdir -p "$root/$m"; done
 mount -t proc proc "$root/proc" && mount --rbind /sys "$root/sys" && mount --rbind /dev "$root/dev" &&
   mount -t tmpfs tmpfs "$root/run" || fail "cannot mount /proc, /sys, /dev, /run in $root"
@@ -24,6 +33,7 @@ cleanup() {
   for d in /sys/bus/mdev/devices/*; do [ -e "$d/remove" ] && echo 1 > "$d/remove"; done
   grep -qw '^mdevmig' /proc/modules && rmmod mdevmig
   umount "$root/run"; umount -R "$root/dev"; umount -R "$root/sys"; umount "$root/proc"
+  [ "$root" != /tmp/clean/root ] || umount /tmp/clean/root
 }
 trap cleanup EXIT
 mkdir -p "$root/tmp/debs" && cp "$cli" "$dkms" "$root/tmp/debs/" || fail "cannot copy the packages into $root"
