@@ -31,8 +31,15 @@ leaf() {
   openssl req -new -key "$dir/$role-key.pem" -subj "/CN=$cn" -out "$dir/$role.csr" 2>/dev/null
   printf 'subjectAltName=%s\nextendedKeyUsage=%s\nkeyUsage=critical,digitalSignature\nbasicConstraints=CA:FALSE\n' \
     "$san" "$usage" > "$dir/$role.ext"
+  local validity=(-days "$days")
+  # An expired certificate: OpenSSL 3.4 and later refuse a negative -days and take the
+  # dates instead (-not_before/-not_after); 3.0 (bookworm) has only -days.
+  if [ "$days" -lt 0 ] && openssl x509 -help 2>&1 | grep -q -- -not_after; then
+    validity=(-not_before "$(date -u -d "$((1 - days)) days ago" +%Y%m%d%H%M%SZ)"
+              -not_after "$(date -u -d "$((-days)) days ago" +%Y%m%d%H%M%SZ)")
+  fi
   openssl x509 -req -in "$dir/$role.csr" -CA "$cadir/ca-cert.pem" -CAkey "$cadir/ca-key.pem" \
-    -CAcreateserial -days "$days" -extfile "$dir/$role.ext" -out "$dir/$role-cert.pem" 2>/dev/null
+    -CAcreateserial "${validity[@]}" -extfile "$dir/$role.ext" -out "$dir/$role-cert.pem" 2>/dev/null
   rm -f "$dir/$role.csr" "$dir/$role.ext"
 }
 server_san="DNS:localhost,IP:127.0.0.1,IP:::1$extra"
