@@ -42,9 +42,9 @@ class QemuMigration : public testing::Test {
 
   void run(const Case& c) {
     KmsgWatcher kmsg;
-    std::vector<MdevInstance> inst;
+    std::vector<mdev::MdevInstance> inst;
     for (const auto& type : {c.src_type, c.dst_type, c.src_type}) {
-      auto i = MdevInstance::create(type);
+      auto i = mdev::MdevInstance::create(type);
       ASSERT_TRUE(i.ok()) << i.error().message();
       inst.push_back(std::move(*i));
     }

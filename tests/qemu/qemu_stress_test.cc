@@ -14,9 +14,9 @@ namespace {
 
 TEST(QemuStress, TwentyFourRoundsWithFaultsAllVerified) {
   MDEVMIG_REQUIRE_LAB();
-  std::vector<MdevInstance> inst;
+  std::vector<mdev::MdevInstance> inst;
   for (int i = 0; i < 2; ++i) {
-    auto m = MdevInstance::create("eighth");
+    auto m = mdev::MdevInstance::create("eighth");
     ASSERT_TRUE(m.ok()) << m.error().message();
     inst.push_back(std::move(*m));
   }

@@ -27,9 +27,9 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 constexpr const char* kCmd = "qemu-migrate";
 
-Result<qemu::MdevInstance> instance(const Args& a, const char* uuid_opt, const std::string& type) {
-  if (auto uuid = a.get(uuid_opt)) return qemu::MdevInstance::adopt(canonical_uuid(*uuid));
-  return qemu::MdevInstance::create(type, a.get("parent").value_or(""));
+Result<mdev::MdevInstance> instance(const Args& a, const char* uuid_opt, const std::string& type) {
+  if (auto uuid = a.get(uuid_opt)) return mdev::MdevInstance::adopt(canonical_uuid(*uuid));
+  return mdev::MdevInstance::create(type, a.get("parent").value_or(""));
 }
 
 }  // namespace
@@ -152,7 +152,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
     after = *af;
   }
 
-  if (qemu::mdevmig_parents().empty())
+  if (mdev::mdevmig_parents().empty())
     return report_error(kCmd, Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)"));
   const std::string type = *a.get("type");
   auto src = instance(a, "src", type);
@@ -162,7 +162,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   const std::string src_uuid = src->uuid(), dst_uuid = dst->uuid();
   const uint64_t src_mem = src->mem_size().value_or(0), dst_mem = dst->mem_size().value_or(0);
   const std::string src_type = src->type(), dst_type = dst->type();
-  std::vector<qemu::MdevInstance> inst;
+  std::vector<mdev::MdevInstance> inst;
   inst.push_back(std::move(*src));
   inst.push_back(std::move(*dst));
 

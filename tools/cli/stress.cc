@@ -60,13 +60,13 @@ bool write_report(const nlohmann::json& j, const Args& a, const qemu::StressRepo
 }
 
 // The two instances: --a/--b adopted, else created (removed again at the end).
-Result<std::vector<qemu::MdevInstance>> instances(const Args& a) {
-  if (qemu::mdevmig_parents().empty())
+Result<std::vector<mdev::MdevInstance>> instances(const Args& a) {
+  if (mdev::mdevmig_parents().empty())
     return Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)");
-  std::vector<qemu::MdevInstance> inst;
+  std::vector<mdev::MdevInstance> inst;
   for (const char* name : {"a", "b"}) {
-    inst.push_back(MDEVMIG_TRY(a.get(name) ? qemu::MdevInstance::adopt(canonical_uuid(*a.get(name)))
-                                           : qemu::MdevInstance::create(*a.get("type"), a.get("parent").value_or(""))));
+    inst.push_back(MDEVMIG_TRY(a.get(name) ? mdev::MdevInstance::adopt(canonical_uuid(*a.get(name)))
+                                           : mdev::MdevInstance::create(*a.get("type"), a.get("parent").value_or(""))));
   }
   return inst;
 }

@@ -666,7 +666,7 @@ qemu::Verification to_verification(const json& j) {
 
 class LocalStress {
  public:
-  LocalStress(std::vector<qemu::MdevInstance> inst, const LocalStressOptions& o, SharedModels models, std::string dir)
+  LocalStress(std::vector<mdev::MdevInstance> inst, const LocalStressOptions& o, SharedModels models, std::string dir)
       : inst_(std::move(inst)), o_(o), models_(std::move(models)), dir_(std::move(dir)),
         checkpoint_file_(dir_ + "/checkpoint.mdevmig") {}
   ~LocalStress() {
@@ -772,7 +772,7 @@ class LocalStress {
 
   Result<qemu::RoundReport> round(uint32_t n, const LocalRoundPlan& plan);
 
-  std::vector<qemu::MdevInstance> inst_;
+  std::vector<mdev::MdevInstance> inst_;
   LocalStressOptions o_;
   SharedModels models_;
   std::string dir_, checkpoint_file_;
@@ -996,7 +996,7 @@ qemu::StressReport LocalStress::run() {
 
 }  // namespace
 
-qemu::StressReport run_local_stress(std::vector<qemu::MdevInstance> instances, const LocalStressOptions& options) {
+qemu::StressReport run_local_stress(std::vector<mdev::MdevInstance> instances, const LocalStressOptions& options) {
   qemu::StressReport report;
   auto fail = [&](const std::string& why) {
     report.aborted = why;

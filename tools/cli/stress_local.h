@@ -25,7 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "migration/engine/channel.h"
-#include "tools/qemu/mdev.h"
+#include "tools/mdev/mdev.h"
 #include "tools/qemu/migration.h"
 #include "tools/qemu/stress.h"
 
@@ -95,7 +95,7 @@ class StreamFault {
 };
 
 /// Runs the rounds between two instances of one type (instances[0] holds the VM first).
-[[nodiscard]] qemu::StressReport run_local_stress(std::vector<qemu::MdevInstance> instances,
+[[nodiscard]] qemu::StressReport run_local_stress(std::vector<mdev::MdevInstance> instances,
                                                   const LocalStressOptions& options);
 
 /// The report in QEMU mode's schema, with "mode": "local" and local mode's options.

@@ -113,10 +113,10 @@ json RoundReport::to_json() const {
           {"round_ms", round_ms}};
 }
 
-Harness::Harness(HarnessOptions options, std::vector<MdevInstance> instances)
+Harness::Harness(HarnessOptions options, std::vector<mdev::MdevInstance> instances)
     : options_(std::move(options)), instances_(std::move(instances)) {}
 
-Result<std::unique_ptr<Harness>> Harness::create(HarnessOptions options, std::vector<MdevInstance> instances) {
+Result<std::unique_ptr<Harness>> Harness::create(HarnessOptions options, std::vector<mdev::MdevInstance> instances) {
   if (instances.empty()) return Error::make(EINVAL, "harness", "no mdev instances");
   options.vm.protocol = MDEVMIG_TRY(resolve_vfio_protocol(options.vm.protocol, options.vm.qemu_binary));
   auto h = std::unique_ptr<Harness>(new Harness(std::move(options), std::move(instances)));

@@ -15,7 +15,7 @@
 
 #include "base/result.h"
 #include "tools/qemu/guest.h"
-#include "tools/qemu/mdev.h"
+#include "tools/mdev/mdev.h"
 #include "tools/qemu/migration.h"
 #include "tools/qemu/vm.h"
 
@@ -63,7 +63,7 @@ class Harness {
  public:
   /// `instances`: the mdev instances rounds move the VM between.
   [[nodiscard]] static Result<std::unique_ptr<Harness>> create(HarnessOptions options,
-                                                                std::vector<MdevInstance> instances);
+                                                                std::vector<mdev::MdevInstance> instances);
   ~Harness();
   Harness(const Harness&) = delete;
   Harness& operator=(const Harness&) = delete;
@@ -99,7 +99,7 @@ class Harness {
   [[nodiscard]] std::size_t current_instance() const { return vm_instance_; }
   static constexpr std::size_t kRemote = static_cast<std::size_t>(-1);
   [[nodiscard]] std::size_t instance_count() const { return instances_.size(); }
-  [[nodiscard]] const MdevInstance& instance(std::size_t i) const { return instances_[i]; }
+  [[nodiscard]] const mdev::MdevInstance& instance(std::size_t i) const { return instances_[i]; }
   [[nodiscard]] GuestDriver& driver() { return *driver_; }
   [[nodiscard]] const std::string& dir() const { return options_.vm.dir; }
   /// The options in force (vm.protocol resolved, vm.dir created).
@@ -112,7 +112,7 @@ class Harness {
   void release() { vm_.reset(); }
 
  private:
-  explicit Harness(HarnessOptions options, std::vector<MdevInstance> instances);
+  explicit Harness(HarnessOptions options, std::vector<mdev::MdevInstance> instances);
   [[nodiscard]] Result<Vm> start_vm(std::size_t instance, std::optional<std::string> incoming);
   // migrate() and migrate_to(): into `given` if set, else a VM started on `dst_instance`.
   [[nodiscard]] Result<RoundReport> migrate_into(std::optional<Vm> given, std::size_t dst_instance,
@@ -124,7 +124,7 @@ class Harness {
   void say(const std::string& s) const;
 
   HarnessOptions options_;
-  std::vector<MdevInstance> instances_;
+  std::vector<mdev::MdevInstance> instances_;
   bool own_dir_ = false;
   std::optional<Vm> vm_;
   std::size_t vm_instance_ = 0;

@@ -10,7 +10,7 @@
 #include <regex>
 
 #include "tools/lab/kernel_reports.h"
-#include "tools/qemu/mdev.h"
+#include "tools/mdev/mdev.h"
 
 namespace mdevmig::qemu {
 
@@ -75,13 +75,13 @@ std::vector<pid_t> child_processes() {
 
 LeakCheck::LeakCheck(std::set<std::string> allowed_instances)
     : baseline_instances_(std::move(allowed_instances)), baseline_fds_(count_open_fds()) {
-  for (const auto& u : mdev_devices()) baseline_instances_.insert(u);
+  for (const auto& u : mdev::mdev_devices()) baseline_instances_.insert(u);
 }
 
 std::vector<std::string> LeakCheck::check(const std::set<pid_t>& live_children, long extra_fds,
                                           const std::string& expected_kernel, uint64_t* expected_seen) {
   std::vector<std::string> problems;
-  for (const auto& u : mdev_devices())
+  for (const auto& u : mdev::mdev_devices())
     if (!baseline_instances_.count(u)) problems.push_back("mdev instance left behind: " + u);
   for (pid_t p : child_processes())
     if (!live_children.count(p)) problems.push_back("child process left behind: pid " + std::to_string(p));

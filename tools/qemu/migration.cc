@@ -134,7 +134,7 @@ json MigrationOutcome::to_json() const {
           {"passes", passes_j}};
 }
 
-Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance* src_instance, uint64_t device_mem,
+Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstance* src_instance, uint64_t device_mem,
                                        const MigrationPlan& plan, const std::string& dir,
                                        const SwitchoverHooks& hooks, const LogFn& log) {
   auto say = [&](const std::string& s) {

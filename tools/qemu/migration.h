@@ -15,7 +15,7 @@
 
 #include "base/result.h"
 #include "tools/qemu/endpoint.h"
-#include "tools/qemu/mdev.h"
+#include "tools/mdev/mdev.h"
 #include "tools/qemu/vm.h"
 
 namespace mdevmig::qemu {
@@ -151,7 +151,7 @@ struct SwitchoverHooks {
   std::function<void()> quiesce;
 };
 
-[[nodiscard]] Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const MdevInstance* src_instance,
+[[nodiscard]] Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstance* src_instance,
                                                      uint64_t device_mem, const MigrationPlan& plan,
                                                      const std::string& dir, const SwitchoverHooks& hooks,
                                                      const LogFn& log = {});

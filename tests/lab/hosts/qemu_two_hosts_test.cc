@@ -49,7 +49,7 @@ class QemuTwoHosts : public testing::Test {
 
   // Host b: a QEMU on its own instance, waiting for a's harness; it ends when a is done.
   void destination_host() {
-    auto inst = MdevInstance::create("quarter");
+    auto inst = mdev::MdevInstance::create("quarter");
     ASSERT_TRUE(inst.ok()) << inst.error().message();
     char tmpl[] = "/tmp/mdevmig-qemu-b.XXXXXX";
     ASSERT_NE(::mkdtemp(tmpl), nullptr);
@@ -81,9 +81,9 @@ class QemuTwoHosts : public testing::Test {
 
   // Host a: the harness.
   void source_host() {
-    std::vector<MdevInstance> inst;
+    std::vector<mdev::MdevInstance> inst;
     for (int i = 0; i < 2; ++i) {
-      auto m = MdevInstance::create("quarter");
+      auto m = mdev::MdevInstance::create("quarter");
       ASSERT_TRUE(m.ok()) << m.error().message();
       inst.push_back(std::move(*m));
     }

@@ -191,7 +191,7 @@ class LibvirtTwoHosts : public testing::Test {
 
   // Host b: libvirtd and an instance for the VM; a drives both hosts' libvirtd.
   void destination_host() {
-    auto inst = MdevInstance::create("quarter");
+    auto inst = mdev::MdevInstance::create("quarter");
     ASSERT_TRUE(inst.ok()) << inst.error().message();
     lab::put(h_, "b-ready", inst->uuid() + " " + property_);
     ASSERT_TRUE(lab::take(h_, "a-done", 1500s));
@@ -214,8 +214,8 @@ class LibvirtTwoHosts : public testing::Test {
   }
 
   void source_host() {
-    std::vector<MdevInstance> inst;
-    auto m = MdevInstance::create("quarter");
+    std::vector<mdev::MdevInstance> inst;
+    auto m = mdev::MdevInstance::create("quarter");
     ASSERT_TRUE(m.ok()) << m.error().message();
     const std::string uuid = m->uuid();
     inst.push_back(std::move(*m));

@@ -1,4 +1,4 @@
-#include "tools/qemu/mdev.h"
+#include "tools/mdev/mdev.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -14,8 +14,8 @@
 #include "migration/vfio/mdev.h"
 #include "tools/qemu/codec.h"
 
-namespace mdevmig::qemu {
-namespace {
+namespace mdevmig::mdev {
+
 
 std::vector<std::string> list_dir(const std::string& path) {
   std::vector<std::string> names;
@@ -28,11 +28,9 @@ std::vector<std::string> list_dir(const std::string& path) {
   return names;
 }
 
-std::string type_dir(const SysfsRoot& root, const std::string& parent, const std::string& type) {
+std::string type_dir(const std::string& parent, const std::string& type, const SysfsRoot& root) {
   return root.path + "/class/mdev_bus/" + parent + "/mdev_supported_types/mdevmig-" + type;
 }
-
-}  // namespace
 
 Result<std::string> read_text_file(const std::string& path) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -66,9 +64,9 @@ std::vector<std::string> mdevmig_parents(const SysfsRoot& root) {
 }
 
 uint64_t available_instances(const std::string& parent, const std::string& type, const SysfsRoot& root) {
-  auto text = read_text_file(type_dir(root, parent, type) + "/available_instances");
+  auto text = read_text_file(type_dir(parent, type, root) + "/available_instances");
   if (!text) return 0;
-  return parse_c_uint(*text).value_or(0);
+  return qemu::parse_c_uint(*text).value_or(0);
 }
 
 std::vector<std::string> mdev_devices(const SysfsRoot& root) { return list_dir(root.path + "/bus/mdev/devices"); }
@@ -97,7 +95,7 @@ Result<MdevInstance> MdevInstance::create(const std::string& type, const std::st
       return Error::make(ENOSPC, "create mdev instance", "no mdevmig parent has room for type " + type);
   }
   std::string uuid = random_uuid();
-  MDEVMIG_TRY(write_text_file(type_dir(root, chosen, type) + "/create", uuid));
+  MDEVMIG_TRY(write_text_file(type_dir(chosen, type, root) + "/create", uuid));
   return MdevInstance(uuid, type, chosen, /*owned=*/true, root);
 }
 
@@ -150,7 +148,7 @@ Result<uint64_t> MdevInstance::mem_size() const {
   if (p == std::string::npos) return Error::make(EPROTO, "parse mdevmig/memory", "'" + text + "'");
   std::string v = text.substr(p + 5);
   v = v.substr(0, v.find_first_of(" \n"));
-  auto size = parse_c_uint(v);
+  auto size = qemu::parse_c_uint(v);
   if (!size) return Error::make(EPROTO, "parse mdevmig/memory", "'" + text + "'");
   return *size;
 }
@@ -175,4 +173,4 @@ Result<void> MdevInstance::remove() {
   return write_text_file(dir() + "/remove", "1");
 }
 
-}  // namespace mdevmig::qemu
+}  // namespace mdevmig::mdev

@@ -1,5 +1,7 @@
 // mdevmig instances through the standard mdev sysfs files: find a parent with room for
-// a type, create an instance (removed again on destruction), or adopt an existing one.
+// a type, create an instance (removed again on destruction), or adopt an existing one;
+// and the small sysfs file helpers under them. The tools (qemu-migrate, stress) and the
+// lab tests use this one copy.
 #pragma once
 
 #include <cstdint>
@@ -9,7 +11,7 @@
 
 #include "base/result.h"
 
-namespace mdevmig::qemu {
+namespace mdevmig::mdev {
 
 /// Where the mdev sysfs files are; tests point this elsewhere.
 struct SysfsRoot {
@@ -25,6 +27,10 @@ struct SysfsRoot {
 [[nodiscard]] std::vector<std::string> mdev_devices(const SysfsRoot& root = {});
 /// A new random v4 UUID.
 [[nodiscard]] std::string random_uuid();
+/// Names in a directory (no dot files), sorted; empty if it does not exist.
+[[nodiscard]] std::vector<std::string> list_dir(const std::string& path);
+/// The sysfs folder of a parent's type: <root>/class/mdev_bus/<parent>/mdev_supported_types/mdevmig-<type>.
+[[nodiscard]] std::string type_dir(const std::string& parent, const std::string& type, const SysfsRoot& root = {});
 
 /// One instance. Created ones are removed on destruction; adopted ones are left alone.
 class MdevInstance {
@@ -72,4 +78,4 @@ class MdevInstance {
 /// Writes `value` to a sysfs file in one write().
 [[nodiscard]] Result<void> write_text_file(const std::string& path, const std::string& value);
 
-}  // namespace mdevmig::qemu
+}  // namespace mdevmig::mdev
