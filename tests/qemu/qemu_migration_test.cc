@@ -10,7 +10,7 @@
 
 #include "common/sysfs.h"
 #include "tools/qemu/harness.h"
-#include "tools/qemu/leaks.h"
+#include "tools/stress/leaks.h"
 
 namespace mdevmig::qemu {
 namespace {
@@ -41,7 +41,7 @@ class QemuMigration : public testing::Test {
   void SetUp() override { MDEVMIG_REQUIRE_LAB(); }
 
   void run(const Case& c) {
-    KmsgWatcher kmsg;
+    stress::KmsgWatcher kmsg;
     std::vector<mdev::MdevInstance> inst;
     for (const auto& type : {c.src_type, c.dst_type, c.src_type}) {
       auto i = mdev::MdevInstance::create(type);

@@ -40,7 +40,7 @@ TEST(QemuStress, TwentyFourRoundsWithFaultsAllVerified) {
   so.seed = 7;
   auto report = run_stress(**h, so, opt.log);
   std::fprintf(stderr, "%s\n", report.summary().c_str());
-  std::fprintf(stderr, "%s\n", report.to_json(so).dump().c_str());
+  std::fprintf(stderr, "%s\n", report_json(report, so).dump().c_str());
 
   EXPECT_TRUE(report.aborted.empty()) << report.aborted;
   EXPECT_EQ(report.rounds.size(), so.rounds);

@@ -21,25 +21,20 @@
 #include "tools/cli/stress_local.h"
 #include "tools/qemu/stress.h"
 #include "tools/report/convert.h"
+#include "tools/stress/faults.h"
 
 namespace mdevmig::cli {
 namespace {
 
 constexpr const char* kCmd = "stress";
 
-Result<std::vector<qemu::FaultKind>> parse_faults(const std::string& text) {
-  std::vector<qemu::FaultKind> out;
-  for (std::size_t pos = 0; pos <= text.size();) {
-    std::size_t end = text.find(',', pos);
-    if (end == std::string::npos) end = text.size();
-    auto f = qemu::parse_fault(text.substr(pos, end - pos));
-    if (!f.ok())
-      return usage_error("--faults", "wants a comma-separated list of cancel, kill-dst, kill-src, corrupt, truncate "
-                                     "(or none), got '" + text + "'");
-    if (*f != qemu::FaultKind::kNone) out.push_back(*f);
-    pos = end + 1;
-  }
-  return out;
+Result<std::vector<stress::FaultKind>> parse_faults(const std::string& text) {
+  auto faults = stress::parse_fault_list(text);
+  if (!faults.ok())
+    return usage_error("--faults", "wants a comma-separated list of " +
+                                       stress::fault_list_text(stress::injectable_faults(), ", ") + " (or none), got '" +
+                                       text + "'");
+  return faults;
 }
 
 // Writes --report FILE if asked: a picture (FILE.html, FILE.svg; its failure does not
@@ -87,8 +82,8 @@ int run_stress(std::span<const char* const> argv) {
   a.option("mode", "qemu|local", "what migrates the device", "qemu");
   a.option("rounds", "N", "migrations", "20");
   a.option("fault-rate", "F", "fraction of rounds with an injected fault", "0.5");
-  a.option("faults", "LIST", "comma-separated: cancel,kill-dst,kill-src,corrupt,truncate",
-           "cancel,kill-dst,kill-src,corrupt,truncate");
+  a.option("faults", "LIST", "comma-separated: " + stress::fault_list_text(stress::injectable_faults()),
+           stress::fault_list_text(stress::default_faults()));
   a.option("file-rate", "F", "qemu: fraction of rounds saved to a file and restored instead of live", "0.25");
   a.option("a", "UUID", "first instance (default: create one)");
   a.option("b", "UUID", "second instance (default: create one)");
@@ -200,7 +195,7 @@ int run_stress(std::span<const char* const> argv) {
     return kExitFailed;
   }
   qemu::StressReport report = qemu::run_stress(**h, so, opt.log);
-  const nlohmann::json j = report.to_json(so);
+  const nlohmann::json j = qemu::report_json(report, so);
   if (!write_report(j, a, report, mode)) return kExitDevice;
   if (a.has("json")) std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
   else std::printf("%s", report.summary().c_str());

@@ -34,8 +34,12 @@
 #include "tools/guest/replay.h"
 #include "tools/guest/ring.h"
 #include "tools/qemu/qtest.h"
+#include "tools/stress/report.h"
 
 namespace mdevmig::qemu {
+
+using stress::Verification;
+using stress::WorkloadStats;
 
 /// Guest-physical layout of the harness VMs (q35, at least 128 MiB of RAM). Guest RAM
 /// the DMA engine reaches is tools/guest's one layout at kGuest.
@@ -96,23 +100,6 @@ struct ExpectedState {
 
 /// The bytes the guest puts in the source buffer of descriptor `desc`.
 void source_buffer(uint64_t run_seed, uint64_t desc, std::span<uint8_t> out);
-
-/// Counts of what a workload did.
-struct WorkloadStats {
-  uint64_t bar2_writes = 0, descs = 0, scratch = 0, irqs = 0, isr_runs = 0;
-  double seconds = 0;
-};
-
-/// A verification's findings. `ok()` when nothing differed.
-struct Verification {
-  std::vector<std::string> mismatches;
-  uint64_t mem_hash = 0;        ///< XXH64 of device memory, as the device computed it
-  uint64_t pages_sampled = 0;   ///< BAR2 pages compared byte for byte through qtest
-  uint64_t descs = 0;           ///< SEQ
-  bool irq_delivered = false;   ///< the probe descriptor's interrupt arrived
-  [[nodiscard]] bool ok() const { return mismatches.empty(); }
-  [[nodiscard]] std::string summary() const;
-};
 
 /// The guest side of the harness for one mdevmig device, across VMs.
 class GuestDriver {

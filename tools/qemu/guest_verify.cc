@@ -7,47 +7,17 @@
 
 #include "base/check.h"
 #include "tools/guest/descriptors.h"
+#include "tools/guest/verify.h"
 #include "tools/qemu/guest.h"
 
 namespace mdevmig::qemu {
 namespace {
 
 constexpr guest::Layout kGuest = layout::kGuest;
-
-std::string hex(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
-
-// First byte where `a` and `b` differ, and how many differ.
-std::string describe_diff(const std::string& what, uint64_t base, std::span<const uint8_t> got,
-                          std::span<const uint8_t> want) {
-  uint64_t first = UINT64_MAX, count = 0;
-  for (std::size_t i = 0; i < got.size() && i < want.size(); ++i)
-    if (got[i] != want[i]) {
-      if (first == UINT64_MAX) first = i;
-      ++count;
-    }
-  if (count == 0) return {};
-  char buf[200];
-  std::snprintf(buf, sizeof buf, "%s: %" PRIu64 " bytes differ, first at %s (got 0x%02x, want 0x%02x)", what.c_str(),
-                count, hex(base + first).c_str(), got[first], want[first]);
-  return buf;
-}
+using guest::describe_diff;
+using guest::hex;
 
 }  // namespace
-
-std::string Verification::summary() const {
-  char buf[200];
-  std::snprintf(buf, sizeof buf, "%s: SEQ %" PRIu64 ", device memory XXH64 %016" PRIx64 ", %" PRIu64
-                " pages compared through BAR2, interrupt %s",
-                ok() ? "verified" : "MISMATCH", descs, mem_hash, pages_sampled,
-                irq_delivered ? "delivered" : "NOT delivered");
-  std::string s = buf;
-  for (const auto& m : mismatches) s += "\n  - " + m;
-  return s;
-}
 
 Result<Verification> GuestDriver::verify(QtestClient& qt, uint32_t sample_pages) {
   Verification v;
@@ -55,31 +25,13 @@ Result<Verification> GuestDriver::verify(QtestClient& qt, uint32_t sample_pages)
   MDEVMIG_TRY(drain(qt));
   MDEVMIG_TRY(service_irqs(qt));
   auto mismatch = [&](std::string what) { v.mismatches.push_back(std::move(what)); };
-  auto expect_reg = [&](const char* name, uint32_t off, uint32_t want) -> Result<void> {
-    uint32_t got = MDEVMIG_TRY(reg(qt, off));
-    if (got != want) mismatch(std::string(name) + " = " + hex(got) + ", want " + hex(want));
-    return ok();
-  };
 
   // Registers, as the device model holds them after the same ops.
   guest::Replay& model = state_.device;
-  auto expect_model_reg = [&](const char* name, uint32_t off) { return expect_reg(name, off, model.reg(off)); };
-  MDEVMIG_TRY(expect_model_reg("ID", MDEVMIG_REG_ID));
-  MDEVMIG_TRY(expect_model_reg("MEM_SIZE_LO", MDEVMIG_REG_MEM_SIZE_LO));
-  MDEVMIG_TRY(expect_model_reg("CTRL", MDEVMIG_REG_CTRL));
-  MDEVMIG_TRY(expect_model_reg("INT_MASK", MDEVMIG_REG_INT_MASK));
-  MDEVMIG_TRY(expect_model_reg("RING_BASE_LO", MDEVMIG_REG_RING_BASE_LO));
-  MDEVMIG_TRY(expect_model_reg("RING_SIZE", MDEVMIG_REG_RING_SIZE));
-  MDEVMIG_TRY(expect_model_reg("RING_HEAD", MDEVMIG_REG_RING_HEAD));
-  MDEVMIG_TRY(expect_model_reg("RING_TAIL", MDEVMIG_REG_RING_TAIL));
   MDEVMIG_CHECK(model.reg(MDEVMIG_REG_SEQ) == static_cast<uint32_t>(state_.descs), "the model consumed every descriptor");
-  MDEVMIG_TRY(expect_model_reg("SEQ", MDEVMIG_REG_SEQ));
-  MDEVMIG_TRY(expect_model_reg("ERR_DESC", MDEVMIG_REG_ERR_DESC));
-  MDEVMIG_TRY(expect_reg("ERR_DMA", MDEVMIG_REG_ERR_DMA, 0));
-  MDEVMIG_TRY(expect_reg("ERR_RING", MDEVMIG_REG_ERR_RING, 0));
-  for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; ++i) {
-    std::string name = "SCRATCH" + std::to_string(i);
-    MDEVMIG_TRY(expect_model_reg(name.c_str(), MDEVMIG_REG_SCRATCH(i)));
+  {
+    guest::QtestPort p = port(qt);
+    for (auto& m : MDEVMIG_TRY(guest::compare_registers(p, model))) mismatch(std::move(m));
   }
 
   // Guest RAM the DMA engine wrote: data, hashes, completion records (status, SEQ).

@@ -74,45 +74,6 @@ std::string wait_exit(Vm& vm, std::chrono::milliseconds timeout, std::vector<std
 
 }  // namespace
 
-const char* survivor_name(Survivor s) {
-  switch (s) {
-    case Survivor::kDestination: return "destination";
-    case Survivor::kSource: return "source";
-    case Survivor::kNone: return "none";
-  }
-  return "?";
-}
-
-bool RoundReport::verified() const {
-  const auto& v = recovered ? recovery_verification : verification;
-  return v && v->ok() && problems.empty();
-}
-
-json RoundReport::to_json() const {
-  auto ver = [](const std::optional<Verification>& v) -> json {
-    if (!v) return nullptr;
-    return {{"ok", v->ok()}, {"mismatches", v->mismatches}, {"mem_hash", v->mem_hash},
-            {"pages_sampled", v->pages_sampled}, {"seq", v->descs}, {"irq_delivered", v->irq_delivered}};
-  };
-  return {{"round", round},
-          {"transport", transport_name(transport)},
-          {"fault", fault_name(fault)},
-          {"migration", migration.to_json()},
-          {"survivor", survivor_name(survivor)},
-          {"src_end", src_end},
-          {"dst_end", dst_end},
-          {"ops_pending", ops_pending},
-          {"ops_landed", ops_landed},
-          {"workload", {{"bar2_writes", workload.bar2_writes}, {"descs", workload.descs},
-                        {"scratch", workload.scratch}, {"irqs", workload.irqs}, {"seconds", workload.seconds}}},
-          {"verification", ver(verification)},
-          {"recovered", recovered},
-          {"recovery_verification", ver(recovery_verification)},
-          {"problems", problems},
-          {"verified", verified()},
-          {"round_ms", round_ms}};
-}
-
 Harness::Harness(HarnessOptions options, std::vector<mdev::MdevInstance> instances)
     : options_(std::move(options)), instances_(std::move(instances)) {}
 
@@ -267,7 +228,7 @@ Result<RoundReport> Harness::migrate_into(std::optional<Vm> given, std::size_t d
   // A kill or cancel during a save to a file is fired by the migration runner; the
   // file faults are applied to the finished file.
   MigrationPlan run_plan = plan;
-  if (file && (plan.fault == FaultKind::kCorrupt || plan.fault == FaultKind::kTruncate)) run_plan.fault = FaultKind::kNone;
+  if (file && stress::fault_spec(plan.fault).in_stream) run_plan.fault = FaultKind::kNone;
 
   Vm& src = *vm_;
   std::optional<Vm> dst = std::move(given);
@@ -348,8 +309,7 @@ Result<RoundReport> Harness::migrate_into(std::optional<Vm> given, std::size_t d
   switch (rep.survivor) {
     case Survivor::kDestination: {
       // A damaged stream must never be accepted, nor a dead destination succeed.
-      if (faulted && (rep.fault == FaultKind::kCorrupt || rep.fault == FaultKind::kTruncate ||
-                      rep.fault == FaultKind::kKillDst))
+      if (faulted && stress::destination_must_refuse(rep.fault))
         rep.problems.push_back(std::string("the destination accepted a migration with fault ") + fault_name(rep.fault));
       if (auto w = dst->wait_run_state("running", 30s); !w) rep.problems.push_back(w.error().message());
       // The harness stops issuing while QEMU pauses before switchover: every op must

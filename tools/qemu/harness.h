@@ -21,6 +21,10 @@
 
 namespace mdevmig::qemu {
 
+using stress::RoundReport;
+using stress::Survivor;
+using stress::survivor_name;
+
 struct HarnessOptions {
   VmSpec vm;  ///< vm.dir empty: a fresh directory under /tmp, removed at the end
   IrqMode irq = IrqMode::kIntx;
@@ -32,31 +36,6 @@ struct HarnessOptions {
   uint32_t guest_fill_mb = 0;
   bool keep_dir = false;       ///< keep logs and sockets (the path is in the report)
   LogFn log;
-};
-
-enum class Survivor { kDestination, kSource, kNone };
-[[nodiscard]] const char* survivor_name(Survivor s);
-
-/// One migration round and what the harness found after it.
-struct RoundReport {
-  uint32_t round = 0;
-  Transport transport = Transport::kUnix;
-  FaultKind fault = FaultKind::kNone;
-  MigrationOutcome migration;
-  Survivor survivor = Survivor::kNone;
-  std::string src_end, dst_end;  ///< how the QEMUs ended ("running" if still alive)
-  uint64_t ops_pending = 0;      ///< ops issued on the source since the last verification
-  uint64_t ops_landed = 0;       ///< of which the survivor holds (the cut)
-  WorkloadStats workload;
-  std::optional<Verification> verification;
-  bool recovered = false;  ///< the VM was restored from the checkpoint afterwards
-  std::optional<Verification> recovery_verification;
-  std::vector<std::string> problems;  ///< anything unexpected: wrong survivor, lost ops, leaks
-  double round_ms = 0;
-
-  /// The survivor (or the recovered VM) was verified and nothing unexpected happened.
-  [[nodiscard]] bool verified() const;
-  [[nodiscard]] nlohmann::json to_json() const;
 };
 
 class Harness {

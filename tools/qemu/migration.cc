@@ -68,72 +68,6 @@ Result<void> check_multifd(Vm& src, const MigrationPlan& plan) {
 
 }  // namespace
 
-const char* transport_name(Transport t) {
-  switch (t) {
-    case Transport::kUnix: return "unix";
-    case Transport::kTcp: return "tcp";
-    case Transport::kFile: return "file";
-  }
-  return "?";
-}
-
-bool is_live(Transport t) { return t != Transport::kFile; }
-
-const char* fault_name(FaultKind f) {
-  switch (f) {
-    case FaultKind::kNone: return "none";
-    case FaultKind::kCancel: return "cancel";
-    case FaultKind::kKillDst: return "kill-dst";
-    case FaultKind::kKillSrc: return "kill-src";
-    case FaultKind::kCorrupt: return "corrupt";
-    case FaultKind::kTruncate: return "truncate";
-  }
-  return "?";
-}
-
-Result<FaultKind> parse_fault(std::string_view text) {
-  for (FaultKind f : {FaultKind::kNone, FaultKind::kCancel, FaultKind::kKillDst, FaultKind::kKillSrc,
-                      FaultKind::kCorrupt, FaultKind::kTruncate})
-    if (text == fault_name(f)) return f;
-  return Error::make(EINVAL, "parse fault", "'" + std::string(text) +
-                                                "' (want none, cancel, kill-dst, kill-src, corrupt, truncate)");
-}
-
-json MigrationOutcome::to_json() const {
-  json passes_j = json::array();
-  for (const auto& p : passes)
-    passes_j.push_back({{"pass", p.pass}, {"dirty_syncs", p.syncs}, {"t_ms", p.t_ms},
-                        {"ram_pages", p.ram_pages}, {"ram_bytes", p.ram_bytes},
-                        {"wire_bytes", p.wire_bytes}, {"device_bytes", p.device_bytes},
-                        {"device_pages", p.device_pages}, {"device_dirty_pages", p.device_dirty_pages},
-                        {"expected_downtime_ms", p.expected_downtime_ms >= 0 ? json(p.expected_downtime_ms) : json()}});
-  return {{"status", status},
-          {"error", error},
-          {"fault", fault_name(fault)},
-          {"fault_fired", fault_fired},
-          {"fault_note", fault_note},
-          {"switched_over", switched_over},
-          {"harness_pause_ms", harness_pause_ms},
-          {"total_ms", total_ms},
-          {"downtime_ms", downtime_ms},
-          {"downtime_limit_ms", downtime_limit_ms},
-          {"setup_ms", setup_ms},
-          {"wall_ms", wall_ms},
-          {"ram", {{"total", ram_total}, {"transferred", ram_transferred}, {"precopy_bytes", ram_precopy_bytes},
-                   {"downtime_bytes", ram_downtime_bytes}, {"dirty_syncs", ram_dirty_syncs},
-                   {"normal_pages", ram_normal_pages}, {"zero_pages", ram_zero_pages}}},
-          {"multifd_channels", multifd_channels},
-          {"wire", {{"bytes", wire_bytes}, {"precopy_bytes", wire_precopy_bytes},
-                    {"downtime_bytes", wire_downtime_bytes}, {"connections", wire_connections},
-                    {"main_bytes", wire_main_bytes}}},
-          {"device", {{"bytes", device_bytes}, {"precopy_iterations", device_iterations},
-                      {"dirty_pages_last_pass", device_dirty_last_pass}, {"precopy_bytes", device_precopy_bytes},
-                      {"downtime_bytes", device_downtime_bytes}, {"main_channel_bytes", device_main_bytes},
-                      {"multifd_bytes", device_bytes > device_main_bytes && wire_connections > 1
-                                            ? device_bytes - device_main_bytes : 0}}},
-          {"passes", passes_j}};
-}
-
 Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstance* src_instance, uint64_t device_mem,
                                        const MigrationPlan& plan, const std::string& dir,
                                        const SwitchoverHooks& hooks, const LogFn& log) {
@@ -223,7 +157,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
     samples.push_back({wall_now(), w});
     // Fault triggers that the harness fires itself, during pre-copy.
     if (!out.fault_fired && static_cast<double>(w) >= plan.fault_point * static_cast<double>(device_mem) &&
-        (plan.fault == FaultKind::kCancel || plan.fault == FaultKind::kKillDst || plan.fault == FaultKind::kKillSrc) &&
+        plan.fault != FaultKind::kNone && !stress::fault_spec(plan.fault).in_stream &&
         q.value("status", "") == "active") {
       out.fault_fired = true;
       out.fault_note = std::string(fault_name(plan.fault)) + " at " + std::to_string(w) + " stream bytes";
@@ -329,7 +263,7 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
     for (int i = 0; i < 50 && proxy->bytes_forward() != wire(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (!out.fault_fired && proxy->fault_fired()) out.fault_fired = true;
     if (proxy->fault_fired()) out.fault_note = proxy->fault_note();
-    if (plan.fault == FaultKind::kCorrupt || plan.fault == FaultKind::kTruncate) out.fault_fired = proxy->fault_fired();
+    if (stress::fault_spec(plan.fault).in_stream) out.fault_fired = proxy->fault_fired();
   }
   out.wire_bytes = wire();
   if (proxy) {

@@ -17,26 +17,21 @@
 #include "tools/qemu/endpoint.h"
 #include "tools/mdev/mdev.h"
 #include "tools/qemu/vm.h"
+#include "tools/stress/report.h"
 
 namespace mdevmig::qemu {
 
-/// How the stream travels. kUnix and kTcp are live migrations through the harness's
-/// relay (MigrationProxy); kTcp is QEMU's "tcp:" on both sides, for QEMUs on two hosts.
-enum class Transport { kUnix, kTcp, kFile };
-[[nodiscard]] const char* transport_name(Transport t);
-[[nodiscard]] bool is_live(Transport t);
+// The harness reports in tools/stress's terms: the fault table, transports, outcomes.
+using stress::FaultKind;
+using stress::LogFn;
+using stress::MigrationOutcome;
+using stress::PassRow;
+using stress::Transport;
+using stress::fault_name;
+using stress::is_live;
+using stress::parse_fault;
+using stress::transport_name;
 
-/// Faults the harness can inject into a migration.
-enum class FaultKind {
-  kNone,
-  kCancel,    ///< migrate_cancel during pre-copy
-  kKillDst,   ///< SIGKILL the destination QEMU during pre-copy
-  kKillSrc,   ///< SIGKILL the source QEMU during pre-copy (nothing survives)
-  kCorrupt,   ///< flip a byte of VFIO device data in flight (or in the saved file)
-  kTruncate,  ///< cut the stream in flight (or truncate the saved file)
-};
-[[nodiscard]] const char* fault_name(FaultKind f);
-[[nodiscard]] Result<FaultKind> parse_fault(std::string_view text);
 
 struct MigrationPlan {
   Transport transport = Transport::kUnix;
@@ -73,62 +68,7 @@ struct MigrationPlan {
   std::chrono::milliseconds timeout{300'000};
 };
 
-/// One pre-copy pass as seen from outside: a dirty sync of QEMU's RAM (which happens
-/// once per iteration while device data is pending) and what went over the wire.
-struct PassRow {
-  uint32_t pass = 0;
-  uint64_t syncs = 0;            ///< dirty-sync-count at the end of the row
-  double t_ms = 0;               ///< since migrate
-  uint64_t ram_pages = 0;        ///< RAM pages sent in this pass (normal + zero)
-  uint64_t ram_bytes = 0;        ///< RAM bytes sent in this pass (with multifd, a row spanning the
-                                 ///< stop may count the device's multifd packets as RAM)
-  uint64_t wire_bytes = 0;       ///< all bytes sent in this pass
-  uint64_t device_bytes = 0;     ///< wire - RAM: the device's data (and a few bytes of headers)
-  uint64_t device_pages = 0;     ///< device_bytes in 4 KiB pages (records cost ~0.02% more)
-  uint64_t device_dirty_pages = 0;  ///< pages the device's dirty tracker held at the sample
-  /// QEMU's expected-downtime at the sample (what is dirty / its bandwidth; -1: QEMU
-  /// gave none, as it does outside the active state).
-  double expected_downtime_ms = -1;
-};
 
-struct MigrationOutcome {
-  std::string status;  ///< completed, failed, cancelled, source-killed
-  std::string error;   ///< QEMU's error-desc
-  FaultKind fault = FaultKind::kNone;
-  bool fault_fired = false;
-  std::string fault_note;
-  bool switched_over = false;  ///< the harness raised downtime-limit
-  /// From seeing QEMU's "pre-switchover" pause (VM stopped) to sending
-  /// migrate-continue: the harness stopping its qtest "vCPU". Part of QEMU's downtime.
-  double harness_pause_ms = 0;
-  double total_ms = 0, downtime_ms = 0, setup_ms = 0;
-  double wall_ms = 0;  ///< measured by the harness, migrate to end
-  uint32_t downtime_limit_ms = 0;  ///< the plan's downtime-limit from the switchover on
-  /// ram_transferred: RAM bytes only (ram_sent: QEMU >= 8 counts the whole stream as "transferred").
-  uint64_t ram_total = 0, ram_transferred = 0, ram_precopy_bytes = 0, ram_downtime_bytes = 0;
-  uint64_t ram_dirty_syncs = 0, ram_normal_pages = 0, ram_zero_pages = 0;
-  uint64_t wire_bytes = 0, wire_precopy_bytes = 0, wire_downtime_bytes = 0;
-  uint32_t multifd_channels = 0;        ///< the plan's
-  uint32_t wire_connections = 0;        ///< kUnix: connections the source opened (1 + multifd)
-  uint64_t wire_main_bytes = 0;         ///< kUnix: bytes on the main channel
-  uint64_t device_bytes = 0;            ///< from the source instance (mdevmig/migration bytes_sent)
-  /// kUnix: device_bytes split at the source's STOP: the device data the main channel
-  /// carried before it (pre-copy), and the rest (stop-copy, on whichever channel). The
-  /// proxy sees the bytes a moment after QEMU writes them, and QEMU's main-channel
-  /// buffer (32 KiB) may hold some pre-copy bytes until the stop: a few KiB may land on
-  /// the wrong side. (The device's own counter only moves when its data_fd closes.)
-  uint64_t device_precopy_bytes = 0, device_downtime_bytes = 0;
-  /// kUnix: device-data payload seen on the main channel; device_bytes minus this went
-  /// over multifd channels.
-  uint64_t device_main_bytes = 0;
-  uint64_t device_iterations = 0;       ///< its precopy_iterations
-  uint64_t device_dirty_last_pass = 0;  ///< its dirty_pages_last_pass
-  std::vector<PassRow> passes;
-  nlohmann::json final_query;
-  [[nodiscard]] nlohmann::json to_json() const;
-};
-
-using LogFn = std::function<void(const std::string&)>;
 
 /// Migrates `src` to `dst` (live; `dst` started with "-incoming defer") or to
 /// plan.file (kFile; `dst` null). `src_instance` is the source's mdev, for the

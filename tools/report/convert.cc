@@ -4,9 +4,9 @@
 #include <cstdio>
 
 #include "migration/engine/session.h"
-#include "tools/qemu/harness.h"
-#include "tools/qemu/stress.h"
 #include "tools/report/xml.h"
+#include "tools/stress/faults.h"
+#include "tools/stress/report.h"
 
 namespace mdevmig::report {
 namespace {
@@ -56,7 +56,7 @@ Migration from_engine(const engine::MigrationReport& r, std::string title) {
   return m;
 }
 
-Migration from_qemu(const qemu::MigrationOutcome& q, std::string title, Driver driver) {
+Migration from_qemu(const stress::MigrationOutcome& q, std::string title, Driver driver) {
   Migration m;
   m.title = std::move(title);
   m.status = q.status.empty() ? "unknown" : q.status;
@@ -91,8 +91,8 @@ Migration from_qemu(const qemu::MigrationOutcome& q, std::string title, Driver d
   if (m.completed) m.phases.push_back({"stop-copy (downtime)", ms(q.downtime_ms), q.wire_downtime_bytes});
   m.phases.push_back({"total (on the wire)", ms(m.completed ? q.total_ms : q.wall_ms), q.wire_bytes});
   if (!q.error.empty()) m.facts.emplace_back("error", q.error);
-  if (q.fault != qemu::FaultKind::kNone)
-    m.facts.emplace_back("fault", std::string(qemu::fault_name(q.fault)) + ": " +
+  if (q.fault != stress::FaultKind::kNone)
+    m.facts.emplace_back("fault", std::string(stress::fault_name(q.fault)) + ": " +
                                       (q.fault_fired ? q.fault_note : "did not fire (the migration ended first)"));
   if (!engine) {
     m.facts.emplace_back("RAM", bytes_text(static_cast<double>(q.ram_transferred)) + " in " +
@@ -104,16 +104,16 @@ Migration from_qemu(const qemu::MigrationOutcome& q, std::string title, Driver d
   return m;
 }
 
-Stress from_stress(const qemu::StressReport& r, std::string title, Driver driver) {
+Stress from_stress(const stress::StressReport& r, std::string title, Driver driver) {
   Stress s;
   s.title = std::move(title);
   s.aborted = r.aborted;
   for (const auto& round : r.rounds) {
     Round o;
     o.number = round.round;
-    o.fault = qemu::fault_name(round.fault);
+    o.fault = stress::fault_name(round.fault);
     o.fault_fired = round.migration.fault_fired;
-    o.survivor = qemu::survivor_name(round.survivor);
+    o.survivor = stress::survivor_name(round.survivor);
     o.status = round.migration.status.empty() ? "not run" : round.migration.status;
     o.passed = round.verified();
     o.recovered = round.recovered;

@@ -12,7 +12,7 @@
 namespace mdevmig::engine {
 struct MigrationReport;
 }
-namespace mdevmig::qemu {
+namespace mdevmig::stress {
 struct MigrationOutcome;
 struct StressReport;
 }
@@ -22,15 +22,15 @@ namespace mdevmig::report {
 /// A completed migration of the engine, as its source or destination reported it.
 [[nodiscard]] Migration from_engine(const engine::MigrationReport& r, std::string title);
 
-/// Where a qemu::MigrationOutcome came from.
+/// Where a stress::MigrationOutcome came from.
 enum class Driver {
   kQemu,    ///< QEMU's query-migrate rows, the source instance's dirty tracker
   kEngine,  ///< stress --mode local: the engine's passes carried in the same struct
 };
 /// One QEMU migration (or a stress round's), completed or not.
-[[nodiscard]] Migration from_qemu(const qemu::MigrationOutcome& m, std::string title, Driver driver = Driver::kQemu);
+[[nodiscard]] Migration from_qemu(const stress::MigrationOutcome& m, std::string title, Driver driver = Driver::kQemu);
 
 /// A stress run: every round, with its migration's figures where it has any.
-[[nodiscard]] Stress from_stress(const qemu::StressReport& r, std::string title, Driver driver);
+[[nodiscard]] Stress from_stress(const stress::StressReport& r, std::string title, Driver driver);
 
 }  // namespace mdevmig::report

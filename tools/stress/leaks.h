@@ -12,7 +12,7 @@
 #include "base/fd.h"
 #include "base/result.h"
 
-namespace mdevmig::qemu {
+namespace mdevmig::stress {
 
 /// Reads the kernel log (/dev/kmsg) from the moment it was opened on.
 class KmsgWatcher {
@@ -54,4 +54,4 @@ class LeakCheck {
   std::size_t baseline_fds_;
 };
 
-}  // namespace mdevmig::qemu
+}  // namespace mdevmig::stress

@@ -1,4 +1,4 @@
-#include "tools/qemu/leaks.h"
+#include "tools/stress/leaks.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 #include "tools/lab/kernel_reports.h"
 #include "tools/mdev/mdev.h"
 
-namespace mdevmig::qemu {
+namespace mdevmig::stress {
 
 KmsgWatcher::KmsgWatcher() : fd_(::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC)) {
   if (fd_) ::lseek(fd_.get(), 0, SEEK_END);
@@ -96,4 +96,4 @@ std::vector<std::string> LeakCheck::check(const std::set<pid_t>& live_children, 
   return problems;
 }
 
-}  // namespace mdevmig::qemu
+}  // namespace mdevmig::stress

@@ -1,10 +1,10 @@
 // is_kernel_bug_line: the lab verdict's patterns (tools/lab/kernel-reports.ere) as the
 // in-lab checkers use them, on lines the kernels the lab boots print.
-#include "tools/qemu/leaks.h"
+#include "tools/stress/leaks.h"
 
 #include <gtest/gtest.h>
 
-namespace mdevmig::qemu {
+namespace mdevmig::stress {
 namespace {
 
 TEST(KernelBugLine, MatchesTheReportsOfWarnBugSlubKasanAndLockdep) {
@@ -37,4 +37,4 @@ TEST(KernelBugLine, LeavesOrdinaryAndQuotingLinesAlone) {
 }
 
 }  // namespace
-}  // namespace mdevmig::qemu
+}  // namespace mdevmig::stress
