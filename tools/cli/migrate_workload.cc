@@ -9,9 +9,9 @@
 
 #include "migration/engine/identity.h"
 #include "migration/vfio/uapi.h"
+#include "tools/cli/guest_memory_port.h"
 #include "tools/guest/descriptors.h"
 #include "tools/guest/ring.h"
-#include "tools/guest/vfio_port.h"
 
 namespace mdevmig::cli {
 namespace {
@@ -22,22 +22,6 @@ constexpr uint64_t kPage = 4096;
 // The DMA workload uses tools/guest's layout at the guest memory's IOVA.
 constexpr uint32_t kRingEntries = 64;
 constexpr uint64_t kDmaLen = 64u << 10;
-
-// The tool's guest memory as the device sees it; what the CPU writes there (ring,
-// completion records) is marked dirty for the pre-copy of guest memory.
-class GuestMemoryPort final : public guest::VfioPort {
- public:
-  GuestMemoryPort(const vfio::Device& dev, engine::GuestMemory& mem)
-      : VfioPort(dev, {reinterpret_cast<uint8_t*>(mem.data()), mem.size()}, mem.iova()), mem_(mem) {}
-  Result<void> mem_write(uint64_t addr, std::span<const uint8_t> data) override {
-    MDEVMIG_TRY(VfioPort::mem_write(addr, data));
-    mem_.mark_cpu_dirty(addr - mem_.iova(), data.size());
-    return ok();
-  }
-
- private:
-  engine::GuestMemory& mem_;
-};
 
 }  // namespace
 

@@ -43,6 +43,26 @@ Replay& Replay::operator=(const Replay& other) {
   return *this;
 }
 
+std::vector<uint8_t> Replay::snapshot() const {
+  std::vector<uint8_t> out = dev_->save();
+  const uint8_t* g = dev_->iommu().translate(layout_.base, Layout::kSize);
+  out.insert(out.end(), g, g + Layout::kSize);
+  return out;
+}
+
+Result<void> Replay::restore(std::span<const uint8_t> snapshot, uint64_t queued) {
+  if (snapshot.size() < Layout::kSize)
+    return Error::make(EINVAL, "restore a replay", "snapshot of " + std::to_string(snapshot.size()) + " bytes");
+  dev_->reset_all();
+  vendor_sim::LoadResult r = dev_->load(snapshot.first(snapshot.size() - Layout::kSize));
+  if (r.err != 0)
+    return Error::make(r.err < 0 ? -r.err : r.err, "restore a replay",
+                       "the model refused the stream (reason " + std::to_string(static_cast<int>(r.reason)) + ")");
+  std::memcpy(dev_->iommu().translate(layout_.base, Layout::kSize), snapshot.last(Layout::kSize).data(), Layout::kSize);
+  ring_.resync(queued);
+  return ok();
+}
+
 std::span<const uint8_t> Replay::guest(uint64_t addr, uint64_t len) const {
   const uint8_t* p = dev_->iommu().translate(addr, len);
   MDEVMIG_CHECK(p != nullptr && addr >= layout_.base && addr - layout_.base + len <= Layout::kSize,

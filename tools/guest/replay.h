@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <vector>
 
+#include "base/result.h"
 #include "sim.h"
 #include "tools/guest/layout.h"
 #include "tools/guest/ring.h"
@@ -40,6 +42,13 @@ class Replay {
   [[nodiscard]] std::span<const uint8_t> guest(uint64_t addr, uint64_t len) const;
   /// A BAR0 register as the model holds it.
   [[nodiscard]] uint32_t reg(uint32_t off) const { return dev_->mmio_read32(off); }
+
+  /// The whole state as bytes, for a replay in another process to continue from
+  /// (restore()): the device model's own stream (its save), then the layout's guest memory.
+  [[nodiscard]] std::vector<uint8_t> snapshot() const;
+  /// Continues from `snapshot` of a replay of this one's geometry, whose ring had
+  /// queued `queued` descriptors. Fails if the model refuses the stream.
+  [[nodiscard]] Result<void> restore(std::span<const uint8_t> snapshot, uint64_t queued);
 
  private:
   Layout layout_;

@@ -1,6 +1,7 @@
 // The pure parts of `mdevmig stress --mode local`: the relay's stream faults at every
-// position of a chunked stream, and the round planner's draws.
+// position of a chunked stream, and the draws of its rounds.
 #include "tools/cli/stress_local.h"
+#include "tools/cli/stress_local_relay.h"
 
 #include <map>
 #include <vector>
@@ -10,7 +11,7 @@
 namespace mdevmig::cli {
 namespace {
 
-using qemu::FaultKind;
+using stress::FaultKind;
 
 std::vector<std::byte> stream(std::size_t n) {
   std::vector<std::byte> v(n);
@@ -101,13 +102,13 @@ TEST(RoundPlanner, DrawsWithinBoundsRoundRobinAndReproducibly) {
   o.max_iterations = 4;
   o.downtime_ms = 300;
   o.seed = 7;
-  RoundPlanner p(o), again(o);
+  stress::RoundPlanner p = local_planner(o), again = local_planner(o);
   std::map<FaultKind, int> count;
   std::vector<FaultKind> faulted;
   int to_cap = 0;
   for (int i = 0; i < 400; ++i) {
-    const LocalRoundPlan r = p.next();
-    const LocalRoundPlan r2 = again.next();
+    const LocalRoundPlan r = plan_local_round(p, o);
+    const LocalRoundPlan r2 = plan_local_round(again, o);
     EXPECT_EQ(r.fault, r2.fault);
     EXPECT_EQ(r.fault_point, r2.fault_point);
     EXPECT_GE(r.max_iterations, 1u);
@@ -130,8 +131,8 @@ TEST(RoundPlanner, DrawsWithinBoundsRoundRobinAndReproducibly) {
   EXPECT_GT(to_cap, 40);
   // No faults to draw from: never a fault.
   o.faults.clear();
-  RoundPlanner quiet(o);
-  for (int i = 0; i < 50; ++i) EXPECT_EQ(quiet.next().fault, FaultKind::kNone);
+  stress::RoundPlanner quiet = local_planner(o);
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(plan_local_round(quiet, o).fault, FaultKind::kNone);
 }
 
 }  // namespace
