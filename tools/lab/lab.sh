@@ -43,11 +43,16 @@
 #   --share DIR        a host folder shared read-write at /share (two guests rendezvous
 #                      there: no caching, so each sees the other's files)
 #   --env NAME=VALUE   exported to the job; repeatable
+#   --kill-on FILE     power the guest off the hard way (SIGKILL to its QEMU: a host that
+#                      dies, with no shutdown and no goodbye on the network) when FILE
+#                      appears on this host. The verdict then reads the kernel log up to
+#                      that moment: a report fails the run, otherwise it passes without
+#                      an exit code (the job asked for its own end)
 #   --quiet            print only the verdict line
 set -euo pipefail
 
 name=job timeout=600 kmod_dir= out= mem=2G kver= quiet=0 profile=${MDEVMIG_LAB_PROFILE:-bookworm}
-ivshmem=() net= addr= share= jobenv=()
+ivshmem=() net= addr= share= jobenv=() kill_on=
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) name=$2; shift 2 ;;
@@ -62,6 +67,7 @@ while [ $# -gt 0 ]; do
     --addr) addr=$2; shift 2 ;;
     --share) share=$2; shift 2 ;;
     --env) jobenv+=("$2"); shift 2 ;;
+    --kill-on) kill_on=$2; shift 2 ;;
     --quiet) quiet=1; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -115,7 +121,7 @@ fi
 [ -n "$out" ] || out=$labdir/runs/$name-$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-rm -f "$out/job.rc" "$out/dmesg.txt" "$out/kmsg.txt"
+rm -f "$out/job.rc" "$out/dmesg.txt" "$out/kmsg.txt" "$out/qemu.pid" "$out/killed"
 
 ko=
 if [ -n "$kmod_dir" ]; then
@@ -252,11 +258,22 @@ boot() {
     -fsdev "local,id=hr,path=${sysroot:-/},security_model=none,readonly=on,multidevs=remap" \
     -device virtio-9p-pci,fsdev=hr,mount_tag=hostroot \
     -fsdev "local,id=out,path=$out,security_model=none,multidevs=remap" \
-    -device virtio-9p-pci,fsdev=out,mount_tag=out \
+    -device virtio-9p-pci,fsdev=out,mount_tag=out -pidfile "$out/qemu.pid" \
     "${projdev[@]}" "${devs[@]}" > "$out/qemu.log" 2>&1
 }
+# --kill-on: a watcher that kills the guest's QEMU once FILE exists (and QEMU runs).
+killer=
+if [ -n "$kill_on" ]; then
+  (
+    until [ -e "$kill_on" ] && [ -s "$out/qemu.pid" ]; do sleep 0.2; done
+    : > "$out/killed"
+    kill -KILL "$(cat "$out/qemu.pid")"
+  ) &
+  killer=$!
+fi
 set +e
-boot
+# (stderr: bash's own "Killed" note when --kill-on ended the guest; QEMU's goes to qemu.log)
+boot 2>/dev/null
 qrc=$?
 # The kernel's early boot under multi-threaded TCG now and then dies in its own code
 # patching (an int3 Oops in a patched function) before any of ours has run. Such a crash,
@@ -266,9 +283,10 @@ if ! grep -q 'lab-init: job starting' "$out/console.log" 2>/dev/null &&
   echo "lab: $name: the kernel crashed while booting, before the job started ($(echo "$line" | tr -d '\r' | sed 's/^.*\] //')); booting again"
   mv "$out/console.log" "$out/console-boot1.log"
   [ ! -f "$out/kmsg.txt" ] || mv "$out/kmsg.txt" "$out/kmsg-boot1.txt"
-  boot
+  boot 2>/dev/null
   qrc=$?
 fi
+[ -z "$killer" ] || { kill "$killer" 2>/dev/null; wait "$killer" 2>/dev/null; }
 set -e
 secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
 
@@ -286,6 +304,10 @@ fi
 if [ "$complete" = 0 ] && [ -f "$out/console.log" ]; then
   line=$(console_messages "$out/console.log" | first_report || true)
   [ -z "$line" ] || fail "kernel: $line (see $out/console.log)"
+fi
+if [ -f "$out/killed" ] && [ ! -f "$out/job.rc" ]; then
+  echo "lab: PASS $name (killed on request after ${secs}s as $kill_on asked; no kernel report before, $profile, kernel $kver)"
+  exit 0
 fi
 if [ "$qrc" -eq 137 ] && [ ! -f "$out/job.rc" ]; then
   fail "no exit code: guest did not finish within ${timeout}s (hang; see $out/console.log)"

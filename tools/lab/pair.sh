@@ -13,7 +13,10 @@
 # the environment besides what lab.sh gives every job. The jobs run at the same time;
 # the pair passes when both lab verdicts pass. When one host fails, pair.sh writes
 # ROLE.failed (a.failed, b.failed) in the shared folder so the other's job can stop
-# waiting for it; a job writes the same file when it fails.
+# waiting for it; a job writes the same file when it fails. A job kills the other host
+# the way a power cut would by writing ROLE.kill there (b.kill): pair.sh's side kills
+# that guest's QEMU (lab.sh --kill-on), and that host's run passes if its kernel
+# reported nothing until then.
 #
 # Options:
 #   --name NAME                  label (default: pair); the hosts are NAME-a and NAME-b
@@ -73,8 +76,8 @@ host() {  # ROLE PROFILE KMOD_DIR NET ADDR PEER COMMAND...
   shift 6
   "$here/lab.sh" --name "$name-$role" --profile "$profile" --timeout "$timeout" --mem "$mem" \
     ${kmod:+--kmod-dir "$kmod"} --out "$out/$role" --net "$net" --addr "$addr/24" \
-    --share "$out/share" --env "MDEVMIG_LAB_ROLE=$role" --env "MDEVMIG_LAB_ADDR=$addr" \
-    --env "MDEVMIG_LAB_PEER=$peer" -- "$@" > "$out/$role.log" 2>&1 && return 0
+    --share "$out/share" --kill-on "$out/share/$role.kill" --env "MDEVMIG_LAB_ROLE=$role" \
+    --env "MDEVMIG_LAB_ADDR=$addr" --env "MDEVMIG_LAB_PEER=$peer" -- "$@" > "$out/$role.log" 2>&1 && return 0
   local rc=$?
   # However this host failed (its job, its boot, its setup), the peer's job stops
   # waiting for it: the jobs' own protocol watches for ROLE.failed.
