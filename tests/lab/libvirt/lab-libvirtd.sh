@@ -22,6 +22,11 @@ security_driver = "none"
 cgroup_controllers = [ ]
 namespaces = [ ]
 stdio_handler = "file"
+# Peer-to-peer migration: the source's libvirtd gives up on a destination that does not
+# answer after 2 x (3 + 1) = 8 s instead of the default 5 x (5 + 1) = 30 s, so that the
+# tests of a network that drops and of a destination host that dies end sooner.
+keepalive_interval = 2
+keepalive_count = 3
 EOC
 cat > /etc/libvirt/libvirtd.conf <<EOC
 listen_tls = 0

@@ -2,10 +2,13 @@
 // operators run one, on two lab hosts (tools/lab/pair.sh) with libvirtd on each: the
 // domain names its instance with <hostdev type='mdev'> and turns VFIO migration on
 // through libvirt's per-device QEMU property override. On host a: virsh start, save and
-// restore, managedsave and start, a migration to b that must be refused (b has no such
-// instance), then virsh migrate --live to b (with the workload running during pre-copy)
-// and back. Host b only runs libvirtd and
-// holds an instance for the VM.
+// restore, managedsave and start; migrations to b that must fail with the VM going on
+// on a: b has no such instance, b's instance is of another type, b has no mdevmig
+// module, the network between the hosts drops mid-migration; then virsh migrate --live
+// to b (with the workload running during pre-copy) and back; last, a migration during
+// which host b dies (its guest killed, tools/lab/pair.sh). Host b runs libvirtd, holds
+// instances for the VM and does what a asks of it (unload and load the module, take
+// its NIC down and up).
 //
 // The VM is the harness's qtest guest (tools/qemu): the domain adds a QMP monitor and a
 // qtest socket on TCP to QEMU's command line, the harness drives the device's workload
@@ -22,10 +25,14 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -55,7 +62,12 @@ constexpr uint16_t kControlPort = 4400;  // the VM's extra QMP monitor; qtest on
 // firmware the domain names, as it would a real one.
 constexpr const char* kBios = "/var/lib/libvirt/qemu/mdevmig-halt.bin";
 
-void say(const std::string& s) { std::fprintf(stderr, "  [libvirt] %s\n", s.c_str()); }
+// A log line, with the seconds since the test began (the lab's logs have no times).
+void say(const std::string& s) {
+  static const auto t0 = std::chrono::steady_clock::now();
+  const std::chrono::duration<double> t = std::chrono::steady_clock::now() - t0;
+  std::fprintf(stderr, "  [libvirt %6.1f] %s\n", t.count(), s.c_str());
+}
 
 std::string local_uri() { return "qemu:///system"; }
 // The other lab host's libvirtd, by the host name lab-libvirtd.sh gives each host.
@@ -63,10 +75,14 @@ std::string remote_uri(const std::string& role) { return "qemu+tcp://mdevmig-lab
 
 Exit virsh(const std::string& uri, std::vector<std::string> args) {
   args.insert(args.begin(), {"-c", uri});
+  const auto t0 = std::chrono::steady_clock::now();
   Exit e = lab::run("virsh", args);
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
   std::string cmd = "virsh";
   for (const auto& a : args) cmd += " " + a;
-  say(cmd + " -> " + std::to_string(e.rc));
+  char secs[32];
+  std::snprintf(secs, sizeof secs, " (%.1f s)", took.count());
+  say(cmd + " -> " + std::to_string(e.rc) + secs);
   return e;
 }
 
@@ -156,6 +172,20 @@ std::string job_figures(const std::string& uri) {
   return out;
 }
 
+// Checks that libvirt's error says each of `words`.
+void expect_says(const std::string& what, const std::string& error, std::initializer_list<const char*> words) {
+  for (const char* w : words) EXPECT_NE(error.find(w), std::string::npos) << what << ": libvirt's error lacks \"" << w << "\": " << error;
+}
+
+// libvirt's error when its peer-to-peer connection to the destination's libvirtd died
+// (keepalive): the check itself ("Lost connection to destination host"), or the call
+// on that connection that followed it ("client socket is closed", libvirt 9.0).
+void expect_lost_destination(const std::string& what, const std::string& error) {
+  EXPECT_TRUE(error.find("Lost connection to destination host") != std::string::npos ||
+              error.find("client socket is closed") != std::string::npos)
+      << what << ": libvirt's error does not say that the destination was lost: " << error;
+}
+
 // Whether a migration job of the domain runs here, waiting up to `limit` for one.
 bool migrating(std::chrono::seconds limit) {
   const auto end = std::chrono::steady_clock::now() + limit;
@@ -189,14 +219,65 @@ class LibvirtTwoHosts : public testing::Test {
     (void)virsh(local_uri(), {"undefine", kDomain, "--managed-save"});
   }
 
-  // Host b: libvirtd and an instance for the VM; a drives both hosts' libvirtd.
+  // Host b: libvirtd, a quarter instance for the VM and an eighth one (a destination of
+  // the wrong type), then what a asks for, one command at a time (ask_b): "unload"
+  // (remove the instances, unload mdevmig), "load" (load it, create a quarter instance:
+  // the answer is its UUID), "kernel-says TEXT" (whether b's kernel log has TEXT: yes
+  // or no), "link-down" and "link-up" (b's NIC on the network between the hosts).
+  // b's job ends when a's last migration kills b (lab.sh --kill-on) as it
+  // waits for the next command, or when a fails.
   void destination_host() {
-    auto inst = mdev::MdevInstance::create("quarter");
-    ASSERT_TRUE(inst.ok()) << inst.error().message();
-    lab::put(h_, "b-ready", inst->uuid() + " " + property_);
-    ASSERT_TRUE(lab::take(h_, "a-done", 1500s));
-    Exit list = virsh(local_uri(), {"list", "--all", "--name"});
-    EXPECT_EQ(list.out.find(kDomain), std::string::npos) << "the VM is left on b:\n" << list.out;
+    std::vector<mdev::MdevInstance> inst;
+    for (const char* type : {"quarter", "eighth"}) {
+      auto m = mdev::MdevInstance::create(type);
+      ASSERT_TRUE(m.ok()) << m.error().message();
+      inst.push_back(std::move(*m));
+    }
+    lab::put(h_, "b-ready", inst[0].uuid() + " " + property_ + " " + inst[1].uuid());
+    for (int n = 1;; ++n) {
+      auto cmd = lab::take(h_, "b-cmd-" + std::to_string(n), 1500s);
+      ASSERT_TRUE(cmd);
+      say("a asks: " + *cmd);
+      std::string answer = "ok";
+      if (*cmd == "unload") {
+        for (auto& i : inst) {
+          auto r = i.remove();
+          ASSERT_TRUE(r.ok()) << r.error().message();
+        }
+        inst.clear();
+        Exit rm;
+        // (The QEMU libvirt started for the refused migration may still be closing.)
+        for (int tries = 0; tries < 60 && (rm = lab::run("rmmod", {"mdevmig"})).rc != 0; ++tries)
+          std::this_thread::sleep_for(500ms);
+        ASSERT_EQ(rm.rc, 0) << rm.err;
+      } else if (*cmd == "load") {
+        std::vector<std::string> args{std::getenv("MDEVMIG_KO") ? std::getenv("MDEVMIG_KO") : ""};
+        std::istringstream params(std::getenv("MDEVMIG_KO_PARAMS") ? std::getenv("MDEVMIG_KO_PARAMS") : "");
+        for (std::string p; params >> p;) args.push_back(p);
+        Exit ins = lab::run("insmod", args);
+        ASSERT_EQ(ins.rc, 0) << ins.err;
+        auto m = mdev::MdevInstance::create("quarter");
+        ASSERT_TRUE(m.ok()) << m.error().message();
+        answer = m->uuid();
+        inst.push_back(std::move(*m));
+      } else if (cmd->rfind("kernel-says ", 0) == 0) {
+        Exit dmesg = lab::run("dmesg", {});
+        answer = dmesg.out.find(cmd->substr(12)) != std::string::npos ? "yes" : "no";
+      } else if (*cmd == "link-down" || *cmd == "link-up") {
+        Exit ip = lab::run("ip", {"link", "set", "eth0", *cmd == "link-down" ? "down" : "up"});
+        ASSERT_EQ(ip.rc, 0) << ip.err;
+      } else {
+        FAIL() << "unknown command from a: " << *cmd;
+      }
+      lab::put(h_, "b-ack-" + std::to_string(n), answer);
+    }
+  }
+
+  // Host a's side of the above: b's answer, or nullopt (with a failure).
+  std::optional<std::string> ask_b(const std::string& cmd) {
+    const std::string n = std::to_string(++b_commands_);
+    lab::put(h_, "b-cmd-" + n, cmd);
+    return lab::take(h_, "b-ack-" + n, 600s);
   }
 
   // The VM moved (started, restored, migrated) into the QEMU whose QMP is on `host`:
@@ -211,6 +292,64 @@ class LibvirtTwoHosts : public testing::Test {
     auto again = harness.verify();
     ASSERT_TRUE(again.ok()) << again.error().message();
     EXPECT_TRUE(again->ok()) << what << ", after more workload: " << again->summary();
+  }
+
+  // After a migration that failed: the VM runs on a and holds everything, and goes on.
+  void still_here(Harness& harness, const std::string& what) {
+    EXPECT_NE(virsh(local_uri(), {"domstate", kDomain}).out.find("running"), std::string::npos) << what;
+    auto v = harness.verify();
+    ASSERT_TRUE(v.ok()) << what << ": " << v.error().message();
+    EXPECT_TRUE(v->ok()) << what << ": " << v->summary();
+    ASSERT_TRUE(harness.run_workload(300ms).ok());
+    auto again = harness.verify();
+    ASSERT_TRUE(again.ok()) << what << ": " << again.error().message();
+    EXPECT_TRUE(again->ok()) << what << ", after more workload: " << again->summary();
+  }
+
+  // virsh migrate --live to b with `xml`, which must fail; libvirt's error.
+  std::string refused(const std::string& xml, const std::string& what) {
+    Exit e = virsh(local_uri(), {"migrate", "--live", kDomain, remote_uri(h_.peer_role()), "--xml", xml});
+    EXPECT_NE(e.rc, 0) << what << ": the migration succeeded";
+    say(what + ": libvirt says: " + e.err);
+    return e.err;
+  }
+
+  // virsh migrate --live --p2p to b with `xml` at 1 MiB/s, so it stays in pre-copy,
+  // with the workload running; then `fault` while the job runs. The migration must
+  // fail: libvirt's error. Peer to peer, a's libvirtd drives the migration and watches
+  // b's through keepalives (lab-libvirtd.sh), which is what ends the job when b falls
+  // silent: the QEMUs' stream alone would wait for TCP to give up.
+  std::string interrupted(Harness& harness, const std::string& xml, const std::string& what,
+                          const std::function<void()>& fault) {
+    Exit e;
+    std::thread migration([&] {
+      e = virsh(local_uri(), {"migrate", "--live", "--p2p", kDomain, remote_uri(h_.peer_role()), "--xml", xml,
+                              "--bandwidth", "1"});
+    });
+    const bool started = migrating(120s);
+    if (started) {
+      auto w = harness.run_workload(1500ms);
+      EXPECT_TRUE(w.ok()) << w.error().message();
+      EXPECT_TRUE(migrating(0s)) << what << ": the migration ended before the fault";
+      fault();
+    }
+    migration.join();
+    EXPECT_TRUE(started) << what << ": no migration job appeared: " << e.err;
+    EXPECT_NE(e.rc, 0) << what << ": the migration succeeded";
+    say(what + ": libvirt says: " + e.err);
+    return e.err;
+  }
+
+  // Waits until b's libvirtd has no domain left (the one a failed migration started).
+  void b_clean(const std::string& what) {
+    Exit list;
+    for (int tries = 0; tries < 240; ++tries) {
+      list = lab::run("virsh", {"-c", remote_uri(h_.peer_role()), "list", "--all", "--name"});
+      if (list.rc == 0 && list.out.find(kDomain) == std::string::npos) return;
+      std::this_thread::sleep_for(500ms);
+    }
+    ADD_FAILURE() << what << ": b still has the domain, or its libvirtd does not answer (rc " << list.rc
+                  << "):\n" << list.out << list.err;
   }
 
   void source_host() {
@@ -277,34 +416,70 @@ class LibvirtTwoHosts : public testing::Test {
     auto ready = lab::take(h_, "b-ready", 900s);
     ASSERT_TRUE(ready);
     std::istringstream words(*ready);
-    std::string b_uuid, b_property;
-    words >> b_uuid >> b_property;
-    ASSERT_FALSE(b_property.empty()) << "b-ready: " << *ready;
+    std::string b_uuid, b_property, b_eighth;
+    words >> b_uuid >> b_property >> b_eighth;
+    ASSERT_FALSE(b_eighth.empty()) << "b-ready: " << *ready;
     Exit mx = virsh(local_uri(), {"dumpxml", kDomain, "--migratable"});
     ASSERT_EQ(mx.rc, 0) << mx.err;
     const std::string here_xml = mx.out;
     ASSERT_NE(here_xml.find(property_attributes(property_)), std::string::npos) << "no override to retarget:\n" << here_xml;
-    auto for_b = [&](const std::string& b_inst) { return retargeted(here_xml, uuid, b_inst, property_, b_property); };
+    auto for_b = [&](const std::string& b_inst, const std::string& name) {
+      const std::string path = harness.dir() + "/" + name + ".xml";
+      EXPECT_TRUE(write_file(path, retargeted(here_xml, uuid, b_inst, property_, b_property)));
+      return path;
+    };
 
-    // Refused: b has no such instance. The VM stays on a, running, with its state.
-    const std::string bad = harness.dir() + "/b-missing.xml";
-    ASSERT_TRUE(write_file(bad, for_b(lab::random_uuid())));
-    Exit refused = virsh(local_uri(), {"migrate", "--live", kDomain, remote_uri(h_.peer_role()), "--xml", bad});
-    EXPECT_NE(refused.rc, 0) << "a migration to an instance that does not exist succeeded";
-    say("refused as it must be: " + refused.err);
-    EXPECT_NE(virsh(local_uri(), {"domstate", kDomain}).out.find("running"), std::string::npos);
-    {
-      auto v = harness.verify();
-      ASSERT_TRUE(v.ok()) << v.error().message();
-      EXPECT_TRUE(v->ok()) << "after the refused migration: " << v->summary();
-    }
+    // Migrations that must fail, each leaving the VM running on a with its state.
+    // b has no such instance: libvirt on b refuses before anything moves.
+    const std::string missing = lab::random_uuid();
+    expect_says("no instance", refused(for_b(missing, "b-missing"), "no instance"),
+                {"mediated device", missing.c_str(), "not found"});
+    still_here(harness, "after the migration to no instance");
+    if (HasFatalFailure()) return;
 
-    // a -> b, live, naming b's instance, with the workload running during pre-copy.
+    // b's instance is an eighth: QEMU on b starts, and the device refuses the stream's
+    // first bytes (the compatibility descriptor names another type; b's kernel log says
+    // so). libvirt passes on b's QEMU's last words ("load of migration failed: ..."), in
+    // its own frame (9.0: "qemu unexpectedly closed the monitor: ...", 11.3: "migration
+    // failed. Message from the source host: ... Message from the destination host:
+    // ..."), or, libvirt 9.0 as the source, now and then a's QEMU's own failure when it
+    // comes first ("job 'migration out' failed: Unable to write to socket: ...").
+    const std::string err_type = refused(for_b(b_eighth, "b-eighth"), "wrong type");
+    EXPECT_TRUE(err_type.find("load of migration failed") != std::string::npos ||
+                err_type.find("job 'migration out' failed") != std::string::npos)
+        << "wrong type: libvirt's error does not say that the migration failed: " << err_type;
+    EXPECT_EQ(ask_b("kernel-says mdev type mismatch").value_or(""), "yes")
+        << "b's mdevmig did not refuse the stream for its type";
+    still_here(harness, "after the migration to an instance of the wrong type");
+    if (HasFatalFailure()) return;
+    b_clean("wrong type");
+
+    // b has no mdevmig module (nor, then, its instances): refused as for no instance.
+    ASSERT_TRUE(ask_b("unload"));
+    expect_says("no module", refused(for_b(b_uuid, "b-unloaded"), "no module"),
+                {"mediated device", b_uuid.c_str(), "not found"});
+    still_here(harness, "after the migration to a host without the module");
+    if (HasFatalFailure()) return;
+    auto loaded = ask_b("load");
+    ASSERT_TRUE(loaded);
+    b_uuid = *loaded;
+
+    // The network between the hosts drops mid-migration: b's NIC goes down during
+    // pre-copy, and comes back once the migration has failed.
+    const std::string err_drop = interrupted(harness, for_b(b_uuid, "b-drop"), "network drop",
+                                             [&] { ASSERT_TRUE(ask_b("link-down")); });
+    ASSERT_TRUE(ask_b("link-up"));
+    expect_lost_destination("network drop", err_drop);
+    still_here(harness, "after the network dropped");
+    if (HasFatalFailure()) return;
+    b_clean("network drop");
+
+    // a -> b, live, naming b's instance, with the workload running during pre-copy:
+    // b takes the VM after all of the above.
     // libvirt starts at 1 MiB/s, where it cannot switch over for a while: the device's
     // first pre-copy pass alone (16 MiB of device memory) takes 16 s. Once the workload
     // has run and drained, the bandwidth goes up and libvirt finishes.
-    const std::string b_xml = harness.dir() + "/b.xml";
-    ASSERT_TRUE(write_file(b_xml, for_b(b_uuid)));
+    const std::string b_xml = for_b(b_uuid, "b");
     Exit there;
     std::thread migration([&] {
       there = virsh(local_uri(), {"migrate", "--live", kDomain, remote_uri(h_.peer_role()), "--xml", b_xml,
@@ -337,16 +512,26 @@ class LibvirtTwoHosts : public testing::Test {
     moved(harness, "127.0.0.1", 0, "migrated back to a");
     if (HasFatalFailure()) return;
 
+    // Host b dies mid-migration: its guest is killed (pair.sh), nothing more comes from
+    // it. Last, since b is gone after it.
+    const std::string err_kill = interrupted(harness, for_b(b_uuid, "b-killed"), "host b killed",
+                                             [&] { lab::put(h_, h_.peer_role() + ".kill", "1"); });
+    expect_lost_destination("host b killed", err_kill);
+    still_here(harness, "after host b died");
+    if (HasFatalFailure()) return;
+    EXPECT_NE(lab::run("timeout", {"10", "virsh", "-c", remote_uri(h_.peer_role()), "version"}).rc, 0)
+        << "host b still answers";
+
     ASSERT_EQ(virsh(local_uri(), {"destroy", kDomain}).rc, 0);
     harness.release();
-    lab::put(h_, "a-done", "1");
   }
 
   PairHost h_ = lab::pair_host();
   std::string property_;
+  int b_commands_ = 0;
 };
 
-TEST_F(LibvirtTwoHosts, StartSaveRestoreManagedSaveAndMigrateToBAndBack) {
+TEST_F(LibvirtTwoHosts, StartSaveRestoreFailuresAndMigrateToBAndBack) {
   if (h_.role == "a") source_host();
   else destination_host();
 }
