@@ -57,6 +57,12 @@ expect buried-warn 1 'kernel: WARNING: .*lab_noise' -- --timeout 300 -- \
 # boots slowly.
 expect hang 1 'job killed at its time limit|did not finish within' -- --timeout 120 -- sleep 600
 expect panic 1 'kernel: .*(Kernel panic|sysrq)' -- --timeout 120 -- bash -c 'echo c > /proc/sysrq-trigger; sleep 60'
+# A guest killed on request (--kill-on, as pair.sh's hosts kill each other) passes
+# without an exit code only if its kernel reported nothing before: a WARN still fails it.
+# The job asks through its results folder, which is FILE's folder on the host.
+rm -f "$work/killed/kill"
+expect killed-after-warn 1 'kernel: WARNING:' -- --timeout 300 --out "$work/killed" --kill-on "$work/killed/kill" \
+  -- bash -c "insmod $work/kmods/lab_warn.ko; sleep 5; touch /out/kill; sleep 600"
 
-echo "$((8 - failures)) passed, $failures failed"
+echo "$((9 - failures)) passed, $failures failed"
 [ $failures -eq 0 ]
