@@ -35,6 +35,8 @@ struct MemSnapshot {
   int64_t unaccounted_kib = 0;         ///< used by nobody meminfo names (kmalloc'd pages)
   std::map<std::string, int64_t> slab_bytes;  ///< active bytes per slab cache
   bool slub_debug = false;  ///< slab objects carry red zones and alloc/free tracks
+  int64_t first_unreclaimable_kib = 0;  ///< SUnreclaim at the first reading, before it settled
+  int settle_rounds = 0;                ///< readings (one a second) until SUnreclaim settled
 };
 
 MemSnapshot take_mem_snapshot();
