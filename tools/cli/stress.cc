@@ -5,7 +5,6 @@
 // QEMU (--mode qemu, tools/qemu/stress.h) or a process of ours migrated by the
 // project's engine (--mode local, stress_local.h).
 #include <cstdio>
-#include <fstream>
 #include <span>
 #include <string>
 
@@ -48,9 +47,10 @@ bool write_report(const nlohmann::json& j, const Args& a, const qemu::StressRepo
     write_picture(kCmd, ReportFile{*path, picture}, report::render(s, *picture));
     return true;
   }
-  std::ofstream out(*path);
-  out << json_text(json_document(kCmd, j)) << "\n";
-  if (!out) return report_error(kCmd, Error::make(EIO, "write report", *path)), false;
+  // Written next to FILE and renamed over it, as the pictures are: a reader never sees
+  // half a report.
+  if (auto w = report::write_file(*path, json_text(json_document(kCmd, j)) + "\n"); !w.ok())
+    return report_error(kCmd, w.error()), false;
   return true;
 }
 
