@@ -1,16 +1,19 @@
 # Shell helpers shared by scripts/test.sh, scripts/test-profile.sh and the lab test scripts (sourced).
 
 # Adds the last CTest summary in LOG ("N% tests passed, F tests failed out of T") to
-# the caller's $passed and $failed. A log without one counts as one failure, unless
+# the caller's $passed, $failed and $skipped. A log without one counts as one failure, unless
 # CTest found no tests at all.
 tally_ctest() {
-  local line total fail
+  local line total fail skip
   line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -n1)
   if [ -n "$line" ]; then
     total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
     fail=$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")
-    passed=$((passed + total - fail))
+    # ctest counts a skipped test (exit 77) as not failed: it is not passed either.
+    skip=$(grep -cE '^[[:space:]]*[0-9]+ - .* \(Skipped\)$' "$1" || true)
+    passed=$((passed + total - fail - skip))
     failed=$((failed + fail))
+    skipped=$((${skipped:-0} + skip))
   elif ! grep -q 'No tests were found' "$1"; then
     failed=$((failed + 1))
   fi

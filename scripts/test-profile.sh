@@ -4,7 +4,7 @@
 #   2. builds the tree and mdevmig.ko inside that root, into build/<profile>
 #   3. runs the unit tests inside the root, then the lab and QEMU end-to-end groups
 #      booting its kernel (the root's QEMU, >= 10, migrates through v2)
-# Prints a closing "tests: N passed, N failed" line. MDEVMIG_PROFILE_TESTS=REGEX limits the
+# Prints a closing "tests: N passed, N failed[, N skipped]" line. MDEVMIG_PROFILE_TESTS=REGEX limits the
 # lab stage to the tests whose names match (ctest -R), e.g. while working on one group;
 # MDEVMIG_PROFILE_LABELS=REGEX picks the labels (ctest -L).
 set -uo pipefail
@@ -14,7 +14,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 root=$(profile_root "$profile") || exit 1
 trap 'exit 130' INT TERM
 
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 echo "=== $profile: build"
 profile_build "$root" "$profile" ||
   { echo "=== $profile: build FAILED"; echo "tests: 0 passed, 1 failed"; exit 1; }
@@ -27,5 +27,5 @@ ctest --test-dir "$top/build/$profile" -L "${MDEVMIG_PROFILE_LABELS:-^(lab|qemu)
   ${MDEVMIG_PROFILE_TESTS:+-R "$MDEVMIG_PROFILE_TESTS"} --output-on-failure 2>&1 | tee "$log"
 tally_ctest "$log"
 rm -f "$log"
-echo "tests: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed$([ "$skipped" -eq 0 ] || echo ", $skipped skipped")"
 [ "$failed" -eq 0 ]

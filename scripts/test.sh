@@ -9,7 +9,7 @@
 #   6. the modern lab profiles in $MDEVMIG_PROFILES (default: trixie, i.e. Linux 6.12
 #      and QEMU 10.0): build inside that release's root, unit tests there, lab and QEMU
 #      groups booting its kernel with its QEMU (scripts/test-profile.sh)
-# Prints per-stage timings and a closing "tests: N passed, N failed" line.
+# Prints per-stage timings and a closing "tests: N passed, N failed[, N skipped]" line.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
@@ -17,7 +17,7 @@ cd "$top"
 jobs=${MDEVMIG_JOBS:-$(nproc)}
 
 stage_names=() stage_secs=()
-passed=0 failed=0 rc=0
+passed=0 failed=0 skipped=0 rc=0
 stage() {  # stage NAME COMMAND...
   local name=$1; shift
   local t0=$EPOCHREALTIME
@@ -46,6 +46,7 @@ run_profile() {
   if [ -n "$line" ]; then
     passed=$((passed + $(sed -E 's/tests: ([0-9]+) passed.*/\1/' <<<"$line")))
     failed=$((failed + $(sed -E 's/.*passed, ([0-9]+) failed.*/\1/' <<<"$line")))
+    if [[ $line =~ ,\ ([0-9]+)\ skipped ]]; then skipped=$((skipped + BASH_REMATCH[1])); fi
   else
     failed=$((failed + 1))
   fi
@@ -56,7 +57,7 @@ summary() {
   echo
   echo "=== stage timings"
   for i in "${!stage_names[@]}"; do printf '  %-28s %8ss\n' "${stage_names[$i]}" "${stage_secs[$i]}"; done
-  echo "tests: $passed passed, $failed failed"
+  echo "tests: $passed passed, $failed failed$([ "$skipped" -eq 0 ] || echo ", $skipped skipped")"
 }
 trap summary EXIT
 
