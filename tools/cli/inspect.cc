@@ -20,13 +20,13 @@
 
 #include "migration/engine/identity.h"
 #include "migration/engine/savefile.h"
-#include "migration/engine/stream_decode.h"
 #include "sim.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/inspect_damaged.h"
 #include "tools/cli/json_out.h"
+#include "tools/devstream/stream_decode.h"
 
 namespace mdevmig::cli {
 namespace {
@@ -97,7 +97,7 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
-Json stream_json(const engine::StreamSummary& s) {
+Json stream_json(const devstream::StreamSummary& s) {
   Json j = {{"records", s.records},
                       {"page_records", s.page_records},
                       {"pages_precopy", s.pages_precopy},
@@ -113,7 +113,7 @@ Json stream_json(const engine::StreamSummary& s) {
   }
   if (s.regs) {
     Json r;
-    for (const auto& [name, v] : engine::regs_fields(*s.regs)) r[name] = v;
+    for (const auto& [name, v] : devstream::regs_fields(*s.regs)) r[name] = v;
     j["registers"] = r;
   }
   if (s.engine) {
@@ -176,7 +176,7 @@ void print_damaged(const std::string& file, const Salvage& s, const std::string&
   std::printf("verdict: damaged: %s\n", verdict.c_str());
 }
 
-void print_text(const std::string& file, const engine::FileSummary& f, const engine::StreamSummary& s,
+void print_text(const std::string& file, const engine::FileSummary& f, const devstream::StreamSummary& s,
                 bool ours, const TrialLoad& trial, bool all_chunks) {
   const schema::FileHeader& h = f.header;
   const schema::DeviceIdentity& d = h.device;
@@ -222,7 +222,7 @@ void print_text(const std::string& file, const engine::FileSummary& f, const eng
   if (s.regs) {
     std::printf("  REGS    ");
     int n = 0;
-    for (const auto& [name, v] : engine::regs_fields(*s.regs)) {
+    for (const auto& [name, v] : devstream::regs_fields(*s.regs)) {
       if (name.starts_with("scratch") && v == 0) continue;
       std::printf(" %s=%s", name.c_str(), hex(v).c_str());
       if (++n % 6 == 0) std::printf("\n          ");
@@ -291,7 +291,7 @@ int run_inspect(std::span<const char* const> argv) {
   const bool json = args.has("json");
   auto scanner = engine::FileScanner::open(in.get(), file);
   if (!scanner.ok()) return report_damaged(in.get(), file, scanner.error(), json);
-  engine::StreamDecoder decoder;
+  devstream::StreamDecoder decoder;
   TrialLoad trial(engine::is_mdevmig(scanner->header().device) ? scanner->header().device.compat : std::nullopt);
   bool ours = false;
   bool first = true;
@@ -309,7 +309,7 @@ int run_inspect(std::span<const char* const> argv) {
   });
   if (!sum.ok()) return report_damaged(in.get(), file, sum.error(), json);
   ours = ours && engine::is_mdevmig(sum->header.device);
-  const engine::StreamSummary s = decoder.finish();
+  const devstream::StreamSummary s = decoder.finish();
   if (ours) trial.finish();
   // The verdict, last in the text and in "verdict"/"problem" of the JSON.
   std::optional<Error> refused;

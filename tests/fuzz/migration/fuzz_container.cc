@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "migration/engine/savefile.h"
-#include "migration/engine/stream_decode.h"
+#include "tools/devstream/stream_decode.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const int fd = ::memfd_create("fuzz-save-file", MFD_CLOEXEC);
@@ -16,7 +16,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, data, size, 0) != static_cast<ssize_t>(size)) return 0;
   auto scanner = mdevmig::engine::FileScanner::open(fd);
   if (!scanner.ok()) return 0;
-  mdevmig::engine::StreamDecoder decoder;
+  mdevmig::devstream::StreamDecoder decoder;
   for (;;) {
     auto chunk = scanner->next_chunk();
     if (!chunk.ok() || !chunk->has_value()) break;

@@ -21,10 +21,10 @@
 #include "migration/engine/policy.h"
 #include "migration/engine/savefile.h"
 #include "migration/engine/session.h"
-#include "migration/engine/stream_decode.h"
 #include "migration/io/cancel.h"
 #include "migration/io/net.h"
 #include "sim_channel.h"
+#include "tools/devstream/stream_decode.h"
 
 namespace mdevmig::engine {
 namespace {
@@ -330,12 +330,12 @@ TEST_F(SaveFileTest, VerifyAndDecodeForInspect) {
   UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
   auto file = FileScanner::open(fd.get());
   ASSERT_TRUE(file.ok()) << file.error().message();
-  StreamDecoder dec;
+  devstream::StreamDecoder dec;
   auto sum = verify_file(*file, [&](const schema::ChunkView& c) { dec.feed(c.data, c.phase); });
   ASSERT_TRUE(sum.ok()) << sum.error().message();
   EXPECT_EQ(sum->chunks.size(), sum->trailer.chunks);
   EXPECT_EQ(sum->file_bytes, file_.size());
-  const StreamSummary s = dec.finish();
+  const devstream::StreamSummary s = dec.finish();
   EXPECT_TRUE(s.problem.empty()) << s.problem;
   EXPECT_TRUE(s.ended);
   ASSERT_TRUE(s.compat && s.regs && s.engine && s.config && s.irq);
@@ -459,7 +459,7 @@ TEST(StreamDecoder, FlagsDamageTruncationAndWrongFirstRecords) {
     return std::span(reinterpret_cast<const std::byte*>(s.data()) + from, n);
   };
   {
-    StreamDecoder dec;
+    devstream::StreamDecoder dec;
     for (std::size_t off = 0; off < s.size(); off += 1000) {
       dec.feed(bytes(off, std::min<std::size_t>(1000, s.size() - off)), schema::Phase::kStopCopy);
     }
@@ -467,24 +467,24 @@ TEST(StreamDecoder, FlagsDamageTruncationAndWrongFirstRecords) {
     EXPECT_TRUE(sum.problem.empty()) << sum.problem;
   }
   {
-    StreamDecoder dec;
+    devstream::StreamDecoder dec;
     dec.feed(bytes(0, s.size() - 1), schema::Phase::kStopCopy);
     EXPECT_NE(dec.finish().problem.find("before END"), std::string::npos);
   }
   {
     auto bad = s;
     bad[100] ^= 1;  // inside the first PAGES payload
-    StreamDecoder dec;
+    devstream::StreamDecoder dec;
     dec.feed(std::as_bytes(std::span(bad)), schema::Phase::kStopCopy);
     EXPECT_NE(dec.finish().problem.find("XXH64"), std::string::npos);
   }
   {
-    StreamDecoder dec;
+    devstream::StreamDecoder dec;
     dec.feed(bytes(sizeof(mdevmig_rec_hdr) + sizeof(mdevmig_rec_compat), 64), schema::Phase::kStopCopy);
     EXPECT_NE(dec.finish().problem.find("not COMPAT"), std::string::npos);
   }
   {
-    StreamDecoder dec;
+    devstream::StreamDecoder dec;
     std::vector<std::byte> junk(100, std::byte{0xee});
     dec.feed(junk, schema::Phase::kStopCopy);
     EXPECT_NE(dec.finish().problem.find("magic"), std::string::npos);

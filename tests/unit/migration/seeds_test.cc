@@ -19,8 +19,8 @@
 #include <gtest/gtest.h>
 
 #include "migration/engine/savefile.h"
-#include "migration/engine/stream_decode.h"
 #include "sim.h"
+#include "tools/devstream/stream_decode.h"
 
 #ifndef MDEVMIG_CORPUS_DIR
 #error "MDEVMIG_CORPUS_DIR (tests/fuzz/corpus) must be defined"
@@ -58,10 +58,10 @@ std::string read_save_file(const fs::path& p, FileSummary* out = nullptr) {
   if (!fd) return "open failed";
   auto scanner = FileScanner::open(fd.get(), p.string());
   if (!scanner.ok()) return scanner.error().message();
-  StreamDecoder decoder;
+  devstream::StreamDecoder decoder;
   auto sum = verify_file(*scanner, [&](const schema::ChunkView& c) { decoder.feed(c.data, c.phase); });
   if (!sum.ok()) return sum.error().message();
-  const StreamSummary s = decoder.finish();
+  const devstream::StreamSummary s = decoder.finish();
   if (!s.problem.empty()) return "device stream: " + s.problem;
   if (!s.ended) return "device stream: no END record";
   if (out) *out = std::move(*sum);

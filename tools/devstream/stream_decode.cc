@@ -1,11 +1,11 @@
-#include "migration/engine/stream_decode.h"
+#include "tools/devstream/stream_decode.h"
 
 #include <xxhash.h>
 
 #include <algorithm>
 #include <cstring>
 
-namespace mdevmig::engine {
+namespace mdevmig::devstream {
 
 struct StreamDecoder::Hash {
   XXH64_state_t* st = XXH64_createState();
@@ -161,4 +161,4 @@ std::vector<std::pair<std::string, uint64_t>> regs_fields(const mdevmig_rec_regs
   return out;
 }
 
-}  // namespace mdevmig::engine
+}  // namespace mdevmig::devstream

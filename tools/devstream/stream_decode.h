@@ -1,6 +1,7 @@
 // Decoding mdevmig's device state stream (the records of <linux/mdevmig.h>) for
 // `mdevmig inspect`: read-only, incremental over chunks, hostile-input safe (lengths
-// are checked before use; page payloads are hashed, never buffered).
+// are checked before use; page payloads are hashed, never buffered). Our device's
+// format, so not part of the device-agnostic engine.
 #pragma once
 
 #include <linux/mdevmig.h>
@@ -16,7 +17,7 @@
 #include "dirty/bitmap.h"
 #include "migration/schema/codec.h"
 
-namespace mdevmig::engine {
+namespace mdevmig::devstream {
 
 struct StreamSummary {
   std::optional<mdevmig_rec_compat> compat;
@@ -69,4 +70,4 @@ class StreamDecoder {
 /// The fields of a REGS record, named, for display.
 [[nodiscard]] std::vector<std::pair<std::string, uint64_t>> regs_fields(const mdevmig_rec_regs& r);
 
-}  // namespace mdevmig::engine
+}  // namespace mdevmig::devstream
