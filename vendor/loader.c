@@ -10,19 +10,20 @@
  */
 #include "stream.h"
 #include "model_priv.h"
+#include "records.h"
 #include "stream_priv.h"
 
 #define HDR_SIZE	sizeof(struct mdevmig_rec_hdr)
 
-/* Known record types, by their number in the tag. */
+/* Known record types, by their number in the tag (records.h). */
 enum {
-	REC_COMPAT = MDEVMIG_REC_COMPAT & 0xffff,
-	REC_CONFIG = MDEVMIG_REC_CONFIG & 0xffff,
-	REC_REGS = MDEVMIG_REC_REGS & 0xffff,
-	REC_ENGINE = MDEVMIG_REC_ENGINE & 0xffff,
-	REC_IRQ = MDEVMIG_REC_IRQ & 0xffff,
-	REC_PAGES = MDEVMIG_REC_PAGES & 0xffff,
-	REC_END = MDEVMIG_REC_END & 0xffff,
+	REC_COMPAT = MDEVMIG_REC_TYPE_COMPAT,
+	REC_CONFIG = MDEVMIG_REC_TYPE_CONFIG,
+	REC_REGS = MDEVMIG_REC_TYPE_REGS,
+	REC_ENGINE = MDEVMIG_REC_TYPE_ENGINE,
+	REC_IRQ = MDEVMIG_REC_TYPE_IRQ,
+	REC_PAGES = MDEVMIG_REC_TYPE_PAGES,
+	REC_END = MDEVMIG_REC_TYPE_END,
 };
 
 #define SEEN(type)	(1u << (type))
@@ -79,43 +80,23 @@ static int mdevmig_load_fail(struct mdevmig_loader *ld, enum mdevmig_load_reason
 	return ld->err;
 }
 
-/* Exact payload length of a fixed-size known type; 0 for END; -1 for PAGES. */
-static long mdevmig_rec_fixed_len(uint32_t type)
-{
-	switch (type) {
-	case REC_COMPAT:
-		return sizeof(struct mdevmig_rec_compat);
-	case REC_CONFIG:
-		return sizeof(struct mdevmig_rec_config);
-	case REC_REGS:
-		return sizeof(struct mdevmig_rec_regs);
-	case REC_ENGINE:
-		return sizeof(struct mdevmig_rec_engine);
-	case REC_IRQ:
-		return sizeof(struct mdevmig_rec_irq);
-	case REC_END:
-		return 0;
-	default:
-		return -1;
-	}
-}
-
 static bool mdevmig_rec_known(uint32_t type)
 {
-	return type >= REC_COMPAT && type <= REC_END;
+	return mdevmig_rec_lookup(type) != NULL;
 }
 
 /* Checks the header just assembled in ld->hdr and prepares to receive its payload. */
 static int mdevmig_load_header(struct mdevmig_loader *ld)
 {
+	const struct mdevmig_rec_info *info;
 	uint32_t type;
-	long fixed;
 
 	ld->tag = mdevmig_get_le32(ld->hdr + offsetof(struct mdevmig_rec_hdr, tag));
 	ld->flags = mdevmig_get_le32(ld->hdr + offsetof(struct mdevmig_rec_hdr, flags));
 	ld->length = mdevmig_get_le64(ld->hdr + offsetof(struct mdevmig_rec_hdr, length));
 	ld->hash = mdevmig_get_le64(ld->hdr + offsetof(struct mdevmig_rec_hdr, hash));
-	type = ld->tag & 0xffff;
+	type = MDEVMIG_REC_TYPE(ld->tag);
+	info = mdevmig_rec_lookup(type);
 
 	if ((ld->tag >> 16) != MDEVMIG_REC_MAGIC)
 		return mdevmig_load_fail(ld, MDEVMIG_LOAD_BAD_MAGIC);
@@ -123,7 +104,7 @@ static int mdevmig_load_header(struct mdevmig_loader *ld)
 		return mdevmig_load_fail(ld, MDEVMIG_LOAD_BAD_FLAGS);
 	if (!(ld->seen & SEEN(REC_COMPAT)) && type != REC_COMPAT)
 		return mdevmig_load_fail(ld, MDEVMIG_LOAD_NO_COMPAT);
-	if (!mdevmig_rec_known(type)) {
+	if (!info) {
 		if (ld->flags & MDEVMIG_REC_F_MANDATORY)
 			return mdevmig_load_fail(ld, MDEVMIG_LOAD_UNKNOWN_MANDATORY);
 	} else if (!(ld->flags & MDEVMIG_REC_F_MANDATORY)) {
@@ -132,12 +113,7 @@ static int mdevmig_load_header(struct mdevmig_loader *ld)
 	if (ld->length > ld->cap)
 		return mdevmig_load_fail(ld, MDEVMIG_LOAD_OVER_CAP);
 
-	fixed = mdevmig_rec_fixed_len(type);
-	if (mdevmig_rec_known(type) && fixed >= 0 && ld->length != (uint64_t)fixed)
-		return mdevmig_load_fail(ld, MDEVMIG_LOAD_BAD_LENGTH);
-	if (type == REC_PAGES &&
-	    (ld->length < sizeof(struct mdevmig_rec_pages) + MDEVMIG_PAGE_SIZE ||
-	     ((ld->length - sizeof(struct mdevmig_rec_pages)) & (MDEVMIG_PAGE_SIZE - 1))))
+	if (info && !mdevmig_rec_length_ok(info, ld->length))
 		return mdevmig_load_fail(ld, MDEVMIG_LOAD_BAD_LENGTH);
 
 	ld->hdr_fill = 0;
@@ -278,7 +254,7 @@ static int mdevmig_load_end(struct mdevmig_loader *ld)
 /* The payload of the current record is complete in ld->buf. */
 static int mdevmig_load_record(struct mdevmig_loader *ld)
 {
-	uint32_t type = ld->tag & 0xffff;
+	uint32_t type = MDEVMIG_REC_TYPE(ld->tag);
 	const uint8_t *p = ld->buf;
 	int ret;
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "vendor/records.h"
+
 namespace mdevmig::devstream {
 
 struct StreamDecoder::Hash {
@@ -16,18 +18,11 @@ namespace {
 // Device memory tracked for the unique-page count, at most (a 1 TiB instance).
 constexpr uint64_t kMaxTrackedPages = MDEVMIG_MEM_MAX_SIZE / MDEVMIG_PAGE_SIZE;
 
-uint32_t rec_type(uint32_t tag) { return tag & 0xffffu; }
-
+// Exact payload length of a known fixed-length record (vendor/records.h); SIZE_MAX for
+// PAGES, whose length is checked apart, and for unknown types.
 std::size_t known_length(uint32_t tag) {
-  switch (tag) {
-    case MDEVMIG_REC_COMPAT: return sizeof(mdevmig_rec_compat);
-    case MDEVMIG_REC_CONFIG: return sizeof(mdevmig_rec_config);
-    case MDEVMIG_REC_REGS: return sizeof(mdevmig_rec_regs);
-    case MDEVMIG_REC_ENGINE: return sizeof(mdevmig_rec_engine);
-    case MDEVMIG_REC_IRQ: return sizeof(mdevmig_rec_irq);
-    case MDEVMIG_REC_END: return 0;
-    default: return SIZE_MAX;
-  }
+  const mdevmig_rec_info* info = mdevmig_rec_lookup(MDEVMIG_REC_TYPE(tag));
+  return info && !info->per_page ? info->length : SIZE_MAX;
 }
 
 template <typename T>
@@ -59,14 +54,15 @@ void StreamDecoder::start_payload() {
   if (s_.records == 0 && cur_.tag != MDEVMIG_REC_COMPAT) return fail("first record is not COMPAT");
   const std::size_t want = known_length(cur_.tag);
   if (cur_.tag == MDEVMIG_REC_PAGES) {
-    if (cur_.length < sizeof(mdevmig_rec_pages) ||
-        (cur_.length - sizeof(mdevmig_rec_pages)) % MDEVMIG_PAGE_SIZE != 0) {
+    // Whole pages after the fixed part; no page at all is the count check's to report.
+    const uint32_t fixed = mdevmig_rec_lookup(MDEVMIG_REC_TYPE_PAGES)->length;
+    if (cur_.length < fixed || (cur_.length - fixed) % MDEVMIG_PAGE_SIZE != 0) {
       return fail("PAGES length " + std::to_string(cur_.length));
     }
   } else if (want != SIZE_MAX && cur_.length != want) {
-    return fail("type " + std::to_string(rec_type(cur_.tag)) + " length " + std::to_string(cur_.length));
+    return fail("type " + std::to_string(MDEVMIG_REC_TYPE(cur_.tag)) + " length " + std::to_string(cur_.length));
   } else if (want == SIZE_MAX && (cur_.flags & MDEVMIG_REC_F_MANDATORY) != 0) {
-    return fail("unknown mandatory record type " + std::to_string(rec_type(cur_.tag)));
+    return fail("unknown mandatory record type " + std::to_string(MDEVMIG_REC_TYPE(cur_.tag)));
   }
   XXH64_reset(hash_->st, 0);
 }

@@ -1,7 +1,7 @@
-// Decoding mdevmig's device state stream (the records of <linux/mdevmig.h>) for
-// `mdevmig inspect`: read-only, incremental over chunks, hostile-input safe (lengths
-// are checked before use; page payloads are hashed, never buffered). Our device's
-// format, so not part of the device-agnostic engine.
+// Decoding mdevmig's device state stream (the records of <linux/mdevmig.h>, checked
+// against vendor/records.h) for `mdevmig inspect`: read-only, incremental over chunks,
+// hostile-input safe (lengths are checked before use; page payloads are hashed, never
+// buffered). Our device's format, so not part of the device-agnostic engine.
 #pragma once
 
 #include <linux/mdevmig.h>
