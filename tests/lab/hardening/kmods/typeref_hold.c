@@ -41,7 +41,7 @@ static int __init lab_typeref_init(void)
 	/* A sysfs directory's node points at its kobject. */
 	held = kobject_get(kn->priv);
 	kernfs_put(kn);
-	pr_info("lab_typeref: holding %s/%s\n", bdf, type);
+	pr_info("typeref_hold: holding %s/%s\n", bdf, type);
 	return 0;
 }
 
