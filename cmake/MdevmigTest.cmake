@@ -1,10 +1,16 @@
 # mdevmig_add_test(NAME LABEL <unit|lab|qemu|fuzz|bench> SOURCES ... [LIBS ...] [TIMEOUT s]
 #                  [LAB_ARGS ...])
 #
-# One GoogleTest executable per component. `unit` tests run on the host as they are.
-# `lab` and `qemu` tests need the kernel module: CTest runs each such executable as one
-# lab test group, i.e. one boot of the lab VM (tools/lab/lab.sh) that loads the modules
-# and runs the executable inside the guest, where a skipped test counts as a failure.
+# One GoogleTest executable per component. Every test executable and its CTest test carry
+# one name, <component>_<kind> (cli_unit, module_lab, migration_qemu, dirty_bench,
+# migration_container_fuzz; a qualifier may follow the component), the kind being the
+# test's label, so a name says where the test runs and ctest -R '_lab$' finds a kind.
+# Helper programs of the test tree are named <component>_<tool> (migration_seedgen,
+# report_sample), without a kind, so no test pattern picks them up.
+# `unit` tests run on the host as they are. `lab` and `qemu` tests need the kernel
+# module: CTest runs each such executable as one lab test group, i.e. one boot of the lab
+# VM (tools/lab/lab.sh) that loads the modules and runs the executable inside the guest,
+# where a skipped test counts as a failure.
 # LAB_ARGS are extra options for tools/lab/lab.sh (e.g. --ivshmem 64M).
 set(MDEVMIG_LAB_PROFILE "bookworm" CACHE STRING "Lab profile the lab tests boot: bookworm, trixie or sid")
 
@@ -13,6 +19,7 @@ function(mdevmig_add_test name)
   if(NOT T_LABEL)
     message(FATAL_ERROR "mdevmig_add_test(${name}): LABEL is required")
   endif()
+  mdevmig_check_test_name(${name} ${T_LABEL})
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gmock)
   if(T_LABEL STREQUAL "lab" OR T_LABEL STREQUAL "qemu")
@@ -37,6 +44,13 @@ function(mdevmig_add_test name)
   mdevmig_label_target(${T_LABEL} ${name})
 endfunction()
 
+# mdevmig_check_test_name(NAME KIND): NAME must be <component>_<KIND>.
+function(mdevmig_check_test_name name kind)
+  if(NOT name MATCHES "^[a-z][a-z0-9_]*_${kind}$")
+    message(FATAL_ERROR "test ${name}: name it <component>_${kind} (see cmake/MdevmigTest.cmake)")
+  endif()
+endfunction()
+
 # mdevmig_label_target(LABEL TARGET): tests_LABEL builds what `ctest -L LABEL` runs, so
 # a preset that runs one label builds only that (cmake --build --target tests_unit).
 function(mdevmig_label_target label target)
@@ -56,6 +70,7 @@ function(mdevmig_add_lab_bench name)
   if(NOT B_TIMEOUT)
     set(B_TIMEOUT 600)
   endif()
+  mdevmig_check_test_name(${name} bench)
   add_executable(${name} ${B_SOURCES})
   target_link_libraries(${name} PRIVATE ${B_LIBS} benchmark::benchmark)
   add_test(NAME ${name}

@@ -21,7 +21,7 @@ struct class *mdevmig_class;
 
 /*
  * The uAPI's wire layouts (guest memory and the state stream), pinned as the header
- * promises; tests/unit/uapi/uapi_layout_test.cc pins the same for userspace. The module
+ * promises; tests/unit/uapi/layout_test.cc pins the same for userspace. The module
  * maps device memory page by page with MDEVMIG_PAGE_SIZE pages, so it needs the CPU's
  * page to be that size.
  */

@@ -42,7 +42,7 @@ PKGS=(
   debootstrap
   # the lab group mdevctl (and udev, which it needs)
   mdevctl
-  # the lab group libvirt_two_hosts (libvirtd and its QEMU driver, virsh)
+  # the lab group libvirt_qemu (libvirtd and its QEMU driver, virsh)
   libvirt-daemon-system libvirt-clients
 )
 

@@ -301,7 +301,7 @@ Result<RestoreReport> restore_from_file(Channel& ch, const schema::DeviceIdentit
     MDEVMIG_TRY(ch.start_resume());
     for (bool at_first = true;; at_first = false) {
       if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("restore"));
-      auto data = at_first ? std::move(*first) : MDEVMIG_TRY(next_data());
+      auto data = at_first ? *first : MDEVMIG_TRY(next_data());
       if (!data) break;
       MDEVMIG_TRY(ch.write(*data));
       ++rep.chunks;

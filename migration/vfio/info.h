@@ -17,7 +17,7 @@ namespace mdevmig::vfio {
 
 /// Largest INFO reply we accept. Real replies are a few hundred bytes; a driver asking
 /// for more is broken or hostile and must not make us allocate without bound.
-inline constexpr std::size_t kMaxInfoBytes = 64 * 1024;
+inline constexpr std::size_t kMaxInfoBytes = std::size_t{64} * 1024;
 /// Re-calls with a larger argsz before giving up on a driver whose size keeps growing.
 inline constexpr int kMaxArgszAttempts = 4;
 /// Capabilities accepted in one chain.

@@ -36,9 +36,9 @@ struct Layout {
 
 static_assert(Layout::kMaxEntries * sizeof(mdevmig_dma_desc) <= Layout::kCmplOff - Layout::kRingOff);
 static_assert(Layout::kCmplOff + Layout::kMaxEntries * sizeof(mdevmig_dma_cmpl) <= Layout::kResultOff);
-static_assert(Layout::kResultOff + Layout::kMaxEntries * 8 <= Layout::kDataOff);
-static_assert(Layout::kSrcOff + Layout::kSlots * Layout::kSlotSize <= Layout::kDstOff);
-static_assert(Layout::kDstOff + Layout::kSlots * Layout::kSlotSize <= Layout::kSize);
+static_assert(Layout::kResultOff + uint64_t{Layout::kMaxEntries} * 8 <= Layout::kDataOff);
+static_assert(Layout::kSrcOff + uint64_t{Layout::kSlots} * Layout::kSlotSize <= Layout::kDstOff);
+static_assert(Layout::kDstOff + uint64_t{Layout::kSlots} * Layout::kSlotSize <= Layout::kSize);
 
 /// The layout of the simulator's tests, fuzzers and benchmarks (SimRing): the ring at
 /// the IOVA their seeds program.

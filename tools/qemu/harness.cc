@@ -288,7 +288,7 @@ Result<RoundReport> Harness::migrate_into(std::optional<Vm> given, std::size_t d
       ::stat(plan.file.c_str(), &st);
       off_t len = static_cast<off_t>(plan.fault_point * static_cast<double>(st.st_size));
       if (::truncate(plan.file.c_str(), len) == 0) rep.migration.fault_note = "file truncated to " + std::to_string(len) + " bytes";
-      else rep.problems.push_back("could not truncate the file");
+      else rep.problems.emplace_back("could not truncate the file");
     }
     dst.emplace(MDEVMIG_TRY(start_vm(dst_instance, std::string("defer"))));
     std::string in = MDEVMIG_TRY(run_incoming_file(*dst, plan.file));

@@ -89,7 +89,7 @@ std::vector<std::string> QemuConfig::argv() const {
       "-qtest", qtest_endpoint().uri() + ",server=on,wait=off", "-qtest-log", "none",
       "-qmp", qmp_endpoint().uri() + ",server=on,wait=off"};
   if (incoming) {
-    a.push_back("-incoming");
+    a.emplace_back("-incoming");
     a.push_back(*incoming);
   }
   a.insert(a.end(), extra_args.begin(), extra_args.end());

@@ -75,7 +75,7 @@ struct QemuConfig {
 /// Writes the BIOS the harness VMs boot: `size` bytes of 0xF4 (HLT). At reset the CPU
 /// runs from the top of it with interrupts off, halts and stays halted, so the VM is
 /// running but its CPU does nothing; qtest does the CPU's work.
-[[nodiscard]] Result<void> write_halt_bios(const std::string& path, std::size_t size = 64 * 1024);
+[[nodiscard]] Result<void> write_halt_bios(const std::string& path, std::size_t size = std::size_t{64} * 1024);
 
 /// A running QEMU, killed (SIGKILL) and reaped on destruction if still running. The
 /// child gets PR_SET_PDEATHSIG, so it cannot outlive the thread that started it: start

@@ -85,7 +85,7 @@ StressReport run_stress(Harness& h, const StressOptions& o, const LogFn& log) {
     uint64_t rejected = 0;
     for (auto& p : leaks.check(h.live_vms(), 0, "resume rejected", &rejected)) rep.problems.push_back(p);
     if (rep.fault == FaultKind::kCorrupt && rep.migration.fault_fired && rep.survivor == Survivor::kSource && rejected == 0)
-      rep.problems.push_back("corrupted stream refused without the device's 'resume rejected' kernel line");
+      rep.problems.emplace_back("corrupted stream refused without the device's 'resume rejected' kernel line");
     say("round " + std::to_string(round) + ": " + rep.migration.status + ", survivor " + survivor_name(rep.survivor) +
         (rep.verified() ? ", verified" : ", NOT VERIFIED"));
     const bool lost_vm = !h.has_vm();

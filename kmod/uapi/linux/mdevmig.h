@@ -6,7 +6,7 @@
  * Every structure here is fixed-width (__u32/__u64/__aligned_u64), little-endian on
  * the wire, with reserved fields that must be zero. Sizes and offsets are pinned by
  * BUILD_BUG_ON in kmod/ (mdevmig_uapi_checks()) and by static_assert in
- * tests/unit/uapi/uapi_layout_test.cc, so a layout change breaks both builds.
+ * tests/unit/uapi/layout_test.cc, so a layout change breaks both builds.
  */
 #ifndef _UAPI_LINUX_MDEVMIG_H
 #define _UAPI_LINUX_MDEVMIG_H
@@ -31,7 +31,7 @@
 /* =================================================================================
  * The device model (vendor/): what a guest driver programs and what the state
  * stream carries. Everything below is owned by vendor/ and pinned by
- * tests/unit/uapi/uapi_layout_test.cc.
+ * tests/unit/uapi/layout_test.cc.
  *
  * Byte order: every multi-byte field, in MMIO, in guest memory (descriptors,
  * completions) and in the state stream, is little-endian.

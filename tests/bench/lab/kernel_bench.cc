@@ -4,7 +4,7 @@
 //   throughput through the v2 data_fd and the v1 region, against memcpy of the same
 //   bytes; STOP_COPY bytes after pre-copy for a given dirty fraction.
 // Run: tools/lab/lab.sh --kmod-dir build/dev/kmod -- tests/lab/run-group.sh
-//        build/dev/tests/bench/lab/bench_lab_kernel --benchmark_min_time=0.5
+//        build/dev/tests/bench/lab/kernel_bench --benchmark_min_time=0.5
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -247,7 +247,7 @@ BENCHMARK(BM_StopCopyBytes)->ArgName("dirty_pct")->Arg(-1)->Arg(1)->Arg(10)->Arg
 int main(int argc, char** argv) {
   using namespace mdevmig::lab;
   if (!in_lab()) {
-    std::fprintf(stderr, "bench_lab_kernel: needs the lab (tools/lab/lab.sh)\n");
+    std::fprintf(stderr, "kernel_bench: needs the lab (tools/lab/lab.sh)\n");
     return 1;
   }
   Bench b;

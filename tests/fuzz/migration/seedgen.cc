@@ -1,7 +1,7 @@
-// Writes the seed corpora of the migration fuzzers into DIR/fuzz_migration_container and
-// DIR/fuzz_migration_wire: a small real save file of the simulator (and a variant of
+// Writes the seed corpora of the migration fuzzers into DIR/migration_container_fuzz and
+// DIR/migration_wire_fuzz: a small real save file of the simulator (and a variant of
 // another instance type), and a whole wire conversation; and the corpus of inspect's
-// damaged-file reader, DIR/fuzz_cli_inspect_damaged: a valid save file and copies of it
+// damaged-file reader, DIR/cli_inspect_damaged_fuzz: a valid save file and copies of it
 // damaged in each part (truncated, bytes flipped in the header, a chunk's frame table, a
 // chunk's payload, the trailer).
 #include <fcntl.h>
@@ -124,19 +124,19 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::filesystem::path dir = argv[1];
-  std::filesystem::create_directories(dir / "fuzz_migration_container");
-  std::filesystem::create_directories(dir / "fuzz_migration_wire");
-  std::filesystem::create_directories(dir / "fuzz_cli_inspect_damaged");
-  if (!save_seed(dir / "fuzz_migration_container/two_pages", 2 * MDEVMIG_PAGE_SIZE, 0, 3000) ||
-      !save_seed(dir / "fuzz_migration_container/eight_pages_type3", 8 * MDEVMIG_PAGE_SIZE, 3, 9000)) {
+  std::filesystem::create_directories(dir / "migration_container_fuzz");
+  std::filesystem::create_directories(dir / "migration_wire_fuzz");
+  std::filesystem::create_directories(dir / "cli_inspect_damaged_fuzz");
+  if (!save_seed(dir / "migration_container_fuzz/two_pages", 2 * MDEVMIG_PAGE_SIZE, 0, 3000) ||
+      !save_seed(dir / "migration_container_fuzz/eight_pages_type3", 8 * MDEVMIG_PAGE_SIZE, 3, 9000)) {
     return 1;
   }
-  if (!damaged_seeds(dir / "fuzz_cli_inspect_damaged")) {
+  if (!damaged_seeds(dir / "cli_inspect_damaged_fuzz")) {
     std::fprintf(stderr, "%s: writing the damaged save files failed\n", argv[0]);
     return 1;
   }
   schema::Encoder enc;
-  std::ofstream out(dir / "fuzz_migration_wire/conversation", std::ios::binary | std::ios::trunc);
+  std::ofstream out(dir / "migration_wire_fuzz/conversation", std::ios::binary | std::ios::trunc);
   schema::WireHello h;
   h.role = schema::Role::kSource;
   h.tool_version = "seed";

@@ -1,5 +1,5 @@
 // Writes the seed corpora of the vendor fuzzers:
-//   vendor_seedgen <corpus dir>  ->  <dir>/fuzz_vendor_loader/*, <dir>/fuzz_vendor_mmio/*
+//   vendor_seedgen <corpus dir>  ->  <dir>/vendor_loader_fuzz/*, <dir>/vendor_mmio_fuzz/*
 // The committed seeds in tests/fuzz/corpus/ were made with it; re-run it after a
 // format change (the stream seeds must stay loadable for the fuzzer to get deep).
 #include <cstdio>
@@ -18,7 +18,7 @@ using mdevmig::guest::SimRing;
 using mdevmig::vendor_sim::SimDevice;
 namespace fs = std::filesystem;
 
-constexpr uint64_t kLoaderMem = 16 << 10;  // fuzz_vendor_loader's geometry
+constexpr uint64_t kLoaderMem = 16 << 10;  // vendor_loader_fuzz's geometry
 constexpr uint32_t kLoaderType = 3;
 
 void put(const fs::path& dir, const std::string& name, const std::vector<uint8_t>& bytes) {
@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   fs::path out(argv[1]);
-  loader_seeds(out / "fuzz_vendor_loader");
-  mmio_seeds(out / "fuzz_vendor_mmio");
+  loader_seeds(out / "vendor_loader_fuzz");
+  mmio_seeds(out / "vendor_mmio_fuzz");
   return 0;
 }

@@ -49,7 +49,7 @@ thread_local sigjmp_buf* t_jump = nullptr;
 void on_fault(int sig, siginfo_t*, void*) {
   if (t_jump != nullptr) siglongjmp(*t_jump, sig);
   // A fault outside a deliberate touch is a bug of the fuzzer itself: die loudly.
-  static constexpr char kMsg[] = "mdevmig-uapi-fuzz: fault outside a mapping touch; backtrace:\n";
+  static constexpr char kMsg[] = "uapi_fuzz_lab: fault outside a mapping touch; backtrace:\n";
   (void)!::write(2, kMsg, sizeof kMsg - 1);
   void* frames[48];
   backtrace_symbols_fd(frames, backtrace(frames, 48), 2);
@@ -1210,7 +1210,7 @@ WorkerMemory::WorkerMemory() {
   void* p = ::mmap(nullptr, kBufSize + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   void* b = ::mmap(nullptr, kBitmapSize + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED || b == MAP_FAILED) {
-    std::perror("mdevmig-uapi-fuzz: mmap of worker memory");
+    std::perror("uapi_fuzz_lab: mmap of worker memory");
     std::abort();
   }
   buf_ = static_cast<uint8_t*>(p);

@@ -1,4 +1,4 @@
-// mdevmig-uapi-fuzz: random, seed-reproducible sequences of hostile operations against
+// uapi_fuzz_lab: random, seed-reproducible sequences of hostile operations against
 // the real mdevmig.ko in the lab (VFIO device ioctls, regions, mmap, migration data_fds,
 // sysfs, guest-side DMA chaos, several threads at once).
 //

@@ -60,7 +60,7 @@ std::string KernelLog::poll() {
   return found.rfind("(kernel log", 0) == 0 ? std::string() : found;
 }
 
-void KernelLog::mark(const std::string& text) { lab::write_file("/dev/kmsg", "<6>mdevmig-uapi-fuzz: " + text + "\n"); }
+void KernelLog::mark(const std::string& text) { lab::write_file("/dev/kmsg", "<6>uapi_fuzz_lab: " + text + "\n"); }
 
 namespace {
 

@@ -1,4 +1,4 @@
-// mdevmig-uapi-fuzz: attacks the real mdevmig.ko in the lab guest with random,
+// uapi_fuzz_lab: attacks the real mdevmig.ko in the lab guest with random,
 // seed-reproducible sequences (see fuzz.h and tests/lab/fuzz/README.md).
 #include <fcntl.h>
 #include <unistd.h>
@@ -25,7 +25,7 @@
 namespace mdevmig::fuzz {
 namespace {
 
-constexpr const char* kUsage = R"(usage: mdevmig-uapi-fuzz [options]
+constexpr const char* kUsage = R"(usage: uapi_fuzz_lab [options]
 Attacks mdevmig.ko through every entry point with random sequences of hostile
 operations; runs inside the lab (tools/lab/lab.sh, see tests/lab/fuzz/run-fuzz.sh).
 
@@ -110,10 +110,10 @@ struct Fuzzer {
     const std::string text = to_text(s);
     std::printf("fuzz: FINDING in %s (sequence seed %s): %s\n", label.c_str(), hex(s.seed).c_str(), what.c_str());
     if (case_file.empty())
-      std::printf("fuzz: replay: mdevmig-uapi-fuzz --seed %s --replay   (generator %d)\n", hex(s.seed).c_str(),
+      std::printf("fuzz: replay: uapi_fuzz_lab --seed %s --replay   (generator %d)\n", hex(s.seed).c_str(),
                   kGeneratorVersion);
     else
-      std::printf("fuzz: replay: mdevmig-uapi-fuzz --case %s\n", case_file.c_str());
+      std::printf("fuzz: replay: uapi_fuzz_lab --case %s\n", case_file.c_str());
     const std::string file = "fuzz-finding-" + hex(s.seed) + ".case";
     save(file, "# " + what + "\n" + text);
     if (out_dir().empty())
@@ -140,7 +140,7 @@ int parse_args(int argc, char** argv, Options* o) {
     std::string a = argv[i];
     auto value = [&]() -> std::string {
       if (i + 1 >= argc) {
-        std::fprintf(stderr, "mdevmig-uapi-fuzz: %s needs a value\n", a.c_str());
+        std::fprintf(stderr, "uapi_fuzz_lab: %s needs a value\n", a.c_str());
         std::exit(2);
       }
       return argv[++i];
@@ -162,12 +162,12 @@ int parse_args(int argc, char** argv, Options* o) {
       std::fputs(kUsage, stdout);
       std::exit(0);
     } else {
-      std::fprintf(stderr, "mdevmig-uapi-fuzz: unknown option %s\n%s", a.c_str(), kUsage);
+      std::fprintf(stderr, "uapi_fuzz_lab: unknown option %s\n%s", a.c_str(), kUsage);
       return 2;
     }
   }
   if ((o->replay || o->dump) && !o->seed) {
-    std::fprintf(stderr, "mdevmig-uapi-fuzz: --replay and --dump need --seed\n");
+    std::fprintf(stderr, "uapi_fuzz_lab: --replay and --dump need --seed\n");
     return 2;
   }
   return 0;
@@ -176,14 +176,14 @@ int parse_args(int argc, char** argv, Options* o) {
 std::optional<Sequence> load_case(const std::string& path) {
   std::ifstream f(path);
   if (!f) {
-    std::fprintf(stderr, "mdevmig-uapi-fuzz: cannot read %s\n", path.c_str());
+    std::fprintf(stderr, "uapi_fuzz_lab: cannot read %s\n", path.c_str());
     return std::nullopt;
   }
   std::stringstream ss;
   ss << f.rdbuf();
   std::string err;
   auto s = parse(ss.str(), &err);
-  if (!s) std::fprintf(stderr, "mdevmig-uapi-fuzz: %s: %s\n", path.c_str(), err.c_str());
+  if (!s) std::fprintf(stderr, "uapi_fuzz_lab: %s: %s\n", path.c_str(), err.c_str());
   return s;
 }
 
@@ -195,11 +195,11 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (!lab::in_lab()) {
-    std::fprintf(stderr, "mdevmig-uapi-fuzz: runs inside the lab only (tools/lab/lab.sh; see tests/lab/fuzz/run-fuzz.sh)\n");
+    std::fprintf(stderr, "uapi_fuzz_lab: runs inside the lab only (tools/lab/lab.sh; see tests/lab/fuzz/run-fuzz.sh)\n");
     return 2;
   }
   if (!lab::read_file(lab::type_dir(opt.parent, "quarter") + "/available_instances")) {
-    std::fprintf(stderr, "mdevmig-uapi-fuzz: no mdevmig parent %s (is mdevmig.ko loaded?)\n", opt.parent.c_str());
+    std::fprintf(stderr, "uapi_fuzz_lab: no mdevmig parent %s (is mdevmig.ko loaded?)\n", opt.parent.c_str());
     return 2;
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);

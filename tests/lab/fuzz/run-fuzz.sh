@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs mdevmig-uapi-fuzz in one lab boot (tools/lab/lab.sh + tests/lab/run-group.sh):
+# Runs uapi_fuzz_lab in one lab boot (tools/lab/lab.sh + tests/lab/run-group.sh):
 # the regression cases of tests/lab/fuzz/regressions/ first, then random sequences for
 # --seconds (or $MDEVMIG_FUZZ_SECONDS) of guest time, then the leak check; the lab adds
 # its WARN/oops/hang verdict.
@@ -8,7 +8,7 @@
 #
 #   --build DIR      the CMake build tree (default build/dev): the fuzzer and mdevmig.ko
 #   --kmod-dir DIR   where mdevmig.ko was built (default DIR/kmod)
-#   --fuzzer PATH    the fuzzer executable (default DIR/tests/lab/fuzz/mdevmig-uapi-fuzz)
+#   --fuzzer PATH    the fuzzer executable (default DIR/tests/lab/fuzz/uapi_fuzz_lab)
 #   --profile P      lab profile: bookworm (6.1), trixie (6.12), sid
 #   --seconds N      fuzzing time; $MDEVMIG_FUZZ_SECONDS wins over it (default 150)
 # Everything after -- goes to the fuzzer, e.g. a replay:
@@ -33,17 +33,17 @@ while [ $# -gt 0 ]; do
 done
 seconds=${MDEVMIG_FUZZ_SECONDS:-$seconds}
 [ -n "$kmod_dir" ] || kmod_dir=$build/kmod
-[ -n "$fuzzer" ] || fuzzer=$build/tests/lab/fuzz/mdevmig-uapi-fuzz
-[ -x "$fuzzer" ] || { echo "run-fuzz: no fuzzer at $fuzzer (cmake --build $build --target mdevmig-uapi-fuzz)" >&2; exit 2; }
+[ -n "$fuzzer" ] || fuzzer=$build/tests/lab/fuzz/uapi_fuzz_lab
+[ -x "$fuzzer" ] || { echo "run-fuzz: no fuzzer at $fuzzer (cmake --build $build --target uapi_fuzz_lab)" >&2; exit 2; }
 
 # The boot's limit: the fuzzing time, plus boots, regression cases and the leak check
 # on a loaded machine (the lab's job limit is a quarter less, at most 120 s less).
 timeout=$((seconds + seconds / 4 + 360))
 labdir=${MDEVMIG_LAB_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mdevmig-lab}
-out=$labdir/runs/lab_uapi_fuzz-$(date +%Y%m%d-%H%M%S)-$$
+out=$labdir/runs/uapi_fuzz_lab-$(date +%Y%m%d-%H%M%S)-$$
 mkdir -p "$out"
 set +e
-"$top/tools/lab/lab.sh" --name lab_uapi_fuzz --timeout "$timeout" --profile "$profile" \
+"$top/tools/lab/lab.sh" --name uapi_fuzz_lab --timeout "$timeout" --profile "$profile" \
   --kmod-dir "$kmod_dir" --out "$out" -- \
   "$top/tests/lab/run-group.sh" "$fuzzer" --seconds "$seconds" --regressions "$here/regressions" "$@"
 rc=$?

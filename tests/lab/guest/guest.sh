@@ -134,6 +134,6 @@ cc -static -O2 -Wall -Wextra -Werror -o "$work/bar2check" "$here/bar2check.c" ||
   "$work/bar2check=/bar2check" \
   "$top/tools/lab/kernel-reports.ere=/kernel-reports.ere" || fail "cannot build the guest's initramfs"
 
-exec "$top/tools/lab/lab.sh" --name lab_guest --timeout "${MDEVMIG_GUEST_TIMEOUT:-2400}" --profile "$profile" \
+exec "$top/tools/lab/lab.sh" --name guest_lab --timeout "${MDEVMIG_GUEST_TIMEOUT:-2400}" --profile "$profile" \
   --kmod-dir "$kmod_dir" ${MDEVMIG_GUEST_KARGS:+--env "MDEVMIG_GUEST_KARGS=$MDEVMIG_GUEST_KARGS"} \
   -- "$0" "$work" "$profile" "$kmod_dir"

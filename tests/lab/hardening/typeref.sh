@@ -3,7 +3,7 @@
 #   typeref.sh WORKDIR PROFILE KMOD_DIR
 # The mdev core's type release reads the type's parent pointer, which lies in the
 # driver's parent memory, and the driver has no hook into it. A test module
-# (kmods/lab_typeref.c) holds a type; the ivshmem function is unbound from mdevmig (its
+# (kmods/typeref_hold.c) holds a type; the ivshmem function is unbound from mdevmig (its
 # parent goes), then the module is unloaded and the type released. The driver must have
 # kept that memory (and said so in the log): freed, the release reads poison and oopses.
 set -uo pipefail
@@ -28,9 +28,9 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   echo "$bdf" > /sys/bus/pci/drivers_probe
   type=$(ls "/sys/bus/pci/devices/$bdf/mdev_supported_types" | head -n1)
   [ -n "$type" ] || fail "$bdf did not become an mdevmig parent"
-  insmod "$work/kmods/lab_typeref.ko" bdf="$bdf" type="$type"
+  insmod "$work/kmods/typeref_hold.ko" bdf="$bdf" type="$type"
   echo "$bdf" > /sys/bus/pci/drivers/mdevmig/unbind
-  rmmod lab_typeref
+  rmmod typeref_hold
   rmmod mdevmig
   dmesg | grep -q "type ${type#mdevmig-} still referenced at release" || fail "the driver did not say it kept the parent"
   echo "typeref: ok ($bdf, $type)"
@@ -41,5 +41,5 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)
 . "$top/scripts/lib.sh"
 build_test_kmods "$here/kmods" "$work" "$profile" || { echo "typeref: no test module"; exit 1; }
-exec "$top/tools/lab/lab.sh" --name lab_typeref --timeout 600 --profile "$profile" --ivshmem 32M \
+exec "$top/tools/lab/lab.sh" --name typeref_lab --timeout 600 --profile "$profile" --ivshmem 32M \
   --kmod-dir "$kmod_dir" -- "$0" "$work" "$profile" "$kmod_dir"

@@ -61,7 +61,7 @@ nlohmann::json receive(const PairHost& h, const OpenInstance& dst, const std::st
                        const std::string& tls) {
   std::vector<std::string> args = {"migrate", "--listen", h.addr + ":0", "--to", fd_arg(dst), "--json"};
   if (tls.empty()) {
-    args.push_back("--allow-plaintext");
+    args.emplace_back("--allow-plaintext");
   } else {
     args.insert(args.end(), {"--tls", tls});
   }

@@ -1,4 +1,4 @@
-// Lab group "libvirt_two_hosts": a VM with an mdevmig instance managed by libvirt the way
+// Lab group "libvirt_qemu": a VM with an mdevmig instance managed by libvirt the way
 // operators run one, on two lab hosts (tools/lab/pair.sh) with libvirtd on each: the
 // domain names its instance with <hostdev type='mdev'> and turns VFIO migration on
 // through libvirt's per-device QEMU property override. On host a: virsh start, save and

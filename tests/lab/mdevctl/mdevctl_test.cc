@@ -69,7 +69,7 @@ class Mdevctl : public testing::Test {
   std::string define(bool autostart) {
     std::string u = random_uuid();
     std::vector<std::string> args = {"define", "-u", u, "-p", parents_[0], "-t", "mdevmig-quarter"};
-    if (autostart) args.push_back("--auto");
+    if (autostart) args.emplace_back("--auto");
     Exit r = mdevctl(args);
     EXPECT_EQ(r.rc, 0) << r.err;
     defined_.push_back(u);

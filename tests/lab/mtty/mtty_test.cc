@@ -380,7 +380,7 @@ TEST_P(MttyMigrate, TheDestinationHoldsTheUartState) {
   const std::vector<PortView> before = views(a);
   const uint64_t size = data_size(a);
   std::vector<std::string> opts = {"--json"};
-  if (!mc.precopy) opts.push_back("--no-precopy");
+  if (!mc.precopy) opts.emplace_back("--no-precopy");
 
   nlohmann::json src_report;
   if (mc.tcp) {

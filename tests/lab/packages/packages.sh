@@ -19,7 +19,7 @@ profile=${MDEVMIG_LAB_PROFILE:-bookworm}
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
 . "$top/scripts/lib.sh"
-fail() { echo "lab: FAIL lab_packages: $*"; exit 1; }
+fail() { echo "lab: FAIL packages_lab: $*"; exit 1; }
 case "$profile" in
   bookworm) devroot= ;;
   trixie|sid) devroot=$(profile_root "$profile") || fail "no $profile root (tools/lab/mkroot.sh $profile)" ;;
@@ -64,5 +64,5 @@ share=() guestroot=$root
 [ -z "$devroot" ] || { share=(--share "$root"); guestroot=overlay:/share; }
 
 # --- the run -----------------------------------------------------------------------------
-exec "$top/tools/lab/lab.sh" --name lab_packages --timeout "${MDEVMIG_PACKAGES_TIMEOUT:-3000}" --profile "$profile" \
+exec "$top/tools/lab/lab.sh" --name packages_lab --timeout "${MDEVMIG_PACKAGES_TIMEOUT:-3000}" --profile "$profile" \
   --kver "$kver" "${share[@]}" -- "$here/in-guest.sh" "$guestroot" "$cli" "$dkms"

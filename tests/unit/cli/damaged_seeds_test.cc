@@ -1,5 +1,5 @@
 // inspect's damaged-file reader (tools/cli/inspect_damaged.h) on the committed seeds of
-// its fuzzer (tests/fuzz/corpus/fuzz_cli_inspect_damaged, written by migration_seedgen):
+// its fuzzer (tests/fuzz/corpus/cli_inspect_damaged_fuzz, written by migration_seedgen):
 // the valid seed verifies and the reader finds nothing wrong with it; each damaged one is
 // refused by the verifying reader, and the damaged-file reader says where and why.
 #include "tools/cli/inspect_damaged.h"
@@ -53,7 +53,7 @@ std::string verify(std::span<const std::byte> bytes, int* errnum) {
 
 std::map<std::string, fs::path> seeds() {
   std::map<std::string, fs::path> out;
-  for (const auto& e : fs::directory_iterator(fs::path(MDEVMIG_CORPUS_DIR) / "fuzz_cli_inspect_damaged"))
+  for (const auto& e : fs::directory_iterator(fs::path(MDEVMIG_CORPUS_DIR) / "cli_inspect_damaged_fuzz"))
     if (e.is_regular_file()) out[e.path().filename().string()] = e.path();
   return out;
 }

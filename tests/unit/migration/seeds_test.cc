@@ -87,7 +87,7 @@ std::string read_wire(const std::vector<uint8_t>& bytes, std::vector<schema::Wir
 }
 
 TEST(Seeds, EverySaveFileSeedVerifiesAndItsStreamDecodes) {
-  const auto files = seeds(kCorpus, "fuzz_migration_container");
+  const auto files = seeds(kCorpus, "migration_container_fuzz");
   ASSERT_FALSE(files.empty());
   for (const auto& [name, path] : files) {
     FileSummary sum;
@@ -98,7 +98,7 @@ TEST(Seeds, EverySaveFileSeedVerifiesAndItsStreamDecodes) {
 }
 
 TEST(Seeds, EveryWireSeedDecodesMessageByMessage) {
-  const auto files = seeds(kCorpus, "fuzz_migration_wire");
+  const auto files = seeds(kCorpus, "migration_wire_fuzz");
   ASSERT_FALSE(files.empty());
   for (const auto& [name, path] : files) {
     std::vector<schema::WireMessage::Kind> kinds;
@@ -109,8 +109,8 @@ TEST(Seeds, EveryWireSeedDecodesMessageByMessage) {
 }
 
 TEST(Seeds, EveryLoaderSeedLoadsIntoTheFuzzersDevice) {
-  // fuzz_vendor_loader's device: 16 KiB, type 3.
-  const auto files = seeds(kCorpus, "fuzz_vendor_loader");
+  // vendor_loader_fuzz's device: 16 KiB, type 3.
+  const auto files = seeds(kCorpus, "vendor_loader_fuzz");
   ASSERT_FALSE(files.empty());
   for (const auto& [name, path] : files) {
     vendor_sim::SimDevice d(16 << 10, 3);
@@ -144,17 +144,17 @@ class Generated : public ::testing::Test {
 TEST_F(Generated, CommittedSeedsAreWhatTheGeneratorsWrite) {
   generate(MDEVMIG_MIGRATION_SEEDGEN);
   generate(MDEVMIG_VENDOR_SEEDGEN);
-  for (const char* fuzzer : {"fuzz_migration_container", "fuzz_migration_wire", "fuzz_vendor_loader",
-                             "fuzz_vendor_mmio", "fuzz_cli_inspect_damaged"}) {
+  for (const char* fuzzer : {"migration_container_fuzz", "migration_wire_fuzz", "vendor_loader_fuzz",
+                             "vendor_mmio_fuzz", "cli_inspect_damaged_fuzz"}) {
     const auto fresh = seeds(dir_, fuzzer);
     const auto committed = seeds(kCorpus, fuzzer);
     for (const auto& [name, path] : fresh) {
       ASSERT_TRUE(committed.contains(name)) << fuzzer << "/" << name << " is generated but not committed";
-      // inspect's damaged files: each damage is checked by unit_cli (damaged_seeds_test);
+      // inspect's damaged files: each damage is checked by cli_unit (damaged_seeds_test);
       // here the valid one is compared like the container seeds.
-      const bool save_file = std::string(fuzzer) == "fuzz_migration_container" ||
-                             (std::string(fuzzer) == "fuzz_cli_inspect_damaged" && name.starts_with("valid_"));
-      if (std::string(fuzzer) == "fuzz_cli_inspect_damaged" && !save_file) continue;
+      const bool save_file = std::string(fuzzer) == "migration_container_fuzz" ||
+                             (std::string(fuzzer) == "cli_inspect_damaged_fuzz" && name.starts_with("valid_"));
+      if (std::string(fuzzer) == "cli_inspect_damaged_fuzz" && !save_file) continue;
       if (!save_file) {
         EXPECT_EQ(slurp(path), slurp(committed.at(name))) << fuzzer << "/" << name << " is stale";
         continue;

@@ -1,7 +1,7 @@
 // migration/io/tls: credentials, the mutual-authentication handshake over loopback TCP
 // and its failures, with test certificates made at test time (make_tls_certs.sh). The
 // handover to kernel TLS needs the kernel's tls module: where this kernel has none, the
-// handover must fail with an error that says so; lab_cli moves data across it.
+// handover must fail with an error that says so; cli_lab moves data across it.
 #include "migration/io/tls.h"
 
 #include <sys/socket.h>
@@ -249,7 +249,7 @@ TEST_F(Tls, KernelTlsTakesOverOrSaysWhyNot) {
     ASSERT_FALSE(client.ok());
     EXPECT_NE(client.error().message().find("modprobe tls"), std::string::npos) << client.error().message();
     ASSERT_FALSE(server->ok());
-    GTEST_SKIP() << "no kernel TLS here: lab_cli moves data across it";
+    GTEST_SKIP() << "no kernel TLS here: cli_lab moves data across it";
   }
   ASSERT_TRUE(client.ok()) << client.error().message();
   ASSERT_TRUE(server->ok()) << server->error().message();

@@ -98,7 +98,7 @@ TEST(Vm, DescribeThreadsNamesEachThreadWithItsState) {
   }
   EXPECT_EQ(::write(w.get(), "x", 1), 1);
   reader.join();
-  EXPECT_NE(threads.find("qemu_unit_tests R"), std::string::npos) << threads;
+  EXPECT_NE(threads.find("qemu_unit R"), std::string::npos) << threads;
   EXPECT_NE(threads.find(" S "), std::string::npos) << threads;
   // The blocked reader names its system call and the file behind the descriptor.
   EXPECT_NE(threads.find("read(fd " + std::to_string(r.get()) + " pipe:["), std::string::npos) << threads;

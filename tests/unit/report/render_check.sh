@@ -3,7 +3,7 @@
 # report_sample writes a migration and a stress report as HTML and as SVG (the CLI's
 # renderer and writer); headless Chromium takes a screenshot of the migration's page
 # and of the stress run's bare SVG (a browser start each: the other two are the same
-# markup, checked as XML by unit_report), and png_ink.py checks that they show the
+# markup, checked as XML by report_unit), and png_ink.py checks that they show the
 # charts (enough ink, colours, and the bars' own colours). A blank page goes through
 # the same check first and must be found blank, so the check can fail. Runs as root (CI does): hence --no-sandbox. Exit 77 (skipped) without
 # chromium (scripts/setup.sh installs it).

@@ -98,7 +98,7 @@ qemu::RoundReport round(uint32_t n, qemu::FaultKind fault, bool fired, qemu::Sur
   r.survivor = survivor;
   r.round_ms = 1500 + 100 * n;
   r.verification.emplace();
-  if (!verified) r.verification->mismatches.push_back("BAR2 page 7 differs");
+  if (!verified) r.verification->mismatches.emplace_back("BAR2 page 7 differs");
   return r;
 }
 
@@ -125,7 +125,7 @@ qemu::StressReport stress_report() {
   qemu::RoundReport never;
   never.round = 6;
   never.fault = FaultKind::kKillDst;
-  never.problems.push_back("round 6: QEMU did not start");
+  never.problems.emplace_back("round 6: QEMU did not start");
   s.rounds.push_back(std::move(never));
   s.faults_injected = 3;
   s.recoveries_verified = 2;

@@ -13,7 +13,7 @@ RoundReport round_with(FaultKind f, bool fired, Survivor s, bool verified) {
   r.migration.fault_fired = fired;
   r.survivor = s;
   r.verification = Verification{};
-  if (!verified) r.verification->mismatches.push_back("SEQ = 0x1, want 0x2");
+  if (!verified) r.verification->mismatches.emplace_back("SEQ = 0x1, want 0x2");
   return r;
 }
 
@@ -49,7 +49,7 @@ TEST(StressReport, SurvivorProblemFollowsTheTable) {
 TEST(RoundReport, VerifiedNeedsAVerificationAndNoProblems) {
   RoundReport r = round_with(FaultKind::kNone, false, Survivor::kDestination, true);
   EXPECT_TRUE(r.verified());
-  r.problems.push_back("leak");
+  r.problems.emplace_back("leak");
   EXPECT_FALSE(r.verified());
   RoundReport none;
   EXPECT_FALSE(none.verified());

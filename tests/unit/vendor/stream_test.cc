@@ -597,7 +597,7 @@ TEST(StreamHostile, InvalidStateRecords) {
   }
 }
 
-// Found by fuzz_vendor_mmio: the guest moves TAIL back onto HEAD while the descriptor
+// Found by vendor_mmio_fuzz: the guest moves TAIL back onto HEAD while the descriptor
 // at HEAD is in flight. A state the device can be in must load.
 TEST(StreamRoundTrip, TailMovedOntoHeadWhileInFlight) {
   Busy src(1 << 20);
@@ -670,13 +670,13 @@ namespace {
 // The loader fuzzer's seeds are only useful while they load: a format change must
 // come with regenerated seeds (tests/fuzz/vendor/seedgen.cc).
 TEST(SeedCorpus, LoaderSeedsAreValidStreams) {
-  const std::filesystem::path dir = std::filesystem::path(MDEVMIG_FUZZ_CORPUS) / "fuzz_vendor_loader";
+  const std::filesystem::path dir = std::filesystem::path(MDEVMIG_FUZZ_CORPUS) / "vendor_loader_fuzz";
   ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     std::ifstream f(entry.path(), std::ios::binary);
     std::vector<uint8_t> s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    SimDevice dev(16 << 10, 3);  // fuzz_vendor_loader's geometry
+    SimDevice dev(16 << 10, 3);  // vendor_loader_fuzz's geometry
     auto r = load_into(dev, s);
     EXPECT_EQ(r.err, 0) << entry.path() << ": " << mdevmig_loader_reason_str(r.reason);
     n++;

@@ -20,7 +20,7 @@ MODULE_PARM_DESC(type, "type directory under mdev_supported_types");
 
 static struct kobject *held;
 
-static int __init lab_typeref_init(void)
+static int __init typeref_hold_init(void)
 {
 	struct kernfs_node *types, *kn;
 	struct device *dev;
@@ -41,16 +41,16 @@ static int __init lab_typeref_init(void)
 	/* A sysfs directory's node points at its kobject. */
 	held = kobject_get(kn->priv);
 	kernfs_put(kn);
-	pr_info("lab_typeref: holding %s/%s\n", bdf, type);
+	pr_info("typeref_hold: holding %s/%s\n", bdf, type);
 	return 0;
 }
 
-static void __exit lab_typeref_exit(void)
+static void __exit typeref_hold_exit(void)
 {
 	kobject_put(held);
 }
 
-module_init(lab_typeref_init);
-module_exit(lab_typeref_exit);
+module_init(typeref_hold_init);
+module_exit(typeref_hold_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("mdevmig lab test: hold an mdev type past its parent's removal");

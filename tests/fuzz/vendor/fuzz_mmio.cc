@@ -36,7 +36,7 @@ class Reader {
 };
 
 [[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_vendor_mmio: invariant broken: %s\n", what);
+  std::fprintf(stderr, "vendor_mmio_fuzz: invariant broken: %s\n", what);
   std::abort();
 }
 

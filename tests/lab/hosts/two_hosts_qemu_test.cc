@@ -1,4 +1,4 @@
-// Lab group "qemu_two_hosts": QEMU's own live migration ("tcp:") of a VM with an mdevmig
+// Lab group "two_hosts_qemu": QEMU's own live migration ("tcp:") of a VM with an mdevmig
 // device from one lab host to the other and back (tools/lab/pair.sh). Host a runs the
 // harness (tools/qemu): it boots the VM on its instance and drives the qtest workload.
 // Host b only starts a QEMU on its instance with "-incoming defer" and its QMP and qtest

@@ -21,7 +21,7 @@ constexpr uint64_t kMemSize = 16 << 10;  // seeds are generated for this geometr
 constexpr uint32_t kTypeId = 3;
 
 [[noreturn]] void fail(const char* what) {
-  std::fprintf(stderr, "fuzz_vendor_loader: invariant broken: %s\n", what);
+  std::fprintf(stderr, "vendor_loader_fuzz: invariant broken: %s\n", what);
   std::abort();
 }
 
