@@ -69,6 +69,12 @@ constexpr uint16_t kControlPort = 4400;
 // The direct path: b's QEMU's QMP (qtest on the next port), and where each side's
 // incoming QEMU listens.
 constexpr uint16_t kDirectControl = 4420, kIncomingB = 4422, kIncomingA = 4423;
+// a's QEMU of the direct path: QMP on this port of 127.0.0.1, qtest on the next.
+constexpr uint16_t kLocalControl = 4430;
+// For a QEMU to answer once started: a loaded machine (load average 17 on 2 cores)
+// slows the lab guest's QEMU start-up to minutes, past Vm::start's 30 s.
+constexpr auto kStartTimeout = std::chrono::seconds(600);
+constexpr auto kQmpTimeout = std::chrono::seconds(120);
 constexpr const char* kBios = "/var/lib/libvirt/qemu/mdevmig-halt.bin";
 
 void say(const std::string& s) {
@@ -237,6 +243,16 @@ std::string fmt(double v) {
   return b;
 }
 
+// One move as a row of the table source_host() prints.
+std::string row(const Move& r) {
+  char ram[32];
+  std::snprintf(ram, sizeof ram, "%.1f", r.ram_mib);
+  return "| " + r.path + " | " + r.direction + " | " + std::to_string(r.round) + " | " + fmt(r.total_ms) + " | " +
+         fmt(r.downtime_ms) + " | " + fmt(r.setup_ms) + " | " + (r.ram_mib < 0 ? "—" : ram) + " | " +
+         fmt(r.libvirt_elapsed_ms) + " | " + fmt(r.libvirt_downtime_ms) + " | " + fmt(r.wall_ms) + " | " +
+         (r.verified ? "yes" : "NO") + " |";
+}
+
 // n, median, min and max of one column (values < 0 are missing and left out).
 std::string stats(const std::vector<Move>& runs, const std::string& path, double Move::*field) {
   std::vector<double> v;
@@ -374,7 +390,8 @@ class LibvirtVsQemu : public testing::Test {
     say("domjobinfo --completed:\n" + info.out);
     take_libvirt_figures(info.out, r);
     const std::string host = dest_role == h_.role ? "127.0.0.1" : h_.peer;
-    auto vm = Vm::attach("libvirt-" + dest_role + std::to_string(r.round), "", Endpoint::tcp(host, kControlPort));
+    auto vm = Vm::attach("libvirt-" + dest_role + std::to_string(r.round), "", Endpoint::tcp(host, kControlPort),
+                         kStartTimeout);
     ASSERT_TRUE(vm.ok()) << vm.error().message();
     verify_moved(harness, std::move(*vm), dest_role == h_.role ? 0 : Harness::kRemote, r);
   }
@@ -394,8 +411,24 @@ class LibvirtVsQemu : public testing::Test {
   Result<void> set_caps(Vm& vm) {
     const bool rp = std::find(libvirt_caps_.begin(), libvirt_caps_.end(), "return-path") != libvirt_caps_.end();
     MDEVMIG_TRY(vm.qmp().execute("migrate-set-capabilities",
-                                 {{"capabilities", json::array({{{"capability", "return-path"}, {"state", rp}}})}}));
+                                 {{"capabilities", json::array({{{"capability", "return-path"}, {"state", rp}}})}},
+                                 kQmpTimeout));
     return ok();
+  }
+
+  // A QEMU of the direct path on this host on instance `uuid` (with -incoming defer if
+  // `incoming`), started here and reached like b's, over TCP on 127.0.0.1 with a long
+  // timeout; the previous one, which has quit by then, is reaped first.
+  Result<Vm> start_local(const Harness& harness, const std::string& name, const std::string& uuid, bool incoming) {
+    if (local_qemu_) {
+      if (!local_qemu_->wait(60s)) local_qemu_->kill();
+      local_qemu_.reset();
+    }
+    const Endpoint control = Endpoint::tcp("127.0.0.1", kLocalControl);
+    QemuConfig cfg = harness.options().vm.config(name, uuid, incoming ? std::optional<std::string>("defer") : std::nullopt,
+                                                 control);
+    local_qemu_.emplace(MDEVMIG_TRY(QemuProcess::start(cfg)));
+    return Vm::attach(name, uuid, control, kStartTimeout);
   }
 
   // One move of the direct path's VM into `dst` (started with -incoming defer), which
@@ -405,19 +438,19 @@ class LibvirtVsQemu : public testing::Test {
     Vm& src = harness.current_vm();
     ASSERT_TRUE(set_caps(dst).ok());
     ASSERT_TRUE(set_caps(src).ok());
-    auto in = dst.qmp().execute("migrate-incoming", {{"uri", listen}});
+    auto in = dst.qmp().execute("migrate-incoming", {{"uri", listen}}, kQmpTimeout);
     ASSERT_TRUE(in.ok()) << in.error().message();
     auto par = src.qmp().execute("migrate-set-parameters",
-                                 {{"max-bandwidth", kBandwidthMiB << 20}, {"downtime-limit", kDowntimeMs}});
+                                 {{"max-bandwidth", kBandwidthMiB << 20}, {"downtime-limit", kDowntimeMs}}, kQmpTimeout);
     ASSERT_TRUE(par.ok()) << par.error().message();
-    auto go = src.qmp().execute("migrate", {{"uri", to}});
+    auto go = src.qmp().execute("migrate", {{"uri", to}}, kQmpTimeout);
     ASSERT_TRUE(go.ok()) << go.error().message();
     Watched w = watch_source(src.qmp(), [] { return false; });
     report_watch("qemu", w);
     ASSERT_TRUE(w.ended) << "the source stopped answering during the migration";
     ASSERT_EQ(w.last.value("status", ""), "completed") << w.last.dump();
     take_qemu_figures(w, r);
-    auto running = dst.wait_run_state("running", 60s);
+    auto running = dst.wait_run_state("running", kStartTimeout);
     ASSERT_TRUE(running.ok()) << running.error().message();
     say("source QEMU: " + src.quit());
     r.wall_ms = ms_since(t0);
@@ -455,7 +488,7 @@ class LibvirtVsQemu : public testing::Test {
     Exit start = virsh(local_uri(), {"start", kDomain});
     ASSERT_EQ(start.rc, 0) << start.err;
     {
-      auto vm = Vm::attach("libvirt-a0", uuid, Endpoint::tcp("127.0.0.1", kControlPort));
+      auto vm = Vm::attach("libvirt-a0", uuid, Endpoint::tcp("127.0.0.1", kControlPort), kStartTimeout);
       ASSERT_TRUE(vm.ok()) << vm.error().message();
       auto boot = lv.boot_in(std::move(*vm), 0);
       ASSERT_TRUE(boot.ok()) << boot.error().message();
@@ -463,7 +496,9 @@ class LibvirtVsQemu : public testing::Test {
       ASSERT_TRUE(lv.run_workload(300ms).ok());
     }
     {
-      auto boot = dq.boot(0);
+      auto vm = start_local(dq, "a0", dq.instance(0).uuid(), false);
+      ASSERT_TRUE(vm.ok()) << vm.error().message();
+      auto boot = dq.boot_in(std::move(*vm), 0);
       ASSERT_TRUE(boot.ok()) << boot.error().message();
       ASSERT_TRUE(boot->ok()) << boot->summary();
       ASSERT_TRUE(dq.run_workload(300ms).ok());
@@ -494,6 +529,7 @@ class LibvirtVsQemu : public testing::Test {
       Move r{"libvirt", "a->b", round};
       libvirt_move(lv, local_uri(), h_.peer_role(), b_xml, r);
       runs.push_back(r);
+      say("move: " + row(r));
       if (HasFatalFailure()) break;
       Exit bx = virsh(remote_uri(h_.peer_role()), {"dumpxml", kDomain, "--migratable"});
       ASSERT_EQ(bx.rc, 0) << bx.err;
@@ -503,6 +539,7 @@ class LibvirtVsQemu : public testing::Test {
       Move back{"libvirt", "b->a", round};
       libvirt_move(lv, remote_uri(h_.peer_role()), h_.role, a_xml, back);
       runs.push_back(back);
+      say("move: " + row(back));
       if (HasFatalFailure()) break;
 
       // QEMU directly: a -> b into a QEMU b starts, then b -> a into one started here.
@@ -510,19 +547,21 @@ class LibvirtVsQemu : public testing::Test {
       auto t0 = std::chrono::steady_clock::now();
       auto b_inst = ask_b("direct " + std::to_string(round));
       ASSERT_TRUE(b_inst);
-      auto dst = Vm::attach("b" + std::to_string(round), *b_inst, Endpoint::tcp(h_.peer, kDirectControl));
+      auto dst = Vm::attach("b" + std::to_string(round), *b_inst, Endpoint::tcp(h_.peer, kDirectControl), kStartTimeout);
       ASSERT_TRUE(dst.ok()) << dst.error().message();
       qemu_move(dq, std::move(*dst), "tcp:0.0.0.0:" + std::to_string(kIncomingB),
                 "tcp:" + h_.peer + ":" + std::to_string(kIncomingB), Harness::kRemote, t0, q);
       runs.push_back(q);
+      say("move: " + row(q));
       if (HasFatalFailure()) break;
       Move qb{"qemu", "b->a", round};
       t0 = std::chrono::steady_clock::now();
-      auto here = Vm::start(dq.options().vm, "a" + std::to_string(round), dq.instance(0).uuid(), std::string("defer"));
+      auto here = start_local(dq, "a" + std::to_string(round), dq.instance(0).uuid(), true);
       ASSERT_TRUE(here.ok()) << here.error().message();
       qemu_move(dq, std::move(*here), "tcp:0.0.0.0:" + std::to_string(kIncomingA),
                 "tcp:" + h_.addr + ":" + std::to_string(kIncomingA), 0, t0, qb);
       runs.push_back(qb);
+      say("move: " + row(qb));
       if (HasFatalFailure()) break;
     }
     ASSERT_TRUE(ask_b("done"));
@@ -530,14 +569,7 @@ class LibvirtVsQemu : public testing::Test {
     std::string table =
         "\n| path | direction | round | QEMU total-time ms | QEMU downtime ms | QEMU setup-time ms | RAM MiB | "
         "libvirt time elapsed ms | libvirt total downtime ms | wall ms | verified |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
-    for (const auto& r : runs) {
-      char ram[32];
-      std::snprintf(ram, sizeof ram, "%.1f", r.ram_mib);
-      table += "| " + r.path + " | " + r.direction + " | " + std::to_string(r.round) + " | " + fmt(r.total_ms) + " | " +
-               fmt(r.downtime_ms) + " | " + fmt(r.setup_ms) + " | " + (r.ram_mib < 0 ? "—" : ram) + " | " +
-               fmt(r.libvirt_elapsed_ms) + " | " + fmt(r.libvirt_downtime_ms) + " | " + fmt(r.wall_ms) + " | " +
-               (r.verified ? "yes" : "NO") + " |\n";
-    }
+    for (const auto& r : runs) table += row(r) + "\n";
     table += "\n| path | figure | n | median | min | max |\n|---|---|---|---|---|---|\n";
     const std::pair<const char*, double Move::*> columns[] = {
         {"QEMU total-time (ms)", &Move::total_ms},          {"QEMU downtime (ms)", &Move::downtime_ms},
@@ -555,6 +587,7 @@ class LibvirtVsQemu : public testing::Test {
     ASSERT_EQ(virsh(local_uri(), {"destroy", kDomain}).rc, 0);
     lv.release();
     dq.shutdown();
+    if (local_qemu_ && !local_qemu_->wait(60s)) local_qemu_->kill();
   }
 
   PairHost h_ = lab::pair_host();
@@ -562,6 +595,7 @@ class LibvirtVsQemu : public testing::Test {
   std::vector<std::string> libvirt_caps_;
   std::string reported_;
   int b_commands_ = 0;
+  std::optional<QemuProcess> local_qemu_;
 };
 
 TEST_F(LibvirtVsQemu, SameMigrationThroughLibvirtAndQemu) {
