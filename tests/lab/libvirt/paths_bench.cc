@@ -209,7 +209,9 @@ Watched watch_source(QmpClient& qmp, F gave_up) {
     } else if (started && (st == "completed" || st == "failed" || st == "cancelled")) {
       w.last = *q;
       w.ended = true;
-      break;
+      // QEMU 7.2 reports "completed" before it has computed total-time and downtime
+      // (migration_calculate_complete() runs after the state change): ask again.
+      if (st != "completed" || q->value("total-time", 0) > 0) break;
     }
     if (gave_up() || std::chrono::steady_clock::now() - t0 > 600s) break;
     std::this_thread::sleep_for(20ms);
