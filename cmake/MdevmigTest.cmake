@@ -5,6 +5,8 @@
 # one name, <component>_<kind> (cli_unit, module_lab, migration_qemu, dirty_bench,
 # migration_container_fuzz; a qualifier may follow the component), the kind being the
 # test's label, so a name says where the test runs and ctest -R '_lab$' finds a kind.
+# Whole-lab measurements run only by hand have kind and label `measure`
+# (libvirt_paths_measure): no stage of the test command selects it.
 # Helper programs of the test tree are named <component>_<tool> (migration_seedgen,
 # report_sample), without a kind, so no test pattern picks them up.
 # `unit` tests run on the host as they are. `lab` and `qemu` tests need the kernel

@@ -74,6 +74,12 @@ class Harness {
   [[nodiscard]] Result<Verification> recover(std::size_t instance);
 
   [[nodiscard]] bool has_vm() const { return vm_.has_value(); }
+  /// The current VM, for what the harness does not do itself (a migration driven by
+  /// someone else, watched through its QMP); it stays the harness's.
+  [[nodiscard]] Vm& current_vm() {
+    MDEVMIG_CHECK(vm_.has_value(), "current_vm() without a VM");
+    return *vm_;
+  }
   /// The instance the VM runs on; kRemote while it runs on another host.
   [[nodiscard]] std::size_t current_instance() const { return vm_instance_; }
   static constexpr std::size_t kRemote = static_cast<std::size_t>(-1);

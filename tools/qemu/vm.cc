@@ -12,6 +12,7 @@ QemuConfig VmSpec::config(const std::string& name, const std::string& uuid, std:
   cfg.control = std::move(control);
   cfg.bios = bios;
   cfg.mem_mb = mem_mb;
+  cfg.pci_addr = pci_addr;
   cfg.mdev_uuid = uuid;
   cfg.protocol = protocol;
   cfg.incoming = std::move(incoming);

@@ -22,6 +22,7 @@ struct VmSpec {
   std::string machine = "q35";  ///< see QemuConfig::machine
   VfioProtocol protocol = VfioProtocol::kAuto;  ///< Harness::create resolves kAuto
   uint32_t mem_mb = 128;
+  std::string pci_addr = "0x3";  ///< see QemuConfig::pci_addr
   std::string dir;   ///< work directory: sockets, logs, the BIOS
   std::string bios;  ///< HLT-only BIOS (written by the harness)
   std::vector<std::string> extra_args;  ///< appended to every QEMU command line (e.g. -trace ...)
