@@ -27,6 +27,7 @@
 #include "migration/vfio/uapi.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
+#include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/json_out.h"
 #include "tools/cli/migrate.h"
@@ -198,7 +199,7 @@ std::string iteration_line(const engine::IterationStats& s) {
   return line;
 }
 
-int run_migrate(std::span<const char* const> argv) {
+Args migrate_args() {
   Args args("migrate (--from DEVICE --to DEVICE|HOST:PORT | --listen [ADDR:]PORT --to DEVICE) [options]",
             "Live-migrates a device's state: pre-copy iterations while the device (and the workload)\n"
             "runs, then a short stop-and-copy. Same host: --from A --to B. Between processes or\n"
@@ -234,12 +235,12 @@ int run_migrate(std::span<const char* const> argv) {
   args.flag("json", "print the report as JSON");
   args.option("report", "FILE", report_help(false));
   args.epilogue(kExitCodesHelp);
-  if (auto r = args.parse(argv); !r.ok()) return report_error(kCmd, r.error());
-  if (args.help_requested()) return kExitOk;
-  auto fail = [](const Error& e) { return report_error(kCmd, e); };
-  auto cancel = io::Cancel::create();
-  if (!cancel.ok()) return fail(cancel.error());
-  const io::CancelOnSignals on_signals(**cancel);
+  return args;
+}
+
+int run_migrate(Context& ctx) {
+  const Args& args = ctx.args();
+  auto fail = [&](const Error& e) { return ctx.fail(e); };
   auto usage = [&](const std::string& what) { return fail(Error::make_verdict(EINVAL, "usage", what)); };
   auto usage_flag = [&](const char* flag, const std::string& what) { return fail(usage_error(flag, what)); };
 
@@ -353,7 +354,7 @@ int run_migrate(std::span<const char* const> argv) {
     o.peer = peer;
     o.hostname = tls_hostname ? *tls_hostname : (where ? where->host : std::string());
     o.timeout = std::chrono::seconds(std::min<uint64_t>(*timeout, 60));
-    o.cancel = cancel->get();
+    o.cancel = ctx.cancel();
     const auto t0 = std::chrono::steady_clock::now();
     tls_info = MDEVMIG_TRY(io::secure_socket(fd, *creds, o));
     tls_setup_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -366,12 +367,12 @@ int run_migrate(std::span<const char* const> argv) {
   sopt.policy.max_precopy_s = *max_pre;
   sopt.precopy = !args.has("no-precopy");
   sopt.peer_timeout = std::chrono::seconds(*timeout);
-  sopt.cancel = cancel->get();
+  sopt.cancel = ctx.cancel();
   engine::DestinationOptions dopt;
   dopt.peer_timeout = std::chrono::seconds(*timeout);
-  dopt.cancel = cancel->get();
+  dopt.cancel = ctx.cancel();
 
-  const bool json = args.has("json");
+  const bool json = ctx.json();
   const bool verbose = args.has("verbose");
   Progress progress("migrate");
   sopt.on_iteration = [&](const engine::IterationStats& s) {
@@ -404,7 +405,7 @@ int run_migrate(std::span<const char* const> argv) {
     if (!port.ok()) return fail(port.error());
     std::fprintf(stderr, "mdevmig migrate: listening on %s:%u\n", where->host.c_str(), *port);
     std::fflush(stderr);
-    auto conn = io::accept_one(lfd->get(), std::chrono::seconds(*timeout), cancel->get());
+    auto conn = io::accept_one(lfd->get(), std::chrono::seconds(*timeout), ctx.cancel());
     if (!conn.ok()) return fail(conn.error());
     if (auto t = secure(conn->get(), io::peer_name(conn->get())); !t.ok()) return fail(t.error());
     auto rep = engine::run_destination(*dst->ch, dst->id, dst->guest ? &*dst->guest : nullptr, conn->get(), dopt);
@@ -413,7 +414,7 @@ int run_migrate(std::span<const char* const> argv) {
     if (json) {
       nlohmann::json j = report_json(*rep);
       j["tls"] = tls_json(tls_info, tls_setup_s);
-      std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
+      ctx.print_json(json_document(kCmd, j));
     } else {
       print_report(*rep, "destination");
       print_tls(tls_info);
@@ -454,7 +455,7 @@ int run_migrate(std::span<const char* const> argv) {
     if (json) {
       nlohmann::json j = report_json(*rep);
       j["tls"] = tls_json(tls_info, tls_setup_s);
-      std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
+      ctx.print_json(json_document(kCmd, j));
     } else {
       print_report(*rep, "source");
       print_tls(tls_info);
@@ -495,7 +496,7 @@ int run_migrate(std::span<const char* const> argv) {
     } else {
       auto v = verify_same(*src, *dst);
       if (!v.ok()) {
-        report_error(kCmd, v.error());
+        ctx.fail(v.error());
         return kExitFailed;  // the migration ran; what arrived differs
       }
       verified = *v;
@@ -506,7 +507,7 @@ int run_migrate(std::span<const char* const> argv) {
     j["destination_downtime_s"] = (*dst_rep)->downtime_s;
     j["verify"] = verified;
     if (workload) j["workload"] = {{"bar2_pages_written", workload->pages_written()}, {"dma_descriptors", workload->descriptors()}};
-    std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
+    ctx.print_json(json_document(kCmd, j));
   } else {
     print_report(*rep, "same host");
     if (workload) {

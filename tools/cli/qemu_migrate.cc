@@ -13,6 +13,7 @@
 #include "migration/vfio/mdev.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
+#include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/json_out.h"
 #include "tools/cli/report_arg.h"
@@ -34,7 +35,7 @@ Result<mdev::MdevInstance> instance(const Args& a, const char* uuid_opt, const s
 
 }  // namespace
 
-int run_qemu_migrate(std::span<const char* const> argv) {
+Args qemu_migrate_args() {
   Args a("qemu-migrate [options]",
          "Migrates a QEMU VM with an mdevmig device (vfio-pci on an mdev instance) to a second instance,\n"
          "live over a unix socket or saved to a file and restored into a fresh QEMU, while a qtest-driven\n"
@@ -75,15 +76,18 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   a.flag("verbose", "log each step on stderr");
   a.flag("json", "print the report as JSON");
   a.option("report", "FILE", report_help(false));
-  if (auto r = a.parse(argv); !r) return report_error(kCmd, r.error());
-  if (a.help_requested()) return kExitOk;
+  return a;
+}
+
+int run_qemu_migrate(Context& ctx) {
+  const Args& a = ctx.args();
 
   qemu::HarnessOptions opt;
   qemu::MigrationPlan plan;
   uint64_t warmup = 0, after = 0;
   std::optional<ReportFile> report_file;
   {
-    auto fail = [&](const Error& e) { return report_error(kCmd, e); };
+    auto fail = [&](const Error& e) { return ctx.fail(e); };
     // Every value is checked here, before an instance is adopted or created.
     auto usage = [&](const char* flag, const std::string& what) { return fail(usage_error(flag, what)); };
     auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
@@ -153,12 +157,12 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   }
 
   if (mdev::mdevmig_parents().empty())
-    return report_error(kCmd, Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)"));
+    return ctx.fail(Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)"));
   const std::string type = *a.get("type");
   auto src = instance(a, "src", type);
-  if (!src) return report_error(kCmd, src.error());
+  if (!src) return ctx.fail(src.error());
   auto dst = instance(a, "dst", a.get("dst-type").value_or(type));
-  if (!dst) return report_error(kCmd, dst.error());
+  if (!dst) return ctx.fail(dst.error());
   const std::string src_uuid = src->uuid(), dst_uuid = dst->uuid();
   const uint64_t src_mem = src->mem_size().value_or(0), dst_mem = dst->mem_size().value_or(0);
   const std::string src_type = src->type(), dst_type = dst->type();
@@ -167,30 +171,30 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   inst.push_back(std::move(*dst));
 
   auto h = qemu::Harness::create(opt, std::move(inst));
-  if (!h) return report_error(kCmd, h.error());
+  if (!h) return ctx.fail(h.error());
   opt.vm.protocol = (*h)->options().vm.protocol;
   if (plan.multifd_channels > 0 && opt.vm.protocol == qemu::VfioProtocol::kV1)
-    return report_error(kCmd, Error::make(ENOTSUP, "migration plan",
+    return ctx.fail(Error::make(ENOTSUP, "migration plan",
                                           "--multifd: multifd device-state transfer needs QEMU >= 10.0 (VFIO migration v2); " +
                                               opt.vm.qemu_binary + " speaks VFIO migration v1"));
   auto boot = (*h)->boot(0);
-  if (!boot) return report_error(kCmd, boot.error());
+  if (!boot) return ctx.fail(boot.error());
   if (!boot->ok()) {
     std::fprintf(stderr, "mdevmig %s: the freshly started VM does not verify:\n%s\n", kCmd, boot->summary().c_str());
     return kExitFailed;
   }
-  if (auto r = (*h)->run_workload(std::chrono::milliseconds(warmup)); !r) return report_error(kCmd, r.error());
+  if (auto r = (*h)->run_workload(std::chrono::milliseconds(warmup)); !r) return ctx.fail(r.error());
   const uint64_t seq_before = (*h)->driver().expected().descs;
   auto round = (*h)->migrate(1, plan);
-  if (!round) return report_error(kCmd, round.error());
+  if (!round) return ctx.fail(round.error());
 
   // The VM goes on where it landed: more workload, verified again.
   std::optional<qemu::Verification> again;
   uint64_t seq_mid = (*h)->driver().expected().descs;
   if ((*h)->has_vm()) {
-    if (auto r = (*h)->run_workload(std::chrono::milliseconds(after)); !r) return report_error(kCmd, r.error());
+    if (auto r = (*h)->run_workload(std::chrono::milliseconds(after)); !r) return ctx.fail(r.error());
     auto v = (*h)->verify();
-    if (!v) return report_error(kCmd, v.error());
+    if (!v) return ctx.fail(v.error());
     again = std::move(*v);
   }
   const bool good = round->verified() && (!again || again->ok());
@@ -207,7 +211,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
     write_picture(kCmd, *report_file, report::render(m, *report_file->picture));
   }
 
-  if (a.has("json")) {
+  if (ctx.json()) {
     json j = round->to_json();
     j["source"] = {{"uuid", src_uuid}, {"type", src_type}, {"mem_size", src_mem}};
     j["destination"] = {{"uuid", dst_uuid}, {"type", dst_type}, {"mem_size", dst_mem}};
@@ -219,7 +223,7 @@ int run_qemu_migrate(std::span<const char* const> argv) {
                               {"mismatches", again->mismatches}}
                        : json(nullptr);
     j["ok"] = good;
-    std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
+    ctx.print_json(json_document(kCmd, j));
     return good ? kExitOk : kExitFailed;
   }
 

@@ -14,6 +14,7 @@
 #include "migration/vfio/mdev.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
+#include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/json_out.h"
 #include "tools/cli/report_arg.h"
@@ -68,7 +69,7 @@ Result<std::vector<mdev::MdevInstance>> instances(const Args& a) {
 
 }  // namespace
 
-int run_stress(std::span<const char* const> argv) {
+Args stress_args() {
   Args a("stress [options]",
          "Migrates a VM with an mdevmig device back and forth between two instances, N rounds, with a live\n"
          "workload, random switchover moments and injected faults. After every round the side that must\n"
@@ -106,9 +107,12 @@ int run_stress(std::span<const char* const> argv) {
   a.option("report", "FILE", report_help(true));
   a.flag("json", "print the JSON report instead of the summary");
   a.flag("verbose", "log each step on stderr");
-  if (auto r = a.parse(argv); !r) return report_error(kCmd, r.error());
-  if (a.help_requested()) return kExitOk;
-  auto fail = [&](const Error& e) { return report_error(kCmd, e); };
+  return a;
+}
+
+int run_stress(Context& ctx) {
+  const Args& a = ctx.args();
+  auto fail = [&](const Error& e) { return ctx.fail(e); };
   auto usage = [&](const char* flag, const std::string& what) { return fail(usage_error(flag, what)); };
   // Every value is checked here, before an instance is adopted or created.
   const std::string mode = *a.get("mode");
@@ -160,7 +164,7 @@ int run_stress(std::span<const char* const> argv) {
       qemu::StressReport report = run_local_stress(std::move(*inst), lo);
       const nlohmann::json j = local_report_json(report, lo);
       if (!write_report(j, a, report, mode)) return kExitDevice;
-      if (a.has("json")) std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
+      if (ctx.json()) ctx.print_json(json_document(kCmd, j));
       else std::printf("%s", report.summary().c_str());
       return report.unverified == 0 && report.aborted.empty() && !report.rounds.empty() ? kExitOk : kExitFailed;
     }
@@ -197,7 +201,7 @@ int run_stress(std::span<const char* const> argv) {
   qemu::StressReport report = qemu::run_stress(**h, so, opt.log);
   const nlohmann::json j = qemu::report_json(report, so);
   if (!write_report(j, a, report, mode)) return kExitDevice;
-  if (a.has("json")) std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
+  if (ctx.json()) ctx.print_json(json_document(kCmd, j));
   else std::printf("%s", report.summary().c_str());
   const bool good = report.unverified == 0 && report.aborted.empty();
   return good ? kExitOk : kExitFailed;
