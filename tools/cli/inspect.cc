@@ -271,6 +271,42 @@ int report_damaged(const Context& ctx, int fd, const std::string& file, const Er
   return ctx.fail(e);
 }
 
+// The --json document of a file that verified: everything print_text() shows, and the
+// verdict.
+Json inspect_json(const std::string& file, const engine::FileSummary& sum, const engine::StreamSummary& s, bool ours,
+                  const TrialLoad& trial, const std::optional<Error>& refused) {
+  Json chunks = Json::array();
+  for (const auto& c : sum.chunks) {
+    chunks.push_back({{"seq", c.seq}, {"offset", c.offset}, {"bytes", c.bytes}, {"phase", schema::phase_name(c.phase)},
+                      {"xxh3", hash_text(c.xxh3)}});
+  }
+  Json j = json_document("inspect");
+  j["file"] = file;
+  j["verdict"] = refused ? "refused" : "good";
+  j["problem"] = refused ? Json(refused->message()) : Json(nullptr);
+  j["format_version"] = sum.header.format_version;
+  j["tool_version"] = sum.header.tool_version;
+  j["created"] = iso8601(sum.header.created_unix_ns);
+  j["created_unix_ns"] = std::to_string(sum.header.created_unix_ns);
+  j["finished"] = iso8601(sum.trailer.finished_unix_ns);
+  j["hostname"] = sum.header.hostname;
+  j["channel"] = schema::channel_name(sum.header.channel);
+  j["chunk_size"] = sum.header.chunk_size;
+  j["device"] = identity_json(sum.header.device);
+  j["chunks"] = chunks;
+  j["file_bytes"] = sum.file_bytes;
+  j["stream_bytes"] = sum.trailer.stream_bytes;
+  j["stream_xxh3"] = hash_text(sum.trailer.stream_xxh3);
+  j["checksums_verified"] = true;
+  j["device_stream"] = ours ? stream_json(s) : Json(nullptr);
+  if (ours) {
+    j["device_stream"]["trial_load"] = {{"tried", trial.tried()},
+                                        {"loads", trial.tried() ? Json(trial.loads()) : Json(nullptr)},
+                                        {"outcome", trial.text()}};
+  }
+  return j;
+}
+
 }  // namespace
 
 Args inspect_args() {
@@ -322,36 +358,7 @@ int run_inspect(Context& ctx) {
     refused = Error::make_verdict(schema::kCorruptErrno, "trial load", file + ": the device would refuse it: " + trial.text());
   }
   if (ctx.json()) {
-    Json chunks = Json::array();
-    for (const auto& c : sum->chunks) {
-      chunks.push_back({{"seq", c.seq}, {"offset", c.offset}, {"bytes", c.bytes}, {"phase", schema::phase_name(c.phase)},
-                        {"xxh3", hash_text(c.xxh3)}});
-    }
-    Json j = json_document("inspect");
-    j["file"] = file;
-    j["verdict"] = refused ? "refused" : "good";
-    j["problem"] = refused ? Json(refused->message()) : Json(nullptr);
-    j["format_version"] = sum->header.format_version;
-    j["tool_version"] = sum->header.tool_version;
-    j["created"] = iso8601(sum->header.created_unix_ns);
-    j["created_unix_ns"] = std::to_string(sum->header.created_unix_ns);
-    j["finished"] = iso8601(sum->trailer.finished_unix_ns);
-    j["hostname"] = sum->header.hostname;
-    j["channel"] = schema::channel_name(sum->header.channel);
-    j["chunk_size"] = sum->header.chunk_size;
-    j["device"] = identity_json(sum->header.device);
-    j["chunks"] = chunks;
-    j["file_bytes"] = sum->file_bytes;
-    j["stream_bytes"] = sum->trailer.stream_bytes;
-    j["stream_xxh3"] = hash_text(sum->trailer.stream_xxh3);
-    j["checksums_verified"] = true;
-    j["device_stream"] = ours ? stream_json(s) : Json(nullptr);
-    if (ours) {
-      j["device_stream"]["trial_load"] = {{"tried", trial.tried()},
-                                          {"loads", trial.tried() ? Json(trial.loads()) : Json(nullptr)},
-                                          {"outcome", trial.text()}};
-    }
-    ctx.print_json(j);
+    ctx.print_json(inspect_json(file, *sum, s, ours, trial, refused));
     std::fflush(stdout);
     set_json_errors(false);  // the document above holds the verdict
   } else {
