@@ -24,11 +24,21 @@ inline constexpr const char* kExitCodesHelp =
     "stops cleanly, a saving device runs again, a loading one is reset, a partial file is\n"
     "removed).";
 
-/// One subcommand. `run` gets the arguments after the subcommand name.
+class Args;
+class Context;
+
+/// One subcommand: what `mdevmig --help` lists, what its --help shows, and its body,
+/// which run_command() (context.h) calls with the arguments parsed.
 struct Command {
   std::string_view name;
   std::string_view summary;  ///< one line, for `mdevmig --help`
-  int (*run)(std::span<const char* const> args);
+  Args (*declare)();         ///< usage, description, arguments and options
+  int (*run)(Context& ctx);  ///< returns the exit code
+  /// SIGINT, SIGTERM and SIGHUP fire ctx.cancel() while `run` runs, rather than kill.
+  bool cancellable = false;
+  /// The arguments are not parsed by `declare`'s Args (they end with a command line of
+  /// their own): only --help (-h) before `--` is answered, and `run` reads ctx.argv().
+  bool raw_args = false;
 };
 
 /// Every subcommand, in the order `mdevmig --help` lists them (commands.cc).

@@ -18,6 +18,7 @@
 #include "migration/vfio/mig_state.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
+#include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/held.h"
 
@@ -130,7 +131,7 @@ bool settle(const DeviceSpec& spec, const vfio::Device& dev) {
 
 }  // namespace
 
-int run_hold(std::span<const char* const> argv) {
+Args hold_args() {
   Args args("hold UUID... -- CMD [ARGS...]",
             "Opens each instance once and keeps it open while CMD runs (started directly, not\n"
             "through a shell: give one, e.g. sh -c '...', to run several commands). Opening an\n"
@@ -145,20 +146,14 @@ int run_hold(std::span<const char* const> argv) {
       "\nExit status: CMD's exit status (128 + the signal if a signal ended it); 2 usage (nothing\n"
       "is opened); 3 an instance could not be opened, or 127 CMD could not be run (nothing ran);\n"
       "3 also when CMD succeeded but left a device that could not be returned to RUNNING.");
-  // --help (-h) before `--` only: after it they belong to CMD.
-  for (const char* a : argv) {
-    const std::string_view s = a;
-    if (s == "--") break;
-    if (s == "--help" || s == "-h") {
-      std::fputs(args.usage().c_str(), stdout);
-      return kExitOk;
-    }
-  }
-  auto fail = [](const Error& e) { return report_error("hold", e); };
-  auto line = parse_hold_line(argv);
-  if (!line.ok()) return fail(line.error());
+  return args;
+}
+
+int run_hold(Context& ctx) {
+  auto line = parse_hold_line(ctx.argv());
+  if (!line.ok()) return ctx.fail(line.error());
   auto held = held_from_env();
-  if (!held.ok()) return fail(held.error());
+  if (!held.ok()) return ctx.fail(held.error());
 
   // Opened once, here; an instance an enclosing hold holds is used as it holds it.
   std::vector<OpenedDevice> devices;
@@ -166,7 +161,7 @@ int run_hold(std::span<const char* const> argv) {
   std::vector<int> keep;
   for (const auto& spec : line->devices) {
     auto dev = OpenedDevice::open(spec);
-    if (!dev.ok()) return fail(dev.error());
+    if (!dev.ok()) return ctx.fail(dev.error());
     if (!dev->held()) {
       entries.push_back({spec.uuid, dev->group()->fd(), dev->dev().fd()});
       keep.push_back(dev->group()->fd());
@@ -175,7 +170,7 @@ int run_hold(std::span<const char* const> argv) {
     devices.push_back(std::move(*dev));
   }
   // Kept for CMD: the enclosing holds' fds are inherited already.
-  if (::setenv(kHeldEnv, format_held(entries).c_str(), 1) != 0) return fail(Error::from_errno("setenv", kHeldEnv));
+  if (::setenv(kHeldEnv, format_held(entries).c_str(), 1) != 0) return ctx.fail(Error::from_errno("setenv", kHeldEnv));
 
   struct sigaction sa {}, saved[std::size(kForwarded)];
   sa.sa_sigaction = forward;
@@ -185,7 +180,7 @@ int run_hold(std::span<const char* const> argv) {
   auto pid = start(line->command, keep);
   int code = kExitOk;
   if (!pid.ok()) {
-    report_error("hold", pid.error());
+    ctx.fail(pid.error());
     code = pid.error().op == "exec" ? 127 : kExitDevice;
   } else {
     code = wait_child(*pid);

@@ -23,6 +23,7 @@
 #include "sim.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
+#include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/inspect_damaged.h"
 #include "tools/cli/json_out.h"
@@ -248,31 +249,67 @@ void print_text(const std::string& file, const engine::FileSummary& f, const dev
 
 // The file did not verify: show what could be read, then the verdict; exit 4. Errors that
 // are not about the file's content (a system call, Ctrl-C) are reported as they are.
-int report_damaged(int fd, const std::string& file, const Error& e, bool json) {
-  if (e.errnum != schema::kCorruptErrno && e.errnum != schema::kIncompatibleErrno) return report_error("inspect", e);
+int report_damaged(const Context& ctx, int fd, const std::string& file, const Error& e) {
+  if (e.errnum != schema::kCorruptErrno && e.errnum != schema::kIncompatibleErrno) return ctx.fail(e);
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return report_error("inspect", e);
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return ctx.fail(e);
   Salvage s;
   if (st.st_size > 0) {
     auto map = vfio::Mapping::map_shared(fd, 0, static_cast<std::size_t>(st.st_size), PROT_READ, file);
-    if (!map.ok()) return report_error("inspect", e);
+    if (!map.ok()) return ctx.fail(e);
     s = salvage(std::span(static_cast<const std::byte*>(map->data()), map->size()), file);
   } else {
     s = salvage({}, file);
   }
-  if (json) {
-    std::printf("%s\n", json_text(damaged_json(file, s, e.message())).c_str());
+  if (ctx.json()) {
+    ctx.print_json(damaged_json(file, s, e.message()));
     set_json_errors(false);  // the document above holds the verdict
   } else {
     print_damaged(file, s, e.message());
   }
   std::fflush(stdout);
-  return report_error("inspect", e);
+  return ctx.fail(e);
+}
+
+// The --json document of a file that verified: everything print_text() shows, and the
+// verdict.
+Json inspect_json(const std::string& file, const engine::FileSummary& sum, const devstream::StreamSummary& s, bool ours,
+                  const TrialLoad& trial, const std::optional<Error>& refused) {
+  Json chunks = Json::array();
+  for (const auto& c : sum.chunks) {
+    chunks.push_back({{"seq", c.seq}, {"offset", c.offset}, {"bytes", c.bytes}, {"phase", schema::phase_name(c.phase)},
+                      {"xxh3", hash_text(c.xxh3)}});
+  }
+  Json j = json_document("inspect");
+  j["file"] = file;
+  j["verdict"] = refused ? "refused" : "good";
+  j["problem"] = refused ? Json(refused->message()) : Json(nullptr);
+  j["format_version"] = sum.header.format_version;
+  j["tool_version"] = sum.header.tool_version;
+  j["created"] = iso8601(sum.header.created_unix_ns);
+  j["created_unix_ns"] = std::to_string(sum.header.created_unix_ns);
+  j["finished"] = iso8601(sum.trailer.finished_unix_ns);
+  j["hostname"] = sum.header.hostname;
+  j["channel"] = schema::channel_name(sum.header.channel);
+  j["chunk_size"] = sum.header.chunk_size;
+  j["device"] = identity_json(sum.header.device);
+  j["chunks"] = chunks;
+  j["file_bytes"] = sum.file_bytes;
+  j["stream_bytes"] = sum.trailer.stream_bytes;
+  j["stream_xxh3"] = hash_text(sum.trailer.stream_xxh3);
+  j["checksums_verified"] = true;
+  j["device_stream"] = ours ? stream_json(s) : Json(nullptr);
+  if (ours) {
+    j["device_stream"]["trial_load"] = {{"tried", trial.tried()},
+                                        {"loads", trial.tried() ? Json(trial.loads()) : Json(nullptr)},
+                                        {"outcome", trial.text()}};
+  }
+  return j;
 }
 
 }  // namespace
 
-int run_inspect(std::span<const char* const> argv) {
+Args inspect_args() {
   Args args("inspect FILE [options]",
             "Verifies a save file and shows what it holds: header, chunk table, checksums, and\n"
             "for mdevmig devices the decoded device records and whether the device would load\n"
@@ -281,16 +318,18 @@ int run_inspect(std::span<const char* const> argv) {
   args.positional("FILE", "the save file");
   args.flag("json", "print everything as JSON");
   args.flag("chunks", "list every chunk (text output)");
-  if (auto r = args.parse(argv); !r.ok()) return report_error("inspect", r.error());
-  if (args.help_requested()) return kExitOk;
-  const std::string file = *args.get("FILE");
-  if (auto e = check_save_file_arg(file, true)) return report_error("inspect", *e);
-  UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in) return report_error("inspect", Error::from_errno("open", file));
+  return args;
+}
 
-  const bool json = args.has("json");
+int run_inspect(Context& ctx) {
+  const Args& args = ctx.args();
+  const std::string file = *args.get("FILE");
+  if (auto e = check_save_file_arg(file, true)) return ctx.fail(*e);
+  UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) return ctx.fail(Error::from_errno("open", file));
+
   auto scanner = engine::FileScanner::open(in.get(), file);
-  if (!scanner.ok()) return report_damaged(in.get(), file, scanner.error(), json);
+  if (!scanner.ok()) return report_damaged(ctx, in.get(), file, scanner.error());
   devstream::StreamDecoder decoder;
   TrialLoad trial(engine::is_mdevmig(scanner->header().device) ? scanner->header().device.compat : std::nullopt);
   bool ours = false;
@@ -307,7 +346,7 @@ int run_inspect(std::span<const char* const> argv) {
       trial.feed(c.data);
     }
   });
-  if (!sum.ok()) return report_damaged(in.get(), file, sum.error(), json);
+  if (!sum.ok()) return report_damaged(ctx, in.get(), file, sum.error());
   ours = ours && engine::is_mdevmig(sum->header.device);
   const devstream::StreamSummary s = decoder.finish();
   if (ours) trial.finish();
@@ -318,44 +357,15 @@ int run_inspect(std::span<const char* const> argv) {
   } else if (ours && trial.tried() && !trial.loads()) {
     refused = Error::make_verdict(schema::kCorruptErrno, "trial load", file + ": the device would refuse it: " + trial.text());
   }
-  if (json) {
-    Json chunks = Json::array();
-    for (const auto& c : sum->chunks) {
-      chunks.push_back({{"seq", c.seq}, {"offset", c.offset}, {"bytes", c.bytes}, {"phase", schema::phase_name(c.phase)},
-                        {"xxh3", hash_text(c.xxh3)}});
-    }
-    Json j = json_document("inspect");
-    j["file"] = file;
-    j["verdict"] = refused ? "refused" : "good";
-    j["problem"] = refused ? Json(refused->message()) : Json(nullptr);
-    j["format_version"] = sum->header.format_version;
-    j["tool_version"] = sum->header.tool_version;
-    j["created"] = iso8601(sum->header.created_unix_ns);
-    j["created_unix_ns"] = std::to_string(sum->header.created_unix_ns);
-    j["finished"] = iso8601(sum->trailer.finished_unix_ns);
-    j["hostname"] = sum->header.hostname;
-    j["channel"] = schema::channel_name(sum->header.channel);
-    j["chunk_size"] = sum->header.chunk_size;
-    j["device"] = identity_json(sum->header.device);
-    j["chunks"] = chunks;
-    j["file_bytes"] = sum->file_bytes;
-    j["stream_bytes"] = sum->trailer.stream_bytes;
-    j["stream_xxh3"] = hash_text(sum->trailer.stream_xxh3);
-    j["checksums_verified"] = true;
-    j["device_stream"] = ours ? stream_json(s) : Json(nullptr);
-    if (ours) {
-      j["device_stream"]["trial_load"] = {{"tried", trial.tried()},
-                                          {"loads", trial.tried() ? Json(trial.loads()) : Json(nullptr)},
-                                          {"outcome", trial.text()}};
-    }
-    std::printf("%s\n", json_text(j).c_str());
+  if (ctx.json()) {
+    ctx.print_json(inspect_json(file, *sum, s, ours, trial, refused));
     std::fflush(stdout);
     set_json_errors(false);  // the document above holds the verdict
   } else {
     print_text(file, *sum, s, ours, trial, args.has("chunks"));
     std::printf("verdict: %s\n", refused ? ("refused: " + refused->message()).c_str() : "good");
   }
-  if (refused) return report_error("inspect", *refused);
+  if (refused) return ctx.fail(*refused);
   return kExitOk;
 }
 

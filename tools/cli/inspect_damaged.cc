@@ -27,21 +27,21 @@ std::string reason(const Error& e, const std::string& file) {
   return m.empty() ? e.message() : m;
 }
 
-}  // namespace
+using HashState = std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)>;
 
-Salvage salvage(std::span<const std::byte> file, const std::string& name) {
-  Salvage s;
-  s.file_bytes = file.size();
+// Preamble and header into `s`, with their problems. The file offset of the first frame,
+// or nothing when what follows the header cannot be trusted.
+std::optional<uint64_t> salvage_header(std::span<const std::byte> file, const std::string& name, Salvage& s) {
   auto pre = schema::decode_preamble(file.first(std::min(file.size(), schema::kPreambleBytes)));
   if (!pre.ok()) {
     s.preamble_problem = reason(pre.error(), name);
-    return s;  // not our file, another format, or no usable header length: nothing more to trust
+    return std::nullopt;  // not our file, another format, or no usable header length: nothing more to trust
   }
   s.preamble = *pre;
   const auto rest = file.subspan(schema::kPreambleBytes);
   if (rest.size() < pre->header_bytes) {
     s.header_problem = "the file ends inside the header (truncated)";
-    return s;
+    return std::nullopt;
   }
   const auto hbytes = rest.first(pre->header_bytes);
   const bool sum_ok = XXH3_64bits(hbytes.data(), hbytes.size()) == pre->header_xxh3;
@@ -53,38 +53,46 @@ Salvage salvage(std::span<const std::byte> file, const std::string& name) {
   } else if (!h.ok()) {
     s.header_problem = reason(h.error(), name);
   }
-  uint64_t pos = schema::kPreambleBytes + pre->header_bytes, seq = 0, stream = 0;
+  return schema::kPreambleBytes + pre->header_bytes;
+}
+
+// The walk over the frames, and what it keeps for the trailer's checks: the totals and
+// hashes over the chunks as read (as FileScanner keeps them).
+struct Walk {
+  uint64_t pos = 0;  // file offset of the next frame
+  uint64_t precopy = 0, stopcopy = 0;
+  HashState stream{XXH3_createState(), XXH3_freeState};
+  HashState frames{XXH3_createState(), XXH3_freeState};
+};
+
+// The frames from w.pos on: each chunk with its problem into s.chunks, then s.trailer
+// (w.pos just after it), or s.end_problem where the walk had to stop.
+void salvage_frames(std::span<const std::byte> file, const std::string& name, Salvage& s, Walk& w) {
+  uint64_t seq = 0, stream = 0;
   bool resync = false;  // after an undecodable chunk: take the next one's stream offset
   std::vector<uint64_t> aligned;
-  // The trailer's totals and hashes, over the chunks as read (as FileScanner keeps them).
-  uint64_t precopy = 0, stopcopy = 0;
-  const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> st(XXH3_createState(), XXH3_freeState),
-      fst(XXH3_createState(), XXH3_freeState);
-  MDEVMIG_CHECK(st && fst, "XXH3_createState");
-  XXH3_64bits_reset(st.get());
-  XXH3_64bits_reset(fst.get());
-  while (pos < file.size()) {
-    const auto at = file.subspan(pos);
+  while (w.pos < file.size()) {
+    const auto at = file.subspan(w.pos);
     auto size = schema::frame_size(at.first(std::min<std::size_t>(at.size(), 8 + 4 * schema::kMaxSegments)),
                                    schema::kMaxFrameBytes);
     if (!size.ok()) {
-      s.end_problem = "file byte " + std::to_string(pos) + ": unreadable frame (" + reason(size.error(), name) +
+      s.end_problem = "file byte " + std::to_string(w.pos) + ": unreadable frame (" + reason(size.error(), name) +
                       "); the rest of the file cannot be walked";
-      break;
+      return;
     }
     if (!*size || **size > at.size()) {
-      s.end_problem = "file byte " + std::to_string(pos) + ": the file ends inside a frame (truncated)";
-      break;
+      s.end_problem = "file byte " + std::to_string(w.pos) + ": the file ends inside a frame (truncated)";
+      return;
     }
     aligned.assign(**size / 8 + 1, 0);
     std::memcpy(aligned.data(), at.data(), **size);
     const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(aligned.data()), **size);
     auto frame = schema::decode_frame(bytes);
-    Salvage::Entry e{pos, **size, std::nullopt, {}};
-    pos += **size;
+    Salvage::Entry e{w.pos, **size, std::nullopt, {}};
+    w.pos += **size;
     if (frame.ok() && frame->kind == schema::Frame::Kind::kTrailer) {
       s.trailer = frame->trailer;
-      break;
+      return;
     }
     if (!frame.ok()) {
       e.problem = reason(frame.error(), name);
@@ -101,37 +109,56 @@ Salvage salvage(std::span<const std::byte> file, const std::string& name) {
         e.problem = std::to_string(c.data.size()) + " bytes of data (chunk size " +
                     (s.header ? std::to_string(s.header->chunk_size) : std::string("unknown")) + ")";
       }
-      schema::hash_chunk_identity(st.get(), c.xxh3);
-      schema::hash_frame_without_data(fst.get(), bytes, c.data);
-      (c.phase == schema::Phase::kPreCopy ? precopy : stopcopy) += c.data.size();
+      schema::hash_chunk_identity(w.stream.get(), c.xxh3);
+      schema::hash_frame_without_data(w.frames.get(), bytes, c.data);
+      (c.phase == schema::Phase::kPreCopy ? w.precopy : w.stopcopy) += c.data.size();
       stream = c.offset + c.data.size();
       resync = false;
     }
     ++seq;
     s.chunks.push_back(std::move(e));
   }
+}
+
+// The trailer found, against the preamble and the chunks walked: its first disagreement.
+std::string check_trailer(std::span<const std::byte> file, const Salvage& s, const Walk& w) {
+  const auto& t = *s.trailer;
+  const uint64_t precopy = w.precopy, stopcopy = w.stopcopy;
+  if (t.chunks != s.chunks.size())
+    return "says " + std::to_string(t.chunks) + " chunks, the file has " + std::to_string(s.chunks.size());
+  if (t.header_xxh3 != s.preamble->header_xxh3) return "its header XXH3 is not the preamble's";
+  if (w.pos != file.size()) return std::to_string(file.size() - w.pos) + " bytes after the trailer";
+  // Its totals and hashes cover chunks that could not be read: nothing to compare.
+  if (s.bad_chunks() > 0) return {};
+  if (t.stream_bytes != precopy + stopcopy || t.precopy_bytes != precopy || t.stopcopy_bytes != stopcopy) {
+    auto totals = [](uint64_t all, uint64_t pre, uint64_t stop) {
+      return std::to_string(all) + " bytes of stream, " + std::to_string(pre) + " pre-copy, " +
+             std::to_string(stop) + " stop-copy";
+    };
+    return "its totals (" + totals(t.stream_bytes, t.precopy_bytes, t.stopcopy_bytes) + ") are not the chunks' (" +
+           totals(precopy + stopcopy, precopy, stopcopy) + ")";
+  }
+  if (t.stream_xxh3 != XXH3_64bits_digest(w.stream.get())) return "its stream XXH3 does not match the chunks'";
+  if (t.frames_xxh3 != XXH3_64bits_digest(w.frames.get()))
+    return "its frame XXH3 does not match the frames (damage outside the chunk data)";
+  return {};
+}
+
+}  // namespace
+
+Salvage salvage(std::span<const std::byte> file, const std::string& name) {
+  Salvage s;
+  s.file_bytes = file.size();
+  const auto first_frame = salvage_header(file, name, s);
+  if (!first_frame) return s;
+  Walk w;
+  w.pos = *first_frame;
+  MDEVMIG_CHECK(w.stream && w.frames, "XXH3_createState");
+  XXH3_64bits_reset(w.stream.get());
+  XXH3_64bits_reset(w.frames.get());
+  salvage_frames(file, name, s, w);
   if (s.trailer) {
-    const auto& t = *s.trailer;
-    if (t.chunks != s.chunks.size()) {
-      s.trailer_problem = "says " + std::to_string(t.chunks) + " chunks, the file has " + std::to_string(s.chunks.size());
-    } else if (t.header_xxh3 != pre->header_xxh3) {
-      s.trailer_problem = "its header XXH3 is not the preamble's";
-    } else if (pos != file.size()) {
-      s.trailer_problem = std::to_string(file.size() - pos) + " bytes after the trailer";
-    } else if (s.bad_chunks() > 0) {
-      // Its totals and hashes cover chunks that could not be read: nothing to compare.
-    } else if (t.stream_bytes != precopy + stopcopy || t.precopy_bytes != precopy || t.stopcopy_bytes != stopcopy) {
-      auto totals = [](uint64_t all, uint64_t pre, uint64_t stop) {
-        return std::to_string(all) + " bytes of stream, " + std::to_string(pre) + " pre-copy, " +
-               std::to_string(stop) + " stop-copy";
-      };
-      s.trailer_problem = "its totals (" + totals(t.stream_bytes, t.precopy_bytes, t.stopcopy_bytes) +
-                          ") are not the chunks' (" + totals(precopy + stopcopy, precopy, stopcopy) + ")";
-    } else if (t.stream_xxh3 != XXH3_64bits_digest(st.get())) {
-      s.trailer_problem = "its stream XXH3 does not match the chunks'";
-    } else if (t.frames_xxh3 != XXH3_64bits_digest(fst.get())) {
-      s.trailer_problem = "its frame XXH3 does not match the frames (damage outside the chunk data)";
-    }
+    s.trailer_problem = check_trailer(file, s, w);
   } else if (s.end_problem.empty()) {
     s.end_problem = "no trailer: the file ends after " + std::to_string(s.chunks.size()) + " chunks (truncated)";
   }

@@ -6,7 +6,7 @@
 #include <string_view>
 
 #include "tools/cli/command.h"
-#include "tools/cli/json_out.h"
+#include "tools/cli/context.h"
 
 // The project version (CMake's project(VERSION)), defined for every target by the top-level CMakeLists.txt.
 #ifndef MDEVMIG_VERSION
@@ -57,13 +57,10 @@ int main(int argc, char** argv) {
     const auto* c = find(argv[2]);
     if (c == nullptr) return unknown(argv[2]);
     static const char* const kHelp[] = {"--help"};
-    return c->run(std::span<const char* const>(kHelp));
+    return mdevmig::cli::run_command(*c, kHelp);
   }
   if (const auto* c = find(name)) {
-    // With --json even a bad command line is answered in JSON.
-    for (int i = 2; i < argc && std::string_view(argv[i]) != "--"; ++i)
-      if (std::string_view(argv[i]) == "--json") mdevmig::cli::set_json_errors(true);
-    return c->run(std::span<const char* const>(argv + 2, argc - 2));
+    return mdevmig::cli::run_command(*c, std::span<const char* const>(argv + 2, argc - 2));
   }
   return unknown(name);
 }

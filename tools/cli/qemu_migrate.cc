@@ -13,6 +13,7 @@
 #include "migration/vfio/mdev.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
+#include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/json_out.h"
 #include "tools/cli/report_arg.h"
@@ -32,9 +33,29 @@ Result<mdev::MdevInstance> instance(const Args& a, const char* uuid_opt, const s
   return mdev::MdevInstance::create(type, a.get("parent").value_or(""));
 }
 
+// Everything the command line asks for, checked.
+struct Setup {
+  qemu::HarnessOptions opt;
+  qemu::MigrationPlan plan;
+  uint64_t warmup = 0, after = 0;  // ms of workload before and after the migration
+  std::optional<ReportFile> report_file;
+};
+
+Result<Setup> parse_setup(const Args& a);
+
+// What a migration ended with, for the report.
+struct Outcome {
+  std::string src_uuid, dst_uuid, src_type, dst_type;
+  uint64_t src_mem = 0, dst_mem = 0;
+  qemu::RoundReport round;
+  std::optional<qemu::Verification> again;  // the VM where it landed, after more workload
+  uint64_t seq_before = 0, seq_mid = 0;     // the queue's SEQ before and right after the migration
+  bool good = false;
+};
+
 }  // namespace
 
-int run_qemu_migrate(std::span<const char* const> argv) {
+Args qemu_migrate_args() {
   Args a("qemu-migrate [options]",
          "Migrates a QEMU VM with an mdevmig device (vfio-pci on an mdev instance) to a second instance,\n"
          "live over a unix socket or saved to a file and restored into a fresh QEMU, while a qtest-driven\n"
@@ -75,166 +96,134 @@ int run_qemu_migrate(std::span<const char* const> argv) {
   a.flag("verbose", "log each step on stderr");
   a.flag("json", "print the report as JSON");
   a.option("report", "FILE", report_help(false));
-  if (auto r = a.parse(argv); !r) return report_error(kCmd, r.error());
-  if (a.help_requested()) return kExitOk;
+  return a;
+}
 
-  qemu::HarnessOptions opt;
-  qemu::MigrationPlan plan;
-  uint64_t warmup = 0, after = 0;
-  std::optional<ReportFile> report_file;
-  {
-    auto fail = [&](const Error& e) { return report_error(kCmd, e); };
-    // Every value is checked here, before an instance is adopted or created.
-    auto usage = [&](const char* flag, const std::string& what) { return fail(usage_error(flag, what)); };
-    auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
-    if (!proto) return usage("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
-    auto irq = qemu::parse_irq_mode(*a.get("irq"));
-    if (!irq) return usage("--irq", "wants intx or msi, got '" + *a.get("irq") + "'");
-    auto fault = qemu::parse_fault(*a.get("fault"));
-    if (!fault) return usage("--fault", "wants none, cancel, kill-dst, kill-src, corrupt or truncate, got '" + *a.get("fault") + "'");
-    const std::string transport = *a.get("transport");
-    if (transport != "unix" && transport != "file") return usage("--transport", "wants unix or file, got '" + transport + "'");
-    if (auto e = check_instance_pair(a, "src", "dst")) return fail(*e);
-    auto bw = a.get_size("bandwidth", 1);
-    auto downtime = a.get_uint("downtime", 0, kMaxDowntimeMs);
-    auto passes = a.get_uint("passes", 0, 1000);
-    auto delay = a.get_uint("delay", 0, kMaxDelayMs);
-    auto writes = a.get_double("writes", 0, kMaxGuestOpsPerS);
-    auto dma = a.get_double("dma", 0, kMaxGuestOpsPerS);
-    auto w = a.get_uint("warmup", 0, kMaxDelayMs);
-    auto af = a.get_uint("after", 0, kMaxDelayMs);
-    auto at = a.get_double("fault-at", 0, 1, /*open=*/true);
-    auto mem = a.get_uint("guest-mem", 16, 1u << 20);
-    auto fill = a.get_uint("guest-fill", 0, 1u << 20);
-    auto seed = a.get_uint("seed");
-    auto multifd = a.get_uint("multifd", 0, 255);
-    for (const Result<uint64_t>* r : {&bw, &downtime, &passes, &delay, &w, &af, &mem, &fill, &seed, &multifd})
-      if (!*r) return fail(r->error());
-    for (const Result<double>* r : {&writes, &dma, &at})
-      if (!*r) return fail(r->error());
-    auto rf = report_arg(a, false);
-    if (!rf) return fail(rf.error());
-    report_file = std::move(*rf);
-    if (*multifd > 0 && transport != "unix")
-      return usage("--multifd", "needs --transport unix (QEMU saves to a file on one channel)");
-    if (*fill > 0 && *fill + 8 >= *mem)
-      return usage("--guest-fill", "must leave room below --guest-mem (" + std::to_string(*mem) + " MB)");
-    opt.vm.qemu_binary = *a.get("qemu-binary");
-    opt.vm.protocol = *proto;
-    opt.vm.mem_mb = static_cast<uint32_t>(*mem);
-    opt.guest_fill_mb = static_cast<uint32_t>(*fill);
-    opt.vm.dir = a.get("workdir").value_or("");
-    if (auto extra = a.get("qemu-args")) {
-      for (std::size_t pos = 0; pos < extra->size();) {
-        std::size_t end = extra->find(' ', pos);
-        if (end == std::string::npos) end = extra->size();
-        if (end > pos) opt.vm.extra_args.push_back(extra->substr(pos, end - pos));
-        pos = end + 1;
-      }
+namespace {
+
+// Every value is checked here, before an instance is adopted or created.
+Result<Setup> parse_setup(const Args& a) {
+  Setup setup;
+  qemu::HarnessOptions& opt = setup.opt;
+  qemu::MigrationPlan& plan = setup.plan;
+  auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
+  if (!proto) return usage_error("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
+  auto irq = qemu::parse_irq_mode(*a.get("irq"));
+  if (!irq) return usage_error("--irq", "wants intx or msi, got '" + *a.get("irq") + "'");
+  auto fault = qemu::parse_fault(*a.get("fault"));
+  if (!fault) return usage_error("--fault", "wants none, cancel, kill-dst, kill-src, corrupt or truncate, got '" + *a.get("fault") + "'");
+  const std::string transport = *a.get("transport");
+  if (transport != "unix" && transport != "file") return usage_error("--transport", "wants unix or file, got '" + transport + "'");
+  if (auto e = check_instance_pair(a, "src", "dst")) return *e;
+  auto bw = a.get_size("bandwidth", 1);
+  auto downtime = a.get_uint("downtime", 0, kMaxDowntimeMs);
+  auto passes = a.get_uint("passes", 0, 1000);
+  auto delay = a.get_uint("delay", 0, kMaxDelayMs);
+  auto writes = a.get_double("writes", 0, kMaxGuestOpsPerS);
+  auto dma = a.get_double("dma", 0, kMaxGuestOpsPerS);
+  auto w = a.get_uint("warmup", 0, kMaxDelayMs);
+  auto af = a.get_uint("after", 0, kMaxDelayMs);
+  auto at = a.get_double("fault-at", 0, 1, /*open=*/true);
+  auto mem = a.get_uint("guest-mem", 16, 1u << 20);
+  auto fill = a.get_uint("guest-fill", 0, 1u << 20);
+  auto seed = a.get_uint("seed");
+  auto multifd = a.get_uint("multifd", 0, 255);
+  for (const Result<uint64_t>* r : {&bw, &downtime, &passes, &delay, &w, &af, &mem, &fill, &seed, &multifd})
+    if (!*r) return r->error();
+  for (const Result<double>* r : {&writes, &dma, &at})
+    if (!*r) return r->error();
+  auto rf = report_arg(a, false);
+  if (!rf) return rf.error();
+  setup.report_file = std::move(*rf);
+  if (*multifd > 0 && transport != "unix")
+    return usage_error("--multifd", "needs --transport unix (QEMU saves to a file on one channel)");
+  if (*fill > 0 && *fill + 8 >= *mem)
+    return usage_error("--guest-fill", "must leave room below --guest-mem (" + std::to_string(*mem) + " MB)");
+  opt.vm.qemu_binary = *a.get("qemu-binary");
+  opt.vm.protocol = *proto;
+  opt.vm.mem_mb = static_cast<uint32_t>(*mem);
+  opt.guest_fill_mb = static_cast<uint32_t>(*fill);
+  opt.vm.dir = a.get("workdir").value_or("");
+  if (auto extra = a.get("qemu-args")) {
+    for (std::size_t pos = 0; pos < extra->size();) {
+      std::size_t end = extra->find(' ', pos);
+      if (end == std::string::npos) end = extra->size();
+      if (end > pos) opt.vm.extra_args.push_back(extra->substr(pos, end - pos));
+      pos = end + 1;
     }
-    opt.irq = *irq;
-    opt.rates.bar2_writes_per_s = *writes;
-    opt.rates.descs_per_s = *dma;
-    opt.seed = *seed;
-    opt.keep_dir = a.has("keep");
-    if (a.has("verbose")) opt.log = [](const std::string& s) { std::fprintf(stderr, "  [qemu-migrate] %s\n", s.c_str()); };
-    plan.transport = transport == "unix" ? qemu::Transport::kUnix : qemu::Transport::kFile;
-    plan.file = a.get("file").value_or("");
-    plan.max_bandwidth = *bw;
-    plan.downtime_limit_ms = static_cast<uint32_t>(*downtime);
-    plan.min_passes = static_cast<uint32_t>(*passes);
-    plan.switchover_delay = std::chrono::milliseconds(*delay);
-    plan.fault = *fault;
-    plan.fault_point = *at;
-    plan.switchover_ack = a.has("switchover-ack");
-    plan.multifd_channels = static_cast<uint32_t>(*multifd);
-    warmup = *w;
-    after = *af;
   }
+  opt.irq = *irq;
+  opt.rates.bar2_writes_per_s = *writes;
+  opt.rates.descs_per_s = *dma;
+  opt.seed = *seed;
+  opt.keep_dir = a.has("keep");
+  if (a.has("verbose")) opt.log = [](const std::string& s) { std::fprintf(stderr, "  [qemu-migrate] %s\n", s.c_str()); };
+  plan.transport = transport == "unix" ? qemu::Transport::kUnix : qemu::Transport::kFile;
+  plan.file = a.get("file").value_or("");
+  plan.max_bandwidth = *bw;
+  plan.downtime_limit_ms = static_cast<uint32_t>(*downtime);
+  plan.min_passes = static_cast<uint32_t>(*passes);
+  plan.switchover_delay = std::chrono::milliseconds(*delay);
+  plan.fault = *fault;
+  plan.fault_point = *at;
+  plan.switchover_ack = a.has("switchover-ack");
+  plan.multifd_channels = static_cast<uint32_t>(*multifd);
+  setup.warmup = *w;
+  setup.after = *af;
+  return setup;
+}
 
-  if (mdev::mdevmig_parents().empty())
-    return report_error(kCmd, Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)"));
-  const std::string type = *a.get("type");
-  auto src = instance(a, "src", type);
-  if (!src) return report_error(kCmd, src.error());
-  auto dst = instance(a, "dst", a.get("dst-type").value_or(type));
-  if (!dst) return report_error(kCmd, dst.error());
-  const std::string src_uuid = src->uuid(), dst_uuid = dst->uuid();
-  const uint64_t src_mem = src->mem_size().value_or(0), dst_mem = dst->mem_size().value_or(0);
-  const std::string src_type = src->type(), dst_type = dst->type();
-  std::vector<mdev::MdevInstance> inst;
-  inst.push_back(std::move(*src));
-  inst.push_back(std::move(*dst));
+}  // namespace
 
-  auto h = qemu::Harness::create(opt, std::move(inst));
-  if (!h) return report_error(kCmd, h.error());
-  opt.vm.protocol = (*h)->options().vm.protocol;
-  if (plan.multifd_channels > 0 && opt.vm.protocol == qemu::VfioProtocol::kV1)
-    return report_error(kCmd, Error::make(ENOTSUP, "migration plan",
-                                          "--multifd: multifd device-state transfer needs QEMU >= 10.0 (VFIO migration v2); " +
-                                              opt.vm.qemu_binary + " speaks VFIO migration v1"));
-  auto boot = (*h)->boot(0);
-  if (!boot) return report_error(kCmd, boot.error());
-  if (!boot->ok()) {
-    std::fprintf(stderr, "mdevmig %s: the freshly started VM does not verify:\n%s\n", kCmd, boot->summary().c_str());
-    return kExitFailed;
-  }
-  if (auto r = (*h)->run_workload(std::chrono::milliseconds(warmup)); !r) return report_error(kCmd, r.error());
-  const uint64_t seq_before = (*h)->driver().expected().descs;
-  auto round = (*h)->migrate(1, plan);
-  if (!round) return report_error(kCmd, round.error());
+namespace {
 
-  // The VM goes on where it landed: more workload, verified again.
-  std::optional<qemu::Verification> again;
-  uint64_t seq_mid = (*h)->driver().expected().descs;
-  if ((*h)->has_vm()) {
-    if (auto r = (*h)->run_workload(std::chrono::milliseconds(after)); !r) return report_error(kCmd, r.error());
-    auto v = (*h)->verify();
-    if (!v) return report_error(kCmd, v.error());
-    again = std::move(*v);
-  }
-  const bool good = round->verified() && (!again || again->ok());
-  if (report_file) {
-    report::Migration m = report::from_qemu(round->migration, "mdevmig qemu-migrate: " + src_uuid + " to " + dst_uuid);
-    m.facts.insert(m.facts.begin(),
-                   {{"source", src_uuid + " (" + src_type + ")"},
-                    {"destination", dst_uuid + " (" + dst_type + ")" +
-                                        (plan.transport == qemu::Transport::kFile ? ", restored from a file" : "")},
-                    {"QEMU", opt.vm.qemu_binary + ", VFIO migration " + qemu::vfio_protocol_name(opt.vm.protocol)},
-                    {"result", std::string(qemu::survivor_name(round->survivor)) + " holds the VM; " +
-                                   (good ? "verified" : "FAILED")}});
-    for (const auto& p : round->problems) m.facts.emplace_back("problem", p);
-    write_picture(kCmd, *report_file, report::render(m, *report_file->picture));
-  }
+// --report: the picture of the migration, with the instances and the verdict.
+void write_qemu_picture(const Setup& setup, const Outcome& o) {
+  const qemu::HarnessOptions& opt = setup.opt;
+  report::Migration m = report::from_qemu(o.round.migration, "mdevmig qemu-migrate: " + o.src_uuid + " to " + o.dst_uuid);
+  m.facts.insert(m.facts.begin(),
+                 {{"source", o.src_uuid + " (" + o.src_type + ")"},
+                  {"destination", o.dst_uuid + " (" + o.dst_type + ")" +
+                                      (setup.plan.transport == qemu::Transport::kFile ? ", restored from a file" : "")},
+                  {"QEMU", opt.vm.qemu_binary + ", VFIO migration " + qemu::vfio_protocol_name(opt.vm.protocol)},
+                  {"result", std::string(qemu::survivor_name(o.round.survivor)) + " holds the VM; " +
+                                 (o.good ? "verified" : "FAILED")}});
+  for (const auto& p : o.round.problems) m.facts.emplace_back("problem", p);
+  write_picture(kCmd, *setup.report_file, report::render(m, *setup.report_file->picture));
+}
 
-  if (a.has("json")) {
-    json j = round->to_json();
-    j["source"] = {{"uuid", src_uuid}, {"type", src_type}, {"mem_size", src_mem}};
-    j["destination"] = {{"uuid", dst_uuid}, {"type", dst_type}, {"mem_size", dst_mem}};
-    j["qemu"] = {{"binary", opt.vm.qemu_binary}, {"protocol", qemu::vfio_protocol_name(opt.vm.protocol)}};
-    j["irq"] = qemu::irq_mode_name(opt.irq);
-    j["switchover_ack"] = plan.switchover_ack;
-    j["multifd_channels"] = plan.multifd_channels;
-    j["after"] = again ? json{{"ok", again->ok()}, {"seq", again->descs}, {"irq_delivered", again->irq_delivered},
-                              {"mismatches", again->mismatches}}
+json outcome_json(const Setup& setup, const Outcome& o) {
+  const qemu::HarnessOptions& opt = setup.opt;
+  json j = o.round.to_json();
+  j["source"] = {{"uuid", o.src_uuid}, {"type", o.src_type}, {"mem_size", o.src_mem}};
+  j["destination"] = {{"uuid", o.dst_uuid}, {"type", o.dst_type}, {"mem_size", o.dst_mem}};
+  j["qemu"] = {{"binary", opt.vm.qemu_binary}, {"protocol", qemu::vfio_protocol_name(opt.vm.protocol)}};
+  j["irq"] = qemu::irq_mode_name(opt.irq);
+  j["switchover_ack"] = setup.plan.switchover_ack;
+  j["multifd_channels"] = setup.plan.multifd_channels;
+  j["after"] = o.again ? json{{"ok", o.again->ok()}, {"seq", o.again->descs}, {"irq_delivered", o.again->irq_delivered},
+                              {"mismatches", o.again->mismatches}}
                        : json(nullptr);
-    j["ok"] = good;
-    std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
-    return good ? kExitOk : kExitFailed;
-  }
+  j["ok"] = o.good;
+  return j;
+}
 
-  const auto& m = round->migration;
-  std::printf("source       instance %s (%s, %s of device memory), QEMU %s, %s\n", src_uuid.c_str(), src_type.c_str(),
-              qemu::format_bytes(static_cast<double>(src_mem)).c_str(), opt.vm.qemu_binary.c_str(),
+void print_outcome(const Setup& setup, const Outcome& o, bool verbose, const std::string& dir) {
+  const qemu::HarnessOptions& opt = setup.opt;
+  const qemu::MigrationPlan& plan = setup.plan;
+  const auto& round = o.round;
+  const auto& m = round.migration;
+  std::printf("source       instance %s (%s, %s of device memory), QEMU %s, %s\n", o.src_uuid.c_str(), o.src_type.c_str(),
+              qemu::format_bytes(static_cast<double>(o.src_mem)).c_str(), opt.vm.qemu_binary.c_str(),
               opt.vm.protocol == qemu::VfioProtocol::kV1 ? "v1 migration region (x-enable-migration=on)"
                                                          : "v2 (enable-migration=on)");
-  std::printf("destination  instance %s (%s, %s)%s\n", dst_uuid.c_str(), dst_type.c_str(),
-              qemu::format_bytes(static_cast<double>(dst_mem)).c_str(),
+  std::printf("destination  instance %s (%s, %s)%s\n", o.dst_uuid.c_str(), o.dst_type.c_str(),
+              qemu::format_bytes(static_cast<double>(o.dst_mem)).c_str(),
               plan.transport == qemu::Transport::kFile ? ", restored from a file into a fresh QEMU" : "");
   std::printf("workload     %" PRIu64 " BAR2 writes, %" PRIu64 " DMA descriptors, %" PRIu64 " scratch writes, %" PRIu64
               " interrupts (%s) in %.1f s while migrating\n",
-              round->workload.bar2_writes, round->workload.descs, round->workload.scratch, round->workload.irqs,
-              qemu::irq_mode_name(opt.irq), round->workload.seconds);
+              round.workload.bar2_writes, round.workload.descs, round.workload.scratch, round.workload.irqs,
+              qemu::irq_mode_name(opt.irq), round.workload.seconds);
   std::printf("migration\n%s", qemu::migration_summary(m).c_str());
   if (plan.multifd_channels > 0)
     std::printf("multifd      %u channels: %u connections, %s of %s on the main one; device data %s over multifd "
@@ -245,24 +234,84 @@ int run_qemu_migrate(std::span<const char* const> argv) {
                 qemu::format_bytes(static_cast<double>(m.device_downtime_bytes)).c_str());
   if (!m.passes.empty()) {
     std::printf("pre-copy     device passes (dirty pages: what its tracker collected; p = 4 KiB pages)\n%s",
-                qemu::device_pass_table(m, src_mem).c_str());
-    if (a.has("verbose")) std::printf("QEMU iterations (one per dirty sync)\n%s", qemu::pass_table(m).c_str());
+                qemu::device_pass_table(m, o.src_mem).c_str());
+    if (verbose) std::printf("QEMU iterations (one per dirty sync)\n%s", qemu::pass_table(m).c_str());
   }
-  std::printf("result       %s holds the VM", qemu::survivor_name(round->survivor));
-  if (round->survivor != qemu::Survivor::kNone)
-    std::printf(": %" PRIu64 " of the %" PRIu64 " accesses issued during the migration arrived", round->ops_landed,
-                round->ops_pending);
+  std::printf("result       %s holds the VM", qemu::survivor_name(round.survivor));
+  if (round.survivor != qemu::Survivor::kNone)
+    std::printf(": %" PRIu64 " of the %" PRIu64 " accesses issued during the migration arrived", round.ops_landed,
+                round.ops_pending);
   std::printf("\n");
-  const auto& v = round->recovered ? round->recovery_verification : round->verification;
+  const auto& v = round.recovered ? round.recovery_verification : round.verification;
   if (v) std::printf("verified     %s\n", v->summary().c_str());
-  if (again)
+  if (o.again)
     std::printf("afterwards   the queue went on: SEQ %" PRIu64 " before the migration, %" PRIu64 " after it, %" PRIu64
                 " after %" PRIu64 " ms more work; %s\n",
-                seq_before, seq_mid, again->descs, after, again->summary().c_str());
-  for (const auto& p : round->problems) std::printf("PROBLEM      %s\n", p.c_str());
-  if (opt.keep_dir) std::printf("work dir     %s\n", (*h)->dir().c_str());
-  std::printf("%s\n", good ? "OK" : "FAILED");
-  return good ? kExitOk : kExitFailed;
+                o.seq_before, o.seq_mid, o.again->descs, setup.after, o.again->summary().c_str());
+  for (const auto& p : round.problems) std::printf("PROBLEM      %s\n", p.c_str());
+  if (opt.keep_dir) std::printf("work dir     %s\n", dir.c_str());
+  std::printf("%s\n", o.good ? "OK" : "FAILED");
+}
+
+}  // namespace
+
+int run_qemu_migrate(Context& ctx) {
+  const Args& a = ctx.args();
+  auto setup = parse_setup(a);
+  if (!setup) return ctx.fail(setup.error());
+  qemu::HarnessOptions& opt = setup->opt;
+  const qemu::MigrationPlan& plan = setup->plan;
+
+  if (mdev::mdevmig_parents().empty())
+    return ctx.fail(Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)"));
+  const std::string type = *a.get("type");
+  auto src = instance(a, "src", type);
+  if (!src) return ctx.fail(src.error());
+  auto dst = instance(a, "dst", a.get("dst-type").value_or(type));
+  if (!dst) return ctx.fail(dst.error());
+  Outcome o;
+  o.src_uuid = src->uuid(), o.dst_uuid = dst->uuid();
+  o.src_mem = src->mem_size().value_or(0), o.dst_mem = dst->mem_size().value_or(0);
+  o.src_type = src->type(), o.dst_type = dst->type();
+  std::vector<mdev::MdevInstance> inst;
+  inst.push_back(std::move(*src));
+  inst.push_back(std::move(*dst));
+
+  auto h = qemu::Harness::create(opt, std::move(inst));
+  if (!h) return ctx.fail(h.error());
+  opt.vm.protocol = (*h)->options().vm.protocol;
+  if (plan.multifd_channels > 0 && opt.vm.protocol == qemu::VfioProtocol::kV1)
+    return ctx.fail(Error::make(ENOTSUP, "migration plan",
+                                "--multifd: multifd device-state transfer needs QEMU >= 10.0 (VFIO migration v2); " +
+                                    opt.vm.qemu_binary + " speaks VFIO migration v1"));
+  auto boot = (*h)->boot(0);
+  if (!boot) return ctx.fail(boot.error());
+  if (!boot->ok()) {
+    std::fprintf(stderr, "mdevmig %s: the freshly started VM does not verify:\n%s\n", kCmd, boot->summary().c_str());
+    return kExitFailed;
+  }
+  if (auto r = (*h)->run_workload(std::chrono::milliseconds(setup->warmup)); !r) return ctx.fail(r.error());
+  o.seq_before = (*h)->driver().expected().descs;
+  auto round = (*h)->migrate(1, plan);
+  if (!round) return ctx.fail(round.error());
+  o.round = std::move(*round);
+
+  // The VM goes on where it landed: more workload, verified again.
+  o.seq_mid = (*h)->driver().expected().descs;
+  if ((*h)->has_vm()) {
+    if (auto r = (*h)->run_workload(std::chrono::milliseconds(setup->after)); !r) return ctx.fail(r.error());
+    auto v = (*h)->verify();
+    if (!v) return ctx.fail(v.error());
+    o.again = std::move(*v);
+  }
+  o.good = o.round.verified() && (!o.again || o.again->ok());
+  if (setup->report_file) write_qemu_picture(*setup, o);
+  if (ctx.json()) {
+    ctx.print_json(json_document(kCmd, outcome_json(*setup, o)));
+    return o.good ? kExitOk : kExitFailed;
+  }
+  print_outcome(*setup, o, a.has("verbose"), (*h)->dir());
+  return o.good ? kExitOk : kExitFailed;
 }
 
 }  // namespace mdevmig::cli

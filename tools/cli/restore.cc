@@ -11,15 +11,15 @@
 
 #include "migration/engine/channel.h"
 #include "migration/engine/savefile.h"
-#include "migration/io/cancel.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
+#include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/json_out.h"
 
 namespace mdevmig::cli {
 
-int run_restore(std::span<const char* const> argv) {
+Args restore_args() {
   Args args("restore DEVICE FILE [options]",
             "Loads FILE (written by `mdevmig save`) into DEVICE, which then runs (unless --stopped).\n"
             "FILE is verified completely first (checksums of every chunk, totals, trailer) and its\n"
@@ -34,54 +34,51 @@ int run_restore(std::span<const char* const> argv) {
   args.flag("stopped", "leave the device stopped after loading");
   args.flag("json", "print the report as JSON");
   args.epilogue(kExitCodesHelp);
-  if (auto r = args.parse(argv); !r.ok()) return report_error("restore", r.error());
-  if (args.help_requested()) return kExitOk;
+  return args;
+}
 
-  auto fail = [](const Error& e) { return report_error("restore", e); };
-  auto cancel = io::Cancel::create();
-  if (!cancel.ok()) return fail(cancel.error());
-  const io::CancelOnSignals on_signals(**cancel);
+int run_restore(Context& ctx) {
+  const Args& args = ctx.args();
   auto spec = parse_device_spec(*args.get("DEVICE"));
-  if (!spec.ok()) return fail(spec.error());
+  if (!spec.ok()) return ctx.fail(spec.error());
   auto pref = engine::parse_channel_preference(*args.get("channel"));
-  if (!pref.ok()) return fail(usage_error("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'"));
+  if (!pref.ok()) return ctx.usage("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'");
   const std::string file = *args.get("FILE");
-  if (auto e = check_save_file_arg(file, true)) return fail(*e);
+  if (auto e = check_save_file_arg(file, true)) return ctx.fail(*e);
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in) return fail(Error::from_errno("open", file));
+  if (!in) return ctx.fail(Error::from_errno("open", file));
 
   auto scanner = engine::FileScanner::open(in.get(), file);
-  if (!scanner.ok()) return fail(std::move(scanner.error()).add_note("device not touched"));
+  if (!scanner.ok()) return ctx.fail(std::move(scanner.error()).add_note("device not touched"));
   const bool verify_first = !args.has("single-pass");
   double verify_s = 0;
   if (verify_first) {
     // Pass 1 before the device is even opened; restore_from_file then only loads.
     const auto t0 = std::chrono::steady_clock::now();
-    auto sum = engine::verify_file(*scanner, {}, cancel->get());
-    if (!sum.ok()) return fail(std::move(sum.error()).add_context(file).add_note("device not touched"));
+    auto sum = engine::verify_file(*scanner, {}, ctx.cancel());
+    if (!sum.ok()) return ctx.fail(std::move(sum.error()).add_context(file).add_note("device not touched"));
     verify_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
   warn_uuid_mode("restore", *spec);
   auto dev = OpenedDevice::open(*spec);
-  if (!dev.ok()) return fail(dev.error());
+  if (!dev.ok()) return ctx.fail(dev.error());
   auto id = dev->identity();
-  if (!id.ok()) return fail(id.error());
+  if (!id.ok()) return ctx.fail(id.error());
   auto ch = engine::open_channel(dev->dev(), *pref, false);
-  if (!ch.ok()) return fail(ch.error());
+  if (!ch.ok()) return ctx.fail(ch.error());
 
   Progress progress("restore " + spec->text);
   engine::RestoreOptions opt;
   opt.verify_first = verify_first;  // pass 1 is done: *scanner is verified
   opt.run = !args.has("stopped");
-  opt.cancel = cancel->get();
+  opt.cancel = ctx.cancel();
   opt.progress = [&](uint64_t bytes, uint64_t total) { progress.update(bytes, total); };
   auto rep = engine::restore_from_file(**ch, *id, *scanner, opt);
   progress.finish();
-  if (!rep.ok()) return fail(rep.error());
-  if (args.has("json")) {
-    std::printf("%s\n",
-                json_text(restore_json(spec->text, file, (*ch)->kind(), *rep, verify_s, args.has("stopped"))).c_str());
+  if (!rep.ok()) return ctx.fail(rep.error());
+  if (ctx.json()) {
+    ctx.print_json(restore_json(spec->text, file, (*ch)->kind(), *rep, verify_s, args.has("stopped")));
   } else {
     std::printf("restored %s from %s: %s in %llu chunks via %s (verify %.3f s, load %.3f s), device %s\n",
                 spec->text.c_str(), file.c_str(), human_bytes(static_cast<double>(rep->stream_bytes)).c_str(),

@@ -9,15 +9,15 @@
 
 #include "migration/engine/channel.h"
 #include "migration/engine/savefile.h"
-#include "migration/io/cancel.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
+#include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/json_out.h"
 
 namespace mdevmig::cli {
 
-int run_save(std::span<const char* const> argv) {
+Args save_args() {
   Args args("save DEVICE FILE [options]",
             "Saves the state of a VFIO device into FILE: the device stops, its whole migration\n"
             "stream is written in checksummed chunks, and it runs again (unless --stop).\n" +
@@ -29,57 +29,55 @@ int run_save(std::span<const char* const> argv) {
   args.flag("stop", "leave the device stopped after the save");
   args.flag("json", "print the report as JSON");
   args.epilogue(kExitCodesHelp);
-  if (auto r = args.parse(argv); !r.ok()) return report_error("save", r.error());
-  if (args.help_requested()) return kExitOk;
+  return args;
+}
 
-  auto fail = [](const Error& e) { return report_error("save", e); };
-  auto cancel = io::Cancel::create();
-  if (!cancel.ok()) return fail(cancel.error());
-  const io::CancelOnSignals on_signals(**cancel);
+int run_save(Context& ctx) {
+  const Args& args = ctx.args();
   auto spec = parse_device_spec(*args.get("DEVICE"));
-  if (!spec.ok()) return fail(spec.error());
+  if (!spec.ok()) return ctx.fail(spec.error());
   auto pref = engine::parse_channel_preference(*args.get("channel"));
-  if (!pref.ok()) return fail(usage_error("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'"));
+  if (!pref.ok()) return ctx.usage("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'");
   auto chunk = args.get_size("chunk-size", 1, schema::kMaxChunkBytes);
-  if (!chunk.ok()) return fail(chunk.error());
+  if (!chunk.ok()) return ctx.fail(chunk.error());
   const std::string file = *args.get("FILE");
-  if (auto e = check_save_file_arg(file, false)) return fail(*e);
+  if (auto e = check_save_file_arg(file, false)) return ctx.fail(*e);
 
   warn_uuid_mode("save", *spec);
   auto dev = OpenedDevice::open(*spec);
-  if (!dev.ok()) return fail(dev.error());
+  if (!dev.ok()) return ctx.fail(dev.error());
   auto id = dev->identity();
-  if (!id.ok()) return fail(id.error());
+  if (!id.ok()) return ctx.fail(id.error());
   auto ch = engine::open_channel(dev->dev(), *pref, false);
-  if (!ch.ok()) return fail(ch.error());
+  if (!ch.ok()) return ctx.fail(ch.error());
 
   // Written next to FILE and renamed over it on success: a failed save leaves no
   // half-written file under the name.
   const std::string tmp = file + ".partial";
   UniqueFd out(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!out) return fail(Error::from_errno("open", tmp));
+  if (!out) return ctx.fail(Error::from_errno("open", tmp));
 
   Progress progress("save " + spec->text);
   const uint64_t expect = id->compat ? id->compat->mem_size : 0;
   engine::SaveOptions opt;
   opt.chunk_size = *chunk;
   opt.leave_running = !args.has("stop");
-  opt.cancel = cancel->get();
+  opt.cancel = ctx.cancel();
   opt.progress = [&](uint64_t bytes) { progress.update(bytes, expect > bytes ? expect : 0); };
   auto rep = engine::save_to_file(**ch, *id, out.get(), opt);
   progress.finish();
   if (!rep.ok()) {
     ::unlink(tmp.c_str());
-    return fail(rep.error());
+    return ctx.fail(rep.error());
   }
   if (::fsync(out.get()) != 0 || ::rename(tmp.c_str(), file.c_str()) != 0) {
     Error e = Error::from_errno("rename", tmp + " -> " + file);
     ::unlink(tmp.c_str());
-    return fail(e);
+    return ctx.fail(e);
   }
   const double mib_s = rep->seconds > 0 ? static_cast<double>(rep->stream_bytes) / rep->seconds / (1 << 20) : 0;
-  if (args.has("json")) {
-    std::printf("%s\n", json_text(save_json(spec->text, file, *rep, args.has("stop"))).c_str());
+  if (ctx.json()) {
+    ctx.print_json(save_json(spec->text, file, *rep, args.has("stop")));
   } else {
     std::printf("saved %s to %s: %s of device state in %llu chunks via %s, %.3f s (%.1f MiB/s), stream xxh3 %s, "
                 "device %s\n",

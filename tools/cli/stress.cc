@@ -14,6 +14,7 @@
 #include "migration/vfio/mdev.h"
 #include "tools/cli/args.h"
 #include "tools/cli/command.h"
+#include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
 #include "tools/cli/json_out.h"
 #include "tools/cli/report_arg.h"
@@ -68,7 +69,7 @@ Result<std::vector<mdev::MdevInstance>> instances(const Args& a) {
 
 }  // namespace
 
-int run_stress(std::span<const char* const> argv) {
+Args stress_args() {
   Args a("stress [options]",
          "Migrates a VM with an mdevmig device back and forth between two instances, N rounds, with a live\n"
          "workload, random switchover moments and injected faults. After every round the side that must\n"
@@ -106,101 +107,127 @@ int run_stress(std::span<const char* const> argv) {
   a.option("report", "FILE", report_help(true));
   a.flag("json", "print the JSON report instead of the summary");
   a.flag("verbose", "log each step on stderr");
-  if (auto r = a.parse(argv); !r) return report_error(kCmd, r.error());
-  if (a.help_requested()) return kExitOk;
-  auto fail = [&](const Error& e) { return report_error(kCmd, e); };
-  auto usage = [&](const char* flag, const std::string& what) { return fail(usage_error(flag, what)); };
-  // Every value is checked here, before an instance is adopted or created.
-  const std::string mode = *a.get("mode");
-  if (mode != "qemu" && mode != "local") return usage("--mode", "wants qemu or local, got '" + mode + "'");
-  if (auto e = check_instance_pair(a, "a", "b")) return fail(*e);
-  if (auto r = report_arg(a, true); !r) return fail(r.error());
+  return a;
+}
 
-  qemu::HarnessOptions opt;
-  qemu::StressOptions so;
-  {
-    auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
-    if (!proto) return usage("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
-    auto irq = qemu::parse_irq_mode(*a.get("irq"));
-    if (!irq) return usage("--irq", "wants intx or msi, got '" + *a.get("irq") + "'");
-    auto pref = engine::parse_channel_preference(*a.get("channel"));
-    if (!pref) return usage("--channel", "wants auto, v2 or v1, got '" + *a.get("channel") + "'");
-    auto faults = parse_faults(*a.get("faults"));
-    if (!faults) return fail(faults.error());
-    auto rounds = a.get_uint("rounds", 1, 1'000'000);
-    auto bw = a.get_size("bandwidth", 1);
-    auto downtime = a.get_uint("downtime", 0, kMaxDowntimeMs);
-    auto passes = a.get_uint("max-passes", 0, 1000);
-    auto delay = a.get_uint("max-delay", 0, kMaxDelayMs);
-    auto every = a.get_uint("checkpoint-every", 1, UINT32_MAX);
-    auto seed = a.get_uint("seed");
-    for (const Result<uint64_t>* r : {&rounds, &bw, &downtime, &passes, &delay, &every, &seed})
-      if (!*r) return fail(r->error());
-    auto fault_rate = a.get_double("fault-rate", 0, 1);
-    auto file_rate = a.get_double("file-rate", 0, 1);
-    auto writes = a.get_double("writes", 0, kMaxGuestOpsPerS);
-    auto dma = a.get_double("dma", 0, kMaxGuestOpsPerS);
-    for (const Result<double>* r : {&fault_rate, &file_rate, &writes, &dma})
-      if (!*r) return fail(r->error());
-    if (mode == "local") {
-      LocalStressOptions lo;
-      lo.rounds = static_cast<uint32_t>(*rounds);
-      lo.fault_rate = *fault_rate;
-      lo.faults = *faults;
-      lo.seed = *seed;
-      lo.checkpoint_every = static_cast<uint32_t>(*every);
-      lo.max_iterations = static_cast<uint32_t>(*passes) + 1;
-      lo.downtime_ms = static_cast<uint32_t>(*downtime);
-      lo.bar2_writes_per_s = *writes;
-      lo.descs_per_s = *dma;
-      lo.channel = *pref;
-      if (a.has("verbose")) lo.log = [](const std::string& s) { std::fprintf(stderr, "  [stress] %s\n", s.c_str()); };
-      auto inst = instances(a);
-      if (!inst) return fail(inst.error());
-      qemu::StressReport report = run_local_stress(std::move(*inst), lo);
-      const nlohmann::json j = local_report_json(report, lo);
-      if (!write_report(j, a, report, mode)) return kExitDevice;
-      if (a.has("json")) std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
-      else std::printf("%s", report.summary().c_str());
-      return report.unverified == 0 && report.aborted.empty() && !report.rounds.empty() ? kExitOk : kExitFailed;
-    }
-    opt.vm.qemu_binary = *a.get("qemu-binary");
-    opt.vm.protocol = *proto;
-    opt.irq = *irq;
-    opt.rates.bar2_writes_per_s = *writes;
-    opt.rates.descs_per_s = *dma;
-    opt.rates.pressure_fill_bytes = 1 << 20;
-    opt.seed = *seed;
-    opt.sample_pages = 8;
-    if (a.has("verbose")) opt.log = [](const std::string& s) { std::fprintf(stderr, "  [stress] %s\n", s.c_str()); };
-    so.rounds = static_cast<uint32_t>(*rounds);
-    so.fault_rate = *fault_rate;
-    so.faults = *faults;
-    so.file_rate = *file_rate;
-    so.seed = *seed;
-    so.checkpoint_every = static_cast<uint32_t>(*every);
-    so.max_bandwidth = *bw;
-    so.downtime_limit_ms = static_cast<uint32_t>(*downtime);
-    so.max_min_passes = static_cast<uint32_t>(*passes);
-    so.max_switchover_delay = std::chrono::milliseconds(*delay);
-  }
-  auto inst = instances(a);
-  if (!inst) return fail(inst.error());
-  auto h = qemu::Harness::create(opt, std::move(*inst));
-  if (!h) return fail(h.error());
+namespace {
+
+// The options of both modes, every value checked (before an instance is adopted or
+// created); which of them a mode uses is its business.
+struct Setup {
+  LocalStressOptions local;
+  qemu::HarnessOptions harness;
+  qemu::StressOptions qemu;
+};
+
+Result<Setup> parse_setup(const Args& a) {
+  auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
+  if (!proto) return usage_error("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
+  auto irq = qemu::parse_irq_mode(*a.get("irq"));
+  if (!irq) return usage_error("--irq", "wants intx or msi, got '" + *a.get("irq") + "'");
+  auto pref = engine::parse_channel_preference(*a.get("channel"));
+  if (!pref) return usage_error("--channel", "wants auto, v2 or v1, got '" + *a.get("channel") + "'");
+  auto faults = MDEVMIG_TRY(parse_faults(*a.get("faults")));
+  auto rounds = a.get_uint("rounds", 1, 1'000'000);
+  auto bw = a.get_size("bandwidth", 1);
+  auto downtime = a.get_uint("downtime", 0, kMaxDowntimeMs);
+  auto passes = a.get_uint("max-passes", 0, 1000);
+  auto delay = a.get_uint("max-delay", 0, kMaxDelayMs);
+  auto every = a.get_uint("checkpoint-every", 1, UINT32_MAX);
+  auto seed = a.get_uint("seed");
+  for (const Result<uint64_t>* r : {&rounds, &bw, &downtime, &passes, &delay, &every, &seed})
+    if (!*r) return r->error();
+  auto fault_rate = a.get_double("fault-rate", 0, 1);
+  auto file_rate = a.get_double("file-rate", 0, 1);
+  auto writes = a.get_double("writes", 0, kMaxGuestOpsPerS);
+  auto dma = a.get_double("dma", 0, kMaxGuestOpsPerS);
+  for (const Result<double>* r : {&fault_rate, &file_rate, &writes, &dma})
+    if (!*r) return r->error();
+  const bool verbose = a.has("verbose");
+
+  Setup setup;
+  LocalStressOptions& lo = setup.local;
+  lo.rounds = static_cast<uint32_t>(*rounds);
+  lo.fault_rate = *fault_rate;
+  lo.faults = faults;
+  lo.seed = *seed;
+  lo.checkpoint_every = static_cast<uint32_t>(*every);
+  lo.max_iterations = static_cast<uint32_t>(*passes) + 1;
+  lo.downtime_ms = static_cast<uint32_t>(*downtime);
+  lo.bar2_writes_per_s = *writes;
+  lo.descs_per_s = *dma;
+  lo.channel = *pref;
+  if (verbose) lo.log = [](const std::string& s) { std::fprintf(stderr, "  [stress] %s\n", s.c_str()); };
+
+  qemu::HarnessOptions& opt = setup.harness;
+  opt.vm.qemu_binary = *a.get("qemu-binary");
+  opt.vm.protocol = *proto;
+  opt.irq = *irq;
+  opt.rates.bar2_writes_per_s = *writes;
+  opt.rates.descs_per_s = *dma;
+  opt.rates.pressure_fill_bytes = 1 << 20;
+  opt.seed = *seed;
+  opt.sample_pages = 8;
+  if (verbose) opt.log = [](const std::string& s) { std::fprintf(stderr, "  [stress] %s\n", s.c_str()); };
+  qemu::StressOptions& so = setup.qemu;
+  so.rounds = static_cast<uint32_t>(*rounds);
+  so.fault_rate = *fault_rate;
+  so.faults = faults;
+  so.file_rate = *file_rate;
+  so.seed = *seed;
+  so.checkpoint_every = static_cast<uint32_t>(*every);
+  so.max_bandwidth = *bw;
+  so.downtime_limit_ms = static_cast<uint32_t>(*downtime);
+  so.max_min_passes = static_cast<uint32_t>(*passes);
+  so.max_switchover_delay = std::chrono::milliseconds(*delay);
+  return setup;
+}
+
+// Prints the report (the summary, or JSON with --json) and returns the exit status.
+int finish(const Context& ctx, const nlohmann::json& j, const qemu::StressReport& report, bool good) {
+  if (ctx.json()) ctx.print_json(json_document(kCmd, j));
+  else std::printf("%s", report.summary().c_str());
+  return good ? kExitOk : kExitFailed;
+}
+
+int run_local(const Context& ctx, const LocalStressOptions& lo) {
+  auto inst = instances(ctx.args());
+  if (!inst) return ctx.fail(inst.error());
+  qemu::StressReport report = run_local_stress(std::move(*inst), lo);
+  const nlohmann::json j = local_report_json(report, lo);
+  if (!write_report(j, ctx.args(), report, "local")) return kExitDevice;
+  return finish(ctx, j, report, report.unverified == 0 && report.aborted.empty() && !report.rounds.empty());
+}
+
+int run_qemu(const Context& ctx, const Setup& setup) {
+  auto inst = instances(ctx.args());
+  if (!inst) return ctx.fail(inst.error());
+  auto h = qemu::Harness::create(setup.harness, std::move(*inst));
+  if (!h) return ctx.fail(h.error());
   auto boot = (*h)->boot(0);
-  if (!boot) return fail(boot.error());
+  if (!boot) return ctx.fail(boot.error());
   if (!boot->ok()) {
     std::fprintf(stderr, "mdevmig %s: the freshly started VM does not verify:\n%s\n", kCmd, boot->summary().c_str());
     return kExitFailed;
   }
-  qemu::StressReport report = qemu::run_stress(**h, so, opt.log);
-  const nlohmann::json j = qemu::report_json(report, so);
-  if (!write_report(j, a, report, mode)) return kExitDevice;
-  if (a.has("json")) std::printf("%s\n", json_text(json_document(kCmd, j)).c_str());
-  else std::printf("%s", report.summary().c_str());
-  const bool good = report.unverified == 0 && report.aborted.empty();
-  return good ? kExitOk : kExitFailed;
+  qemu::StressReport report = qemu::run_stress(**h, setup.qemu, setup.harness.log);
+  const nlohmann::json j = qemu::report_json(report, setup.qemu);
+  if (!write_report(j, ctx.args(), report, "qemu")) return kExitDevice;
+  return finish(ctx, j, report, report.unverified == 0 && report.aborted.empty());
+}
+
+}  // namespace
+
+int run_stress(Context& ctx) {
+  const Args& a = ctx.args();
+  // Every value is checked here, before an instance is adopted or created.
+  const std::string mode = *a.get("mode");
+  if (mode != "qemu" && mode != "local") return ctx.usage("--mode", "wants qemu or local, got '" + mode + "'");
+  if (auto e = check_instance_pair(a, "a", "b")) return ctx.fail(*e);
+  if (auto r = report_arg(a, true); !r) return ctx.fail(r.error());
+  auto setup = parse_setup(a);
+  if (!setup) return ctx.fail(setup.error());
+  return mode == "local" ? run_local(ctx, setup->local) : run_qemu(ctx, *setup);
 }
 
 }  // namespace mdevmig::cli
