@@ -55,11 +55,11 @@ class [[nodiscard]] Result {
   using value_type = T;
 
   template <typename U = T>
-    requires std::is_constructible_v<T, U&&> &&
-             (!std::is_same_v<std::remove_cvref_t<U>, Result>) &&
-             (!std::is_same_v<std::remove_cvref_t<U>, Error>)
-  explicit(!std::is_convertible_v<U&&, T>) Result(U&& value) : v_(std::in_place_index<0>, std::forward<U>(value)) {}  // NOLINT
-  Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}     // NOLINT
+  requires std::is_constructible_v<T, U&&> &&(!std::is_same_v<std::remove_cvref_t<U>, Result>)&&(
+      !std::is_same_v<std::remove_cvref_t<U>, Error>)explicit(!std::is_convertible_v<U&&, T>)
+      Result(U&& value)
+      : v_(std::in_place_index<0>, std::forward<U>(value)) {}            // NOLINT
+  Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 
   [[nodiscard]] bool ok() const noexcept { return v_.index() == 0; }
   /// std::expected's name for ok().
@@ -67,14 +67,32 @@ class [[nodiscard]] Result {
   explicit operator bool() const noexcept { return ok(); }
 
   /// The value; calling it on an error is a programmer bug and aborts.
-  T& value() & { check_ok(); return *std::get_if<0>(&v_); }
-  const T& value() const& { check_ok(); return *std::get_if<0>(&v_); }
-  T&& value() && { check_ok(); return std::move(*std::get_if<0>(&v_)); }
+  T& value() & {
+    check_ok();
+    return *std::get_if<0>(&v_);
+  }
+  const T& value() const& {
+    check_ok();
+    return *std::get_if<0>(&v_);
+  }
+  T&& value() && {
+    check_ok();
+    return std::move(*std::get_if<0>(&v_));
+  }
 
   /// The error; calling it on a value is a programmer bug and aborts.
-  Error& error() & { check_error(); return *std::get_if<1>(&v_); }
-  const Error& error() const& { check_error(); return *std::get_if<1>(&v_); }
-  Error&& error() && { check_error(); return std::move(*std::get_if<1>(&v_)); }
+  Error& error() & {
+    check_error();
+    return *std::get_if<1>(&v_);
+  }
+  const Error& error() const& {
+    check_error();
+    return *std::get_if<1>(&v_);
+  }
+  Error&& error() && {
+    check_error();
+    return std::move(*std::get_if<1>(&v_));
+  }
 
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
@@ -93,8 +111,7 @@ class [[nodiscard]] Result {
 
  private:
   void check_ok() const {
-    MDEVMIG_CHECK(ok(), "Result::value() on an error: %s",
-                  std::get_if<1>(&v_)->message().c_str());
+    MDEVMIG_CHECK(ok(), "Result::value() on an error: %s", std::get_if<1>(&v_)->message().c_str());
   }
   void check_error() const { MDEVMIG_CHECK(!ok(), "Result::error() on a value"); }
 
@@ -121,9 +138,18 @@ class [[nodiscard]] Result<void> {
     MDEVMIG_CHECK(ok(), "Result<void>::value() on an error: %s", error_->message().c_str());
   }
 
-  Error& error() & { check_error(); return *error_; }
-  const Error& error() const& { check_error(); return *error_; }
-  Error&& error() && { check_error(); return std::move(*error_); }
+  Error& error() & {
+    check_error();
+    return *error_;
+  }
+  const Error& error() const& {
+    check_error();
+    return *error_;
+  }
+  Error&& error() && {
+    check_error();
+    return std::move(*error_);
+  }
 
  private:
   void check_error() const { MDEVMIG_CHECK(!ok(), "Result::error() on a value"); }
@@ -139,10 +165,10 @@ class [[nodiscard]] Result<void> {
 /// Evaluates `expr` (a Result<T>); on error returns that Error from the enclosing
 /// function (which must return some Result<U>); otherwise yields the T (or void).
 /// A GNU statement expression, supported by GCC and clang.
-#define MDEVMIG_TRY(expr)                                           \
-  ({                                                                \
-    auto&& mdevmig_try_result_ = (expr);                            \
-    if (!mdevmig_try_result_.ok()) [[unlikely]]                     \
-      return std::move(mdevmig_try_result_).error();                \
-    std::move(mdevmig_try_result_).value();                         \
+#define MDEVMIG_TRY(expr)                            \
+  ({                                                 \
+    auto&& mdevmig_try_result_ = (expr);             \
+    if (!mdevmig_try_result_.ok()) [[unlikely]]      \
+      return std::move(mdevmig_try_result_).error(); \
+    std::move(mdevmig_try_result_).value();          \
   })

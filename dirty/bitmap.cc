@@ -203,13 +203,13 @@ void Bitmap::trim_tail() noexcept {
 
 Result<uint64_t> pages_in(uint64_t length, uint64_t page_size, const char* op) {
   if (page_size == 0 || !std::has_single_bit(page_size)) {
-    return Error::make(EINVAL, op, "page size " + std::to_string(page_size) +
-                                       " is not a power of two");
+    return Error::make(EINVAL, op,
+                       "page size " + std::to_string(page_size) + " is not a power of two");
   }
   if (length % page_size != 0) {
-    return Error::make(EINVAL, op, "length " + std::to_string(length) +
-                                       " is not a multiple of page size " +
-                                       std::to_string(page_size));
+    return Error::make(EINVAL, op,
+                       "length " + std::to_string(length) + " is not a multiple of page size " +
+                           std::to_string(page_size));
   }
   return length / page_size;
 }

@@ -139,8 +139,7 @@ class Bitmap {
    private:
     friend class Bitmap;
     SetBitIterator(const uint64_t* words, uint64_t nwords, uint64_t index)
-        : words_(words), nwords_(nwords), index_(index),
-          word_(index < nwords ? words[index] : 0) {
+        : words_(words), nwords_(nwords), index_(index), word_(index < nwords ? words[index] : 0) {
       skip_empty();
     }
     void skip_empty() {

@@ -6,8 +6,7 @@
 
 namespace mdevmig::dirty {
 
-PageHasher::PageHasher(uint64_t page_size, uint64_t bytes)
-    : page_size_(page_size), bytes_(bytes) {
+PageHasher::PageHasher(uint64_t page_size, uint64_t bytes) : page_size_(page_size), bytes_(bytes) {
   MDEVMIG_CHECK(page_size > 0, "page size 0");
   const uint64_t pages = bytes / page_size + (bytes % page_size != 0 ? 1 : 0);
   hashes_.assign(pages, 0);
@@ -15,10 +14,10 @@ PageHasher::PageHasher(uint64_t page_size, uint64_t bytes)
 }
 
 uint64_t PageHasher::hash_page(std::span<const std::byte> memory, uint64_t page) const {
-  MDEVMIG_CHECK(memory.size() == bytes_, "memory is %zu bytes, hasher tracks %llu",
-                memory.size(), static_cast<unsigned long long>(bytes_));
-  MDEVMIG_CHECK(page < hashes_.size(), "page %llu of %zu",
-                static_cast<unsigned long long>(page), hashes_.size());
+  MDEVMIG_CHECK(memory.size() == bytes_, "memory is %zu bytes, hasher tracks %llu", memory.size(),
+                static_cast<unsigned long long>(bytes_));
+  MDEVMIG_CHECK(page < hashes_.size(), "page %llu of %zu", static_cast<unsigned long long>(page),
+                hashes_.size());
   const uint64_t offset = page * page_size_;
   const uint64_t len = std::min(page_size_, bytes_ - offset);
   return XXH3_64bits(memory.data() + offset, len);

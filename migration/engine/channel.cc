@@ -155,7 +155,10 @@ class V1Channel final : public Channel {
  public:
   V1Channel(const vfio::Device& dev, uint32_t index, uint64_t region_size,
             std::optional<vfio::Mapping> map, uint64_t map_offset)
-      : dev_(dev), index_(index), region_size_(region_size), map_(std::move(map)),
+      : dev_(dev),
+        index_(index),
+        region_size_(region_size),
+        map_(std::move(map)),
         map_offset_(map_offset) {}
 
   schema::Channel kind() const override { return schema::Channel::kV1Region; }
@@ -364,14 +367,16 @@ Result<std::unique_ptr<Channel>> open_channel(const vfio::Device& dev, ChannelPr
                                                       : "migration interface";
   return Error::make(EOPNOTSUPP, "open migration channel",
                      dev.name() + ": no " + what + " (migration flags " +
-                         (flags.ok() ? vfio::mig_flags_text(*flags) : std::string("unavailable")) + ")");
+                         (flags.ok() ? vfio::mig_flags_text(*flags) : std::string("unavailable")) +
+                         ")");
 }
 
 Result<ChannelPreference> parse_channel_preference(std::string_view text) {
   if (text == "auto") return ChannelPreference::kAuto;
   if (text == "v2") return ChannelPreference::kV2;
   if (text == "v1") return ChannelPreference::kV1;
-  return Error::make(EINVAL, "usage", "--channel wants auto, v2 or v1, got '" + std::string(text) + "'");
+  return Error::make(EINVAL, "usage",
+                     "--channel wants auto, v2 or v1, got '" + std::string(text) + "'");
 }
 
 }  // namespace mdevmig::engine

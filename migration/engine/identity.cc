@@ -61,7 +61,8 @@ Result<schema::DeviceIdentity> read_identity(const vfio::Device& dev, std::strin
     constexpr uint32_t kBar0 = VFIO_PCI_BAR0_REGION_INDEX;
     const uint32_t magic = MDEVMIG_TRY(dev.read_as<uint32_t>(kBar0, MDEVMIG_REG_ID));
     if (magic != MDEVMIG_ID_MAGIC) {
-      return Error::make(EPROTO, "read identity", dev.name() + ": mdevmig IDs but no register magic");
+      return Error::make(EPROTO, "read identity",
+                         dev.name() + ": mdevmig IDs but no register magic");
     }
     schema::Compat c;
     c.stream_version = MDEVMIG_STREAM_VERSION;
@@ -76,7 +77,8 @@ Result<schema::DeviceIdentity> read_identity(const vfio::Device& dev, std::strin
   return id;
 }
 
-Result<void> check_compatible(const schema::DeviceIdentity& src, const schema::DeviceIdentity& dst) {
+Result<void> check_compatible(const schema::DeviceIdentity& src,
+                              const schema::DeviceIdentity& dst) {
   if (src.device_api != dst.device_api) {
     return incompatible("device API '" + src.device_api + "' vs '" + dst.device_api + "'");
   }
@@ -109,8 +111,10 @@ Result<void> check_compatible(const schema::DeviceIdentity& src, const schema::D
     auto field = [](const char* name, uint64_t x, uint64_t y) {
       return incompatible(std::string(name) + " " + std::to_string(x) + " vs " + std::to_string(y));
     };
-    if (a.stream_version != b.stream_version) return field("stream version", a.stream_version, b.stream_version);
-    if (a.model_version != b.model_version) return field("model version", a.model_version, b.model_version);
+    if (a.stream_version != b.stream_version)
+      return field("stream version", a.stream_version, b.stream_version);
+    if (a.model_version != b.model_version)
+      return field("model version", a.model_version, b.model_version);
     if (a.type_id != b.type_id) return field("mdev type id", a.type_id, b.type_id);
     if (a.page_size != b.page_size) return field("page size", a.page_size, b.page_size);
     if (a.mem_size != b.mem_size) return field("device memory size", a.mem_size, b.mem_size);

@@ -7,7 +7,8 @@ namespace mdevmig::engine {
 Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
   Decision d;
   if (in.bandwidth_bps > 0) {
-    d.estimated_downtime_s = static_cast<double>(in.remaining_bytes) / in.bandwidth_bps + in.switchover_fixed_s;
+    d.estimated_downtime_s =
+        static_cast<double>(in.remaining_bytes) / in.bandwidth_bps + in.switchover_fixed_s;
     d.converging = in.dirty_rate_bps < in.bandwidth_bps;
   }
   if (in.iteration < cfg.min_iterations) {
@@ -36,7 +37,8 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
   // scale with the rate; the fixed cost does not.
   auto fitting_rate = [&]() -> double {
     if (unreachable) return 0;
-    if (!converge || d.estimated_downtime_s <= cfg.downtime_target_s || in.dirty_rate_bps <= 0) return -1;
+    if (!converge || d.estimated_downtime_s <= cfg.downtime_target_s || in.dirty_rate_bps <= 0)
+      return -1;
     const double variable = d.estimated_downtime_s - in.switchover_fixed_s;
     const double scale = (cfg.downtime_target_s - in.switchover_fixed_s) / variable;
     return std::min(in.dirty_rate_bps * scale, in.bandwidth_bps);
@@ -44,7 +46,7 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
   if (cfg.max_iterations != 0 && in.iteration >= cfg.max_iterations) {
     d.verdict = Verdict::kSwitchover;
     d.fitting_rate_bps = fitting_rate();
-    d.reason = unreachable    ? "iteration cap (the fixed switchover cost alone exceeds the target)"
+    d.reason = unreachable ? "iteration cap (the fixed switchover cost alone exceeds the target)"
                : !d.converging ? "iteration cap (not converging: dirty rate >= bandwidth)"
                                : "iteration cap";
     return d;
@@ -55,7 +57,7 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
     d.fitting_rate_bps = fitting_rate();
     return d;
   }
-  d.reason = unreachable    ? "iterating (the fixed switchover cost alone exceeds the target)"
+  d.reason = unreachable     ? "iterating (the fixed switchover cost alone exceeds the target)"
              : !d.converging ? "iterating (not converging yet)"
                              : "iterating";
   return d;

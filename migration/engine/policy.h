@@ -20,23 +20,23 @@ struct PolicyConfig {
 
 /// One iteration's measurements.
 struct PolicyInput {
-  uint32_t iteration = 0;        ///< iterations completed (1 after the first)
-  uint64_t remaining_bytes = 0;  ///< device pending estimate + dirty guest bytes
-  double bandwidth_bps = 0;      ///< measured transfer rate (0: not known yet)
-  double dirty_rate_bps = 0;     ///< bytes dirtied per second, measured (0: not known)
-  double elapsed_s = 0;          ///< since pre-copy started
-  bool device_idle = false;      ///< nothing was sent in this iteration
-  double switchover_fixed_s = 0; ///< measured fixed cost of switching over (see above)
+  uint32_t iteration = 0;         ///< iterations completed (1 after the first)
+  uint64_t remaining_bytes = 0;   ///< device pending estimate + dirty guest bytes
+  double bandwidth_bps = 0;       ///< measured transfer rate (0: not known yet)
+  double dirty_rate_bps = 0;      ///< bytes dirtied per second, measured (0: not known)
+  double elapsed_s = 0;           ///< since pre-copy started
+  bool device_idle = false;       ///< nothing was sent in this iteration
+  double switchover_fixed_s = 0;  ///< measured fixed cost of switching over (see above)
 };
 
 enum class Verdict { kContinue, kSwitchover };
 
 struct Decision {
   Verdict verdict = Verdict::kContinue;
-  const char* reason = "";           ///< why (for the report)
+  const char* reason = "";  ///< why (for the report)
   /// remaining / bandwidth + switchover_fixed_s; -1 if the bandwidth is unknown
   double estimated_downtime_s = -1;
-  bool converging = true;            ///< dirty rate below bandwidth
+  bool converging = true;  ///< dirty rate below bandwidth
   /// On a switchover forced by a cap with the estimate over the target: about the dirty
   /// rate at which the estimate would have fitted (0: none would, the fixed cost alone
   /// exceeds the target; -1: not applicable).

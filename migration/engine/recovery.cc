@@ -35,7 +35,8 @@ Recovery StateDriver::recover_to(std::optional<vfio::MigState> recover) const {
   return r;
 }
 
-Result<UniqueFd> StateDriver::set(vfio::MigState target, std::optional<vfio::MigState> recover) const {
+Result<UniqueFd> StateDriver::set(vfio::MigState target,
+                                  std::optional<vfio::MigState> recover) const {
   auto fd = dev_->set_mig_state(target);
   if (fd.ok()) return fd;
   return with_recovery(std::move(fd).error(), recover_to(recover));

@@ -17,7 +17,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 uint64_t unix_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -37,7 +39,6 @@ std::shared_ptr<void> new_xxh3() {
   XXH3_64bits_reset(st);
   return std::shared_ptr<void>(st, [](void* p) { XXH3_freeState(static_cast<XXH3_state_t*>(p)); });
 }
-
 
 Error corrupt(std::string op, std::string what) {
   return Error::make_verdict(schema::kCorruptErrno, std::move(op), std::move(what));
@@ -85,7 +86,8 @@ Result<SaveReport> save_to_file(Channel& ch, const schema::DeviceIdentity& id, i
       if (data.empty()) break;
       // The frame goes out as head, data, padding: the data is copied once, into the
       // writer's slot, as a plain copy would.
-      const schema::ChunkHead head = schema::chunk_head(false, rep.chunks, rep.stream_bytes, schema::Phase::kStopCopy, data);
+      const schema::ChunkHead head =
+          schema::chunk_head(false, rep.chunks, rep.stream_bytes, schema::Phase::kStopCopy, data);
       const auto pad = schema::zero_pad(head.pad);
       schema::hash_chunk_identity(st, head.xxh3);
       XXH3_64bits_update(fst, head.bytes.data(), head.bytes.size());
@@ -125,18 +127,21 @@ Result<SaveReport> save_to_file(Channel& ch, const schema::DeviceIdentity& id, i
 
 FileScanner::FileScanner(vfio::Mapping map, std::string name)
     : map_(std::move(map)), name_(std::move(name)), hash_(new_xxh3()), frames_hash_(new_xxh3()) {
-  if (map_.valid()) file_ = std::span<const std::byte>(static_cast<const std::byte*>(map_.data()), map_.size());
+  if (map_.valid())
+    file_ = std::span<const std::byte>(static_cast<const std::byte*>(map_.data()), map_.size());
 }
 
 Result<FileScanner> FileScanner::open(int fd, std::string name) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) return Error::from_errno("fstat", name);
   if (!S_ISREG(st.st_mode)) {
-    return Error::make(ESPIPE, "open save file", name + " is not a regular file (save files are read by mapping them)");
+    return Error::make(ESPIPE, "open save file",
+                       name + " is not a regular file (save files are read by mapping them)");
   }
   vfio::Mapping map;
   if (st.st_size > 0) {
-    map = MDEVMIG_TRY(vfio::Mapping::map_shared(fd, 0, static_cast<std::size_t>(st.st_size), PROT_READ, name));
+    map = MDEVMIG_TRY(
+        vfio::Mapping::map_shared(fd, 0, static_cast<std::size_t>(st.st_size), PROT_READ, name));
     // Read front to back: aggressive read-ahead, started now (measured on page-cached
     // ext4: the single pass 25% faster; no difference on tmpfs, nor from prefaulting).
     (void)::madvise(map.data(), map.size(), MADV_SEQUENTIAL);
@@ -149,7 +154,8 @@ Result<FileScanner> FileScanner::open(int fd, std::string name) {
   s.preamble_ = *preamble;
   const auto rest = s.file_.subspan(pre.size());
   if (rest.size() < s.preamble_.header_bytes) {
-    return corrupt("read save-file header", s.name_ + ": the file ends inside the header (truncated)");
+    return corrupt("read save-file header",
+                   s.name_ + ": the file ends inside the header (truncated)");
   }
   const auto header = rest.first(s.preamble_.header_bytes);
   if (XXH3_64bits(header.data(), header.size()) != s.preamble_.header_xxh3) {
@@ -186,9 +192,11 @@ Result<std::span<const std::byte>> FileScanner::reread(const ChunkInfo& c) const
 // The frame at pos_, bounded by its segment table and by the file.
 Result<std::span<const std::byte>> FileScanner::next_frame(const std::string& at) {
   const auto rest = file_.subspan(pos_);
-  if (rest.empty()) return corrupt("read save file", "file ends before the trailer (truncated)" + at);
-  const auto total = MDEVMIG_TRY(schema::frame_size(rest.first(std::min<std::size_t>(rest.size(), 8 + 4 * schema::kMaxSegments)),
-                                                    schema::kMaxFrameBytes));
+  if (rest.empty())
+    return corrupt("read save file", "file ends before the trailer (truncated)" + at);
+  const auto total = MDEVMIG_TRY(schema::frame_size(
+      rest.first(std::min<std::size_t>(rest.size(), 8 + 4 * schema::kMaxSegments)),
+      schema::kMaxFrameBytes));
   if (!total || *total > rest.size()) {
     return corrupt("read frame", "file ends inside a frame (truncated)" + at);
   }
@@ -198,7 +206,8 @@ Result<std::span<const std::byte>> FileScanner::next_frame(const std::string& at
     // aligned words.
     unaligned_.resize(*total / 8 + 1);
     std::memcpy(unaligned_.data(), frame.data(), frame.size());
-    frame = std::span<const std::byte>(reinterpret_cast<const std::byte*>(unaligned_.data()), frame.size());
+    frame = std::span<const std::byte>(reinterpret_cast<const std::byte*>(unaligned_.data()),
+                                       frame.size());
   }
   pos_ += *total;
   return frame;
@@ -206,7 +215,8 @@ Result<std::span<const std::byte>> FileScanner::next_frame(const std::string& at
 
 Result<std::optional<schema::ChunkView>> FileScanner::next_chunk() {
   if (done_) return std::optional<schema::ChunkView>{};
-  const std::string at = " (chunk " + std::to_string(seq_) + ", file byte " + std::to_string(pos_) + ")";
+  const std::string at =
+      " (chunk " + std::to_string(seq_) + ", file byte " + std::to_string(pos_) + ")";
   const uint64_t frame_at = pos_;
   auto bytes = next_frame(at);
   if (!bytes.ok()) return std::move(bytes.error()).add_context(name_);
@@ -216,8 +226,10 @@ Result<std::optional<schema::ChunkView>> FileScanner::next_chunk() {
   auto* fst = static_cast<XXH3_state_t*>(frames_hash_.get());
   if (frame->kind == schema::Frame::Kind::kChunk) {
     const schema::ChunkView& c = frame->chunk;
-    if (c.seq != seq_) return corrupt("read save file", "chunk " + std::to_string(c.seq) + " out of sequence" + at);
-    if (c.offset != stream_bytes_) return corrupt("read save file", "chunk offset " + std::to_string(c.offset) + at);
+    if (c.seq != seq_)
+      return corrupt("read save file", "chunk " + std::to_string(c.seq) + " out of sequence" + at);
+    if (c.offset != stream_bytes_)
+      return corrupt("read save file", "chunk offset " + std::to_string(c.offset) + at);
     if (c.data.empty() || c.data.size() > header_.chunk_size) {
       return corrupt("read save file", "chunk of " + std::to_string(c.data.size()) + " bytes" + at);
     }
@@ -239,16 +251,19 @@ Result<std::optional<schema::ChunkView>> FileScanner::next_chunk() {
   if (t.stream_xxh3 != XXH3_64bits_digest(st)) {
     return corrupt("read save-file trailer", "stream XXH3 mismatch");
   }
-  if (t.header_xxh3 != preamble_.header_xxh3) return corrupt("read save-file trailer", "header XXH3 mismatch");
+  if (t.header_xxh3 != preamble_.header_xxh3)
+    return corrupt("read save-file trailer", "header XXH3 mismatch");
   if (t.frames_xxh3 != XXH3_64bits_digest(fst)) {
-    return corrupt("read save-file trailer", "frame bytes XXH3 mismatch (damage outside the chunk data)");
+    return corrupt("read save-file trailer",
+                   "frame bytes XXH3 mismatch (damage outside the chunk data)");
   }
   if (pos_ != file_.size()) return corrupt("read save file", "data after the trailer");
   done_ = verified_ = true;
   return std::optional<schema::ChunkView>{};
 }
 
-Result<FileSummary> verify_file(FileScanner& file, const std::function<void(const schema::ChunkView&)>& on_chunk,
+Result<FileSummary> verify_file(FileScanner& file,
+                                const std::function<void(const schema::ChunkView&)>& on_chunk,
                                 const io::Cancel* cancel) {
   file.rewind();
   FileSummary sum;
@@ -266,8 +281,8 @@ Result<FileSummary> verify_file(FileScanner& file, const std::function<void(cons
   return sum;
 }
 
-Result<RestoreReport> restore_from_file(Channel& ch, const schema::DeviceIdentity& target, FileScanner& file,
-                                        const RestoreOptions& opt) {
+Result<RestoreReport> restore_from_file(Channel& ch, const schema::DeviceIdentity& target,
+                                        FileScanner& file, const RestoreOptions& opt) {
   RestoreReport rep;
   auto t0 = Clock::now();
   if (opt.verify_first && !file.verified()) {

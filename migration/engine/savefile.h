@@ -67,8 +67,8 @@ struct SaveReport {
 /// Saves the device behind `ch` (STOP, STOP_COPY, read to the end, then STOP or
 /// RUNNING) into `fd` (written from offset 0). On failure the device is recovered to
 /// RUNNING and the error says so.
-[[nodiscard]] Result<SaveReport> save_to_file(Channel& ch, const schema::DeviceIdentity& id,
-                                              int fd, const SaveOptions& opt);
+[[nodiscard]] Result<SaveReport> save_to_file(Channel& ch, const schema::DeviceIdentity& id, int fd,
+                                              const SaveOptions& opt);
 
 struct ChunkInfo {
   uint64_t seq = 0, offset = 0, bytes = 0, xxh3 = 0;

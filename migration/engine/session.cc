@@ -20,7 +20,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using schema::WireMessage;
 
-double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // The policy's reason for a switchover, with the figures that explain a forced one:
 // what dirty rate would have converged, or would have fitted the target.
@@ -29,14 +31,17 @@ std::string explain(const Decision& d, const PolicyInput& in, const PolicyConfig
   char buf[200] = "";
   const double mib = 1 << 20;
   if (d.fitting_rate_bps == 0) {
-    std::snprintf(buf, sizeof(buf), "; fixed cost %.0f ms, target %.0f ms", in.switchover_fixed_s * 1e3,
-                  cfg.downtime_target_s * 1e3);
+    std::snprintf(buf, sizeof(buf), "; fixed cost %.0f ms, target %.0f ms",
+                  in.switchover_fixed_s * 1e3, cfg.downtime_target_s * 1e3);
   } else if (!d.converging) {
-    std::snprintf(buf, sizeof(buf), "; dirtied %.1f MiB/s, sent %.1f MiB/s: pre-copy converges below %.1f MiB/s",
+    std::snprintf(buf, sizeof(buf),
+                  "; dirtied %.1f MiB/s, sent %.1f MiB/s: pre-copy converges below %.1f MiB/s",
                   in.dirty_rate_bps / mib, in.bandwidth_bps / mib, in.bandwidth_bps / mib);
   } else if (d.fitting_rate_bps > 0) {
-    std::snprintf(buf, sizeof(buf), "; estimated downtime %.0f ms over the %.0f ms target: fits below about %.1f MiB/s dirtied",
-                  d.estimated_downtime_s * 1e3, cfg.downtime_target_s * 1e3, d.fitting_rate_bps / mib);
+    std::snprintf(
+        buf, sizeof(buf),
+        "; estimated downtime %.0f ms over the %.0f ms target: fits below about %.1f MiB/s dirtied",
+        d.estimated_downtime_s * 1e3, cfg.downtime_target_s * 1e3, d.fitting_rate_bps / mib);
   }
   return why + buf;
 }
@@ -57,11 +62,14 @@ Xxh3 new_xxh3() {
 class Wire {
  public:
   // Every wait on `sock` fails with EINTR once `cancel` (if any) fires.
-  static Result<std::unique_ptr<Wire>> open(int sock, const std::string& name, const io::Cancel* cancel) {
+  static Result<std::unique_ptr<Wire>> open(int sock, const std::string& name,
+                                            const io::Cancel* cancel) {
     auto w = std::unique_ptr<Wire>(new Wire());
     w->name_ = name;
-    w->writer_.emplace(MDEVMIG_TRY(io::Writer::create(sock, io::kStream, {4, 1u << 20, name + " (send)", cancel})));
-    w->reader_.emplace(MDEVMIG_TRY(io::Reader::create(sock, io::kStream, {4, 1u << 20, name + " (receive)", cancel})));
+    w->writer_.emplace(MDEVMIG_TRY(
+        io::Writer::create(sock, io::kStream, {4, 1u << 20, name + " (send)", cancel})));
+    w->reader_.emplace(MDEVMIG_TRY(
+        io::Reader::create(sock, io::kStream, {4, 1u << 20, name + " (receive)", cancel})));
     w->frames_.emplace(*w->reader_, schema::kMaxFrameBytes);
     return w;
   }
@@ -77,7 +85,8 @@ class Wire {
   Result<WireMessage> recv(uint32_t page_size, std::chrono::milliseconds timeout) {
     auto bytes = frames_->next(timeout);
     if (!bytes.ok()) return std::move(bytes.error()).add_context(name_);
-    if (bytes->empty()) return Error::make(ECONNRESET, "receive", name_ + ": peer closed the connection");
+    if (bytes->empty())
+      return Error::make(ECONNRESET, "receive", name_ + ": peer closed the connection");
     auto m = schema::decode_wire(*bytes, page_size);
     if (!m.ok()) return std::move(m.error()).add_context(name_);
     if (m->kind == WireMessage::Kind::kError) return peer_error(m->error);
@@ -90,10 +99,17 @@ class Wire {
   static Error peer_error(const schema::WireError& e) {
     int errnum = EIO;
     switch (e.code) {
-      case schema::ErrorCode::kIncompatible: errnum = schema::kIncompatibleErrno; break;
-      case schema::ErrorCode::kCorrupt: errnum = schema::kCorruptErrno; break;
-      case schema::ErrorCode::kCancelled: errnum = ECANCELED; break;
-      default: break;
+      case schema::ErrorCode::kIncompatible:
+        errnum = schema::kIncompatibleErrno;
+        break;
+      case schema::ErrorCode::kCorrupt:
+        errnum = schema::kCorruptErrno;
+        break;
+      case schema::ErrorCode::kCancelled:
+        errnum = ECANCELED;
+        break;
+      default:
+        break;
     }
     // The peer's own one-line message: no system call of ours failed.
     return Error::make_verdict(errnum, "peer reported an error", e.message);
@@ -124,7 +140,9 @@ class Wire {
   uint64_t bytes_ = 0;
 };
 
-uint32_t page_size_of(const GuestMemory* g) { return g ? static_cast<uint32_t>(g->page_size()) : 0; }
+uint32_t page_size_of(const GuestMemory* g) {
+  return g ? static_cast<uint32_t>(g->page_size()) : 0;
+}
 
 schema::WireHello hello_for(schema::Role role, const Channel& ch, const schema::DeviceIdentity& id,
                             const GuestMemory* guest) {
@@ -146,8 +164,8 @@ Result<void> check_guest(const schema::WireHello& peer, const GuestMemory* guest
   if (peer.guest_mem_bytes != mine ||
       (guest && (peer.guest_iova != guest->iova() || peer.page_size != guest->page_size()))) {
     return Error::make_verdict(schema::kIncompatibleErrno, "compatibility check",
-                       "guest memory " + std::to_string(peer.guest_mem_bytes) + " bytes vs " +
-                           std::to_string(mine));
+                               "guest memory " + std::to_string(peer.guest_mem_bytes) +
+                                   " bytes vs " + std::to_string(mine));
   }
   return ok();
 }
@@ -218,9 +236,14 @@ Result<GuestMemory> GuestMemory::create(const vfio::Container& container, uint64
 }
 
 GuestMemory::GuestMemory(GuestMemory&& o) noexcept
-    : container_(o.container_), mem_(std::move(o.mem_)), iova_(o.iova_), page_size_(o.page_size_),
-      tracking_(std::exchange(o.tracking_, false)), mapped_(std::exchange(o.mapped_, false)),
-      cpu_lock_(std::move(o.cpu_lock_)), cpu_dirty_(std::move(o.cpu_dirty_)) {}
+    : container_(o.container_),
+      mem_(std::move(o.mem_)),
+      iova_(o.iova_),
+      page_size_(o.page_size_),
+      tracking_(std::exchange(o.tracking_, false)),
+      mapped_(std::exchange(o.mapped_, false)),
+      cpu_lock_(std::move(o.cpu_lock_)),
+      cpu_dirty_(std::move(o.cpu_dirty_)) {}
 
 GuestMemory::~GuestMemory() {
   if (tracking_) (void)container_->stop_dirty_tracking();
@@ -246,8 +269,8 @@ void GuestMemory::mark_cpu_dirty(uint64_t offset, uint64_t len) {
 
 // ---- source ---------------------------------------------------------------------------------
 
-Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id, GuestMemory* guest,
-                                   int sock, const SourceOptions& opt) {
+Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id,
+                                   GuestMemory* guest, int sock, const SourceOptions& opt) {
   const auto t0 = Clock::now();
   MigrationReport rep;
   rep.channel = ch.kind();
@@ -262,7 +285,8 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
   WireMessage reply = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
   const double round_trip_s = since(t_hello);
   if (reply.kind != WireMessage::Kind::kHello || reply.hello.role != schema::Role::kDestination) {
-    return Error::make_verdict(schema::kCorruptErrno, "migration handshake", "peer did not answer with a hello");
+    return Error::make_verdict(schema::kCorruptErrno, "migration handshake",
+                               "peer did not answer with a hello");
   }
   MDEVMIG_TRY(check_compatible(id, reply.hello.device));
   MDEVMIG_TRY(check_guest(reply.hello, guest));
@@ -279,7 +303,8 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("migrate"));
       auto data = MDEVMIG_TRY(ch.read(opt.chunk_size));
       if (data.empty()) return sent;
-      const schema::ChunkHead head = schema::chunk_head(true, rep.chunks, rep.stream_bytes, phase, data);
+      const schema::ChunkHead head =
+          schema::chunk_head(true, rep.chunks, rep.stream_bytes, phase, data);
       MDEVMIG_TRY(wire->send(head.bytes));
       MDEVMIG_TRY(wire->send(data));
       MDEVMIG_TRY(wire->send(schema::zero_pad(head.pad)));
@@ -315,7 +340,8 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       uint64_t pending = 0;
       if (precopy) {
         pending = MDEVMIG_TRY(ch.pending());
-        s.device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kPreCopy, std::max<uint64_t>(pending, opt.chunk_size)));
+        s.device_bytes = MDEVMIG_TRY(
+            send_device(schema::Phase::kPreCopy, std::max<uint64_t>(pending, opt.chunk_size)));
       }
       if (guest) {
         dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
@@ -341,10 +367,13 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       // between the passes was dirtied between them (known from the first pass on).
       // Guest pages sent in this pass were dirtied during the last one.
       const auto t_pending = Clock::now();
-      const double interval = it > 1 ? std::chrono::duration<double>(t_pending - t_last_pending).count() : s.seconds;
+      const double interval =
+          it > 1 ? std::chrono::duration<double>(t_pending - t_last_pending).count() : s.seconds;
       const uint64_t grew_between = it > 1 && pending > last_pending ? pending - last_pending : 0;
-      if (interval > 0) s.dirty_rate_bps = static_cast<double>(s.pending_bytes + grew_between) / interval;
-      if (it > 1 && last_seconds > 0) s.dirty_rate_bps += static_cast<double>(s.guest_pages * gps) / last_seconds;
+      if (interval > 0)
+        s.dirty_rate_bps = static_cast<double>(s.pending_bytes + grew_between) / interval;
+      if (it > 1 && last_seconds > 0)
+        s.dirty_rate_bps += static_cast<double>(s.guest_pages * gps) / last_seconds;
       t_last_pending = t_pending;
       last_pending = s.pending_bytes;
       last_seconds = s.seconds;
@@ -359,7 +388,8 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       Decision d = precopy || guest
                        ? decide(in, opt.policy)
                        : Decision{Verdict::kSwitchover,
-                                  opt.precopy ? "no pre-copy on this channel" : "pre-copy disabled", -1, true};
+                                  opt.precopy ? "no pre-copy on this channel" : "pre-copy disabled",
+                                  -1, true};
       s.est_downtime_s = d.estimated_downtime_s;
       s.verdict = d.reason;
       rep.log.push_back(s);
@@ -382,23 +412,27 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     MDEVMIG_TRY(ch.stop_copy());
     const auto t_stopped = Clock::now();
     rep.decision_to_stop_s = since(t_decision);
-    const schema::WireSwitchover sw{rep.iterations, rep.precopy_device_bytes, rep.switchover_reason};
+    const schema::WireSwitchover sw{rep.iterations, rep.precopy_device_bytes,
+                                    rep.switchover_reason};
     MDEVMIG_TRY(wire->send(wire->enc.wire_switchover(sw)));
     rep.stopcopy_device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kStopCopy, UINT64_MAX));
     if (guest) {
       dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
-      const uint64_t n = MDEVMIG_TRY(send_guest(*wire, *guest, pages, rep.iterations + 1, opt.chunk_size));
+      const uint64_t n =
+          MDEVMIG_TRY(send_guest(*wire, *guest, pages, rep.iterations + 1, opt.chunk_size));
       guest_pages_sent += n;
       rep.stopcopy_guest_bytes = n * gps;
     }
     rep.stopcopy_send_s = since(t_stopped);
     rep.stream_xxh3 = XXH3_64bits_digest(hash.get());
-    MDEVMIG_TRY(wire->send(wire->enc.wire_done({rep.chunks, rep.stream_bytes, rep.stream_xxh3, guest_pages_sent})));
+    MDEVMIG_TRY(wire->send(
+        wire->enc.wire_done({rep.chunks, rep.stream_bytes, rep.stream_xxh3, guest_pages_sent})));
     MDEVMIG_TRY(wire->flush());
     WireMessage done = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
     if (done.kind != WireMessage::Kind::kDone || done.done.stream_bytes != rep.stream_bytes ||
         done.done.stream_xxh3 != rep.stream_xxh3) {
-      return Error::make_verdict(schema::kCorruptErrno, "migration", "destination confirmed a different stream");
+      return Error::make_verdict(schema::kCorruptErrno, "migration",
+                                 "destination confirmed a different stream");
     }
     rep.downtime_s = since(t_stop);
     return ok();
@@ -426,14 +460,16 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
 // ---- destination ----------------------------------------------------------------------------
 
 Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentity& id,
-                                        GuestMemory* guest, int sock, const DestinationOptions& opt) {
+                                        GuestMemory* guest, int sock,
+                                        const DestinationOptions& opt) {
   const auto t0 = Clock::now();
   MigrationReport rep;
   rep.channel = ch.kind();
   auto wire = MDEVMIG_TRY(Wire::open(sock, "migration connection", opt.cancel));
   WireMessage hello = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
   if (hello.kind != WireMessage::Kind::kHello || hello.hello.role != schema::Role::kSource) {
-    Error e = Error::make_verdict(schema::kCorruptErrno, "migration handshake", "peer did not start with a source hello");
+    Error e = Error::make_verdict(schema::kCorruptErrno, "migration handshake",
+                                  "peer did not start with a source hello");
     wire->try_send_error(e);
     return e;
   }
@@ -443,7 +479,8 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
     wire->try_send_error(compatible.error());
     return std::move(compatible).error();
   }
-  MDEVMIG_TRY(wire->send(wire->enc.wire_hello(hello_for(schema::Role::kDestination, ch, id, guest))));
+  MDEVMIG_TRY(
+      wire->send(wire->enc.wire_hello(hello_for(schema::Role::kDestination, ch, id, guest))));
   MDEVMIG_TRY(wire->flush());
 
   Xxh3 hash = new_xxh3();
@@ -461,16 +498,17 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
           const schema::ChunkView& c = m.chunk;
           if (c.seq != rep.chunks || c.offset != rep.stream_bytes) {
             return Error::make_verdict(schema::kCorruptErrno, "receive chunk",
-                               "chunk " + std::to_string(c.seq) + " at offset " + std::to_string(c.offset) +
-                                   ", expected " + std::to_string(rep.chunks) + " at " +
-                                   std::to_string(rep.stream_bytes));
+                                       "chunk " + std::to_string(c.seq) + " at offset " +
+                                           std::to_string(c.offset) + ", expected " +
+                                           std::to_string(rep.chunks) + " at " +
+                                           std::to_string(rep.stream_bytes));
           }
           MDEVMIG_TRY(ch.write(c.data));
           schema::hash_chunk_identity(hash.get(), c.xxh3);
           ++rep.chunks;
           rep.stream_bytes += c.data.size();
-          (c.phase == schema::Phase::kPreCopy ? rep.precopy_device_bytes : rep.stopcopy_device_bytes) +=
-              c.data.size();
+          (c.phase == schema::Phase::kPreCopy ? rep.precopy_device_bytes
+                                              : rep.stopcopy_device_bytes) += c.data.size();
           break;
         }
         case WireMessage::Kind::kGuestPages: {
@@ -478,7 +516,8 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
           std::size_t at = 0;
           for (const schema::PageRun& r : m.guest_pages.runs) {
             if (r.first >= guest->pages() || r.count > guest->pages() - r.first) {
-              return Error::make_verdict(schema::kCorruptErrno, "receive guest pages", "run beyond guest memory");
+              return Error::make_verdict(schema::kCorruptErrno, "receive guest pages",
+                                         "run beyond guest memory");
             }
             std::memcpy(guest->data() + r.first * ps, m.guest_pages.data.data() + at, r.count * ps);
             at += r.count * ps;
@@ -498,17 +537,18 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
           if (m.done.chunks != rep.chunks || m.done.stream_bytes != rep.stream_bytes ||
               m.done.stream_xxh3 != rep.stream_xxh3 || m.done.guest_pages_sent != guest_pages) {
             return Error::make_verdict(schema::kCorruptErrno, "receive done",
-                               "totals or stream XXH3 differ from what arrived");
+                                       "totals or stream XXH3 differ from what arrived");
           }
           MDEVMIG_TRY(ch.finish_resume(opt.run));
-          MDEVMIG_TRY(wire->send(wire->enc.wire_done({rep.chunks, rep.stream_bytes, rep.stream_xxh3, guest_pages})));
+          MDEVMIG_TRY(wire->send(
+              wire->enc.wire_done({rep.chunks, rep.stream_bytes, rep.stream_xxh3, guest_pages})));
           MDEVMIG_TRY(wire->flush());
           return ok();
         }
         case WireMessage::Kind::kHello:
         case WireMessage::Kind::kError:
           return Error::make_verdict(schema::kCorruptErrno, "receive",
-                             std::string("unexpected ") + schema::wire_kind_name(m.kind));
+                                     std::string("unexpected ") + schema::wire_kind_name(m.kind));
       }
     }
   };

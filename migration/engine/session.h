@@ -11,9 +11,9 @@
 //   STOP (migration complete)
 //
 // Any failure on the source before the destination's done — its own, an error message,
-// a dropped connection, a timeout, a Cancel (Ctrl-C) — sends the device back to RUNNING: a save never
-// changes the source's device memory or registers, so nothing is lost. A failure on
-// the destination resets its device.
+// a dropped connection, a timeout, a Cancel (Ctrl-C) — sends the device back to RUNNING: a save
+// never changes the source's device memory or registers, so nothing is lost. A failure on the
+// destination resets its device.
 #pragma once
 
 #include <chrono>
@@ -25,8 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "dirty/bitmap.h"
 #include "base/result.h"
+#include "dirty/bitmap.h"
 #include "migration/engine/channel.h"
 #include "migration/engine/policy.h"
 #include "migration/schema/codec.h"

@@ -52,7 +52,9 @@ class Cancel {
   /// on save: ...".
   [[nodiscard]] Error error(std::string what) const {
     const char* abbrev = ::sigabbrev_np(signal());
-    return Error::make(EINTR, std::string("interrupted by ") + (abbrev ? "SIG" + std::string(abbrev) : "a request to stop"),
+    return Error::make(EINTR,
+                       std::string("interrupted by ") +
+                           (abbrev ? "SIG" + std::string(abbrev) : "a request to stop"),
                        std::move(what));
   }
   /// ok(), or error(what) once stop was requested.

@@ -6,7 +6,8 @@
 
 namespace mdevmig::io {
 
-Result<std::span<const std::byte>> FrameReader::next(std::optional<std::chrono::milliseconds> timeout) {
+Result<std::span<const std::byte>> FrameReader::next(
+    std::optional<std::chrono::milliseconds> timeout) {
   // A whole message inside one of the reader's slots, and aligned, is handed out where
   // it lies (no copy): the common case for files read with slots larger than frames.
   auto head = MDEVMIG_TRY(reader_->peek(8 + 4 * schema::kMaxSegments, timeout));
@@ -38,17 +39,20 @@ Result<std::span<const std::byte>> FrameReader::next(std::optional<std::chrono::
     if (have < table) break;
   }
   if (!total) {
-    return Error::make_verdict(schema::kCorruptErrno, "read frame",
-                       "input ends inside a message header at byte " + std::to_string(consumed_ + have));
+    return Error::make_verdict(
+        schema::kCorruptErrno, "read frame",
+        "input ends inside a message header at byte " + std::to_string(consumed_ + have));
   }
   buf_.resize(*total / 8);
   auto* out = reinterpret_cast<std::byte*>(buf_.data());
   std::memcpy(out, prefix, have);
-  const std::size_t got = MDEVMIG_TRY(reader_->read_full(std::span(out + have, *total - have), timeout));
+  const std::size_t got =
+      MDEVMIG_TRY(reader_->read_full(std::span(out + have, *total - have), timeout));
   if (have + got < *total) {
     return Error::make_verdict(schema::kCorruptErrno, "read frame",
-                       "input ends inside a message at byte " + std::to_string(consumed_ + have + got) +
-                           " (message of " + std::to_string(*total) + " bytes)");
+                               "input ends inside a message at byte " +
+                                   std::to_string(consumed_ + have + got) + " (message of " +
+                                   std::to_string(*total) + " bytes)");
   }
   consumed_ += *total;
   return std::span<const std::byte>(out, *total);

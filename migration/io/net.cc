@@ -51,7 +51,8 @@ Result<void> resolve(const HostPort& where, bool passive, AddrInfo& out) {
   hints.ai_flags = passive ? AI_PASSIVE : 0;
   const std::string port = std::to_string(where.port);
   const int rc = getaddrinfo(where.host.c_str(), port.c_str(), &hints, &out.list);
-  if (rc != 0) return Error::make(EHOSTUNREACH, "getaddrinfo", where.host + ": " + gai_strerror(rc));
+  if (rc != 0)
+    return Error::make(EHOSTUNREACH, "getaddrinfo", where.host + ": " + gai_strerror(rc));
   return ok();
 }
 
@@ -92,13 +93,15 @@ Result<UniqueFd> listen_tcp(const HostPort& where) {
 Result<uint16_t> local_port(int fd) {
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
-  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return Error::from_errno("getsockname");
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0)
+    return Error::from_errno("getsockname");
   if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
   return Error::make(EAFNOSUPPORT, "getsockname");
 }
 
-Result<UniqueFd> accept_one(int listen_fd, std::chrono::milliseconds timeout, const Cancel* cancel) {
+Result<UniqueFd> accept_one(int listen_fd, std::chrono::milliseconds timeout,
+                            const Cancel* cancel) {
   pollfd p[2] = {{listen_fd, POLLIN, 0}, {cancel ? cancel->fd() : -1, POLLIN, 0}};
   for (;;) {
     if (cancel) MDEVMIG_TRY(cancel->check("accept"));
@@ -181,7 +184,8 @@ std::string peer_name(int fd) {
 
 Result<std::pair<UniqueFd, UniqueFd>> stream_pair() {
   int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) return Error::from_errno("socketpair");
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    return Error::from_errno("socketpair");
   return std::pair<UniqueFd, UniqueFd>{UniqueFd(sv[0]), UniqueFd(sv[1])};
 }
 

@@ -21,7 +21,8 @@ struct HostPort {
 };
 
 /// "HOST:PORT", "[v6addr]:PORT" or "PORT" (host `default_host`).
-[[nodiscard]] Result<HostPort> parse_host_port(std::string_view text, std::string_view default_host);
+[[nodiscard]] Result<HostPort> parse_host_port(std::string_view text,
+                                               std::string_view default_host);
 
 /// A listening TCP socket on `where` (port 0: any free port).
 [[nodiscard]] Result<UniqueFd> listen_tcp(const HostPort& where);

@@ -87,7 +87,8 @@ class TlsSession {
   /// must stay open. Fails with kTlsAuthErrno when either side's certificate is not
   /// accepted, kTlsProtocolErrno when the peer does not speak TLS 1.3, ETIMEDOUT,
   /// EINTR (cancel) or a socket error.
-  [[nodiscard]] static Result<TlsSession> handshake(int fd, const TlsCredentials& creds, const TlsOptions& opt);
+  [[nodiscard]] static Result<TlsSession> handshake(int fd, const TlsCredentials& creds,
+                                                    const TlsOptions& opt);
   ~TlsSession();
   TlsSession(TlsSession&&) noexcept;
   TlsSession& operator=(TlsSession&&) noexcept;
@@ -108,6 +109,7 @@ class TlsSession {
 };
 
 /// Handshake and kernel TLS in one step: what `mdevmig migrate --tls` does.
-[[nodiscard]] Result<TlsInfo> secure_socket(int fd, const TlsCredentials& creds, const TlsOptions& opt);
+[[nodiscard]] Result<TlsInfo> secure_socket(int fd, const TlsCredentials& creds,
+                                            const TlsOptions& opt);
 
 }  // namespace mdevmig::io

@@ -41,7 +41,10 @@ class Engine {
   };
 
   Engine(Kind kind, int fd, int64_t offset, IoOptions o)
-      : kind_(kind), fd_(fd), stream_(offset < 0), next_offset_(offset < 0 ? 0 : offset),
+      : kind_(kind),
+        fd_(fd),
+        stream_(offset < 0),
+        next_offset_(offset < 0 ? 0 : offset),
         opt_(std::move(o)) {}
 
   ~Engine() {
@@ -71,7 +74,7 @@ class Engine {
     const int rc = io_uring_queue_init(opt_.depth * 2 + 4, &ring_, 0);
     if (rc < 0) return Error::make(-rc, "io_uring_queue_init", opt_.name);
     ring_ok_ = true;
-    struct stat st{};
+    struct stat st {};
     socket_ = ::fstat(fd_, &st) == 0 && S_ISSOCK(st.st_mode);
     slots_.resize(opt_.depth);
     for (Slot& s : slots_) s.buf.reset(new std::byte[opt_.slot_bytes]);
@@ -139,7 +142,8 @@ class Engine {
   Result<void> reap(bool wait, std::optional<std::chrono::milliseconds> timeout,
                     bool interruptible = true) {
     interruptible = interruptible && opt_.cancel != nullptr;
-    if (interruptible && opt_.cancel->requested()) return opt_.cancel->error(op_name() + " (" + opt_.name + ")");
+    if (interruptible && opt_.cancel->requested())
+      return opt_.cancel->error(op_name() + " (" + opt_.name + ")");
     int rc;
     if (wait && timeout) {
       __kernel_timespec ts{};
@@ -165,7 +169,8 @@ class Engine {
       io_uring_cq_advance(&ring_, n);
       if (n < kReapBatch) break;
     }
-    if (interruptible && opt_.cancel->requested()) return opt_.cancel->error(op_name() + " (" + opt_.name + ")");
+    if (interruptible && opt_.cancel->requested())
+      return opt_.cancel->error(op_name() + " (" + opt_.name + ")");
     return ok();
   }
 
@@ -173,7 +178,8 @@ class Engine {
     // The operations report for themselves; a stop request is read from the Cancel.
     if (tag == kPollTag || tag == kCancelTag || tag == kStopPollTag) return;
     const auto i = static_cast<unsigned>(tag);
-    MDEVMIG_CHECK(i < slots_.size() && slots_[i].state == State::kInFlight, "completion for slot %u", i);
+    MDEVMIG_CHECK(i < slots_.size() && slots_[i].state == State::kInFlight,
+                  "completion for slot %u", i);
     Slot& s = slots_[i];
     --in_flight_;
     if (closing_) {
@@ -364,7 +370,8 @@ class Engine {
         MDEVMIG_TRY(reap(true, timeout));
         continue;
       }
-      if (s.pos < s.done) return std::span<const std::byte>(s.buf.get() + s.pos, std::min(max, s.done - s.pos));
+      if (s.pos < s.done)
+        return std::span<const std::byte>(s.buf.get() + s.pos, std::min(max, s.done - s.pos));
       // The slot is used up: free it and report how it ended.
       const int err = s.err;
       const bool eof = s.eof;
@@ -445,8 +452,8 @@ class Engine {
   std::optional<Error> error_;  // writer: the first failure (sticky)
   int fill_ = -1;               // writer: slot being filled
   uint64_t queued_ = 0;
-  bool eof_seen_ = false;       // reader
-  bool settling_ = false;       // reader: settle() waits; completions arm no new reads
+  bool eof_seen_ = false;  // reader
+  bool settling_ = false;  // reader: settle() waits; completions arm no new reads
   IoStats stats_;
 };
 

@@ -91,8 +91,7 @@ class Reader {
   /// now" in pre-copy) is returned once, after the data read before it; calling again
   /// reads on. `timeout` bounds the wait (ETIMEDOUT).
   [[nodiscard]] Result<std::span<const std::byte>> next(
-      std::size_t max = SIZE_MAX,
-      std::optional<std::chrono::milliseconds> timeout = std::nullopt);
+      std::size_t max = SIZE_MAX, std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   /// Like next(), without consuming: the bytes stay until consume() takes (some of)
   /// them. The span is within one slot, so it may be shorter than what the fd has.
   [[nodiscard]] Result<std::span<const std::byte>> peek(

@@ -198,43 +198,62 @@ uint64_t bulk_xxh3(std::span<const std::byte> data) {
 
 const char* channel_name(Channel c) {
   switch (c) {
-    case Channel::kV2StopCopy: return "v2-stop-copy";
-    case Channel::kV2PreCopy: return "v2-pre-copy";
-    case Channel::kV1Region: return "v1-region";
-    case Channel::kInvalid: break;
+    case Channel::kV2StopCopy:
+      return "v2-stop-copy";
+    case Channel::kV2PreCopy:
+      return "v2-pre-copy";
+    case Channel::kV1Region:
+      return "v1-region";
+    case Channel::kInvalid:
+      break;
   }
   return "invalid";
 }
 
 const char* phase_name(Phase p) {
   switch (p) {
-    case Phase::kPreCopy: return "pre-copy";
-    case Phase::kStopCopy: return "stop-copy";
-    case Phase::kInvalid: break;
+    case Phase::kPreCopy:
+      return "pre-copy";
+    case Phase::kStopCopy:
+      return "stop-copy";
+    case Phase::kInvalid:
+      break;
   }
   return "invalid";
 }
 
 const char* error_code_name(ErrorCode c) {
   switch (c) {
-    case ErrorCode::kIncompatible: return "incompatible";
-    case ErrorCode::kCorrupt: return "corrupt";
-    case ErrorCode::kDevice: return "device";
-    case ErrorCode::kCancelled: return "cancelled";
-    case ErrorCode::kInternal: return "internal";
-    case ErrorCode::kInvalid: break;
+    case ErrorCode::kIncompatible:
+      return "incompatible";
+    case ErrorCode::kCorrupt:
+      return "corrupt";
+    case ErrorCode::kDevice:
+      return "device";
+    case ErrorCode::kCancelled:
+      return "cancelled";
+    case ErrorCode::kInternal:
+      return "internal";
+    case ErrorCode::kInvalid:
+      break;
   }
   return "invalid";
 }
 
 const char* wire_kind_name(WireMessage::Kind kind) {
   switch (kind) {
-    case WireMessage::Kind::kHello: return "hello";
-    case WireMessage::Kind::kChunk: return "chunk";
-    case WireMessage::Kind::kGuestPages: return "guest-pages";
-    case WireMessage::Kind::kSwitchover: return "switchover";
-    case WireMessage::Kind::kDone: return "done";
-    case WireMessage::Kind::kError: return "error";
+    case WireMessage::Kind::kHello:
+      return "hello";
+    case WireMessage::Kind::kChunk:
+      return "chunk";
+    case WireMessage::Kind::kGuestPages:
+      return "guest-pages";
+    case WireMessage::Kind::kSwitchover:
+      return "switchover";
+    case WireMessage::Kind::kDone:
+      return "done";
+    case WireMessage::Kind::kError:
+      return "error";
   }
   return "?";
 }
@@ -248,8 +267,9 @@ namespace {
 std::string format_mismatch(uint32_t theirs) {
   return "save file format " + std::to_string(theirs) + "; this mdevmig reads format " +
          std::to_string(kFormatVersion) +
-         (theirs < kFormatVersion ? " (an older mdevmig wrote it: restore it with that version)"
-                                  : " (a newer mdevmig wrote it: restore it with that version or later)");
+         (theirs < kFormatVersion
+              ? " (an older mdevmig wrote it: restore it with that version)"
+              : " (a newer mdevmig wrote it: restore it with that version or later)");
 }
 
 }  // namespace
@@ -273,7 +293,8 @@ Result<Preamble> decode_preamble(std::span<const std::byte> bytes) {
   p.format_version = le32(bytes.data() + 8);
   p.header_bytes = le32(bytes.data() + 12);
   p.header_xxh3 = le64(bytes.data() + 16);
-  if (p.format_version != kFormatVersion) return Error::make_verdict(kIncompatibleErrno, kOp, format_mismatch(p.format_version));
+  if (p.format_version != kFormatVersion)
+    return Error::make_verdict(kIncompatibleErrno, kOp, format_mismatch(p.format_version));
   if (p.header_bytes == 0 || p.header_bytes > kMaxHeaderBytes || p.header_bytes % 8 != 0) {
     return corrupt(kOp, "header length " + std::to_string(p.header_bytes));
   }
@@ -355,7 +376,8 @@ void Encoder::note_chunk(std::span<const std::byte> frame, bool wire) {
   kj::ArrayPtr<const ::capnp::word> words(reinterpret_cast<const ::capnp::word*>(frame.data()),
                                           frame.size() / sizeof(::capnp::word));
   ::capnp::FlatArrayMessageReader reader(words, options_for(frame.size()));
-  auto chunk = wire ? reader.getRoot<cp::WireMessage>().getChunk() : reader.getRoot<cp::Frame>().getChunk();
+  auto chunk =
+      wire ? reader.getRoot<cp::WireMessage>().getChunk() : reader.getRoot<cp::Frame>().getChunk();
   last_data_ = std_bytes(chunk.getData());
   last_xxh3_ = chunk.getXxh3();
 }
@@ -369,7 +391,8 @@ std::span<const std::byte> Encoder::chunk_frame(uint64_t seq, uint64_t offset, P
   return out;
 }
 
-ChunkHead chunk_head(bool wire, uint64_t seq, uint64_t offset, Phase phase, std::span<const std::byte> data) {
+ChunkHead chunk_head(bool wire, uint64_t seq, uint64_t offset, Phase phase,
+                     std::span<const std::byte> data) {
   MDEVMIG_CHECK(data.size() <= kMaxChunkBytes);
   ChunkHead h;
   h.xxh3 = xxh3(data);
@@ -378,10 +401,10 @@ ChunkHead chunk_head(bool wire, uint64_t seq, uint64_t offset, Phase phase, std:
   // Struct pointer: offset 0 (the struct follows), then data and pointer section sizes.
   auto struct_ptr = [](uint64_t data_sz, uint64_t ptrs) { return (data_sz << 32) | (ptrs << 48); };
   const uint64_t words[9] = {
-      uint64_t{8 + data_words} << 32,             // segment table: 1 segment of N words
-      struct_ptr(1, 1),                           // root -> Frame / WireMessage
-      uint64_t{wire ? 2u : 1u},                   // union tag: chunk
-      struct_ptr(4, 1),                           // -> Chunk
+      uint64_t{8 + data_words} << 32,  // segment table: 1 segment of N words
+      struct_ptr(1, 1),                // root -> Frame / WireMessage
+      uint64_t{wire ? 2u : 1u},        // union tag: chunk
+      struct_ptr(4, 1),                // -> Chunk
       seq,
       offset,
       static_cast<uint64_t>(phase),
@@ -399,7 +422,8 @@ std::span<const std::byte> zero_pad(std::size_t pad) {
   return {kZeros, pad};
 }
 
-void hash_frame_without_data(void* state, std::span<const std::byte> frame, std::span<const std::byte> data) {
+void hash_frame_without_data(void* state, std::span<const std::byte> frame,
+                             std::span<const std::byte> data) {
   auto* st = static_cast<XXH3_state_t*>(state);
   const std::byte* b = frame.data();
   const std::byte* e = frame.data() + frame.size();
@@ -408,7 +432,8 @@ void hash_frame_without_data(void* state, std::span<const std::byte> frame, std:
     return;
   }
   XXH3_64bits_update(st, b, static_cast<std::size_t>(data.data() - b));
-  XXH3_64bits_update(st, data.data() + data.size(), static_cast<std::size_t>(e - (data.data() + data.size())));
+  XXH3_64bits_update(st, data.data() + data.size(),
+                     static_cast<std::size_t>(e - (data.data() + data.size())));
 }
 
 void hash_chunk_identity(void* state, uint64_t chunk_xxh3) {
@@ -525,8 +550,8 @@ Result<Frame> decode_frame(std::span<const std::byte> bytes) {
       case cp::Frame::TRAILER: {
         auto t = r.getTrailer();
         f.kind = Frame::Kind::kTrailer;
-        f.trailer = Trailer{t.getChunks(),     t.getStreamBytes(),    t.getStreamXxh3(),
-                            t.getHeaderXxh3(), t.getFinishedUnixNs(), t.getPrecopyBytes(),
+        f.trailer = Trailer{t.getChunks(),        t.getStreamBytes(),    t.getStreamXxh3(),
+                            t.getHeaderXxh3(),    t.getFinishedUnixNs(), t.getPrecopyBytes(),
                             t.getStopcopyBytes(), t.getFramesXxh3()};
         return f;
       }
@@ -538,97 +563,104 @@ Result<Frame> decode_frame(std::span<const std::byte> bytes) {
 
 Result<WireMessage> decode_wire(std::span<const std::byte> bytes, uint32_t page_size) {
   constexpr const char* kOp = "decode wire message";
-  return with_root<cp::WireMessage>(bytes, kOp, [&](cp::WireMessage::Reader r) -> Result<WireMessage> {
-    WireMessage m;
-    switch (r.which()) {
-      case cp::WireMessage::HELLO: {
-        auto h = r.getHello();
-        m.kind = WireMessage::Kind::kHello;
-        if (h.getMagic() != kWireMagic) return corrupt(kOp, "hello: bad magic (not an mdevmig peer)");
-        m.hello.protocol_version = h.getProtocolVersion();
-        if (m.hello.protocol_version != kProtocolVersion) {
-          return Error::make_verdict(
-              kIncompatibleErrno, kOp,
-              "hello: the peer speaks protocol " + std::to_string(m.hello.protocol_version) +
-                  "; this mdevmig speaks protocol " + std::to_string(kProtocolVersion) + " (the peer's mdevmig is " +
-                  (m.hello.protocol_version < kProtocolVersion ? "older" : "newer") +
-                  ": run the same version on both ends)");
-        }
-        m.hello.role = static_cast<Role>(h.getRole());
-        if (!enum_in(m.hello.role, Role::kDestination)) return corrupt(kOp, "hello: invalid role");
-        m.hello.tool_version = MDEVMIG_TRY(text(h.getToolVersion(), "toolVersion"));
-        if (!h.hasDevice()) return corrupt(kOp, "hello: no device identity");
-        m.hello.device = MDEVMIG_TRY(get_identity(h.getDevice()));
-        m.hello.channel = static_cast<Channel>(h.getChannel());
-        if (!enum_in(m.hello.channel, Channel::kV1Region)) return corrupt(kOp, "hello: invalid channel");
-        m.hello.guest_mem_bytes = h.getGuestMemBytes();
-        m.hello.guest_iova = h.getGuestIova();
-        m.hello.page_size = h.getPageSize();
-        if (m.hello.guest_mem_bytes != 0 &&
-            (m.hello.page_size == 0 || (m.hello.page_size & (m.hello.page_size - 1)) != 0 ||
-             m.hello.guest_mem_bytes % m.hello.page_size != 0)) {
-          return corrupt(kOp, "hello: guest memory not in whole pages");
-        }
-        return m;
-      }
-      case cp::WireMessage::CHUNK:
-        m.kind = WireMessage::Kind::kChunk;
-        m.chunk = MDEVMIG_TRY(get_chunk(r.getChunk()));
-        return m;
-      case cp::WireMessage::GUEST_PAGES: {
-        auto g = r.getGuestPages();
-        m.kind = WireMessage::Kind::kGuestPages;
-        if (page_size == 0) return corrupt(kOp, "guest pages without guest memory");
-        m.guest_pages.iteration = g.getIteration();
-        m.guest_pages.data = std_bytes(g.getData());
-        m.guest_pages.xxh3 = g.getXxh3();
-        const uint64_t max_pages = m.guest_pages.data.size() / page_size;
-        auto runs = g.getRuns();
-        if (runs.size() > max_pages) return corrupt(kOp, "guest pages: more runs than pages");
-        uint64_t pages = 0;
-        for (auto run : runs) {
-          const PageRun pr{run.getFirst(), run.getCount()};
-          if (pr.count == 0 || pr.first + pr.count < pr.first) {
-            return corrupt(kOp, "guest pages: invalid run");
+  return with_root<cp::WireMessage>(
+      bytes, kOp, [&](cp::WireMessage::Reader r) -> Result<WireMessage> {
+        WireMessage m;
+        switch (r.which()) {
+          case cp::WireMessage::HELLO: {
+            auto h = r.getHello();
+            m.kind = WireMessage::Kind::kHello;
+            if (h.getMagic() != kWireMagic)
+              return corrupt(kOp, "hello: bad magic (not an mdevmig peer)");
+            m.hello.protocol_version = h.getProtocolVersion();
+            if (m.hello.protocol_version != kProtocolVersion) {
+              return Error::make_verdict(
+                  kIncompatibleErrno, kOp,
+                  "hello: the peer speaks protocol " + std::to_string(m.hello.protocol_version) +
+                      "; this mdevmig speaks protocol " + std::to_string(kProtocolVersion) +
+                      " (the peer's mdevmig is " +
+                      (m.hello.protocol_version < kProtocolVersion ? "older" : "newer") +
+                      ": run the same version on both ends)");
+            }
+            m.hello.role = static_cast<Role>(h.getRole());
+            if (!enum_in(m.hello.role, Role::kDestination))
+              return corrupt(kOp, "hello: invalid role");
+            m.hello.tool_version = MDEVMIG_TRY(text(h.getToolVersion(), "toolVersion"));
+            if (!h.hasDevice()) return corrupt(kOp, "hello: no device identity");
+            m.hello.device = MDEVMIG_TRY(get_identity(h.getDevice()));
+            m.hello.channel = static_cast<Channel>(h.getChannel());
+            if (!enum_in(m.hello.channel, Channel::kV1Region))
+              return corrupt(kOp, "hello: invalid channel");
+            m.hello.guest_mem_bytes = h.getGuestMemBytes();
+            m.hello.guest_iova = h.getGuestIova();
+            m.hello.page_size = h.getPageSize();
+            if (m.hello.guest_mem_bytes != 0 &&
+                (m.hello.page_size == 0 || (m.hello.page_size & (m.hello.page_size - 1)) != 0 ||
+                 m.hello.guest_mem_bytes % m.hello.page_size != 0)) {
+              return corrupt(kOp, "hello: guest memory not in whole pages");
+            }
+            return m;
           }
-          pages += pr.count;
-          if (pages > max_pages) return corrupt(kOp, "guest pages: runs exceed data");
-          m.guest_pages.runs.push_back(pr);
+          case cp::WireMessage::CHUNK:
+            m.kind = WireMessage::Kind::kChunk;
+            m.chunk = MDEVMIG_TRY(get_chunk(r.getChunk()));
+            return m;
+          case cp::WireMessage::GUEST_PAGES: {
+            auto g = r.getGuestPages();
+            m.kind = WireMessage::Kind::kGuestPages;
+            if (page_size == 0) return corrupt(kOp, "guest pages without guest memory");
+            m.guest_pages.iteration = g.getIteration();
+            m.guest_pages.data = std_bytes(g.getData());
+            m.guest_pages.xxh3 = g.getXxh3();
+            const uint64_t max_pages = m.guest_pages.data.size() / page_size;
+            auto runs = g.getRuns();
+            if (runs.size() > max_pages) return corrupt(kOp, "guest pages: more runs than pages");
+            uint64_t pages = 0;
+            for (auto run : runs) {
+              const PageRun pr{run.getFirst(), run.getCount()};
+              if (pr.count == 0 || pr.first + pr.count < pr.first) {
+                return corrupt(kOp, "guest pages: invalid run");
+              }
+              pages += pr.count;
+              if (pages > max_pages) return corrupt(kOp, "guest pages: runs exceed data");
+              m.guest_pages.runs.push_back(pr);
+            }
+            if (pages * page_size != m.guest_pages.data.size()) {
+              return corrupt(kOp, "guest pages: data length does not match the runs");
+            }
+            if (xxh3(m.guest_pages.data) != m.guest_pages.xxh3) {
+              return corrupt(kOp, "guest pages: XXH3 mismatch");
+            }
+            return m;
+          }
+          case cp::WireMessage::SWITCHOVER: {
+            auto s = r.getSwitchover();
+            m.kind = WireMessage::Kind::kSwitchover;
+            m.switchover.iterations = s.getIterations();
+            m.switchover.precopy_bytes = s.getPrecopyBytes();
+            m.switchover.reason = MDEVMIG_TRY(text(s.getReason(), "reason"));
+            return m;
+          }
+          case cp::WireMessage::DONE: {
+            auto d = r.getDone();
+            m.kind = WireMessage::Kind::kDone;
+            m.done = WireDone{d.getChunks(), d.getStreamBytes(), d.getStreamXxh3(),
+                              d.getGuestPagesSent()};
+            return m;
+          }
+          case cp::WireMessage::ERROR: {
+            auto e = r.getError();
+            m.kind = WireMessage::Kind::kError;
+            m.error.code = static_cast<ErrorCode>(e.getCode());
+            if (!enum_in(m.error.code, ErrorCode::kInternal))
+              return corrupt(kOp, "error: invalid code");
+            m.error.message = MDEVMIG_TRY(text(e.getMessage(), "message"));
+            return m;
+          }
+          default:
+            return corrupt(kOp, "unknown message kind");
         }
-        if (pages * page_size != m.guest_pages.data.size()) {
-          return corrupt(kOp, "guest pages: data length does not match the runs");
-        }
-        if (xxh3(m.guest_pages.data) != m.guest_pages.xxh3) {
-          return corrupt(kOp, "guest pages: XXH3 mismatch");
-        }
-        return m;
-      }
-      case cp::WireMessage::SWITCHOVER: {
-        auto s = r.getSwitchover();
-        m.kind = WireMessage::Kind::kSwitchover;
-        m.switchover.iterations = s.getIterations();
-        m.switchover.precopy_bytes = s.getPrecopyBytes();
-        m.switchover.reason = MDEVMIG_TRY(text(s.getReason(), "reason"));
-        return m;
-      }
-      case cp::WireMessage::DONE: {
-        auto d = r.getDone();
-        m.kind = WireMessage::Kind::kDone;
-        m.done = WireDone{d.getChunks(), d.getStreamBytes(), d.getStreamXxh3(), d.getGuestPagesSent()};
-        return m;
-      }
-      case cp::WireMessage::ERROR: {
-        auto e = r.getError();
-        m.kind = WireMessage::Kind::kError;
-        m.error.code = static_cast<ErrorCode>(e.getCode());
-        if (!enum_in(m.error.code, ErrorCode::kInternal)) return corrupt(kOp, "error: invalid code");
-        m.error.message = MDEVMIG_TRY(text(e.getMessage(), "message"));
-        return m;
-      }
-      default:
-        return corrupt(kOp, "unknown message kind");
-    }
-  });
+      });
 }
 
 }  // namespace mdevmig::schema

@@ -52,7 +52,12 @@ enum class Channel : uint16_t { kInvalid = 0, kV2StopCopy = 1, kV2PreCopy = 2, k
 enum class Phase : uint16_t { kInvalid = 0, kPreCopy = 1, kStopCopy = 2 };
 enum class Role : uint16_t { kInvalid = 0, kSource = 1, kDestination = 2 };
 enum class ErrorCode : uint16_t {
-  kInvalid = 0, kIncompatible = 1, kCorrupt = 2, kDevice = 3, kCancelled = 4, kInternal = 5,
+  kInvalid = 0,
+  kIncompatible = 1,
+  kCorrupt = 2,
+  kDevice = 3,
+  kCancelled = 4,
+  kInternal = 5,
 };
 
 [[nodiscard]] const char* channel_name(Channel c);

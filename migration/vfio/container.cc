@@ -13,8 +13,8 @@ Result<Container> Container::open(const std::string& path) {
   const int raw = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
   if (raw < 0) return Error::from_errno("open", path);
   Container c(UniqueFd(raw), path);
-  const int version =
-      MDEVMIG_TRY(checked_ioctl_value(c.fd(), VFIO_GET_API_VERSION, 0, "VFIO_GET_API_VERSION", path));
+  const int version = MDEVMIG_TRY(
+      checked_ioctl_value(c.fd(), VFIO_GET_API_VERSION, 0, "VFIO_GET_API_VERSION", path));
   if (version != VFIO_API_VERSION) {
     return Error::make(EPROTONOSUPPORT, "VFIO_GET_API_VERSION",
                        path + ": version " + std::to_string(version) + ", want " +
@@ -41,8 +41,7 @@ Result<void> Container::set_iommu(uint32_t type) const {
 Result<IommuInfo> Container::iommu_info() const {
   vfio_iommu_type1_info req{};
   auto reply = MDEVMIG_TRY(query_with_argsz(
-      bytes_of(req),
-      [&](void* arg) { return raw_ioctl(fd(), VFIO_IOMMU_GET_INFO, arg); },
+      bytes_of(req), [&](void* arg) { return raw_ioctl(fd(), VFIO_IOMMU_GET_INFO, arg); },
       "VFIO_IOMMU_GET_INFO", path_));
   auto info = parse_iommu_info(reply);
   if (!info.ok()) return std::move(info.error()).add_context(path_);

@@ -5,9 +5,9 @@
 #include <cstdint>
 #include <string>
 
-#include "dirty/bitmap.h"
 #include "base/fd.h"
 #include "base/result.h"
+#include "dirty/bitmap.h"
 #include "migration/vfio/info.h"
 #include "migration/vfio/uapi.h"
 
@@ -15,8 +15,8 @@ namespace mdevmig::vfio {
 
 /// What a device may do to a DMA mapping.
 enum class DmaAccess : uint32_t {
-  kRead = 1,       ///< the device reads (VFIO_DMA_MAP_FLAG_READ)
-  kWrite = 2,      ///< the device writes
+  kRead = 1,   ///< the device reads (VFIO_DMA_MAP_FLAG_READ)
+  kWrite = 2,  ///< the device writes
   kReadWrite = 3,
 };
 

@@ -66,8 +66,9 @@ Result<RegionInfo> Device::query_region_info(uint32_t index) const {
 
 Result<const RegionInfo*> Device::region(uint32_t index) const {
   if (index >= regions_.size()) {
-    return Error::make(EINVAL, "region", name_ + " region " + std::to_string(index) + " of " +
-                                             std::to_string(regions_.size()));
+    return Error::make(
+        EINVAL, "region",
+        name_ + " region " + std::to_string(index) + " of " + std::to_string(regions_.size()));
   }
   const Result<RegionInfo>& r = regions_[index];
   if (!r.ok()) return r.error();
@@ -93,8 +94,8 @@ Result<void> Device::region_transfer(
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       const int saved = errno;
-      const std::string ctx = name_ + " region " + std::to_string(index) + " offset " +
-                              hex(offset + done);
+      const std::string ctx =
+          name_ + " region " + std::to_string(index) + " offset " + hex(offset + done);
       if (n < 0) return Error::make(saved, op, ctx);
       return Error::make(EIO, op, ctx + ": no progress");
     }
@@ -107,9 +108,9 @@ Result<const RegionInfo*> Device::checked_range(uint32_t index, uint64_t offset,
                                                 const char* op) const {
   const RegionInfo* r = MDEVMIG_TRY(region(index));
   if (offset > r->size || len > r->size - offset) {
-    return Error::make(EINVAL, op, name_ + " region " + std::to_string(index) + " offset " +
-                                       hex(offset) + " length " + hex(len) +
-                                       " outside region of size " + hex(r->size));
+    return Error::make(EINVAL, op,
+                       name_ + " region " + std::to_string(index) + " offset " + hex(offset) +
+                           " length " + hex(len) + " outside region of size " + hex(r->size));
   }
   return r;
 }
@@ -128,11 +129,12 @@ Result<void> Device::write(uint32_t index, uint64_t offset, std::span<const std:
 
 Result<Mapping> Device::mmap_region(uint32_t index, uint32_t area) const {
   const RegionInfo* r = MDEVMIG_TRY(region(index));
-  const std::string ctx = name_ + " region " + std::to_string(index) + " area " + std::to_string(area);
+  const std::string ctx =
+      name_ + " region " + std::to_string(index) + " area " + std::to_string(area);
   const std::vector<MmapArea> areas = r->mmap_areas();
   if (area >= areas.size()) {
-    return Error::make(EINVAL, "mmap", ctx + ": region has " + std::to_string(areas.size()) +
-                                           " mmap-able areas");
+    return Error::make(EINVAL, "mmap",
+                       ctx + ": region has " + std::to_string(areas.size()) + " mmap-able areas");
   }
   const int prot = (r->readable() ? PROT_READ : 0) | (r->writable() ? PROT_WRITE : 0);
   return Mapping::map_shared(fd(), r->offset + areas[area].offset, areas[area].size, prot, ctx);
@@ -198,7 +200,8 @@ Result<void> Device::feature(std::vector<std::byte>& buf, const char* op,
 
 Result<bool> Device::probe_feature(uint32_t feature_index, uint32_t access) const {
   auto buf = build_feature(VFIO_DEVICE_FEATURE_PROBE | access | feature_index, {});
-  auto r = feature(buf, "VFIO_DEVICE_FEATURE PROBE", name_ + " feature " + std::to_string(feature_index));
+  auto r = feature(buf, "VFIO_DEVICE_FEATURE PROBE",
+                   name_ + " feature " + std::to_string(feature_index));
   if (r.ok()) return true;
   if (r.error().errnum == ENOTTY || r.error().errnum == EOPNOTSUPP) return false;
   return std::move(r).error();
@@ -215,8 +218,8 @@ Result<UniqueFd> Device::set_mig_state(MigState target) const {
   vfio_device_feature_mig_state st{};
   st.device_state = static_cast<uint32_t>(target);
   st.data_fd = -1;
-  auto buf = build_feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-                           bytes_of(st));
+  auto buf =
+      build_feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, bytes_of(st));
   auto r = feature(buf, "VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE SET",
                    name_ + " target " + mig_state_name(target));
   if (!r.ok()) {
@@ -267,8 +270,8 @@ Result<void> Device::dma_logging_start(uint64_t page_size,
   ctl.page_size = page_size;
   ctl.num_ranges = static_cast<uint32_t>(raw.size());
   ctl.ranges = reinterpret_cast<uintptr_t>(raw.data());
-  auto buf = build_feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START,
-                           bytes_of(ctl));
+  auto buf =
+      build_feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_START, bytes_of(ctl));
   MDEVMIG_TRY(feature(buf, "VFIO_DEVICE_FEATURE_DMA_LOGGING_START",
                       name_ + " page size " + std::to_string(page_size) + ", " +
                           std::to_string(raw.size()) + " ranges"));

@@ -12,9 +12,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "dirty/bitmap.h"
 #include "base/fd.h"
 #include "base/result.h"
+#include "dirty/bitmap.h"
 #include "migration/vfio/info.h"
 #include "migration/vfio/mapping.h"
 #include "migration/vfio/mig_state.h"
@@ -68,7 +68,7 @@ class Device {
                                    std::span<const std::byte> in) const;
   /// A fixed-size register read (one pread, so 4- and 8-byte accesses stay single).
   template <typename T>
-    requires std::is_trivially_copyable_v<T>
+  requires std::is_trivially_copyable_v<T>
   [[nodiscard]] Result<T> read_as(uint32_t index, uint64_t offset) const {
     T v{};
     MDEVMIG_TRY(read(index, offset, std::as_writable_bytes(std::span<T, 1>(&v, 1))));
@@ -76,7 +76,7 @@ class Device {
   }
   /// A fixed-size register write.
   template <typename T>
-    requires std::is_trivially_copyable_v<T>
+  requires std::is_trivially_copyable_v<T>
   [[nodiscard]] Result<void> write_as(uint32_t index, uint64_t offset, const T& v) const {
     return write(index, offset, std::as_bytes(std::span<const T, 1>(&v, 1)));
   }
@@ -138,8 +138,9 @@ class Device {
                                           const char* op) const;
   // Runs step(absolute fd offset, bytes done) until [offset, offset + len) of region
   // `index` is transferred.
-  Result<void> region_transfer(uint32_t index, uint64_t offset, std::size_t len, const char* op,
-                               const std::function<ssize_t(uint64_t pos, std::size_t done)>& step) const;
+  Result<void> region_transfer(
+      uint32_t index, uint64_t offset, std::size_t len, const char* op,
+      const std::function<ssize_t(uint64_t pos, std::size_t done)>& step) const;
   Result<void> irq_action(uint32_t flags, uint32_t index, uint32_t start, uint32_t count,
                           const char* what) const;
 

@@ -39,12 +39,11 @@ Result<uint64_t> EventFd::wait(std::chrono::milliseconds timeout) const {
   for (;;) {
     const uint64_t count = MDEVMIG_TRY(drain());
     if (count != 0) return count;
-    const auto left =
-        std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) {
-      return Error::make(ETIMEDOUT, "eventfd wait",
-                         "fd " + std::to_string(fd_.get()) + " after " +
-                             std::to_string(timeout.count()) + " ms");
+      return Error::make(
+          ETIMEDOUT, "eventfd wait",
+          "fd " + std::to_string(fd_.get()) + " after " + std::to_string(timeout.count()) + " ms");
     }
     pollfd pfd{fd_.get(), POLLIN, 0};
     // EINTR and spurious wake-ups both just go round the loop with the time left.

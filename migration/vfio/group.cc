@@ -40,8 +40,8 @@ Result<void> Group::set_container(const Container& container) const {
 }
 
 Result<void> Group::unset_container() const {
-  MDEVMIG_TRY(checked_ioctl(fd(), VFIO_GROUP_UNSET_CONTAINER, nullptr,
-                            "VFIO_GROUP_UNSET_CONTAINER", path_));
+  MDEVMIG_TRY(checked_ioctl(fd(), VFIO_GROUP_UNSET_CONTAINER, nullptr, "VFIO_GROUP_UNSET_CONTAINER",
+                            path_));
   return ok();
 }
 
@@ -50,9 +50,9 @@ Result<UniqueFd> Group::device_fd(std::string_view name) const {
   if (n.empty() || n.find('\0') != std::string::npos) {
     return Error::make(EINVAL, "VFIO_GROUP_GET_DEVICE_FD", path_ + ": bad device name");
   }
-  const int dfd = MDEVMIG_TRY(checked_ioctl(fd(), VFIO_GROUP_GET_DEVICE_FD,
-                                            const_cast<char*>(n.c_str()),
-                                            "VFIO_GROUP_GET_DEVICE_FD", n + " in " + path_));
+  const int dfd =
+      MDEVMIG_TRY(checked_ioctl(fd(), VFIO_GROUP_GET_DEVICE_FD, const_cast<char*>(n.c_str()),
+                                "VFIO_GROUP_GET_DEVICE_FD", n + " in " + path_));
   return UniqueFd(dfd);
 }
 

@@ -31,17 +31,17 @@ struct IovaRangeFixed {
   uint32_t nr_iovas;
   uint32_t reserved;
 };
-static_assert(sizeof(IovaRangeFixed) == offsetof(vfio_iommu_type1_info_cap_iova_range, iova_ranges));
+static_assert(sizeof(IovaRangeFixed) ==
+              offsetof(vfio_iommu_type1_info_cap_iova_range, iova_ranges));
 
-Error malformed(const char* op, const std::string& what) {
-  return Error::make(EPROTO, op, what);
-}
+Error malformed(const char* op, const std::string& what) { return Error::make(EPROTO, op, what); }
 
 // The part of an INFO reply the kernel filled: the kernel reports the full size it needs
 // in argsz, which may be more (caps did not fit) or less (older struct) than we have.
 std::span<const std::byte> filled_part(std::span<const std::byte> reply, uint32_t argsz,
                                        std::size_t fixed_size) {
-  const std::size_t n = std::max<std::size_t>(fixed_size, std::min<std::size_t>(argsz, reply.size()));
+  const std::size_t n =
+      std::max<std::size_t>(fixed_size, std::min<std::size_t>(argsz, reply.size()));
   return reply.first(std::min(n, reply.size()));
 }
 
@@ -91,7 +91,8 @@ Result<std::vector<CapView>> walk_caps(std::span<const std::byte> reply, uint32_
   uint64_t offset = first;
   uint64_t min_offset = fixed_size;  // the next header must start at or after this
   while (offset != 0) {
-    if (caps.size() == kMaxCaps) return malformed(kOp, "more than " + std::to_string(kMaxCaps) + " capabilities");
+    if (caps.size() == kMaxCaps)
+      return malformed(kOp, "more than " + std::to_string(kMaxCaps) + " capabilities");
     if (offset < min_offset) {
       return malformed(kOp, "capability at offset " + std::to_string(offset) +
                                 (caps.empty() ? " inside the fixed header"
@@ -105,10 +106,11 @@ Result<std::vector<CapView>> walk_caps(std::span<const std::byte> reply, uint32_
     }
     // A next offset inside this header would make the view negative; one that only lies
     // past the end is caught when we get there.
-    const uint64_t end = hdr->next != 0 ? std::min<uint64_t>(hdr->next, reply.size()) : reply.size();
+    const uint64_t end =
+        hdr->next != 0 ? std::min<uint64_t>(hdr->next, reply.size()) : reply.size();
     if (hdr->next != 0 && hdr->next < offset + sizeof(vfio_info_cap_header)) {
-      return malformed(kOp, "capability at offset " + std::to_string(offset) +
-                                " points back to " + std::to_string(hdr->next));
+      return malformed(kOp, "capability at offset " + std::to_string(offset) + " points back to " +
+                                std::to_string(hdr->next));
     }
     caps.push_back(CapView{hdr->id, hdr->version, static_cast<uint32_t>(offset),
                            reply.subspan(offset, end - offset)});
@@ -160,8 +162,8 @@ Result<RegionInfo> parse_region_info(std::span<const std::byte> reply) {
         for (std::size_t i = 0; i < raw_areas.size(); ++i) {
           const auto& a = raw_areas[i];
           if (a.offset > info.size || a.size > info.size - a.offset) {
-            return malformed(kOp, where + ": sparse area " + std::to_string(i) +
-                                      " lies outside the region");
+            return malformed(
+                kOp, where + ": sparse area " + std::to_string(i) + " lies outside the region");
           }
           areas.push_back({a.offset, a.size});
         }
@@ -213,8 +215,8 @@ Result<IommuInfo> parse_iommu_info(std::span<const std::byte> reply) {
     return info;
   }
 
-  const auto caps = MDEVMIG_TRY(caps_of(reply, raw.argsz, raw.cap_offset,
-                                        sizeof(vfio_iommu_type1_info), kOp, "type1 info"));
+  const auto caps = MDEVMIG_TRY(
+      caps_of(reply, raw.argsz, raw.cap_offset, sizeof(vfio_iommu_type1_info), kOp, "type1 info"));
 
   bool seen_ranges = false, seen_migration = false, seen_avail = false;
   for (const CapView& cap : caps) {
@@ -237,7 +239,8 @@ Result<IommuInfo> parse_iommu_info(std::span<const std::byte> reply) {
         MDEVMIG_TRY(first_of_id(seen_migration, cap, kOp));
         const auto m = read_at<vfio_iommu_type1_info_cap_migration>(cap.bytes, 0);
         if (!m) return malformed(kOp, "truncated migration capability");
-        info.dirty_tracking = DirtyTrackingCap{m->flags, m->pgsize_bitmap, m->max_dirty_bitmap_size};
+        info.dirty_tracking =
+            DirtyTrackingCap{m->flags, m->pgsize_bitmap, m->max_dirty_bitmap_size};
         break;
       }
       case VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL: {
@@ -274,18 +277,19 @@ Result<std::vector<std::byte>> query_with_argsz(std::span<const std::byte> reque
       return buf;
     }
     if (reported > kMaxInfoBytes) {
-      return Error::make(E2BIG, op, context + ": driver asks for argsz " +
-                                        std::to_string(reported) + " (limit " +
-                                        std::to_string(kMaxInfoBytes) + ")");
+      return Error::make(E2BIG, op,
+                         context + ": driver asks for argsz " + std::to_string(reported) +
+                             " (limit " + std::to_string(kMaxInfoBytes) + ")");
     }
     size = reported;
   }
-  return Error::make(EPROTO, op, context + ": argsz still growing after " +
-                                     std::to_string(kMaxArgszAttempts) + " calls");
+  return Error::make(
+      EPROTO, op,
+      context + ": argsz still growing after " + std::to_string(kMaxArgszAttempts) + " calls");
 }
 
-std::vector<std::byte> build_irq_set(uint32_t flags, uint32_t index, uint32_t start,
-                                     uint32_t count, std::span<const std::byte> data) {
+std::vector<std::byte> build_irq_set(uint32_t flags, uint32_t index, uint32_t start, uint32_t count,
+                                     std::span<const std::byte> data) {
   vfio_irq_set hdr{};
   hdr.argsz = static_cast<uint32_t>(sizeof(hdr) + data.size());
   hdr.flags = flags;

@@ -130,8 +130,7 @@ using InfoIoctl = std::function<int(void* arg)>;
 
 /// Builds a VFIO_DEVICE_SET_IRQS argument: the header with argsz, then `data`.
 [[nodiscard]] std::vector<std::byte> build_irq_set(uint32_t flags, uint32_t index, uint32_t start,
-                                                   uint32_t count,
-                                                   std::span<const std::byte> data);
+                                                   uint32_t count, std::span<const std::byte> data);
 
 /// Builds a VFIO_DEVICE_FEATURE argument: the header with argsz, then `payload`.
 [[nodiscard]] std::vector<std::byte> build_feature(uint32_t flags,

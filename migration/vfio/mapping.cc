@@ -15,7 +15,8 @@ Result<Mapping> Mapping::map_shared(int fd, uint64_t offset, std::size_t size, i
 Result<Mapping> Mapping::anonymous(std::size_t size) {
   if (size == 0) return Error::make(EINVAL, "mmap", "anonymous: empty range");
   void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (p == MAP_FAILED) return Error::from_errno("mmap", "anonymous " + std::to_string(size) + " bytes");
+  if (p == MAP_FAILED)
+    return Error::from_errno("mmap", "anonymous " + std::to_string(size) + " bytes");
   return Mapping(p, size);
 }
 

@@ -1,8 +1,8 @@
 #include "migration/vfio/mig_state.h"
 
+#include <strings.h>
 #include <array>
 #include <cstdio>
-#include <strings.h>
 
 #include "migration/vfio/uapi.h"
 
@@ -72,13 +72,20 @@ std::string mig_flags_text(uint64_t flags) {
 std::string v1_state_name(uint32_t device_state) {
   const uint32_t s = device_state & VFIO_DEVICE_STATE_MASK;
   switch (s) {
-    case VFIO_DEVICE_STATE_V1_STOP: return "STOP";
-    case VFIO_DEVICE_STATE_V1_RUNNING: return "RUNNING";
-    case VFIO_DEVICE_STATE_V1_SAVING | VFIO_DEVICE_STATE_V1_RUNNING: return "PRE_COPY";
-    case VFIO_DEVICE_STATE_V1_SAVING: return "STOP_COPY";
-    case VFIO_DEVICE_STATE_V1_RESUMING: return "RESUMING";
-    case VFIO_DEVICE_STATE_V1_SAVING | VFIO_DEVICE_STATE_V1_RESUMING: return "ERROR";
-    default: return invalid(s);
+    case VFIO_DEVICE_STATE_V1_STOP:
+      return "STOP";
+    case VFIO_DEVICE_STATE_V1_RUNNING:
+      return "RUNNING";
+    case VFIO_DEVICE_STATE_V1_SAVING | VFIO_DEVICE_STATE_V1_RUNNING:
+      return "PRE_COPY";
+    case VFIO_DEVICE_STATE_V1_SAVING:
+      return "STOP_COPY";
+    case VFIO_DEVICE_STATE_V1_RESUMING:
+      return "RESUMING";
+    case VFIO_DEVICE_STATE_V1_SAVING | VFIO_DEVICE_STATE_V1_RESUMING:
+      return "ERROR";
+    default:
+      return invalid(s);
   }
 }
 

@@ -28,11 +28,12 @@ struct Case {
   WorkloadRates rates;
   Expect expect = Expect::kOnDestination;
   std::string expect_status = "completed";
-  uint32_t min_device_passes = 0;   // the device's own pre-copy iterations (sysfs)
-  uint64_t min_dirty_syncs = 0;     // QEMU's RAM dirty syncs
-  std::string expected_kernel;      // a kernel log line the case must produce
-  bool migrate_again = false;       // then migrate once more, which must succeed
-  std::string expect_refusal;       // the plan must be refused with this in the error, the source unharmed
+  uint32_t min_device_passes = 0;  // the device's own pre-copy iterations (sysfs)
+  uint64_t min_dirty_syncs = 0;    // QEMU's RAM dirty syncs
+  std::string expected_kernel;     // a kernel log line the case must produce
+  bool migrate_again = false;      // then migrate once more, which must succeed
+  std::string
+      expect_refusal;  // the plan must be refused with this in the error, the source unharmed
   std::function<void(const MigrationOutcome&)> check;  // more invariants of the outcome
 };
 
@@ -63,7 +64,8 @@ class QemuMigration : public testing::Test {
     auto r = (*h)->migrate(1, c.plan);
     if (!c.expect_refusal.empty()) {
       ASSERT_FALSE(r.ok()) << "the plan ran: " << r->to_json().dump(2);
-      EXPECT_NE(r.error().message().find(c.expect_refusal), std::string::npos) << r.error().message();
+      EXPECT_NE(r.error().message().find(c.expect_refusal), std::string::npos)
+          << r.error().message();
       EXPECT_EQ((*h)->current_instance(), 0u);
       ASSERT_TRUE((*h)->run_workload(300ms).ok());
       auto v = (*h)->verify();
@@ -92,7 +94,8 @@ class QemuMigration : public testing::Test {
     if (c.check) c.check(r->migration);
     if (!c.expected_kernel.empty()) {
       bool seen = false;
-      for (const auto& line : kmsg.take()) seen |= line.find(c.expected_kernel) != std::string::npos;
+      for (const auto& line : kmsg.take())
+        seen |= line.find(c.expected_kernel) != std::string::npos;
       EXPECT_TRUE(seen) << "no kernel line with '" << c.expected_kernel << "'";
     }
     // The VM goes on where it is: more workload, verified again.

@@ -49,7 +49,9 @@ Error usage_error(std::string_view flag, std::string what) {
 }
 
 Result<void> Args::parse(std::span<const char* const> args) {
-  auto usage_error = [](std::string what) { return Error::make_verdict(EINVAL, "usage", std::move(what)); };
+  auto usage_error = [](std::string what) {
+    return Error::make_verdict(EINVAL, "usage", std::move(what));
+  };
   std::vector<const Spec*> positionals;
   for (const auto& s : specs_)
     if (s.is_positional) positionals.push_back(&s);
@@ -63,7 +65,8 @@ Result<void> Args::parse(std::span<const char* const> args) {
       continue;
     }
     if (options_ended) {
-      if (next_positional >= positionals.size()) return usage_error("unexpected argument '" + std::string(a) + "'");
+      if (next_positional >= positionals.size())
+        return usage_error("unexpected argument '" + std::string(a) + "'");
       values_.emplace_back(positionals[next_positional++]->name, std::string(a));
       continue;
     }
@@ -80,20 +83,23 @@ Result<void> Args::parse(std::span<const char* const> args) {
         body = body.substr(0, eq);
       }
       const Spec* s = find(body);
-      if (s == nullptr || s->is_positional) return usage_error("unknown option --" + std::string(body));
+      if (s == nullptr || s->is_positional)
+        return usage_error("unknown option --" + std::string(body));
       if (s->is_flag) {
         if (value) return usage_error("--" + s->name + " takes no value");
         values_.emplace_back(s->name, "1");
         continue;
       }
       if (!value) {
-        if (i + 1 >= args.size()) return usage_error("--" + s->name + " needs a value (" + s->metavar + ")");
+        if (i + 1 >= args.size())
+          return usage_error("--" + s->name + " needs a value (" + s->metavar + ")");
         value = args[++i];
       }
       values_.emplace_back(s->name, *value);
       continue;
     }
-    if (next_positional >= positionals.size()) return usage_error("unexpected argument '" + std::string(a) + "'");
+    if (next_positional >= positionals.size())
+      return usage_error("unexpected argument '" + std::string(a) + "'");
     values_.emplace_back(positionals[next_positional++]->name, std::string(a));
   }
   for (size_t i = next_positional; i < positionals.size(); ++i)
@@ -152,16 +158,23 @@ Result<uint64_t> parse_size(std::string_view text) {
   const std::string quoted = "'" + std::string(text) + "'";
   std::string_view rest = text;
   const auto v = parse_digits(rest);
-  if (!v) return Error::make_verdict(EINVAL, "usage", quoted + " is not a size (e.g. 4096, 0x1000, 64K, 32M, 1G)");
+  if (!v)
+    return Error::make_verdict(EINVAL, "usage",
+                               quoted + " is not a size (e.g. 4096, 0x1000, 64K, 32M, 1G)");
   const std::string suffix = lower(rest);
   unsigned shift = 0;
-  if (suffix == "k" || suffix == "kib") shift = 10;
-  else if (suffix == "m" || suffix == "mib") shift = 20;
-  else if (suffix == "g" || suffix == "gib") shift = 30;
-  else if (suffix == "t" || suffix == "tib") shift = 40;
+  if (suffix == "k" || suffix == "kib")
+    shift = 10;
+  else if (suffix == "m" || suffix == "mib")
+    shift = 20;
+  else if (suffix == "g" || suffix == "gib")
+    shift = 30;
+  else if (suffix == "t" || suffix == "tib")
+    shift = 40;
   else if (!suffix.empty())
     return Error::make_verdict(EINVAL, "usage", quoted + ": unknown suffix (want K, M, G or T)");
-  if (shift && *v > (UINT64_MAX >> shift)) return Error::make_verdict(ERANGE, "usage", quoted + " is too large");
+  if (shift && *v > (UINT64_MAX >> shift))
+    return Error::make_verdict(ERANGE, "usage", quoted + " is too large");
   return *v << shift;
 }
 
@@ -170,9 +183,11 @@ Result<uint64_t> Args::get_size(std::string_view name, uint64_t min, uint64_t ma
   auto v = get(name);
   if (!v) return usage_error(flag, "missing");
   auto n = parse_size(*v);
-  if (!n.ok()) return usage_error(flag, "wants a size (e.g. 4096, 0x1000, 64K, 32M, 1G), got '" + *v + "'");
+  if (!n.ok())
+    return usage_error(flag, "wants a size (e.g. 4096, 0x1000, 64K, 32M, 1G), got '" + *v + "'");
   if (*n < min || *n > max)
-    return usage_error(flag, "wants a size from " + size_text(min) + " to " + size_text(max) + ", got '" + *v + "'");
+    return usage_error(flag, "wants a size from " + size_text(min) + " to " + size_text(max) +
+                                 ", got '" + *v + "'");
   return *n;
 }
 
@@ -181,9 +196,11 @@ Result<uint64_t> Args::get_address(std::string_view name, uint64_t align) const 
   auto v = get(name);
   if (!v) return usage_error(flag, "missing");
   auto n = parse_size(*v);
-  if (!n.ok()) return usage_error(flag, "wants an address (e.g. 0x40000000 or 1G), got '" + *v + "'");
+  if (!n.ok())
+    return usage_error(flag, "wants an address (e.g. 0x40000000 or 1G), got '" + *v + "'");
   if (align > 1 && *n % align != 0)
-    return usage_error(flag, "wants an address aligned to " + size_text(align) + ", got '" + *v + "'");
+    return usage_error(flag,
+                       "wants an address aligned to " + size_text(align) + ", got '" + *v + "'");
   return *n;
 }
 
@@ -193,10 +210,12 @@ Result<uint64_t> Args::get_uint(std::string_view name, uint64_t min, uint64_t ma
   if (!v) return usage_error(flag, "missing");
   std::string_view rest = *v;
   const auto n = parse_digits(rest);
-  const std::string range = max == UINT64_MAX && min == 0
-                                ? std::string("a whole number")
-                                : "a whole number from " + std::to_string(min) + " to " + std::to_string(max);
-  if (!n || !rest.empty() || *n < min || *n > max) return usage_error(flag, "wants " + range + ", got '" + *v + "'");
+  const std::string range =
+      max == UINT64_MAX && min == 0
+          ? std::string("a whole number")
+          : "a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+  if (!n || !rest.empty() || *n < min || *n > max)
+    return usage_error(flag, "wants " + range + ", got '" + *v + "'");
   return *n;
 }
 
@@ -209,8 +228,9 @@ Result<double> Args::get_double(std::string_view name, double min, double max, b
   const bool in_range = open ? (d > min && d < max) : (d >= min && d <= max);
   if (v->empty() || end == v->c_str() || *end != '\0' || !std::isfinite(d) || !in_range) {
     char range[96];
-    std::snprintf(range, sizeof(range), open ? "a number between %g and %g (exclusive)" : "a number from %g to %g",
-                  min, max);
+    std::snprintf(range, sizeof(range),
+                  open ? "a number between %g and %g (exclusive)" : "a number from %g to %g", min,
+                  max);
     return usage_error(flag, std::string("wants ") + range + ", got '" + *v + "'");
   }
   return d;
@@ -223,7 +243,9 @@ std::string Args::usage() const {
   if (any_pos) {
     out += "\narguments:\n";
     for (const auto& s : specs_)
-      if (s.is_positional) out += "  " + s.name + std::string(s.name.size() < 22 ? 22 - s.name.size() : 1, ' ') + s.help + "\n";
+      if (s.is_positional)
+        out += "  " + s.name + std::string(s.name.size() < 22 ? 22 - s.name.size() : 1, ' ') +
+               s.help + "\n";
   }
   // -h and -- below are options of every command, so the heading is always there.
   out += "\noptions:\n";

@@ -73,9 +73,9 @@ class Args {
 [[nodiscard]] Result<uint64_t> parse_size(std::string_view text);
 
 /// Ranges the commands share.
-inline constexpr uint64_t kMaxDowntimeMs = 2'000'000;   ///< QEMU's downtime-limit bound too
-inline constexpr uint64_t kMaxDelayMs = 3'600'000;      ///< waits and workload phases: an hour
-inline constexpr double kMaxGuestOpsPerS = 1e6;         ///< guest BAR2 writes or DMA descriptors a second
+inline constexpr uint64_t kMaxDowntimeMs = 2'000'000;  ///< QEMU's downtime-limit bound too
+inline constexpr uint64_t kMaxDelayMs = 3'600'000;     ///< waits and workload phases: an hour
+inline constexpr double kMaxGuestOpsPerS = 1e6;  ///< guest BAR2 writes or DMA descriptors a second
 
 /// A usage error (exit 2) about `--flag`: "usage: --flag: what".
 [[nodiscard]] Error usage_error(std::string_view flag, std::string what);

@@ -14,7 +14,8 @@ enum ExitCode : int {
   kExitUsage = 2,    ///< bad command line
   kExitDevice = 3,   ///< a device, VFIO or system call failed
   kExitCorrupt = 4,  ///< input (file, stream, peer) is malformed or incompatible
-  kExitInterrupted = 130,  ///< stopped by SIGINT/SIGTERM/SIGHUP after recovering the device (128 + SIGINT)
+  kExitInterrupted =
+      130,  ///< stopped by SIGINT/SIGTERM/SIGHUP after recovering the device (128 + SIGINT)
 };
 
 /// The exit codes, for the --help of commands that change device state.

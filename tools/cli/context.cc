@@ -25,7 +25,9 @@ Context::Context(const Command& cmd, std::span<const char* const> argv)
 
 int Context::fail(const Error& e) const { return report_error(name_, e); }
 
-int Context::usage(std::string_view flag, std::string what) const { return fail(usage_error(flag, std::move(what))); }
+int Context::usage(std::string_view flag, std::string what) const {
+  return fail(usage_error(flag, std::move(what)));
+}
 
 void Context::print_json(const Json& doc) const { std::printf("%s\n", json_text(doc).c_str()); }
 

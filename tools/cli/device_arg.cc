@@ -36,7 +36,8 @@ Result<DeviceSpec> parse_device_spec(std::string_view text) {
     int fd = -1;
     const auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), fd);
     if (num.empty() || ec != std::errc() || end != num.data() + num.size() || fd < 0) {
-      return Error::make(EINVAL, "usage", "DEVICE '" + s.text + "': fd:N needs a file descriptor number");
+      return Error::make(EINVAL, "usage",
+                         "DEVICE '" + s.text + "': fd:N needs a file descriptor number");
     }
     s.fd = fd;
     return s;
@@ -48,8 +49,9 @@ Result<DeviceSpec> parse_device_spec(std::string_view text) {
   if (text.starts_with("/sys/") && uuid == text) uuid = text.substr(text.rfind('/') + 1);
   while (!uuid.empty() && uuid.back() == '/') uuid.remove_suffix(1);
   if (!vfio::validate_mdev_uuid(uuid).ok()) {
-    return Error::make(EINVAL, "usage",
-                       "DEVICE '" + s.text + "' is not an mdev UUID, /sys/bus/mdev/devices/UUID or fd:N");
+    return Error::make(
+        EINVAL, "usage",
+        "DEVICE '" + s.text + "' is not an mdev UUID, /sys/bus/mdev/devices/UUID or fd:N");
   }
   s.uuid = canonical_uuid(uuid);
   return s;
@@ -64,9 +66,11 @@ std::optional<Error> check_instance_pair(const Args& a, const char* first, const
     if (auto uuid = a.get(flag); uuid && !vfio::validate_mdev_uuid(*uuid).ok())
       return usage_error(std::string("--") + flag, "wants an mdev UUID, got '" + *uuid + "'");
   }
-  if (a.get(first) && a.get(second) && canonical_uuid(*a.get(first)) == canonical_uuid(*a.get(second)))
-    return Error::make_verdict(EINVAL, "usage", std::string("--") + first + " and --" + second +
-                                                    " name the same instance (" + *a.get(first) + ")");
+  if (a.get(first) && a.get(second) &&
+      canonical_uuid(*a.get(first)) == canonical_uuid(*a.get(second)))
+    return Error::make_verdict(EINVAL, "usage",
+                               std::string("--") + first + " and --" + second +
+                                   " name the same instance (" + *a.get(first) + ")");
   return std::nullopt;
 }
 
@@ -74,23 +78,31 @@ void warn_uuid_mode(std::string_view cmd, const DeviceSpec& spec) {
   if (spec.is_fd() || ::isatty(STDERR_FILENO) != 1) return;
   if (auto held = held_from_env(); held.ok() && find_held(*held, spec.uuid)) return;
   const bool save = cmd == "save";
-  std::fprintf(stderr, "mdevmig %.*s: note: opening %s by UUID resets it%s (pass the holder's fd as fd:N to %s a device in use)\n",
+  std::fprintf(stderr,
+               "mdevmig %.*s: note: opening %s by UUID resets it%s (pass the holder's fd as fd:N "
+               "to %s a device in use)\n",
                static_cast<int>(cmd.size()), cmd.data(), spec.uuid.c_str(),
-               save ? ": this saves a freshly reset device" : ", and it forgets the restored state when mdevmig exits",
+               save ? ": this saves a freshly reset device"
+                    : ", and it forgets the restored state when mdevmig exits",
                save ? "save" : "restore");
 }
 
 std::optional<Error> check_save_file_arg(const std::string& path, bool reading) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;  // absent: writing creates it, reading reports it
+  if (::stat(path.c_str(), &st) != 0)
+    return std::nullopt;  // absent: writing creates it, reading reports it
   if (S_ISREG(st.st_mode)) return std::nullopt;
-  const char* what = S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a pipe" : S_ISSOCK(st.st_mode) ? "a socket"
-                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device node" : "not a regular file";
-  return Error::make_verdict(EINVAL, "usage",
-                             "FILE '" + path + "' is " + what + "; save files are regular files (" +
-                                 (reading ? "they are mapped, not streamed: copy it to a file first" :
-                                            "written next to FILE and renamed over it: name a file")
-                                 + ")");
+  const char* what = S_ISDIR(st.st_mode)                          ? "a directory"
+                     : S_ISFIFO(st.st_mode)                       ? "a pipe"
+                     : S_ISSOCK(st.st_mode)                       ? "a socket"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device node"
+                                                                  : "not a regular file";
+  return Error::make_verdict(
+      EINVAL, "usage",
+      "FILE '" + path + "' is " + what + "; save files are regular files (" +
+          (reading ? "they are mapped, not streamed: copy it to a file first"
+                   : "written next to FILE and renamed over it: name a file") +
+          ")");
 }
 
 Result<OpenedDevice> OpenedDevice::open(const DeviceSpec& spec) {
@@ -117,9 +129,10 @@ Result<OpenedDevice> OpenedDevice::open(const DeviceSpec& spec) {
   }
   // The one expected failure gets its own words (sysfs names instances in lower case;
   // the UUID is canonical here).
-  if (struct stat st {}; ::stat(spec.sysfs_path().c_str(), &st) != 0 && errno == ENOENT) {
-    return Error::make_verdict(ENODEV, "open DEVICE",
-                               "no mdev device " + spec.uuid + " (see `mdevctl list` or ls /sys/bus/mdev/devices)");
+  if (struct stat st{}; ::stat(spec.sysfs_path().c_str(), &st) != 0 && errno == ENOENT) {
+    return Error::make_verdict(
+        ENODEV, "open DEVICE",
+        "no mdev device " + spec.uuid + " (see `mdevctl list` or ls /sys/bus/mdev/devices)");
   }
   auto m = vfio::open_mdev(spec.uuid);
   if (!m.ok()) return std::move(m.error()).add_context("DEVICE " + spec.uuid);
@@ -134,7 +147,8 @@ Result<schema::DeviceIdentity> OpenedDevice::identity() const {
 int exit_code_for(const Error& e) {
   if (e.op == "usage") return kExitUsage;
   if (e.errnum == EINTR) return kExitInterrupted;
-  if (e.errnum == schema::kCorruptErrno || e.errnum == schema::kIncompatibleErrno) return kExitCorrupt;
+  if (e.errnum == schema::kCorruptErrno || e.errnum == schema::kIncompatibleErrno)
+    return kExitCorrupt;
   // A peer that does not speak TLS (or speaks it to us without --tls): incompatible.
   if (e.verdict && e.errnum == io::kTlsProtocolErrno) return kExitCorrupt;
   // A peer whose certificate we reject, or that rejects ours: the peer failed.
@@ -154,7 +168,8 @@ int exit_code_for(const Error& e) {
 
 int report_error(std::string_view cmd, const Error& e) {
   const int code = exit_code_for(e);
-  std::fprintf(stderr, "mdevmig %.*s: %s\n", static_cast<int>(cmd.size()), cmd.data(), e.message().c_str());
+  std::fprintf(stderr, "mdevmig %.*s: %s\n", static_cast<int>(cmd.size()), cmd.data(),
+               e.message().c_str());
   if (json_errors()) {
     Json j = json_document(cmd);
     j["error"] = {{"exit_code", code}, {"operation", e.op}, {"message", e.message()}};
@@ -179,7 +194,8 @@ std::string human_bytes(double bytes) {
 namespace {
 
 int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -188,17 +204,19 @@ std::string duration_text(double s) {
   if (s < 60) {
     std::snprintf(buf, sizeof(buf), "%.0f s", s);
   } else if (s < 3600) {
-    std::snprintf(buf, sizeof(buf), "%d min %02d s", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+    std::snprintf(buf, sizeof(buf), "%d min %02d s", static_cast<int>(s) / 60,
+                  static_cast<int>(s) % 60);
   } else {
-    std::snprintf(buf, sizeof(buf), "%d h %02d min", static_cast<int>(s) / 3600, static_cast<int>(s) / 60 % 60);
+    std::snprintf(buf, sizeof(buf), "%d h %02d min", static_cast<int>(s) / 3600,
+                  static_cast<int>(s) / 60 % 60);
   }
   return buf;
 }
 
 }  // namespace
 
-std::string progress_line(std::string_view label, uint64_t done, uint64_t total, double seconds, std::size_t width,
-                          std::string_view extra) {
+std::string progress_line(std::string_view label, uint64_t done, uint64_t total, double seconds,
+                          std::size_t width, std::string_view extra) {
   std::string tail = human_bytes(static_cast<double>(done));
   if (total > 0) tail += " of " + human_bytes(static_cast<double>(total));
   if (seconds > 0.2 && done > 0) {
@@ -227,7 +245,8 @@ std::string progress_line(std::string_view label, uint64_t done, uint64_t total,
 
 Progress::Progress(std::string label) : label_(std::move(label)) {
   const char* term = std::getenv("TERM");
-  live_ = ::isatty(STDERR_FILENO) == 1 && term != nullptr && std::string_view(term) != "dumb" && *term != '\0';
+  live_ = ::isatty(STDERR_FILENO) == 1 && term != nullptr && std::string_view(term) != "dumb" &&
+          *term != '\0';
   start_ms_ = now_ms();
 }
 Progress::~Progress() { finish(); }
@@ -246,9 +265,11 @@ void Progress::update(uint64_t done, uint64_t total, std::string_view extra) {
   if (drawn_ && now - last_ms_ < 100 && done != total) return;  // ~10 redraws a second
   last_ms_ = now;
   struct winsize ws {};
-  const std::size_t width = ::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+  const std::size_t width =
+      ::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
   // One column short of the edge: a full line would wrap on some terminals.
-  std::fprintf(stderr, "\r\033[K%s", progress_line(label_, done, total, seconds, width - 1, extra).c_str());
+  std::fprintf(stderr, "\r\033[K%s",
+               progress_line(label_, done, total, seconds, width - 1, extra).c_str());
   std::fflush(stderr);
   drawn_ = true;
 }

@@ -17,9 +17,9 @@ namespace mdevmig::cli {
 
 /// A DEVICE argument, parsed (no side effects).
 struct DeviceSpec {
-  std::string text;        ///< as given
-  std::string uuid;        ///< for UUID and sysfs forms
-  int fd = -1;             ///< for fd:N
+  std::string text;  ///< as given
+  std::string uuid;  ///< for UUID and sysfs forms
+  int fd = -1;       ///< for fd:N
   [[nodiscard]] bool is_fd() const { return fd >= 0; }
   [[nodiscard]] std::string sysfs_path() const {
     return uuid.empty() ? std::string() : "/sys/bus/mdev/devices/" + uuid;
@@ -58,7 +58,8 @@ void warn_uuid_mode(std::string_view cmd, const DeviceSpec& spec);
 class Args;
 /// The two instance flags of a pair (--src/--dst, --a/--b): each, if given, an mdev UUID,
 /// and not the same one. A usage error naming the flag otherwise.
-[[nodiscard]] std::optional<Error> check_instance_pair(const Args& a, const char* first, const char* second);
+[[nodiscard]] std::optional<Error> check_instance_pair(const Args& a, const char* first,
+                                                       const char* second);
 
 /// An opened device: by UUID (container, group and device owned here), a UUID that
 /// `mdevmig hold` holds (MDEVMIG_HELD, held.h), or a passed fd.
@@ -69,7 +70,9 @@ class OpenedDevice {
   [[nodiscard]] static Result<OpenedDevice> open(const DeviceSpec& spec);
   [[nodiscard]] const vfio::Device& dev() const { return mdev_ ? mdev_->device : *fd_dev_; }
   /// The container, when this process opened the device (nullptr for fd:N and held ones).
-  [[nodiscard]] const vfio::Container* container() const { return mdev_ ? &mdev_->container : nullptr; }
+  [[nodiscard]] const vfio::Container* container() const {
+    return mdev_ ? &mdev_->container : nullptr;
+  }
   /// The group, when this process opened the device (nullptr for fd:N and held ones).
   [[nodiscard]] const vfio::Group* group() const { return mdev_ ? &mdev_->group : nullptr; }
   /// Whether the device is one `mdevmig hold` holds (MDEVMIG_HELD).
@@ -96,8 +99,9 @@ int report_error(std::string_view cmd, const Error& e);
 
 /// One progress line: label, a bar when the total is known, bytes, rate and ETA, cut to
 /// `width` columns (the bar shrinks first, then the line is cut).
-[[nodiscard]] std::string progress_line(std::string_view label, uint64_t done, uint64_t total, double seconds,
-                                        std::size_t width, std::string_view extra = {});
+[[nodiscard]] std::string progress_line(std::string_view label, uint64_t done, uint64_t total,
+                                        double seconds, std::size_t width,
+                                        std::string_view extra = {});
 
 /// Progress on stderr. On a terminal (not TERM=dumb): one line redrawn in place, as wide
 /// as the terminal (TIOCGWINSZ, read at each redraw). Otherwise (a log, TERM=dumb): a

@@ -13,7 +13,8 @@ namespace mdevmig::cli {
 class GuestMemoryPort final : public guest::VfioPort {
  public:
   GuestMemoryPort(const vfio::Device& dev, engine::GuestMemory& mem)
-      : VfioPort(dev, {reinterpret_cast<uint8_t*>(mem.data()), mem.size()}, mem.iova()), mem_(mem) {}
+      : VfioPort(dev, {reinterpret_cast<uint8_t*>(mem.data()), mem.size()}, mem.iova()),
+        mem_(mem) {}
   Result<void> mem_write(uint64_t addr, std::span<const uint8_t> data) override {
     MDEVMIG_TRY(VfioPort::mem_write(addr, data));
     mem_.mark_cpu_dirty(addr - mem_.iova(), data.size());

@@ -22,14 +22,15 @@ Error bad_env(std::string what) {
 std::optional<int> parse_fd(std::string_view text) {
   int fd = -1;
   const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), fd);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || fd < 0) return std::nullopt;
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || fd < 0)
+    return std::nullopt;
   return fd;
 }
 
 Error not_adopted(const HeldEntry& e, int fd, const std::string& why) {
   return Error::make_verdict(EBADF, "held device",
-                             std::string(kHeldEnv) + " names fd " + std::to_string(fd) + " for " + e.uuid + ", but " +
-                                 why + " (not adopted)");
+                             std::string(kHeldEnv) + " names fd " + std::to_string(fd) + " for " +
+                                 e.uuid + ", but " + why + " (not adopted)");
 }
 
 }  // namespace
@@ -46,8 +47,10 @@ Result<std::vector<HeldEntry>> parse_held(std::string_view text) {
     const std::string_view item = text.substr(pos, end - pos);
     pos = end;
     const size_t c2 = item.rfind(':');
-    const size_t c1 = c2 == std::string_view::npos || c2 == 0 ? std::string_view::npos : item.rfind(':', c2 - 1);
-    if (c1 == std::string_view::npos) return bad_env("'" + std::string(item) + "' is not UUID:GROUP_FD:DEVICE_FD");
+    const size_t c1 =
+        c2 == std::string_view::npos || c2 == 0 ? std::string_view::npos : item.rfind(':', c2 - 1);
+    if (c1 == std::string_view::npos)
+      return bad_env("'" + std::string(item) + "' is not UUID:GROUP_FD:DEVICE_FD");
     const std::string_view uuid = item.substr(0, c1);
     const auto group = parse_fd(item.substr(c1 + 1, c2 - c1 - 1));
     const auto device = parse_fd(item.substr(c2 + 1));
@@ -86,7 +89,8 @@ Result<UniqueFd> open_held(const HeldEntry& e, const HeldPaths& paths) {
   // The group fd: the character device /dev/vfio/N of this instance's IOMMU group.
   const int number = MDEVMIG_TRY(vfio::mdev_iommu_group(e.uuid, paths.vfio));
   const std::string group_path = paths.vfio.dev_vfio + "/" + std::to_string(number);
-  struct stat want {}, got {};
+  struct stat want {
+  }, got{};
   if (::stat(group_path.c_str(), &want) != 0) return Error::from_errno("stat", group_path);
   if (::fstat(e.group_fd, &got) != 0) return not_adopted(e, e.group_fd, "it is not open here");
   if (!S_ISCHR(got.st_mode) || got.st_rdev != want.st_rdev)
@@ -100,17 +104,22 @@ Result<UniqueFd> open_held(const HeldEntry& e, const HeldPaths& paths) {
   const ssize_t n = ::readlink(link_path.c_str(), link, sizeof(link) - 1);
   if (n < 0) return not_adopted(e, e.device_fd, "it is not open here");
   if (std::string_view(link, static_cast<size_t>(n)) != "anon_inode:[vfio-device]")
-    return not_adopted(e, e.device_fd, "it is " + std::string(link, static_cast<size_t>(n)) + ", not a VFIO device");
+    return not_adopted(
+        e, e.device_fd,
+        "it is " + std::string(link, static_cast<size_t>(n)) + ", not a VFIO device");
   std::ifstream fdinfo(paths.proc_self_fdinfo + "/" + std::to_string(e.device_fd));
   for (std::string line; std::getline(fdinfo, line);) {
     constexpr std::string_view kSyspath = "vfio-device-syspath:";
     if (!line.starts_with(kSyspath)) continue;
-    if (!line.ends_with("/" + e.uuid)) return not_adopted(e, e.device_fd, "it is the VFIO device " + line.substr(kSyspath.size() + 1));
+    if (!line.ends_with("/" + e.uuid))
+      return not_adopted(e, e.device_fd,
+                         "it is the VFIO device " + line.substr(kSyspath.size() + 1));
   }
 
   // The kernel looks the instance up by name within the group, or refuses.
   const int fd = ::ioctl(e.group_fd, VFIO_GROUP_GET_DEVICE_FD, e.uuid.c_str());
-  if (fd < 0) return Error::from_errno("VFIO_GROUP_GET_DEVICE_FD", "held " + e.uuid + " (" + kHeldEnv + ")");
+  if (fd < 0)
+    return Error::from_errno("VFIO_GROUP_GET_DEVICE_FD", "held " + e.uuid + " (" + kHeldEnv + ")");
   return UniqueFd(fd);
 }
 

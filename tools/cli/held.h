@@ -30,9 +30,9 @@ inline constexpr const char* kHeldEnv = "MDEVMIG_HELD";
 
 /// One held instance.
 struct HeldEntry {
-  std::string uuid;   ///< canonical (lower case)
-  int group_fd = -1;  ///< the instance's VFIO group, /dev/vfio/N
-  int device_fd = -1; ///< a VFIO device fd of the instance, kept open by the holder
+  std::string uuid;    ///< canonical (lower case)
+  int group_fd = -1;   ///< the instance's VFIO group, /dev/vfio/N
+  int device_fd = -1;  ///< a VFIO device fd of the instance, kept open by the holder
   bool operator==(const HeldEntry&) const = default;
 };
 
@@ -42,7 +42,8 @@ struct HeldEntry {
 /// The value of MDEVMIG_HELD for `entries` (parse_held's inverse).
 [[nodiscard]] std::string format_held(const std::vector<HeldEntry>& entries);
 /// The entry for `uuid` (any case), if held.
-[[nodiscard]] std::optional<HeldEntry> find_held(const std::vector<HeldEntry>& entries, std::string_view uuid);
+[[nodiscard]] std::optional<HeldEntry> find_held(const std::vector<HeldEntry>& entries,
+                                                 std::string_view uuid);
 
 /// MDEVMIG_HELD of this process, parsed (nothing when unset).
 [[nodiscard]] Result<std::vector<HeldEntry>> held_from_env();

@@ -49,16 +49,21 @@ Result<HoldLine> parse_hold_line(std::span<const char* const> argv) {
   size_t i = 0;
   for (; i < argv.size() && std::string_view(argv[i]) != "--"; ++i) {
     const std::string_view a = argv[i];
-    if (a.starts_with("-")) return usage_error(a, "unknown option (mdevmig hold UUID... -- CMD [ARGS...])");
+    if (a.starts_with("-"))
+      return usage_error(a, "unknown option (mdevmig hold UUID... -- CMD [ARGS...])");
     auto spec = parse_device_spec(a);
     if (spec.ok() && spec->is_fd())
-      return usage_error("UUID", "hold opens instances by UUID; '" + spec->text + "' is already an open fd");
-    if (!spec.ok()) return usage_error("UUID", "'" + std::string(a) + "' is not an mdev UUID or /sys/bus/mdev/devices/UUID");
+      return usage_error(
+          "UUID", "hold opens instances by UUID; '" + spec->text + "' is already an open fd");
+    if (!spec.ok())
+      return usage_error(
+          "UUID", "'" + std::string(a) + "' is not an mdev UUID or /sys/bus/mdev/devices/UUID");
     for (const auto& d : line.devices)
       if (d.uuid == spec->uuid) return usage_error("UUID", spec->uuid + " is named twice");
     line.devices.push_back(std::move(*spec));
   }
-  if (line.devices.empty()) return usage_error("UUID", "missing (mdevmig hold UUID... -- CMD [ARGS...])");
+  if (line.devices.empty())
+    return usage_error("UUID", "missing (mdevmig hold UUID... -- CMD [ARGS...])");
   if (i == argv.size())
     return usage_error("--", "missing before the command: mdevmig hold UUID... -- CMD [ARGS...]");
   for (++i; i < argv.size(); ++i) line.command.emplace_back(argv[i]);
@@ -132,15 +137,17 @@ bool settle(const DeviceSpec& spec, const vfio::Device& dev) {
 }  // namespace
 
 Args hold_args() {
-  Args args("hold UUID... -- CMD [ARGS...]",
-            "Opens each instance once and keeps it open while CMD runs (started directly, not\n"
-            "through a shell: give one, e.g. sh -c '...', to run several commands). Opening an\n"
-            "instance resets it and closing it forgets its state, so by UUID each mdevmig\n"
-            "command would start from a reset device and leave nothing behind; inside one hold\n"
-            "they all work on the same open instance, e.g. this saves what was restored:\n\n"
-            "  mdevmig hold $U -- sh -c 'mdevmig restore $U vm.sav && mdevmig save $U again.sav'\n\n" +
-                std::string(kHeldHelp));
-  args.positional("UUID...", "the instances to hold (mdev UUIDs in any case, or /sys/bus/mdev/devices/UUID)");
+  Args args(
+      "hold UUID... -- CMD [ARGS...]",
+      "Opens each instance once and keeps it open while CMD runs (started directly, not\n"
+      "through a shell: give one, e.g. sh -c '...', to run several commands). Opening an\n"
+      "instance resets it and closing it forgets its state, so by UUID each mdevmig\n"
+      "command would start from a reset device and leave nothing behind; inside one hold\n"
+      "they all work on the same open instance, e.g. this saves what was restored:\n\n"
+      "  mdevmig hold $U -- sh -c 'mdevmig restore $U vm.sav && mdevmig save $U again.sav'\n\n" +
+          std::string(kHeldHelp));
+  args.positional("UUID...",
+                  "the instances to hold (mdev UUIDs in any case, or /sys/bus/mdev/devices/UUID)");
   args.positional("CMD [ARGS...]", "the command to run while they are held, after --");
   args.epilogue(
       "\nExit status: CMD's exit status (128 + the signal if a signal ended it); 2 usage (nothing\n"
@@ -170,9 +177,11 @@ int run_hold(Context& ctx) {
     devices.push_back(std::move(*dev));
   }
   // Kept for CMD: the enclosing holds' fds are inherited already.
-  if (::setenv(kHeldEnv, format_held(entries).c_str(), 1) != 0) return ctx.fail(Error::from_errno("setenv", kHeldEnv));
+  if (::setenv(kHeldEnv, format_held(entries).c_str(), 1) != 0)
+    return ctx.fail(Error::from_errno("setenv", kHeldEnv));
 
-  struct sigaction sa {}, saved[std::size(kForwarded)];
+  struct sigaction sa {
+  }, saved[std::size(kForwarded)];
   sa.sa_sigaction = forward;
   sa.sa_flags = SA_SIGINFO | SA_RESTART;
   sigemptyset(&sa.sa_mask);

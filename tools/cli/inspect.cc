@@ -52,8 +52,8 @@ class TrialLoad {
       return;
     }
     if (mem > kTrialMaxMem) {
-      outcome_ = "not tried (device memory " + human_bytes(static_cast<double>(mem)) + " is over the trial's " +
-                 human_bytes(static_cast<double>(kTrialMaxMem)) + ")";
+      outcome_ = "not tried (device memory " + human_bytes(static_cast<double>(mem)) +
+                 " is over the trial's " + human_bytes(static_cast<double>(kTrialMaxMem)) + ")";
       return;
     }
     sim_ = std::make_unique<vendor_sim::SimDevice>(mem, compat->type_id);
@@ -76,8 +76,8 @@ class TrialLoad {
       outcome_ = "yes (" + std::to_string(ld_.records) + " records, " + std::to_string(ld_.pages) +
                  " pages through the device model's loader)";
     } else {
-      outcome_ = std::string("no (") + mdevmig_loader_reason_str(mdevmig_loader_reason(&ld_)) + " at stream byte " +
-                 std::to_string(ld_.offset) + ")";
+      outcome_ = std::string("no (") + mdevmig_loader_reason_str(mdevmig_loader_reason(&ld_)) +
+                 " at stream byte " + std::to_string(ld_.offset) + ")";
     }
   }
   [[nodiscard]] bool tried() const { return sim_ != nullptr; }
@@ -100,16 +100,18 @@ std::string hex(uint64_t v) {
 
 Json stream_json(const devstream::StreamSummary& s) {
   Json j = {{"records", s.records},
-                      {"page_records", s.page_records},
-                      {"pages_precopy", s.pages_precopy},
-                      {"pages_stopcopy", s.pages_stopcopy},
-                      {"unique_pages", s.unique_pages},
-                      {"skipped_optional_records", s.skipped_optional},
-                      {"complete", s.ended},
-                      {"problem", s.problem}};
+            {"page_records", s.page_records},
+            {"pages_precopy", s.pages_precopy},
+            {"pages_stopcopy", s.pages_stopcopy},
+            {"unique_pages", s.unique_pages},
+            {"skipped_optional_records", s.skipped_optional},
+            {"complete", s.ended},
+            {"problem", s.problem}};
   if (s.compat) {
-    j["compat"] = {{"stream_version", s.compat->stream_version}, {"model_version", s.compat->model_version},
-                   {"type_id", s.compat->type_id},               {"page_size", s.compat->page_size},
+    j["compat"] = {{"stream_version", s.compat->stream_version},
+                   {"model_version", s.compat->model_version},
+                   {"type_id", s.compat->type_id},
+                   {"page_size", s.compat->page_size},
                    {"mem_size", s.compat->mem_size}};
   }
   if (s.regs) {
@@ -129,69 +131,79 @@ Json stream_json(const devstream::StreamSummary& s) {
   }
   if (s.config) {
     const auto& c = *s.config;
-    j["config"] = {{"command", c.command}, {"bar0", c.bar0},         {"bar2", c.bar2},
+    j["config"] = {{"command", c.command},   {"bar0", c.bar0},         {"bar2", c.bar2},
                    {"msi_ctrl", c.msi_ctrl}, {"msi_addr", c.msi_addr}, {"msi_data", c.msi_data},
                    {"msi_mask", c.msi_mask}};
   }
-  if (s.irq) j["irq"] = {{"intx_asserted", s.irq->intx_asserted}, {"msi_pending", s.irq->msi_pending}};
+  if (s.irq)
+    j["irq"] = {{"intx_asserted", s.irq->intx_asserted}, {"msi_pending", s.irq->msi_pending}};
   return j;
 }
 
 void print_damaged(const std::string& file, const Salvage& s, const std::string& verdict) {
-  std::printf("%s: mdevmig save file, DAMAGED (%s)\n", file.c_str(), human_bytes(static_cast<double>(s.file_bytes)).c_str());
+  std::printf("%s: mdevmig save file, DAMAGED (%s)\n", file.c_str(),
+              human_bytes(static_cast<double>(s.file_bytes)).c_str());
   if (!s.preamble) {
     std::printf("  preamble     BAD: %s\n", s.preamble_problem.c_str());
   } else {
-    std::printf("  preamble     ok: format %u, header %u bytes, header xxh3 %016" PRIx64 "\n", s.preamble->format_version,
-                s.preamble->header_bytes, s.preamble->header_xxh3);
-    std::printf("  header       %s%s\n", s.header_problem.empty() ? "ok" : "BAD: ", s.header_problem.c_str());
+    std::printf("  preamble     ok: format %u, header %u bytes, header xxh3 %016" PRIx64 "\n",
+                s.preamble->format_version, s.preamble->header_bytes, s.preamble->header_xxh3);
+    std::printf("  header       %s%s\n",
+                s.header_problem.empty() ? "ok" : "BAD: ", s.header_problem.c_str());
   }
   if (s.header) {
     const auto& h = *s.header;
     const auto& d = h.device;
     std::printf("  written by   %s on %s\n", h.tool_version.c_str(), h.hostname.c_str());
     std::printf("  device       %s, %s, PCI %04x:%04x, saved through %s, chunk size %u\n",
-                d.uuid.empty() ? "(passed as an fd)" : d.uuid.c_str(), d.device_api.c_str(), d.pci_vendor, d.pci_device,
-                schema::channel_name(h.channel), h.chunk_size);
+                d.uuid.empty() ? "(passed as an fd)" : d.uuid.c_str(), d.device_api.c_str(),
+                d.pci_vendor, d.pci_device, schema::channel_name(h.channel), h.chunk_size);
   }
   if (s.preamble && s.header_problem.find("truncated") == std::string::npos) {
     std::printf("chunks: %zu found, %zu bad\n", s.chunks.size(), s.bad_chunks());
     for (const auto& e : s.chunks) {
       if (e.chunk) {
         const auto& c = *e.chunk;
-        std::printf("  #%-6" PRIu64 " offset %-12" PRIu64 " %8" PRIu64 " bytes  %-9s xxh3 %016" PRIx64 "  %s%s\n", c.seq,
-                    c.offset, c.bytes, schema::phase_name(c.phase), c.xxh3, e.problem.empty() ? "ok" : "BAD: ",
-                    e.problem.c_str());
+        std::printf("  #%-6" PRIu64 " offset %-12" PRIu64 " %8" PRIu64
+                    " bytes  %-9s xxh3 %016" PRIx64 "  %s%s\n",
+                    c.seq, c.offset, c.bytes, schema::phase_name(c.phase), c.xxh3,
+                    e.problem.empty() ? "ok" : "BAD: ", e.problem.c_str());
       } else {
-        std::printf("  file byte %-10" PRIu64 " %8" PRIu64 " bytes  BAD: %s\n", e.file_offset, e.frame_bytes,
-                    e.problem.c_str());
+        std::printf("  file byte %-10" PRIu64 " %8" PRIu64 " bytes  BAD: %s\n", e.file_offset,
+                    e.frame_bytes, e.problem.c_str());
       }
     }
     if (!s.end_problem.empty()) std::printf("  BAD: %s\n", s.end_problem.c_str());
     if (s.trailer) {
-      std::printf("trailer: %" PRIu64 " chunks, %s of device stream, stream xxh3 %016" PRIx64 "%s%s\n", s.trailer->chunks,
-                  human_bytes(static_cast<double>(s.trailer->stream_bytes)).c_str(), s.trailer->stream_xxh3,
-                  s.trailer_problem.empty() ? "" : "  BAD: ", s.trailer_problem.c_str());
+      std::printf(
+          "trailer: %" PRIu64 " chunks, %s of device stream, stream xxh3 %016" PRIx64 "%s%s\n",
+          s.trailer->chunks, human_bytes(static_cast<double>(s.trailer->stream_bytes)).c_str(),
+          s.trailer->stream_xxh3,
+          s.trailer_problem.empty() ? "" : "  BAD: ", s.trailer_problem.c_str());
     }
   }
   std::printf("verdict: damaged: %s\n", verdict.c_str());
 }
 
-void print_text(const std::string& file, const engine::FileSummary& f, const devstream::StreamSummary& s,
-                bool ours, const TrialLoad& trial, bool all_chunks) {
+void print_text(const std::string& file, const engine::FileSummary& f,
+                const devstream::StreamSummary& s, bool ours, const TrialLoad& trial,
+                bool all_chunks) {
   const schema::FileHeader& h = f.header;
   const schema::DeviceIdentity& d = h.device;
-  std::printf("%s: mdevmig save file, format %u, %s\n", file.c_str(), h.format_version, h.tool_version.c_str());
+  std::printf("%s: mdevmig save file, format %u, %s\n", file.c_str(), h.format_version,
+              h.tool_version.c_str());
   std::printf("  created      %s on %s\n", iso8601(h.created_unix_ns).c_str(), h.hostname.c_str());
   std::printf("  device       %s%s%s, %s, PCI %04x:%04x (subsystem %04x:%04x), %zu regions\n",
-              d.uuid.empty() ? "(passed as an fd)" : d.uuid.c_str(), d.sysfs_path.empty() ? "" : " at ",
-              d.sysfs_path.c_str(), d.device_api.c_str(), d.pci_vendor, d.pci_device, d.pci_sub_vendor,
-              d.pci_sub_device, d.region_sizes.size());
-  std::printf("  migration    flags 0x%" PRIx64 ", saved through %s\n", d.migration_flags, schema::channel_name(h.channel));
+              d.uuid.empty() ? "(passed as an fd)" : d.uuid.c_str(),
+              d.sysfs_path.empty() ? "" : " at ", d.sysfs_path.c_str(), d.device_api.c_str(),
+              d.pci_vendor, d.pci_device, d.pci_sub_vendor, d.pci_sub_device,
+              d.region_sizes.size());
+  std::printf("  migration    flags 0x%" PRIx64 ", saved through %s\n", d.migration_flags,
+              schema::channel_name(h.channel));
   if (d.compat) {
-    std::printf("  compat       stream v%u, model v%u, type %u, page %u, memory %s\n", d.compat->stream_version,
-                d.compat->model_version, d.compat->type_id, d.compat->page_size,
-                human_bytes(static_cast<double>(d.compat->mem_size)).c_str());
+    std::printf("  compat       stream v%u, model v%u, type %u, page %u, memory %s\n",
+                d.compat->stream_version, d.compat->model_version, d.compat->type_id,
+                d.compat->page_size, human_bytes(static_cast<double>(d.compat->mem_size)).c_str());
   }
   std::printf("chunks: %zu, %s of device stream (chunk size %u), file %s\n", f.chunks.size(),
               human_bytes(static_cast<double>(f.trailer.stream_bytes)).c_str(), h.chunk_size,
@@ -199,27 +211,32 @@ void print_text(const std::string& file, const engine::FileSummary& f, const dev
   const std::size_t show = all_chunks ? f.chunks.size() : std::min<std::size_t>(f.chunks.size(), 4);
   for (std::size_t i = 0; i < show; ++i) {
     const auto& c = f.chunks[i];
-    std::printf("  #%-6" PRIu64 " offset %-12" PRIu64 " %8" PRIu64 " bytes  %-9s xxh3 %016" PRIx64 "\n", c.seq,
-                c.offset, c.bytes, schema::phase_name(c.phase), c.xxh3);
+    std::printf("  #%-6" PRIu64 " offset %-12" PRIu64 " %8" PRIu64 " bytes  %-9s xxh3 %016" PRIx64
+                "\n",
+                c.seq, c.offset, c.bytes, schema::phase_name(c.phase), c.xxh3);
   }
-  if (show < f.chunks.size()) std::printf("  ... %zu more (--chunks lists all)\n", f.chunks.size() - show);
-  std::printf("checksums: header, %zu chunks, trailer and whole stream (xxh3 %016" PRIx64 ") verified\n",
+  if (show < f.chunks.size())
+    std::printf("  ... %zu more (--chunks lists all)\n", f.chunks.size() - show);
+  std::printf("checksums: header, %zu chunks, trailer and whole stream (xxh3 %016" PRIx64
+              ") verified\n",
               f.chunks.size(), f.trailer.stream_xxh3);
   if (!ours) {
     std::printf("device stream: not an mdevmig device; its records are opaque here\n");
     return;
   }
-  std::printf("device stream: %" PRIu64 " records%s\n", s.records, s.ended ? ", complete (END)" : "");
+  std::printf("device stream: %" PRIu64 " records%s\n", s.records,
+              s.ended ? ", complete (END)" : "");
   if (!s.problem.empty()) std::printf("  PROBLEM: %s\n", s.problem.c_str());
   std::printf("  loads: %s\n", trial.text().c_str());
   if (s.compat) {
-    std::printf("  COMPAT   stream v%u, model v%u, type %u, page %u, memory %s\n", s.compat->stream_version,
-                s.compat->model_version, s.compat->type_id, s.compat->page_size,
-                human_bytes(static_cast<double>(s.compat->mem_size)).c_str());
+    std::printf("  COMPAT   stream v%u, model v%u, type %u, page %u, memory %s\n",
+                s.compat->stream_version, s.compat->model_version, s.compat->type_id,
+                s.compat->page_size, human_bytes(static_cast<double>(s.compat->mem_size)).c_str());
   }
-  std::printf("  PAGES    %" PRIu64 " records, %" PRIu64 " pages (pre-copy %" PRIu64 ", stop-copy %" PRIu64
-              "), %" PRIu64 " distinct\n",
-              s.page_records, s.pages_precopy + s.pages_stopcopy, s.pages_precopy, s.pages_stopcopy, s.unique_pages);
+  std::printf("  PAGES    %" PRIu64 " records, %" PRIu64 " pages (pre-copy %" PRIu64
+              ", stop-copy %" PRIu64 "), %" PRIu64 " distinct\n",
+              s.page_records, s.pages_precopy + s.pages_stopcopy, s.pages_precopy, s.pages_stopcopy,
+              s.unique_pages);
   if (s.regs) {
     std::printf("  REGS    ");
     int n = 0;
@@ -233,29 +250,36 @@ void print_text(const std::string& file, const engine::FileSummary& f, const dev
   if (s.engine) {
     const auto& e = *s.engine;
     if (e.flags & MDEVMIG_ENGINE_F_ACTIVE) {
-      std::printf("  ENGINE   descriptor in flight: opcode %u, len %llu, %llu bytes done, user_data %llu\n",
-                  e.desc.opcode, static_cast<unsigned long long>(e.desc.len),
-                  static_cast<unsigned long long>(e.progress), static_cast<unsigned long long>(e.desc.user_data));
+      std::printf(
+          "  ENGINE   descriptor in flight: opcode %u, len %llu, %llu bytes done, user_data %llu\n",
+          e.desc.opcode, static_cast<unsigned long long>(e.desc.len),
+          static_cast<unsigned long long>(e.progress),
+          static_cast<unsigned long long>(e.desc.user_data));
     } else {
       std::printf("  ENGINE   idle (nothing in flight)\n");
     }
   }
   if (s.config) {
-    std::printf("  CONFIG   command=%s bar0=%s bar2=%s msi_ctrl=%s\n", hex(s.config->command).c_str(),
-                hex(s.config->bar0).c_str(), hex(s.config->bar2).c_str(), hex(s.config->msi_ctrl).c_str());
+    std::printf("  CONFIG   command=%s bar0=%s bar2=%s msi_ctrl=%s\n",
+                hex(s.config->command).c_str(), hex(s.config->bar0).c_str(),
+                hex(s.config->bar2).c_str(), hex(s.config->msi_ctrl).c_str());
   }
-  if (s.irq) std::printf("  IRQ      intx=%u msi_pending=%s\n", s.irq->intx_asserted, hex(s.irq->msi_pending).c_str());
+  if (s.irq)
+    std::printf("  IRQ      intx=%u msi_pending=%s\n", s.irq->intx_asserted,
+                hex(s.irq->msi_pending).c_str());
 }
 
 // The file did not verify: show what could be read, then the verdict; exit 4. Errors that
 // are not about the file's content (a system call, Ctrl-C) are reported as they are.
 int report_damaged(const Context& ctx, int fd, const std::string& file, const Error& e) {
-  if (e.errnum != schema::kCorruptErrno && e.errnum != schema::kIncompatibleErrno) return ctx.fail(e);
+  if (e.errnum != schema::kCorruptErrno && e.errnum != schema::kIncompatibleErrno)
+    return ctx.fail(e);
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return ctx.fail(e);
   Salvage s;
   if (st.st_size > 0) {
-    auto map = vfio::Mapping::map_shared(fd, 0, static_cast<std::size_t>(st.st_size), PROT_READ, file);
+    auto map =
+        vfio::Mapping::map_shared(fd, 0, static_cast<std::size_t>(st.st_size), PROT_READ, file);
     if (!map.ok()) return ctx.fail(e);
     s = salvage(std::span(static_cast<const std::byte*>(map->data()), map->size()), file);
   } else {
@@ -273,11 +297,15 @@ int report_damaged(const Context& ctx, int fd, const std::string& file, const Er
 
 // The --json document of a file that verified: everything print_text() shows, and the
 // verdict.
-Json inspect_json(const std::string& file, const engine::FileSummary& sum, const devstream::StreamSummary& s, bool ours,
-                  const TrialLoad& trial, const std::optional<Error>& refused) {
+Json inspect_json(const std::string& file, const engine::FileSummary& sum,
+                  const devstream::StreamSummary& s, bool ours, const TrialLoad& trial,
+                  const std::optional<Error>& refused) {
   Json chunks = Json::array();
   for (const auto& c : sum.chunks) {
-    chunks.push_back({{"seq", c.seq}, {"offset", c.offset}, {"bytes", c.bytes}, {"phase", schema::phase_name(c.phase)},
+    chunks.push_back({{"seq", c.seq},
+                      {"offset", c.offset},
+                      {"bytes", c.bytes},
+                      {"phase", schema::phase_name(c.phase)},
                       {"xxh3", hash_text(c.xxh3)}});
   }
   Json j = json_document("inspect");
@@ -300,9 +328,10 @@ Json inspect_json(const std::string& file, const engine::FileSummary& sum, const
   j["checksums_verified"] = true;
   j["device_stream"] = ours ? stream_json(s) : Json(nullptr);
   if (ours) {
-    j["device_stream"]["trial_load"] = {{"tried", trial.tried()},
-                                        {"loads", trial.tried() ? Json(trial.loads()) : Json(nullptr)},
-                                        {"outcome", trial.text()}};
+    j["device_stream"]["trial_load"] = {
+        {"tried", trial.tried()},
+        {"loads", trial.tried() ? Json(trial.loads()) : Json(nullptr)},
+        {"outcome", trial.text()}};
   }
   return j;
 }
@@ -331,15 +360,16 @@ int run_inspect(Context& ctx) {
   auto scanner = engine::FileScanner::open(in.get(), file);
   if (!scanner.ok()) return report_damaged(ctx, in.get(), file, scanner.error());
   devstream::StreamDecoder decoder;
-  TrialLoad trial(engine::is_mdevmig(scanner->header().device) ? scanner->header().device.compat : std::nullopt);
+  TrialLoad trial(engine::is_mdevmig(scanner->header().device) ? scanner->header().device.compat
+                                                               : std::nullopt);
   bool ours = false;
   bool first = true;
   auto sum = engine::verify_file(*scanner, [&](const schema::ChunkView& c) {
     if (first) {
       // The container says whether the device is ours; the stream's first record too.
       first = false;
-      ours = c.data.size() >= 4 && (static_cast<uint32_t>(c.data[2]) | static_cast<uint32_t>(c.data[3]) << 8) ==
-                                       MDEVMIG_REC_MAGIC;
+      ours = c.data.size() >= 4 && (static_cast<uint32_t>(c.data[2]) |
+                                    static_cast<uint32_t>(c.data[3]) << 8) == MDEVMIG_REC_MAGIC;
     }
     if (ours) {
       decoder.feed(c.data, c.phase);
@@ -353,9 +383,11 @@ int run_inspect(Context& ctx) {
   // The verdict, last in the text and in "verdict"/"problem" of the JSON.
   std::optional<Error> refused;
   if (ours && !s.problem.empty()) {
-    refused = Error::make_verdict(schema::kCorruptErrno, "decode device stream", file + ": " + s.problem);
+    refused =
+        Error::make_verdict(schema::kCorruptErrno, "decode device stream", file + ": " + s.problem);
   } else if (ours && trial.tried() && !trial.loads()) {
-    refused = Error::make_verdict(schema::kCorruptErrno, "trial load", file + ": the device would refuse it: " + trial.text());
+    refused = Error::make_verdict(schema::kCorruptErrno, "trial load",
+                                  file + ": the device would refuse it: " + trial.text());
   }
   if (ctx.json()) {
     ctx.print_json(inspect_json(file, *sum, s, ours, trial, refused));

@@ -31,11 +31,13 @@ using HashState = std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)>;
 
 // Preamble and header into `s`, with their problems. The file offset of the first frame,
 // or nothing when what follows the header cannot be trusted.
-std::optional<uint64_t> salvage_header(std::span<const std::byte> file, const std::string& name, Salvage& s) {
+std::optional<uint64_t> salvage_header(std::span<const std::byte> file, const std::string& name,
+                                       Salvage& s) {
   auto pre = schema::decode_preamble(file.first(std::min(file.size(), schema::kPreambleBytes)));
   if (!pre.ok()) {
     s.preamble_problem = reason(pre.error(), name);
-    return std::nullopt;  // not our file, another format, or no usable header length: nothing more to trust
+    return std::nullopt;  // not our file, another format, or no usable header length: nothing more
+                          // to trust
   }
   s.preamble = *pre;
   const auto rest = file.subspan(schema::kPreambleBytes);
@@ -49,7 +51,8 @@ std::optional<uint64_t> salvage_header(std::span<const std::byte> file, const st
   if (h.ok()) s.header = std::move(*h);
   if (!sum_ok) {
     s.header_problem = h.ok() ? "the header's XXH3 does not match (its fields are shown as read)"
-                              : "the header's XXH3 does not match and it does not decode (" + reason(h.error(), name) + ")";
+                              : "the header's XXH3 does not match and it does not decode (" +
+                                    reason(h.error(), name) + ")";
   } else if (!h.ok()) {
     s.header_problem = reason(h.error(), name);
   }
@@ -73,20 +76,23 @@ void salvage_frames(std::span<const std::byte> file, const std::string& name, Sa
   std::vector<uint64_t> aligned;
   while (w.pos < file.size()) {
     const auto at = file.subspan(w.pos);
-    auto size = schema::frame_size(at.first(std::min<std::size_t>(at.size(), 8 + 4 * schema::kMaxSegments)),
-                                   schema::kMaxFrameBytes);
+    auto size =
+        schema::frame_size(at.first(std::min<std::size_t>(at.size(), 8 + 4 * schema::kMaxSegments)),
+                           schema::kMaxFrameBytes);
     if (!size.ok()) {
-      s.end_problem = "file byte " + std::to_string(w.pos) + ": unreadable frame (" + reason(size.error(), name) +
-                      "); the rest of the file cannot be walked";
+      s.end_problem = "file byte " + std::to_string(w.pos) + ": unreadable frame (" +
+                      reason(size.error(), name) + "); the rest of the file cannot be walked";
       return;
     }
     if (!*size || **size > at.size()) {
-      s.end_problem = "file byte " + std::to_string(w.pos) + ": the file ends inside a frame (truncated)";
+      s.end_problem =
+          "file byte " + std::to_string(w.pos) + ": the file ends inside a frame (truncated)";
       return;
     }
     aligned.assign(**size / 8 + 1, 0);
     std::memcpy(aligned.data(), at.data(), **size);
-    const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(aligned.data()), **size);
+    const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(aligned.data()),
+                                           **size);
     auto frame = schema::decode_frame(bytes);
     Salvage::Entry e{w.pos, **size, std::nullopt, {}};
     w.pos += **size;
@@ -99,15 +105,23 @@ void salvage_frames(std::span<const std::byte> file, const std::string& name, Sa
       resync = true;
     } else {
       const schema::ChunkView& c = frame->chunk;
-      e.chunk = engine::ChunkInfo{c.seq, c.offset, c.data.size(), c.xxh3, c.phase,
-                                  e.file_offset + static_cast<uint64_t>(c.data.data() - reinterpret_cast<const std::byte*>(aligned.data()))};
+      e.chunk = engine::ChunkInfo{
+          c.seq,
+          c.offset,
+          c.data.size(),
+          c.xxh3,
+          c.phase,
+          e.file_offset + static_cast<uint64_t>(
+                              c.data.data() - reinterpret_cast<const std::byte*>(aligned.data()))};
       if (c.seq != seq) {
         e.problem = "out of sequence (expected chunk " + std::to_string(seq) + ")";
       } else if (c.offset != stream && !resync) {
-        e.problem = "stream offset " + std::to_string(c.offset) + ", expected " + std::to_string(stream);
+        e.problem =
+            "stream offset " + std::to_string(c.offset) + ", expected " + std::to_string(stream);
       } else if (c.data.empty() || (s.header && c.data.size() > s.header->chunk_size)) {
         e.problem = std::to_string(c.data.size()) + " bytes of data (chunk size " +
-                    (s.header ? std::to_string(s.header->chunk_size) : std::string("unknown")) + ")";
+                    (s.header ? std::to_string(s.header->chunk_size) : std::string("unknown")) +
+                    ")";
       }
       schema::hash_chunk_identity(w.stream.get(), c.xxh3);
       schema::hash_frame_without_data(w.frames.get(), bytes, c.data);
@@ -125,20 +139,23 @@ std::string check_trailer(std::span<const std::byte> file, const Salvage& s, con
   const auto& t = *s.trailer;
   const uint64_t precopy = w.precopy, stopcopy = w.stopcopy;
   if (t.chunks != s.chunks.size())
-    return "says " + std::to_string(t.chunks) + " chunks, the file has " + std::to_string(s.chunks.size());
+    return "says " + std::to_string(t.chunks) + " chunks, the file has " +
+           std::to_string(s.chunks.size());
   if (t.header_xxh3 != s.preamble->header_xxh3) return "its header XXH3 is not the preamble's";
   if (w.pos != file.size()) return std::to_string(file.size() - w.pos) + " bytes after the trailer";
   // Its totals and hashes cover chunks that could not be read: nothing to compare.
   if (s.bad_chunks() > 0) return {};
-  if (t.stream_bytes != precopy + stopcopy || t.precopy_bytes != precopy || t.stopcopy_bytes != stopcopy) {
+  if (t.stream_bytes != precopy + stopcopy || t.precopy_bytes != precopy ||
+      t.stopcopy_bytes != stopcopy) {
     auto totals = [](uint64_t all, uint64_t pre, uint64_t stop) {
       return std::to_string(all) + " bytes of stream, " + std::to_string(pre) + " pre-copy, " +
              std::to_string(stop) + " stop-copy";
     };
-    return "its totals (" + totals(t.stream_bytes, t.precopy_bytes, t.stopcopy_bytes) + ") are not the chunks' (" +
-           totals(precopy + stopcopy, precopy, stopcopy) + ")";
+    return "its totals (" + totals(t.stream_bytes, t.precopy_bytes, t.stopcopy_bytes) +
+           ") are not the chunks' (" + totals(precopy + stopcopy, precopy, stopcopy) + ")";
   }
-  if (t.stream_xxh3 != XXH3_64bits_digest(w.stream.get())) return "its stream XXH3 does not match the chunks'";
+  if (t.stream_xxh3 != XXH3_64bits_digest(w.stream.get()))
+    return "its stream XXH3 does not match the chunks'";
   if (t.frames_xxh3 != XXH3_64bits_digest(w.frames.get()))
     return "its frame XXH3 does not match the frames (damage outside the chunk data)";
   return {};
@@ -160,7 +177,8 @@ Salvage salvage(std::span<const std::byte> file, const std::string& name) {
   if (s.trailer) {
     s.trailer_problem = check_trailer(file, s, w);
   } else if (s.end_problem.empty()) {
-    s.end_problem = "no trailer: the file ends after " + std::to_string(s.chunks.size()) + " chunks (truncated)";
+    s.end_problem = "no trailer: the file ends after " + std::to_string(s.chunks.size()) +
+                    " chunks (truncated)";
   }
   return s;
 }
@@ -172,19 +190,19 @@ std::size_t Salvage::bad_chunks() const {
 }
 
 bool Salvage::clean() const {
-  return preamble && preamble_problem.empty() && header && header_problem.empty() && bad_chunks() == 0 && trailer &&
-         trailer_problem.empty() && end_problem.empty();
+  return preamble && preamble_problem.empty() && header && header_problem.empty() &&
+         bad_chunks() == 0 && trailer && trailer_problem.empty() && end_problem.empty();
 }
 
 Json identity_json(const schema::DeviceIdentity& d) {
   Json j = {{"uuid", d.uuid},
-                      {"sysfs_path", d.sysfs_path},
-                      {"device_api", d.device_api},
-                      {"vfio_flags", d.vfio_flags},
-                      {"migration_flags", d.migration_flags},
-                      {"pci_id", pci_pair(d.pci_vendor, d.pci_device)},
-                      {"pci_subsystem", pci_pair(d.pci_sub_vendor, d.pci_sub_device)},
-                      {"region_sizes", d.region_sizes}};
+            {"sysfs_path", d.sysfs_path},
+            {"device_api", d.device_api},
+            {"vfio_flags", d.vfio_flags},
+            {"migration_flags", d.migration_flags},
+            {"pci_id", pci_pair(d.pci_vendor, d.pci_device)},
+            {"pci_subsystem", pci_pair(d.pci_sub_vendor, d.pci_sub_device)},
+            {"region_sizes", d.region_sizes}};
   if (d.compat) {
     j["compat"] = {{"stream_version", d.compat->stream_version},
                    {"model_version", d.compat->model_version},
@@ -217,8 +235,8 @@ Json damaged_json(const std::string& file, const Salvage& s, const std::string& 
   j["problem"] = verdict;
   j["file_bytes"] = s.file_bytes;
   j["preamble"] = s.preamble ? Json{{"format_version", s.preamble->format_version},
-                                              {"header_bytes", s.preamble->header_bytes},
-                                              {"header_xxh3", hash_text(s.preamble->header_xxh3)}}
+                                    {"header_bytes", s.preamble->header_bytes},
+                                    {"header_xxh3", hash_text(s.preamble->header_xxh3)}}
                              : Json(nullptr);
   j["preamble_problem"] = or_null(s.preamble_problem);
   if (s.header) {
@@ -237,8 +255,8 @@ Json damaged_json(const std::string& file, const Salvage& s, const std::string& 
   j["bad_chunks"] = s.bad_chunks();
   j["walk_problem"] = or_null(s.end_problem);
   j["trailer"] = s.trailer ? Json{{"chunks", s.trailer->chunks},
-                                            {"stream_bytes", s.trailer->stream_bytes},
-                                            {"stream_xxh3", hash_text(s.trailer->stream_xxh3)}}
+                                  {"stream_bytes", s.trailer->stream_bytes},
+                                  {"stream_xxh3", hash_text(s.trailer->stream_xxh3)}}
                            : Json(nullptr);
   j["trailer_problem"] = or_null(s.trailer_problem);
   j["checksums_verified"] = false;

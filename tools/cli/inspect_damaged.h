@@ -51,6 +51,7 @@ struct Salvage {
 
 /// inspect --json's document for a damaged file: the salvage, and `verdict` (the error
 /// that made the file damaged).
-[[nodiscard]] Json damaged_json(const std::string& file, const Salvage& s, const std::string& verdict);
+[[nodiscard]] Json damaged_json(const std::string& file, const Salvage& s,
+                                const std::string& verdict);
 
 }  // namespace mdevmig::cli

@@ -38,7 +38,9 @@ Json json_document(std::string_view cmd, const nlohmann::json& body) {
 #pragma GCC diagnostic pop
 #endif
 
-std::string json_text(const Json& j) { return j.dump(2, ' ', false, Json::error_handler_t::replace); }
+std::string json_text(const Json& j) {
+  return j.dump(2, ' ', false, Json::error_handler_t::replace);
+}
 
 std::string hash_text(uint64_t h) {
   char buf[24];
@@ -48,7 +50,7 @@ std::string hash_text(uint64_t h) {
 
 std::string iso8601(uint64_t unix_ns) {
   const auto secs = static_cast<std::time_t>(unix_ns / 1'000'000'000);
-  std::tm tm {};
+  std::tm tm{};
   ::gmtime_r(&secs, &tm);
   char buf[48];
   const std::size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);

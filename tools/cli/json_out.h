@@ -39,9 +39,10 @@ void set_json_errors(bool on);
 [[nodiscard]] bool json_errors();
 
 /// The reports of save and restore (their --json output).
-[[nodiscard]] Json save_json(const std::string& device, const std::string& file, const engine::SaveReport& r,
-                             bool stopped);
-[[nodiscard]] Json restore_json(const std::string& device, const std::string& file, schema::Channel channel,
-                                const engine::RestoreReport& r, double verify_s, bool stopped);
+[[nodiscard]] Json save_json(const std::string& device, const std::string& file,
+                             const engine::SaveReport& r, bool stopped);
+[[nodiscard]] Json restore_json(const std::string& device, const std::string& file,
+                                schema::Channel channel, const engine::RestoreReport& r,
+                                double verify_s, bool stopped);
 
 }  // namespace mdevmig::cli

@@ -8,7 +8,8 @@
 #include "tools/cli/command.h"
 #include "tools/cli/context.h"
 
-// The project version (CMake's project(VERSION)), defined for every target by the top-level CMakeLists.txt.
+// The project version (CMake's project(VERSION)), defined for every target by the top-level
+// CMakeLists.txt.
 #ifndef MDEVMIG_VERSION
 #error "MDEVMIG_VERSION must be defined by the build"
 #endif
@@ -33,8 +34,8 @@ const mdevmig::cli::Command* find(std::string_view name) {
 }
 
 int unknown(std::string_view name) {
-  std::fprintf(stderr, "mdevmig: unknown command '%.*s' (see mdevmig --help)\n", static_cast<int>(name.size()),
-               name.data());
+  std::fprintf(stderr, "mdevmig: unknown command '%.*s' (see mdevmig --help)\n",
+               static_cast<int>(name.size()), name.data());
   return mdevmig::cli::kExitUsage;
 }
 

@@ -16,8 +16,8 @@
 #include <string>
 #include <thread>
 
-#include <nlohmann/json.hpp>
 #include <xxhash.h>
+#include <nlohmann/json.hpp>
 
 #include "migration/engine/channel.h"
 #include "migration/engine/session.h"
@@ -58,10 +58,12 @@ Result<Side> open_side(std::string_view text, engine::ChannelPreference pref, ui
   s.ch = MDEVMIG_TRY(engine::open_channel(s.dev->dev(), pref, true));
   if (guest_bytes > 0) {
     if (s.dev->container() == nullptr) {
-      return Error::make(EINVAL, "usage", "--guest-mem needs devices opened by UUID (" + spec.text +
-                                              " is an fd: this process has no container for it)");
+      return Error::make(EINVAL, "usage",
+                         "--guest-mem needs devices opened by UUID (" + spec.text +
+                             " is an fd: this process has no container for it)");
     }
-    s.guest.emplace(MDEVMIG_TRY(engine::GuestMemory::create(*s.dev->container(), guest_iova, guest_bytes, source)));
+    s.guest.emplace(MDEVMIG_TRY(
+        engine::GuestMemory::create(*s.dev->container(), guest_iova, guest_bytes, source)));
   }
   return s;
 }
@@ -96,8 +98,9 @@ Result<std::string> verify_same(const Side& a, const Side& b) {
   const uint64_t ha = MDEVMIG_TRY(region_hash(da, VFIO_PCI_BAR2_REGION_INDEX, mem));
   const uint64_t hb = MDEVMIG_TRY(region_hash(db, VFIO_PCI_BAR2_REGION_INDEX, mem));
   if (ha != hb) return Error::make(EIO, "verify", "device memory differs after migration");
-  std::vector<uint32_t> regs = {MDEVMIG_REG_CTRL,      MDEVMIG_REG_INT_STATUS, MDEVMIG_REG_INT_MASK,
-                                MDEVMIG_REG_RING_BASE_LO, MDEVMIG_REG_RING_SIZE, MDEVMIG_REG_RING_HEAD,
+  std::vector<uint32_t> regs = {MDEVMIG_REG_CTRL,      MDEVMIG_REG_INT_STATUS,
+                                MDEVMIG_REG_INT_MASK,  MDEVMIG_REG_RING_BASE_LO,
+                                MDEVMIG_REG_RING_SIZE, MDEVMIG_REG_RING_HEAD,
                                 MDEVMIG_REG_RING_TAIL, MDEVMIG_REG_SEQ};
   for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; ++i) regs.push_back(MDEVMIG_REG_SCRATCH(i));
   for (uint32_t r : regs) {
@@ -167,7 +170,8 @@ Migration::Migration(const Context& ctx, MigratePlan plan) : ctx_(ctx), plan_(st
   sopt_.cancel = ctx.cancel();
   dopt_.peer_timeout = std::chrono::seconds(plan_.timeout_s);
   dopt_.cancel = ctx.cancel();
-  sopt_.on_iteration = [this, verbose = ctx.args().has("verbose")](const engine::IterationStats& s) {
+  sopt_.on_iteration = [this,
+                        verbose = ctx.args().has("verbose")](const engine::IterationStats& s) {
     const std::string line = iteration_line(s);
     if (verbose) {
       std::fprintf(stderr, "mdevmig migrate: %s\n", line.c_str());
@@ -181,7 +185,8 @@ Result<void> Migration::secure(int fd, const std::string& peer) {
   if (!plan_.creds) return ok();
   io::TlsOptions o;
   o.peer = peer;
-  o.hostname = plan_.tls_hostname ? *plan_.tls_hostname : (plan_.where ? plan_.where->host : std::string());
+  o.hostname =
+      plan_.tls_hostname ? *plan_.tls_hostname : (plan_.where ? plan_.where->host : std::string());
   o.timeout = std::chrono::seconds(std::min<uint64_t>(plan_.timeout_s, 60));
   o.cancel = ctx_.cancel();
   const auto t0 = std::chrono::steady_clock::now();
@@ -195,7 +200,9 @@ void Migration::picture(const engine::MigrationReport& r, const std::string& tit
   if (!plan_.report_file) return;
   report::Migration m = report::from_engine(r, title);
   m.facts.insert(m.facts.begin(), facts.begin(), facts.end());
-  if (tls_info_) m.facts.emplace_back("transport", tls_info_->version + " " + tls_info_->cipher + ", peer " + tls_info_->peer_subject);
+  if (tls_info_)
+    m.facts.emplace_back("transport", tls_info_->version + " " + tls_info_->cipher + ", peer " +
+                                          tls_info_->peer_subject);
   write_picture(kCmd, *plan_.report_file, report::render(m, *plan_.report_file->picture));
 }
 
@@ -221,7 +228,8 @@ int Migration::run() {
   if (!src.ok()) return ctx_.fail(src.error());
   src_.emplace(std::move(*src));
   if (plan_.workload.bar2 || plan_.workload.dma) {
-    auto w = Workload::start(src_->dev->dev(), src_->id, src_->guest ? &*src_->guest : nullptr, plan_.workload);
+    auto w = Workload::start(src_->dev->dev(), src_->id, src_->guest ? &*src_->guest : nullptr,
+                             plan_.workload);
     if (!w.ok()) return ctx_.fail(w.error());
     workload_ = std::move(*w);
     sopt_.before_stop = [this] { workload_->pause(); };
@@ -243,10 +251,13 @@ int Migration::destination() {
   std::fflush(stderr);
   auto conn = io::accept_one(lfd->get(), std::chrono::seconds(plan_.timeout_s), ctx_.cancel());
   if (!conn.ok()) return ctx_.fail(conn.error());
-  if (auto t = secure(conn->get(), io::peer_name(conn->get())); !t.ok()) return ctx_.fail(t.error());
-  auto rep = engine::run_destination(*dst->ch, dst->id, dst->guest ? &*dst->guest : nullptr, conn->get(), dopt_);
+  if (auto t = secure(conn->get(), io::peer_name(conn->get())); !t.ok())
+    return ctx_.fail(t.error());
+  auto rep = engine::run_destination(*dst->ch, dst->id, dst->guest ? &*dst->guest : nullptr,
+                                     conn->get(), dopt_);
   if (!rep.ok()) return ctx_.fail(rep.error());
-  picture(*rep, "mdevmig migrate: destination " + *plan_.to, {{"listening on", *plan_.listen}, {"destination", *plan_.to}});
+  picture(*rep, "mdevmig migrate: destination " + *plan_.to,
+          {{"listening on", *plan_.listen}, {"destination", *plan_.to}});
   print_between(*rep, "destination");
   return kExitOk;
 }
@@ -264,10 +275,12 @@ int Migration::source() {
     settle();
     return ctx_.fail(t.error().add_note("the source device was not stopped"));
   }
-  auto rep = engine::run_source(*src.ch, src.id, src.guest ? &*src.guest : nullptr, conn->get(), sopt_);
+  auto rep =
+      engine::run_source(*src.ch, src.id, src.guest ? &*src.guest : nullptr, conn->get(), sopt_);
   settle();
   if (!rep.ok()) return ctx_.fail(rep.error());
-  picture(*rep, "mdevmig migrate: " + *plan_.from + " to " + *plan_.to, {{"source", *plan_.from}, {"destination", *plan_.to}});
+  picture(*rep, "mdevmig migrate: " + *plan_.from + " to " + *plan_.to,
+          {{"source", *plan_.from}, {"destination", *plan_.to}});
   print_between(*rep, "source");
   return kExitOk;
 }
@@ -286,7 +299,8 @@ int Migration::same_host() {
     // Unblocks the source if the destination failed before reading everything.
     ::shutdown(pair->second.get(), SHUT_RDWR);
   });
-  auto rep = engine::run_source(*src.ch, src.id, src.guest ? &*src.guest : nullptr, pair->first.get(), sopt_);
+  auto rep = engine::run_source(*src.ch, src.id, src.guest ? &*src.guest : nullptr,
+                                pair->first.get(), sopt_);
   ::shutdown(pair->first.get(), SHUT_RDWR);
   dst_thread.join();
   settle();
@@ -297,7 +311,8 @@ int Migration::same_host() {
   picture(*rep, "mdevmig migrate: " + *plan_.from + " to " + *plan_.to + " (same host)",
           {{"source", *plan_.from},
            {"destination", *plan_.to},
-           {"destination's downtime", report::time_text((*dst_rep)->downtime_s) + " (from the switchover to running)"}});
+           {"destination's downtime",
+            report::time_text((*dst_rep)->downtime_s) + " (from the switchover to running)"}});
 
   std::string verified = "not requested";
   if (ctx_.args().has("verify")) {
@@ -316,13 +331,15 @@ int Migration::same_host() {
     nlohmann::json j = report_json(*rep);
     j["destination_downtime_s"] = (*dst_rep)->downtime_s;
     j["verify"] = verified;
-    if (workload_) j["workload"] = {{"bar2_pages_written", workload_->pages_written()}, {"dma_descriptors", workload_->descriptors()}};
+    if (workload_)
+      j["workload"] = {{"bar2_pages_written", workload_->pages_written()},
+                       {"dma_descriptors", workload_->descriptors()}};
     ctx_.print_json(json_document(kCmd, j));
   } else {
     print_report(*rep, "same host");
     if (workload_) {
-      std::printf("  workload: %" PRIu64 " BAR2 page writes, %" PRIu64 " DMA descriptors\n", workload_->pages_written(),
-                  workload_->descriptors());
+      std::printf("  workload: %" PRIu64 " BAR2 page writes, %" PRIu64 " DMA descriptors\n",
+                  workload_->pages_written(), workload_->descriptors());
     }
     std::printf("  verify: %s\n", verified.c_str());
   }

@@ -28,13 +28,13 @@ struct MigratePlan {
   uint64_t downtime_ms = 0;
   uint64_t max_iterations = 0;
   double max_precopy_s = 0;
-  uint64_t timeout_s = 0;                 ///< peer silence that fails the migration
+  uint64_t timeout_s = 0;  ///< peer silence that fails the migration
   WorkloadConfig workload;
-  uint64_t guest_bytes = 0;               ///< 0: no guest memory
+  uint64_t guest_bytes = 0;  ///< 0: no guest memory
   uint64_t guest_iova = 0;
   std::optional<std::string> from, to, listen;  ///< as given
-  std::optional<DeviceSpec> to_spec;      ///< --to when it names a device
-  std::optional<io::HostPort> where;      ///< where the source connects or the destination listens
+  std::optional<DeviceSpec> to_spec;            ///< --to when it names a device
+  std::optional<io::HostPort> where;  ///< where the source connects or the destination listens
   std::optional<io::TlsCredentials> creds;
   std::optional<std::string> tls_hostname;
   std::optional<ReportFile> report_file;

@@ -12,18 +12,23 @@ namespace mdevmig::cli {
 
 std::string iteration_line(const engine::IterationStats& s) {
   char est[48] = "no downtime estimate yet";
-  if (s.est_downtime_s >= 0) std::snprintf(est, sizeof(est), "est. downtime %.1f ms", s.est_downtime_s * 1000);
+  if (s.est_downtime_s >= 0)
+    std::snprintf(est, sizeof(est), "est. downtime %.1f ms", s.est_downtime_s * 1000);
   char line[320];
-  std::snprintf(line, sizeof(line), "iteration %u: sent %s + %" PRIu64 " guest pages, pending %s, %.1f MiB/s, %s (%s)",
-                s.iteration, human_bytes(static_cast<double>(s.device_bytes)).c_str(), s.guest_pages,
-                human_bytes(static_cast<double>(s.pending_bytes)).c_str(), s.bandwidth_bps / (1 << 20), est,
-                s.verdict.c_str());
+  std::snprintf(line, sizeof(line),
+                "iteration %u: sent %s + %" PRIu64 " guest pages, pending %s, %.1f MiB/s, %s (%s)",
+                s.iteration, human_bytes(static_cast<double>(s.device_bytes)).c_str(),
+                s.guest_pages, human_bytes(static_cast<double>(s.pending_bytes)).c_str(),
+                s.bandwidth_bps / (1 << 20), est, s.verdict.c_str());
   return line;
 }
 
 nlohmann::json tls_json(const std::optional<io::TlsInfo>& tls, double setup_s) {
   if (!tls) return nullptr;
-  return {{"version", tls->version}, {"cipher", tls->cipher}, {"peer", tls->peer_subject}, {"kernel", true},
+  return {{"version", tls->version},
+          {"cipher", tls->cipher},
+          {"peer", tls->peer_subject},
+          {"kernel", true},
           {"setup_s", setup_s}};
 }
 
@@ -37,7 +42,8 @@ nlohmann::json report_json(const engine::MigrationReport& r) {
                    {"seconds", s.seconds},
                    {"bandwidth_bps", s.bandwidth_bps},
                    {"dirty_rate_bps", s.dirty_rate_bps},
-                   {"estimated_downtime_s", s.est_downtime_s >= 0 ? nlohmann::json(s.est_downtime_s) : nlohmann::json()},
+                   {"estimated_downtime_s",
+                    s.est_downtime_s >= 0 ? nlohmann::json(s.est_downtime_s) : nlohmann::json()},
                    {"verdict", s.verdict}});
   }
   return {{"channel", schema::channel_name(r.channel)},
@@ -47,8 +53,10 @@ nlohmann::json report_json(const engine::MigrationReport& r) {
           {"precopy_s", r.precopy_s},
           {"downtime_s", r.downtime_s},
           {"switchover_fixed_s", r.switchover_fixed_s},
-          {"estimated_downtime_s", r.estimated_downtime_s >= 0 ? nlohmann::json(r.estimated_downtime_s) : nlohmann::json()},
-          {"downtime_target_s", r.downtime_target_s > 0 ? nlohmann::json(r.downtime_target_s) : nlohmann::json()},
+          {"estimated_downtime_s",
+           r.estimated_downtime_s >= 0 ? nlohmann::json(r.estimated_downtime_s) : nlohmann::json()},
+          {"downtime_target_s",
+           r.downtime_target_s > 0 ? nlohmann::json(r.downtime_target_s) : nlohmann::json()},
           {"decision_to_stop_s", r.decision_to_stop_s},
           {"stopcopy_send_s", r.stopcopy_send_s},
           {"bytes",
@@ -63,16 +71,20 @@ nlohmann::json report_json(const engine::MigrationReport& r) {
 }
 
 void print_report(const engine::MigrationReport& r, const char* role) {
-  std::printf("migration complete (%s, %s): %u iterations (%s)\n", role, schema::channel_name(r.channel),
-              r.iterations, r.switchover_reason.c_str());
-  std::printf("  total %.3f s, pre-copy %.3f s, downtime %.1f ms", r.total_s, r.precopy_s, r.downtime_s * 1000);
+  std::printf("migration complete (%s, %s): %u iterations (%s)\n", role,
+              schema::channel_name(r.channel), r.iterations, r.switchover_reason.c_str());
+  std::printf("  total %.3f s, pre-copy %.3f s, downtime %.1f ms", r.total_s, r.precopy_s,
+              r.downtime_s * 1000);
   if (r.estimated_downtime_s >= 0) {
-    std::printf(" (estimated %.1f ms, of which %.1f ms fixed)", r.estimated_downtime_s * 1000, r.switchover_fixed_s * 1000);
+    std::printf(" (estimated %.1f ms, of which %.1f ms fixed)", r.estimated_downtime_s * 1000,
+                r.switchover_fixed_s * 1000);
   }
   std::printf("\n");
-  std::printf("  pre-copy:  device %s, guest %s\n", human_bytes(static_cast<double>(r.precopy_device_bytes)).c_str(),
+  std::printf("  pre-copy:  device %s, guest %s\n",
+              human_bytes(static_cast<double>(r.precopy_device_bytes)).c_str(),
               human_bytes(static_cast<double>(r.precopy_guest_bytes)).c_str());
-  std::printf("  stop-copy: device %s, guest %s\n", human_bytes(static_cast<double>(r.stopcopy_device_bytes)).c_str(),
+  std::printf("  stop-copy: device %s, guest %s\n",
+              human_bytes(static_cast<double>(r.stopcopy_device_bytes)).c_str(),
               human_bytes(static_cast<double>(r.stopcopy_guest_bytes)).c_str());
   std::printf("  device stream %s (xxh3 %016" PRIx64 "), on the wire %s\n",
               human_bytes(static_cast<double>(r.stream_bytes)).c_str(), r.stream_xxh3,
@@ -83,8 +95,8 @@ void print_tls(const std::optional<io::TlsInfo>& tls) {
   if (!tls) {
     std::printf("  transport: plain TCP (not encrypted, peer not authenticated)\n");
   } else {
-    std::printf("  transport: %s %s in the kernel, peer %s\n", tls->version.c_str(), tls->cipher.c_str(),
-                tls->peer_subject.c_str());
+    std::printf("  transport: %s %s in the kernel, peer %s\n", tls->version.c_str(),
+                tls->cipher.c_str(), tls->peer_subject.c_str());
   }
 }
 

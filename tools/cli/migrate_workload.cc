@@ -31,13 +31,16 @@ Result<WorkloadConfig> parse_workload(std::string_view text) {
   std::size_t pos = 0;
   while (pos <= text.size()) {
     const std::size_t comma = text.find(',', pos);
-    const std::string_view item = text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+    const std::string_view item =
+        text.substr(pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
     if (item == "bar2") {
       c.bar2 = true;
     } else if (item == "dma") {
       c.dma = true;
     } else {
-      return Error::make(EINVAL, "usage", "--workload wants none, bar2, dma or bar2,dma; got '" + std::string(text) + "'");
+      return Error::make(
+          EINVAL, "usage",
+          "--workload wants none, bar2, dma or bar2,dma; got '" + std::string(text) + "'");
     }
     if (comma == std::string_view::npos) break;
     pos = comma + 1;
@@ -55,18 +58,26 @@ Result<void> check_mdevmig_layout(const schema::DeviceIdentity& id, std::string_
     std::snprintf(ids, sizeof(ids), "PCI %04x:%04x", id.pci_vendor, id.pci_device);
     return refuse(std::string("is not an mdevmig device (") + ids + ")");
   }
-  const auto size_of = [&](uint32_t index) { return index < id.region_sizes.size() ? id.region_sizes[index] : 0; };
-  if (size_of(kBar0) < MDEVMIG_REGS_SIZE || id.compat->mem_size == 0 || size_of(kBar2) < id.compat->mem_size) {
-    return refuse("has mdevmig's IDs but not its region layout (BAR0 " + std::to_string(size_of(kBar0)) +
-                  " bytes, BAR2 " + std::to_string(size_of(kBar2)) + " for " + std::to_string(id.compat->mem_size) +
+  const auto size_of = [&](uint32_t index) {
+    return index < id.region_sizes.size() ? id.region_sizes[index] : 0;
+  };
+  if (size_of(kBar0) < MDEVMIG_REGS_SIZE || id.compat->mem_size == 0 ||
+      size_of(kBar2) < id.compat->mem_size) {
+    return refuse("has mdevmig's IDs but not its region layout (BAR0 " +
+                  std::to_string(size_of(kBar0)) + " bytes, BAR2 " +
+                  std::to_string(size_of(kBar2)) + " for " + std::to_string(id.compat->mem_size) +
                   " bytes of device memory)");
   }
   return ok();
 }
 
-Result<std::unique_ptr<Workload>> Workload::start(const vfio::Device& dev, const schema::DeviceIdentity& id,
-                                                  engine::GuestMemory* guest, const WorkloadConfig& cfg) {
-  const char* what = cfg.bar2 && cfg.dma ? "--workload bar2,dma" : cfg.dma ? "--workload dma" : "--workload bar2";
+Result<std::unique_ptr<Workload>> Workload::start(const vfio::Device& dev,
+                                                  const schema::DeviceIdentity& id,
+                                                  engine::GuestMemory* guest,
+                                                  const WorkloadConfig& cfg) {
+  const char* what = cfg.bar2 && cfg.dma ? "--workload bar2,dma"
+                     : cfg.dma           ? "--workload dma"
+                                         : "--workload bar2";
   if (auto ours = check_mdevmig_layout(id, what); !ours.ok()) {
     ours.error().context += "; the workloads drive mdevmig devices only";
     return std::move(ours).error();
@@ -81,7 +92,9 @@ Result<std::unique_ptr<Workload>> Workload::start(const vfio::Device& dev, const
   }
   if (cfg.dma) {
     if (guest == nullptr || guest->size() < guest::Layout::kDataOff + 2 * kDmaLen) {
-      return Error::make(EINVAL, "usage", "--workload dma needs --guest-mem of at least 2M and a device opened by UUID");
+      return Error::make(
+          EINVAL, "usage",
+          "--workload dma needs --guest-mem of at least 2M and a device opened by UUID");
     }
     // Bus master on, the ring in guest memory, the engine enabled.
     w->port_ = std::make_unique<GuestMemoryPort>(dev, *guest);
@@ -131,7 +144,8 @@ void Workload::bar2_loop() {
   using namespace std::chrono;
   const uint64_t pages = mem_size_ / kPage;
   if (pages == 0) return;
-  const double per_tick = cfg_.dirty_pct_per_s / 100.0 * static_cast<double>(pages) * 0.01;  // 10 ms ticks
+  const double per_tick =
+      cfg_.dirty_pct_per_s / 100.0 * static_cast<double>(pages) * 0.01;  // 10 ms ticks
   double budget = 0;
   uint64_t page = 0, counter = 0;
   auto next = steady_clock::now();
@@ -168,10 +182,11 @@ void Workload::dma_loop() {
       if (!prev.ok()) return;
       if (prev->status == MDEVMIG_DMA_ST_PENDING) continue;
     }
-    const uint64_t dev_off = (n * kDmaLen) % (mem_size_ > kDmaLen ? mem_size_ - kDmaLen : 1) / kPage * kPage;
-    mdevmig_dma_desc d = n % 2 == 0
-                             ? guest::fill(dev_off, kDmaLen, 0x0101010101010101ull * (n & 0xff))
-                             : guest::copy_from_dev(dev_off, layout.data((n / 2 % 2) * kDmaLen), kDmaLen);
+    const uint64_t dev_off =
+        (n * kDmaLen) % (mem_size_ > kDmaLen ? mem_size_ - kDmaLen : 1) / kPage * kPage;
+    mdevmig_dma_desc d =
+        n % 2 == 0 ? guest::fill(dev_off, kDmaLen, 0x0101010101010101ull * (n & 0xff))
+                   : guest::copy_from_dev(dev_off, layout.data((n / 2 % 2) * kDmaLen), kDmaLen);
     d.user_data = n;
     if (!ring_->submit(*port_, d).ok()) return;
     ++n;

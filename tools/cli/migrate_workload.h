@@ -33,7 +33,8 @@ struct WorkloadConfig {
 /// Whether `id` (read_identity) is an mdevmig device with the layout the workloads and
 /// --verify use: our PCI IDs and register magic, BAR0 holding the registers, BAR2 the
 /// device memory. Else one line saying what differs, for `what` ("--workload bar2").
-[[nodiscard]] Result<void> check_mdevmig_layout(const schema::DeviceIdentity& id, std::string_view what);
+[[nodiscard]] Result<void> check_mdevmig_layout(const schema::DeviceIdentity& id,
+                                                std::string_view what);
 
 class Workload {
  public:

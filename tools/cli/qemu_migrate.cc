@@ -57,20 +57,26 @@ struct Outcome {
 
 Args qemu_migrate_args() {
   Args a("qemu-migrate [options]",
-         "Migrates a QEMU VM with an mdevmig device (vfio-pci on an mdev instance) to a second instance,\n"
-         "live over a unix socket or saved to a file and restored into a fresh QEMU, while a qtest-driven\n"
-         "guest keeps the device busy (BAR2 writes, DMA into guest RAM, interrupts). Verifies that the\n"
+         "Migrates a QEMU VM with an mdevmig device (vfio-pci on an mdev instance) to a second "
+         "instance,\n"
+         "live over a unix socket or saved to a file and restored into a fresh QEMU, while a "
+         "qtest-driven\n"
+         "guest keeps the device busy (BAR2 writes, DMA into guest RAM, interrupts). Verifies that "
+         "the\n"
          "destination holds exactly the expected state and that the DMA queue goes on there.");
   a.option("src", "UUID", "source instance (default: create one)");
   a.option("dst", "UUID", "destination instance (default: create one)");
-  a.option("type", "TYPE", "type of the instances created (full, half, quarter, eighth)", "quarter");
+  a.option("type", "TYPE", "type of the instances created (full, half, quarter, eighth)",
+           "quarter");
   a.option("dst-type", "TYPE", "type of the destination created (default: --type)");
   a.option("parent", "NAME", "parent to create instances on (default: the first with room)");
   a.option("qemu-binary", "PATH", "QEMU to run", "qemu-system-x86_64");
   a.option("protocol", "auto|v1|v2",
-           "VFIO migration of that QEMU: v1 (<= 7.2, x-enable-migration), v2 (>= 8.1, enable-migration), auto: by its version",
+           "VFIO migration of that QEMU: v1 (<= 7.2, x-enable-migration), v2 (>= 8.1, "
+           "enable-migration), auto: by its version",
            "auto");
-  a.option("transport", "unix|file", "live over a unix socket, or save to a file and restore", "unix");
+  a.option("transport", "unix|file", "live over a unix socket, or save to a file and restore",
+           "unix");
   a.option("file", "PATH", "--transport file: the save file (default: in the work directory)");
   a.option("irq", "intx|msi", "how the device interrupts the guest", "intx");
   a.option("bandwidth", "SIZE", "max-bandwidth during pre-copy, bytes/s", "32M");
@@ -84,13 +90,16 @@ Args qemu_migrate_args() {
   a.option("fault", "KIND", "inject: none, cancel, kill-dst, kill-src, corrupt, truncate", "none");
   a.option("fault-at", "FRACTION", "when: this fraction of device memory into the stream", "0.5");
   a.option("guest-mem", "MB", "VM memory", "128");
-  a.option("guest-fill", "MB", "fill this much guest RAM (from 8 MiB on) with non-zero pages at boot", "0");
+  a.option("guest-fill", "MB",
+           "fill this much guest RAM (from 8 MiB on) with non-zero pages at boot", "0");
   a.option("seed", "N", "workload seed", "1");
   a.option("workdir", "DIR", "sockets, logs and files (default: a temporary directory, removed)");
   a.option("qemu-args", "ARGS", "extra QEMU arguments, space-separated (e.g. \"-trace vfio_*\")");
-  a.flag("switchover-ack", "QEMU >= 8.1: switch over only once the destination loaded the device's initial data");
+  a.flag("switchover-ack",
+         "QEMU >= 8.1: switch over only once the destination loaded the device's initial data");
   a.option("multifd", "N",
-           "QEMU >= 10.0, --transport unix: N multifd channels (0: off); RAM and the device's stop-copy data go over them",
+           "QEMU >= 10.0, --transport unix: N multifd channels (0: off); RAM and the device's "
+           "stop-copy data go over them",
            "0");
   a.flag("keep", "keep the work directory");
   a.flag("verbose", "log each step on stderr");
@@ -107,13 +116,18 @@ Result<Setup> parse_setup(const Args& a) {
   qemu::HarnessOptions& opt = setup.opt;
   qemu::MigrationPlan& plan = setup.plan;
   auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
-  if (!proto) return usage_error("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
+  if (!proto)
+    return usage_error("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
   auto irq = qemu::parse_irq_mode(*a.get("irq"));
   if (!irq) return usage_error("--irq", "wants intx or msi, got '" + *a.get("irq") + "'");
   auto fault = qemu::parse_fault(*a.get("fault"));
-  if (!fault) return usage_error("--fault", "wants none, cancel, kill-dst, kill-src, corrupt or truncate, got '" + *a.get("fault") + "'");
+  if (!fault)
+    return usage_error("--fault",
+                       "wants none, cancel, kill-dst, kill-src, corrupt or truncate, got '" +
+                           *a.get("fault") + "'");
   const std::string transport = *a.get("transport");
-  if (transport != "unix" && transport != "file") return usage_error("--transport", "wants unix or file, got '" + transport + "'");
+  if (transport != "unix" && transport != "file")
+    return usage_error("--transport", "wants unix or file, got '" + transport + "'");
   if (auto e = check_instance_pair(a, "src", "dst")) return *e;
   auto bw = a.get_size("bandwidth", 1);
   auto downtime = a.get_uint("downtime", 0, kMaxDowntimeMs);
@@ -128,7 +142,8 @@ Result<Setup> parse_setup(const Args& a) {
   auto fill = a.get_uint("guest-fill", 0, 1u << 20);
   auto seed = a.get_uint("seed");
   auto multifd = a.get_uint("multifd", 0, 255);
-  for (const Result<uint64_t>* r : {&bw, &downtime, &passes, &delay, &w, &af, &mem, &fill, &seed, &multifd})
+  for (const Result<uint64_t>* r :
+       {&bw, &downtime, &passes, &delay, &w, &af, &mem, &fill, &seed, &multifd})
     if (!*r) return r->error();
   for (const Result<double>* r : {&writes, &dma, &at})
     if (!*r) return r->error();
@@ -138,7 +153,8 @@ Result<Setup> parse_setup(const Args& a) {
   if (*multifd > 0 && transport != "unix")
     return usage_error("--multifd", "needs --transport unix (QEMU saves to a file on one channel)");
   if (*fill > 0 && *fill + 8 >= *mem)
-    return usage_error("--guest-fill", "must leave room below --guest-mem (" + std::to_string(*mem) + " MB)");
+    return usage_error("--guest-fill",
+                       "must leave room below --guest-mem (" + std::to_string(*mem) + " MB)");
   opt.vm.qemu_binary = *a.get("qemu-binary");
   opt.vm.protocol = *proto;
   opt.vm.mem_mb = static_cast<uint32_t>(*mem);
@@ -157,7 +173,10 @@ Result<Setup> parse_setup(const Args& a) {
   opt.rates.descs_per_s = *dma;
   opt.seed = *seed;
   opt.keep_dir = a.has("keep");
-  if (a.has("verbose")) opt.log = [](const std::string& s) { std::fprintf(stderr, "  [qemu-migrate] %s\n", s.c_str()); };
+  if (a.has("verbose"))
+    opt.log = [](const std::string& s) {
+      std::fprintf(stderr, "  [qemu-migrate] %s\n", s.c_str());
+    };
   plan.transport = transport == "unix" ? qemu::Transport::kUnix : qemu::Transport::kFile;
   plan.file = a.get("file").value_or("");
   plan.max_bandwidth = *bw;
@@ -180,14 +199,18 @@ namespace {
 // --report: the picture of the migration, with the instances and the verdict.
 void write_qemu_picture(const Setup& setup, const Outcome& o) {
   const qemu::HarnessOptions& opt = setup.opt;
-  report::Migration m = report::from_qemu(o.round.migration, "mdevmig qemu-migrate: " + o.src_uuid + " to " + o.dst_uuid);
-  m.facts.insert(m.facts.begin(),
-                 {{"source", o.src_uuid + " (" + o.src_type + ")"},
-                  {"destination", o.dst_uuid + " (" + o.dst_type + ")" +
-                                      (setup.plan.transport == qemu::Transport::kFile ? ", restored from a file" : "")},
-                  {"QEMU", opt.vm.qemu_binary + ", VFIO migration " + qemu::vfio_protocol_name(opt.vm.protocol)},
-                  {"result", std::string(qemu::survivor_name(o.round.survivor)) + " holds the VM; " +
-                                 (o.good ? "verified" : "FAILED")}});
+  report::Migration m = report::from_qemu(
+      o.round.migration, "mdevmig qemu-migrate: " + o.src_uuid + " to " + o.dst_uuid);
+  m.facts.insert(
+      m.facts.begin(),
+      {{"source", o.src_uuid + " (" + o.src_type + ")"},
+       {"destination",
+        o.dst_uuid + " (" + o.dst_type + ")" +
+            (setup.plan.transport == qemu::Transport::kFile ? ", restored from a file" : "")},
+       {"QEMU",
+        opt.vm.qemu_binary + ", VFIO migration " + qemu::vfio_protocol_name(opt.vm.protocol)},
+       {"result", std::string(qemu::survivor_name(o.round.survivor)) + " holds the VM; " +
+                      (o.good ? "verified" : "FAILED")}});
   for (const auto& p : o.round.problems) m.facts.emplace_back("problem", p);
   write_picture(kCmd, *setup.report_file, report::render(m, *setup.report_file->picture));
 }
@@ -197,11 +220,14 @@ json outcome_json(const Setup& setup, const Outcome& o) {
   json j = o.round.to_json();
   j["source"] = {{"uuid", o.src_uuid}, {"type", o.src_type}, {"mem_size", o.src_mem}};
   j["destination"] = {{"uuid", o.dst_uuid}, {"type", o.dst_type}, {"mem_size", o.dst_mem}};
-  j["qemu"] = {{"binary", opt.vm.qemu_binary}, {"protocol", qemu::vfio_protocol_name(opt.vm.protocol)}};
+  j["qemu"] = {{"binary", opt.vm.qemu_binary},
+               {"protocol", qemu::vfio_protocol_name(opt.vm.protocol)}};
   j["irq"] = qemu::irq_mode_name(opt.irq);
   j["switchover_ack"] = setup.plan.switchover_ack;
   j["multifd_channels"] = setup.plan.multifd_channels;
-  j["after"] = o.again ? json{{"ok", o.again->ok()}, {"seq", o.again->descs}, {"irq_delivered", o.again->irq_delivered},
+  j["after"] = o.again ? json{{"ok", o.again->ok()},
+                              {"seq", o.again->descs},
+                              {"irq_delivered", o.again->irq_delivered},
                               {"mismatches", o.again->mismatches}}
                        : json(nullptr);
   j["ok"] = o.good;
@@ -213,40 +239,50 @@ void print_outcome(const Setup& setup, const Outcome& o, bool verbose, const std
   const qemu::MigrationPlan& plan = setup.plan;
   const auto& round = o.round;
   const auto& m = round.migration;
-  std::printf("source       instance %s (%s, %s of device memory), QEMU %s, %s\n", o.src_uuid.c_str(), o.src_type.c_str(),
-              qemu::format_bytes(static_cast<double>(o.src_mem)).c_str(), opt.vm.qemu_binary.c_str(),
-              opt.vm.protocol == qemu::VfioProtocol::kV1 ? "v1 migration region (x-enable-migration=on)"
-                                                         : "v2 (enable-migration=on)");
-  std::printf("destination  instance %s (%s, %s)%s\n", o.dst_uuid.c_str(), o.dst_type.c_str(),
-              qemu::format_bytes(static_cast<double>(o.dst_mem)).c_str(),
-              plan.transport == qemu::Transport::kFile ? ", restored from a file into a fresh QEMU" : "");
-  std::printf("workload     %" PRIu64 " BAR2 writes, %" PRIu64 " DMA descriptors, %" PRIu64 " scratch writes, %" PRIu64
-              " interrupts (%s) in %.1f s while migrating\n",
-              round.workload.bar2_writes, round.workload.descs, round.workload.scratch, round.workload.irqs,
-              qemu::irq_mode_name(opt.irq), round.workload.seconds);
+  std::printf(
+      "source       instance %s (%s, %s of device memory), QEMU %s, %s\n", o.src_uuid.c_str(),
+      o.src_type.c_str(), qemu::format_bytes(static_cast<double>(o.src_mem)).c_str(),
+      opt.vm.qemu_binary.c_str(),
+      opt.vm.protocol == qemu::VfioProtocol::kV1 ? "v1 migration region (x-enable-migration=on)"
+                                                 : "v2 (enable-migration=on)");
+  std::printf(
+      "destination  instance %s (%s, %s)%s\n", o.dst_uuid.c_str(), o.dst_type.c_str(),
+      qemu::format_bytes(static_cast<double>(o.dst_mem)).c_str(),
+      plan.transport == qemu::Transport::kFile ? ", restored from a file into a fresh QEMU" : "");
+  std::printf("workload     %" PRIu64 " BAR2 writes, %" PRIu64 " DMA descriptors, %" PRIu64
+              " scratch writes, %" PRIu64 " interrupts (%s) in %.1f s while migrating\n",
+              round.workload.bar2_writes, round.workload.descs, round.workload.scratch,
+              round.workload.irqs, qemu::irq_mode_name(opt.irq), round.workload.seconds);
   std::printf("migration\n%s", qemu::migration_summary(m).c_str());
   if (plan.multifd_channels > 0)
-    std::printf("multifd      %u channels: %u connections, %s of %s on the main one; device data %s over multifd "
-                "(stop-copy %s)\n",
-                plan.multifd_channels, m.wire_connections, qemu::format_bytes(static_cast<double>(m.wire_main_bytes)).c_str(),
-                qemu::format_bytes(static_cast<double>(m.wire_bytes)).c_str(),
-                qemu::format_bytes(static_cast<double>(m.device_bytes - std::min(m.device_bytes, m.device_main_bytes))).c_str(),
-                qemu::format_bytes(static_cast<double>(m.device_downtime_bytes)).c_str());
+    std::printf(
+        "multifd      %u channels: %u connections, %s of %s on the main one; device data %s over "
+        "multifd "
+        "(stop-copy %s)\n",
+        plan.multifd_channels, m.wire_connections,
+        qemu::format_bytes(static_cast<double>(m.wire_main_bytes)).c_str(),
+        qemu::format_bytes(static_cast<double>(m.wire_bytes)).c_str(),
+        qemu::format_bytes(
+            static_cast<double>(m.device_bytes - std::min(m.device_bytes, m.device_main_bytes)))
+            .c_str(),
+        qemu::format_bytes(static_cast<double>(m.device_downtime_bytes)).c_str());
   if (!m.passes.empty()) {
-    std::printf("pre-copy     device passes (dirty pages: what its tracker collected; p = 4 KiB pages)\n%s",
-                qemu::device_pass_table(m, o.src_mem).c_str());
-    if (verbose) std::printf("QEMU iterations (one per dirty sync)\n%s", qemu::pass_table(m).c_str());
+    std::printf(
+        "pre-copy     device passes (dirty pages: what its tracker collected; p = 4 KiB pages)\n%s",
+        qemu::device_pass_table(m, o.src_mem).c_str());
+    if (verbose)
+      std::printf("QEMU iterations (one per dirty sync)\n%s", qemu::pass_table(m).c_str());
   }
   std::printf("result       %s holds the VM", qemu::survivor_name(round.survivor));
   if (round.survivor != qemu::Survivor::kNone)
-    std::printf(": %" PRIu64 " of the %" PRIu64 " accesses issued during the migration arrived", round.ops_landed,
-                round.ops_pending);
+    std::printf(": %" PRIu64 " of the %" PRIu64 " accesses issued during the migration arrived",
+                round.ops_landed, round.ops_pending);
   std::printf("\n");
   const auto& v = round.recovered ? round.recovery_verification : round.verification;
   if (v) std::printf("verified     %s\n", v->summary().c_str());
   if (o.again)
-    std::printf("afterwards   the queue went on: SEQ %" PRIu64 " before the migration, %" PRIu64 " after it, %" PRIu64
-                " after %" PRIu64 " ms more work; %s\n",
+    std::printf("afterwards   the queue went on: SEQ %" PRIu64 " before the migration, %" PRIu64
+                " after it, %" PRIu64 " after %" PRIu64 " ms more work; %s\n",
                 o.seq_before, o.seq_mid, o.again->descs, setup.after, o.again->summary().c_str());
   for (const auto& p : round.problems) std::printf("PROBLEM      %s\n", p.c_str());
   if (opt.keep_dir) std::printf("work dir     %s\n", dir.c_str());
@@ -263,7 +299,8 @@ int run_qemu_migrate(Context& ctx) {
   const qemu::MigrationPlan& plan = setup->plan;
 
   if (mdev::mdevmig_parents().empty())
-    return ctx.fail(Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)"));
+    return ctx.fail(Error::make(ENODEV, "find mdevmig parents",
+                                "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)"));
   const std::string type = *a.get("type");
   auto src = instance(a, "src", type);
   if (!src) return ctx.fail(src.error());
@@ -281,16 +318,19 @@ int run_qemu_migrate(Context& ctx) {
   if (!h) return ctx.fail(h.error());
   opt.vm.protocol = (*h)->options().vm.protocol;
   if (plan.multifd_channels > 0 && opt.vm.protocol == qemu::VfioProtocol::kV1)
-    return ctx.fail(Error::make(ENOTSUP, "migration plan",
-                                "--multifd: multifd device-state transfer needs QEMU >= 10.0 (VFIO migration v2); " +
-                                    opt.vm.qemu_binary + " speaks VFIO migration v1"));
+    return ctx.fail(Error::make(
+        ENOTSUP, "migration plan",
+        "--multifd: multifd device-state transfer needs QEMU >= 10.0 (VFIO migration v2); " +
+            opt.vm.qemu_binary + " speaks VFIO migration v1"));
   auto boot = (*h)->boot(0);
   if (!boot) return ctx.fail(boot.error());
   if (!boot->ok()) {
-    std::fprintf(stderr, "mdevmig %s: the freshly started VM does not verify:\n%s\n", kCmd, boot->summary().c_str());
+    std::fprintf(stderr, "mdevmig %s: the freshly started VM does not verify:\n%s\n", kCmd,
+                 boot->summary().c_str());
     return kExitFailed;
   }
-  if (auto r = (*h)->run_workload(std::chrono::milliseconds(setup->warmup)); !r) return ctx.fail(r.error());
+  if (auto r = (*h)->run_workload(std::chrono::milliseconds(setup->warmup)); !r)
+    return ctx.fail(r.error());
   o.seq_before = (*h)->driver().expected().descs;
   auto round = (*h)->migrate(1, plan);
   if (!round) return ctx.fail(round.error());
@@ -299,7 +339,8 @@ int run_qemu_migrate(Context& ctx) {
   // The VM goes on where it landed: more workload, verified again.
   o.seq_mid = (*h)->driver().expected().descs;
   if ((*h)->has_vm()) {
-    if (auto r = (*h)->run_workload(std::chrono::milliseconds(setup->after)); !r) return ctx.fail(r.error());
+    if (auto r = (*h)->run_workload(std::chrono::milliseconds(setup->after)); !r)
+      return ctx.fail(r.error());
     auto v = (*h)->verify();
     if (!v) return ctx.fail(v.error());
     o.again = std::move(*v);

@@ -20,17 +20,20 @@
 namespace mdevmig::cli {
 
 Args restore_args() {
-  Args args("restore DEVICE FILE [options]",
-            "Loads FILE (written by `mdevmig save`) into DEVICE, which then runs (unless --stopped).\n"
-            "FILE is verified completely first (checksums of every chunk, totals, trailer) and its\n"
-            "device identity must match DEVICE; only then is the device touched. FILE must be a\n"
-            "regular file (it is mapped, not streamed).\n" +
-                std::string(kDeviceFormsHelp));
+  Args args(
+      "restore DEVICE FILE [options]",
+      "Loads FILE (written by `mdevmig save`) into DEVICE, which then runs (unless --stopped).\n"
+      "FILE is verified completely first (checksums of every chunk, totals, trailer) and its\n"
+      "device identity must match DEVICE; only then is the device touched. FILE must be a\n"
+      "regular file (it is mapped, not streamed).\n" +
+          std::string(kDeviceFormsHelp));
   args.positional("DEVICE", "the device to restore into");
   args.positional("FILE", "the save file");
   args.option("channel", "auto|v2|v1", "migration interface", "auto");
-  args.flag("single-pass", "stream the file once: each chunk is verified before it is fed, but damage\n"
-                           "                        late in the file is found after the device started loading (it is reset)");
+  args.flag("single-pass",
+            "stream the file once: each chunk is verified before it is fed, but damage\n"
+            "                        late in the file is found after the device started loading "
+            "(it is reset)");
   args.flag("stopped", "leave the device stopped after loading");
   args.flag("json", "print the report as JSON");
   args.epilogue(kExitCodesHelp);
@@ -42,7 +45,8 @@ int run_restore(Context& ctx) {
   auto spec = parse_device_spec(*args.get("DEVICE"));
   if (!spec.ok()) return ctx.fail(spec.error());
   auto pref = engine::parse_channel_preference(*args.get("channel"));
-  if (!pref.ok()) return ctx.usage("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'");
+  if (!pref.ok())
+    return ctx.usage("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'");
   const std::string file = *args.get("FILE");
   if (auto e = check_save_file_arg(file, true)) return ctx.fail(*e);
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
@@ -56,7 +60,8 @@ int run_restore(Context& ctx) {
     // Pass 1 before the device is even opened; restore_from_file then only loads.
     const auto t0 = std::chrono::steady_clock::now();
     auto sum = engine::verify_file(*scanner, {}, ctx.cancel());
-    if (!sum.ok()) return ctx.fail(std::move(sum.error()).add_context(file).add_note("device not touched"));
+    if (!sum.ok())
+      return ctx.fail(std::move(sum.error()).add_context(file).add_note("device not touched"));
     verify_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
@@ -78,12 +83,15 @@ int run_restore(Context& ctx) {
   progress.finish();
   if (!rep.ok()) return ctx.fail(rep.error());
   if (ctx.json()) {
-    ctx.print_json(restore_json(spec->text, file, (*ch)->kind(), *rep, verify_s, args.has("stopped")));
+    ctx.print_json(
+        restore_json(spec->text, file, (*ch)->kind(), *rep, verify_s, args.has("stopped")));
   } else {
-    std::printf("restored %s from %s: %s in %llu chunks via %s (verify %.3f s, load %.3f s), device %s\n",
-                spec->text.c_str(), file.c_str(), human_bytes(static_cast<double>(rep->stream_bytes)).c_str(),
-                static_cast<unsigned long long>(rep->chunks), schema::channel_name((*ch)->kind()), verify_s,
-                rep->restore_seconds, args.has("stopped") ? "stopped" : "running");
+    std::printf(
+        "restored %s from %s: %s in %llu chunks via %s (verify %.3f s, load %.3f s), device %s\n",
+        spec->text.c_str(), file.c_str(),
+        human_bytes(static_cast<double>(rep->stream_bytes)).c_str(),
+        static_cast<unsigned long long>(rep->chunks), schema::channel_name((*ch)->kind()), verify_s,
+        rep->restore_seconds, args.has("stopped") ? "stopped" : "running");
   }
   return kExitOk;
 }

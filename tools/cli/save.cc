@@ -37,7 +37,8 @@ int run_save(Context& ctx) {
   auto spec = parse_device_spec(*args.get("DEVICE"));
   if (!spec.ok()) return ctx.fail(spec.error());
   auto pref = engine::parse_channel_preference(*args.get("channel"));
-  if (!pref.ok()) return ctx.usage("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'");
+  if (!pref.ok())
+    return ctx.usage("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'");
   auto chunk = args.get_size("chunk-size", 1, schema::kMaxChunkBytes);
   if (!chunk.ok()) return ctx.fail(chunk.error());
   const std::string file = *args.get("FILE");
@@ -75,20 +76,26 @@ int run_save(Context& ctx) {
     ::unlink(tmp.c_str());
     return ctx.fail(e);
   }
-  const double mib_s = rep->seconds > 0 ? static_cast<double>(rep->stream_bytes) / rep->seconds / (1 << 20) : 0;
+  const double mib_s =
+      rep->seconds > 0 ? static_cast<double>(rep->stream_bytes) / rep->seconds / (1 << 20) : 0;
   if (ctx.json()) {
     ctx.print_json(save_json(spec->text, file, *rep, args.has("stop")));
   } else {
-    std::printf("saved %s to %s: %s of device state in %llu chunks via %s, %.3f s (%.1f MiB/s), stream xxh3 %s, "
-                "device %s\n",
-                spec->text.c_str(), file.c_str(), human_bytes(static_cast<double>(rep->stream_bytes)).c_str(),
-                static_cast<unsigned long long>(rep->chunks), schema::channel_name(rep->channel), rep->seconds,
-                mib_s, hash_text(rep->stream_xxh3).c_str(), args.has("stop") ? "stopped" : "running");
+    std::printf(
+        "saved %s to %s: %s of device state in %llu chunks via %s, %.3f s (%.1f MiB/s), stream "
+        "xxh3 %s, "
+        "device %s\n",
+        spec->text.c_str(), file.c_str(),
+        human_bytes(static_cast<double>(rep->stream_bytes)).c_str(),
+        static_cast<unsigned long long>(rep->chunks), schema::channel_name(rep->channel),
+        rep->seconds, mib_s, hash_text(rep->stream_xxh3).c_str(),
+        args.has("stop") ? "stopped" : "running");
   }
   return kExitOk;
 }
 
-Json save_json(const std::string& device, const std::string& file, const engine::SaveReport& r, bool stopped) {
+Json save_json(const std::string& device, const std::string& file, const engine::SaveReport& r,
+               bool stopped) {
   Json j = json_document("save");
   j["device"] = device;
   j["file"] = file;

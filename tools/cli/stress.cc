@@ -32,19 +32,21 @@ Result<std::vector<stress::FaultKind>> parse_faults(const std::string& text) {
   auto faults = stress::parse_fault_list(text);
   if (!faults.ok())
     return usage_error("--faults", "wants a comma-separated list of " +
-                                       stress::fault_list_text(stress::injectable_faults(), ", ") + " (or none), got '" +
-                                       text + "'");
+                                       stress::fault_list_text(stress::injectable_faults(), ", ") +
+                                       " (or none), got '" + text + "'");
   return faults;
 }
 
 // Writes --report FILE if asked: a picture (FILE.html, FILE.svg; its failure does not
 // change the exit status) or the JSON report (false, after saying why, if it could not).
-bool write_report(const nlohmann::json& j, const Args& a, const qemu::StressReport& r, const std::string& mode) {
+bool write_report(const nlohmann::json& j, const Args& a, const qemu::StressReport& r,
+                  const std::string& mode) {
   const auto path = a.get("report");
   if (!path) return true;
   if (const auto picture = report::format_of(*path)) {
-    const report::Stress s = report::from_stress(r, "mdevmig stress --mode " + mode + " --seed " + *a.get("seed"),
-                                                 mode == "local" ? report::Driver::kEngine : report::Driver::kQemu);
+    const report::Stress s =
+        report::from_stress(r, "mdevmig stress --mode " + mode + " --seed " + *a.get("seed"),
+                            mode == "local" ? report::Driver::kEngine : report::Driver::kQemu);
     write_picture(kCmd, ReportFile{*path, picture}, report::render(s, *picture));
     return true;
   }
@@ -58,11 +60,13 @@ bool write_report(const nlohmann::json& j, const Args& a, const qemu::StressRepo
 // The two instances: --a/--b adopted, else created (removed again at the end).
 Result<std::vector<mdev::MdevInstance>> instances(const Args& a) {
   if (mdev::mdevmig_parents().empty())
-    return Error::make(ENODEV, "find mdevmig parents", "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)");
+    return Error::make(ENODEV, "find mdevmig parents",
+                       "none in /sys/class/mdev_bus (is mdevmig.ko loaded?)");
   std::vector<mdev::MdevInstance> inst;
   for (const char* name : {"a", "b"}) {
-    inst.push_back(MDEVMIG_TRY(a.get(name) ? mdev::MdevInstance::adopt(canonical_uuid(*a.get(name)))
-                                           : mdev::MdevInstance::create(*a.get("type"), a.get("parent").value_or(""))));
+    inst.push_back(MDEVMIG_TRY(
+        a.get(name) ? mdev::MdevInstance::adopt(canonical_uuid(*a.get(name)))
+                    : mdev::MdevInstance::create(*a.get("type"), a.get("parent").value_or(""))));
   }
   return inst;
 }
@@ -70,34 +74,49 @@ Result<std::vector<mdev::MdevInstance>> instances(const Args& a) {
 }  // namespace
 
 Args stress_args() {
-  Args a("stress [options]",
-         "Migrates a VM with an mdevmig device back and forth between two instances, N rounds, with a live\n"
-         "workload, random switchover moments and injected faults. After every round the side that must\n"
-         "hold the VM is verified exactly (a source killed mid-migration is recovered from a checkpoint and\n"
-         "verified), and instances, processes, file descriptors and the kernel log are checked for\n"
-         "leftovers. Exit status 0 only if every round was verified.\n"
-         "--mode qemu: the VM is a QEMU driven through qtest, migrated by QEMU (live or through a file).\n"
-         "--mode local: the VM is a process that owns the instance, guest memory and a BAR2/DMA workload,\n"
-         "migrated by this tool's engine (as `mdevmig migrate`) to a destination process through a relay\n"
-         "that can corrupt or cut the stream; it is checked against a model of everything it wrote.");
+  Args a(
+      "stress [options]",
+      "Migrates a VM with an mdevmig device back and forth between two instances, N rounds, with a "
+      "live\n"
+      "workload, random switchover moments and injected faults. After every round the side that "
+      "must\n"
+      "hold the VM is verified exactly (a source killed mid-migration is recovered from a "
+      "checkpoint and\n"
+      "verified), and instances, processes, file descriptors and the kernel log are checked for\n"
+      "leftovers. Exit status 0 only if every round was verified.\n"
+      "--mode qemu: the VM is a QEMU driven through qtest, migrated by QEMU (live or through a "
+      "file).\n"
+      "--mode local: the VM is a process that owns the instance, guest memory and a BAR2/DMA "
+      "workload,\n"
+      "migrated by this tool's engine (as `mdevmig migrate`) to a destination process through a "
+      "relay\n"
+      "that can corrupt or cut the stream; it is checked against a model of everything it wrote.");
   a.option("mode", "qemu|local", "what migrates the device", "qemu");
   a.option("rounds", "N", "migrations", "20");
   a.option("fault-rate", "F", "fraction of rounds with an injected fault", "0.5");
-  a.option("faults", "LIST", "comma-separated: " + stress::fault_list_text(stress::injectable_faults()),
+  a.option("faults", "LIST",
+           "comma-separated: " + stress::fault_list_text(stress::injectable_faults()),
            stress::fault_list_text(stress::default_faults()));
-  a.option("file-rate", "F", "qemu: fraction of rounds saved to a file and restored instead of live", "0.25");
+  a.option("file-rate", "F",
+           "qemu: fraction of rounds saved to a file and restored instead of live", "0.25");
   a.option("a", "UUID", "first instance (default: create one)");
   a.option("b", "UUID", "second instance (default: create one)");
   a.option("type", "TYPE", "type of the instances created", "eighth");
   a.option("parent", "NAME", "parent to create them on (default: the first with room)");
   a.option("qemu-binary", "PATH", "qemu: QEMU to run", "qemu-system-x86_64");
-  a.option("protocol", "auto|v1|v2", "qemu: VFIO migration of that QEMU (auto: by its version)", "auto");
+  a.option("protocol", "auto|v1|v2", "qemu: VFIO migration of that QEMU (auto: by its version)",
+           "auto");
   a.option("irq", "intx|msi", "qemu: how the device interrupts the guest", "intx");
-  a.option("bandwidth", "SIZE", "qemu: max-bandwidth during pre-copy (each round draws 50-100% of it)", "32M");
-  a.option("downtime", "MS", "qemu: downtime-limit from the switchover on; local: the downtime target is 0..MS "
-           "(random per round, 0 in a quarter of the rounds: iterate to the cap)", "300");
-  a.option("max-passes", "N", "qemu: switchover after 0..N dirty passes; local: after at most 1..N+1 "
-           "pre-copy iterations (random per round)", "3");
+  a.option("bandwidth", "SIZE",
+           "qemu: max-bandwidth during pre-copy (each round draws 50-100% of it)", "32M");
+  a.option("downtime", "MS",
+           "qemu: downtime-limit from the switchover on; local: the downtime target is 0..MS "
+           "(random per round, 0 in a quarter of the rounds: iterate to the cap)",
+           "300");
+  a.option("max-passes", "N",
+           "qemu: switchover after 0..N dirty passes; local: after at most 1..N+1 "
+           "pre-copy iterations (random per round)",
+           "3");
   a.option("max-delay", "MS", "qemu: ... and 0..MS later (random per round)", "400");
   a.option("channel", "auto|v2|v1", "local: migration interface of the engine", "auto");
   a.option("writes", "N", "BAR2 writes per second by the guest", "100");
@@ -122,11 +141,13 @@ struct Setup {
 
 Result<Setup> parse_setup(const Args& a) {
   auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
-  if (!proto) return usage_error("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
+  if (!proto)
+    return usage_error("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
   auto irq = qemu::parse_irq_mode(*a.get("irq"));
   if (!irq) return usage_error("--irq", "wants intx or msi, got '" + *a.get("irq") + "'");
   auto pref = engine::parse_channel_preference(*a.get("channel"));
-  if (!pref) return usage_error("--channel", "wants auto, v2 or v1, got '" + *a.get("channel") + "'");
+  if (!pref)
+    return usage_error("--channel", "wants auto, v2 or v1, got '" + *a.get("channel") + "'");
   auto faults = MDEVMIG_TRY(parse_faults(*a.get("faults")));
   auto rounds = a.get_uint("rounds", 1, 1'000'000);
   auto bw = a.get_size("bandwidth", 1);
@@ -157,7 +178,8 @@ Result<Setup> parse_setup(const Args& a) {
   lo.bar2_writes_per_s = *writes;
   lo.descs_per_s = *dma;
   lo.channel = *pref;
-  if (verbose) lo.log = [](const std::string& s) { std::fprintf(stderr, "  [stress] %s\n", s.c_str()); };
+  if (verbose)
+    lo.log = [](const std::string& s) { std::fprintf(stderr, "  [stress] %s\n", s.c_str()); };
 
   qemu::HarnessOptions& opt = setup.harness;
   opt.vm.qemu_binary = *a.get("qemu-binary");
@@ -168,7 +190,8 @@ Result<Setup> parse_setup(const Args& a) {
   opt.rates.pressure_fill_bytes = 1 << 20;
   opt.seed = *seed;
   opt.sample_pages = 8;
-  if (verbose) opt.log = [](const std::string& s) { std::fprintf(stderr, "  [stress] %s\n", s.c_str()); };
+  if (verbose)
+    opt.log = [](const std::string& s) { std::fprintf(stderr, "  [stress] %s\n", s.c_str()); };
   qemu::StressOptions& so = setup.qemu;
   so.rounds = static_cast<uint32_t>(*rounds);
   so.fault_rate = *fault_rate;
@@ -184,9 +207,12 @@ Result<Setup> parse_setup(const Args& a) {
 }
 
 // Prints the report (the summary, or JSON with --json) and returns the exit status.
-int finish(const Context& ctx, const nlohmann::json& j, const qemu::StressReport& report, bool good) {
-  if (ctx.json()) ctx.print_json(json_document(kCmd, j));
-  else std::printf("%s", report.summary().c_str());
+int finish(const Context& ctx, const nlohmann::json& j, const qemu::StressReport& report,
+           bool good) {
+  if (ctx.json())
+    ctx.print_json(json_document(kCmd, j));
+  else
+    std::printf("%s", report.summary().c_str());
   return good ? kExitOk : kExitFailed;
 }
 
@@ -196,7 +222,8 @@ int run_local(const Context& ctx, const LocalStressOptions& lo) {
   qemu::StressReport report = run_local_stress(std::move(*inst), lo);
   const nlohmann::json j = local_report_json(report, lo);
   if (!write_report(j, ctx.args(), report, "local")) return kExitDevice;
-  return finish(ctx, j, report, report.unverified == 0 && report.aborted.empty() && !report.rounds.empty());
+  return finish(ctx, j, report,
+                report.unverified == 0 && report.aborted.empty() && !report.rounds.empty());
 }
 
 int run_qemu(const Context& ctx, const Setup& setup) {
@@ -207,7 +234,8 @@ int run_qemu(const Context& ctx, const Setup& setup) {
   auto boot = (*h)->boot(0);
   if (!boot) return ctx.fail(boot.error());
   if (!boot->ok()) {
-    std::fprintf(stderr, "mdevmig %s: the freshly started VM does not verify:\n%s\n", kCmd, boot->summary().c_str());
+    std::fprintf(stderr, "mdevmig %s: the freshly started VM does not verify:\n%s\n", kCmd,
+                 boot->summary().c_str());
     return kExitFailed;
   }
   qemu::StressReport report = qemu::run_stress(**h, setup.qemu, setup.harness.log);
@@ -222,7 +250,8 @@ int run_stress(Context& ctx) {
   const Args& a = ctx.args();
   // Every value is checked here, before an instance is adopted or created.
   const std::string mode = *a.get("mode");
-  if (mode != "qemu" && mode != "local") return ctx.usage("--mode", "wants qemu or local, got '" + mode + "'");
+  if (mode != "qemu" && mode != "local")
+    return ctx.usage("--mode", "wants qemu or local, got '" + mode + "'");
   if (auto e = check_instance_pair(a, "a", "b")) return ctx.fail(*e);
   if (auto r = report_arg(a, true); !r) return ctx.fail(r.error());
   auto setup = parse_setup(a);

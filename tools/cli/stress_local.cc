@@ -22,13 +22,18 @@ using stress::FaultKind;
 using stress::Survivor;
 using json = nlohmann::json;
 
-stress::RoundPlanner local_planner(const LocalStressOptions& o) { return {o.seed, o.faults, o.fault_rate}; }
+stress::RoundPlanner local_planner(const LocalStressOptions& o) {
+  return {o.seed, o.faults, o.fault_rate};
+}
 
 LocalRoundPlan plan_local_round(stress::RoundPlanner& planner, const LocalStressOptions& o) {
   LocalRoundPlan p;
-  p.max_iterations = 1 + static_cast<uint32_t>(planner.below(std::max<uint32_t>(o.max_iterations, 1)));
+  p.max_iterations =
+      1 + static_cast<uint32_t>(planner.below(std::max<uint32_t>(o.max_iterations, 1)));
   // A quarter of the rounds iterate to the cap; the others stop at a random target.
-  p.downtime_ms = planner.uniform(0, 1) < 0.25 ? 0 : 1 + static_cast<uint32_t>(planner.below(o.downtime_ms + 1));
+  p.downtime_ms = planner.uniform(0, 1) < 0.25
+                      ? 0
+                      : 1 + static_cast<uint32_t>(planner.below(o.downtime_ms + 1));
   p.fault_point = planner.uniform(0.1, 0.7);
   p.fault = planner.draw_fault();
   return p;
@@ -47,7 +52,8 @@ LocalStress::~LocalStress() {
 
 Result<Vm> LocalStress::fork_vm(std::size_t instance, VmRole role, int mig_fd) {
   int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return Error::from_errno("socketpair");
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+    return Error::from_errno("socketpair");
   std::fflush(stdout);
   std::fflush(stderr);
   const pid_t pid = ::fork();
@@ -73,12 +79,15 @@ Result<Vm> LocalStress::fork_vm(std::size_t instance, VmRole role, int mig_fd) {
 
 std::string LocalStress::end_vm(Vm& vm, bool kill) {
   if (vm.pid < 0) return "gone";
-  if (kill) ::kill(vm.pid, SIGKILL);
-  else (void)send_msg(vm.ctrl.get(), {{"cmd", "quit"}});
+  if (kill)
+    ::kill(vm.pid, SIGKILL);
+  else
+    (void)send_msg(vm.ctrl.get(), {{"cmd", "quit"}});
   int st = 0;
   const auto until = Clock::now() + wait();
   pid_t r;
-  while ((r = ::waitpid(vm.pid, &st, WNOHANG)) == 0 && Clock::now() < until) std::this_thread::sleep_for(5ms);
+  while ((r = ::waitpid(vm.pid, &st, WNOHANG)) == 0 && Clock::now() < until)
+    std::this_thread::sleep_for(5ms);
   if (r == 0) {
     ::kill(vm.pid, SIGKILL);
     ::waitpid(vm.pid, &st, 0);
@@ -110,17 +119,25 @@ stress::Verification LocalStress::verify(Vm& vm) {
   v.pages_sampled = j->value("pages", uint64_t{0});
   v.descs = j->value("seq", uint64_t{0});
   const uint64_t fds = j->value("fds", uint64_t{0});
-  if (!vm.fds) vm.fds = fds;
+  if (!vm.fds)
+    vm.fds = fds;
   else if (fds > *vm.fds)
-    v.mismatches.push_back("the VM holds " + std::to_string(fds) + " fds, " + std::to_string(*vm.fds) + " before");
+    v.mismatches.push_back("the VM holds " + std::to_string(fds) + " fds, " +
+                           std::to_string(*vm.fds) + " before");
   last_ops_ = j->value("ops", last_ops_);
-  last_stats_ = {j->value("bar2_writes", uint64_t{0}), j->value("descs", uint64_t{0}), j->value("scratch", uint64_t{0}), 0, 0, 0};
+  last_stats_ = {j->value("bar2_writes", uint64_t{0}),
+                 j->value("descs", uint64_t{0}),
+                 j->value("scratch", uint64_t{0}),
+                 0,
+                 0,
+                 0};
   return v;
 }
 
 Result<void> LocalStress::checkpoint() {
   auto j = MDEVMIG_TRY(ask(*vm_, {{"cmd", "checkpoint"}}));
-  if (!j.value("ok", false)) return Error::make(EIO, "checkpoint", j.value("error", std::string("?")));
+  if (!j.value("ok", false))
+    return Error::make(EIO, "checkpoint", j.value("error", std::string("?")));
   return ok();
 }
 
@@ -149,14 +166,17 @@ std::string LocalStress::boot() {
   return {};
 }
 
-void LocalStress::judge(stress::RoundReport& rep, std::size_t src_instance, stress::LeakCheck& leaks) {
+void LocalStress::judge(stress::RoundReport& rep, std::size_t src_instance,
+                        stress::LeakCheck& leaks) {
   const bool fired = rep.fault != FaultKind::kNone && rep.migration.fault_fired;
   // The relay flips a byte wherever it falls, maybe where it has no meaning (blind).
   if (fired) {
-    if (auto p = stress::survivor_problem(rep, /*blind=*/true); !p.empty()) rep.problems.push_back(p);
+    if (auto p = stress::survivor_problem(rep, /*blind=*/true); !p.empty())
+      rep.problems.push_back(p);
   } else if (rep.survivor != Survivor::kDestination) {
     rep.problems.push_back(std::string("a migration without a fired fault left the VM on the ") +
-                           stress::survivor_name(rep.survivor) + (rep.migration.error.empty() ? "" : ": " + rep.migration.error));
+                           stress::survivor_name(rep.survivor) +
+                           (rep.migration.error.empty() ? "" : ": " + rep.migration.error));
   }
   if (rep.survivor == Survivor::kNone) {
     auto v = recover(src_instance);
@@ -201,14 +221,15 @@ stress::StressReport LocalStress::run() {
     }
     stress::RoundReport rep = std::move(*r);
     judge(rep, src_instance, leaks);
-    say("round " + std::to_string(n) + ": " + rep.migration.status + ", survivor " + stress::survivor_name(rep.survivor) +
-        (rep.verified() ? ", verified" : ", NOT VERIFIED"));
+    say("round " + std::to_string(n) + ": " + rep.migration.status + ", survivor " +
+        stress::survivor_name(rep.survivor) + (rep.verified() ? ", verified" : ", NOT VERIFIED"));
     for (const auto& p : rep.problems) say("  problem: " + p);
     const bool recovered = rep.recovered;
     report.add(std::move(rep));
     if (!vm_) return abort("round " + std::to_string(n) + ": no VM after the round");
     if (n % o_.checkpoint_every == 0 || recovered) {
-      if (auto c = checkpoint(); !c.ok()) return abort("checkpoint after round " + std::to_string(n) + ": " + c.error().message());
+      if (auto c = checkpoint(); !c.ok())
+        return abort("checkpoint after round " + std::to_string(n) + ": " + c.error().message());
     }
   }
   report.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -217,7 +238,8 @@ stress::StressReport LocalStress::run() {
 
 }  // namespace local
 
-stress::StressReport run_local_stress(std::vector<mdev::MdevInstance> instances, const LocalStressOptions& options) {
+stress::StressReport run_local_stress(std::vector<mdev::MdevInstance> instances,
+                                      const LocalStressOptions& options) {
   stress::StressReport report;
   auto fail = [&](const std::string& why) {
     report.aborted = why;
@@ -227,7 +249,8 @@ stress::StressReport run_local_stress(std::vector<mdev::MdevInstance> instances,
   auto mem = instances[0].mem_size();
   if (!mem.ok()) return fail(mem.error().message());
   auto mem_b = instances[1].mem_size();
-  if (!mem_b.ok() || *mem_b != *mem) return fail("the two instances must have the same device memory size");
+  if (!mem_b.ok() || *mem_b != *mem)
+    return fail("the two instances must have the same device memory size");
   if (*mem < 4 * local::kDmaLen) return fail("device memory too small");
   auto shared = local::SharedState::create(*mem);
   if (!shared.ok()) return fail(shared.error().message());

@@ -61,13 +61,15 @@ struct LocalRoundPlan {
 /// The planner of a run with options `o`.
 [[nodiscard]] stress::RoundPlanner local_planner(const LocalStressOptions& o);
 /// The next round's plan from `planner`: switchover cap and target, fault point, fault.
-[[nodiscard]] LocalRoundPlan plan_local_round(stress::RoundPlanner& planner, const LocalStressOptions& o);
+[[nodiscard]] LocalRoundPlan plan_local_round(stress::RoundPlanner& planner,
+                                              const LocalStressOptions& o);
 
 /// Runs the rounds between two instances of one type (instances[0] holds the VM first).
 [[nodiscard]] stress::StressReport run_local_stress(std::vector<mdev::MdevInstance> instances,
                                                     const LocalStressOptions& options);
 
 /// The report in tools/stress's schema, with "mode": "local" and local mode's options.
-[[nodiscard]] nlohmann::json local_report_json(const stress::StressReport& report, const LocalStressOptions& options);
+[[nodiscard]] nlohmann::json local_report_json(const stress::StressReport& report,
+                                               const LocalStressOptions& options);
 
 }  // namespace mdevmig::cli

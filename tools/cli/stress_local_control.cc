@@ -28,7 +28,8 @@ Result<void> send_msg(int fd, const json& j, int pass_fd) {
     c->cmsg_len = CMSG_LEN(sizeof(int));
     std::memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
   }
-  if (::sendmsg(fd, &m, MSG_NOSIGNAL) < 0) return Error::from_errno("send", "stress control message");
+  if (::sendmsg(fd, &m, MSG_NOSIGNAL) < 0)
+    return Error::from_errno("send", "stress control message");
   return ok();
 }
 
@@ -36,7 +37,9 @@ Result<json> recv_msg(int fd, std::chrono::milliseconds timeout, UniqueFd* fd_ou
   pollfd p{fd, POLLIN, 0};
   const int rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
   if (rc < 0) return Error::from_errno("poll", "stress control");
-  if (rc == 0) return Error::make(ETIMEDOUT, "stress control", "no answer in " + std::to_string(timeout.count()) + " ms");
+  if (rc == 0)
+    return Error::make(ETIMEDOUT, "stress control",
+                       "no answer in " + std::to_string(timeout.count()) + " ms");
   std::string buf(256u << 10, '\0');
   iovec iov{buf.data(), buf.size()};
   msghdr m{};
@@ -51,8 +54,10 @@ Result<json> recv_msg(int fd, std::chrono::milliseconds timeout, UniqueFd* fd_ou
     if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
       int got;
       std::memcpy(&got, CMSG_DATA(c), sizeof got);
-      if (fd_out) fd_out->reset(got);
-      else ::close(got);
+      if (fd_out)
+        fd_out->reset(got);
+      else
+        ::close(got);
     }
   }
   if (n == 0) return Error::make(EPIPE, "stress control", "the peer exited");
@@ -83,13 +88,15 @@ Result<void> run_self(std::vector<std::string> args, int dev_fd) {
   ::close(err[1]);
   std::string text;
   char buf[512];
-  for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+  for (ssize_t n; (n = ::read(err[0], buf, sizeof buf)) > 0;)
+    text.append(buf, static_cast<std::size_t>(n));
   ::close(err[0]);
   int st = 0;
   ::waitpid(pid, &st, 0);
   if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return ok();
   while (!text.empty() && text.back() == '\n') text.pop_back();
-  return Error::make(EIO, "mdevmig " + args[0], text.empty() ? "exit status " + std::to_string(st) : text);
+  return Error::make(EIO, "mdevmig " + args[0],
+                     text.empty() ? "exit status " + std::to_string(st) : text);
 }
 
 }  // namespace mdevmig::cli::local

@@ -18,7 +18,8 @@ namespace mdevmig::cli::local {
 [[nodiscard]] Result<void> send_msg(int fd, const nlohmann::json& j, int pass_fd = -1);
 /// The next message; EPIPE once the peer is gone, ETIMEDOUT after `timeout`. A passed
 /// fd lands in `fd_out` (closed if it is null).
-[[nodiscard]] Result<nlohmann::json> recv_msg(int fd, std::chrono::milliseconds timeout, UniqueFd* fd_out = nullptr);
+[[nodiscard]] Result<nlohmann::json> recv_msg(int fd, std::chrono::milliseconds timeout,
+                                              UniqueFd* fd_out = nullptr);
 /// {"ok": false, "error": ...}
 [[nodiscard]] nlohmann::json error_json(const Error& e);
 /// Runs this binary (`mdevmig ARGS`) with `dev_fd` inherited; its error line on failure.

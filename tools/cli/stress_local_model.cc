@@ -15,7 +15,8 @@ Result<SharedState> SharedState::create(uint64_t mem_size) {
   // The snapshot of an idle replay has one size (every page, the state records); the
   // margin covers the records' own variation.
   s.cap_ = (Expected(mem_size).replay.snapshot().size() + (64u << 10) + kPage - 1) / kPage * kPage;
-  void* p = ::mmap(nullptr, 2 * s.slot_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void* p = ::mmap(nullptr, 2 * s.slot_bytes(), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
   if (p == MAP_FAILED) return Error::from_errno("mmap", "stress expected state");
   s.base_ = static_cast<std::byte*>(p);
   return s;
@@ -47,8 +48,10 @@ Result<void> SharedState::put(const Slot& s, const Expected& e) const {
 }
 
 Result<void> SharedState::get(const Slot& s, Expected& e) const {
-  if (!s.hdr->valid) return Error::make(ENOENT, "take over the expected state", "nothing was handed over");
-  MDEVMIG_TRY(e.replay.restore({reinterpret_cast<const uint8_t*>(s.snapshot), s.hdr->bytes}, s.hdr->counts.descs));
+  if (!s.hdr->valid)
+    return Error::make(ENOENT, "take over the expected state", "nothing was handed over");
+  MDEVMIG_TRY(e.replay.restore({reinterpret_cast<const uint8_t*>(s.snapshot), s.hdr->bytes},
+                               s.hdr->counts.descs));
   e.counts = s.hdr->counts;
   return ok();
 }
@@ -57,7 +60,8 @@ Result<void> SharedState::hand_off(const Expected& e) const { return put(slot(0)
 
 Result<void> SharedState::take_over(Expected& e) const { return get(slot(0), e); }
 
-Result<void> SharedState::save_checkpoint(const Expected& e, std::span<const std::byte> guest) const {
+Result<void> SharedState::save_checkpoint(const Expected& e,
+                                          std::span<const std::byte> guest) const {
   const Slot s = slot(1);
   MDEVMIG_TRY(put(s, e));
   std::memcpy(s.guest, guest.data(), std::min<std::size_t>(guest.size(), kGuestBytes));

@@ -41,7 +41,8 @@ struct WorkloadCounts {
 /// The expected state in a VM process.
 struct Expected {
   /// A fresh device of `mem_size` bytes, brought up as the VM brings up its own.
-  explicit Expected(uint64_t mem_size) : replay(mem_size, kLayout, kRingEntries, /*prefill=*/true) {}
+  explicit Expected(uint64_t mem_size)
+      : replay(mem_size, kLayout, kRingEntries, /*prefill=*/true) {}
   guest::Replay replay;
   WorkloadCounts counts;
 };
@@ -62,7 +63,8 @@ class SharedState {
   /// The destination continues from what its source left.
   [[nodiscard]] Result<void> take_over(Expected& e) const;
   /// The checkpoint: the expected state and the VM's guest memory at that moment.
-  [[nodiscard]] Result<void> save_checkpoint(const Expected& e, std::span<const std::byte> guest) const;
+  [[nodiscard]] Result<void> save_checkpoint(const Expected& e,
+                                             std::span<const std::byte> guest) const;
   [[nodiscard]] Result<void> load_checkpoint(Expected& e, std::span<std::byte> guest) const;
 
  private:

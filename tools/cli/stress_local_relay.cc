@@ -18,12 +18,16 @@ StreamFault::Step StreamFault::apply(std::span<std::byte> data) {
     const std::size_t at = offset_ > pos_ ? static_cast<std::size_t>(offset_ - pos_) : 0;
     fired_ = true;
     switch (kind_) {
-      case FaultKind::kCorrupt: data[at] ^= std::byte{0x5a}; break;
+      case FaultKind::kCorrupt:
+        data[at] ^= std::byte{0x5a};
+        break;
       case FaultKind::kTruncate:
         s.forward = at;
         s.cut = true;
         break;
-      default: s.fire = true; break;
+      default:
+        s.fire = true;
+        break;
     }
   }
   pos_ += s.forward;

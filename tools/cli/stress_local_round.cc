@@ -72,29 +72,40 @@ Result<stress::RoundReport> LocalStress::round(uint32_t n, const LocalRoundPlan&
   std::function<void()> fire = [&] {
     fired = true;
     switch (plan.fault) {
-      case FaultKind::kKillDst: ::kill(dst.pid, SIGKILL); break;
-      case FaultKind::kKillSrc: ::kill(src.pid, SIGKILL); break;
-      case FaultKind::kCancel: (void)send_msg(src.ctrl.get(), {{"cmd", "cancel"}}); break;
-      default: break;
+      case FaultKind::kKillDst:
+        ::kill(dst.pid, SIGKILL);
+        break;
+      case FaultKind::kKillSrc:
+        ::kill(src.pid, SIGKILL);
+        break;
+      case FaultKind::kCancel:
+        (void)send_msg(src.ctrl.get(), {{"cmd", "cancel"}});
+        break;
+      default:
+        break;
     }
   };
-  std::thread relay_thread(relay, std::move(to_src.first), std::move(to_dst.first), std::ref(sf), fire,
-                           std::chrono::milliseconds(wait()));
+  std::thread relay_thread(relay, std::move(to_src.first), std::move(to_dst.first), std::ref(sf),
+                           fire, std::chrono::milliseconds(wait()));
   say("round " + std::to_string(n) + ": instance " + std::to_string(src.instance) + " -> " +
-      std::to_string(dst_instance) + ", fault " + stress::fault_name(plan.fault) + " at byte " + std::to_string(offset) +
-      ", switchover within " + std::to_string(plan.max_iterations) + " iterations, target " +
-      std::to_string(plan.downtime_ms) + " ms");
+      std::to_string(dst_instance) + ", fault " + stress::fault_name(plan.fault) + " at byte " +
+      std::to_string(offset) + ", switchover within " + std::to_string(plan.max_iterations) +
+      " iterations, target " + std::to_string(plan.downtime_ms) + " ms");
   auto sent = send_msg(src.ctrl.get(),
-                       {{"cmd", "migrate"}, {"downtime_ms", plan.downtime_ms}, {"max_iterations", plan.max_iterations}},
+                       {{"cmd", "migrate"},
+                        {"downtime_ms", plan.downtime_ms},
+                        {"max_iterations", plan.max_iterations}},
                        to_src.second.get());
   to_src.second.reset();
-  auto src_res = sent.ok() ? recv_msg(src.ctrl.get(), wait()) : Result<json>(std::move(sent).error());
+  auto src_res =
+      sent.ok() ? recv_msg(src.ctrl.get(), wait()) : Result<json>(std::move(sent).error());
   auto dst_res = recv_msg(dst.ctrl.get(), wait());
   relay_thread.join();
   rep.migration.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   rep.migration.fault_fired = fired || (stress::fault_spec(plan.fault).in_stream && sf.fired());
   if (rep.migration.fault_fired)
-    rep.migration.fault_note = std::string(stress::fault_name(plan.fault)) + " at " + std::to_string(offset) + " stream bytes";
+    rep.migration.fault_note = std::string(stress::fault_name(plan.fault)) + " at " +
+                               std::to_string(offset) + " stream bytes";
 
   // Timeouts are the harness's failure, not a round's: stop the run.
   for (const Result<json>* r : {&src_res, &dst_res})
@@ -123,18 +134,27 @@ void LocalStress::settle(stress::RoundReport& rep, Vm& src, Vm& dst, const Resul
   const bool src_ok = src_alive && src_res->value("ok", false);
   const bool dst_ok = dst_alive && dst_res->value("ok", false);
   auto& m = rep.migration;
-  if (src_ok) fill_outcome(m, *src_res);
-  else if (src_alive) m.error = src_res->value("error", std::string());
-  else if (dst_alive && !dst_ok) m.error = dst_res->value("error", std::string());
-  if (!src_alive && fault == FaultKind::kKillSrc) m.status = "source-killed";
-  else if (src_ok && dst_ok) m.status = "completed";
-  else if (fault == FaultKind::kCancel && m.fault_fired) m.status = "cancelled";
-  else m.status = "failed";
-  if (!src_alive && fault != FaultKind::kKillSrc) rep.problems.push_back("the source VM died: " + src_res.error().message());
-  if (!dst_alive && fault != FaultKind::kKillDst) rep.problems.push_back("the destination VM died: " + dst_res.error().message());
+  if (src_ok)
+    fill_outcome(m, *src_res);
+  else if (src_alive)
+    m.error = src_res->value("error", std::string());
+  else if (dst_alive && !dst_ok)
+    m.error = dst_res->value("error", std::string());
+  if (!src_alive && fault == FaultKind::kKillSrc)
+    m.status = "source-killed";
+  else if (src_ok && dst_ok)
+    m.status = "completed";
+  else if (fault == FaultKind::kCancel && m.fault_fired)
+    m.status = "cancelled";
+  else
+    m.status = "failed";
+  if (!src_alive && fault != FaultKind::kKillSrc)
+    rep.problems.push_back("the source VM died: " + src_res.error().message());
+  if (!dst_alive && fault != FaultKind::kKillDst)
+    rep.problems.push_back("the destination VM died: " + dst_res.error().message());
   if (src_ok != dst_ok && src_alive && dst_alive)
-    rep.problems.push_back(std::string("source and destination disagree: the ") + (src_ok ? "source" : "destination") +
-                           " completed");
+    rep.problems.push_back(std::string("source and destination disagree: the ") +
+                           (src_ok ? "source" : "destination") + " completed");
 
   if (src_ok && dst_ok) {
     rep.survivor = Survivor::kDestination;

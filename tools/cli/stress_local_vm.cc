@@ -30,10 +30,14 @@ int VmProcess::main(int mig_fd) {
     if (!m.ok()) break;
     const std::string cmd = m->value("cmd", "");
     if (cmd == "quit") break;
-    if (cmd == "verify") reply(verify());
-    else if (cmd == "checkpoint") reply(checkpoint());
-    else if (cmd == "migrate") migrate(*m, std::move(passed));
-    else if (cmd == "cancel") cancel();
+    if (cmd == "verify")
+      reply(verify());
+    else if (cmd == "checkpoint")
+      reply(checkpoint());
+    else if (cmd == "migrate")
+      migrate(*m, std::move(passed));
+    else if (cmd == "cancel")
+      cancel();
   }
   if (source_.joinable()) source_.join();
   if (workload_) workload_->stop();
@@ -46,13 +50,17 @@ void VmProcess::reply(const json& j) {
 }
 
 Result<void> VmProcess::open() {
-  dev_ = std::make_unique<OpenedDevice>(MDEVMIG_TRY(OpenedDevice::open(MDEVMIG_TRY(parse_device_spec(spec_.uuid)))));
+  dev_ = std::make_unique<OpenedDevice>(
+      MDEVMIG_TRY(OpenedDevice::open(MDEVMIG_TRY(parse_device_spec(spec_.uuid)))));
   id_ = MDEVMIG_TRY(dev_->identity());
-  guest_.emplace(MDEVMIG_TRY(engine::GuestMemory::create(*dev_->container(), kGuestIova, kGuestBytes, true)));
+  guest_.emplace(
+      MDEVMIG_TRY(engine::GuestMemory::create(*dev_->container(), kGuestIova, kGuestBytes, true)));
   port_.emplace(dev(), *guest_);
   bar2_ = MDEVMIG_TRY(dev().mmap_region(VFIO_PCI_BAR2_REGION_INDEX, 0));
-  if (bar2_.size() < spec_.shared->mem_size()) return Error::make(EINVAL, "stress VM", "BAR2 smaller than device memory");
-  workload_.emplace(*port_, ring_, bar2_, spec_.options->bar2_writes_per_s, spec_.options->descs_per_s);
+  if (bar2_.size() < spec_.shared->mem_size())
+    return Error::make(EINVAL, "stress VM", "BAR2 smaller than device memory");
+  workload_.emplace(*port_, ring_, bar2_, spec_.options->bar2_writes_per_s,
+                    spec_.options->descs_per_s);
   return ok();
 }
 
@@ -68,7 +76,8 @@ Result<void> VmProcess::boot() {
 // After a lost VM: the device loads the checkpoint file (`mdevmig restore`), guest
 // memory and the expected state are the checkpoint's.
 Result<void> VmProcess::restore() {
-  MDEVMIG_TRY(run_self({"restore", "fd:" + std::to_string(dev().fd()), spec_.checkpoint_file}, dev().fd()));
+  MDEVMIG_TRY(
+      run_self({"restore", "fd:" + std::to_string(dev().fd()), spec_.checkpoint_file}, dev().fd()));
   auto e = std::make_unique<Expected>(spec_.shared->mem_size());
   MDEVMIG_TRY(spec_.shared->load_checkpoint(*e, guest_bytes()));
   guest_->mark_cpu_dirty(0, kGuestBytes);
@@ -136,7 +145,9 @@ void VmProcess::migrate(const json& m, UniqueFd sock) {
 json VmProcess::migrated(const engine::MigrationReport& rep) const {
   json log = json::array();
   for (const auto& it : rep.log)
-    log.push_back({{"iteration", it.iteration}, {"device_bytes", it.device_bytes}, {"guest_pages", it.guest_pages},
+    log.push_back({{"iteration", it.iteration},
+                   {"device_bytes", it.device_bytes},
+                   {"guest_pages", it.guest_pages},
                    {"seconds", it.seconds}});
   return {{"ok", true},
           {"total_s", rep.total_s},

@@ -17,10 +17,14 @@ constexpr uint32_t kTickMs = 10;
 
 }  // namespace
 
-GuestWorkload::GuestWorkload(guest::DevicePort& port, guest::Ring& ring, vfio::Mapping& bar2, double writes,
-                             double descs)
-    : port_(port), ring_(ring), bar2_(bar2), writes_per_tick_(writes * kTickMs / 1000.0),
-      desc_every_(descs > 0 ? std::max<uint32_t>(1, static_cast<uint32_t>(1000.0 / descs / kTickMs)) : 0) {}
+GuestWorkload::GuestWorkload(guest::DevicePort& port, guest::Ring& ring, vfio::Mapping& bar2,
+                             double writes, double descs)
+    : port_(port),
+      ring_(ring),
+      bar2_(bar2),
+      writes_per_tick_(writes * kTickMs / 1000.0),
+      desc_every_(descs > 0 ? std::max<uint32_t>(1, static_cast<uint32_t>(1000.0 / descs / kTickMs))
+                            : 0) {}
 
 void GuestWorkload::run(Expected& expected) {
   {
@@ -49,7 +53,8 @@ void GuestWorkload::stop() {
 Result<void> GuestWorkload::drain(std::chrono::milliseconds timeout) {
   const auto until = Clock::now() + timeout;
   while (!last_done()) {
-    if (Clock::now() > until) return Error::make(ETIMEDOUT, "drain DMA", "the last descriptor did not complete");
+    if (Clock::now() > until)
+      return Error::make(ETIMEDOUT, "drain DMA", "the last descriptor did not complete");
     std::this_thread::sleep_for(5ms);
   }
   return ok();
@@ -106,9 +111,11 @@ void GuestWorkload::issue_desc() {
   }
   const uint64_t half = e_->replay.mem_size() / 2, blocks = half / kDmaLen;
   mdevmig_dma_desc d =
-      n % 2 == 0 ? guest::fill(half + (n / 2 * 13 % blocks) * kDmaLen, kDmaLen, 0x0123456789abcdefull ^ (n * 0x100000001b3ull))
-                 : guest::copy_from_dev(half + (n / 2 * 7 % blocks) * kDmaLen,
-                                        kLayout.data((n / 2 % (kDataBytes / kDmaLen)) * kDmaLen), kDmaLen);
+      n % 2 == 0
+          ? guest::fill(half + (n / 2 * 13 % blocks) * kDmaLen, kDmaLen,
+                        0x0123456789abcdefull ^ (n * 0x100000001b3ull))
+          : guest::copy_from_dev(half + (n / 2 * 7 % blocks) * kDmaLen,
+                                 kLayout.data((n / 2 % (kDataBytes / kDmaLen)) * kDmaLen), kDmaLen);
   d.flags = MDEVMIG_DMA_F_NO_IRQ;
   d.user_data = n;
   e_->counts.descs = n + 1;

@@ -21,8 +21,8 @@ namespace mdevmig::cli::local {
 class GuestWorkload {
  public:
   /// `port` and `ring`: the VM's device and its programmed ring; `bar2`: its BAR2 mapping.
-  GuestWorkload(guest::DevicePort& port, guest::Ring& ring, vfio::Mapping& bar2, double writes_per_s,
-                double descs_per_s);
+  GuestWorkload(guest::DevicePort& port, guest::Ring& ring, vfio::Mapping& bar2,
+                double writes_per_s, double descs_per_s);
   ~GuestWorkload() { stop(); }
   GuestWorkload(const GuestWorkload&) = delete;
   GuestWorkload& operator=(const GuestWorkload&) = delete;

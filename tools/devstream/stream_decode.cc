@@ -50,7 +50,8 @@ void StreamDecoder::start_payload() {
   if ((cur_.tag >> 16) != MDEVMIG_REC_MAGIC) return fail("bad record magic");
   if (s_.ended) return fail("data after END");
   if ((cur_.flags & ~MDEVMIG_REC_F_ALL) != 0) return fail("unknown flag bits");
-  if (cur_.length > MDEVMIG_REC_MAX_PAYLOAD) return fail("length " + std::to_string(cur_.length) + " over the cap");
+  if (cur_.length > MDEVMIG_REC_MAX_PAYLOAD)
+    return fail("length " + std::to_string(cur_.length) + " over the cap");
   if (s_.records == 0 && cur_.tag != MDEVMIG_REC_COMPAT) return fail("first record is not COMPAT");
   const std::size_t want = known_length(cur_.tag);
   if (cur_.tag == MDEVMIG_REC_PAGES) {
@@ -60,7 +61,8 @@ void StreamDecoder::start_payload() {
       return fail("PAGES length " + std::to_string(cur_.length));
     }
   } else if (want != SIZE_MAX && cur_.length != want) {
-    return fail("type " + std::to_string(MDEVMIG_REC_TYPE(cur_.tag)) + " length " + std::to_string(cur_.length));
+    return fail("type " + std::to_string(MDEVMIG_REC_TYPE(cur_.tag)) + " length " +
+                std::to_string(cur_.length));
   } else if (want == SIZE_MAX && (cur_.flags & MDEVMIG_REC_F_MANDATORY) != 0) {
     return fail("unknown mandatory record type " + std::to_string(MDEVMIG_REC_TYPE(cur_.tag)));
   }
@@ -78,16 +80,27 @@ void StreamDecoder::end_record() {
       if (pages > 0 && pages <= kMaxTrackedPages) seen_.emplace(pages);
       break;
     }
-    case MDEVMIG_REC_CONFIG: s_.config = as<mdevmig_rec_config>(small_); break;
-    case MDEVMIG_REC_REGS: s_.regs = as<mdevmig_rec_regs>(small_); break;
-    case MDEVMIG_REC_ENGINE: s_.engine = as<mdevmig_rec_engine>(small_); break;
-    case MDEVMIG_REC_IRQ: s_.irq = as<mdevmig_rec_irq>(small_); break;
-    case MDEVMIG_REC_END: s_.ended = true; break;
+    case MDEVMIG_REC_CONFIG:
+      s_.config = as<mdevmig_rec_config>(small_);
+      break;
+    case MDEVMIG_REC_REGS:
+      s_.regs = as<mdevmig_rec_regs>(small_);
+      break;
+    case MDEVMIG_REC_ENGINE:
+      s_.engine = as<mdevmig_rec_engine>(small_);
+      break;
+    case MDEVMIG_REC_IRQ:
+      s_.irq = as<mdevmig_rec_irq>(small_);
+      break;
+    case MDEVMIG_REC_END:
+      s_.ended = true;
+      break;
     case MDEVMIG_REC_PAGES: {
       mdevmig_rec_pages p;
       std::memcpy(&p, pages_hdr_, sizeof(p));
       const uint64_t count = (cur_.length - sizeof(p)) / MDEVMIG_PAGE_SIZE;
-      if (p.count != count || count == 0 || count > MDEVMIG_REC_PAGES_MAX) return fail("PAGES count");
+      if (p.count != count || count == 0 || count > MDEVMIG_REC_PAGES_MAX)
+        return fail("PAGES count");
       ++s_.page_records;
       (phase_ == schema::Phase::kStopCopy ? s_.pages_stopcopy : s_.pages_precopy) += count;
       if (seen_) {
@@ -103,7 +116,9 @@ void StreamDecoder::end_record() {
       }
       break;
     }
-    default: ++s_.skipped_optional; break;
+    default:
+      ++s_.skipped_optional;
+      break;
   }
 }
 
@@ -120,7 +135,8 @@ void StreamDecoder::feed(std::span<const std::byte> data, schema::Phase phase) {
       start_payload();
       if (!s_.problem.empty()) return;
     }
-    const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>(data.size(), cur_.length - payload_fill_));
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<uint64_t>(data.size(), cur_.length - payload_fill_));
     XXH64_update(hash_->st, data.data(), n);
     if (cur_.tag == MDEVMIG_REC_PAGES) {
       for (std::size_t i = 0; i < n && payload_fill_ + i < sizeof(pages_hdr_); ++i) {
@@ -148,12 +164,15 @@ StreamSummary StreamDecoder::finish() {
 
 std::vector<std::pair<std::string, uint64_t>> regs_fields(const mdevmig_rec_regs& r) {
   std::vector<std::pair<std::string, uint64_t>> out = {
-      {"ctrl", r.ctrl},           {"int_status", r.int_status}, {"int_mask", r.int_mask},
-      {"ring_base", r.ring_base}, {"ring_size", r.ring_size},   {"ring_head", r.ring_head},
-      {"ring_tail", r.ring_tail}, {"seq", r.seq},               {"err_desc", r.err_desc},
-      {"err_dma", r.err_dma},     {"err_ring", r.err_ring},
+      {"ctrl", r.ctrl},           {"int_status", r.int_status},
+      {"int_mask", r.int_mask},   {"ring_base", r.ring_base},
+      {"ring_size", r.ring_size}, {"ring_head", r.ring_head},
+      {"ring_tail", r.ring_tail}, {"seq", r.seq},
+      {"err_desc", r.err_desc},   {"err_dma", r.err_dma},
+      {"err_ring", r.err_ring},
   };
-  for (int i = 0; i < MDEVMIG_NR_SCRATCH; ++i) out.emplace_back("scratch" + std::to_string(i), r.scratch[i]);
+  for (int i = 0; i < MDEVMIG_NR_SCRATCH; ++i)
+    out.emplace_back("scratch" + std::to_string(i), r.scratch[i]);
   return out;
 }
 

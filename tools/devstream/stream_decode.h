@@ -29,7 +29,7 @@ struct StreamSummary {
   uint64_t page_records = 0;
   uint64_t pages_precopy = 0;  ///< pages carried in pre-copy chunks (repeats counted)
   uint64_t pages_stopcopy = 0;
-  uint64_t unique_pages = 0;   ///< distinct device pages carried
+  uint64_t unique_pages = 0;  ///< distinct device pages carried
   uint64_t skipped_optional = 0;
   bool ended = false;
   uint64_t bytes = 0;

@@ -36,7 +36,9 @@ class DevicePort {
 
   /// BAR0 registers (MDEVMIG_REG_*).
   [[nodiscard]] Result<uint32_t> reg(uint32_t off) { return read32(Bar::kRegs, off); }
-  [[nodiscard]] Result<void> set_reg(uint32_t off, uint32_t v) { return write32(Bar::kRegs, off, v); }
+  [[nodiscard]] Result<void> set_reg(uint32_t off, uint32_t v) {
+    return write32(Bar::kRegs, off, v);
+  }
 };
 
 }  // namespace mdevmig::guest

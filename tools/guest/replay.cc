@@ -17,7 +17,8 @@ Replay::Replay(uint64_t mem_size, Layout layout, uint32_t entries, bool prefill)
     MDEVMIG_TRY(port_.set_reg(MDEVMIG_REG_INT_MASK, 0));
     return ring_.program(port_);
   }();
-  MDEVMIG_CHECK(up.ok(), "bring up the replay device: %s", up.ok() ? "" : up.error().message().c_str());
+  MDEVMIG_CHECK(up.ok(), "bring up the replay device: %s",
+                up.ok() ? "" : up.error().message().c_str());
 }
 
 Replay::Replay(const Replay& other)
@@ -28,7 +29,8 @@ Replay::Replay(const Replay& other)
   auto mapped = port_.map(layout_);
   MDEVMIG_CHECK(mapped.ok(), "map the copy's guest memory");
   vendor_sim::LoadResult r = dev_->load(other.dev_->save());
-  MDEVMIG_CHECK(r.err == 0, "copy the replay device: load failed %d (reason %d)", r.err, static_cast<int>(r.reason));
+  MDEVMIG_CHECK(r.err == 0, "copy the replay device: load failed %d (reason %d)", r.err,
+                static_cast<int>(r.reason));
   std::memcpy(dev_->iommu().translate(layout_.base, Layout::kSize),
               other.dev_->iommu().translate(layout_.base, Layout::kSize), Layout::kSize);
 }
@@ -52,13 +54,16 @@ std::vector<uint8_t> Replay::snapshot() const {
 
 Result<void> Replay::restore(std::span<const uint8_t> snapshot, uint64_t queued) {
   if (snapshot.size() < Layout::kSize)
-    return Error::make(EINVAL, "restore a replay", "snapshot of " + std::to_string(snapshot.size()) + " bytes");
+    return Error::make(EINVAL, "restore a replay",
+                       "snapshot of " + std::to_string(snapshot.size()) + " bytes");
   dev_->reset_all();
   vendor_sim::LoadResult r = dev_->load(snapshot.first(snapshot.size() - Layout::kSize));
   if (r.err != 0)
-    return Error::make(r.err < 0 ? -r.err : r.err, "restore a replay",
-                       "the model refused the stream (reason " + std::to_string(static_cast<int>(r.reason)) + ")");
-  std::memcpy(dev_->iommu().translate(layout_.base, Layout::kSize), snapshot.last(Layout::kSize).data(), Layout::kSize);
+    return Error::make(
+        r.err < 0 ? -r.err : r.err, "restore a replay",
+        "the model refused the stream (reason " + std::to_string(static_cast<int>(r.reason)) + ")");
+  std::memcpy(dev_->iommu().translate(layout_.base, Layout::kSize),
+              snapshot.last(Layout::kSize).data(), Layout::kSize);
   ring_.resync(queued);
   return ok();
 }

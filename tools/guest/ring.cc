@@ -20,8 +20,10 @@ Result<void> enable_bus_master(DevicePort& port) {
   return port.cfg_write(PCI_COMMAND, 2, cmd | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 }
 
-Ring::Ring(Layout layout, uint32_t entries, bool prefill) : layout_(layout), entries_(entries), prefill_(prefill) {
-  MDEVMIG_CHECK(std::has_single_bit(entries) && entries <= Layout::kMaxEntries, "ring of %u entries", entries);
+Ring::Ring(Layout layout, uint32_t entries, bool prefill)
+    : layout_(layout), entries_(entries), prefill_(prefill) {
+  MDEVMIG_CHECK(std::has_single_bit(entries) && entries <= Layout::kMaxEntries,
+                "ring of %u entries", entries);
 }
 
 Result<void> Ring::program(DevicePort& port) {
@@ -39,7 +41,8 @@ Result<uint32_t> Ring::queue(DevicePort& port, mdevmig_dma_desc d) {
     if (prefill_) {
       mdevmig_dma_cmpl pending{};
       pending.status = MDEVMIG_DMA_ST_PENDING;
-      MDEVMIG_TRY(port.mem_write(d.cmpl, {reinterpret_cast<const uint8_t*>(&pending), sizeof pending}));
+      MDEVMIG_TRY(
+          port.mem_write(d.cmpl, {reinterpret_cast<const uint8_t*>(&pending), sizeof pending}));
     }
   }
   MDEVMIG_TRY(port.mem_write(layout_.ring() + uint64_t{s} * sizeof d,
@@ -48,7 +51,9 @@ Result<uint32_t> Ring::queue(DevicePort& port, mdevmig_dma_desc d) {
   return s;
 }
 
-Result<void> Ring::doorbell(DevicePort& port) const { return port.set_reg(MDEVMIG_REG_RING_TAIL, tail()); }
+Result<void> Ring::doorbell(DevicePort& port) const {
+  return port.set_reg(MDEVMIG_REG_RING_TAIL, tail());
+}
 
 Result<uint32_t> Ring::submit(DevicePort& port, const mdevmig_dma_desc& d) {
   uint32_t s = MDEVMIG_TRY(queue(port, d));
@@ -62,7 +67,8 @@ Result<mdevmig_dma_cmpl> Ring::completion(DevicePort& port, uint32_t slot) const
   return c;
 }
 
-Result<uint32_t> Ring::wait(DevicePort& port, uint32_t slot, std::chrono::milliseconds limit) const {
+Result<uint32_t> Ring::wait(DevicePort& port, uint32_t slot,
+                            std::chrono::milliseconds limit) const {
   auto until = std::chrono::steady_clock::now() + limit;
   for (;;) {
     mdevmig_dma_cmpl c = MDEVMIG_TRY(completion(port, slot));

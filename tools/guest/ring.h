@@ -40,8 +40,9 @@ class Ring {
   [[nodiscard]] Result<mdevmig_dma_cmpl> completion(DevicePort& port, uint32_t slot) const;
   /// Polls the completion record of `slot` (queued with prefill) until the device
   /// writes it; its status, or MDEVMIG_DMA_ST_PENDING after `limit`.
-  [[nodiscard]] Result<uint32_t> wait(DevicePort& port, uint32_t slot,
-                                      std::chrono::milliseconds limit = std::chrono::seconds(30)) const;
+  [[nodiscard]] Result<uint32_t> wait(
+      DevicePort& port, uint32_t slot,
+      std::chrono::milliseconds limit = std::chrono::seconds(30)) const;
   /// The interrupt handler: acknowledges (write 1 to clear) every cause in
   /// INT_STATUS and returns them.
   [[nodiscard]] Result<uint32_t> acknowledge(DevicePort& port) const;
@@ -51,7 +52,9 @@ class Ring {
   [[nodiscard]] uint64_t queued() const { return queued_; }
   /// Continues numbering at `queued` (after queued descriptors were lost with a VM).
   void resync(uint64_t queued) { queued_ = queued; }
-  [[nodiscard]] uint32_t slot(uint64_t n) const { return static_cast<uint32_t>(n & (entries_ - 1)); }
+  [[nodiscard]] uint32_t slot(uint64_t n) const {
+    return static_cast<uint32_t>(n & (entries_ - 1));
+  }
   [[nodiscard]] uint32_t tail() const { return slot(queued_); }
   [[nodiscard]] uint32_t entries() const { return entries_; }
   [[nodiscard]] const Layout& layout() const { return layout_; }

@@ -25,7 +25,8 @@ T must(Result<T> r, const char* what) {
 }  // namespace
 
 Result<void> SimPort::map(const Layout& layout) {
-  if (!dev_->iommu().map(layout.base, Layout::kSize)) return sim_error(EEXIST, "map guest memory", layout.base);
+  if (!dev_->iommu().map(layout.base, Layout::kSize))
+    return sim_error(EEXIST, "map guest memory", layout.base);
   return ok();
 }
 
@@ -33,7 +34,8 @@ Result<void> SimPort::map(const Layout& layout) {
 // module maps into the guest: a CPU access reaches the memory directly.
 Result<void> SimPort::mmio(Bar bar, uint64_t off, void* buf, uint32_t len, bool write) {
   if (bar == Bar::kMem) {
-    if (off > dev_->mem_size() || len > dev_->mem_size() - off) return sim_error(EINVAL, "BAR2 access", off);
+    if (off > dev_->mem_size() || len > dev_->mem_size() - off)
+      return sim_error(EINVAL, "BAR2 access", off);
     if (write) {
       std::memcpy(dev_->mem() + off, buf, len);
       dev_->dirty[off >> MDEVMIG_PAGE_SHIFT] = true;
@@ -88,7 +90,8 @@ Result<void> SimPort::read_bar(Bar bar, uint64_t off, std::span<uint8_t> out) {
 Result<uint32_t> SimPort::cfg_read(uint32_t off, uint32_t len) {
   uint8_t b[4] = {};
   if (len > 4) return sim_error(EINVAL, "config read", off);
-  if (int ret = mdevmig_model_cfg_read(dev_->model(), off, b, len)) return sim_error(ret, "config read", off);
+  if (int ret = mdevmig_model_cfg_read(dev_->model(), off, b, len))
+    return sim_error(ret, "config read", off);
   return mdevmig_get_le32(b);
 }
 
@@ -96,29 +99,37 @@ Result<void> SimPort::cfg_write(uint32_t off, uint32_t len, uint32_t v) {
   uint8_t b[4];
   if (len > 4) return sim_error(EINVAL, "config write", off);
   mdevmig_put_le32(b, v);
-  if (int ret = mdevmig_model_cfg_write(dev_->model(), off, b, len)) return sim_error(ret, "config write", off);
+  if (int ret = mdevmig_model_cfg_write(dev_->model(), off, b, len))
+    return sim_error(ret, "config write", off);
   return ok();
 }
 
 Result<void> SimPort::mem_read(uint64_t addr, std::span<uint8_t> out) {
-  if (int ret = dev_->iommu().read(addr, out.data(), out.size())) return sim_error(ret, "guest memory read", addr);
+  if (int ret = dev_->iommu().read(addr, out.data(), out.size()))
+    return sim_error(ret, "guest memory read", addr);
   return ok();
 }
 
 Result<void> SimPort::mem_write(uint64_t addr, std::span<const uint8_t> data) {
-  if (int ret = dev_->iommu().write(addr, data.data(), data.size())) return sim_error(ret, "guest memory write", addr);
+  if (int ret = dev_->iommu().write(addr, data.data(), data.size()))
+    return sim_error(ret, "guest memory write", addr);
   return ok();
 }
 
-SimRing::SimRing(vendor_sim::SimDevice& dev, uint32_t entries, Layout layout) : port_(dev), ring_(layout, entries) {
+SimRing::SimRing(vendor_sim::SimDevice& dev, uint32_t entries, Layout layout)
+    : port_(dev), ring_(layout, entries) {
   must(port_.map(layout), "map the layout");
   must(enable_bus_master(port_), "enable bus master");
   must(ring_.program(port_), "program the ring");
 }
 
-uint32_t SimRing::submit(const mdevmig_dma_desc& d) { return must(ring_.submit(port_, d), "submit"); }
+uint32_t SimRing::submit(const mdevmig_dma_desc& d) {
+  return must(ring_.submit(port_, d), "submit");
+}
 uint32_t SimRing::queue(const mdevmig_dma_desc& d) { return must(ring_.queue(port_, d), "queue"); }
 void SimRing::doorbell() { must(ring_.doorbell(port_), "doorbell"); }
-mdevmig_dma_cmpl SimRing::completion(uint32_t slot) { return must(ring_.completion(port_, slot), "completion"); }
+mdevmig_dma_cmpl SimRing::completion(uint32_t slot) {
+  return must(ring_.completion(port_, slot), "completion");
+}
 
 }  // namespace mdevmig::guest

@@ -23,7 +23,8 @@ std::string describe_diff(const std::string& what, uint64_t base, std::span<cons
     }
   if (count == 0) return {};
   char buf[200];
-  std::snprintf(buf, sizeof buf, "%s: %" PRIu64 " bytes differ, first at %s (got 0x%02x, want 0x%02x)", what.c_str(),
+  std::snprintf(buf, sizeof buf,
+                "%s: %" PRIu64 " bytes differ, first at %s (got 0x%02x, want 0x%02x)", what.c_str(),
                 count, hex(base + first).c_str(), got[first], want[first]);
   return buf;
 }
@@ -55,7 +56,8 @@ Result<std::vector<std::string>> compare_registers(DevicePort& port, const Repla
   MDEVMIG_TRY(expect("ERR_DMA", MDEVMIG_REG_ERR_DMA, 0));
   MDEVMIG_TRY(expect("ERR_RING", MDEVMIG_REG_ERR_RING, 0));
   for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; ++i)
-    MDEVMIG_TRY(expect("SCRATCH" + std::to_string(i), MDEVMIG_REG_SCRATCH(i), model.reg(MDEVMIG_REG_SCRATCH(i))));
+    MDEVMIG_TRY(expect("SCRATCH" + std::to_string(i), MDEVMIG_REG_SCRATCH(i),
+                       model.reg(MDEVMIG_REG_SCRATCH(i))));
   return out;
 }
 

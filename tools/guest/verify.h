@@ -17,11 +17,13 @@ namespace mdevmig::guest {
 /// The device's BAR0 registers behind `port` against the model's: identity, control,
 /// the interrupt mask, the ring (base, size, head, tail), SEQ, ERR_DESC, the scratch
 /// registers; ERR_DMA and ERR_RING must be 0. One line per register that differs.
-[[nodiscard]] Result<std::vector<std::string>> compare_registers(DevicePort& port, const Replay& model);
+[[nodiscard]] Result<std::vector<std::string>> compare_registers(DevicePort& port,
+                                                                 const Replay& model);
 
 /// "WHAT: N bytes differ, first at ADDR (got 0x.., want 0x..)", or empty if `got` and
 /// `want` are equal; `base`: the address of their first byte.
-[[nodiscard]] std::string describe_diff(const std::string& what, uint64_t base, std::span<const uint8_t> got,
+[[nodiscard]] std::string describe_diff(const std::string& what, uint64_t base,
+                                        std::span<const uint8_t> got,
                                         std::span<const uint8_t> want);
 
 /// "0x1f".

@@ -16,7 +16,6 @@
 
 namespace mdevmig::mdev {
 
-
 std::vector<std::string> list_dir(const std::string& path) {
   std::vector<std::string> names;
   DIR* d = ::opendir(path.c_str());
@@ -50,7 +49,8 @@ Result<std::string> read_text_file(const std::string& path) {
 Result<void> write_text_file(const std::string& path, const std::string& value) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd) return Error::from_errno("open", path);
-  if (::write(fd.get(), value.data(), value.size()) < 0) return Error::from_errno("write '" + value + "' to", path);
+  if (::write(fd.get(), value.data(), value.size()) < 0)
+    return Error::from_errno("write '" + value + "' to", path);
   return ok();
 }
 
@@ -63,27 +63,32 @@ std::vector<std::string> mdevmig_parents(const SysfsRoot& root) {
   return out;
 }
 
-uint64_t available_instances(const std::string& parent, const std::string& type, const SysfsRoot& root) {
+uint64_t available_instances(const std::string& parent, const std::string& type,
+                             const SysfsRoot& root) {
   auto text = read_text_file(type_dir(parent, type, root) + "/available_instances");
   if (!text) return 0;
   return qemu::parse_c_uint(*text).value_or(0);
 }
 
-std::vector<std::string> mdev_devices(const SysfsRoot& root) { return list_dir(root.path + "/bus/mdev/devices"); }
+std::vector<std::string> mdev_devices(const SysfsRoot& root) {
+  return list_dir(root.path + "/bus/mdev/devices");
+}
 
 std::string random_uuid() {
   std::random_device rd;
   std::mt19937_64 gen((static_cast<uint64_t>(rd()) << 32) ^ rd());
   uint64_t hi = gen(), lo = gen();
-  hi = (hi & ~uint64_t{0xf000}) | uint64_t{0x4000};      // version 4
+  hi = (hi & ~uint64_t{0xf000}) | uint64_t{0x4000};        // version 4
   lo = (lo & ~(uint64_t{3} << 62)) | (uint64_t{2} << 62);  // variant 10
   char buf[40];
-  std::snprintf(buf, sizeof buf, "%08" PRIx64 "-%04" PRIx64 "-%04" PRIx64 "-%04" PRIx64 "-%012" PRIx64, hi >> 32,
+  std::snprintf(buf, sizeof buf,
+                "%08" PRIx64 "-%04" PRIx64 "-%04" PRIx64 "-%04" PRIx64 "-%012" PRIx64, hi >> 32,
                 (hi >> 16) & 0xffff, hi & 0xffff, lo >> 48, lo & uint64_t{0xffffffffffff});
   return buf;
 }
 
-Result<MdevInstance> MdevInstance::create(const std::string& type, const std::string& parent, const SysfsRoot& root) {
+Result<MdevInstance> MdevInstance::create(const std::string& type, const std::string& parent,
+                                          const SysfsRoot& root) {
   std::string chosen = parent;
   if (chosen.empty()) {
     for (const auto& p : mdevmig_parents(root))
@@ -92,7 +97,8 @@ Result<MdevInstance> MdevInstance::create(const std::string& type, const std::st
         break;
       }
     if (chosen.empty())
-      return Error::make(ENOSPC, "create mdev instance", "no mdevmig parent has room for type " + type);
+      return Error::make(ENOSPC, "create mdev instance",
+                         "no mdevmig parent has room for type " + type);
   }
   std::string uuid = random_uuid();
   MDEVMIG_TRY(write_text_file(type_dir(chosen, type, root) + "/create", uuid));
@@ -119,8 +125,11 @@ Result<MdevInstance> MdevInstance::adopt(const std::string& uuid, const SysfsRoo
 }
 
 MdevInstance::MdevInstance(MdevInstance&& other) noexcept
-    : uuid_(std::move(other.uuid_)), type_(std::move(other.type_)), parent_(std::move(other.parent_)),
-      owned_(std::exchange(other.owned_, false)), root_(std::move(other.root_)) {}
+    : uuid_(std::move(other.uuid_)),
+      type_(std::move(other.type_)),
+      parent_(std::move(other.parent_)),
+      owned_(std::exchange(other.owned_, false)),
+      root_(std::move(other.root_)) {}
 
 MdevInstance& MdevInstance::operator=(MdevInstance&& other) noexcept {
   if (this != &other) {

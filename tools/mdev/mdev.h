@@ -29,17 +29,21 @@ struct SysfsRoot {
 [[nodiscard]] std::string random_uuid();
 /// Names in a directory (no dot files), sorted; empty if it does not exist.
 [[nodiscard]] std::vector<std::string> list_dir(const std::string& path);
-/// The sysfs folder of a parent's type: <root>/class/mdev_bus/<parent>/mdev_supported_types/mdevmig-<type>.
-[[nodiscard]] std::string type_dir(const std::string& parent, const std::string& type, const SysfsRoot& root = {});
+/// The sysfs folder of a parent's type:
+/// <root>/class/mdev_bus/<parent>/mdev_supported_types/mdevmig-<type>.
+[[nodiscard]] std::string type_dir(const std::string& parent, const std::string& type,
+                                   const SysfsRoot& root = {});
 
 /// One instance. Created ones are removed on destruction; adopted ones are left alone.
 class MdevInstance {
  public:
   /// Creates a `type` instance on `parent`, or on the first parent with room if empty.
-  [[nodiscard]] static Result<MdevInstance> create(const std::string& type, const std::string& parent = {},
+  [[nodiscard]] static Result<MdevInstance> create(const std::string& type,
+                                                   const std::string& parent = {},
                                                    const SysfsRoot& root = {});
   /// An existing instance, which must exist and is never removed by this object.
-  [[nodiscard]] static Result<MdevInstance> adopt(const std::string& uuid, const SysfsRoot& root = {});
+  [[nodiscard]] static Result<MdevInstance> adopt(const std::string& uuid,
+                                                  const SysfsRoot& root = {});
 
   MdevInstance(MdevInstance&& other) noexcept;
   MdevInstance& operator=(MdevInstance&& other) noexcept;
@@ -65,7 +69,10 @@ class MdevInstance {
 
  private:
   MdevInstance(std::string uuid, std::string type, std::string parent, bool owned, SysfsRoot root)
-      : uuid_(std::move(uuid)), type_(std::move(type)), parent_(std::move(parent)), owned_(owned),
+      : uuid_(std::move(uuid)),
+        type_(std::move(type)),
+        parent_(std::move(parent)),
+        owned_(owned),
         root_(std::move(root)) {}
 
   std::string uuid_, type_, parent_;

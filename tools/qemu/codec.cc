@@ -88,7 +88,8 @@ std::string hex_encode(std::span<const uint8_t> data) {
 }
 
 std::optional<std::vector<uint8_t>> hex_decode(std::string_view text) {
-  if (text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) text.remove_prefix(2);
+  if (text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X'))
+    text.remove_prefix(2);
   if (text.size() % 2 != 0) return std::nullopt;
   std::vector<uint8_t> out(text.size() / 2);
   for (std::size_t i = 0; i < out.size(); ++i) {

@@ -14,7 +14,8 @@ namespace {
 Result<sockaddr_un> unix_addr(const std::string& path) {
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof a.sun_path) return Error::make(ENAMETOOLONG, "unix socket", path);
+  if (path.empty() || path.size() >= sizeof a.sun_path)
+    return Error::make(ENAMETOOLONG, "unix socket", path);
   std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
   return a;
 }
@@ -29,7 +30,8 @@ Result<Endpoint> Endpoint::parse(std::string_view text) {
     auto hp = io::parse_host_port(text.substr(4), "");
     if (hp && !hp->host.empty() && hp->port != 0) return tcp(hp->host, hp->port);
   }
-  return Error::make(EINVAL, "parse endpoint", "\"" + std::string(text) + "\" (want unix:PATH or tcp:HOST:PORT)");
+  return Error::make(EINVAL, "parse endpoint",
+                     "\"" + std::string(text) + "\" (want unix:PATH or tcp:HOST:PORT)");
 }
 
 std::string Endpoint::uri() const {
@@ -47,7 +49,8 @@ Result<UniqueFd> listen_on(const Endpoint& at) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return Error::from_errno("socket", at.path);
   ::unlink(at.path.c_str());
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return Error::from_errno("bind", at.path);
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    return Error::from_errno("bind", at.path);
   if (::listen(fd.get(), 16) != 0) return Error::from_errno("listen", at.path);
   return fd;
 }
@@ -57,7 +60,8 @@ Result<UniqueFd> connect_once(const Endpoint& to) {
   sockaddr_un a = MDEVMIG_TRY(unix_addr(to.path));
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return Error::from_errno("socket", to.path);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return Error::from_errno("connect", to.path);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+    return Error::from_errno("connect", to.path);
   return fd;
 }
 

@@ -18,7 +18,9 @@ struct Endpoint {
   uint16_t port = 0;
 
   [[nodiscard]] static Endpoint unix_socket(std::string path) { return {std::move(path), {}, 0}; }
-  [[nodiscard]] static Endpoint tcp(std::string host, uint16_t port) { return {{}, std::move(host), port}; }
+  [[nodiscard]] static Endpoint tcp(std::string host, uint16_t port) {
+    return {{}, std::move(host), port};
+  }
   /// "unix:PATH" or "tcp:HOST:PORT".
   [[nodiscard]] static Result<Endpoint> parse(std::string_view text);
 

@@ -70,7 +70,8 @@ Result<void> perform(guest::DevicePort& port, guest::Ring& ring, uint64_t run_se
       break;
   }
   const mdevmig_dma_desc& d = op.d;
-  MDEVMIG_CHECK(ring.queued() == op.desc, "descriptor %" PRIu64 " queued as %" PRIu64, op.desc, ring.queued());
+  MDEVMIG_CHECK(ring.queued() == op.desc, "descriptor %" PRIu64 " queued as %" PRIu64, op.desc,
+                ring.queued());
   if (d.opcode == MDEVMIG_DMA_OP_COPY_TO_DEV || d.opcode == MDEVMIG_DMA_OP_COPY_GUEST) {
     std::vector<uint8_t> src(d.len);
     source_buffer(run_seed, op.desc, src);
@@ -82,7 +83,8 @@ Result<void> perform(guest::DevicePort& port, guest::Ring& ring, uint64_t run_se
 
 void ExpectedState::apply(const Op& op) {
   auto r = perform(device.port(), device.ring(), run_seed, op);
-  MDEVMIG_CHECK(r.ok(), "replaying op %" PRIu64 ": %s", op.seq, r.ok() ? "" : r.error().message().c_str());
+  MDEVMIG_CHECK(r.ok(), "replaying op %" PRIu64 ": %s", op.seq,
+                r.ok() ? "" : r.error().message().c_str());
   device.run();
   ++ops;
   if (op.kind == Op::Kind::kBar2Write) ++bar2_writes;
@@ -92,10 +94,15 @@ void ExpectedState::apply(const Op& op) {
 // ---- the driver -------------------------------------------------------------------------
 
 GuestDriver::GuestDriver(uint64_t mem_size, IrqMode irq, uint64_t seed, WorkloadRates rates)
-    : state_(mem_size, seed), ring_(kGuest, layout::kRingEntries, false), irq_(irq), rates_(rates), rng_(seed) {}
+    : state_(mem_size, seed),
+      ring_(kGuest, layout::kRingEntries, false),
+      irq_(irq),
+      rates_(rates),
+      rng_(seed) {}
 
-
-Result<uint32_t> GuestDriver::reg(QtestClient& qt, uint32_t off) { return qt.readl(layout::kBar0 + off); }
+Result<uint32_t> GuestDriver::reg(QtestClient& qt, uint32_t off) {
+  return qt.readl(layout::kBar0 + off);
+}
 Result<void> GuestDriver::set_reg(QtestClient& qt, uint32_t off, uint32_t v) {
   return qt.writel(layout::kBar0 + off, v);
 }
@@ -104,8 +111,10 @@ Result<void> GuestDriver::bring_up(QtestClient& qt) {
   // Find the function on bus 0.
   int devfn = -1;
   for (uint32_t slot = 0; slot < 32 && devfn < 0; ++slot) {
-    uint32_t id = MDEVMIG_TRY(guest::QtestPort(qt, slot << 3, layout::kBar0, layout::kBar2).cfg_read(PCI_VENDOR_ID, 4));
-    if (id == (MDEVMIG_PCI_DEVICE_ID << 16 | MDEVMIG_PCI_VENDOR_ID)) devfn = static_cast<int>(slot << 3);
+    uint32_t id = MDEVMIG_TRY(
+        guest::QtestPort(qt, slot << 3, layout::kBar0, layout::kBar2).cfg_read(PCI_VENDOR_ID, 4));
+    if (id == (MDEVMIG_PCI_DEVICE_ID << 16 | MDEVMIG_PCI_VENDOR_ID))
+      devfn = static_cast<int>(slot << 3);
   }
   if (devfn < 0) return Error::make(ENODEV, "PCI scan", "no 1de7:6d67 function on bus 0");
   devfn_ = static_cast<uint32_t>(devfn);
@@ -123,8 +132,8 @@ Result<void> GuestDriver::bring_up(QtestClient& qt) {
   uint64_t lo = MDEVMIG_TRY(dev.cfg_read(PCI_BASE_ADDRESS_2, 4));
   uint64_t hi = MDEVMIG_TRY(dev.cfg_read(PCI_BASE_ADDRESS_3, 4));
   uint64_t bar2_size = ~(hi << 32 | (lo & ~0xfull)) + 1;
-  if ((lo & 0xf) != (PCI_BASE_ADDRESS_MEM_TYPE_64 | PCI_BASE_ADDRESS_MEM_PREFETCH) || bar2_size < state_.mem_size() ||
-      layout::kBar2 % bar2_size != 0)
+  if ((lo & 0xf) != (PCI_BASE_ADDRESS_MEM_TYPE_64 | PCI_BASE_ADDRESS_MEM_PREFETCH) ||
+      bar2_size < state_.mem_size() || layout::kBar2 % bar2_size != 0)
     return device_error("BAR2 sizes as " + hex(hi << 32 | lo));
   MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_2, 4, static_cast<uint32_t>(layout::kBar2)));
   MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_3, 4, static_cast<uint32_t>(layout::kBar2 >> 32)));
@@ -133,10 +142,11 @@ Result<void> GuestDriver::bring_up(QtestClient& qt) {
   // The registers say who they are.
   uint32_t id = MDEVMIG_TRY(reg(qt, MDEVMIG_REG_ID));
   uint32_t version = MDEVMIG_TRY(reg(qt, MDEVMIG_REG_VERSION));
-  uint64_t mem = MDEVMIG_TRY(reg(qt, MDEVMIG_REG_MEM_SIZE_LO)) | uint64_t{MDEVMIG_TRY(reg(qt, MDEVMIG_REG_MEM_SIZE_HI))} << 32;
+  uint64_t mem = MDEVMIG_TRY(reg(qt, MDEVMIG_REG_MEM_SIZE_LO)) |
+                 uint64_t{MDEVMIG_TRY(reg(qt, MDEVMIG_REG_MEM_SIZE_HI))} << 32;
   if (id != MDEVMIG_ID_MAGIC || version != MDEVMIG_MODEL_VERSION || mem != state_.mem_size())
-    return device_error("ID " + hex(id) + " version " + std::to_string(version) + " memory " + hex(mem) +
-                        " (want memory " + hex(state_.mem_size()) + ")");
+    return device_error("ID " + hex(id) + " version " + std::to_string(version) + " memory " +
+                        hex(mem) + " (want memory " + hex(state_.mem_size()) + ")");
 
   // Interrupts: MSI into a RAM word the harness watches, or INTx seen by intercepting
   // the IOAPIC's inputs.
@@ -170,7 +180,8 @@ Result<void> GuestDriver::bring_up(QtestClient& qt) {
       for (const auto& [n, l] : qt.irqs())
         if (n >= 16 && l.raises > 0) intx_line_ = n;
       if (intx_line_ >= 0) break;
-      if (Clock::now() >= until) return device_error("no INTx on IOAPIC inputs 16-23 after INT_SET");
+      if (Clock::now() >= until)
+        return device_error("no INTx on IOAPIC inputs 16-23 after INT_SET");
       std::this_thread::sleep_for(2ms);
     }
     MDEVMIG_TRY(set_reg(qt, MDEVMIG_REG_INT_STATUS, MDEVMIG_INT_ALL));
@@ -248,11 +259,13 @@ Result<void> GuestDriver::service_irqs(QtestClient& qt) {
   return ok();
 }
 
-Result<void> GuestDriver::wait_irq(QtestClient& qt, uint64_t raises_before, std::chrono::milliseconds timeout) {
+Result<void> GuestDriver::wait_irq(QtestClient& qt, uint64_t raises_before,
+                                   std::chrono::milliseconds timeout) {
   if (irq_ == IrqMode::kIntx) return qt.wait_irq_raises(intx_line_, raises_before + 1, timeout);
   Deadline until = deadline_in(timeout);
   while (MDEVMIG_TRY(qt.readl(layout::kMsi)) != layout::kMsiData) {
-    if (Clock::now() >= until) return Error::make(ETIMEDOUT, "wait for MSI", "word at " + hex(layout::kMsi));
+    if (Clock::now() >= until)
+      return Error::make(ETIMEDOUT, "wait for MSI", "word at " + hex(layout::kMsi));
     std::this_thread::sleep_for(2ms);
   }
   return ok();
@@ -289,7 +302,8 @@ Result<bool> GuestDriver::landed(QtestClient& qt, const Op& op, uint32_t seq_reg
       uint32_t v = MDEVMIG_TRY(reg(qt, MDEVMIG_REG_SCRATCH(op.offset)));
       for (std::size_t k = op.seq - state_.ops; k < pending_.size(); ++k) {
         const Op& later = pending_[k];
-        if (later.kind == Op::Kind::kScratch && later.offset == op.offset && later.value == v) return true;
+        if (later.kind == Op::Kind::kScratch && later.offset == op.offset && later.value == v)
+          return true;
       }
       return false;
     }
@@ -303,8 +317,10 @@ Result<uint64_t> GuestDriver::find_cut(QtestClient& qt) {
   uint64_t lo = 0, hi = pending_.size();
   while (lo < hi) {
     uint64_t mid = lo + (hi - lo) / 2;
-    if (MDEVMIG_TRY(landed(qt, pending_[mid], seq_reg))) lo = mid + 1;
-    else hi = mid;
+    if (MDEVMIG_TRY(landed(qt, pending_[mid], seq_reg)))
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }

@@ -44,15 +44,16 @@ using stress::WorkloadStats;
 /// Guest-physical layout of the harness VMs (q35, at least 128 MiB of RAM). Guest RAM
 /// the DMA engine reaches is tools/guest's one layout at kGuest.
 namespace layout {
-inline constexpr uint64_t kBar0 = 0xe0000000;     ///< BAR0, MDEVMIG_REGS_SIZE bytes
-inline constexpr uint64_t kBar2 = 0x100000000;    ///< BAR2, above 4 GiB (64-bit BAR)
+inline constexpr uint64_t kBar0 = 0xe0000000;               ///< BAR0, MDEVMIG_REGS_SIZE bytes
+inline constexpr uint64_t kBar2 = 0x100000000;              ///< BAR2, above 4 GiB (64-bit BAR)
 inline constexpr guest::Layout kGuest{.base = 0x00100000};  ///< ring, completions, buffers
 inline constexpr uint32_t kRingEntries = 256;
-inline constexpr uint64_t kMsi = 0x07f00000;      ///< MSI messages are written here (RAM)
+inline constexpr uint64_t kMsi = 0x07f00000;  ///< MSI messages are written here (RAM)
 inline constexpr uint32_t kMsiData = 0x4d49;
 /// Descriptors in flight at most (< kSlots, so a buffer is never reused while in use).
 inline constexpr uint32_t kMaxOutstanding = 32;
-static_assert(kMaxOutstanding < guest::Layout::kSlots && kRingEntries <= guest::Layout::kMaxEntries);
+static_assert(kMaxOutstanding < guest::Layout::kSlots &&
+              kRingEntries <= guest::Layout::kMaxEntries);
 }  // namespace layout
 
 enum class IrqMode { kIntx, kMsi };
@@ -96,7 +97,8 @@ struct ExpectedState {
 };
 
 /// Issues the accesses of `op` on `port`: the VM's through qtest, or the model's.
-[[nodiscard]] Result<void> perform(guest::DevicePort& port, guest::Ring& ring, uint64_t run_seed, const Op& op);
+[[nodiscard]] Result<void> perform(guest::DevicePort& port, guest::Ring& ring, uint64_t run_seed,
+                                   const Op& op);
 
 /// The bytes the guest puts in the source buffer of descriptor `desc`.
 void source_buffer(uint64_t run_seed, uint64_t desc, std::span<uint8_t> out);
@@ -126,7 +128,8 @@ class GuestDriver {
   void set_pressure(bool on) { pressure_on_ = on; }
 
   /// Waits until the DMA queue is empty and the engine idle.
-  [[nodiscard]] Result<void> drain(QtestClient& qt, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  [[nodiscard]] Result<void> drain(QtestClient& qt,
+                                   std::chrono::milliseconds timeout = std::chrono::seconds(60));
   /// How many pending ops reached the VM behind `qt`, which must be drained.
   [[nodiscard]] Result<uint64_t> find_cut(QtestClient& qt);
   /// Folds the first `cut` pending ops into the expected state; forgets the others
@@ -154,7 +157,8 @@ class GuestDriver {
   // Waits until the VM has consumed every descriptor issued so far, then commits all.
   [[nodiscard]] Result<void> settle(QtestClient& qt);
   [[nodiscard]] Result<void> service_irqs(QtestClient& qt);
-  [[nodiscard]] Result<void> wait_irq(QtestClient& qt, uint64_t raises_before, std::chrono::milliseconds timeout);
+  [[nodiscard]] Result<void> wait_irq(QtestClient& qt, uint64_t raises_before,
+                                      std::chrono::milliseconds timeout);
   [[nodiscard]] Result<bool> landed(QtestClient& qt, const Op& op, uint32_t seq_reg);
   [[nodiscard]] mdevmig_dma_desc random_desc(uint64_t desc);
 

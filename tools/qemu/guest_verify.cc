@@ -28,7 +28,8 @@ Result<Verification> GuestDriver::verify(QtestClient& qt, uint32_t sample_pages)
 
   // Registers, as the device model holds them after the same ops.
   guest::Replay& model = state_.device;
-  MDEVMIG_CHECK(model.reg(MDEVMIG_REG_SEQ) == static_cast<uint32_t>(state_.descs), "the model consumed every descriptor");
+  MDEVMIG_CHECK(model.reg(MDEVMIG_REG_SEQ) == static_cast<uint32_t>(state_.descs),
+                "the model consumed every descriptor");
   {
     guest::QtestPort p = port(qt);
     for (auto& m : MDEVMIG_TRY(guest::compare_registers(p, model))) mismatch(std::move(m));
@@ -36,10 +37,15 @@ Result<Verification> GuestDriver::verify(QtestClient& qt, uint32_t sample_pages)
 
   // Guest RAM the DMA engine wrote: data, hashes, completion records (status, SEQ).
   const uint32_t entries = layout::kRingEntries;
-  struct Area { const char* name; uint64_t base; uint64_t len; } areas[] = {
-      {"guest RAM (DMA destinations)", kGuest.dst(0), uint64_t{guest::Layout::kSlots} * guest::Layout::kSlotSize},
-      {"guest RAM (completion records)", kGuest.cmpl(0), uint64_t{entries} * sizeof(mdevmig_dma_cmpl)},
-      {"guest RAM (HASH results)", kGuest.result(0), uint64_t{entries} * 8}};
+  struct Area {
+    const char* name;
+    uint64_t base;
+    uint64_t len;
+  } areas[] = {{"guest RAM (DMA destinations)", kGuest.dst(0),
+                uint64_t{guest::Layout::kSlots} * guest::Layout::kSlotSize},
+               {"guest RAM (completion records)", kGuest.cmpl(0),
+                uint64_t{entries} * sizeof(mdevmig_dma_cmpl)},
+               {"guest RAM (HASH results)", kGuest.result(0), uint64_t{entries} * 8}};
   for (const auto& a : areas) {
     auto got = MDEVMIG_TRY(qt.b64read(a.base, a.len));
     auto want = model.guest(a.base, a.len);
@@ -56,8 +62,9 @@ Result<Verification> GuestDriver::verify(QtestClient& qt, uint32_t sample_pages)
       std::snprintf(buf, sizeof buf,
                     "completion slot %u: got status %u seq %u user_data %" PRIx64 " bytes %" PRIu64
                     ", want status %u seq %u user_data %" PRIx64 " bytes %" PRIu64,
-                    slot, g.status, g.seq, static_cast<uint64_t>(g.user_data), static_cast<uint64_t>(g.bytes_done),
-                    w.status, w.seq, static_cast<uint64_t>(w.user_data), static_cast<uint64_t>(w.bytes_done));
+                    slot, g.status, g.seq, static_cast<uint64_t>(g.user_data),
+                    static_cast<uint64_t>(g.bytes_done), w.status, w.seq,
+                    static_cast<uint64_t>(w.user_data), static_cast<uint64_t>(w.bytes_done));
       mismatch(buf);
     }
   }
@@ -76,8 +83,9 @@ Result<Verification> GuestDriver::verify(QtestClient& qt, uint32_t sample_pages)
       std::snprintf(buf, sizeof buf,
                     "guest RAM (ring) slot %u: got opcode %u len %" PRIu64 " user_data %" PRIx64
                     ", want opcode %u len %" PRIu64 " user_data %" PRIx64,
-                    slot, g.opcode, static_cast<uint64_t>(g.len), static_cast<uint64_t>(g.user_data), w.opcode,
-                    static_cast<uint64_t>(w.len), static_cast<uint64_t>(w.user_data));
+                    slot, g.opcode, static_cast<uint64_t>(g.len),
+                    static_cast<uint64_t>(g.user_data), w.opcode, static_cast<uint64_t>(w.len),
+                    static_cast<uint64_t>(w.user_data));
       mismatch(buf);
     }
   }
@@ -98,12 +106,14 @@ Result<Verification> GuestDriver::verify(QtestClient& qt, uint32_t sample_pages)
   // the workload wrote and random others.
   const uint64_t pages = state_.mem_size() / 4096, half_pages = pages / 2;
   std::vector<uint64_t> sample;
-  for (uint64_t k = 1; k <= 4 && k <= state_.bar2_writes; ++k) sample.push_back(half_pages + (state_.bar2_writes - k) % half_pages);
+  for (uint64_t k = 1; k <= 4 && k <= state_.bar2_writes; ++k)
+    sample.push_back(half_pages + (state_.bar2_writes - k) % half_pages);
   for (uint32_t k = 0; k < sample_pages; ++k) sample.push_back(rng_() % pages);
   for (uint64_t p : sample) {
     auto got = MDEVMIG_TRY(qt.b64read(layout::kBar2 + p * 4096, 4096));
     auto want = model.mem().subspan(p * 4096, 4096);
-    if (auto d = describe_diff("BAR2 page " + std::to_string(p), p * 4096, got, want); !d.empty()) mismatch(d);
+    if (auto d = describe_diff("BAR2 page " + std::to_string(p), p * 4096, got, want); !d.empty())
+      mismatch(d);
     ++v.pages_sampled;
   }
 

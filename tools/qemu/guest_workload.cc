@@ -72,7 +72,8 @@ void GuestDriver::start_clock() {
 Result<Clock::time_point> GuestDriver::step(QtestClient& qt) {
   Clock::time_point now = Clock::now();
   auto advance = [&](Clock::time_point& next, double rate) {
-    auto period = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / rate));
+    auto period =
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / rate));
     // Falling behind (qtest is slower than asked) must not turn into a burst later.
     next = std::max(next + period, now - period);
   };

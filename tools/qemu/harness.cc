@@ -56,17 +56,20 @@ Result<std::string> wait_migration_end(Vm& vm, std::chrono::milliseconds timeout
     auto q = MDEVMIG_TRY(vm.qmp().execute("query-migrate", nullptr, time_left(until)));
     std::string st = q.value("status", "");
     if (st == "completed" || st == "failed" || st == "cancelled") return st;
-    if (Clock::now() >= until) return Error::make(ETIMEDOUT, "wait for migration of " + vm.name(), st);
+    if (Clock::now() >= until)
+      return Error::make(ETIMEDOUT, "wait for migration of " + vm.name(), st);
     std::this_thread::sleep_for(20ms);
   }
 }
 
 // Waits for a QEMU that should end by itself (a destination whose load failed).
-std::string wait_exit(Vm& vm, std::chrono::milliseconds timeout, std::vector<std::string>& problems) {
+std::string wait_exit(Vm& vm, std::chrono::milliseconds timeout,
+                      std::vector<std::string>& problems) {
   auto st = vm.wait(timeout);
   if (st) return describe_wait_status(*st);
   auto state = vm.run_state();
-  problems.push_back("destination " + vm.name() + " still alive after the migration failed (state " +
+  problems.push_back("destination " + vm.name() +
+                     " still alive after the migration failed (state " +
                      (state ? *state : state.error().message()) + ")");
   vm.kill();
   return "killed by the harness";
@@ -77,9 +80,11 @@ std::string wait_exit(Vm& vm, std::chrono::milliseconds timeout, std::vector<std
 Harness::Harness(HarnessOptions options, std::vector<mdev::MdevInstance> instances)
     : options_(std::move(options)), instances_(std::move(instances)) {}
 
-Result<std::unique_ptr<Harness>> Harness::create(HarnessOptions options, std::vector<mdev::MdevInstance> instances) {
+Result<std::unique_ptr<Harness>> Harness::create(HarnessOptions options,
+                                                 std::vector<mdev::MdevInstance> instances) {
   if (instances.empty()) return Error::make(EINVAL, "harness", "no mdev instances");
-  options.vm.protocol = MDEVMIG_TRY(resolve_vfio_protocol(options.vm.protocol, options.vm.qemu_binary));
+  options.vm.protocol =
+      MDEVMIG_TRY(resolve_vfio_protocol(options.vm.protocol, options.vm.qemu_binary));
   auto h = std::unique_ptr<Harness>(new Harness(std::move(options), std::move(instances)));
   if (h->options_.vm.dir.empty()) {
     char tmpl[] = "/tmp/mdevmig-qemu.XXXXXX";
@@ -128,7 +133,8 @@ std::set<pid_t> Harness::live_vms() const {
 
 Result<Vm> Harness::start_vm(std::size_t instance, std::optional<std::string> incoming) {
   std::string name = "vm" + std::to_string(++vm_counter_);
-  say("starting QEMU " + name + " on " + instances_[instance].uuid() + (incoming ? " (-incoming " + *incoming + ")" : ""));
+  say("starting QEMU " + name + " on " + instances_[instance].uuid() +
+      (incoming ? " (-incoming " + *incoming + ")" : ""));
   return Vm::start(options_.vm, name, instances_[instance].uuid(), std::move(incoming));
 }
 
@@ -145,18 +151,23 @@ Result<Verification> Harness::boot_in(Vm vm, std::size_t instance) {
   driver_.emplace(mem, options_.irq, options_.seed, options_.rates);
   if (auto r = driver_->bring_up(*qt); !r) {
     Error e = std::move(r).error();
-    e.add_context("bringing up the device in " + vm.name() + " (QEMU log: " + vm.log_tail(300) + ")");
+    e.add_context("bringing up the device in " + vm.name() + " (QEMU log: " + vm.log_tail(300) +
+                  ")");
     return e;
   }
   if (options_.guest_fill_mb) {
     // From 8 MiB (above every driver buffer) up to the MSI page at most.
     const uint64_t start = 8ull << 20;
-    const uint64_t len = std::min<uint64_t>(uint64_t{options_.guest_fill_mb} << 20, layout::kMsi - start);
+    const uint64_t len =
+        std::min<uint64_t>(uint64_t{options_.guest_fill_mb} << 20, layout::kMsi - start);
     MDEVMIG_TRY(qt->memset(start, len, 0xa5));
-    say("guest RAM filled: " + std::to_string(len >> 20) + " MiB from " + std::to_string(start >> 20) + " MiB");
+    say("guest RAM filled: " + std::to_string(len >> 20) + " MiB from " +
+        std::to_string(start >> 20) + " MiB");
   }
-  say("device up: " + std::to_string(mem >> 20) + " MiB of device memory, " + irq_mode_name(options_.irq) +
-      (options_.irq == IrqMode::kIntx ? " on IOAPIC input " + std::to_string(driver_->intx_line()) : ""));
+  say("device up: " + std::to_string(mem >> 20) + " MiB of device memory, " +
+      irq_mode_name(options_.irq) +
+      (options_.irq == IrqMode::kIntx ? " on IOAPIC input " + std::to_string(driver_->intx_line())
+                                      : ""));
   vm_.emplace(std::move(vm));
   vm_instance_ = instance;
   return verify();
@@ -187,15 +198,16 @@ Result<Verification> Harness::settle_survivor(Vm& vm, bool adopt, RoundReport& r
   rep.ops_pending = driver_->pending();
   rep.ops_landed = MDEVMIG_TRY(driver_->find_cut(*qt));
   if (rep.ops_landed != rep.ops_pending)
-    rep.problems.push_back(vm.name() + " lost ops: holds " + std::to_string(rep.ops_landed) + " of the " +
-                           std::to_string(rep.ops_pending) + " issued");
+    rep.problems.push_back(vm.name() + " lost ops: holds " + std::to_string(rep.ops_landed) +
+                           " of the " + std::to_string(rep.ops_pending) + " issued");
   driver_->commit(rep.ops_landed);
   return driver_->verify(*qt, options_.sample_pages);
 }
 
 Result<Verification> Harness::moved_to(Vm vm, std::size_t instance) {
   MDEVMIG_CHECK(vm_.has_value() && driver_->pending() == 0, "moved_to() needs a settled VM");
-  MDEVMIG_CHECK(instance == kRemote || instance < instances_.size(), "moved_to() on an unknown instance");
+  MDEVMIG_CHECK(instance == kRemote || instance < instances_.size(),
+                "moved_to() on an unknown instance");
   RoundReport rep;
   Verification v = MDEVMIG_TRY(settle_survivor(vm, /*adopt=*/true, rep));
   v.mismatches.insert(v.mismatches.end(), rep.problems.begin(), rep.problems.end());
@@ -211,7 +223,8 @@ Result<RoundReport> Harness::migrate(std::size_t dst_instance, const MigrationPl
 
 Result<RoundReport> Harness::migrate_to(Vm dst, const MigrationPlan& plan) {
   if (!is_live(plan.transport))
-    return Error::make(EINVAL, "migrate to " + dst.name(), "a QEMU the harness did not start takes live migrations only");
+    return Error::make(EINVAL, "migrate to " + dst.name(),
+                       "a QEMU the harness did not start takes live migrations only");
   return migrate_into(std::move(dst), kRemote, plan);
 }
 
@@ -224,7 +237,8 @@ Result<RoundReport> Harness::migrate_into(std::optional<Vm> given, std::size_t d
   rep.fault = plan_in.fault;
   MigrationPlan plan = plan_in;
   const bool file = plan.transport == Transport::kFile;
-  if (file && plan.file.empty()) plan.file = options_.vm.dir + "/save-" + std::to_string(++file_counter_) + ".mig";
+  if (file && plan.file.empty())
+    plan.file = options_.vm.dir + "/save-" + std::to_string(++file_counter_) + ".mig";
   // A kill or cancel during a save to a file is fired by the migration runner; the
   // file faults are applied to the finished file.
   MigrationPlan run_plan = plan;
@@ -251,9 +265,9 @@ Result<RoundReport> Harness::migrate_into(std::optional<Vm> given, std::size_t d
       wl_result = wl.stop();
       stopped = true;
     };
-    out = run_migration(src, dst ? &*dst : nullptr, src.remote() ? nullptr : &instances_[vm_instance_],
-                        driver_->mem_size(), run_plan,
-                        options_.vm.dir, hooks, options_.log);
+    out = run_migration(src, dst ? &*dst : nullptr,
+                        src.remote() ? nullptr : &instances_[vm_instance_], driver_->mem_size(),
+                        run_plan, options_.vm.dir, hooks, options_.log);
     if (!stopped) wl_result = wl.stop();
     driver_->set_bar2_writes(true);
     driver_->set_pressure(false);
@@ -280,15 +294,22 @@ Result<RoundReport> Harness::migrate_into(std::optional<Vm> given, std::size_t d
     // Saved: now load the file into a fresh QEMU on the other instance, after the
     // fault (if any) has damaged it.
     if (plan.fault == FaultKind::kCorrupt) {
-      auto at = corrupt_device_data_in_file(plan.file, static_cast<uint64_t>(plan.fault_point * static_cast<double>(driver_->mem_size())));
-      if (at) rep.migration.fault_note = "flipped file byte " + std::to_string(*at) + " (inside VFIO device data)";
-      else rep.problems.push_back("could not corrupt the file: " + at.error().message());
+      auto at = corrupt_device_data_in_file(
+          plan.file,
+          static_cast<uint64_t>(plan.fault_point * static_cast<double>(driver_->mem_size())));
+      if (at)
+        rep.migration.fault_note =
+            "flipped file byte " + std::to_string(*at) + " (inside VFIO device data)";
+      else
+        rep.problems.push_back("could not corrupt the file: " + at.error().message());
     } else if (plan.fault == FaultKind::kTruncate) {
       struct stat st {};
       ::stat(plan.file.c_str(), &st);
       off_t len = static_cast<off_t>(plan.fault_point * static_cast<double>(st.st_size));
-      if (::truncate(plan.file.c_str(), len) == 0) rep.migration.fault_note = "file truncated to " + std::to_string(len) + " bytes";
-      else rep.problems.emplace_back("could not truncate the file");
+      if (::truncate(plan.file.c_str(), len) == 0)
+        rep.migration.fault_note = "file truncated to " + std::to_string(len) + " bytes";
+      else
+        rep.problems.emplace_back("could not truncate the file");
     }
     dst.emplace(MDEVMIG_TRY(start_vm(dst_instance, std::string("defer"))));
     std::string in = MDEVMIG_TRY(run_incoming_file(*dst, plan.file));
@@ -310,8 +331,10 @@ Result<RoundReport> Harness::migrate_into(std::optional<Vm> given, std::size_t d
     case Survivor::kDestination: {
       // A damaged stream must never be accepted, nor a dead destination succeed.
       if (faulted && stress::destination_must_refuse(rep.fault))
-        rep.problems.push_back(std::string("the destination accepted a migration with fault ") + fault_name(rep.fault));
-      if (auto w = dst->wait_run_state("running", 30s); !w) rep.problems.push_back(w.error().message());
+        rep.problems.push_back(std::string("the destination accepted a migration with fault ") +
+                               fault_name(rep.fault));
+      if (auto w = dst->wait_run_state("running", 30s); !w)
+        rep.problems.push_back(w.error().message());
       // The harness stops issuing while QEMU pauses before switchover: every op must
       // have reached the destination.
       auto v = settle_survivor(*dst, /*adopt=*/true, rep);
@@ -322,7 +345,9 @@ Result<RoundReport> Harness::migrate_into(std::optional<Vm> given, std::size_t d
       rep.verification = std::move(*v);
       auto s = src.run_state();
       rep.src_end = s ? *s : "gone";
-      if (s && *s != "postmigrate") rep.problems.push_back("source is " + *s + " after a completed migration, want postmigrate");
+      if (s && *s != "postmigrate")
+        rep.problems.push_back("source is " + *s +
+                               " after a completed migration, want postmigrate");
       rep.src_end = src.quit();
       vm_.emplace(std::move(*dst));
       vm_instance_ = dst_instance;
@@ -330,7 +355,8 @@ Result<RoundReport> Harness::migrate_into(std::optional<Vm> given, std::size_t d
     }
     case Survivor::kSource: {
       if (dst) rep.dst_end = wait_exit(*dst, 20s, rep.problems);
-      if (auto w = src.wait_run_state("running", 30s); !w) rep.problems.push_back("source: " + w.error().message());
+      if (auto w = src.wait_run_state("running", 30s); !w)
+        rep.problems.push_back("source: " + w.error().message());
       auto v = settle_survivor(src, /*adopt=*/false, rep);
       if (!v) return std::move(v).error();
       rep.verification = std::move(*v);
@@ -366,11 +392,13 @@ Result<void> Harness::checkpoint() {
   MDEVMIG_CHECK(vm_.has_value() && driver_->pending() == 0, "checkpoint() needs a settled VM");
   Vm& vm = *vm_;
   ::unlink(checkpoint_file_.c_str());
-  MDEVMIG_TRY(vm.qmp().execute("migrate-set-parameters", {{"max-bandwidth", uint64_t{1} << 30}, {"downtime-limit", 300}}));
+  MDEVMIG_TRY(vm.qmp().execute("migrate-set-parameters",
+                               {{"max-bandwidth", uint64_t{1} << 30}, {"downtime-limit", 300}}));
   // The workload is not running: no pause before switchover needed.
-  MDEVMIG_TRY(vm.qmp().execute("migrate-set-capabilities",
-                               {{"capabilities", json::array({{{"capability", "pause-before-switchover"}, {"state", false}},
-                                                              {{"capability", "return-path"}, {"state", false}}})}}));
+  MDEVMIG_TRY(vm.qmp().execute(
+      "migrate-set-capabilities",
+      {{"capabilities", json::array({{{"capability", "pause-before-switchover"}, {"state", false}},
+                                     {{"capability", "return-path"}, {"state", false}}})}}));
   MDEVMIG_TRY(vm.qmp().execute("migrate", {{"uri", "exec:cat > " + checkpoint_file_}}));
   std::string st = MDEVMIG_TRY(wait_migration_end(vm, 120s));
   if (st != "completed") return Error::make(EIO, "checkpoint of " + vm.name(), "migration " + st);
@@ -385,7 +413,8 @@ Result<Verification> Harness::recover(std::size_t instance) {
   shutdown();
   Vm vm = MDEVMIG_TRY(start_vm(instance, std::string("defer")));
   std::string st = MDEVMIG_TRY(run_incoming_file(vm, checkpoint_file_));
-  if (st != "completed") return Error::make(EIO, "restore the checkpoint into " + vm.name(), "incoming migration " + st);
+  if (st != "completed")
+    return Error::make(EIO, "restore the checkpoint into " + vm.name(), "incoming migration " + st);
   MDEVMIG_TRY(vm.wait_run_state("running", 30s));
   driver_ = *checkpoint_driver_;
   QtestClient* qt = MDEVMIG_TRY(vm.qtest());

@@ -14,8 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
-#include "tools/qemu/guest.h"
 #include "tools/mdev/mdev.h"
+#include "tools/qemu/guest.h"
 #include "tools/qemu/migration.h"
 #include "tools/qemu/vm.h"
 
@@ -34,15 +34,15 @@ struct HarnessOptions {
   /// MiB of guest RAM above the driver's buffers filled with a non-zero byte at boot, so
   /// that migration moves real RAM pages (an idle guest's zero pages cost QEMU ~nothing).
   uint32_t guest_fill_mb = 0;
-  bool keep_dir = false;       ///< keep logs and sockets (the path is in the report)
+  bool keep_dir = false;  ///< keep logs and sockets (the path is in the report)
   LogFn log;
 };
 
 class Harness {
  public:
   /// `instances`: the mdev instances rounds move the VM between.
-  [[nodiscard]] static Result<std::unique_ptr<Harness>> create(HarnessOptions options,
-                                                                std::vector<mdev::MdevInstance> instances);
+  [[nodiscard]] static Result<std::unique_ptr<Harness>> create(
+      HarnessOptions options, std::vector<mdev::MdevInstance> instances);
   ~Harness();
   Harness(const Harness&) = delete;
   Harness& operator=(const Harness&) = delete;

@@ -93,7 +93,8 @@ Result<std::string> LineChannel::read_line(Deadline until) {
   for (;;) {
     if (auto line = take_line()) return std::move(*line);
     if (buf_.size() > max_line_)
-      return Error::make(EMSGSIZE, "read line", name_ + ": longer than " + std::to_string(max_line_) + " bytes");
+      return Error::make(EMSGSIZE, "read line",
+                         name_ + ": longer than " + std::to_string(max_line_) + " bytes");
     bool got = MDEVMIG_TRY(fill(until));
     if (!got && Clock::now() >= until) return Error::make(ETIMEDOUT, "read line", name_);
   }
@@ -103,7 +104,8 @@ Result<std::optional<std::string>> LineChannel::try_read_line() {
   for (;;) {
     if (auto line = take_line()) return std::optional<std::string>(std::move(*line));
     if (buf_.size() > max_line_)
-      return Error::make(EMSGSIZE, "read line", name_ + ": longer than " + std::to_string(max_line_) + " bytes");
+      return Error::make(EMSGSIZE, "read line",
+                         name_ + ": longer than " + std::to_string(max_line_) + " bytes");
     bool got = MDEVMIG_TRY(fill(std::nullopt));
     if (!got) return std::optional<std::string>();
   }

@@ -27,9 +27,10 @@ using Deadline = Clock::time_point;
 /// more try). Loops that follow QEMU through a migration give each QMP command this
 /// much: while QEMU holds its big lock (a stop-and-copy, a load) its monitor does not
 /// answer, for as long as that takes on a busy machine.
-[[nodiscard]] inline std::chrono::milliseconds time_left(Deadline until,
-                                                         std::chrono::milliseconds floor = std::chrono::seconds(1)) {
-  return std::max(floor, std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()));
+[[nodiscard]] inline std::chrono::milliseconds time_left(
+    Deadline until, std::chrono::milliseconds floor = std::chrono::seconds(1)) {
+  return std::max(floor,
+                  std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()));
 }
 
 /// Owns a connected stream socket. Reads are buffered and split at '\n'; a line longer

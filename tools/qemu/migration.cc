@@ -49,28 +49,33 @@ constexpr uint64_t kMultifdDeviceStateVersion = 1000;  // major * 100 + minor
 Result<void> check_multifd(Vm& src, const MigrationPlan& plan) {
   if (plan.multifd_channels == 0) return {};
   if (!is_live(plan.transport))
-    return Error::make(EINVAL, "migration plan", "multifd needs a live migration over a socket (not to a file)");
+    return Error::make(EINVAL, "migration plan",
+                       "multifd needs a live migration over a socket (not to a file)");
   if (plan.multifd_channels > 255)
-    return Error::make(EINVAL, "migration plan", "multifd-channels goes up to 255, not " +
-                                                     std::to_string(plan.multifd_channels));
+    return Error::make(
+        EINVAL, "migration plan",
+        "multifd-channels goes up to 255, not " + std::to_string(plan.multifd_channels));
   json v = MDEVMIG_TRY(src.qmp().execute("query-version"));
   const json q = v.value("qemu", json::object());
   const uint64_t version = num(q, "major") * 100 + num(q, "minor");
   if (version < kMultifdDeviceStateVersion)
-    return Error::make(ENOTSUP, "migration plan",
-                       "multifd device-state transfer needs QEMU >= 10.0; this QEMU is " +
-                           std::to_string(num(q, "major")) + "." + std::to_string(num(q, "minor")) + "." +
-                           std::to_string(num(q, "micro")) +
-                           (version < 800 ? " (VFIO migration v1: the device's state goes over the main channel only)"
-                                          : ""));
+    return Error::make(
+        ENOTSUP, "migration plan",
+        "multifd device-state transfer needs QEMU >= 10.0; this QEMU is " +
+            std::to_string(num(q, "major")) + "." + std::to_string(num(q, "minor")) + "." +
+            std::to_string(num(q, "micro")) +
+            (version < 800
+                 ? " (VFIO migration v1: the device's state goes over the main channel only)"
+                 : ""));
   return {};
 }
 
 }  // namespace
 
-Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstance* src_instance, uint64_t device_mem,
-                                       const MigrationPlan& plan, const std::string& dir,
-                                       const SwitchoverHooks& hooks, const LogFn& log) {
+Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstance* src_instance,
+                                       uint64_t device_mem, const MigrationPlan& plan,
+                                       const std::string& dir, const SwitchoverHooks& hooks,
+                                       const LogFn& log) {
   auto say = [&](const std::string& s) {
     if (log) log(s);
   };
@@ -79,9 +84,11 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
   out.downtime_limit_ms = plan.downtime_limit_ms;
   const bool live = is_live(plan.transport);
   MDEVMIG_CHECK(live == (dst != nullptr), "a live migration needs a destination, a file one none");
-  if (plan.transport == Transport::kTcp && (!plan.tcp_relay || !plan.tcp_incoming || !plan.tcp_relay->is_tcp() ||
-                                            !plan.tcp_incoming->is_tcp()))
-    return Error::make(EINVAL, "migration plan", "a tcp migration needs the relay's and the destination's TCP addresses");
+  if (plan.transport == Transport::kTcp &&
+      (!plan.tcp_relay || !plan.tcp_incoming || !plan.tcp_relay->is_tcp() ||
+       !plan.tcp_incoming->is_tcp()))
+    return Error::make(EINVAL, "migration plan",
+                       "a tcp migration needs the relay's and the destination's TCP addresses");
   MDEVMIG_TRY(check_multifd(src, plan));
   out.multifd_channels = plan.multifd_channels;
   // The source device's own counters, when it is on this host.
@@ -93,20 +100,22 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
   // Pre-copy must go on until the harness says otherwise: a tiny downtime-limit.
   const bool switch_at_once = plan.min_passes == 0 && plan.switchover_delay.count() == 0;
   if (switch_at_once && hooks.before_switchover) hooks.before_switchover();
-  MDEVMIG_TRY(src.qmp().execute("migrate-set-parameters",
-                                {{"max-bandwidth", plan.max_bandwidth},
-                                 {"downtime-limit", switch_at_once ? plan.downtime_limit_ms : plan.precopy_downtime_ms}}));
+  MDEVMIG_TRY(src.qmp().execute(
+      "migrate-set-parameters",
+      {{"max-bandwidth", plan.max_bandwidth},
+       {"downtime-limit", switch_at_once ? plan.downtime_limit_ms : plan.precopy_downtime_ms}}));
   std::unique_ptr<MigrationProxy> proxy;
   std::string uri;
   auto cap = [](const char* name, bool on) { return json{{"capability", name}, {"state", on}}; };
   // MIGRATION events wake the follow loop at once; the pause before switchover lets
   // the harness stop its qtest vCPU (see run_migration's comment).
   json src_caps = json::array({cap("events", true), cap("pause-before-switchover", true),
-                                cap("return-path", live && plan.return_path)});
+                               cap("return-path", live && plan.return_path)});
   json dst_caps = json::array({cap("return-path", plan.return_path)});
   if (plan.switchover_ack) {
     if (!live || !plan.return_path)
-      return Error::make(EINVAL, "migration plan", "switchover-ack needs a live migration with the return path");
+      return Error::make(EINVAL, "migration plan",
+                         "switchover-ack needs a live migration with the return path");
     src_caps.push_back(cap("switchover-ack", true));
     dst_caps.push_back(cap("switchover-ack", true));
   }
@@ -115,20 +124,24 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
   dst_caps.push_back(cap("multifd", plan.multifd_channels > 0));
   MDEVMIG_TRY(src.qmp().execute("migrate-set-capabilities", {{"capabilities", src_caps}}));
   if (plan.multifd_channels > 0)
-    MDEVMIG_TRY(src.qmp().execute("migrate-set-parameters", {{"multifd-channels", plan.multifd_channels}}));
+    MDEVMIG_TRY(
+        src.qmp().execute("migrate-set-parameters", {{"multifd-channels", plan.multifd_channels}}));
   if (live) {
     MDEVMIG_TRY(dst->qmp().execute("migrate-set-capabilities", {{"capabilities", dst_caps}}));
     if (plan.multifd_channels > 0)
-      MDEVMIG_TRY(dst->qmp().execute("migrate-set-parameters", {{"multifd-channels", plan.multifd_channels}}));
+      MDEVMIG_TRY(dst->qmp().execute("migrate-set-parameters",
+                                     {{"multifd-channels", plan.multifd_channels}}));
     const bool tcp = plan.transport == Transport::kTcp;
-    const Endpoint incoming = tcp ? *plan.tcp_incoming : Endpoint::unix_socket(dir + "/" + dst->name() + ".mig");
+    const Endpoint incoming =
+        tcp ? *plan.tcp_incoming : Endpoint::unix_socket(dir + "/" + dst->name() + ".mig");
     const Endpoint relay = tcp ? *plan.tcp_relay : Endpoint::unix_socket(dir + "/proxy.mig");
     MDEVMIG_TRY(dst->qmp().execute("migrate-incoming", {{"uri", incoming.uri()}}));
     auto pf = MigrationProxy::Fault::kNone;
     if (plan.fault == FaultKind::kCorrupt) pf = MigrationProxy::Fault::kCorruptDeviceData;
     if (plan.fault == FaultKind::kTruncate) pf = MigrationProxy::Fault::kTruncate;
-    proxy = MDEVMIG_TRY(MigrationProxy::start(relay, incoming, pf,
-                                              static_cast<uint64_t>(plan.fault_point * static_cast<double>(device_mem))));
+    proxy = MDEVMIG_TRY(MigrationProxy::start(
+        relay, incoming, pf,
+        static_cast<uint64_t>(plan.fault_point * static_cast<double>(device_mem))));
     uri = relay.uri();
   } else {
     ::unlink(plan.file.c_str());
@@ -156,11 +169,13 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
     const uint64_t w = wire();
     samples.push_back({wall_now(), w});
     // Fault triggers that the harness fires itself, during pre-copy.
-    if (!out.fault_fired && static_cast<double>(w) >= plan.fault_point * static_cast<double>(device_mem) &&
+    if (!out.fault_fired &&
+        static_cast<double>(w) >= plan.fault_point * static_cast<double>(device_mem) &&
         plan.fault != FaultKind::kNone && !stress::fault_spec(plan.fault).in_stream &&
         q.value("status", "") == "active") {
       out.fault_fired = true;
-      out.fault_note = std::string(fault_name(plan.fault)) + " at " + std::to_string(w) + " stream bytes";
+      out.fault_note =
+          std::string(fault_name(plan.fault)) + " at " + std::to_string(w) + " stream bytes";
       say("fault: " + out.fault_note);
       if (plan.fault == FaultKind::kCancel) MDEVMIG_TRY(src.qmp().execute("migrate_cancel"));
       if (plan.fault == FaultKind::kKillDst && dst) dst->kill();
@@ -176,13 +191,14 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
       e.add_context("following the migration of " + src.name());
       // A closed monitor usually means QEMU is ending: say how.
       auto st = src.wait(std::chrono::seconds(2));
-      e.context += " (QEMU " + (st ? describe_wait_status(*st) : std::string("still running")) + "; log: " +
-                   src.log_tail(600) + ")";
+      e.context += " (QEMU " + (st ? describe_wait_status(*st) : std::string("still running")) +
+                   "; log: " + src.log_tail(600) + ")";
       // A monitor silent until the deadline: say where QEMU's threads wait.
       if (!st && e.errnum == ETIMEDOUT) {
         e.context += " (source threads: " + describe_threads(src.pid()) + ")";
         if (dst) e.context += " (destination threads: " + describe_threads(dst->pid()) + ")";
-        e.context += " (harness threads, the relay among them: " + describe_threads(::getpid()) + ")";
+        e.context +=
+            " (harness threads, the relay among them: " + describe_threads(::getpid()) + ")";
       }
       return e;
     }
@@ -203,7 +219,8 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
       row.device_pages = row.device_bytes / 4096;
       last_ram_pages = ram_pages;
       row.device_dirty_pages = src_instance ? sysfs_number(src_instance->attr("dirty_pages")) : 0;
-      if (q.contains("expected-downtime")) row.expected_downtime_ms = static_cast<double>(num(q, "expected-downtime"));
+      if (q.contains("expected-downtime"))
+        row.expected_downtime_ms = static_cast<double>(num(q, "expected-downtime"));
       out.passes.push_back(row);
       last_syncs = syncs;
       last_ram = ram_sent(ram);
@@ -217,19 +234,24 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
       continued = true;
       const auto paused = Clock::now();
       if (hooks.quiesce) hooks.quiesce();
-      out.harness_pause_ms = std::chrono::duration<double, std::milli>(Clock::now() - paused).count();
+      out.harness_pause_ms =
+          std::chrono::duration<double, std::milli>(Clock::now() - paused).count();
       // The reply comes when the migration thread lets go of the BQL, after the
       // device state is saved: as long as that takes, within the migration's deadline.
-      if (auto c = src.qmp().execute("migrate-continue", {{"state", "pre-switchover"}}, time_left(until)); !c) {
+      if (auto c = src.qmp().execute("migrate-continue", {{"state", "pre-switchover"}},
+                                     time_left(until));
+          !c) {
         Error e = std::move(c).error();
         if (e.errnum == ETIMEDOUT) {
           e.context += " (source threads: " + describe_threads(src.pid()) + ")";
           if (dst) e.context += " (destination threads: " + describe_threads(dst->pid()) + ")";
-          e.context += " (harness threads, the relay among them: " + describe_threads(::getpid()) + ")";
+          e.context +=
+              " (harness threads, the relay among them: " + describe_threads(::getpid()) + ")";
         }
         return e;
       }
-      say("pre-switchover: qtest vCPU stopped in " + std::to_string(out.harness_pause_ms) + " ms, continue");
+      say("pre-switchover: qtest vCPU stopped in " + std::to_string(out.harness_pause_ms) +
+          " ms, continue");
       continue;
     }
     // The switchover moment: the first pass over device memory is done, then enough
@@ -242,25 +264,29 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
     if (!switched && initial_done && syncs >= syncs_at_initial + plan.min_passes &&
         now - t_initial >= plan.switchover_delay) {
       if (hooks.before_switchover) hooks.before_switchover();
-      MDEVMIG_TRY(src.qmp().execute("migrate-set-parameters", {{"downtime-limit", plan.downtime_limit_ms}}));
+      MDEVMIG_TRY(src.qmp().execute("migrate-set-parameters",
+                                    {{"downtime-limit", plan.downtime_limit_ms}}));
       switched = true;
       say("switchover allowed after " + std::to_string(syncs) + " dirty syncs (downtime-limit " +
           std::to_string(plan.downtime_limit_ms) + " ms)");
     }
     if (Clock::now() >= until) {
       (void)src.qmp().execute("migrate_cancel");
-      return Error::make(ETIMEDOUT, "migration of " + src.name(), "status " + status + " after " +
-                                                                      std::to_string(plan.timeout.count()) + " ms");
+      return Error::make(
+          ETIMEDOUT, "migration of " + src.name(),
+          "status " + status + " after " + std::to_string(plan.timeout.count()) + " ms");
     }
     // Sleep until the next poll, or until QEMU reports a status change.
-    if (auto ev = src.qmp().wait_event("MIGRATION", plan.poll_interval); !ev && ev.error().errnum != ETIMEDOUT)
+    if (auto ev = src.qmp().wait_event("MIGRATION", plan.poll_interval);
+        !ev && ev.error().errnum != ETIMEDOUT)
       return std::move(ev).error();
   }
   out.wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   out.switched_over = switched;
   if (proxy) {
     // The relay ends when a side closes; give it a moment to see the end.
-    for (int i = 0; i < 50 && proxy->bytes_forward() != wire(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    for (int i = 0; i < 50 && proxy->bytes_forward() != wire(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     if (!out.fault_fired && proxy->fault_fired()) out.fault_fired = true;
     if (proxy->fault_fired()) out.fault_note = proxy->fault_note();
     if (stress::fault_spec(plan.fault).in_stream) out.fault_fired = proxy->fault_fired();
@@ -319,7 +345,8 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
     }
     out.device_bytes = field("bytes_sent") - device_bytes_before;
     if (stopped_at_known)
-      out.device_downtime_bytes = out.device_bytes - std::min(out.device_bytes, out.device_precopy_bytes);
+      out.device_downtime_bytes =
+          out.device_bytes - std::min(out.device_bytes, out.device_precopy_bytes);
     out.device_iterations = field("precopy_iterations");
     out.device_dirty_last_pass = field("dirty_pages_last_pass");
   }
@@ -328,7 +355,8 @@ Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstanc
   return out;
 }
 
-Result<std::string> run_incoming_file(Vm& dst, const std::string& file, std::chrono::milliseconds timeout) {
+Result<std::string> run_incoming_file(Vm& dst, const std::string& file,
+                                      std::chrono::milliseconds timeout) {
   MDEVMIG_TRY(dst.qmp().execute("migrate-incoming", {{"uri", "exec:cat " + file}}));
   Deadline until = deadline_in(timeout);
   for (;;) {

@@ -14,28 +14,27 @@
 #include <nlohmann/json.hpp>
 
 #include "base/result.h"
-#include "tools/qemu/endpoint.h"
 #include "tools/mdev/mdev.h"
+#include "tools/qemu/endpoint.h"
 #include "tools/qemu/vm.h"
 #include "tools/stress/report.h"
 
 namespace mdevmig::qemu {
 
 // The harness reports in tools/stress's terms: the fault table, transports, outcomes.
+using stress::fault_name;
 using stress::FaultKind;
+using stress::is_live;
 using stress::LogFn;
 using stress::MigrationOutcome;
+using stress::parse_fault;
 using stress::PassRow;
 using stress::Transport;
-using stress::fault_name;
-using stress::is_live;
-using stress::parse_fault;
 using stress::transport_name;
-
 
 struct MigrationPlan {
   Transport transport = Transport::kUnix;
-  std::string file;                      ///< kFile: where the stream goes
+  std::string file;  ///< kFile: where the stream goes
   /// kTcp: where the relay listens on the harness's host (the source QEMU migrates to
   /// "tcp:" this), and where the destination QEMU listens (its migrate-incoming).
   std::optional<Endpoint> tcp_relay, tcp_incoming;
@@ -68,8 +67,6 @@ struct MigrationPlan {
   std::chrono::milliseconds timeout{300'000};
 };
 
-
-
 /// Migrates `src` to `dst` (live; `dst` started with "-incoming defer") or to
 /// plan.file (kFile; `dst` null). `src_instance` is the source's mdev, for the
 /// device's own counters (null when the source runs on another host: no counters);
@@ -91,14 +88,17 @@ struct SwitchoverHooks {
   std::function<void()> quiesce;
 };
 
-[[nodiscard]] Result<MigrationOutcome> run_migration(Vm& src, Vm* dst, const mdev::MdevInstance* src_instance,
+[[nodiscard]] Result<MigrationOutcome> run_migration(Vm& src, Vm* dst,
+                                                     const mdev::MdevInstance* src_instance,
                                                      uint64_t device_mem, const MigrationPlan& plan,
-                                                     const std::string& dir, const SwitchoverHooks& hooks,
+                                                     const std::string& dir,
+                                                     const SwitchoverHooks& hooks,
                                                      const LogFn& log = {});
 
 /// Loads a saved stream into `dst` (started with "-incoming defer") and waits for the
 /// end: "completed" or "failed".
-[[nodiscard]] Result<std::string> run_incoming_file(Vm& dst, const std::string& file,
-                                                    std::chrono::milliseconds timeout = std::chrono::seconds(120));
+[[nodiscard]] Result<std::string> run_incoming_file(
+    Vm& dst, const std::string& file,
+    std::chrono::milliseconds timeout = std::chrono::seconds(120));
 
 }  // namespace mdevmig::qemu

@@ -21,9 +21,12 @@ namespace mdevmig::qemu {
 
 const char* vfio_protocol_name(VfioProtocol p) {
   switch (p) {
-    case VfioProtocol::kAuto: return "auto";
-    case VfioProtocol::kV1: return "v1";
-    case VfioProtocol::kV2: return "v2";
+    case VfioProtocol::kAuto:
+      return "auto";
+    case VfioProtocol::kV1:
+      return "v1";
+    case VfioProtocol::kV2:
+      return "v2";
   }
   return "?";
 }
@@ -32,7 +35,8 @@ Result<VfioProtocol> parse_vfio_protocol(std::string_view text) {
   if (text == "auto") return VfioProtocol::kAuto;
   if (text == "v1") return VfioProtocol::kV1;
   if (text == "v2") return VfioProtocol::kV2;
-  return Error::make(EINVAL, "parse --protocol", "'" + std::string(text) + "' (want auto, v1 or v2)");
+  return Error::make(EINVAL, "parse --protocol",
+                     "'" + std::string(text) + "' (want auto, v1 or v2)");
 }
 
 Result<uint32_t> qemu_version(const std::string& binary) {
@@ -62,7 +66,8 @@ Result<uint32_t> qemu_version(const std::string& binary) {
   // "QEMU emulator version 10.0.13 (Debian 1:10.0.13+ds-0+deb13u1)"
   unsigned major = 0, minor = 0;
   const auto at = text.find("version ");
-  if (at == std::string::npos || std::sscanf(text.c_str() + at, "version %u.%u", &major, &minor) != 2)
+  if (at == std::string::npos ||
+      std::sscanf(text.c_str() + at, "version %u.%u", &major, &minor) != 2)
     return Error::make(EPROTO, "parse", binary + " --version: '" + text.substr(0, 120) + "'");
   return major * 100 + minor;
 }
@@ -71,7 +76,8 @@ Result<VfioProtocol> vfio_protocol_for(uint32_t version) {
   if (version < 800) return VfioProtocol::kV1;
   if (version >= 801) return VfioProtocol::kV2;
   return Error::make(ENOTSUP, "VFIO migration protocol",
-                     "QEMU 8.0 (v2 without pre-copy behind x-enable-migration) is not supported; use 7.2 or >= 8.1");
+                     "QEMU 8.0 (v2 without pre-copy behind x-enable-migration) is not supported; "
+                     "use 7.2 or >= 8.1");
 }
 
 Result<VfioProtocol> resolve_vfio_protocol(VfioProtocol p, const std::string& binary) {
@@ -83,11 +89,27 @@ std::vector<std::string> QemuConfig::argv() const {
   std::string vfio = "vfio-pci,sysfsdev=/sys/bus/mdev/devices/" + mdev_uuid + ",addr=" + pci_addr;
   // The one difference between QEMU generations the harness has to care about.
   vfio += protocol == VfioProtocol::kV1 ? ",x-enable-migration=on" : ",enable-migration=on";
-  std::vector<std::string> a = {
-      binary, "-M", machine, "-accel", "tcg", "-bios", bios, "-m", std::to_string(mem_mb),
-      "-nodefaults", "-no-user-config", "-display", "none", "-device", vfio,
-      "-qtest", qtest_endpoint().uri() + ",server=on,wait=off", "-qtest-log", "none",
-      "-qmp", qmp_endpoint().uri() + ",server=on,wait=off"};
+  std::vector<std::string> a = {binary,
+                                "-M",
+                                machine,
+                                "-accel",
+                                "tcg",
+                                "-bios",
+                                bios,
+                                "-m",
+                                std::to_string(mem_mb),
+                                "-nodefaults",
+                                "-no-user-config",
+                                "-display",
+                                "none",
+                                "-device",
+                                vfio,
+                                "-qtest",
+                                qtest_endpoint().uri() + ",server=on,wait=off",
+                                "-qtest-log",
+                                "none",
+                                "-qmp",
+                                qmp_endpoint().uri() + ",server=on,wait=off"};
   if (incoming) {
     a.emplace_back("-incoming");
     a.push_back(*incoming);
@@ -138,7 +160,9 @@ Result<QemuProcess> QemuProcess::start(const QemuConfig& config) {
 }
 
 QemuProcess::QemuProcess(QemuProcess&& other) noexcept
-    : config_(std::move(other.config_)), pid_(std::exchange(other.pid_, -1)), status_(other.status_) {}
+    : config_(std::move(other.config_)),
+      pid_(std::exchange(other.pid_, -1)),
+      status_(other.status_) {}
 
 QemuProcess& QemuProcess::operator=(QemuProcess&& other) noexcept {
   if (this != &other) {
@@ -176,8 +200,10 @@ void QemuProcess::reap(bool block) {
   do {
     r = ::waitpid(pid_, &st, block ? 0 : WNOHANG);
   } while (r < 0 && errno == EINTR);
-  if (r == pid_) status_ = st;
-  else if (r < 0 && errno == ECHILD) status_ = -1;  // reaped elsewhere: gone all the same
+  if (r == pid_)
+    status_ = st;
+  else if (r < 0 && errno == ECHILD)
+    status_ = -1;  // reaped elsewhere: gone all the same
 }
 
 bool QemuProcess::running() {
@@ -234,12 +260,28 @@ struct SyscallName {
   bool fd_arg;
 };
 constexpr SyscallName kSyscalls[] = {
-    {0, "read", true},        {1, "write", true},       {7, "poll", false},        {16, "ioctl", true},
-    {17, "pread64", true},    {18, "pwrite64", true},   {19, "readv", true},       {20, "writev", true},
-    {23, "select", false},    {35, "nanosleep", false}, {44, "sendto", true},      {45, "recvfrom", true},
-    {46, "sendmsg", true},    {47, "recvmsg", true},    {61, "wait4", false},      {202, "futex", false},
-    {230, "clock_nanosleep", false}, {232, "epoll_wait", false}, {270, "pselect6", false},
-    {271, "ppoll", false},    {281, "epoll_pwait", false}, {426, "io_uring_enter", true},
+    {0, "read", true},
+    {1, "write", true},
+    {7, "poll", false},
+    {16, "ioctl", true},
+    {17, "pread64", true},
+    {18, "pwrite64", true},
+    {19, "readv", true},
+    {20, "writev", true},
+    {23, "select", false},
+    {35, "nanosleep", false},
+    {44, "sendto", true},
+    {45, "recvfrom", true},
+    {46, "sendmsg", true},
+    {47, "recvmsg", true},
+    {61, "wait4", false},
+    {202, "futex", false},
+    {230, "clock_nanosleep", false},
+    {232, "epoll_wait", false},
+    {270, "pselect6", false},
+    {271, "ppoll", false},
+    {281, "epoll_pwait", false},
+    {426, "io_uring_enter", true},
 };
 
 // "read(fd 12 anon_inode:[mdevmig-data])" from /proc/PID/task/TID/syscall ("NR arg1 ...
@@ -259,7 +301,8 @@ std::string describe_syscall(const std::string& pid_dir, const std::string& task
       char target[256] = {};
       const std::string link = pid_dir + "/fd/" + std::to_string(fd);
       const ssize_t n = ::readlink(link.c_str(), target, sizeof target - 1);
-      out += "(fd " + std::to_string(fd) + (n > 0 ? " " + std::string(target, static_cast<std::size_t>(n)) : "") + ")";
+      out += "(fd " + std::to_string(fd) +
+             (n > 0 ? " " + std::string(target, static_cast<std::size_t>(n)) : "") + ")";
     }
     break;
   }
@@ -275,7 +318,8 @@ std::string driver_frames(const std::string& task) {
     // "[<0>] mdevmig_data_read+0x1a/0x2b0 [mdevmig]"
     const auto sp = line.find(' ');
     const std::string frame = sp == std::string::npos ? line : line.substr(sp + 1);
-    if (frame.find("mdevmig") == std::string::npos && frame.find("vfio") == std::string::npos) continue;
+    if (frame.find("mdevmig") == std::string::npos && frame.find("vfio") == std::string::npos)
+      continue;
     out += (out.empty() ? "" : " < ") + frame.substr(0, frame.find('+'));
   }
   return out;
@@ -296,14 +340,17 @@ std::string describe_threads(pid_t pid) {
     // stat: "tid (comm) state ...": the state follows the last ')'.
     const std::string stat = first_line(task + "/stat");
     const auto close = stat.rfind(')');
-    const std::string state = close != std::string::npos && close + 2 < stat.size() ? stat.substr(close + 2, 1) : "?";
+    const std::string state =
+        close != std::string::npos && close + 2 < stat.size() ? stat.substr(close + 2, 1) : "?";
     std::string wchan = first_line(task + "/wchan");
     if (wchan.empty() || wchan == "0") wchan = "-";
     if (!out.empty()) out += ", ";
     out += first_line(task + "/comm") + " " + state + " " + wchan;
     if (state != "R") {
-      if (const std::string call = describe_syscall(pid_dir, task); !call.empty()) out += " " + call;
-      if (const std::string frames = driver_frames(task); !frames.empty()) out += " [" + frames + "]";
+      if (const std::string call = describe_syscall(pid_dir, task); !call.empty())
+        out += " " + call;
+      if (const std::string frames = driver_frames(task); !frames.empty())
+        out += " [" + frames + "]";
     }
   }
   ::closedir(d);

@@ -48,14 +48,14 @@ struct QemuConfig {
   /// The machine type: "q35" is the QEMU's newest; a versioned one ("pc-q35-7.2") lets
   /// QEMUs of different versions migrate to each other.
   std::string machine = "q35";
-  std::string bios;              ///< path of a HLT-only BIOS image (write_halt_bios)
+  std::string bios;  ///< path of a HLT-only BIOS image (write_halt_bios)
   uint32_t mem_mb = 128;
-  std::string mdev_uuid;         ///< the instance given to the VM as vfio-pci
-  std::string pci_addr = "0x3";  ///< slot of the vfio-pci function on bus 0
+  std::string mdev_uuid;                      ///< the instance given to the VM as vfio-pci
+  std::string pci_addr = "0x3";               ///< slot of the vfio-pci function on bus 0
   VfioProtocol protocol = VfioProtocol::kV1;  ///< resolved: kV1 or kV2
-  std::optional<std::string> incoming;  ///< "-incoming" value ("defer", "unix:...")
-  std::string dir;                      ///< where the sockets and the log go
-  std::string name;                     ///< "src", "dst": names the sockets and the log
+  std::optional<std::string> incoming;        ///< "-incoming" value ("defer", "unix:...")
+  std::string dir;                            ///< where the sockets and the log go
+  std::string name;                           ///< "src", "dst": names the sockets and the log
   /// Where QMP listens when it is not a unix socket in `dir`: a TCP address (host:port)
   /// for a harness on another host; qtest then listens on port + 1.
   std::optional<Endpoint> control;
@@ -75,7 +75,8 @@ struct QemuConfig {
 /// Writes the BIOS the harness VMs boot: `size` bytes of 0xF4 (HLT). At reset the CPU
 /// runs from the top of it with interrupts off, halts and stays halted, so the VM is
 /// running but its CPU does nothing; qtest does the CPU's work.
-[[nodiscard]] Result<void> write_halt_bios(const std::string& path, std::size_t size = std::size_t{64} * 1024);
+[[nodiscard]] Result<void> write_halt_bios(const std::string& path,
+                                           std::size_t size = std::size_t{64} * 1024);
 
 /// A running QEMU, killed (SIGKILL) and reaped on destruction if still running. The
 /// child gets PR_SET_PDEATHSIG, so it cannot outlive the thread that started it: start
@@ -93,8 +94,10 @@ class QemuProcess {
   [[nodiscard]] pid_t pid() const { return pid_; }
   [[nodiscard]] const QemuConfig& config() const { return config_; }
 
-  [[nodiscard]] Result<QmpClient> connect_qmp(std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
-  [[nodiscard]] Result<QtestClient> connect_qtest(std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+  [[nodiscard]] Result<QmpClient> connect_qmp(
+      std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
+  [[nodiscard]] Result<QtestClient> connect_qtest(
+      std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;
 
   /// True until the process has exited (reaps it if it has).
   [[nodiscard]] bool running();

@@ -82,10 +82,12 @@ void DeviceDataScanner::count(const uint8_t* data, std::size_t len) {
   }
 }
 
-Result<std::unique_ptr<MigrationProxy>> MigrationProxy::start(const Endpoint& listen, const Endpoint& upstream,
-                                                              Fault fault, uint64_t fault_at) {
+Result<std::unique_ptr<MigrationProxy>> MigrationProxy::start(const Endpoint& listen,
+                                                              const Endpoint& upstream, Fault fault,
+                                                              uint64_t fault_at) {
   UniqueFd l = MDEVMIG_TRY(listen_on(listen));
-  auto p = std::unique_ptr<MigrationProxy>(new MigrationProxy(std::move(l), listen, upstream, fault, fault_at));
+  auto p = std::unique_ptr<MigrationProxy>(
+      new MigrationProxy(std::move(l), listen, upstream, fault, fault_at));
   int pfd[2];
   if (::pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0) return Error::from_errno("pipe2");
   p->stop_pipe_[0].reset(pfd[0]);
@@ -94,7 +96,8 @@ Result<std::unique_ptr<MigrationProxy>> MigrationProxy::start(const Endpoint& li
   return p;
 }
 
-MigrationProxy::MigrationProxy(UniqueFd listener, Endpoint listen, Endpoint upstream, Fault fault, uint64_t fault_at)
+MigrationProxy::MigrationProxy(UniqueFd listener, Endpoint listen, Endpoint upstream, Fault fault,
+                               uint64_t fault_at)
     : listener_(std::move(listener)),
       listen_(std::move(listen)),
       upstream_(std::move(upstream)),
@@ -145,10 +148,14 @@ void MigrationProxy::record() {
   std::lock_guard lock(mu_);
   const double now = wall_now();
   const uint64_t total = forward_.load(), device = device_main_.load();
-  if (!timeline_.empty() && now - timeline_.back().wall < 0.001) timeline_.back() = {now, total};
-  else timeline_.push_back({now, total});
-  if (!device_timeline_.empty() && now - device_timeline_.back().wall < 0.001) device_timeline_.back() = {now, device};
-  else device_timeline_.push_back({now, device});
+  if (!timeline_.empty() && now - timeline_.back().wall < 0.001)
+    timeline_.back() = {now, total};
+  else
+    timeline_.push_back({now, total});
+  if (!device_timeline_.empty() && now - device_timeline_.back().wall < 0.001)
+    device_timeline_.back() = {now, device};
+  else
+    device_timeline_.push_back({now, device});
 }
 
 struct MigrationProxy::Relay {
@@ -163,11 +170,13 @@ Result<UniqueFd> MigrationProxy::connect_upstream() {
     auto s = connect_once(upstream_);
     if (s || !connect_retryable(s.error()) || tries == 1500) return s;
     pollfd st{stop_pipe_[0].get(), POLLIN, 0};
-    if (::poll(&st, 1, 20) > 0) return Error::make(ECANCELED, "connect to " + upstream_.uri(), "proxy stopped");
+    if (::poll(&st, 1, 20) > 0)
+      return Error::make(ECANCELED, "connect to " + upstream_.uri(), "proxy stopped");
   }
 }
 
-bool MigrationProxy::pump(Relay& r, bool forward, bool back, std::vector<uint8_t>& buf, bool& cut_all) {
+bool MigrationProxy::pump(Relay& r, bool forward, bool back, std::vector<uint8_t>& buf,
+                          bool& cut_all) {
   if (forward) {
     ssize_t n = ::recv(r.down.get(), buf.data(), buf.size(), 0);
     if (n <= 0) {
@@ -194,7 +203,8 @@ bool MigrationProxy::pump(Relay& r, bool forward, bool back, std::vector<uint8_t
               fault_fired_ = true;
               buf[start + static_cast<std::size_t>(at)] ^= 0x5a;
               std::lock_guard lock(mu_);
-              note_ = "flipped stream byte " + std::to_string(before + start + static_cast<std::size_t>(at)) +
+              note_ = "flipped stream byte " +
+                      std::to_string(before + start + static_cast<std::size_t>(at)) +
                       " (inside VFIO device data)";
             }
           }
@@ -318,12 +328,15 @@ Result<uint64_t> corrupt_device_data_in_file(const std::string& path, uint64_t f
   for (;;) {
     ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(off));
     if (n < 0) return Error::from_errno("read", path);
-    if (n == 0) return Error::make(ENOENT, "find VFIO device data", path + " after byte " + std::to_string(from));
+    if (n == 0)
+      return Error::make(ENOENT, "find VFIO device data",
+                         path + " after byte " + std::to_string(from));
     long at = scanner.feed(buf.data(), static_cast<std::size_t>(n), 100);
     if (at >= 0) {
       uint64_t pos = off + static_cast<uint64_t>(at);
       uint8_t b = buf[static_cast<std::size_t>(at)] ^ 0x5a;
-      if (::pwrite(fd.get(), &b, 1, static_cast<off_t>(pos)) != 1) return Error::from_errno("write", path);
+      if (::pwrite(fd.get(), &b, 1, static_cast<off_t>(pos)) != 1)
+        return Error::from_errno("write", path);
       return pos;
     }
     off += static_cast<uint64_t>(n);

@@ -42,10 +42,10 @@ class DeviceDataScanner {
   void push(uint8_t byte);
 
   uint8_t window_[16] = {};
-  std::size_t have_ = 0;         // valid bytes in window_ (up to 16)
-  uint64_t chunk_left_ = 0;      // bytes of the current chunk not yet seen
-  uint64_t chunk_seen_ = 0;      // bytes of the current chunk seen
-  uint64_t data_bytes_ = 0;      // chunk payload bytes seen in all
+  std::size_t have_ = 0;     // valid bytes in window_ (up to 16)
+  uint64_t chunk_left_ = 0;  // bytes of the current chunk not yet seen
+  uint64_t chunk_seen_ = 0;  // bytes of the current chunk seen
+  uint64_t data_bytes_ = 0;  // chunk payload bytes seen in all
 };
 
 /// A byte in time: cumulative stream bytes at a wall-clock moment.
@@ -65,9 +65,9 @@ class MigrationProxy {
   /// bytes: kTruncate closes every connection there; kCorruptDeviceData flips one byte
   /// of the main channel's next VFIO device-data chunk.
   [[nodiscard]] static Result<std::unique_ptr<MigrationProxy>> start(const Endpoint& listen,
-                                                                      const Endpoint& upstream,
-                                                                      Fault fault = Fault::kNone,
-                                                                      uint64_t fault_at = 0);
+                                                                     const Endpoint& upstream,
+                                                                     Fault fault = Fault::kNone,
+                                                                     uint64_t fault_at = 0);
   ~MigrationProxy();
   MigrationProxy(const MigrationProxy&) = delete;
   MigrationProxy& operator=(const MigrationProxy&) = delete;
@@ -96,7 +96,8 @@ class MigrationProxy {
   [[nodiscard]] std::string error() const;
 
  private:
-  MigrationProxy(UniqueFd listener, Endpoint listen, Endpoint upstream, Fault fault, uint64_t fault_at);
+  MigrationProxy(UniqueFd listener, Endpoint listen, Endpoint upstream, Fault fault,
+                 uint64_t fault_at);
   struct Relay;
   void run();
   // Relays one connection until it ends or the proxy stops.

@@ -53,7 +53,8 @@ std::string QmpClient::version() const {
   if (q == v->end() || !q->is_object()) return "?";
   auto num = [&](const char* k) {
     auto it = q->find(k);
-    return it != q->end() && it->is_number_integer() ? std::to_string(it->get<int64_t>()) : std::string("?");
+    return it != q->end() && it->is_number_integer() ? std::to_string(it->get<int64_t>())
+                                                     : std::string("?");
   };
   return num("major") + "." + num("minor") + "." + num("micro");
 }
@@ -71,7 +72,8 @@ void QmpClient::queue_event(QmpEvent event) {
   events_.push_back(std::move(event));
 }
 
-Result<void> QmpClient::handle_line(const std::string& line, uint64_t want_id, std::optional<json>* reply) {
+Result<void> QmpClient::handle_line(const std::string& line, uint64_t want_id,
+                                    std::optional<json>* reply) {
   if (line.empty()) return ok();
   json msg = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (msg.is_discarded() || !msg.is_object())
@@ -106,7 +108,8 @@ Result<nlohmann::json> QmpClient::execute(std::string_view command, const json& 
   json req = {{"execute", std::string(command)}, {"id", id}};
   if (!arguments.is_null()) req["arguments"] = arguments;
   const std::string op = "QMP " + std::string(command);
-  if (auto w = channel_.write_all(req.dump() + "\n", until); !w) return with_context(std::move(w).error(), op);
+  if (auto w = channel_.write_all(req.dump() + "\n", until); !w)
+    return with_context(std::move(w).error(), op);
   std::optional<json> reply;
   while (!reply) {
     auto line = channel_.read_line(until);
@@ -116,8 +119,10 @@ Result<nlohmann::json> QmpClient::execute(std::string_view command, const json& 
   if (auto err = reply->find("error"); err != reply->end()) {
     std::string cls = "?", desc;
     if (err->is_object()) {
-      if (auto c = err->find("class"); c != err->end() && c->is_string()) cls = c->get<std::string>();
-      if (auto d = err->find("desc"); d != err->end() && d->is_string()) desc = d->get<std::string>();
+      if (auto c = err->find("class"); c != err->end() && c->is_string())
+        cls = c->get<std::string>();
+      if (auto d = err->find("desc"); d != err->end() && d->is_string())
+        desc = d->get<std::string>();
     }
     return Error::make(EREMOTEIO, op, cls + ": " + desc);
   }
@@ -134,7 +139,8 @@ Result<void> QmpClient::poll() {
 }
 
 std::vector<QmpEvent> QmpClient::take_events() {
-  std::vector<QmpEvent> out(std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.end()));
+  std::vector<QmpEvent> out(std::make_move_iterator(events_.begin()),
+                            std::make_move_iterator(events_.end()));
   events_.clear();
   return out;
 }
@@ -156,7 +162,8 @@ Result<QmpEvent> QmpClient::wait_event(std::string_view name, std::chrono::milli
       }
     }
     auto line = channel_.read_line(until);
-    if (!line) return with_context(std::move(line).error(), "QMP wait for event " + std::string(name));
+    if (!line)
+      return with_context(std::move(line).error(), "QMP wait for event " + std::string(name));
     std::optional<json> unused;
     MDEVMIG_TRY(handle_line(*line, 0, &unused));
   }

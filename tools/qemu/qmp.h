@@ -36,11 +36,11 @@ class QmpClient {
 
   /// Connects (retrying while QEMU creates the socket), reads the greeting and
   /// negotiates capabilities, all within `timeout`.
-  [[nodiscard]] static Result<QmpClient> connect(const Endpoint& at,
-                                                 std::chrono::milliseconds timeout = kDefaultTimeout);
+  [[nodiscard]] static Result<QmpClient> connect(
+      const Endpoint& at, std::chrono::milliseconds timeout = kDefaultTimeout);
   /// The same over an already connected channel (tests use a socketpair).
-  [[nodiscard]] static Result<QmpClient> handshake(LineChannel channel,
-                                                   std::chrono::milliseconds timeout = kDefaultTimeout);
+  [[nodiscard]] static Result<QmpClient> handshake(
+      LineChannel channel, std::chrono::milliseconds timeout = kDefaultTimeout);
 
   /// Runs `command` with `arguments` (an object, or null for none) and returns its
   /// "return" value. Events that arrive meanwhile are queued; replies to earlier
@@ -50,7 +50,8 @@ class QmpClient {
                                                std::chrono::milliseconds timeout = kDefaultTimeout);
 
   /// The first queued or arriving event called `name` (removed from the queue).
-  [[nodiscard]] Result<QmpEvent> wait_event(std::string_view name, std::chrono::milliseconds timeout);
+  [[nodiscard]] Result<QmpEvent> wait_event(std::string_view name,
+                                            std::chrono::milliseconds timeout);
   /// Reads whatever has arrived, without waiting, into the event queue.
   [[nodiscard]] Result<void> poll();
   /// Removes and returns every queued event.

@@ -54,11 +54,15 @@ Result<bool> QtestClient::handle_async(std::string_view line) {
   if (line.substr(0, 4) != "IRQ ") return false;
   std::string_view rest = line.substr(4);
   bool raise;
-  if (rest.substr(0, 6) == "raise ") raise = true;
-  else if (rest.substr(0, 6) == "lower ") raise = false;
-  else return protocol_error("IRQ", "malformed notification '" + std::string(line) + "'");
+  if (rest.substr(0, 6) == "raise ")
+    raise = true;
+  else if (rest.substr(0, 6) == "lower ")
+    raise = false;
+  else
+    return protocol_error("IRQ", "malformed notification '" + std::string(line) + "'");
   auto n = parse_c_uint(trim(rest.substr(6)));
-  if (!n || *n > 1u << 20) return protocol_error("IRQ", "bad line number in '" + std::string(line) + "'");
+  if (!n || *n > 1u << 20)
+    return protocol_error("IRQ", "bad line number in '" + std::string(line) + "'");
   IrqLine& l = irqs_[static_cast<int>(*n)];
   l.level = raise;
   ++(raise ? l.raises : l.lowers);
@@ -143,7 +147,8 @@ Result<uint64_t> QtestClient::readq(uint64_t addr) { return read_value("readq", 
 
 Result<std::vector<uint8_t>> QtestClient::read(uint64_t addr, std::size_t len) {
   if (len == 0) return std::vector<uint8_t>();
-  std::string reply = MDEVMIG_TRY(command("read " + hex(addr) + " " + hex(len), bulk_timeout(timeout_, 2 * len)));
+  std::string reply =
+      MDEVMIG_TRY(command("read " + hex(addr) + " " + hex(len), bulk_timeout(timeout_, 2 * len)));
   auto data = hex_decode(reply);
   if (!data || data->size() != len)
     return protocol_error("read", "expected " + std::to_string(len) + " bytes of hex, got " +
@@ -160,7 +165,8 @@ Result<void> QtestClient::write(uint64_t addr, std::span<const uint8_t> data) {
 
 Result<std::vector<uint8_t>> QtestClient::b64read(uint64_t addr, std::size_t len) {
   if (len == 0) return std::vector<uint8_t>();
-  std::string reply = MDEVMIG_TRY(command("b64read " + hex(addr) + " " + hex(len), bulk_timeout(timeout_, len)));
+  std::string reply =
+      MDEVMIG_TRY(command("b64read " + hex(addr) + " " + hex(len), bulk_timeout(timeout_, len)));
   auto data = base64_decode(reply);
   if (!data || data->size() != len)
     return protocol_error("b64read", "expected " + std::to_string(len) + " bytes of base64, got " +
@@ -177,13 +183,15 @@ Result<void> QtestClient::b64write(uint64_t addr, std::span<const uint8_t> data)
 
 Result<void> QtestClient::memset(uint64_t addr, std::size_t len, uint8_t value) {
   if (len == 0) return ok();
-  MDEVMIG_TRY(command("memset " + hex(addr) + " " + hex(len) + " " + hex(value), bulk_timeout(timeout_, len)));
+  MDEVMIG_TRY(command("memset " + hex(addr) + " " + hex(len) + " " + hex(value),
+                      bulk_timeout(timeout_, len)));
   return ok();
 }
 
 Result<void> QtestClient::irq_intercept_in(std::string_view qom_path) {
   if (qom_path.empty() || qom_path.find_first_of(" \n") != std::string_view::npos)
-    return Error::make(EINVAL, "qtest irq_intercept_in", "bad QOM path '" + std::string(qom_path) + "'");
+    return Error::make(EINVAL, "qtest irq_intercept_in",
+                       "bad QOM path '" + std::string(qom_path) + "'");
   MDEVMIG_TRY(command("irq_intercept_in " + std::string(qom_path)));
   return ok();
 }
@@ -202,12 +210,14 @@ IrqLine QtestClient::irq(int n) const {
   return it == irqs_.end() ? IrqLine{} : it->second;
 }
 
-Result<void> QtestClient::wait_irq_raises(int n, uint64_t raises, std::chrono::milliseconds timeout) {
+Result<void> QtestClient::wait_irq_raises(int n, uint64_t raises,
+                                          std::chrono::milliseconds timeout) {
   Deadline until = deadline_in(timeout);
   for (;;) {
     if (irq(n).raises >= raises) return ok();
     auto line = channel_.read_line(until);
-    if (!line) return with_context(std::move(line).error(), "qtest wait for IRQ " + std::to_string(n));
+    if (!line)
+      return with_context(std::move(line).error(), "qtest wait for IRQ " + std::to_string(n));
     if (!MDEVMIG_TRY(handle_async(*line)))
       return protocol_error("IRQ", "reply without a command: '" + line->substr(0, 120) + "'");
   }

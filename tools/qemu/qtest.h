@@ -34,8 +34,8 @@ class QtestClient {
   static constexpr std::chrono::milliseconds kDefaultTimeout{10'000};
 
   /// Connects to a -qtest socket, retrying while QEMU is starting.
-  [[nodiscard]] static Result<QtestClient> connect(const Endpoint& at,
-                                                   std::chrono::milliseconds timeout = kDefaultTimeout);
+  [[nodiscard]] static Result<QtestClient> connect(
+      const Endpoint& at, std::chrono::milliseconds timeout = kDefaultTimeout);
   explicit QtestClient(LineChannel channel);
 
   void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
@@ -72,12 +72,14 @@ class QtestClient {
   [[nodiscard]] IrqLine irq(int n) const;
   [[nodiscard]] const std::map<int, IrqLine>& irqs() const { return irqs_; }
   /// Waits until line `n` has been raised at least `raises` times in total.
-  [[nodiscard]] Result<void> wait_irq_raises(int n, uint64_t raises, std::chrono::milliseconds timeout);
+  [[nodiscard]] Result<void> wait_irq_raises(int n, uint64_t raises,
+                                             std::chrono::milliseconds timeout);
 
   /// Sends one raw command line and returns what follows "OK" (trimmed).
   [[nodiscard]] Result<std::string> command(std::string_view line);
   /// The same with an explicit timeout (bulk transfers).
-  [[nodiscard]] Result<std::string> command(std::string_view line, std::chrono::milliseconds timeout);
+  [[nodiscard]] Result<std::string> command(std::string_view line,
+                                            std::chrono::milliseconds timeout);
 
  private:
   // True if `line` was an IRQ notification (and has been applied).

@@ -12,10 +12,12 @@ using json = nlohmann::json;
 MigrationPlan plan_round(stress::RoundPlanner& planner, const StressOptions& o) {
   MigrationPlan plan;
   plan.transport = planner.uniform(0, 1) < o.file_rate ? Transport::kFile : Transport::kUnix;
-  plan.max_bandwidth = static_cast<uint64_t>(static_cast<double>(o.max_bandwidth) * planner.uniform(0.5, 1.0));
+  plan.max_bandwidth =
+      static_cast<uint64_t>(static_cast<double>(o.max_bandwidth) * planner.uniform(0.5, 1.0));
   plan.downtime_limit_ms = o.downtime_limit_ms;
   plan.min_passes = static_cast<uint32_t>(planner.below(uint64_t{o.max_min_passes} + 1));
-  plan.switchover_delay = std::chrono::milliseconds(planner.below(static_cast<uint64_t>(o.max_switchover_delay.count()) + 1));
+  plan.switchover_delay = std::chrono::milliseconds(
+      planner.below(static_cast<uint64_t>(o.max_switchover_delay.count()) + 1));
   plan.fault_point = planner.uniform(0.15, 0.85);
   plan.fault = planner.draw_fault([&](FaultKind f) {
     return plan.transport == Transport::kUnix || stress::fault_spec(f).applies_to_file;
@@ -26,8 +28,12 @@ MigrationPlan plan_round(stress::RoundPlanner& planner, const StressOptions& o) 
 }  // namespace
 
 json report_json(const StressReport& report, const StressOptions& o) {
-  return report.to_json("qemu", {{"rounds", o.rounds}, {"fault_rate", o.fault_rate}, {"faults", stress::fault_names(o.faults)},
-                                 {"file_rate", o.file_rate}, {"seed", o.seed}, {"max_bandwidth", o.max_bandwidth},
+  return report.to_json("qemu", {{"rounds", o.rounds},
+                                 {"fault_rate", o.fault_rate},
+                                 {"faults", stress::fault_names(o.faults)},
+                                 {"file_rate", o.file_rate},
+                                 {"seed", o.seed},
+                                 {"max_bandwidth", o.max_bandwidth},
                                  {"downtime_limit_ms", o.downtime_limit_ms}});
 }
 
@@ -50,9 +56,10 @@ StressReport run_stress(Harness& h, const StressOptions& o, const LogFn& log) {
   for (uint32_t round = 1; round <= o.rounds; ++round) {
     const MigrationPlan plan = plan_round(planner, o);
     const std::size_t dst = (h.current_instance() + 1) % h.instance_count();
-    say("round " + std::to_string(round) + ": " + (plan.transport == Transport::kUnix ? "live" : "file") +
-        ", fault " + fault_name(plan.fault) + ", switchover after " + std::to_string(plan.min_passes) + " passes + " +
-        std::to_string(plan.switchover_delay.count()) + " ms");
+    say("round " + std::to_string(round) + ": " +
+        (plan.transport == Transport::kUnix ? "live" : "file") + ", fault " +
+        fault_name(plan.fault) + ", switchover after " + std::to_string(plan.min_passes) +
+        " passes + " + std::to_string(plan.switchover_delay.count()) + " ms");
     auto r = h.migrate(dst, plan);
     if (!r) {
       RoundReport failed;
@@ -69,7 +76,8 @@ StressReport run_stress(Harness& h, const StressOptions& o, const LogFn& log) {
     rep.round = round;
     if (rep.fault != FaultKind::kNone && rep.migration.fault_fired) {
       // The proxy aims its flip at device data: the destination must refuse it.
-      if (auto p = stress::survivor_problem(rep, /*blind=*/false); !p.empty()) rep.problems.push_back(p);
+      if (auto p = stress::survivor_problem(rep, /*blind=*/false); !p.empty())
+        rep.problems.push_back(p);
     }
     if (rep.survivor == Survivor::kNone) {
       // Nothing survived: bring the VM back from the last checkpoint.
@@ -83,11 +91,14 @@ StressReport run_stress(Harness& h, const StressOptions& o, const LogFn& log) {
     }
     // Nothing left behind: instances, QEMUs, fds; no kernel complaint.
     uint64_t rejected = 0;
-    for (auto& p : leaks.check(h.live_vms(), 0, "resume rejected", &rejected)) rep.problems.push_back(p);
-    if (rep.fault == FaultKind::kCorrupt && rep.migration.fault_fired && rep.survivor == Survivor::kSource && rejected == 0)
-      rep.problems.emplace_back("corrupted stream refused without the device's 'resume rejected' kernel line");
-    say("round " + std::to_string(round) + ": " + rep.migration.status + ", survivor " + survivor_name(rep.survivor) +
-        (rep.verified() ? ", verified" : ", NOT VERIFIED"));
+    for (auto& p : leaks.check(h.live_vms(), 0, "resume rejected", &rejected))
+      rep.problems.push_back(p);
+    if (rep.fault == FaultKind::kCorrupt && rep.migration.fault_fired &&
+        rep.survivor == Survivor::kSource && rejected == 0)
+      rep.problems.emplace_back(
+          "corrupted stream refused without the device's 'resume rejected' kernel line");
+    say("round " + std::to_string(round) + ": " + rep.migration.status + ", survivor " +
+        survivor_name(rep.survivor) + (rep.verified() ? ", verified" : ", NOT VERIFIED"));
     const bool lost_vm = !h.has_vm();
     report.add(std::move(rep));
     if (lost_vm) {
@@ -96,7 +107,8 @@ StressReport run_stress(Harness& h, const StressOptions& o, const LogFn& log) {
     }
     if (round % o.checkpoint_every == 0 || report.rounds.back().recovered) {
       if (auto c = h.checkpoint(); !c) {
-        report.aborted = "checkpoint after round " + std::to_string(round) + ": " + c.error().message();
+        report.aborted =
+            "checkpoint after round " + std::to_string(round) + ": " + c.error().message();
         break;
       }
     }

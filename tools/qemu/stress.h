@@ -38,6 +38,7 @@ struct StressOptions {
 [[nodiscard]] nlohmann::json report_json(const StressReport& report, const StressOptions& options);
 
 /// Runs the rounds on a harness whose VM is booted and verified.
-[[nodiscard]] StressReport run_stress(Harness& harness, const StressOptions& options, const LogFn& log = {});
+[[nodiscard]] StressReport run_stress(Harness& harness, const StressOptions& options,
+                                      const LogFn& log = {});
 
 }  // namespace mdevmig::qemu

@@ -4,7 +4,8 @@
 
 namespace mdevmig::qemu {
 
-QemuConfig VmSpec::config(const std::string& name, const std::string& uuid, std::optional<std::string> incoming,
+QemuConfig VmSpec::config(const std::string& name, const std::string& uuid,
+                          std::optional<std::string> incoming,
                           std::optional<Endpoint> control) const {
   QemuConfig cfg;
   cfg.binary = qemu_binary;
@@ -33,8 +34,8 @@ Result<Vm> Vm::start(const VmSpec& spec, const std::string& name, const std::str
   if (!qmp) {
     Error e = std::move(qmp).error();
     vm.proc_->kill();
-    e.context += " (" + describe_wait_status(vm.proc_->exit_status().value_or(-1)) + "; log: " +
-                 vm.proc_->log_tail(400) + ")";
+    e.context += " (" + describe_wait_status(vm.proc_->exit_status().value_or(-1)) +
+                 "; log: " + vm.proc_->log_tail(400) + ")";
     return e;
   }
   vm.qmp_ = std::make_unique<QmpClient>(std::move(qmp).value());
@@ -110,7 +111,8 @@ Result<void> Vm::resume(std::chrono::milliseconds timeout) {
   for (std::string st = MDEVMIG_TRY(run_state(time_left(until))); st == "finish-migrate";
        st = MDEVMIG_TRY(run_state(time_left(until)))) {
     if (Clock::now() >= until)
-      return Error::make(ETIMEDOUT, "resume VM " + name_, "still in finish-migrate after the migration ended");
+      return Error::make(ETIMEDOUT, "resume VM " + name_,
+                         "still in finish-migrate after the migration ended");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   MDEVMIG_TRY(qmp_->execute("cont"));
@@ -134,8 +136,10 @@ std::string Vm::quit(std::chrono::milliseconds timeout) {
 }
 
 void Vm::kill() {
-  if (proc_) proc_->kill();
-  else if (qmp_) (void)qmp_->execute("quit", nullptr, std::chrono::seconds(5));
+  if (proc_)
+    proc_->kill();
+  else if (qmp_)
+    (void)qmp_->execute("quit", nullptr, std::chrono::seconds(5));
 }
 
 }  // namespace mdevmig::qemu

@@ -19,12 +19,12 @@ namespace mdevmig::qemu {
 /// What every VM of a run shares.
 struct VmSpec {
   std::string qemu_binary = "qemu-system-x86_64";
-  std::string machine = "q35";  ///< see QemuConfig::machine
+  std::string machine = "q35";                  ///< see QemuConfig::machine
   VfioProtocol protocol = VfioProtocol::kAuto;  ///< Harness::create resolves kAuto
   uint32_t mem_mb = 128;
-  std::string pci_addr = "0x3";  ///< see QemuConfig::pci_addr
-  std::string dir;   ///< work directory: sockets, logs, the BIOS
-  std::string bios;  ///< HLT-only BIOS (written by the harness)
+  std::string pci_addr = "0x3";         ///< see QemuConfig::pci_addr
+  std::string dir;                      ///< work directory: sockets, logs, the BIOS
+  std::string bios;                     ///< HLT-only BIOS (written by the harness)
   std::vector<std::string> extra_args;  ///< appended to every QEMU command line (e.g. -trace ...)
 
   /// The configuration of one QEMU of the run (see Vm::start).
@@ -37,14 +37,16 @@ class Vm {
  public:
   /// Starts QEMU on mdev `uuid` (with `incoming` as -incoming, if given) and connects
   /// QMP. `name` names its sockets and log.
-  [[nodiscard]] static Result<Vm> start(const VmSpec& spec, const std::string& name, const std::string& uuid,
+  [[nodiscard]] static Result<Vm> start(const VmSpec& spec, const std::string& name,
+                                        const std::string& uuid,
                                         std::optional<std::string> incoming = std::nullopt);
   /// A QEMU on another host, started there (QemuProcess, spec.config() with `control`)
   /// with QMP on `control` and qtest on the next port: connects QMP, retrying until
   /// `timeout`. `uuid` is its instance there. (QMP takes one client at a time: the host
   /// that started it must not connect.)
-  [[nodiscard]] static Result<Vm> attach(const std::string& name, const std::string& uuid, const Endpoint& control,
-                                         std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  [[nodiscard]] static Result<Vm> attach(
+      const std::string& name, const std::string& uuid, const Endpoint& control,
+      std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
   Vm(Vm&&) noexcept = default;
   Vm& operator=(Vm&&) noexcept = default;
@@ -66,9 +68,11 @@ class Vm {
 
   /// query-status "status": "running", "paused", "postmigrate", "inmigrate", ...
   /// (`timeout`: for the answer, which QEMU gives only once it has its big lock).
-  [[nodiscard]] Result<std::string> run_state(std::chrono::milliseconds timeout = QmpClient::kDefaultTimeout);
+  [[nodiscard]] Result<std::string> run_state(
+      std::chrono::milliseconds timeout = QmpClient::kDefaultTimeout);
   /// Waits until run_state() is `state`.
-  [[nodiscard]] Result<void> wait_run_state(const std::string& state, std::chrono::milliseconds timeout);
+  [[nodiscard]] Result<void> wait_run_state(const std::string& state,
+                                            std::chrono::milliseconds timeout);
   /// Runs a VM that a migration left stopped (`cont` once it is out of finish-migrate)
   /// and waits until it runs.
   [[nodiscard]] Result<void> resume(std::chrono::milliseconds timeout = std::chrono::seconds(30));

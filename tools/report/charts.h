@@ -25,7 +25,7 @@ namespace mdevmig::report {
 // ---- the drawing pieces both charts use --------------------------------------------
 
 inline constexpr double kWidth = 960;
-inline constexpr double kLeft = 90;    ///< room for the y axis labels
+inline constexpr double kLeft = 90;  ///< room for the y axis labels
 inline constexpr double kRight = 24;
 inline constexpr double kPanelHeight = 196;  ///< title, plot and x labels
 
@@ -43,7 +43,9 @@ struct Plot {
 struct Columns {
   double x0 = 0, w = 0;
   std::size_t n = 0;
-  [[nodiscard]] double center(std::size_t i) const { return x0 + (static_cast<double>(i) + 0.5) * w / static_cast<double>(n); }
+  [[nodiscard]] double center(std::size_t i) const {
+    return x0 + (static_cast<double>(i) + 0.5) * w / static_cast<double>(n);
+  }
   [[nodiscard]] double bar_width() const;
   [[nodiscard]] double bar_x(std::size_t i) const { return center(i) - bar_width() / 2; }
   /// Every how many columns a label fits.
@@ -52,9 +54,11 @@ struct Columns {
 
 /// Draws a panel's title, axis and gridlines from y = `top`, its y axis up to at least
 /// `max` (rounded up), labelled with `fmt`; returns the plot area.
-Plot draw_axes(SvgOut& svg, double top, std::string_view title, double max, ValueText fmt, bool bytes_axis);
+Plot draw_axes(SvgOut& svg, double top, std::string_view title, double max, ValueText fmt,
+               bool bytes_axis);
 /// Labels the x axis of `plot` below it: `labels[i]` at column i, where one fits.
-void draw_x_labels(SvgOut& svg, const Plot& plot, const Columns& cols, const std::vector<std::string>& labels);
+void draw_x_labels(SvgOut& svg, const Plot& plot, const Columns& cols,
+                   const std::vector<std::string>& labels);
 /// Grey text in the middle of an empty plot.
 void draw_empty(SvgOut& svg, const Plot& plot, std::string_view why);
 /// Monospace lines from y = `top`; returns the y after them.

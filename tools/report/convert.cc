@@ -13,7 +13,9 @@ namespace {
 
 constexpr uint64_t kPage = 4096;
 
-std::optional<double> ms(double v) { return v > 0 ? std::optional<double>(v / 1000) : std::nullopt; }
+std::optional<double> ms(double v) {
+  return v > 0 ? std::optional<double>(v / 1000) : std::nullopt;
+}
 
 }  // namespace
 
@@ -23,8 +25,10 @@ Migration from_engine(const engine::MigrationReport& r, std::string title) {
   m.status = "completed";
   m.completed = true;
   m.other_label = "guest memory";
-  m.dirty_note = "device state still pending after the pass (what was dirtied while it ran), in 4 KiB pages";
-  m.estimate_note = "what is pending over the measured bandwidth, plus the measured fixed cost of switching over";
+  m.dirty_note =
+      "device state still pending after the pass (what was dirtied while it ran), in 4 KiB pages";
+  m.estimate_note =
+      "what is pending over the measured bandwidth, plus the measured fixed cost of switching over";
   for (const auto& s : r.log) {
     Pass p;
     p.number = s.iteration;
@@ -38,21 +42,26 @@ Migration from_engine(const engine::MigrationReport& r, std::string title) {
   if (r.downtime_target_s > 0) m.target_s = r.downtime_target_s;
   m.downtime_s = r.downtime_s;
   m.total_s = r.total_s;
-  m.phases = {{"pre-copy", r.precopy_s, r.precopy_device_bytes + r.precopy_guest_bytes},
-              {"stop-copy (downtime)", r.downtime_s, r.stopcopy_device_bytes + r.stopcopy_guest_bytes},
-              {"total (on the wire)", r.total_s, r.wire_bytes}};
+  m.phases = {
+      {"pre-copy", r.precopy_s, r.precopy_device_bytes + r.precopy_guest_bytes},
+      {"stop-copy (downtime)", r.downtime_s, r.stopcopy_device_bytes + r.stopcopy_guest_bytes},
+      {"total (on the wire)", r.total_s, r.wire_bytes}};
   m.facts.emplace_back("channel", schema::channel_name(r.channel));
   m.facts.emplace_back("pre-copy iterations", std::to_string(r.iterations));
   if (!r.switchover_reason.empty()) m.facts.emplace_back("switchover", r.switchover_reason);
   if (r.estimated_downtime_s >= 0)
     m.facts.emplace_back("estimated downtime at the switchover",
-                         time_text(r.estimated_downtime_s) + ", of which " + time_text(r.switchover_fixed_s) + " fixed");
+                         time_text(r.estimated_downtime_s) + ", of which " +
+                             time_text(r.switchover_fixed_s) + " fixed");
   if (!r.log.empty())
-    m.facts.emplace_back("where the downtime went", time_text(r.decision_to_stop_s) + " until the device stopped, " +
-                                                        time_text(r.stopcopy_send_s) + " sending the rest, then the destination");
+    m.facts.emplace_back("where the downtime went", time_text(r.decision_to_stop_s) +
+                                                        " until the device stopped, " +
+                                                        time_text(r.stopcopy_send_s) +
+                                                        " sending the rest, then the destination");
   char hash[24];
   std::snprintf(hash, sizeof hash, "%016" PRIx64, r.stream_xxh3);
-  m.facts.emplace_back("device stream", bytes_text(static_cast<double>(r.stream_bytes)) + ", xxh3 " + hash);
+  m.facts.emplace_back("device stream",
+                       bytes_text(static_cast<double>(r.stream_bytes)) + ", xxh3 " + hash);
   return m;
 }
 
@@ -85,21 +94,28 @@ Migration from_qemu(const stress::MigrationOutcome& q, std::string title, Driver
     m.total_s = q.total_ms / 1000;
   }
   // QEMU's total-time runs from migrate to completion: setup, pre-copy, downtime.
-  const double precopy_ms = m.completed ? q.total_ms - q.setup_ms - q.downtime_ms : q.wall_ms - q.setup_ms;
+  const double precopy_ms =
+      m.completed ? q.total_ms - q.setup_ms - q.downtime_ms : q.wall_ms - q.setup_ms;
   if (!engine) m.phases.push_back({"setup", ms(q.setup_ms), std::nullopt});
-  m.phases.push_back({m.completed ? "pre-copy" : "pre-copy (until it ended)", ms(precopy_ms), q.wire_precopy_bytes});
-  if (m.completed) m.phases.push_back({"stop-copy (downtime)", ms(q.downtime_ms), q.wire_downtime_bytes});
-  m.phases.push_back({"total (on the wire)", ms(m.completed ? q.total_ms : q.wall_ms), q.wire_bytes});
+  m.phases.push_back({m.completed ? "pre-copy" : "pre-copy (until it ended)", ms(precopy_ms),
+                      q.wire_precopy_bytes});
+  if (m.completed)
+    m.phases.push_back({"stop-copy (downtime)", ms(q.downtime_ms), q.wire_downtime_bytes});
+  m.phases.push_back(
+      {"total (on the wire)", ms(m.completed ? q.total_ms : q.wall_ms), q.wire_bytes});
   if (!q.error.empty()) m.facts.emplace_back("error", q.error);
   if (q.fault != stress::FaultKind::kNone)
-    m.facts.emplace_back("fault", std::string(stress::fault_name(q.fault)) + ": " +
-                                      (q.fault_fired ? q.fault_note : "did not fire (the migration ended first)"));
+    m.facts.emplace_back(
+        "fault", std::string(stress::fault_name(q.fault)) + ": " +
+                     (q.fault_fired ? q.fault_note : "did not fire (the migration ended first)"));
   if (!engine) {
     m.facts.emplace_back("RAM", bytes_text(static_cast<double>(q.ram_transferred)) + " in " +
                                     std::to_string(q.ram_dirty_syncs) + " dirty syncs");
     m.facts.emplace_back("device", bytes_text(static_cast<double>(q.device_bytes)) + ", " +
-                                       std::to_string(q.device_iterations) + " pre-copy iterations");
-    if (q.harness_pause_ms > 0) m.facts.emplace_back("harness pause in the downtime", time_text(q.harness_pause_ms / 1000));
+                                       std::to_string(q.device_iterations) +
+                                       " pre-copy iterations");
+    if (q.harness_pause_ms > 0)
+      m.facts.emplace_back("harness pause in the downtime", time_text(q.harness_pause_ms / 1000));
   }
   return m;
 }

@@ -15,7 +15,7 @@ struct MigrationReport;
 namespace mdevmig::stress {
 struct MigrationOutcome;
 struct StressReport;
-}
+}  // namespace mdevmig::stress
 
 namespace mdevmig::report {
 
@@ -28,7 +28,8 @@ enum class Driver {
   kEngine,  ///< stress --mode local: the engine's passes carried in the same struct
 };
 /// One QEMU migration (or a stress round's), completed or not.
-[[nodiscard]] Migration from_qemu(const stress::MigrationOutcome& m, std::string title, Driver driver = Driver::kQemu);
+[[nodiscard]] Migration from_qemu(const stress::MigrationOutcome& m, std::string title,
+                                  Driver driver = Driver::kQemu);
 
 /// A stress run: every round, with its migration's figures where it has any.
 [[nodiscard]] Stress from_stress(const stress::StressReport& r, std::string title, Driver driver);

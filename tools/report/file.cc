@@ -12,7 +12,8 @@ namespace {
 bool ends_with_nocase(std::string_view s, std::string_view suffix) {
   if (s.size() <= suffix.size()) return false;  // a name, not only the suffix
   for (std::size_t i = 0; i < suffix.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(s[s.size() - suffix.size() + i])) != suffix[i]) return false;
+    if (std::tolower(static_cast<unsigned char>(s[s.size() - suffix.size() + i])) != suffix[i])
+      return false;
   return s[s.size() - suffix.size() - 1] != '/';
 }
 

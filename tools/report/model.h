@@ -15,11 +15,11 @@ namespace mdevmig::report {
 /// One pre-copy pass.
 struct Pass {
   uint32_t number = 0;
-  double seconds = 0;             ///< how long the pass took
-  uint64_t device_bytes = 0;      ///< device state sent in the pass
-  uint64_t other_bytes = 0;       ///< guest memory (engine) or RAM (QEMU) sent in the pass
-  std::optional<uint64_t> dirty_pages;     ///< see Migration::dirty_note
-  std::optional<double> est_downtime_s;    ///< the downtime estimate after the pass
+  double seconds = 0;                    ///< how long the pass took
+  uint64_t device_bytes = 0;             ///< device state sent in the pass
+  uint64_t other_bytes = 0;              ///< guest memory (engine) or RAM (QEMU) sent in the pass
+  std::optional<uint64_t> dirty_pages;   ///< see Migration::dirty_note
+  std::optional<double> est_downtime_s;  ///< the downtime estimate after the pass
 };
 
 /// One phase of the table: time and bytes (either may be unknown).
@@ -31,11 +31,11 @@ struct Phase {
 
 struct Migration {
   std::string title;
-  std::string status;          ///< "completed", "cancelled", "failed", ...
+  std::string status;  ///< "completed", "cancelled", "failed", ...
   bool completed = false;
   std::string other_label = "guest memory";  ///< what Pass::other_bytes is
-  std::string dirty_note;      ///< what Pass::dirty_pages counts
-  std::string estimate_note;   ///< whose estimate Pass::est_downtime_s is
+  std::string dirty_note;                    ///< what Pass::dirty_pages counts
+  std::string estimate_note;                 ///< whose estimate Pass::est_downtime_s is
   std::vector<Pass> passes;
   std::optional<double> target_s;    ///< the downtime target; none: iterate to a cap
   std::optional<double> downtime_s;  ///< measured; none: the migration did not complete

@@ -26,7 +26,9 @@ double Plot::height_of(double v) const {
   return std::max(1.0, std::clamp(v / max, 0.0, 1.0) * h);
 }
 
-double Columns::bar_width() const { return std::max(1.0, std::min(48.0, w / static_cast<double>(n) * 0.7)); }
+double Columns::bar_width() const {
+  return std::max(1.0, std::min(48.0, w / static_cast<double>(n) * 0.7));
+}
 
 std::size_t Columns::label_step() const {
   if (n == 0) return 1;
@@ -34,7 +36,8 @@ std::size_t Columns::label_step() const {
   return per >= 28 ? 1 : static_cast<std::size_t>(std::ceil(28 / per));
 }
 
-Plot draw_axes(SvgOut& svg, double top, std::string_view title, double max, ValueText fmt, bool bytes_axis) {
+Plot draw_axes(SvgOut& svg, double top, std::string_view title, double max, ValueText fmt,
+               bool bytes_axis) {
   Plot p;
   p.x = kLeft;
   p.y = top + kTitleHeight;
@@ -56,12 +59,14 @@ Plot draw_axes(SvgOut& svg, double top, std::string_view title, double max, Valu
   return p;
 }
 
-void draw_x_labels(SvgOut& svg, const Plot& plot, const Columns& cols, const std::vector<std::string>& labels) {
+void draw_x_labels(SvgOut& svg, const Plot& plot, const Columns& cols,
+                   const std::vector<std::string>& labels) {
   const std::size_t step = cols.label_step();
   for (std::size_t i = 0; i < labels.size() && i < cols.n; ++i) {
     // The last column is always labelled (it is the one people look for).
     if (i % step != 0 && i + 1 != labels.size()) continue;
-    if (i + 1 == labels.size() && i % step != 0 && (i % step) * 2 < step) continue;  // too close to the previous
+    if (i + 1 == labels.size() && i % step != 0 && (i % step) * 2 < step)
+      continue;  // too close to the previous
     svg.text(cols.center(i), plot.y + plot.h + 15, labels[i], "tick", "middle");
   }
 }
@@ -71,14 +76,16 @@ void draw_empty(SvgOut& svg, const Plot& plot, std::string_view why) {
 }
 
 double draw_text_block(SvgOut& svg, double top, const std::vector<std::string>& lines) {
-  svg.open_group("text-block", " font-family=\"monospace\" xml:space=\"preserve\" style=\"white-space:pre\"");
+  svg.open_group("text-block",
+                 " font-family=\"monospace\" xml:space=\"preserve\" style=\"white-space:pre\"");
   // An SVG text does not wrap: a long line (an error message) is cut to the width.
   constexpr std::size_t kMaxLine = 130;
   double y = top;
   for (const auto& l : lines) {
     y += 16;
     std::size_t cut = l.size() <= kMaxLine ? l.size() : kMaxLine;
-    while (cut < l.size() && cut > 0 && (static_cast<unsigned char>(l[cut]) & 0xC0) == 0x80) --cut;  // whole characters
+    while (cut < l.size() && cut > 0 && (static_cast<unsigned char>(l[cut]) & 0xC0) == 0x80)
+      --cut;  // whole characters
     svg.text(kLeft, y, cut < l.size() ? l.substr(0, cut) + "..." : l, "line");
   }
   svg.close_group();

@@ -16,7 +16,7 @@ constexpr double kRowHeight = 26;
 // A colour per fault, so a column of rounds reads at a glance.
 const char* fault_fill(const std::string& fault) {
   static const std::map<std::string, const char*> kFills = {
-      {"none", "#c7c7c7"},    {"cancel", "#1f77b4"},  {"kill-dst", "#ff7f0e"},
+      {"none", "#c7c7c7"},     {"cancel", "#1f77b4"},  {"kill-dst", "#ff7f0e"},
       {"kill-src", "#9467bd"}, {"corrupt", "#8c564b"}, {"truncate", "#e377c2"}};
   auto it = kFills.find(fault);
   return it == kFills.end() ? "#7f7f7f" : it->second;
@@ -27,7 +27,8 @@ const char* survivor_fill(const std::string& s) {
 }
 
 std::string round_tip(const Round& r) {
-  std::string t = "round " + std::to_string(r.number) + ": " + (r.passed ? "passed" : "FAILED") + "; fault " + r.fault;
+  std::string t = "round " + std::to_string(r.number) + ": " + (r.passed ? "passed" : "FAILED") +
+                  "; fault " + r.fault;
   if (r.fault != "none") t += r.fault_fired ? " (fired)" : " (did not fire)";
   t += "; " + r.status + "; " + (r.survivor.empty() ? "none" : r.survivor) + " holds the VM";
   if (r.recovered) t += " (recovered from the checkpoint)";
@@ -39,20 +40,25 @@ std::string round_tip(const Round& r) {
 double rows(SvgOut& svg, double top, const Stress& s, const Columns& cols) {
   const double cw = std::max(1.0, cols.w / static_cast<double>(cols.n) - 2);
   const char* names[] = {"result", "fault", "holds the VM"};
-  for (int row = 0; row < 3; ++row) svg.text(kLeft - 6, top + row * kRowHeight + 17, names[row], "row-label", "end");
+  for (int row = 0; row < 3; ++row)
+    svg.text(kLeft - 6, top + row * kRowHeight + 17, names[row], "row-label", "end");
   for (std::size_t i = 0; i < s.rounds.size(); ++i) {
     const Round& r = s.rounds[i];
     const double x = cols.center(i) - cw / 2;
     const std::string tip = round_tip(r);
-    svg.open_group(r.passed ? "round pass" : "round fail", data_attr("round", std::to_string(r.number)));
+    svg.open_group(r.passed ? "round pass" : "round fail",
+                   data_attr("round", std::to_string(r.number)));
     svg.rect(x, top + 2, cw, kRowHeight - 4, "outcome", r.passed ? kPassFill : kFailFill, tip);
     // A fault that did not fire is drawn hollow.
-    const std::string hollow = r.fault != "none" && !r.fault_fired
-                                   ? std::string(" stroke=\"") + fault_fill(r.fault) + "\" stroke-width=\"2\""
-                                   : std::string();
-    svg.rect(x + 1, top + kRowHeight + 3, cw - 2, kRowHeight - 6, r.fault_fired ? "fault fired" : "fault",
+    const std::string hollow =
+        r.fault != "none" && !r.fault_fired
+            ? std::string(" stroke=\"") + fault_fill(r.fault) + "\" stroke-width=\"2\""
+            : std::string();
+    svg.rect(x + 1, top + kRowHeight + 3, cw - 2, kRowHeight - 6,
+             r.fault_fired ? "fault fired" : "fault",
              hollow.empty() ? fault_fill(r.fault) : "#ffffff", tip, hollow);
-    svg.rect(x, top + 2 * kRowHeight + 2, cw, kRowHeight - 4, "survivor", survivor_fill(r.survivor), tip);
+    svg.rect(x, top + 2 * kRowHeight + 2, cw, kRowHeight - 4, "survivor", survivor_fill(r.survivor),
+             tip);
     if (cols.w / static_cast<double>(cols.n) >= 28)
       svg.text(cols.center(i), top + 17, std::to_string(r.number), "round-number", "middle");
     svg.close_group();
@@ -76,8 +82,8 @@ double legend(SvgOut& svg, double y) {
 
 // One bar per round that has the figure.
 template <typename Get>
-void round_panel(SvgOut& svg, double top, const Stress& s, std::string_view name, std::string_view title,
-                 const char* fill, Get value, bool target) {
+void round_panel(SvgOut& svg, double top, const Stress& s, std::string_view name,
+                 std::string_view title, const char* fill, Get value, bool target) {
   double max = 0;
   std::optional<double> shared_target;
   bool one_target = true;
@@ -105,7 +111,8 @@ void round_panel(SvgOut& svg, double top, const Stress& s, std::string_view name
   }
   if (shared_target) {
     const double y = plot.y_of(*shared_target);
-    svg.line(plot.x, y, plot.x + plot.w, y, "target", kTargetStroke, " stroke-dasharray=\"6 4\" stroke-width=\"1.5\"");
+    svg.line(plot.x, y, plot.x + plot.w, y, "target", kTargetStroke,
+             " stroke-dasharray=\"6 4\" stroke-width=\"1.5\"");
     svg.text(plot.x + 4, y - 4, "target " + time_text(*shared_target), "target-label");
   }
   if (s.rounds.empty()) draw_empty(svg, plot, "no rounds");
@@ -118,9 +125,9 @@ void round_panel(SvgOut& svg, double top, const Stress& s, std::string_view name
 std::string stress_svg(const Stress& s, bool text) {
   std::size_t passed = 0, fired = 0;
   for (const auto& r : s.rounds) passed += r.passed, fired += r.fault_fired;
-  std::string status = std::to_string(s.rounds.size()) + " rounds: " + std::to_string(passed) + " passed, " +
-                       std::to_string(s.rounds.size() - passed) + " failed; " + std::to_string(fired) +
-                       " faults fired";
+  std::string status = std::to_string(s.rounds.size()) + " rounds: " + std::to_string(passed) +
+                       " passed, " + std::to_string(s.rounds.size() - passed) + " failed; " +
+                       std::to_string(fired) + " faults fired";
   if (!s.aborted.empty()) status += "; stopped early: " + s.aborted;
   std::vector<std::string> lines;
   if (text) {
@@ -129,7 +136,8 @@ std::string stress_svg(const Stress& s, bool text) {
       if (!r.passed) lines.push_back(round_tip(r));
   }
   const double header = 52, rows_h = 3 * kRowHeight + 48;
-  const double height = header + rows_h + 2 * kPanelHeight + (text ? 16.0 * static_cast<double>(lines.size()) + 24 : 0);
+  const double height = header + rows_h + 2 * kPanelHeight +
+                        (text ? 16.0 * static_cast<double>(lines.size()) + 24 : 0);
   SvgOut svg(kWidth, height, s.title);
   svg.text(kLeft, 22, s.title, "title");
   svg.text(kLeft, 42, status, "status");
@@ -137,11 +145,13 @@ std::string stress_svg(const Stress& s, bool text) {
   double y = rows(svg, header, s, cols);
   y = legend(svg, y + 18);
   y = header + rows_h;
-  round_panel(svg, y, s, "downtime", "Downtime per round (completed migrations)", kDowntimeFill,
-              [](const Round& r) { return r.migration ? r.migration->downtime_s : std::nullopt; }, true);
+  round_panel(
+      svg, y, s, "downtime", "Downtime per round (completed migrations)", kDowntimeFill,
+      [](const Round& r) { return r.migration ? r.migration->downtime_s : std::nullopt; }, true);
   y += kPanelHeight;
-  round_panel(svg, y, s, "time", "Migration time per round", kTimeFill,
-              [](const Round& r) { return r.migration ? r.migration->total_s : std::nullopt; }, false);
+  round_panel(
+      svg, y, s, "time", "Migration time per round", kTimeFill,
+      [](const Round& r) { return r.migration ? r.migration->total_s : std::nullopt; }, false);
   y += kPanelHeight;
   if (text) draw_text_block(svg, y, lines);
   return svg.finish();

@@ -15,11 +15,16 @@ std::size_t utf8_at(std::string_view s, std::size_t i, uint32_t& cp) {
   const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[i + k]); };
   const unsigned char c = b(0);
   std::size_t n = 0;
-  if (c < 0x80) n = 1, cp = c;
-  else if ((c & 0xE0) == 0xC0) n = 2, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0) n = 3, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0) n = 4, cp = c & 0x07;
-  else return 0;
+  if (c < 0x80)
+    n = 1, cp = c;
+  else if ((c & 0xE0) == 0xC0)
+    n = 2, cp = c & 0x1F;
+  else if ((c & 0xF0) == 0xE0)
+    n = 3, cp = c & 0x0F;
+  else if ((c & 0xF8) == 0xF0)
+    n = 4, cp = c & 0x07;
+  else
+    return 0;
   if (i + n > s.size()) return 0;
   for (std::size_t k = 1; k < n; ++k) {
     if ((b(k) & 0xC0) != 0x80) return 0;
@@ -44,16 +49,28 @@ std::string escape(std::string_view text) {
       continue;
     }
     switch (cp) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
       default:
         // XML 1.0 allows tab, newline and carriage return of the C0 controls, and
         // neither U+FFFE nor U+FFFF.
-        if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xFFFE || cp == 0xFFFF) out += kReplacement;
-        else out.append(text.substr(i, n));
+        if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0xFFFE || cp == 0xFFFF)
+          out += kReplacement;
+        else
+          out.append(text.substr(i, n));
     }
     i += n;
   }
@@ -79,9 +96,12 @@ std::string bytes_text(double bytes) {
 
 std::string time_text(double seconds) {
   char buf[32];
-  if (seconds < 0.001 && seconds > 0) std::snprintf(buf, sizeof buf, "%.0f us", seconds * 1e6);
-  else if (seconds < 1) std::snprintf(buf, sizeof buf, "%.1f ms", seconds * 1e3);
-  else std::snprintf(buf, sizeof buf, "%.2f s", seconds);
+  if (seconds < 0.001 && seconds > 0)
+    std::snprintf(buf, sizeof buf, "%.0f us", seconds * 1e6);
+  else if (seconds < 1)
+    std::snprintf(buf, sizeof buf, "%.1f ms", seconds * 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f s", seconds);
   return buf;
 }
 
@@ -102,42 +122,46 @@ std::string data_attr(std::string_view name, std::string_view value) {
 }
 
 SvgOut::SvgOut(double width, double height, std::string_view label) {
-  out_ = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width) + "\" height=\"" + num(height) +
-         "\" viewBox=\"0 0 " + num(width) + " " + num(height) + "\" role=\"img\" aria-label=\"" + escape(label) +
+  out_ = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" + num(width) + "\" height=\"" +
+         num(height) + "\" viewBox=\"0 0 " + num(width) + " " + num(height) +
+         "\" role=\"img\" aria-label=\"" + escape(label) +
          "\" font-family=\"sans-serif\" font-size=\"12\">\n";
   // A white ground, so the chart reads the same on a dark page or viewer.
-  out_ += "<rect class=\"ground\" x=\"0\" y=\"0\" width=\"" + num(width) + "\" height=\"" + num(height) +
-          "\" fill=\"#ffffff\"/>\n";
+  out_ += "<rect class=\"ground\" x=\"0\" y=\"0\" width=\"" + num(width) + "\" height=\"" +
+          num(height) + "\" fill=\"#ffffff\"/>\n";
 }
 
-void SvgOut::rect(double x, double y, double w, double h, std::string_view cls, std::string_view fill,
-                  std::string_view tip, std::string_view extra) {
-  out_ += "<rect class=\"" + escape(cls) + "\" x=\"" + num(x) + "\" y=\"" + num(y) + "\" width=\"" + num(w) +
-          "\" height=\"" + num(h) + "\" fill=\"" + escape(fill) + "\"" + std::string(extra);
+void SvgOut::rect(double x, double y, double w, double h, std::string_view cls,
+                  std::string_view fill, std::string_view tip, std::string_view extra) {
+  out_ += "<rect class=\"" + escape(cls) + "\" x=\"" + num(x) + "\" y=\"" + num(y) + "\" width=\"" +
+          num(w) + "\" height=\"" + num(h) + "\" fill=\"" + escape(fill) + "\"" +
+          std::string(extra);
   out_ += tip.empty() ? "/>\n" : "><title>" + escape(tip) + "</title></rect>\n";
 }
 
-void SvgOut::line(double x1, double y1, double x2, double y2, std::string_view cls, std::string_view stroke,
-                  std::string_view extra) {
-  out_ += "<line class=\"" + escape(cls) + "\" x1=\"" + num(x1) + "\" y1=\"" + num(y1) + "\" x2=\"" + num(x2) +
-          "\" y2=\"" + num(y2) + "\" stroke=\"" + escape(stroke) + "\"" + std::string(extra) + "/>\n";
+void SvgOut::line(double x1, double y1, double x2, double y2, std::string_view cls,
+                  std::string_view stroke, std::string_view extra) {
+  out_ += "<line class=\"" + escape(cls) + "\" x1=\"" + num(x1) + "\" y1=\"" + num(y1) +
+          "\" x2=\"" + num(x2) + "\" y2=\"" + num(y2) + "\" stroke=\"" + escape(stroke) + "\"" +
+          std::string(extra) + "/>\n";
 }
 
-void SvgOut::circle(double cx, double cy, double r, std::string_view cls, std::string_view fill, std::string_view tip,
-                    std::string_view extra) {
-  out_ += "<circle class=\"" + escape(cls) + "\" cx=\"" + num(cx) + "\" cy=\"" + num(cy) + "\" r=\"" + num(r) +
-          "\" fill=\"" + escape(fill) + "\"" + std::string(extra);
+void SvgOut::circle(double cx, double cy, double r, std::string_view cls, std::string_view fill,
+                    std::string_view tip, std::string_view extra) {
+  out_ += "<circle class=\"" + escape(cls) + "\" cx=\"" + num(cx) + "\" cy=\"" + num(cy) +
+          "\" r=\"" + num(r) + "\" fill=\"" + escape(fill) + "\"" + std::string(extra);
   out_ += tip.empty() ? "/>\n" : "><title>" + escape(tip) + "</title></circle>\n";
 }
 
 void SvgOut::polyline(std::string_view points, std::string_view cls, std::string_view stroke) {
-  out_ += "<polyline class=\"" + escape(cls) + "\" points=\"" + escape(points) + "\" fill=\"none\" stroke=\"" +
-          escape(stroke) + "\" stroke-width=\"1.5\"/>\n";
+  out_ += "<polyline class=\"" + escape(cls) + "\" points=\"" + escape(points) +
+          "\" fill=\"none\" stroke=\"" + escape(stroke) + "\" stroke-width=\"1.5\"/>\n";
 }
 
-void SvgOut::text(double x, double y, std::string_view s, std::string_view cls, std::string_view anchor) {
-  out_ += "<text class=\"" + escape(cls) + "\" x=\"" + num(x) + "\" y=\"" + num(y) + "\" text-anchor=\"" +
-          escape(anchor) + "\">" + escape(s) + "</text>\n";
+void SvgOut::text(double x, double y, std::string_view s, std::string_view cls,
+                  std::string_view anchor) {
+  out_ += "<text class=\"" + escape(cls) + "\" x=\"" + num(x) + "\" y=\"" + num(y) +
+          "\" text-anchor=\"" + escape(anchor) + "\">" + escape(s) + "</text>\n";
 }
 
 void SvgOut::open_group(std::string_view cls, std::string_view extra) {

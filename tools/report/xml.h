@@ -30,13 +30,14 @@ class SvgOut {
   /// attributes, already escaped (e.g. data_attr()).
   void rect(double x, double y, double w, double h, std::string_view cls, std::string_view fill,
             std::string_view tip = {}, std::string_view extra = {});
-  void line(double x1, double y1, double x2, double y2, std::string_view cls, std::string_view stroke,
-            std::string_view extra = {});
-  void circle(double cx, double cy, double r, std::string_view cls, std::string_view fill, std::string_view tip = {},
-              std::string_view extra = {});
+  void line(double x1, double y1, double x2, double y2, std::string_view cls,
+            std::string_view stroke, std::string_view extra = {});
+  void circle(double cx, double cy, double r, std::string_view cls, std::string_view fill,
+              std::string_view tip = {}, std::string_view extra = {});
   void polyline(std::string_view points, std::string_view cls, std::string_view stroke);
   /// `anchor`: start, middle or end.
-  void text(double x, double y, std::string_view s, std::string_view cls, std::string_view anchor = "start");
+  void text(double x, double y, std::string_view s, std::string_view cls,
+            std::string_view anchor = "start");
   void open_group(std::string_view cls, std::string_view extra = {});
   void close_group();
   /// Closes the root element and returns the document fragment.

@@ -26,15 +26,19 @@ constexpr bool in_enum_order() {
   return true;
 }
 static_assert(in_enum_order(), "the fault table lists every FaultKind once, in enum order");
-static_assert(static_cast<std::size_t>(F::kTruncate) + 1 == kFaults.size(), "a new FaultKind needs its row");
+static_assert(static_cast<std::size_t>(F::kTruncate) + 1 == kFaults.size(),
+              "a new FaultKind needs its row");
 
 }  // namespace
 
 const char* survivor_name(Survivor s) {
   switch (s) {
-    case Survivor::kDestination: return "destination";
-    case Survivor::kSource: return "source";
-    case Survivor::kNone: return "none";
+    case Survivor::kDestination:
+      return "destination";
+    case Survivor::kSource:
+      return "source";
+    case Survivor::kNone:
+      return "none";
   }
   return "?";
 }
@@ -53,7 +57,8 @@ Result<FaultKind> parse_fault(std::string_view text) {
     if (text == s.name) return s.kind;
   std::vector<FaultKind> all;
   for (const FaultSpec& s : kFaults) all.push_back(s.kind);
-  return Error::make(EINVAL, "parse fault", "'" + std::string(text) + "' (want " + fault_list_text(all, ", ") + ")");
+  return Error::make(EINVAL, "parse fault",
+                     "'" + std::string(text) + "' (want " + fault_list_text(all, ", ") + ")");
 }
 
 Result<std::vector<FaultKind>> parse_fault_list(std::string_view text) {

@@ -65,7 +65,8 @@ struct FaultSpec {
 /// A comma-separated list of names; "none" items are dropped.
 [[nodiscard]] Result<std::vector<FaultKind>> parse_fault_list(std::string_view text);
 /// "cancel,kill-dst,...": the names of `faults`, comma-separated.
-[[nodiscard]] std::string fault_list_text(std::span<const FaultKind> faults, std::string_view separator = ",");
+[[nodiscard]] std::string fault_list_text(std::span<const FaultKind> faults,
+                                          std::string_view separator = ",");
 /// The names of `faults`, in order (the reports' "faults").
 [[nodiscard]] std::vector<std::string> fault_names(std::span<const FaultKind> faults);
 /// The faults rounds draw from unless told otherwise.

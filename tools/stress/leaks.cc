@@ -79,18 +79,24 @@ LeakCheck::LeakCheck(std::set<std::string> allowed_instances)
 }
 
 std::vector<std::string> LeakCheck::check(const std::set<pid_t>& live_children, long extra_fds,
-                                          const std::string& expected_kernel, uint64_t* expected_seen) {
+                                          const std::string& expected_kernel,
+                                          uint64_t* expected_seen) {
   std::vector<std::string> problems;
   for (const auto& u : mdev::mdev_devices())
     if (!baseline_instances_.count(u)) problems.push_back("mdev instance left behind: " + u);
   for (pid_t p : child_processes())
-    if (!live_children.count(p)) problems.push_back("child process left behind: pid " + std::to_string(p));
-  long fds = static_cast<long>(count_open_fds()), want = static_cast<long>(baseline_fds_) + extra_fds;
+    if (!live_children.count(p))
+      problems.push_back("child process left behind: pid " + std::to_string(p));
+  long fds = static_cast<long>(count_open_fds()),
+       want = static_cast<long>(baseline_fds_) + extra_fds;
   if (fds > want)
-    problems.push_back("file descriptors: " + std::to_string(fds) + " open, " + std::to_string(want) + " expected");
+    problems.push_back("file descriptors: " + std::to_string(fds) + " open, " +
+                       std::to_string(want) + " expected");
   for (const auto& line : kmsg_.take()) {
-    if (is_kernel_bug_line(line)) problems.push_back("kernel: " + line);
-    else if (!expected_kernel.empty() && line.find(expected_kernel) != std::string::npos && expected_seen)
+    if (is_kernel_bug_line(line))
+      problems.push_back("kernel: " + line);
+    else if (!expected_kernel.empty() && line.find(expected_kernel) != std::string::npos &&
+             expected_seen)
       ++*expected_seen;
   }
   return problems;

@@ -46,7 +46,8 @@ class LeakCheck {
   /// and the number of fds the run legitimately holds beyond the baseline. Kernel log
   /// lines are consumed; matching `expected_kernel` ones are counted in `expected_seen`.
   [[nodiscard]] std::vector<std::string> check(const std::set<pid_t>& live_children, long extra_fds,
-                                               const std::string& expected_kernel, uint64_t* expected_seen);
+                                               const std::string& expected_kernel,
+                                               uint64_t* expected_seen);
 
  private:
   KmsgWatcher kmsg_;  // first: its fd is part of the baseline

@@ -18,7 +18,9 @@ class RoundPlanner {
   RoundPlanner(uint64_t seed, std::vector<FaultKind> faults, double fault_rate);
 
   /// Uniform in [lo, hi).
-  [[nodiscard]] double uniform(double lo, double hi) { return std::uniform_real_distribution<double>(lo, hi)(rng_); }
+  [[nodiscard]] double uniform(double lo, double hi) {
+    return std::uniform_real_distribution<double>(lo, hi)(rng_);
+  }
   /// Uniform in [0, n); n > 0.
   [[nodiscard]] uint64_t below(uint64_t n) { return rng_() % n; }
   /// This round's fault: kNone with probability 1 - fault_rate, else the next fault in

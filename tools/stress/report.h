@@ -27,14 +27,14 @@ enum class Transport { kUnix, kTcp, kFile };
 /// once per iteration while device data is pending) and what went over the wire.
 struct PassRow {
   uint32_t pass = 0;
-  uint64_t syncs = 0;            ///< dirty-sync-count at the end of the row
-  double t_ms = 0;               ///< since migrate
-  uint64_t ram_pages = 0;        ///< RAM pages sent in this pass (normal + zero)
-  uint64_t ram_bytes = 0;        ///< RAM bytes sent in this pass (with multifd, a row spanning the
-                                 ///< stop may count the device's multifd packets as RAM)
-  uint64_t wire_bytes = 0;       ///< all bytes sent in this pass
-  uint64_t device_bytes = 0;     ///< wire - RAM: the device's data (and a few bytes of headers)
-  uint64_t device_pages = 0;     ///< device_bytes in 4 KiB pages (records cost ~0.02% more)
+  uint64_t syncs = 0;         ///< dirty-sync-count at the end of the row
+  double t_ms = 0;            ///< since migrate
+  uint64_t ram_pages = 0;     ///< RAM pages sent in this pass (normal + zero)
+  uint64_t ram_bytes = 0;     ///< RAM bytes sent in this pass (with multifd, a row spanning the
+                              ///< stop may count the device's multifd packets as RAM)
+  uint64_t wire_bytes = 0;    ///< all bytes sent in this pass
+  uint64_t device_bytes = 0;  ///< wire - RAM: the device's data (and a few bytes of headers)
+  uint64_t device_pages = 0;  ///< device_bytes in 4 KiB pages (records cost ~0.02% more)
   uint64_t device_dirty_pages = 0;  ///< pages the device's dirty tracker held at the sample
   /// QEMU's expected-downtime at the sample (what is dirty / its bandwidth; -1: QEMU
   /// gave none, as it does outside the active state).
@@ -53,15 +53,16 @@ struct MigrationOutcome {
   double harness_pause_ms = 0;
   double total_ms = 0, downtime_ms = 0, setup_ms = 0;
   uint32_t downtime_limit_ms = 0;  ///< the plan's downtime-limit from the switchover on
-  double wall_ms = 0;  ///< measured by the harness, migrate to end
-  /// ram_transferred: RAM bytes only (ram_sent: QEMU >= 8 counts the whole stream as "transferred").
+  double wall_ms = 0;              ///< measured by the harness, migrate to end
+  /// ram_transferred: RAM bytes only (ram_sent: QEMU >= 8 counts the whole stream as
+  /// "transferred").
   uint64_t ram_total = 0, ram_transferred = 0, ram_precopy_bytes = 0, ram_downtime_bytes = 0;
   uint64_t ram_dirty_syncs = 0, ram_normal_pages = 0, ram_zero_pages = 0;
   uint64_t wire_bytes = 0, wire_precopy_bytes = 0, wire_downtime_bytes = 0;
-  uint32_t multifd_channels = 0;        ///< the plan's
-  uint32_t wire_connections = 0;        ///< kUnix: connections the source opened (1 + multifd)
-  uint64_t wire_main_bytes = 0;         ///< kUnix: bytes on the main channel
-  uint64_t device_bytes = 0;            ///< from the source instance (mdevmig/migration bytes_sent)
+  uint32_t multifd_channels = 0;  ///< the plan's
+  uint32_t wire_connections = 0;  ///< kUnix: connections the source opened (1 + multifd)
+  uint64_t wire_main_bytes = 0;   ///< kUnix: bytes on the main channel
+  uint64_t device_bytes = 0;      ///< from the source instance (mdevmig/migration bytes_sent)
   /// kUnix: device_bytes split at the source's STOP: the device data the main channel
   /// carried before it (pre-copy), and the rest (stop-copy, on whichever channel). The
   /// proxy sees the bytes a moment after QEMU writes them, and QEMU's main-channel
@@ -87,10 +88,10 @@ struct WorkloadStats {
 /// A verification's findings. `ok()` when nothing differed.
 struct Verification {
   std::vector<std::string> mismatches;
-  uint64_t mem_hash = 0;        ///< XXH64 of device memory, as the device computed it
-  uint64_t pages_sampled = 0;   ///< BAR2 pages compared byte for byte through qtest
-  uint64_t descs = 0;           ///< SEQ
-  bool irq_delivered = false;   ///< the probe descriptor's interrupt arrived
+  uint64_t mem_hash = 0;       ///< XXH64 of device memory, as the device computed it
+  uint64_t pages_sampled = 0;  ///< BAR2 pages compared byte for byte through qtest
+  uint64_t descs = 0;          ///< SEQ
+  bool irq_delivered = false;  ///< the probe descriptor's interrupt arrived
   [[nodiscard]] bool ok() const { return mismatches.empty(); }
   [[nodiscard]] std::string summary() const;
 };
@@ -132,10 +133,10 @@ struct Distribution {
 
 struct StressReport {
   std::vector<RoundReport> rounds;
-  uint64_t faults_injected = 0;       ///< rounds whose fault actually fired
-  uint64_t recoveries_verified = 0;   ///< faulted rounds after which a verified VM ran again
-  uint64_t unverified = 0;            ///< rounds without a verified survivor, or with problems
-  std::string aborted;                ///< why the run stopped early, if it did
+  uint64_t faults_injected = 0;      ///< rounds whose fault actually fired
+  uint64_t recoveries_verified = 0;  ///< faulted rounds after which a verified VM ran again
+  uint64_t unverified = 0;           ///< rounds without a verified survivor, or with problems
+  std::string aborted;               ///< why the run stopped early, if it did
   double seconds = 0;
 
   [[nodiscard]] Distribution downtime_ms() const;

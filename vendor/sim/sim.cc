@@ -127,7 +127,8 @@ void SimDevice::op_msi(void* host, unsigned int vector) {
   auto* dev = static_cast<SimDevice*>(host);
   mdevmig_model_irq_info info;
   mdevmig_model_get_irq_info(&dev->model_, &info);
-  if (!info.msi_enabled || vector >= info.msi_vectors) die("MSI vector not enabled", static_cast<int>(vector));
+  if (!info.msi_enabled || vector >= info.msi_vectors)
+    die("MSI vector not enabled", static_cast<int>(vector));
   dev->msis.push_back(vector);
 }
 
@@ -144,7 +145,8 @@ void SimDevice::op_mem_dirty(void* host, uint64_t offset, uint64_t len) {
   auto* dev = static_cast<SimDevice*>(host);
   if (offset > dev->mem_.size() || len > dev->mem_.size() - offset) die("mem_dirty range", 0);
   if (len == 0) return;
-  for (uint64_t p = offset >> MDEVMIG_PAGE_SHIFT; p <= (offset + len - 1) >> MDEVMIG_PAGE_SHIFT; p++)
+  for (uint64_t p = offset >> MDEVMIG_PAGE_SHIFT; p <= (offset + len - 1) >> MDEVMIG_PAGE_SHIFT;
+       p++)
     dev->dirty[p] = true;
 }
 
@@ -261,7 +263,8 @@ void SimDevice::save(std::vector<uint8_t>& out) const {
   out.reserve(mem_.size() + (npages / MDEVMIG_REC_PAGES_MAX + 8) * 64 + 1024);
   append_compat(out, &model_);
   for (uint64_t p = 0; p < npages; p += MDEVMIG_REC_PAGES_MAX)
-    append_pages(out, &model_, p, static_cast<uint32_t>(std::min<uint64_t>(MDEVMIG_REC_PAGES_MAX, npages - p)));
+    append_pages(out, &model_, p,
+                 static_cast<uint32_t>(std::min<uint64_t>(MDEVMIG_REC_PAGES_MAX, npages - p)));
   append_state(out, &model_);
   append_end(out);
 }

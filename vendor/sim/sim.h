@@ -87,11 +87,11 @@ class SimDevice {
   uint64_t run_to_idle(uint64_t max_steps = 1u << 24);
 
   // What the model told its host.
-  std::vector<unsigned int> msis;      // vectors, in order
-  bool intx = false;                   // level
+  std::vector<unsigned int> msis;  // vectors, in order
+  bool intx = false;               // level
   unsigned int intx_changes = 0;
   unsigned int kicks = 0;
-  std::vector<bool> dirty;             // per device page, set by mem_dirty
+  std::vector<bool> dirty;  // per device page, set by mem_dirty
   void clear_events();
   // Back to a just-constructed device (same geometry), keeping allocations: model
   // reset, memory and mapped guest memory zeroed, events cleared, no fault pending.

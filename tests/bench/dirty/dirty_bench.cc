@@ -161,7 +161,8 @@ void BM_Xxh3Pages(benchmark::State& state) {
   const auto& mem = guest_memory();
   for (auto _ : state) {
     uint64_t acc = 0;
-    for (std::size_t off = 0; off < mem.size(); off += kPage) acc ^= XXH3_64bits(mem.data() + off, kPage);
+    for (std::size_t off = 0; off < mem.size(); off += kPage)
+      acc ^= XXH3_64bits(mem.data() + off, kPage);
     benchmark::DoNotOptimize(acc);
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * mem.size()));
@@ -172,7 +173,8 @@ void BM_Xxh64Pages(benchmark::State& state) {
   const auto& mem = guest_memory();
   for (auto _ : state) {
     uint64_t acc = 0;
-    for (std::size_t off = 0; off < mem.size(); off += kPage) acc ^= XXH64(mem.data() + off, kPage, 0);
+    for (std::size_t off = 0; off < mem.size(); off += kPage)
+      acc ^= XXH64(mem.data() + off, kPage, 0);
     benchmark::DoNotOptimize(acc);
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * mem.size()));

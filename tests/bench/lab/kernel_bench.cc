@@ -72,7 +72,8 @@ void BM_Bar2Mmap(benchmark::State& state) {
   for (auto _ : state) {
     state.PauseTiming();
     if (mode == 1) set_mode(0, "passthrough"), set_mode(0, "tracked");
-    if (mode == 2) write_file("/sys/bus/mdev/devices/" + g->uuid[0] + "/mdevmig/dirty_pages", "clear");
+    if (mode == 2)
+      write_file("/sys/bus/mdev/devices/" + g->uuid[0] + "/mdevmig/dirty_pages", "clear");
     state.ResumeTiming();
     write ? std::memcpy(mem, buf.data(), kSize) : std::memcpy(buf.data(), mem, kSize);
     benchmark::ClobberMemory();
@@ -80,8 +81,14 @@ void BM_Bar2Mmap(benchmark::State& state) {
   set_mode(0, "passthrough");
   state.SetBytesProcessed(state.iterations() * kSize);
 }
-BENCHMARK(BM_Bar2Mmap)->ArgNames({"mode", "write"})
-    ->Args({0, 1})->Args({0, 0})->Args({1, 1})->Args({1, 0})->Args({2, 1})->UseRealTime();
+BENCHMARK(BM_Bar2Mmap)
+    ->ArgNames({"mode", "write"})
+    ->Args({0, 1})
+    ->Args({0, 0})
+    ->Args({1, 1})
+    ->Args({1, 0})
+    ->Args({2, 1})
+    ->UseRealTime();
 
 void BM_Bar2Trapped(benchmark::State& state) {
   const bool write = state.range(0);
@@ -107,15 +114,18 @@ void BM_DmaEngine(benchmark::State& state) {
   DmaRig rig(g->dev[0]->device, guest);
   rig.program(false);
   for (auto _ : state) {
-    uint32_t slot = op == MDEVMIG_DMA_OP_HASH
-                        ? rig.submit(desc(op, 0, kIova + kDataOff, len))
-                        : rig.submit(desc(op, kIova + kDataOff, 0, len));
+    uint32_t slot = op == MDEVMIG_DMA_OP_HASH ? rig.submit(desc(op, 0, kIova + kDataOff, len))
+                                              : rig.submit(desc(op, kIova + kDataOff, 0, len));
     if (rig.wait(slot) != MDEVMIG_DMA_ST_OK) return fail(state, "descriptor failed");
   }
   state.SetBytesProcessed(state.iterations() * len);
   (void)g->dev[0]->device.reset();
 }
-BENCHMARK(BM_DmaEngine)->ArgName("op")->Arg(MDEVMIG_DMA_OP_COPY_TO_DEV)->Arg(MDEVMIG_DMA_OP_HASH)->UseRealTime();
+BENCHMARK(BM_DmaEngine)
+    ->ArgName("op")
+    ->Arg(MDEVMIG_DMA_OP_COPY_TO_DEV)
+    ->Arg(MDEVMIG_DMA_OP_HASH)
+    ->UseRealTime();
 
 // ---- save / resume -------------------------------------------------------------------------
 
@@ -130,7 +140,8 @@ void BM_SaveV2(benchmark::State& state) {
     auto fd = dev.set_mig_state(MigState::kStopCopy);
     if (!fd.ok()) return fail(state, fd.error().message());
     ssize_t n;
-    while ((n = ::read(fd.value().get(), buf.data(), buf.size())) > 0) g_stream.insert(g_stream.end(), buf.begin(), buf.begin() + n);
+    while ((n = ::read(fd.value().get(), buf.data(), buf.size())) > 0)
+      g_stream.insert(g_stream.end(), buf.begin(), buf.begin() + n);
     (void)dev.set_mig_state(MigState::kRunning);
   }
   state.SetBytesProcessed(state.iterations() * g_stream.size());
@@ -146,7 +157,8 @@ void BM_ResumeV2(benchmark::State& state) {
     if (!fd.ok()) return fail(state, fd.error().message());
     for (size_t off = 0; off < g_stream.size(); off += 1u << 20) {
       size_t n = std::min<size_t>(1u << 20, g_stream.size() - off);
-      if (::write(fd.value().get(), g_stream.data() + off, n) != static_cast<ssize_t>(n)) return fail(state, "write");
+      if (::write(fd.value().get(), g_stream.data() + off, n) != static_cast<ssize_t>(n))
+        return fail(state, "write");
     }
     if (!dev.set_mig_state(MigState::kRunning).ok()) return fail(state, "commit");
   }
@@ -162,8 +174,8 @@ T v1_get(const vfio::Device& d, uint64_t off) {
 
 // Saves through the v1 region (optionally after pre-copy with `dirty_pct` of the pages
 // rewritten before stop-and-copy); returns {total bytes, stop-and-copy bytes}.
-std::pair<uint64_t, uint64_t> save_v1(const vfio::Device& d, uint8_t* bar2, int dirty_pct, bool precopy,
-                                      std::vector<uint8_t>* out) {
+std::pair<uint64_t, uint64_t> save_v1(const vfio::Device& d, uint8_t* bar2, int dirty_pct,
+                                      bool precopy, std::vector<uint8_t>* out) {
   auto data = d.mmap_region(kV1, 0);
   if (!data.ok()) return {0, 0};
   auto* p = static_cast<uint8_t*>(data.value().data());
@@ -174,7 +186,9 @@ std::pair<uint64_t, uint64_t> save_v1(const vfio::Device& d, uint8_t* bar2, int 
     return n;
   };
   uint64_t total = 0;
-  auto state = [&](uint32_t s) { (void)d.write_as(kV1, offsetof(vfio_device_migration_info, device_state), s); };
+  auto state = [&](uint32_t s) {
+    (void)d.write_as(kV1, offsetof(vfio_device_migration_info, device_state), s);
+  };
   if (precopy) {
     state(VFIO_DEVICE_STATE_V1_RUNNING | VFIO_DEVICE_STATE_V1_SAVING);
     while (v1_get<uint64_t>(d, offsetof(vfio_device_migration_info, pending_bytes)) > 0) {
@@ -183,7 +197,8 @@ std::pair<uint64_t, uint64_t> save_v1(const vfio::Device& d, uint8_t* bar2, int 
       if (!n) break;
     }
     const uint64_t pages = kSize / 4096;
-    for (uint64_t i = 0; i < pages * dirty_pct / 100; ++i) bar2[(i * 100 / dirty_pct) % pages * 4096] ^= 1;
+    for (uint64_t i = 0; i < pages * dirty_pct / 100; ++i)
+      bar2[(i * 100 / dirty_pct) % pages * 4096] ^= 1;
   }
   state(VFIO_DEVICE_STATE_V1_SAVING);
   uint64_t stopcopy = 0;
@@ -215,14 +230,18 @@ void BM_ResumeV1(benchmark::State& state) {
   if (!data.ok()) return fail(state, "mmap v1 data");
   auto* p = static_cast<uint8_t*>(data.value().data());
   for (auto _ : state) {
-    (void)d.write_as(kV1, offsetof(vfio_device_migration_info, device_state), uint32_t{VFIO_DEVICE_STATE_V1_RESUMING});
+    (void)d.write_as(kV1, offsetof(vfio_device_migration_info, device_state),
+                     uint32_t{VFIO_DEVICE_STATE_V1_RESUMING});
     for (size_t off = 0; off < g_stream.size(); off += 512u << 10) {
       size_t n = std::min<size_t>(512u << 10, g_stream.size() - off);
       v1_get<uint64_t>(d, offsetof(vfio_device_migration_info, data_offset));
       std::memcpy(p, g_stream.data() + off, n);
-      if (!d.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{n}).ok()) return fail(state, "data_size");
+      if (!d.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{n}).ok())
+        return fail(state, "data_size");
     }
-    if (!d.write_as(kV1, offsetof(vfio_device_migration_info, device_state), uint32_t{VFIO_DEVICE_STATE_V1_RUNNING}).ok())
+    if (!d.write_as(kV1, offsetof(vfio_device_migration_info, device_state),
+                    uint32_t{VFIO_DEVICE_STATE_V1_RUNNING})
+             .ok())
       return fail(state, "commit");
   }
   state.SetBytesProcessed(state.iterations() * g_stream.size());
@@ -239,7 +258,14 @@ void BM_StopCopyBytes(benchmark::State& state) {
   state.counters["stopcopy_bytes"] = r.second;
   state.counters["total_bytes"] = r.first;
 }
-BENCHMARK(BM_StopCopyBytes)->ArgName("dirty_pct")->Arg(-1)->Arg(1)->Arg(10)->Arg(50)->Iterations(1)->UseRealTime();
+BENCHMARK(BM_StopCopyBytes)
+    ->ArgName("dirty_pct")
+    ->Arg(-1)
+    ->Arg(1)
+    ->Arg(10)
+    ->Arg(50)
+    ->Iterations(1)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace mdevmig::lab
@@ -267,8 +293,11 @@ int main(int argc, char** argv) {
     std::memset(b.bar2[i]->data(), 0x5a, kSize);
   }
   auto guest = mdevmig::vfio::Mapping::anonymous(kGuestSize);
-  if (!guest.ok() || !b.dev[0]->container.map_dma(kIova, guest.value().data(), kGuestSize,
-                                                   mdevmig::vfio::DmaAccess::kReadWrite).ok())
+  if (!guest.ok() ||
+      !b.dev[0]
+           ->container
+           .map_dma(kIova, guest.value().data(), kGuestSize, mdevmig::vfio::DmaAccess::kReadWrite)
+           .ok())
     return 1;
   b.guest.emplace(std::move(guest.value()));
   benchmark::Initialize(&argc, argv);

@@ -59,7 +59,8 @@ class SyntheticChannel final : public engine::Channel {
   Result<void> stop_copy() override { return ok(); }
   Result<std::span<const std::byte>> read(std::size_t max) override {
     const auto& b = source_buffer();
-    const std::size_t n = static_cast<std::size_t>(std::min<uint64_t>({max, total_ - pos_, kChunk}));
+    const std::size_t n =
+        static_cast<std::size_t>(std::min<uint64_t>({max, total_ - pos_, kChunk}));
     std::span<const std::byte> s(b.data() + pos_ % b.size(), n);
     pos_ += n;
     return s;
@@ -149,7 +150,8 @@ void BM_RestoreWithChecksums(benchmark::State& st) {
     load_s += r->restore_seconds;
     if (ch.written() != total) st.SkipWithError("short restore (run the save benchmark first)");
   }
-  st.counters["verify_ms"] = benchmark::Counter(verify_s * 1000, benchmark::Counter::kAvgIterations);
+  st.counters["verify_ms"] =
+      benchmark::Counter(verify_s * 1000, benchmark::Counter::kAvgIterations);
   st.counters["load_ms"] = benchmark::Counter(load_s * 1000, benchmark::Counter::kAvgIterations);
   st.SetBytesProcessed(static_cast<int64_t>(st.iterations() * total));
 }
@@ -174,8 +176,13 @@ void BM_RestorePlainCopy(benchmark::State& st) {
 BENCHMARK(BM_SavePlainCopy)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SaveWithChecksums)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_RestorePlainCopy)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
-BENCHMARK(BM_RestoreWithChecksums)->Arg(0)->Arg(1)->ArgName("verify_first")->Iterations(3)
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_RestoreWithChecksums)
+    ->Arg(0)
+    ->Arg(1)
+    ->ArgName("verify_first")
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace mdevmig::bench

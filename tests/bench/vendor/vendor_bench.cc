@@ -37,7 +37,8 @@ void BM_Save(benchmark::State& state) {
   for (auto _ : state) {
     uint64_t bytes = mdevmig_stream_put_compat(dev.model(), rec.data(), rec.size());
     for (uint64_t p = 0; p < npages; p += MDEVMIG_REC_PAGES_MAX)
-      bytes += mdevmig_stream_put_pages(dev.model(), p, MDEVMIG_REC_PAGES_MAX, rec.data(), rec.size());
+      bytes +=
+          mdevmig_stream_put_pages(dev.model(), p, MDEVMIG_REC_PAGES_MAX, rec.data(), rec.size());
     bytes += mdevmig_stream_put_state(dev.model(), rec.data(), rec.size());
     bytes += mdevmig_stream_put_end(rec.data(), rec.size());
     benchmark::DoNotOptimize(bytes);
@@ -64,7 +65,11 @@ void BM_Load(benchmark::State& state) {
   }
   state.SetBytesProcessed(int64_t(state.iterations()) * int64_t(mem));
 }
-BENCHMARK(BM_Load)->Args({16, 64 << 10})->Args({64, 64 << 10})->Args({64, 4 << 10})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Load)
+    ->Args({16, 64 << 10})
+    ->Args({64, 64 << 10})
+    ->Args({64, 4 << 10})
+    ->Unit(benchmark::kMillisecond);
 
 void BM_Engine(benchmark::State& state) {
   const uint64_t mem = 16 << 20;
@@ -75,9 +80,15 @@ void BM_Engine(benchmark::State& state) {
   guest::SimRing drv(dev);
   mdevmig_dma_desc d;
   switch (state.range(0)) {
-    case MDEVMIG_DMA_OP_COPY_TO_DEV: d = guest::copy_to_dev(buf, 0, mem); break;
-    case MDEVMIG_DMA_OP_FILL: d = guest::fill(0, mem, 0x0123456789abcdefull); break;
-    default: d = guest::hash(0, mem, buf); break;
+    case MDEVMIG_DMA_OP_COPY_TO_DEV:
+      d = guest::copy_to_dev(buf, 0, mem);
+      break;
+    case MDEVMIG_DMA_OP_FILL:
+      d = guest::fill(0, mem, 0x0123456789abcdefull);
+      break;
+    default:
+      d = guest::hash(0, mem, buf);
+      break;
   }
   for (auto _ : state) {
     drv.submit(d);

@@ -26,9 +26,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (s.file_bytes != size) broken("file_bytes");
   uint64_t end = 0;
   for (const auto& e : s.chunks) {
-    if (e.file_offset < end || e.frame_bytes == 0 || e.frame_bytes > size - e.file_offset) broken("a frame's place");
+    if (e.file_offset < end || e.frame_bytes == 0 || e.frame_bytes > size - e.file_offset)
+      broken("a frame's place");
     end = e.file_offset + e.frame_bytes;
-    if (e.chunk && (e.chunk->file_offset < e.file_offset || e.chunk->file_offset + e.chunk->bytes > end))
+    if (e.chunk &&
+        (e.chunk->file_offset < e.file_offset || e.chunk->file_offset + e.chunk->bytes > end))
       broken("a chunk's data outside its frame");
   }
   if (!s.preamble && s.preamble_problem.empty()) broken("no preamble and no reason");

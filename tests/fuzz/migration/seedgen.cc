@@ -58,7 +58,8 @@ bool save_seed(const std::string& path, uint64_t mem, uint32_t type, std::size_t
   id.device_api = "vfio-pci";
   id.pci_vendor = MDEVMIG_PCI_VENDOR_ID;
   id.pci_device = MDEVMIG_PCI_DEVICE_ID;
-  id.compat = schema::Compat{MDEVMIG_STREAM_VERSION, MDEVMIG_MODEL_VERSION, type, MDEVMIG_PAGE_SIZE, mem};
+  id.compat =
+      schema::Compat{MDEVMIG_STREAM_VERSION, MDEVMIG_MODEL_VERSION, type, MDEVMIG_PAGE_SIZE, mem};
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
   engine::SaveOptions opt;
   opt.chunk_size = chunk;
@@ -73,7 +74,8 @@ std::vector<char> slurp(const std::filesystem::path& p) {
 }
 
 void write(const std::filesystem::path& p, const std::vector<char>& bytes) {
-  std::ofstream(p, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(p, std::ios::binary | std::ios::trunc)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 // A valid save file of several chunks, then damaged copies of it. Where each part lies is
@@ -100,7 +102,9 @@ bool damaged_seeds(const std::filesystem::path& dir) {
     v[at] = static_cast<char>(v[at] ^ 0x10);
     return v;
   };
-  auto cut = [&](std::size_t n) { return std::vector<char>(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(n)); };
+  auto cut = [&](std::size_t n) {
+    return std::vector<char>(file.begin(), file.begin() + static_cast<std::ptrdiff_t>(n));
+  };
   write(dir / "truncated_in_header", cut(header + pre->header_bytes / 2));
   write(dir / "truncated_in_chunk", cut(frames[1] + (frames[2] - frames[1]) / 2));
   write(dir / "truncated_before_trailer", cut(trailer));
@@ -128,7 +132,8 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(dir / "migration_wire_fuzz");
   std::filesystem::create_directories(dir / "cli_inspect_damaged_fuzz");
   if (!save_seed(dir / "migration_container_fuzz/two_pages", 2 * MDEVMIG_PAGE_SIZE, 0, 3000) ||
-      !save_seed(dir / "migration_container_fuzz/eight_pages_type3", 8 * MDEVMIG_PAGE_SIZE, 3, 9000)) {
+      !save_seed(dir / "migration_container_fuzz/eight_pages_type3", 8 * MDEVMIG_PAGE_SIZE, 3,
+                 9000)) {
     return 1;
   }
   if (!damaged_seeds(dir / "cli_inspect_damaged_fuzz")) {

@@ -47,7 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (config_space(whole) != config_space(fresh)) fail("config space not reset after failure");
     if (whole.model()->eng.active || whole.intx) fail("engine or INTx not reset after failure");
     for (uint32_t off = 0; off < 0x200; off += 4)
-      if (whole.mmio_read32(off) != fresh.mmio_read32(off)) fail("registers not reset after failure");
+      if (whole.mmio_read32(off) != fresh.mmio_read32(off))
+        fail("registers not reset after failure");
     return 0;
   }
   auto s = whole.save();

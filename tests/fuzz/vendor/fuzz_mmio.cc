@@ -27,8 +27,16 @@ class Reader {
   bool empty() const { return n_ == 0; }
   uint8_t u8() { return n_ ? (n_--, *p_++) : 0; }
   uint16_t u16() { return static_cast<uint16_t>(u8() | (u8() << 8)); }
-  uint32_t u32() { uint32_t v = 0; for (int i = 0; i < 4; i++) v |= uint32_t{u8()} << (8 * i); return v; }
-  uint64_t u64() { uint64_t v = 0; for (int i = 0; i < 8; i++) v |= uint64_t{u8()} << (8 * i); return v; }
+  uint32_t u32() {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= uint32_t{u8()} << (8 * i);
+    return v;
+  }
+  uint64_t u64() {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= uint64_t{u8()} << (8 * i);
+    return v;
+  }
 
  private:
   const uint8_t* p_;
@@ -144,7 +152,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         unsigned steps = in.u8() % 32;
         int more = d.run(steps);
         if (more != 0 && more != 1) fail("run result");
-        if (more != static_cast<int>(mdevmig_model_work_pending(d.model()))) fail("run vs work_pending");
+        if (more != static_cast<int>(mdevmig_model_work_pending(d.model())))
+          fail("run vs work_pending");
         break;
       }
       case kDesc:

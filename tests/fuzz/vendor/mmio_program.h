@@ -13,7 +13,7 @@
 namespace mdevmig::fuzz {
 
 inline constexpr uint64_t kMemSize = 128 << 10;  // > one step: HASH and copies checkpoint mid-way
-inline constexpr uint64_t kBuf = 0x40000000;  // guest buffer IOVA
+inline constexpr uint64_t kBuf = 0x40000000;     // guest buffer IOVA
 inline constexpr uint64_t kBufSize = 128 << 10;
 inline constexpr uint32_t kRingEntries = 16;
 
@@ -31,18 +31,34 @@ enum Op : uint8_t {
 };
 
 inline constexpr uint32_t kRegs[] = {
-    MDEVMIG_REG_CTRL,         MDEVMIG_REG_INT_STATUS,   MDEVMIG_REG_INT_MASK, MDEVMIG_REG_INT_SET,
-    MDEVMIG_REG_SCRATCH(0),   MDEVMIG_REG_RING_BASE_LO, MDEVMIG_REG_RING_BASE_HI,
-    MDEVMIG_REG_RING_SIZE,    MDEVMIG_REG_RING_TAIL,    MDEVMIG_REG_STATUS,
+    MDEVMIG_REG_CTRL,         MDEVMIG_REG_INT_STATUS, MDEVMIG_REG_INT_MASK,
+    MDEVMIG_REG_INT_SET,      MDEVMIG_REG_SCRATCH(0), MDEVMIG_REG_RING_BASE_LO,
+    MDEVMIG_REG_RING_BASE_HI, MDEVMIG_REG_RING_SIZE,  MDEVMIG_REG_RING_TAIL,
+    MDEVMIG_REG_STATUS,
 };
 
 // Operand selectors for descriptor addresses and lengths: interesting values first,
 // then the raw u64 of the command.
 inline uint64_t select_value(uint8_t sel, uint64_t raw) {
   static constexpr uint64_t kValues[] = {
-      0, 1, 8, 4096, kMemSize - 1, kMemSize, kMemSize - 4096, 3 * MDEVMIG_DMA_STEP_BYTES / 2,
-      kBuf, kBuf + 3, kBuf + kBufSize - 8, kBuf + kBufSize - 100, 0x7000000000, ~0ull, ~0ull - 7,
-      MDEVMIG_DMA_MAX_LEN, MDEVMIG_DMA_STEP_BYTES, kMemSize / 2,
+      0,
+      1,
+      8,
+      4096,
+      kMemSize - 1,
+      kMemSize,
+      kMemSize - 4096,
+      3 * MDEVMIG_DMA_STEP_BYTES / 2,
+      kBuf,
+      kBuf + 3,
+      kBuf + kBufSize - 8,
+      kBuf + kBufSize - 100,
+      0x7000000000,
+      ~0ull,
+      ~0ull - 7,
+      MDEVMIG_DMA_MAX_LEN,
+      MDEVMIG_DMA_STEP_BYTES,
+      kMemSize / 2,
   };
   constexpr size_t n = sizeof(kValues) / sizeof(kValues[0]);
   return sel < n ? kValues[sel] : raw;
@@ -51,24 +67,51 @@ inline uint64_t select_value(uint8_t sel, uint64_t raw) {
 // Appends commands to a program (for the seed generator).
 class ProgramWriter {
  public:
-  ProgramWriter& cfg_write(uint8_t off, uint8_t len, uint32_t v) { op(kCfgWrite).u8(off).u8(len).u32(v); return *this; }
-  ProgramWriter& reg(uint8_t idx, uint32_t v) { op(kRegWrite).u8(idx).u32(v); return *this; }
-  ProgramWriter& run(uint8_t steps) { op(kRun).u8(steps); return *this; }
-  ProgramWriter& desc(uint8_t slot, uint8_t opcode, uint8_t flags, uint8_t src, uint8_t dst, uint8_t len,
-                      uint64_t raw = 0) {
+  ProgramWriter& cfg_write(uint8_t off, uint8_t len, uint32_t v) {
+    op(kCfgWrite).u8(off).u8(len).u32(v);
+    return *this;
+  }
+  ProgramWriter& reg(uint8_t idx, uint32_t v) {
+    op(kRegWrite).u8(idx).u32(v);
+    return *this;
+  }
+  ProgramWriter& run(uint8_t steps) {
+    op(kRun).u8(steps);
+    return *this;
+  }
+  ProgramWriter& desc(uint8_t slot, uint8_t opcode, uint8_t flags, uint8_t src, uint8_t dst,
+                      uint8_t len, uint64_t raw = 0) {
     op(kDesc).u8(slot).u8(opcode).u8(flags).u8(src).u8(dst).u8(len).u64(raw);
     return *this;
   }
-  ProgramWriter& doorbell(uint8_t tail) { op(kDoorbell).u8(tail); return *this; }
-  ProgramWriter& iommu(uint8_t action, uint8_t n) { op(kIommu).u8(action).u8(n); return *this; }
-  ProgramWriter& save_load() { op(kSaveLoad); return *this; }
+  ProgramWriter& doorbell(uint8_t tail) {
+    op(kDoorbell).u8(tail);
+    return *this;
+  }
+  ProgramWriter& iommu(uint8_t action, uint8_t n) {
+    op(kIommu).u8(action).u8(n);
+    return *this;
+  }
+  ProgramWriter& save_load() {
+    op(kSaveLoad);
+    return *this;
+  }
   const std::vector<uint8_t>& bytes() const { return b_; }
 
  private:
   ProgramWriter& op(Op o) { return u8(o); }
-  ProgramWriter& u8(uint8_t v) { b_.push_back(v); return *this; }
-  ProgramWriter& u32(uint32_t v) { for (int i = 0; i < 4; i++) u8(static_cast<uint8_t>(v >> (8 * i))); return *this; }
-  ProgramWriter& u64(uint64_t v) { for (int i = 0; i < 8; i++) u8(static_cast<uint8_t>(v >> (8 * i))); return *this; }
+  ProgramWriter& u8(uint8_t v) {
+    b_.push_back(v);
+    return *this;
+  }
+  ProgramWriter& u32(uint32_t v) {
+    for (int i = 0; i < 4; i++) u8(static_cast<uint8_t>(v >> (8 * i)));
+    return *this;
+  }
+  ProgramWriter& u64(uint64_t v) {
+    for (int i = 0; i < 8; i++) u8(static_cast<uint8_t>(v >> (8 * i)));
+    return *this;
+  }
   std::vector<uint8_t> b_;
 };
 

@@ -16,11 +16,11 @@
 //   TLS source to a plaintext listener all fail with the source RUNNING
 #include <fcntl.h>
 #include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -87,7 +87,8 @@ Proc spawn(const std::vector<std::string>& args, const std::vector<int>& keep_fd
 CliRun cli(const std::vector<std::string>& args, const std::vector<int>& keep_fds = {}) {
   Proc p = spawn(args, keep_fds);
   CliRun r = wait(p);
-  if (r.rc != 0) std::fprintf(stderr, "[mdevmig %s ...] rc=%d: %s", args[0].c_str(), r.rc, r.err.c_str());
+  if (r.rc != 0)
+    std::fprintf(stderr, "[mdevmig %s ...] rc=%d: %s", args[0].c_str(), r.rc, r.err.c_str());
   return r;
 }
 
@@ -122,7 +123,8 @@ TEST_F(CliTest, SaveInspectRestoreGiveIdenticalMemoryAndRegistersThroughV2AndV1)
   ASSERT_EQ(s.rc, 0) << s.err;
   // Without a terminal, progress is at most a plain line every few seconds: no bar
   // redrawn in place.
-  EXPECT_EQ(s.err.find_first_of("\r\033"), std::string::npos) << "terminal progress without a terminal: " << s.err;
+  EXPECT_EQ(s.err.find_first_of("\r\033"), std::string::npos)
+      << "terminal progress without a terminal: " << s.err;
   EXPECT_TRUE(s.err.empty() || s.err.rfind("save ", 0) == 0) << s.err;
   auto sj = s.json();
   EXPECT_EQ(sj["channel"], "v2-stop-copy");
@@ -236,8 +238,9 @@ TEST_F(CliTest, MigrateOnOneHostWithABar2WorkloadIteratesAndVerifies) {
   Instance a("mdevmig_sim0", "quarter"), b("mdevmig_sim0", "quarter");
   ASSERT_TRUE(a.ok() && b.ok());
   const std::string picture = "/tmp/lab-cli-migrate.svg";
-  CliRun r = cli({"migrate", "--from", a.uuid(), "--to", b.uuid(), "--workload", "bar2", "--dirty-rate", "5",
-               "--downtime", "0", "--max-iterations", "6", "--verify", "--json", "--report", picture});
+  CliRun r = cli({"migrate", "--from", a.uuid(), "--to", b.uuid(), "--workload", "bar2",
+                  "--dirty-rate", "5", "--downtime", "0", "--max-iterations", "6", "--verify",
+                  "--json", "--report", picture});
   ASSERT_EQ(r.rc, 0) << r.err;
   auto j = r.json();
   ASSERT_FALSE(j.is_discarded()) << r.out;
@@ -247,7 +250,8 @@ TEST_F(CliTest, MigrateOnOneHostWithABar2WorkloadIteratesAndVerifies) {
   EXPECT_GT(j["workload"]["bar2_pages_written"].get<uint64_t>(), 0u);
   EXPECT_GE(j["bytes"]["precopy_device"].get<uint64_t>(), kQuarter);
   EXPECT_GT(j["bytes"]["stopcopy_device"].get<uint64_t>(), 0u);
-  EXPECT_LT(j["bytes"]["stopcopy_device"].get<uint64_t>(), kQuarter / 2) << "stop-copy resent most of memory";
+  EXPECT_LT(j["bytes"]["stopcopy_device"].get<uint64_t>(), kQuarter / 2)
+      << "stop-copy resent most of memory";
   EXPECT_EQ(j["verify"].get<std::string>().substr(0, 2), "ok") << j["verify"];
   EXPECT_GT(j["downtime_s"].get<double>(), 0.0);
 
@@ -269,12 +273,13 @@ TEST_F(CliTest, MigrateOnOneHostWithABar2WorkloadIteratesAndVerifies) {
 TEST_F(CliTest, MigrateWithDmaTrafficCarriesGuestMemory) {
   Instance a("mdevmig_sim0", "quarter"), b("mdevmig_sim0", "quarter");
   ASSERT_TRUE(a.ok() && b.ok());
-  CliRun r = cli({"migrate", "--from", a.uuid(), "--to", b.uuid(), "--workload", "bar2,dma", "--guest-mem", "4M",
-               "--downtime", "0", "--max-iterations", "4", "--json"});
+  CliRun r = cli({"migrate", "--from", a.uuid(), "--to", b.uuid(), "--workload", "bar2,dma",
+                  "--guest-mem", "4M", "--downtime", "0", "--max-iterations", "4", "--json"});
   ASSERT_EQ(r.rc, 0) << r.err;
   auto j = r.json();
   ASSERT_FALSE(j.is_discarded()) << r.out;
-  EXPECT_GE(j["bytes"]["precopy_guest"].get<uint64_t>(), 4u << 20) << "the first pass sends all guest memory";
+  EXPECT_GE(j["bytes"]["precopy_guest"].get<uint64_t>(), 4u << 20)
+      << "the first pass sends all guest memory";
   EXPECT_GT(j["workload"]["dma_descriptors"].get<uint64_t>(), 0u);
   EXPECT_GT(j["iterations"].get<int>(), 1);
 }
@@ -283,12 +288,14 @@ TEST_F(CliTest, MigrateBetweenTwoProcessesOverLoopbackTcp) {
   Side a = open_side("quarter"), b = open_side("quarter");
   ASSERT_TRUE(a.m && b.m);
   scribble(a.dev(), kQuarter, 11);
-  Proc dst = spawn({"migrate", "--listen", "127.0.0.1:0", "--to", fd_arg(b), "--json"}, {b.dev().fd()});
+  Proc dst =
+      spawn({"migrate", "--listen", "127.0.0.1:0", "--to", fd_arg(b), "--json"}, {b.dev().fd()});
   std::string dst_err;
   auto line = wait_for_line(dst.err, "listening on 127.0.0.1:", dst_err, 60s);
   ASSERT_TRUE(line) << dst_err;
   const std::string port = line->substr(line->rfind(':') + 1);
-  CliRun src = cli({"migrate", "--from", fd_arg(a), "--to", "127.0.0.1:" + port, "--json"}, {a.dev().fd()});
+  CliRun src =
+      cli({"migrate", "--from", fd_arg(a), "--to", "127.0.0.1:" + port, "--json"}, {a.dev().fd()});
   CliRun d = wait(dst);
   ASSERT_EQ(src.rc, 0) << src.err;
   ASSERT_EQ(d.rc, 0) << dst_err << d.err;
@@ -349,8 +356,9 @@ TEST_F(CliTest, KillingTheDestinationMidMigrationLeavesTheSourceRunningWithNothi
   std::string dst2_err;
   auto line2 = wait_for_line(dst2.err, "listening on 127.0.0.1:", dst2_err, 60s);
   ASSERT_TRUE(line2) << dst2_err;
-  CliRun again = cli({"migrate", "--from", fd_arg(a), "--to", "127.0.0.1:" + line2->substr(line2->rfind(':') + 1)},
-                  {a.dev().fd()});
+  CliRun again = cli(
+      {"migrate", "--from", fd_arg(a), "--to", "127.0.0.1:" + line2->substr(line2->rfind(':') + 1)},
+      {a.dev().fd()});
   CliRun d2 = wait(dst2);
   EXPECT_EQ(again.rc, 0) << again.err;
   EXPECT_EQ(d2.rc, 0) << d2.err;
@@ -401,8 +409,9 @@ TEST_F(CliTest, HoldKeepsTheInstanceSoASaveAfterARestoreSavesTheRestoredState) {
   EXPECT_EQ(reset["registers"]["scratch3"].get<uint32_t>(), 0u);
 
   // Inside one hold (the save names the instance in upper case): the restored state.
-  CliRun r = cli(hold_sh({h.uuid()}, "\"$0\" restore " + h.uuid() + " " + file + " && \"$0\" save " + upper(h.uuid()) +
-                                        " " + with + " --json"));
+  CliRun r =
+      cli(hold_sh({h.uuid()}, "\"$0\" restore " + h.uuid() + " " + file + " && \"$0\" save " +
+                                  upper(h.uuid()) + " " + with + " --json"));
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_EQ(r.err.find("left it in"), std::string::npos) << r.err;
   const auto held = inspect_stream(with);
@@ -423,7 +432,8 @@ TEST_F(CliTest, HoldRunsAStoppedDeviceAgainAndPassesExitStatusAndSignalsOn) {
   // save --stop leaves the held device in STOP: hold says so and runs it again.
   CliRun s = cli({"hold", h.uuid(), "--", MDEVMIG_BIN, "save", h.uuid(), file, "--stop"});
   EXPECT_EQ(s.rc, 0) << s.err;
-  EXPECT_NE(s.err.find(h.uuid() + ": the command left it in STOP; device recovered to RUNNING"), std::string::npos)
+  EXPECT_NE(s.err.find(h.uuid() + ": the command left it in STOP; device recovered to RUNNING"),
+            std::string::npos)
       << s.err;
   ::unlink(file.c_str());
 
@@ -444,9 +454,9 @@ TEST_F(CliTest, HoldRunsAStoppedDeviceAgainAndPassesExitStatusAndSignalsOn) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 60s);
 
   // A held list naming h with the other instance's fds is refused, not adopted.
-  CliRun w = cli(hold_sh({h.uuid(), other.uuid()},
-                         "e=${MDEVMIG_HELD#* }; MDEVMIG_HELD=\"" + h.uuid() + ":${e#*:}\" exec \"$0\" save " + h.uuid() +
-                             " " + file));
+  CliRun w = cli(hold_sh({h.uuid(), other.uuid()}, "e=${MDEVMIG_HELD#* }; MDEVMIG_HELD=\"" +
+                                                       h.uuid() + ":${e#*:}\" exec \"$0\" save " +
+                                                       h.uuid() + " " + file));
   EXPECT_EQ(w.rc, 3) << w.err;
   EXPECT_NE(w.err.find("not adopted"), std::string::npos) << w.err;
   EXPECT_EQ(::access(file.c_str(), F_OK), -1) << "a file was written";
@@ -461,7 +471,8 @@ class TlsTest : public CliTest {
     if (::getenv("MDEVMIG_LAB") == nullptr) return;
     certs_ = "/tmp/mdevmig-cli-certs";
     // The lab's module loader cannot load crypto modules on demand: load kernel TLS's own.
-    const std::string cmd = "rm -rf " + certs_ + " && " MDEVMIG_MAKE_TLS_CERTS " " + certs_ + " >/dev/null && modprobe -a tls gcm ghash_generic ctr";
+    const std::string cmd = "rm -rf " + certs_ + " && " MDEVMIG_MAKE_TLS_CERTS " " + certs_ +
+                            " >/dev/null && modprobe -a tls gcm ghash_generic ctr";
     made_ = std::system(cmd.c_str()) == 0;
   }
   void SetUp() override {
@@ -484,12 +495,14 @@ TEST_F(TlsTest, MigrateOverKernelTlsBetweenTwoProcessesVerifies) {
   Side a = open_side("quarter"), b = open_side("quarter");
   ASSERT_TRUE(a.m && b.m);
   scribble(a.dev(), kQuarter, 17);
-  Proc dst = spawn({"migrate", "--listen", "127.0.0.1:0", "--to", fd_arg(b), "--tls", dir("good"), "--json"},
-                   {b.dev().fd()});
+  Proc dst = spawn(
+      {"migrate", "--listen", "127.0.0.1:0", "--to", fd_arg(b), "--tls", dir("good"), "--json"},
+      {b.dev().fd()});
   std::string dst_err;
   auto port = listening(dst, dst_err);
   ASSERT_TRUE(port) << dst_err;
-  CliRun src = cli({"migrate", "--from", fd_arg(a), "--to", "localhost:" + *port, "--tls", dir("good"), "--json"},
+  CliRun src = cli({"migrate", "--from", fd_arg(a), "--to", "localhost:" + *port, "--tls",
+                    dir("good"), "--json"},
                    {a.dev().fd()});
   CliRun d = wait(dst);
   ASSERT_EQ(src.rc, 0) << src.err;
@@ -498,8 +511,10 @@ TEST_F(TlsTest, MigrateOverKernelTlsBetweenTwoProcessesVerifies) {
   EXPECT_EQ(sj["stream_xxh3"], dj["stream_xxh3"]);
   EXPECT_EQ(sj["tls"]["version"], "TLS1.3");
   EXPECT_EQ(sj["tls"]["kernel"], true);
-  EXPECT_NE(sj["tls"]["peer"].get<std::string>().find("mdevmig-destination"), std::string::npos) << sj["tls"];
-  EXPECT_NE(dj["tls"]["peer"].get<std::string>().find("mdevmig-source"), std::string::npos) << dj["tls"];
+  EXPECT_NE(sj["tls"]["peer"].get<std::string>().find("mdevmig-destination"), std::string::npos)
+      << sj["tls"];
+  EXPECT_NE(dj["tls"]["peer"].get<std::string>().find("mdevmig-source"), std::string::npos)
+      << dj["tls"];
   EXPECT_EQ(state(b.dev()), MigState::kRunning);
   EXPECT_EQ(state(a.dev()), MigState::kStop) << "a migrated source stays stopped";
   expect_same_state(a.dev(), b.dev(), kQuarter);
@@ -532,7 +547,8 @@ TEST_F(TlsTest, AKernelTlsSocketPairCarries64MiBIntact) {
     if (!r.ok()) return server_result.emplace(r.error()), void();
     auto n = r->read_full(std::span(got));
     if (!n.ok()) return server_result.emplace(n.error()), void();
-    if (*n != kBytes) return server_result.emplace(Error::make(EIO, "read", std::to_string(*n) + " bytes")), void();
+    if (*n != kBytes)
+      return server_result.emplace(Error::make(EIO, "read", std::to_string(*n) + " bytes")), void();
     server_result.emplace(ok());
   });
   auto conn = io::connect_tcp({"127.0.0.1", port});
@@ -550,7 +566,8 @@ TEST_F(TlsTest, AKernelTlsSocketPairCarries64MiBIntact) {
     ASSERT_TRUE(w->flush().ok());
   }
   server.join();
-  ASSERT_TRUE(server_result && server_result->ok()) << (server_result ? server_result->error().message() : "");
+  ASSERT_TRUE(server_result && server_result->ok())
+      << (server_result ? server_result->error().message() : "");
   EXPECT_TRUE(got == data) << "bytes changed crossing kernel TLS";
   // The kernel holds the session: its TLS state is readable back from the socket.
   tls_crypto_info info{};
@@ -572,8 +589,20 @@ TEST_F(TlsTest, SourceFromAnotherCaAndPlaintextMismatchesFailWithTheSourceRunnin
     const char* dst_says;
   };
   const std::vector<Case> cases = {
-      {"source from another CA", {"--tls", dir("good")}, {"--tls", dir("rogue-client")}, 1, 1, "refused", "failed authentication"},
-      {"listener from another CA", {"--tls", dir("other-ca")}, {"--tls", dir("good")}, 1, 1, "failed authentication", "refused"},
+      {"source from another CA",
+       {"--tls", dir("good")},
+       {"--tls", dir("rogue-client")},
+       1,
+       1,
+       "refused",
+       "failed authentication"},
+      {"listener from another CA",
+       {"--tls", dir("other-ca")},
+       {"--tls", dir("good")},
+       1,
+       1,
+       "failed authentication",
+       "refused"},
       {"expired listener", {"--tls", dir("expired")}, {"--tls", dir("good")}, 1, 1, "expired", ""},
       {"plaintext source", {"--tls", dir("good")}, {}, -1, 4, "", "does not speak TLS"},
       {"TLS source, plaintext listener", {}, {"--tls", dir("good")}, 4, -1, "TLS", ""},
@@ -581,13 +610,15 @@ TEST_F(TlsTest, SourceFromAnotherCaAndPlaintextMismatchesFailWithTheSourceRunnin
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     ASSERT_TRUE(b.dev().reset().ok());
-    std::vector<std::string> dargs = {"migrate", "--listen", "127.0.0.1:0", "--to", fd_arg(b), "--timeout", "20"};
+    std::vector<std::string> dargs = {"migrate", "--listen",  "127.0.0.1:0", "--to",
+                                      fd_arg(b), "--timeout", "20"};
     dargs.insert(dargs.end(), c.dst_tls.begin(), c.dst_tls.end());
     Proc dst = spawn(dargs, {b.dev().fd()});
     std::string dst_err;
     auto port = listening(dst, dst_err);
     ASSERT_TRUE(port) << dst_err;
-    std::vector<std::string> sargs = {"migrate", "--from", fd_arg(a), "--to", "127.0.0.1:" + *port, "--timeout", "20"};
+    std::vector<std::string> sargs = {
+        "migrate", "--from", fd_arg(a), "--to", "127.0.0.1:" + *port, "--timeout", "20"};
     sargs.insert(sargs.end(), c.src_tls.begin(), c.src_tls.end());
     CliRun src = cli(sargs, {a.dev().fd()});
     // Listeners that rejected the source end by themselves; one that may wait on for a

@@ -38,7 +38,8 @@ inline void scribble(const vfio::Device& dev, uint64_t size, unsigned seed) {
   for (auto& x : buf) x = rng();
   ASSERT_TRUE(dev.write(kBar2, 0, std::as_bytes(std::span(buf))).ok());
   for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; ++i) {
-    ASSERT_TRUE(dev.write_as(kBar0, MDEVMIG_REG_SCRATCH(i), static_cast<uint32_t>(seed * 1000 + i)).ok());
+    ASSERT_TRUE(
+        dev.write_as(kBar0, MDEVMIG_REG_SCRATCH(i), static_cast<uint32_t>(seed * 1000 + i)).ok());
   }
   ASSERT_TRUE(dev.write_as(kBar0, MDEVMIG_REG_INT_MASK, uint32_t{0x6}).ok());
 }
@@ -48,7 +49,8 @@ inline void scribble(const vfio::Device& dev, uint64_t size, unsigned seed) {
 inline std::string fingerprint(const vfio::Device& dev, uint64_t size) {
   std::ostringstream s;
   s << "mem " << std::hex << mem_hash(dev, size);
-  for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; ++i) s << " scratch" << i << " " << reg(dev, MDEVMIG_REG_SCRATCH(i));
+  for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; ++i)
+    s << " scratch" << i << " " << reg(dev, MDEVMIG_REG_SCRATCH(i));
   s << " int_mask " << reg(dev, MDEVMIG_REG_INT_MASK);
   return s.str();
 }

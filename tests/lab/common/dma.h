@@ -65,7 +65,8 @@ class DmaRig {
 
   // The completion record of `slot`, in the test's guest memory.
   mdevmig_dma_cmpl* cmpl(uint32_t slot) const {
-    return reinterpret_cast<mdevmig_dma_cmpl*>(port_.host(kLayout.cmpl(slot), sizeof(mdevmig_dma_cmpl)));
+    return reinterpret_cast<mdevmig_dma_cmpl*>(
+        port_.host(kLayout.cmpl(slot), sizeof(mdevmig_dma_cmpl)));
   }
 
   // Writes a descriptor at the tail without ringing the doorbell; returns its slot.
@@ -81,7 +82,9 @@ class DmaRig {
   }
 
  private:
-  static void check(const Result<void>& r) { EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message()); }
+  static void check(const Result<void>& r) {
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());
+  }
   template <typename T>
   static T check(Result<T> r, T fallback) {
     EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().message());

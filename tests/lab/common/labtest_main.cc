@@ -1,8 +1,8 @@
 // main() for lab test executables. Outside the lab (no MDEVMIG_LAB=1) tests that need
 // the module skip themselves; inside the lab a skipped test is a failure, so a lab run
 // can never pass by not testing.
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 
 #include <gtest/gtest.h>
 

@@ -25,7 +25,8 @@ struct OpenInstance {
 
 // Creates an instance of `type` on `parent` and opens it; `m` is empty on failure
 // (which is reported as a test failure).
-inline OpenInstance open_instance(const std::string& type, const std::string& parent = "mdevmig_sim0") {
+inline OpenInstance open_instance(const std::string& type,
+                                  const std::string& parent = "mdevmig_sim0") {
   OpenInstance s;
   s.inst = std::make_unique<Instance>(parent, type);
   if (!s.inst->ok()) return s;

@@ -30,7 +30,8 @@ bool PairHost::valid() const {
 }
 
 PairHost pair_host() {
-  return {env("MDEVMIG_LAB_ROLE"), env("MDEVMIG_LAB_ADDR"), env("MDEVMIG_LAB_PEER"), env("MDEVMIG_LAB_SHARE")};
+  return {env("MDEVMIG_LAB_ROLE"), env("MDEVMIG_LAB_ADDR"), env("MDEVMIG_LAB_PEER"),
+          env("MDEVMIG_LAB_SHARE")};
 }
 
 bool peer_failed(const PairHost& h) { return exists(h.share + "/" + h.peer_role() + ".failed"); }
@@ -44,7 +45,8 @@ void put(const PairHost& h, const std::string& name, const std::string& text) {
   EXPECT_EQ(std::rename((path + ".tmp").c_str(), path.c_str()), 0) << path;
 }
 
-std::optional<std::string> take(const PairHost& h, const std::string& name, std::chrono::seconds limit) {
+std::optional<std::string> take(const PairHost& h, const std::string& name,
+                                std::chrono::seconds limit) {
   const auto end = std::chrono::steady_clock::now() + limit;
   while (std::chrono::steady_clock::now() < end) {
     if (exists(h.share + "/" + name)) {
@@ -59,7 +61,8 @@ std::optional<std::string> take(const PairHost& h, const std::string& name, std:
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  ADD_FAILURE() << "host " << h.peer_role() << " did not write " << name << " within " << limit.count() << " s";
+  ADD_FAILURE() << "host " << h.peer_role() << " did not write " << name << " within "
+                << limit.count() << " s";
   return std::nullopt;
 }
 

@@ -25,6 +25,7 @@ bool peer_failed(const PairHost& h);
 void put(const PairHost& h, const std::string& name, const std::string& text);
 // Waits for the peer's file `name` and returns its text; nullopt (with a gtest failure)
 // when the peer says it failed, or after `limit`.
-std::optional<std::string> take(const PairHost& h, const std::string& name, std::chrono::seconds limit);
+std::optional<std::string> take(const PairHost& h, const std::string& name,
+                                std::chrono::seconds limit);
 
 }  // namespace mdevmig::lab

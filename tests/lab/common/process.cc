@@ -27,7 +27,8 @@ std::string drain(int fd) {
 
 }  // namespace
 
-Proc spawn(const std::string& bin, const std::vector<std::string>& args, const std::vector<int>& keep_fds) {
+Proc spawn(const std::string& bin, const std::vector<std::string>& args,
+           const std::vector<int>& keep_fds) {
   int o[2], e[2];
   EXPECT_EQ(::pipe2(o, O_CLOEXEC), 0);
   EXPECT_EQ(::pipe2(e, O_CLOEXEC), 0);
@@ -76,7 +77,8 @@ std::optional<std::string> wait_for_line(int fd, const std::string& needle, std:
         return seen.substr(begin, end - begin);
       }
     }
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
     if (left.count() <= 0) return std::nullopt;
     pollfd pf{fd, POLLIN, 0};
     if (::poll(&pf, 1, static_cast<int>(left.count())) <= 0) return std::nullopt;

@@ -20,7 +20,8 @@ struct Proc {
 
 // Starts `bin args...` with its stdout and stderr on pipes; `keep_fds` are inherited
 // under the same numbers (VFIO device fds are O_CLOEXEC).
-Proc spawn(const std::string& bin, const std::vector<std::string>& args, const std::vector<int>& keep_fds = {});
+Proc spawn(const std::string& bin, const std::vector<std::string>& args,
+           const std::vector<int>& keep_fds = {});
 
 struct Exit {
   int rc = -1;  // the exit status, or 128 + the signal that killed it

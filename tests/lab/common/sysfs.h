@@ -29,13 +29,16 @@ using mdev::random_uuid;
 
 // The mdevmig parents visible in /sys/class/mdev_bus (e.g. "mdevmig_sim0").
 inline std::vector<std::string> mdevmig_parents() { return mdev::mdevmig_parents(); }
-// sysfs dir of a type of a parent: /sys/class/mdev_bus/<parent>/mdev_supported_types/mdevmig-<type>.
-inline std::string type_dir(const std::string& parent, const std::string& type) { return mdev::type_dir(parent, type); }
+// sysfs dir of a type of a parent:
+// /sys/class/mdev_bus/<parent>/mdev_supported_types/mdevmig-<type>.
+inline std::string type_dir(const std::string& parent, const std::string& type) {
+  return mdev::type_dir(parent, type);
+}
 
 }  // namespace mdevmig::lab
 
 // Skips the test outside the lab (where it cannot run); inside, the skip fails the run.
-#define MDEVMIG_REQUIRE_LAB()                                                  \
-  do {                                                                         \
+#define MDEVMIG_REQUIRE_LAB()                                                          \
+  do {                                                                                 \
     if (!::mdevmig::lab::in_lab()) GTEST_SKIP() << "needs the lab (tools/lab/lab.sh)"; \
   } while (0)

@@ -40,11 +40,11 @@ using vfio::Mapping;
 
 constexpr uint64_t kQuarterSize = 16ull << 20;  // a quarter of the default 64 MiB sim parent
 
-#define ASSERT_OK(expr)                                                  \
-  ({                                                                     \
-    auto _r = (expr);                                                    \
-    ASSERT_TRUE(_r.ok()) << #expr << ": " << _r.error().message();       \
-    std::move(_r);                                                       \
+#define ASSERT_OK(expr)                                            \
+  ({                                                               \
+    auto _r = (expr);                                              \
+    ASSERT_TRUE(_r.ok()) << #expr << ": " << _r.error().message(); \
+    std::move(_r);                                                 \
   })
 
 template <typename T>
@@ -125,7 +125,8 @@ class DeviceTest : public testing::Test {
 TEST_F(DeviceTest, ConfigSpaceIdentifiesTheDeviceAndSizesItsBars) {
   EXPECT_EQ(cfg32(PCI_VENDOR_ID), (MDEVMIG_PCI_DEVICE_ID << 16) | MDEVMIG_PCI_VENDOR_ID);
   EXPECT_EQ(cfg32(PCI_CLASS_REVISION) >> 8, static_cast<uint32_t>(MDEVMIG_PCI_CLASS));
-  EXPECT_EQ(cfg32(PCI_SUBSYSTEM_VENDOR_ID), (MDEVMIG_PCI_SUBSYS_ID << 16) | MDEVMIG_PCI_SUBSYS_VENDOR_ID);
+  EXPECT_EQ(cfg32(PCI_SUBSYSTEM_VENDOR_ID),
+            (MDEVMIG_PCI_SUBSYS_ID << 16) | MDEVMIG_PCI_SUBSYS_VENDOR_ID);
   EXPECT_TRUE(cfg16(PCI_STATUS) & PCI_STATUS_CAP_LIST);
   uint8_t cap = cfg32(PCI_CAPABILITY_LIST) & 0xff;
   ASSERT_EQ(cap, MDEVMIG_CFG_MSI_CAP);
@@ -231,14 +232,16 @@ TEST_F(DeviceTest, BadIoctlArgumentsAndOffsetsAreRefused) {
   // mmap: BAR0 is not mappable; BAR2 past its end or private is refused.
   EXPECT_EQ(mmap(nullptr, 4096, PROT_READ, MAP_SHARED, fd, bar0_off), MAP_FAILED);
   const uint64_t bar2_off = must(dev().region(kBar2), "region")->offset;
-  EXPECT_EQ(mmap(nullptr, 8192, PROT_READ, MAP_SHARED, fd, bar2_off + kQuarterSize - 4096), MAP_FAILED);
+  EXPECT_EQ(mmap(nullptr, 8192, PROT_READ, MAP_SHARED, fd, bar2_off + kQuarterSize - 4096),
+            MAP_FAILED);
   EXPECT_EQ(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, bar2_off), MAP_FAILED);
 }
 
 TEST_F(DeviceTest, RegistersIdentifyTheModelAndResetClearsThem) {
   EXPECT_EQ(reg(MDEVMIG_REG_ID), MDEVMIG_ID_MAGIC);
   EXPECT_EQ(reg(MDEVMIG_REG_VERSION), uint32_t{MDEVMIG_MODEL_VERSION});
-  EXPECT_EQ((uint64_t{reg(MDEVMIG_REG_MEM_SIZE_HI)} << 32) | reg(MDEVMIG_REG_MEM_SIZE_LO), kQuarterSize);
+  EXPECT_EQ((uint64_t{reg(MDEVMIG_REG_MEM_SIZE_HI)} << 32) | reg(MDEVMIG_REG_MEM_SIZE_LO),
+            kQuarterSize);
   set_reg(MDEVMIG_REG_SCRATCH(3), 0xfeedf00d);
   EXPECT_EQ(reg(MDEVMIG_REG_SCRATCH(3)), 0xfeedf00du);
   auto r = dev().read_as<uint64_t>(kBar0, MDEVMIG_REG_SCRATCH(2));  // 8-byte access
@@ -277,7 +280,8 @@ TEST_F(DeviceTest, EveryDmaOpcodeWorksEndToEndWithMsi) {
   ASSERT_EQ(wait(s), MDEVMIG_DMA_ST_OK);
   EXPECT_EQ(std::memcmp(guest_ + kDataOff + (1u << 20), src, n), 0);
 
-  s = submit(desc(MDEVMIG_DMA_OP_COPY_GUEST, kIova + kDataOff, kIova + kDataOff + (2u << 20), 4096 * 3));
+  s = submit(
+      desc(MDEVMIG_DMA_OP_COPY_GUEST, kIova + kDataOff, kIova + kDataOff + (2u << 20), 4096 * 3));
   ASSERT_EQ(wait(s), MDEVMIG_DMA_ST_OK);
   EXPECT_EQ(std::memcmp(guest_ + kDataOff + (2u << 20), src, 4096 * 3), 0);
 
@@ -350,7 +354,8 @@ TEST_F(DeviceTest, CloseLeavesNothingForTheNextOpener) {
     EXPECT_EQ(reg(MDEVMIG_REG_SCRATCH(0)), 0u);
     std::vector<uint8_t> buf(3 * 4096);
     ASSERT_TRUE(dev().read(kBar2, 0, std::as_writable_bytes(std::span(buf))).ok());
-    EXPECT_EQ(std::count(buf.begin(), buf.end(), 0), static_cast<long>(buf.size())) << "round " << round;
+    EXPECT_EQ(std::count(buf.begin(), buf.end(), 0), static_cast<long>(buf.size()))
+        << "round " << round;
     set_reg(MDEVMIG_REG_SCRATCH(0), 1);
     mdev_.reset();
   }
@@ -366,7 +371,7 @@ TEST_F(DeviceTest, TrackedModeReportsExactlyThePagesWritten) {
   EXPECT_EQ(inst_->attr("dirty_pages"), "0");
   for (unsigned p : {3u, 10u, 11u, 100u, 4095u}) mem[4096ull * p + 17] = 1;
   for (unsigned p : {50u, 60u, 3u}) sink += mem[4096ull * p];  // reads dirty nothing
-  mem[4096 * 3 + 100] = 2;                                      // a second write to page 3
+  mem[4096 * 3 + 100] = 2;                                     // a second write to page 3
   EXPECT_EQ(inst_->attr("dirty_ranges"), "3,10-11,100,4095");
   EXPECT_EQ(inst_->attr("dirty_pages"), "5");
   // Clear re-arms: the same pages must fault and be recorded again.
@@ -414,7 +419,8 @@ TEST_F(DeviceTest, ModeSwitchesUnderConcurrentAccessLoseNothing) {
   // Switch at least 60 times and until the writers have done several rounds, so that
   // switches really overlap writes however slow the machine is (bounded by a deadline).
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  for (int i = 0; (i < 60 || rounds.load() < 5) && std::chrono::steady_clock::now() < deadline; ++i) {
+  for (int i = 0; (i < 60 || rounds.load() < 5) && std::chrono::steady_clock::now() < deadline;
+       ++i) {
     // EXPECT, not ASSERT: the writer threads must be joined whatever happens.
     EXPECT_EQ(inst_->set_attr("mode", i % 2 ? "passthrough" : "tracked"), 0) << "switch " << i;
     if (i % 10 == 9) {
@@ -446,7 +452,9 @@ TEST_F(DeviceTest, ForcedTrappedModeHasNoMmapButRegionAccessWorks) {
   auto info = dev().query_region_info(kBar2);
   ASSERT_TRUE(info.ok());
   EXPECT_FALSE(info.value().mmappable());
-  EXPECT_EQ(mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, dev().fd(), info.value().offset), MAP_FAILED);
+  EXPECT_EQ(
+      mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, dev().fd(), info.value().offset),
+      MAP_FAILED);
   uint64_t v = 0x0123456789abcdefull;
   ASSERT_TRUE(dev().write_as(kBar2, kQuarterSize - 8, v).ok());
   EXPECT_EQ(must(dev().read_as<uint64_t>(kBar2, kQuarterSize - 8), "read"), v);
@@ -469,7 +477,8 @@ TEST_F(DeviceTest, InstancesNeverSeeEachOthersMemory) {
   auto theirs = m.value().device.mmap_region(kBar2, 0);
   ASSERT_TRUE(theirs.ok());
   std::vector<uint8_t> zeros(kQuarterSize, 0);
-  EXPECT_EQ(XXH3_64bits(theirs.value().data(), kQuarterSize), XXH3_64bits(zeros.data(), zeros.size()));
+  EXPECT_EQ(XXH3_64bits(theirs.value().data(), kQuarterSize),
+            XXH3_64bits(zeros.data(), zeros.size()));
   EXPECT_NE(inst_->attr("memory"), other.attr("memory"));
 }
 
@@ -506,7 +515,8 @@ TEST_F(DeviceTest, DmaLoggingAndContainerDirtyPagesReportExactlyTheEngineWrites)
   // Writes to guest memory: 3 pages + 1 byte out at data+5 pages, 8 bytes of hash at
   // data+20 pages, and the completion records (one page). FILL writes only device
   // memory; COPY_TO_DEV reads the guest.
-  uint32_t s1 = submit(desc(MDEVMIG_DMA_OP_COPY_FROM_DEV, 0, kIova + kDataOff + 5 * 4096, 3 * 4096 + 1));
+  uint32_t s1 =
+      submit(desc(MDEVMIG_DMA_OP_COPY_FROM_DEV, 0, kIova + kDataOff + 5 * 4096, 3 * 4096 + 1));
   uint32_t s2 = submit(desc(MDEVMIG_DMA_OP_HASH, 0, kIova + kDataOff + 20 * 4096, 4096));
   uint32_t s3 = submit(desc(MDEVMIG_DMA_OP_FILL, 0, 0, 65536, 1));
   uint32_t s4 = submit(desc(MDEVMIG_DMA_OP_COPY_TO_DEV, kIova + kDataOff + 40 * 4096, 0, 8192));

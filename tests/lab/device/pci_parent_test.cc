@@ -52,11 +52,16 @@ TEST(PciParent, IvshmemFunctionBecomesAParentAndBacksInstances) {
     ASSERT_TRUE(map_a.ok()) << map_a.error().message();
     std::memset(map_a.value().data(), 0xc3, 16u << 20);
     std::vector<uint8_t> buf(4096);
-    ASSERT_TRUE(ma.value().device.read(VFIO_PCI_BAR2_REGION_INDEX, (16u << 20) - 4096,
-                                       std::as_writable_bytes(std::span(buf))).ok());
+    ASSERT_TRUE(ma.value()
+                    .device
+                    .read(VFIO_PCI_BAR2_REGION_INDEX, (16u << 20) - 4096,
+                          std::as_writable_bytes(std::span(buf)))
+                    .ok());
     EXPECT_EQ(std::count(buf.begin(), buf.end(), 0xc3), 4096);
-    ASSERT_TRUE(mb.value().device.read(VFIO_PCI_BAR2_REGION_INDEX, 0,
-                                       std::as_writable_bytes(std::span(buf))).ok());
+    ASSERT_TRUE(
+        mb.value()
+            .device.read(VFIO_PCI_BAR2_REGION_INDEX, 0, std::as_writable_bytes(std::span(buf)))
+            .ok());
     EXPECT_EQ(std::count(buf.begin(), buf.end(), 0), 4096) << "instance b sees a's writes";
   }
   // Unbinding removes the parent, and with it an instance it still has.

@@ -108,7 +108,8 @@ struct Worker {
 
 class SequenceRunner {
  public:
-  SequenceRunner(const Sequence& s, RunContext& ctx, std::vector<std::unique_ptr<WorkerMemory>>& mem)
+  SequenceRunner(const Sequence& s, RunContext& ctx,
+                 std::vector<std::unique_ptr<WorkerMemory>>& mem)
       : s_(s), ctx_(ctx), mem_(mem) {}
   ~SequenceRunner() { teardown(); }
 
@@ -196,7 +197,7 @@ class SequenceRunner {
   std::vector<int> efds_;
   int null_fd_ = -1;
   bool removed_ = false;
-  std::vector<std::string> extra_instances_;   // uuid
+  std::vector<std::string> extra_instances_;  // uuid
   std::vector<std::string> fuzz_parents_;
   std::vector<std::string> parents_before_;
   std::string baseline_avail_;
@@ -292,10 +293,12 @@ std::string SequenceRunner::run() {
   ctx_.syscalls.fetch_add(3, std::memory_order_relaxed);
   if (rc != 0) {
     removed_ = true;
-    return "creating a " + s_.type + " instance on " + ctx_.parent + ": errno " + std::to_string(-rc);
+    return "creating a " + s_.type + " instance on " + ctx_.parent + ": errno " +
+           std::to_string(-rc);
   }
   if (auto err = open_device(); !err.empty()) return err;
-  for (int i = 0; i < 6; ++i) efds_.push_back(static_cast<int>(sys(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))));
+  for (int i = 0; i < 6; ++i)
+    efds_.push_back(static_cast<int>(sys(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK))));
   null_fd_ = ::open("/dev/null", O_RDWR | O_CLOEXEC);
 
   for (const auto& ph : s_.phases) {
@@ -327,7 +330,8 @@ std::string SequenceRunner::run() {
 }
 
 std::string SequenceRunner::check_baseline_after() {
-  if (lab::read_file(dev_dir_ + "/remove")) return "instance " + uuid_ + " still exists after remove";
+  if (lab::read_file(dev_dir_ + "/remove"))
+    return "instance " + uuid_ + " still exists after remove";
   auto parents = lab::mdevmig_parents();
   if (parents != parents_before_) {
     std::string have;
@@ -335,8 +339,8 @@ std::string SequenceRunner::check_baseline_after() {
     return "mdevmig parents not back to baseline after the sequence: " + have;
   }
   if (auto now = avail_text(ctx_.parent); now != baseline_avail_)
-    return "available_instances of " + ctx_.parent + " not back to baseline: was " + baseline_avail_ +
-           "now " + now + "(slots leaked)";
+    return "available_instances of " + ctx_.parent + " not back to baseline: was " +
+           baseline_avail_ + "now " + now + "(slots leaked)";
   return {};
 }
 
@@ -346,7 +350,8 @@ void SequenceRunner::exec(Worker& w, const Op& op) {
     return;
   }
   if (op.kind == Kind::kSetIrqs && ctx_.avoid.count("intx-count0") &&
-      static_cast<uint32_t>(op.a[0]) == VFIO_PCI_INTX_IRQ_INDEX && static_cast<uint32_t>(op.a[3]) == 0 &&
+      static_cast<uint32_t>(op.a[0]) == VFIO_PCI_INTX_IRQ_INDEX &&
+      static_cast<uint32_t>(op.a[3]) == 0 &&
       (op.a[1] & VFIO_IRQ_SET_DATA_TYPE_MASK) != VFIO_IRQ_SET_DATA_NONE) {
     ctx_.skipped.fetch_add(1, std::memory_order_relaxed);
     return;
@@ -359,36 +364,95 @@ void SequenceRunner::exec(Worker& w, const Op& op) {
   ctx_.ops.fetch_add(1, std::memory_order_relaxed);
   ctx_.current[w.index % kMaxThreads].store(&op, std::memory_order_relaxed);
   switch (op.kind) {
-    case Kind::kGetInfo: op_get_info(op); break;
-    case Kind::kRegionInfo: op_region_info(op); break;
-    case Kind::kIrqInfo: op_irq_info(op); break;
-    case Kind::kSetIrqs: op_set_irqs(op); break;
-    case Kind::kReset: sys(::ioctl(dfd(), VFIO_DEVICE_RESET)); break;
-    case Kind::kFeature: op_feature(w, op); break;
-    case Kind::kMigState: op_mig_state(w, op); break;
-    case Kind::kLogStart: op_log_start(w, op); break;
-    case Kind::kLogReport: op_log_report(w, op); break;
-    case Kind::kLogStop: op_log_stop(op); break;
-    case Kind::kDataRead: op_data_read(w, op); break;
-    case Kind::kDataWrite: op_data_write(w, op); break;
-    case Kind::kDataClose: op_data_close(w, op); break;
-    case Kind::kDataIoctl: op_data_ioctl(w, op); break;
-    case Kind::kRegionRead: op_region_rw(w, op, false); break;
-    case Kind::kRegionWrite: op_region_rw(w, op, true); break;
-    case Kind::kV1: op_v1(w, op); break;
-    case Kind::kMmap: op_mmap(w, op); break;
-    case Kind::kTouch: op_touch(w, op); break;
-    case Kind::kMprotect: op_mprotect_munmap(w, op, false); break;
-    case Kind::kMunmap: op_mprotect_munmap(w, op, true); break;
-    case Kind::kRwViaMap: op_rw_via_map(w, op); break;
-    case Kind::kSysfs: op_sysfs(op); break;
-    case Kind::kBar0: op_bar0(op); break;
-    case Kind::kConfig: op_config(op); break;
-    case Kind::kRing: op_ring(op); break;
-    case Kind::kDescs: op_descs(op); break;
-    case Kind::kDmaRemap: op_dma_remap(op); break;
-    case Kind::kBadIoctl: op_bad_ioctl(w, op); break;
-    case Kind::kCount: break;
+    case Kind::kGetInfo:
+      op_get_info(op);
+      break;
+    case Kind::kRegionInfo:
+      op_region_info(op);
+      break;
+    case Kind::kIrqInfo:
+      op_irq_info(op);
+      break;
+    case Kind::kSetIrqs:
+      op_set_irqs(op);
+      break;
+    case Kind::kReset:
+      sys(::ioctl(dfd(), VFIO_DEVICE_RESET));
+      break;
+    case Kind::kFeature:
+      op_feature(w, op);
+      break;
+    case Kind::kMigState:
+      op_mig_state(w, op);
+      break;
+    case Kind::kLogStart:
+      op_log_start(w, op);
+      break;
+    case Kind::kLogReport:
+      op_log_report(w, op);
+      break;
+    case Kind::kLogStop:
+      op_log_stop(op);
+      break;
+    case Kind::kDataRead:
+      op_data_read(w, op);
+      break;
+    case Kind::kDataWrite:
+      op_data_write(w, op);
+      break;
+    case Kind::kDataClose:
+      op_data_close(w, op);
+      break;
+    case Kind::kDataIoctl:
+      op_data_ioctl(w, op);
+      break;
+    case Kind::kRegionRead:
+      op_region_rw(w, op, false);
+      break;
+    case Kind::kRegionWrite:
+      op_region_rw(w, op, true);
+      break;
+    case Kind::kV1:
+      op_v1(w, op);
+      break;
+    case Kind::kMmap:
+      op_mmap(w, op);
+      break;
+    case Kind::kTouch:
+      op_touch(w, op);
+      break;
+    case Kind::kMprotect:
+      op_mprotect_munmap(w, op, false);
+      break;
+    case Kind::kMunmap:
+      op_mprotect_munmap(w, op, true);
+      break;
+    case Kind::kRwViaMap:
+      op_rw_via_map(w, op);
+      break;
+    case Kind::kSysfs:
+      op_sysfs(op);
+      break;
+    case Kind::kBar0:
+      op_bar0(op);
+      break;
+    case Kind::kConfig:
+      op_config(op);
+      break;
+    case Kind::kRing:
+      op_ring(op);
+      break;
+    case Kind::kDescs:
+      op_descs(op);
+      break;
+    case Kind::kDmaRemap:
+      op_dma_remap(op);
+      break;
+    case Kind::kBadIoctl:
+      op_bad_ioctl(w, op);
+      break;
+    case Kind::kCount:
+      break;
   }
   ctx_.current[w.index % kMaxThreads].store(nullptr, std::memory_order_relaxed);
 }
@@ -402,8 +466,8 @@ void SequenceRunner::op_get_info(const Op& op) {
   std::memcpy(buf, &info, sizeof info);
   const long rc = sys(::ioctl(dfd(), VFIO_DEVICE_GET_INFO, buf));
   std::memcpy(&info, buf, sizeof info);
-  if (rc == 0 && (!(info.flags & VFIO_DEVICE_FLAGS_PCI) || info.num_regions < VFIO_PCI_NUM_REGIONS ||
-                  info.num_irqs != VFIO_PCI_NUM_IRQS)) {
+  if (rc == 0 && (!(info.flags & VFIO_DEVICE_FLAGS_PCI) ||
+                  info.num_regions < VFIO_PCI_NUM_REGIONS || info.num_irqs != VFIO_PCI_NUM_IRQS)) {
     finding("VFIO_DEVICE_GET_INFO (argsz " + std::to_string(info.argsz) + ") answered flags " +
             std::to_string(info.flags) + " num_regions " + std::to_string(info.num_regions) +
             " num_irqs " + std::to_string(info.num_irqs));
@@ -425,11 +489,12 @@ void SequenceRunner::op_region_info(const Op& op) {
   if (info.index == VFIO_PCI_CONFIG_REGION_INDEX || info.index == VFIO_PCI_BAR0_REGION_INDEX ||
       info.index == VFIO_PCI_BAR2_REGION_INDEX || info.index == kV1Index) {
     const uint64_t want = info.index == VFIO_PCI_CONFIG_REGION_INDEX ? 256
-                          : info.index == VFIO_PCI_BAR0_REGION_INDEX  ? MDEVMIG_REGS_SIZE
-                          : info.index == VFIO_PCI_BAR2_REGION_INDEX  ? mem_size_
-                                                                      : kV1DataOffset + kV1DataSize;
+                          : info.index == VFIO_PCI_BAR0_REGION_INDEX ? MDEVMIG_REGS_SIZE
+                          : info.index == VFIO_PCI_BAR2_REGION_INDEX ? mem_size_
+                                                                     : kV1DataOffset + kV1DataSize;
     if (info.size != want)
-      finding("GET_REGION_INFO index " + std::to_string(info.index) + " size " + std::to_string(info.size));
+      finding("GET_REGION_INFO index " + std::to_string(info.index) + " size " +
+              std::to_string(info.size));
   }
   if (!(info.flags & VFIO_REGION_INFO_FLAG_CAPS) || info.cap_offset == 0) return;
   // Walk the chain the kernel wrote: every header within argsz, offsets increasing.
@@ -437,8 +502,9 @@ void SequenceRunner::op_region_info(const Op& op) {
   uint32_t off = info.cap_offset, prev = 0;
   for (int n = 0; off != 0; ++n) {
     if (off < sizeof(info) || off <= prev || off + sizeof(vfio_info_cap_header) > limit || n > 16) {
-      finding("GET_REGION_INFO index " + std::to_string(info.index) + " argsz " + std::to_string(given) +
-              ": malformed capability chain at offset " + std::to_string(off));
+      finding("GET_REGION_INFO index " + std::to_string(info.index) + " argsz " +
+              std::to_string(given) + ": malformed capability chain at offset " +
+              std::to_string(off));
       return;
     }
     vfio_info_cap_header h;
@@ -458,7 +524,8 @@ void SequenceRunner::op_irq_info(const Op& op) {
   std::memcpy(&info, buf, sizeof info);
   if ((info.index == VFIO_PCI_INTX_IRQ_INDEX && info.count != 1) ||
       (info.index == VFIO_PCI_MSI_IRQ_INDEX && info.count != MDEVMIG_MSI_MAX_VECTORS))
-    finding("GET_IRQ_INFO index " + std::to_string(info.index) + " count " + std::to_string(info.count));
+    finding("GET_IRQ_INFO index " + std::to_string(info.index) + " count " +
+            std::to_string(info.count));
 }
 
 void SequenceRunner::op_set_irqs(const Op& op) {
@@ -479,16 +546,26 @@ void SequenceRunner::op_set_irqs(const Op& op) {
     if (eventfds) {
       int32_t fd;
       switch (r.below(8)) {
-        case 0: fd = -1; break;
-        case 1: fd = dfd(); break;          // not an eventfd
-        case 2: fd = 100000; break;         // not open
-        case 3: fd = -2; break;
-        case 4: {                           // closed right after the call
+        case 0:
+          fd = -1;
+          break;
+        case 1:
+          fd = dfd();
+          break;  // not an eventfd
+        case 2:
+          fd = 100000;
+          break;  // not open
+        case 3:
+          fd = -2;
+          break;
+        case 4: {  // closed right after the call
           fd = static_cast<int32_t>(sys(::eventfd(0, EFD_CLOEXEC)));
           temp.push_back(fd);
           break;
         }
-        default: fd = efds_[r.below(efds_.size())]; break;
+        default:
+          fd = efds_[r.below(efds_.size())];
+          break;
       }
       std::memcpy(buf + sizeof hdr + 4 * i, &fd, 4);
     } else {
@@ -509,12 +586,23 @@ void SequenceRunner::op_feature(Worker& w, const Op& op) {
   const uint32_t feature = flags & VFIO_DEVICE_FEATURE_MASK;
   size_t payload = 16;
   switch (feature) {
-    case VFIO_DEVICE_FEATURE_MIGRATION: payload = sizeof(vfio_device_feature_migration); break;
-    case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE: payload = sizeof(vfio_device_feature_mig_state); break;
-    case VFIO_DEVICE_FEATURE_DMA_LOGGING_START: payload = sizeof(vfio_device_feature_dma_logging_control); break;
-    case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT: payload = sizeof(vfio_device_feature_dma_logging_report); break;
-    case VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: payload = sizeof(vfio_device_feature_mig_data_size); break;
-    default: break;
+    case VFIO_DEVICE_FEATURE_MIGRATION:
+      payload = sizeof(vfio_device_feature_migration);
+      break;
+    case VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE:
+      payload = sizeof(vfio_device_feature_mig_state);
+      break;
+    case VFIO_DEVICE_FEATURE_DMA_LOGGING_START:
+      payload = sizeof(vfio_device_feature_dma_logging_control);
+      break;
+    case VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT:
+      payload = sizeof(vfio_device_feature_dma_logging_report);
+      break;
+    case VFIO_DEVICE_FEATURE_MIG_DATA_SIZE:
+      payload = sizeof(vfio_device_feature_mig_data_size);
+      break;
+    default:
+      break;
   }
   vfio_device_feature f{};
   f.argsz = argsz_of(op.a[2], static_cast<uint32_t>(sizeof f + payload), sizeof f);
@@ -533,11 +621,12 @@ void SequenceRunner::op_feature(Worker& w, const Op& op) {
     std::memcpy(buf + sizeof f, &st, sizeof st);
   }
   std::unique_lock lk(mig_mu_, std::defer_lock);
-  if (feature == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && ctx_.avoid.count("error-state-set")) lk.lock();
+  if (feature == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && ctx_.avoid.count("error-state-set"))
+    lk.lock();
   if (feature == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE) leave_error_state();
   const long rc = sys(::ioctl(dfd(), VFIO_DEVICE_FEATURE, buf));
-  if (rc == 0 && feature == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE && (flags & VFIO_DEVICE_FEATURE_SET) &&
-      !(flags & VFIO_DEVICE_FEATURE_PROBE)) {
+  if (rc == 0 && feature == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE &&
+      (flags & VFIO_DEVICE_FEATURE_SET) && !(flags & VFIO_DEVICE_FEATURE_PROBE)) {
     vfio_device_feature_mig_state st;
     std::memcpy(&st, buf + sizeof f, sizeof st);
     if (st.data_fd >= 0) w.data_fds.push_back(st.data_fd);
@@ -686,8 +775,9 @@ void SequenceRunner::op_log_report(Worker& w, const Op& op) {
     if (*p && (p < lo || p >= hi)) {
       char what[320];
       std::snprintf(what, sizeof what,
-                    "DMA_LOGGING_REPORT (rc %ld, iova 0x%" PRIx64 " length 0x%" PRIx64 " page_size 0x%" PRIx64
-                    ") wrote byte %+td of its %" PRIu64 "-byte bitmap (outside the caller's window)",
+                    "DMA_LOGGING_REPORT (rc %ld, iova 0x%" PRIx64 " length 0x%" PRIx64
+                    " page_size 0x%" PRIx64 ") wrote byte %+td of its %" PRIu64
+                    "-byte bitmap (outside the caller's window)",
                     rc, static_cast<uint64_t>(rep.iova), static_cast<uint64_t>(rep.length),
                     static_cast<uint64_t>(rep.page_size), p - lo, need);
       finding(what);
@@ -701,20 +791,22 @@ void SequenceRunner::op_log_stop(const Op& op) {
   vfio_device_feature f{};
   f.argsz = op.a[0] == 3 ? 4 : sizeof f;
   f.flags = VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP |
-            (op.a[0] == 1 ? VFIO_DEVICE_FEATURE_GET : op.a[0] == 2 ? VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET
-                                                                   : VFIO_DEVICE_FEATURE_SET);
+            (op.a[0] == 1   ? VFIO_DEVICE_FEATURE_GET
+             : op.a[0] == 2 ? VFIO_DEVICE_FEATURE_PROBE | VFIO_DEVICE_FEATURE_SET
+                            : VFIO_DEVICE_FEATURE_SET);
   std::memcpy(buf, &f, sizeof f);
   sys(::ioctl(dfd(), VFIO_DEVICE_FEATURE, buf));
 }
 
-// ---- data_fd -------------------------------------------------------------------------------------
+// ---- data_fd ------------------------------------------------------------------------------------
 
 void SequenceRunner::op_data_read(Worker& w, const Op& op) {
   if (w.data_fds.empty()) return;
   const int fd = w.data_fds[op.a[0] % w.data_fds.size()];
   size_t cap;
   uint8_t* p = user_buf(w, op.a[2] < 7 ? 0 : op.a[2] - 6, op.a[1], &cap);
-  const size_t len = p == nullptr || p == w.mem->guard() ? op.a[1] : std::min<uint64_t>(op.a[1], cap);
+  const size_t len =
+      p == nullptr || p == w.mem->guard() ? op.a[1] : std::min<uint64_t>(op.a[1], cap);
   const long n = sys(::read(fd, p, len));
   if (n > 0 && p == w.mem->buf() && w.sample.size() + n <= kMaxSample)
     w.sample.insert(w.sample.end(), p, p + n);
@@ -733,7 +825,8 @@ void SequenceRunner::op_data_write(Worker& w, const Op& op) {
     std::memcpy(p, w.sample.data() + from, len);
     if (mode >= 3) {  // a few flipped bytes
       Rng r(op.a[4]);
-      for (unsigned i = 0, k = 1 + r.below(8); i < k && len; ++i) p[r.below(len)] ^= static_cast<uint8_t>(1 + r.below(255));
+      for (unsigned i = 0, k = 1 + r.below(8); i < k && len; ++i)
+        p[r.below(len)] ^= static_cast<uint8_t>(1 + r.below(255));
     }
   } else if (mode == 5) {
     // A record header with a plausible tag and hostile length.
@@ -780,17 +873,28 @@ void SequenceRunner::op_region_rw(Worker& w, const Op& op, bool write) {
   const uint64_t index = op.a[0], off = op.a[1];
   uint64_t pos;
   switch (op.a[5]) {
-    case 1: pos = (id_base_ + (1ULL << 44)) | (index << 40) | off; break;   // another instance's window
-    case 2: pos = off; break;                                               // raw
-    case 3: pos = static_cast<uint64_t>(-static_cast<int64_t>(off | 1)); break;  // negative
-    default: pos = region_pos(index, off); break;
+    case 1:
+      pos = (id_base_ + (1ULL << 44)) | (index << 40) | off;
+      break;  // another instance's window
+    case 2:
+      pos = off;
+      break;  // raw
+    case 3:
+      pos = static_cast<uint64_t>(-static_cast<int64_t>(off | 1));
+      break;  // negative
+    default:
+      pos = region_pos(index, off);
+      break;
   }
   size_t cap;
   uint8_t* p = user_buf(w, op.a[4], op.a[2], &cap);
-  const size_t len = (p == nullptr || p == w.mem->guard()) ? op.a[2] : std::min<uint64_t>(op.a[2], cap);
+  const size_t len =
+      (p == nullptr || p == w.mem->guard()) ? op.a[2] : std::min<uint64_t>(op.a[2], cap);
   if (write && p == w.mem->buf()) {
-    if (len <= 8) std::memcpy(p, &op.a[3], len);
-    else fill_random(p, std::min(len, cap), op.a[3]);
+    if (len <= 8)
+      std::memcpy(p, &op.a[3], len);
+    else
+      fill_random(p, std::min(len, cap), op.a[3]);
   }
   const long n = write ? sys(::pwrite(dfd(), p, len, static_cast<off_t>(pos)))
                        : sys(::pread(dfd(), p, len, static_cast<off_t>(pos)));
@@ -815,7 +919,9 @@ void SequenceRunner::op_v1(Worker& w, const Op& op) {
       sys(::pwrite(dfd(), &st, 4, at(0)));
       break;
     }
-    case 1: sys(::pread(dfd(), &v, 8, at(8))); break;
+    case 1:
+      sys(::pread(dfd(), &v, 8, at(8)));
+      break;
     case 2: {  // stage, then read what was staged, as QEMU does
       if (sys(::pread(dfd(), &v, 8, at(16))) != 8) break;
       uint64_t size = 0;
@@ -826,8 +932,12 @@ void SequenceRunner::op_v1(Worker& w, const Op& op) {
         w.sample.insert(w.sample.end(), w.mem->buf(), w.mem->buf() + n);
       break;
     }
-    case 3: sys(::pread(dfd(), &v, 8, at(24))); break;
-    case 4: sys(::pwrite(dfd(), &val, 8, at(24))); break;
+    case 3:
+      sys(::pread(dfd(), &v, 8, at(24)));
+      break;
+    case 4:
+      sys(::pwrite(dfd(), &val, 8, at(24)));
+      break;
     case 5: {  // resume: data into the section, then its size
       if (w.sample.empty()) break;
       const size_t from = op.a[2] % w.sample.size();
@@ -845,8 +955,10 @@ void SequenceRunner::op_v1(Worker& w, const Op& op) {
     case 7: {  // wrong sizes and offsets on the registers
       const size_t len = op.a[3] & 15;
       fill_random(w.mem->buf(), 16, val);
-      if (val & 1) sys(::pwrite(dfd(), w.mem->buf(), len, at(op.a[2] & 0x3f)));
-      else sys(::pread(dfd(), w.mem->buf(), len, at(op.a[2] & 0x3f)));
+      if (val & 1)
+        sys(::pwrite(dfd(), w.mem->buf(), len, at(op.a[2] & 0x3f)));
+      else
+        sys(::pread(dfd(), w.mem->buf(), len, at(op.a[2] & 0x3f)));
       break;
     }
     default: {
@@ -882,7 +994,8 @@ void SequenceRunner::op_mmap(Worker& w, const Op& op) {
 void SequenceRunner::op_touch(Worker& w, const Op& op) {
   if (w.maps.empty()) return;
   const Map& m = w.maps[op.a[0] % w.maps.size()];
-  volatile uint8_t* p = m.addr + (op.a[1] % std::max<size_t>(1, m.len / 4096)) * 4096 + (op.a[3] & 0xff8);
+  volatile uint8_t* p =
+      m.addr + (op.a[1] % std::max<size_t>(1, m.len / 4096)) * 4096 + (op.a[3] & 0xff8);
   sigjmp_buf jb;
   if (sigsetjmp(jb, 1) == 0) {
     t_jump = &jb;
@@ -914,7 +1027,8 @@ void SequenceRunner::op_mprotect_munmap(Worker& w, const Op& op, bool unmap) {
   }
   // A hole: replace the pages atomically with an inaccessible anonymous mapping, so the
   // address range never gets reused behind our back while we still track it.
-  sys(reinterpret_cast<long>(::mmap(at, n * 4096, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)));
+  sys(reinterpret_cast<long>(
+      ::mmap(at, n * 4096, PROT_NONE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)));
 }
 
 void SequenceRunner::op_rw_via_map(Worker& w, const Op& op) {
@@ -923,27 +1037,44 @@ void SequenceRunner::op_rw_via_map(Worker& w, const Op& op) {
   const size_t at = (op.a[5] % m.len) & ~size_t{7};
   const size_t len = std::min<uint64_t>(op.a[2], m.len - at);
   const off_t pos = static_cast<off_t>(region_pos(op.a[0], op.a[1] % (mem_size_ ? mem_size_ : 1)));
-  if (op.a[4]) sys(::pwrite(dfd(), m.addr + at, len, pos));
-  else sys(::pread(dfd(), m.addr + at, len, pos));
+  if (op.a[4])
+    sys(::pwrite(dfd(), m.addr + at, len, pos));
+  else
+    sys(::pread(dfd(), m.addr + at, len, pos));
 }
 
 // ---- sysfs -----------------------------------------------------------------------------------
 
 void SequenceRunner::op_sysfs(const Op& op) {
-  static constexpr const char* kModes[] = {"passthrough", "tracked", "trapped", "", "bogus",
-                                           "tracked\n", "trapped\n\n", "passthroughX"};
+  static constexpr const char* kModes[] = {"passthrough", "tracked",     "trapped",     "", "bogus",
+                                           "tracked\n",   "trapped\n\n", "passthroughX"};
   static constexpr const char* kBools[] = {"0", "1", "yes", "n", "2", "", "1\n", "on"};
-  static constexpr const char* kDirty[] = {"clear", "clear\n", "x", "", "clearx", "clear", "1", "clear"};
+  static constexpr const char* kDirty[] = {"clear",  "clear\n", "x", "",
+                                           "clearx", "clear",   "1", "clear"};
   const std::string dir = dev_dir_ + "/mdevmig/";
   ctx_.syscalls.fetch_add(3, std::memory_order_relaxed);
   switch (op.a[0]) {
-    case 0: lab::write_file(dir + "mode", kModes[op.a[1] % 8]); break;
-    case 1: lab::write_file(dir + "force_trapped", kBools[op.a[1] % 8]); break;
-    case 2: lab::write_file(dir + "dirty_pages", kDirty[op.a[1] % 8]); break;
-    case 3: (void)lab::read_file(dir + "dirty_ranges"); break;
-    case 4: (void)lab::read_file(dir + "migration"); break;
-    case 5: (void)lab::read_file(dir + (op.a[1] & 1 ? "mode" : op.a[1] & 2 ? "memory" : "dirty_pages")); break;
-    default: (void)lab::read_file(lab::type_dir(ctx_.parent, s_.type) + "/available_instances"); break;
+    case 0:
+      lab::write_file(dir + "mode", kModes[op.a[1] % 8]);
+      break;
+    case 1:
+      lab::write_file(dir + "force_trapped", kBools[op.a[1] % 8]);
+      break;
+    case 2:
+      lab::write_file(dir + "dirty_pages", kDirty[op.a[1] % 8]);
+      break;
+    case 3:
+      (void)lab::read_file(dir + "dirty_ranges");
+      break;
+    case 4:
+      (void)lab::read_file(dir + "migration");
+      break;
+    case 5:
+      (void)lab::read_file(dir + (op.a[1] & 1 ? "mode" : op.a[1] & 2 ? "memory" : "dirty_pages"));
+      break;
+    default:
+      (void)lab::read_file(lab::type_dir(ctx_.parent, s_.type) + "/available_instances");
+      break;
   }
 }
 
@@ -951,62 +1082,97 @@ void SequenceRunner::op_sysfs(const Op& op) {
 
 void SequenceRunner::op_bar0(const Op& op) {
   const size_t len = std::min<uint64_t>(op.a[1], 8);
-  sys(::pwrite(dfd(), &op.a[2], len, static_cast<off_t>(region_pos(VFIO_PCI_BAR0_REGION_INDEX, op.a[0]))));
+  sys(::pwrite(dfd(), &op.a[2], len,
+               static_cast<off_t>(region_pos(VFIO_PCI_BAR0_REGION_INDEX, op.a[0]))));
 }
 
 void SequenceRunner::op_config(const Op& op) {
   const size_t len = std::min<uint64_t>(op.a[1], 8);
-  sys(::pwrite(dfd(), &op.a[2], len, static_cast<off_t>(region_pos(VFIO_PCI_CONFIG_REGION_INDEX, op.a[0]))));
+  sys(::pwrite(dfd(), &op.a[2], len,
+               static_cast<off_t>(region_pos(VFIO_PCI_CONFIG_REGION_INDEX, op.a[0]))));
 }
 
 void SequenceRunner::op_ring(const Op& op) {
   uint16_t cmd = op.a[3] ? PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER : 0;
   if (op.a[5] & 1) cmd |= PCI_COMMAND_INTX_DISABLE;
-  sys(::pwrite(dfd(), &cmd, 2, static_cast<off_t>(region_pos(VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND))));
+  sys(::pwrite(dfd(), &cmd, 2,
+               static_cast<off_t>(region_pos(VFIO_PCI_CONFIG_REGION_INDEX, PCI_COMMAND))));
   if (op.a[4]) {
     pwrite32(VFIO_PCI_CONFIG_REGION_INDEX, MDEVMIG_CFG_MSI_CAP + PCI_MSI_ADDRESS_LO, 0xfee00000);
-    const uint16_t data = 0x41, flags = static_cast<uint16_t>(PCI_MSI_FLAGS_ENABLE | ((op.a[5] >> 1) & 0x70));
-    sys(::pwrite(dfd(), &data, 2, static_cast<off_t>(region_pos(VFIO_PCI_CONFIG_REGION_INDEX, MDEVMIG_CFG_MSI_CAP + PCI_MSI_DATA_64))));
-    sys(::pwrite(dfd(), &flags, 2, static_cast<off_t>(region_pos(VFIO_PCI_CONFIG_REGION_INDEX, MDEVMIG_CFG_MSI_CAP + PCI_MSI_FLAGS))));
+    const uint16_t data = 0x41,
+                   flags = static_cast<uint16_t>(PCI_MSI_FLAGS_ENABLE | ((op.a[5] >> 1) & 0x70));
+    sys(::pwrite(dfd(), &data, 2,
+                 static_cast<off_t>(region_pos(VFIO_PCI_CONFIG_REGION_INDEX,
+                                               MDEVMIG_CFG_MSI_CAP + PCI_MSI_DATA_64))));
+    sys(::pwrite(dfd(), &flags, 2,
+                 static_cast<off_t>(region_pos(VFIO_PCI_CONFIG_REGION_INDEX,
+                                               MDEVMIG_CFG_MSI_CAP + PCI_MSI_FLAGS))));
   }
   const uint64_t base = op.a[0] < 64 ? kIova + op.a[0] * (64u << 10) : op.a[0];
   pwrite32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_RING_BASE_LO, static_cast<uint32_t>(base));
   pwrite32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_RING_BASE_HI, static_cast<uint32_t>(base >> 32));
   pwrite32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_RING_SIZE, static_cast<uint32_t>(op.a[1]));
-  pwrite32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_INT_MASK, static_cast<uint32_t>(op.a[5] >> 8) & 0xf);
+  pwrite32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_INT_MASK,
+           static_cast<uint32_t>(op.a[5] >> 8) & 0xf);
   pwrite32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_CTRL, static_cast<uint32_t>(op.a[2]));
 }
 
 void SequenceRunner::op_descs(const Op& op) {
-  const uint64_t base = pread32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_RING_BASE_LO) |
-                        (uint64_t{pread32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_RING_BASE_HI)} << 32);
+  const uint64_t base =
+      pread32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_RING_BASE_LO) |
+      (uint64_t{pread32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_RING_BASE_HI)} << 32);
   const uint32_t size = pread32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_RING_SIZE);
   const uint32_t tail = pread32(VFIO_PCI_BAR0_REGION_INDEX, MDEVMIG_REG_RING_TAIL);
   const uint32_t count = static_cast<uint32_t>(std::min<uint64_t>(op.a[0], 4096));
   auto* guest = static_cast<uint8_t*>(guest_->data());
   Rng r(op.a[1]);
   const auto guest_iova = [&] {
-    return r.chance(85) ? kIova + (r.below(kGuestSize) & ~static_cast<uint64_t>(r.chance(80) ? 7 : 0)) : interesting(r);
+    return r.chance(85)
+               ? kIova + (r.below(kGuestSize) & ~static_cast<uint64_t>(r.chance(80) ? 7 : 0))
+               : interesting(r);
   };
-  const auto dev_off = [&] { return r.chance(85) ? r.below(mem_size_ ? mem_size_ : 1) : interesting(r); };
+  const auto dev_off = [&] {
+    return r.chance(85) ? r.below(mem_size_ ? mem_size_ : 1) : interesting(r);
+  };
   for (uint32_t i = 0; size && size <= 4096 && i < count; ++i) {
     mdevmig_dma_desc d{};
-    d.opcode = r.chance(90) ? 1 + static_cast<uint32_t>(r.below(MDEVMIG_DMA_OP_MAX)) : static_cast<uint32_t>(interesting(r));
-    d.flags = r.chance(90) ? static_cast<uint32_t>(r.below(2)) : static_cast<uint32_t>(interesting(r));
+    d.opcode = r.chance(90) ? 1 + static_cast<uint32_t>(r.below(MDEVMIG_DMA_OP_MAX))
+                            : static_cast<uint32_t>(interesting(r));
+    d.flags =
+        r.chance(90) ? static_cast<uint32_t>(r.below(2)) : static_cast<uint32_t>(interesting(r));
     switch (d.opcode) {
-      case MDEVMIG_DMA_OP_COPY_TO_DEV: d.src = guest_iova(); d.dst = dev_off(); break;
-      case MDEVMIG_DMA_OP_COPY_FROM_DEV: d.src = dev_off(); d.dst = guest_iova(); break;
-      case MDEVMIG_DMA_OP_COPY_GUEST: d.src = guest_iova(); d.dst = guest_iova(); break;
-      case MDEVMIG_DMA_OP_FILL: d.dst = dev_off(); d.pattern = r.next(); break;
-      case MDEVMIG_DMA_OP_HASH: d.src = dev_off(); d.dst = guest_iova(); break;
-      default: d.src = r.next(); d.dst = r.next(); break;
+      case MDEVMIG_DMA_OP_COPY_TO_DEV:
+        d.src = guest_iova();
+        d.dst = dev_off();
+        break;
+      case MDEVMIG_DMA_OP_COPY_FROM_DEV:
+        d.src = dev_off();
+        d.dst = guest_iova();
+        break;
+      case MDEVMIG_DMA_OP_COPY_GUEST:
+        d.src = guest_iova();
+        d.dst = guest_iova();
+        break;
+      case MDEVMIG_DMA_OP_FILL:
+        d.dst = dev_off();
+        d.pattern = r.next();
+        break;
+      case MDEVMIG_DMA_OP_HASH:
+        d.src = dev_off();
+        d.dst = guest_iova();
+        break;
+      default:
+        d.src = r.next();
+        d.dst = r.next();
+        break;
     }
     d.len = r.chance(70) ? r.below(64u << 10) : r.chance(70) ? r.below(kGuestSize) : interesting(r);
     d.cmpl = r.chance(85) ? kIova + (64u << 10) + ((tail + i) % size) * 32 : guest_iova();
     d.user_data = r.next();
     d.rsvd = r.chance(95) ? 0 : r.next();
     const uint64_t at = base + uint64_t{(tail + i) % size} * sizeof d;
-    if (at >= kIova && at - kIova <= kGuestSize - sizeof d) std::memcpy(guest + (at - kIova), &d, sizeof d);
+    if (at >= kIova && at - kIova <= kGuestSize - sizeof d)
+      std::memcpy(guest + (at - kIova), &d, sizeof d);
   }
   uint32_t new_tail = tail + count;
   if (op.a[2] == 4) new_tail = static_cast<uint32_t>(r.next());
@@ -1020,7 +1186,11 @@ void SequenceRunner::op_dma_remap(const Op& op) {
   vfio_iommu_type1_dma_map map{};
   map.argsz = sizeof map;
   switch (op.a[0]) {
-    case 0: un.iova = kIova; un.size = kGuestSize; sys(::ioctl(cfd, VFIO_IOMMU_UNMAP_DMA, &un)); break;
+    case 0:
+      un.iova = kIova;
+      un.size = kGuestSize;
+      sys(::ioctl(cfd, VFIO_IOMMU_UNMAP_DMA, &un));
+      break;
     case 1:
       un.iova = kIova + op.a[1];
       un.size = op.a[2];
@@ -1054,15 +1224,18 @@ void SequenceRunner::op_bad_ioctl(Worker& w, const Op& op) {
     cmd = _IOC(op.a[0] & 3, ';', (op.a[0] >> 8) & 0xff, (op.a[0] >> 16) & 0x3fff);
   } else {
     cmd = static_cast<uint32_t>(op.a[0]);
-    if (_IOC_TYPE(cmd) == 'X' || _IOC_TYPE(cmd) == 0x94 || _IOC_TYPE(cmd) == 'f' || _IOC_TYPE(cmd) == 0)
+    if (_IOC_TYPE(cmd) == 'X' || _IOC_TYPE(cmd) == 0x94 || _IOC_TYPE(cmd) == 'f' ||
+        _IOC_TYPE(cmd) == 0)
       cmd = _IOC(_IOC_NONE, ';', 0xfe, 0);  // keep clear of generic file and freeze ioctls
   }
   std::memset(w.mem->buf(), 0, 65536);
-  void* arg = op.a[1] == 0 ? static_cast<void*>(w.mem->buf()) : op.a[1] == 1 ? nullptr : reinterpret_cast<void*>(op.a[3] & 0xffff);
+  void* arg = op.a[1] == 0   ? static_cast<void*>(w.mem->buf())
+              : op.a[1] == 1 ? nullptr
+                             : reinterpret_cast<void*>(op.a[3] & 0xffff);
   sys(::ioctl(dfd(), cmd, arg));
 }
 
-// ---- global ops ----------------------------------------------------------------------------------
+// ---- global ops ---------------------------------------------------------------------------------
 
 void SequenceRunner::exec_global(const GlobalOp& op) {
   if (!ctx_.skip.empty() && ctx_.skip.count(global_kind_name(op.kind))) {
@@ -1075,14 +1248,29 @@ void SequenceRunner::exec_global(const GlobalOp& op) {
   }
   ctx_.ops.fetch_add(1, std::memory_order_relaxed);
   switch (op.kind) {
-    case GlobalKind::kReopen: g_reopen(op); break;
-    case GlobalKind::kSecondFd: g_second_fd(op); break;
-    case GlobalKind::kRemoveOpen: g_remove_open(op); break;
-    case GlobalKind::kSimAdd: g_sim_add(op); break;
-    case GlobalKind::kSimRemove: g_sim_remove(op); break;
-    case GlobalKind::kCreate: g_create(op); break;
-    case GlobalKind::kRemove: g_remove(op); break;
-    case GlobalKind::kCount: break;
+    case GlobalKind::kReopen:
+      g_reopen(op);
+      break;
+    case GlobalKind::kSecondFd:
+      g_second_fd(op);
+      break;
+    case GlobalKind::kRemoveOpen:
+      g_remove_open(op);
+      break;
+    case GlobalKind::kSimAdd:
+      g_sim_add(op);
+      break;
+    case GlobalKind::kSimRemove:
+      g_sim_remove(op);
+      break;
+    case GlobalKind::kCreate:
+      g_create(op);
+      break;
+    case GlobalKind::kRemove:
+      g_remove(op);
+      break;
+    case GlobalKind::kCount:
+      break;
   }
 }
 
@@ -1096,19 +1284,24 @@ void SequenceRunner::g_reopen(const GlobalOp& op) {
   std::vector<uint8_t> buf(256u << 10);
   const uint64_t v1_check = ctx_.avoid.count("v1-data-after-close") ? 0 : kV1DataSize;
   for (uint64_t off = 0; off < v1_check; off += buf.size()) {
-    if (sys(::pread(dfd(), buf.data(), buf.size(), static_cast<off_t>(region_pos(kV1Index, kV1DataOffset + off)))) !=
+    if (sys(::pread(dfd(), buf.data(), buf.size(),
+                    static_cast<off_t>(region_pos(kV1Index, kV1DataOffset + off)))) !=
         static_cast<long>(buf.size()))
       break;
     if (std::any_of(buf.begin(), buf.end(), [](uint8_t b) { return b != 0; })) {
-      finding("after close and reopen, the v1 data section still holds the previous opener's data (at +" +
-              std::to_string(off) + ")");
+      finding(
+          "after close and reopen, the v1 data section still holds the previous opener's data (at "
+          "+" +
+          std::to_string(off) + ")");
       return;
     }
   }
   Rng r(op.a[2]);
   for (int i = 0; i < 4 && mem_size_ >= buf.size(); ++i) {
-    const uint64_t off = i == 0 ? 0 : r.below(mem_size_ / 4096) * 4096 % (mem_size_ - buf.size() + 1);
-    if (sys(::pread(dfd(), buf.data(), buf.size(), static_cast<off_t>(region_pos(VFIO_PCI_BAR2_REGION_INDEX, off)))) !=
+    const uint64_t off =
+        i == 0 ? 0 : r.below(mem_size_ / 4096) * 4096 % (mem_size_ - buf.size() + 1);
+    if (sys(::pread(dfd(), buf.data(), buf.size(),
+                    static_cast<off_t>(region_pos(VFIO_PCI_BAR2_REGION_INDEX, off)))) !=
         static_cast<long>(buf.size()))
       break;
     if (std::any_of(buf.begin(), buf.end(), [](uint8_t b) { return b != 0; })) {
@@ -1145,8 +1338,8 @@ void SequenceRunner::g_remove_open(const GlobalOp& op) {
 }
 
 void SequenceRunner::g_sim_add(const GlobalOp& op) {
-  static constexpr const char* kVals[] = {"1", "2", "4", "8", "16", "3", "0", "-1",
-                                          "abc", "", "0x10", "99999999999", "64", "5", "32", " 8"};
+  static constexpr const char* kVals[] = {"1",   "2", "4",    "8",           "16", "3", "0",  "-1",
+                                          "abc", "",  "0x10", "99999999999", "64", "5", "32", " 8"};
   if (fuzz_parents_.size() >= 2) return;
   const auto before = lab::mdevmig_parents();
   ctx_.syscalls.fetch_add(3, std::memory_order_relaxed);
@@ -1162,14 +1355,22 @@ void SequenceRunner::g_sim_remove(const GlobalOp& op) {
       if (fuzz_parents_.empty()) return;
       name = fuzz_parents_[op.a[1] % fuzz_parents_.size()];
       break;
-    case 1: name = ctx_.parent; break;  // busy: our instance lives there
-    case 2: name = "mdevmig_sim999"; break;
-    default: name = "x\n"; break;
+    case 1:
+      name = ctx_.parent;
+      break;  // busy: our instance lives there
+    case 2:
+      name = "mdevmig_sim999";
+      break;
+    default:
+      name = "x\n";
+      break;
   }
   ctx_.syscalls.fetch_add(3, std::memory_order_relaxed);
   if (lab::write_file("/sys/class/mdevmig/sim_remove", name) == 0) {
-    if (name == ctx_.parent) finding("sim_remove of " + name + " succeeded while an instance of it is open");
-    fuzz_parents_.erase(std::remove(fuzz_parents_.begin(), fuzz_parents_.end(), name), fuzz_parents_.end());
+    if (name == ctx_.parent)
+      finding("sim_remove of " + name + " succeeded while an instance of it is open");
+    fuzz_parents_.erase(std::remove(fuzz_parents_.begin(), fuzz_parents_.end(), name),
+                        fuzz_parents_.end());
   }
 }
 
@@ -1181,12 +1382,18 @@ void SequenceRunner::g_create(const GlobalOp& op) {
                                  : fuzz_parents_[op.a[0] % fuzz_parents_.size()];
   std::string uuid = lab::random_uuid();
   switch (op.a[2] % 8) {
-    case 0: uuid = "not-a-uuid"; break;
-    case 1: uuid = uuid_; break;  // a duplicate
-    default: break;
+    case 0:
+      uuid = "not-a-uuid";
+      break;
+    case 1:
+      uuid = uuid_;
+      break;  // a duplicate
+    default:
+      break;
   }
   ctx_.syscalls.fetch_add(3, std::memory_order_relaxed);
-  if (lab::write_file(lab::type_dir(parent, kTypes[op.a[1] % 4]) + "/create", uuid) == 0 && uuid != uuid_)
+  if (lab::write_file(lab::type_dir(parent, kTypes[op.a[1] % 4]) + "/create", uuid) == 0 &&
+      uuid != uuid_)
     extra_instances_.push_back(uuid);
 }
 
@@ -1207,8 +1414,10 @@ void SequenceRunner::g_remove(const GlobalOp& op) {
 
 WorkerMemory::WorkerMemory() {
   const size_t page = 4096;
-  void* p = ::mmap(nullptr, kBufSize + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  void* b = ::mmap(nullptr, kBitmapSize + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* p =
+      ::mmap(nullptr, kBufSize + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void* b = ::mmap(nullptr, kBitmapSize + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
   if (p == MAP_FAILED || b == MAP_FAILED) {
     std::perror("uapi_fuzz_lab: mmap of worker memory");
     std::abort();
@@ -1224,7 +1433,8 @@ WorkerMemory::~WorkerMemory() {
   ::munmap(bitmap_, kBitmapSize + 4096);
 }
 
-std::string run_sequence(const Sequence& s, RunContext& ctx, std::vector<std::unique_ptr<WorkerMemory>>& mem) {
+std::string run_sequence(const Sequence& s, RunContext& ctx,
+                         std::vector<std::unique_ptr<WorkerMemory>>& mem) {
   SequenceRunner r(s, ctx, mem);
   return r.run();
 }

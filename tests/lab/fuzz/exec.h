@@ -19,8 +19,8 @@ struct RunContext {
   std::atomic<uint64_t> syscalls{0};
   std::atomic<uint64_t> ops{0};
   std::atomic<uint64_t> skipped{0};
-  bool log_ops = false;            ///< print every op before it runs (replay)
-  std::set<std::string> skip;      ///< op names not executed (known bugs being fixed)
+  bool log_ops = false;        ///< print every op before it runs (replay)
+  std::set<std::string> skip;  ///< op names not executed (known bugs being fixed)
   /// Argument patterns of known, not yet fixed bugs that ops steer around, so a run can
   /// look for other bugs meanwhile: "intx-count0" (SET_IRQS INTx count 0 with data),
   /// "log-zero-length" (DMA logging ranges of length 0 or reaching 2^64),
@@ -28,7 +28,7 @@ struct RunContext {
   /// "v1-data-after-close" (the check that a reopen finds the v1 data section cleared).
   std::set<std::string> avoid;
   std::string parent = "mdevmig_sim0";
-  std::mutex log_mu;               ///< serialises op logging between workers
+  std::mutex log_mu;  ///< serialises op logging between workers
   /// The op each worker is running (for the watchdog's report of a stuck sequence).
   std::array<std::atomic<const Op*>, kMaxThreads> current{};
 };

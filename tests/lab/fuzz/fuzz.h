@@ -24,47 +24,47 @@ inline constexpr int kGeneratorVersion = 1;
 
 /// Operations a worker thread runs (concurrently with the other workers of the phase).
 enum class Kind : uint16_t {
-  kGetInfo,        // VFIO_DEVICE_GET_INFO, mutated argsz
-  kRegionInfo,     // VFIO_DEVICE_GET_REGION_INFO, any index/argsz, capability chain checked
-  kIrqInfo,        // VFIO_DEVICE_GET_IRQ_INFO
-  kSetIrqs,        // VFIO_DEVICE_SET_IRQS, any index/flags/start/count/data
-  kReset,          // VFIO_DEVICE_RESET
-  kFeature,        // VFIO_DEVICE_FEATURE, any feature/flags/argsz/payload
-  kMigState,       // MIG_DEVICE_STATE SET (biased to valid states), data_fd kept
-  kLogStart,       // DMA_LOGGING_START with random ranges and page size
-  kLogReport,      // DMA_LOGGING_REPORT into a guarded bitmap
-  kLogStop,        // DMA_LOGGING_STOP
-  kDataRead,       // read() of a data_fd
-  kDataWrite,      // write() of a data_fd: saved stream bytes, mutated, or junk
-  kDataClose,      // close() of a data_fd
-  kDataIoctl,      // VFIO_MIG_GET_PRECOPY_INFO (mutated) or a random ioctl on a data_fd
-  kRegionRead,     // pread at any region/offset/size
-  kRegionWrite,    // pwrite at any region/offset/size
-  kV1,             // the v1 migration region's registers and data section
-  kMmap,           // mmap of BAR2 / the v1 region (any offset, length, prot, flags)
-  kTouch,          // read or write pages of a mapping (SIGBUS/SIGSEGV caught)
-  kMprotect,       // mprotect part of a mapping
-  kMunmap,         // munmap part of a mapping
-  kRwViaMap,       // pread/pwrite of a region with a user buffer inside a mapping
-  kSysfs,          // mode, force_trapped, dirty_pages, reads of the other attributes
-  kBar0,           // a register write (guest chaos)
-  kConfig,         // a config space write (command, MSI, BARs, anything)
-  kRing,           // program the ring (base, size) and the engine
-  kDescs,          // write descriptors into the ring and ring the doorbell
-  kDmaRemap,       // unmap / remap the guest buffer in the type1 container
-  kBadIoctl,       // random ioctl numbers on the device fd
+  kGetInfo,      // VFIO_DEVICE_GET_INFO, mutated argsz
+  kRegionInfo,   // VFIO_DEVICE_GET_REGION_INFO, any index/argsz, capability chain checked
+  kIrqInfo,      // VFIO_DEVICE_GET_IRQ_INFO
+  kSetIrqs,      // VFIO_DEVICE_SET_IRQS, any index/flags/start/count/data
+  kReset,        // VFIO_DEVICE_RESET
+  kFeature,      // VFIO_DEVICE_FEATURE, any feature/flags/argsz/payload
+  kMigState,     // MIG_DEVICE_STATE SET (biased to valid states), data_fd kept
+  kLogStart,     // DMA_LOGGING_START with random ranges and page size
+  kLogReport,    // DMA_LOGGING_REPORT into a guarded bitmap
+  kLogStop,      // DMA_LOGGING_STOP
+  kDataRead,     // read() of a data_fd
+  kDataWrite,    // write() of a data_fd: saved stream bytes, mutated, or junk
+  kDataClose,    // close() of a data_fd
+  kDataIoctl,    // VFIO_MIG_GET_PRECOPY_INFO (mutated) or a random ioctl on a data_fd
+  kRegionRead,   // pread at any region/offset/size
+  kRegionWrite,  // pwrite at any region/offset/size
+  kV1,           // the v1 migration region's registers and data section
+  kMmap,         // mmap of BAR2 / the v1 region (any offset, length, prot, flags)
+  kTouch,        // read or write pages of a mapping (SIGBUS/SIGSEGV caught)
+  kMprotect,     // mprotect part of a mapping
+  kMunmap,       // munmap part of a mapping
+  kRwViaMap,     // pread/pwrite of a region with a user buffer inside a mapping
+  kSysfs,        // mode, force_trapped, dirty_pages, reads of the other attributes
+  kBar0,         // a register write (guest chaos)
+  kConfig,       // a config space write (command, MSI, BARs, anything)
+  kRing,         // program the ring (base, size) and the engine
+  kDescs,        // write descriptors into the ring and ring the doorbell
+  kDmaRemap,     // unmap / remap the guest buffer in the type1 container
+  kBadIoctl,     // random ioctl numbers on the device fd
   kCount
 };
 
 /// Operations between phases, on the main thread, while no worker runs.
 enum class GlobalKind : uint16_t {
-  kReopen,        // close everything, reopen; previous opener's data must be gone
-  kSecondFd,      // a second device fd from the group, used and closed
-  kRemoveOpen,    // remove the instance while it is open, then close (ends the sequence)
-  kSimAdd,        // sim_add with any value
-  kSimRemove,     // sim_remove of a fuzz parent, a busy parent, or garbage
-  kCreate,        // create instances (fuzz parents, garbage UUIDs, duplicates)
-  kRemove,        // remove instances created by kCreate
+  kReopen,      // close everything, reopen; previous opener's data must be gone
+  kSecondFd,    // a second device fd from the group, used and closed
+  kRemoveOpen,  // remove the instance while it is open, then close (ends the sequence)
+  kSimAdd,      // sim_add with any value
+  kSimRemove,   // sim_remove of a fuzz parent, a busy parent, or garbage
+  kCreate,      // create instances (fuzz parents, garbage UUIDs, duplicates)
+  kRemove,      // remove instances created by kCreate
   kCount
 };
 

@@ -18,24 +18,24 @@ struct Weighted {
 
 // Heavier weights on the paths with the most kernel state behind them.
 constexpr Weighted kWeights[] = {
-    {Kind::kGetInfo, 2},    {Kind::kRegionInfo, 4}, {Kind::kIrqInfo, 2},    {Kind::kSetIrqs, 8},
-    {Kind::kReset, 3},      {Kind::kFeature, 5},    {Kind::kMigState, 10},  {Kind::kLogStart, 4},
-    {Kind::kLogReport, 5},  {Kind::kLogStop, 2},    {Kind::kDataRead, 8},   {Kind::kDataWrite, 8},
-    {Kind::kDataClose, 3},  {Kind::kDataIoctl, 3},  {Kind::kRegionRead, 6}, {Kind::kRegionWrite, 6},
-    {Kind::kV1, 10},        {Kind::kMmap, 4},       {Kind::kTouch, 8},      {Kind::kMprotect, 2},
-    {Kind::kMunmap, 2},     {Kind::kRwViaMap, 3},   {Kind::kSysfs, 4},      {Kind::kBar0, 6},
-    {Kind::kConfig, 3},     {Kind::kRing, 4},       {Kind::kDescs, 8},      {Kind::kDmaRemap, 2},
+    {Kind::kGetInfo, 2},   {Kind::kRegionInfo, 4}, {Kind::kIrqInfo, 2},    {Kind::kSetIrqs, 8},
+    {Kind::kReset, 3},     {Kind::kFeature, 5},    {Kind::kMigState, 10},  {Kind::kLogStart, 4},
+    {Kind::kLogReport, 5}, {Kind::kLogStop, 2},    {Kind::kDataRead, 8},   {Kind::kDataWrite, 8},
+    {Kind::kDataClose, 3}, {Kind::kDataIoctl, 3},  {Kind::kRegionRead, 6}, {Kind::kRegionWrite, 6},
+    {Kind::kV1, 10},       {Kind::kMmap, 4},       {Kind::kTouch, 8},      {Kind::kMprotect, 2},
+    {Kind::kMunmap, 2},    {Kind::kRwViaMap, 3},   {Kind::kSysfs, 4},      {Kind::kBar0, 6},
+    {Kind::kConfig, 3},    {Kind::kRing, 4},       {Kind::kDescs, 8},      {Kind::kDmaRemap, 2},
     {Kind::kBadIoctl, 1},
 };
 static_assert(std::size(kWeights) == static_cast<size_t>(Kind::kCount),
               "every Kind needs a weight");
 
 constexpr const char* kKindNames[] = {
-    "get_info",   "region_info", "irq_info",  "set_irqs",   "reset",      "feature",
-    "mig_state",  "log_start",   "log_report", "log_stop",  "data_read",  "data_write",
-    "data_close", "data_ioctl",  "region_read", "region_write", "v1",     "mmap",
-    "touch",      "mprotect",    "munmap",    "rw_via_map", "sysfs",      "bar0",
-    "config",     "ring",        "descs",     "dma_remap",  "bad_ioctl",
+    "get_info",   "region_info", "irq_info",    "set_irqs",     "reset",     "feature",
+    "mig_state",  "log_start",   "log_report",  "log_stop",     "data_read", "data_write",
+    "data_close", "data_ioctl",  "region_read", "region_write", "v1",        "mmap",
+    "touch",      "mprotect",    "munmap",      "rw_via_map",   "sysfs",     "bar0",
+    "config",     "ring",        "descs",       "dma_remap",    "bad_ioctl",
 };
 static_assert(std::size(kKindNames) == static_cast<size_t>(Kind::kCount));
 
@@ -178,13 +178,14 @@ Op make_op(Rng& r) {
       a[1] = r.below(8);
       break;
     case Kind::kBar0:
-      a[0] = r.chance(70) ? (r.below(0x48) & ~3ull) : (r.chance(50) ? 0x100 + (r.below(9) << 2)
-                                                                        : interesting(r) & 0x1fff);
+      a[0] = r.chance(70) ? (r.below(0x48) & ~3ull)
+                          : (r.chance(50) ? 0x100 + (r.below(9) << 2) : interesting(r) & 0x1fff);
       a[1] = 1u << r.below(4);
       a[2] = r.chance(60) ? interesting(r) : r.next();
       break;
     case Kind::kConfig:
-      a[0] = r.chance(70) ? (r.chance(50) ? r.below(0x40) : 0x40 + r.below(0x18)) : interesting(r) & 0x1ff;
+      a[0] = r.chance(70) ? (r.chance(50) ? r.below(0x40) : 0x40 + r.below(0x18))
+                          : interesting(r) & 0x1ff;
       a[1] = 1 + r.below(4);
       a[2] = r.chance(50) ? interesting(r) : r.next();
       break;
@@ -217,8 +218,8 @@ GlobalOp make_global(Rng& r) {
   static constexpr struct {
     GlobalKind kind;
     unsigned weight;
-  } kG[] = {{GlobalKind::kReopen, 10},   {GlobalKind::kSecondFd, 3}, {GlobalKind::kRemoveOpen, 1},
-            {GlobalKind::kSimAdd, 2},    {GlobalKind::kSimRemove, 2}, {GlobalKind::kCreate, 3},
+  } kG[] = {{GlobalKind::kReopen, 10}, {GlobalKind::kSecondFd, 3},  {GlobalKind::kRemoveOpen, 1},
+            {GlobalKind::kSimAdd, 2},  {GlobalKind::kSimRemove, 2}, {GlobalKind::kCreate, 3},
             {GlobalKind::kRemove, 2}};
   static_assert(std::size(kG) == static_cast<size_t>(GlobalKind::kCount));
   unsigned total = 0;
@@ -241,12 +242,55 @@ GlobalOp make_global(Rng& r) {
 }  // namespace
 
 uint64_t interesting(Rng& r) {
-  static constexpr uint64_t kTable[] = {
-      0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 127, 128, 255, 256, 511, 4095, 4096, 4097,
-      8191, 8192, 0x7fff, 0xffff, 0x10000, 0x3ffff, 0x40000, 0xfffff, 0x100000, 0x101000, 0x1fffff,
-      0x200000, 1u << 30, 0x7fffffff, 0x80000000, 0xfffff000, 0xfffffffe, 0xffffffff,
-      0x100000000ULL, 1ULL << 40, 1ULL << 44, 1ULL << 48, 1ULL << 52, 0x7fffffffffffffffULL,
-      0x8000000000000000ULL, 0xfffffffffffff000ULL, 0xfffffffffffffffeULL, ~0ULL};
+  static constexpr uint64_t kTable[] = {0,
+                                        1,
+                                        2,
+                                        3,
+                                        4,
+                                        7,
+                                        8,
+                                        15,
+                                        16,
+                                        31,
+                                        32,
+                                        63,
+                                        64,
+                                        127,
+                                        128,
+                                        255,
+                                        256,
+                                        511,
+                                        4095,
+                                        4096,
+                                        4097,
+                                        8191,
+                                        8192,
+                                        0x7fff,
+                                        0xffff,
+                                        0x10000,
+                                        0x3ffff,
+                                        0x40000,
+                                        0xfffff,
+                                        0x100000,
+                                        0x101000,
+                                        0x1fffff,
+                                        0x200000,
+                                        1u << 30,
+                                        0x7fffffff,
+                                        0x80000000,
+                                        0xfffff000,
+                                        0xfffffffe,
+                                        0xffffffff,
+                                        0x100000000ULL,
+                                        1ULL << 40,
+                                        1ULL << 44,
+                                        1ULL << 48,
+                                        1ULL << 52,
+                                        0x7fffffffffffffffULL,
+                                        0x8000000000000000ULL,
+                                        0xfffffffffffff000ULL,
+                                        0xfffffffffffffffeULL,
+                                        ~0ULL};
   switch (r.below(4)) {
     case 0:
       return r.below(17);
@@ -271,7 +315,8 @@ Sequence generate(uint64_t seed, int max_threads) {
   for (unsigned p = 0; p < nphases; ++p) {
     Phase ph;
     unsigned nthreads = 1;
-    if (max_threads > 1 && r.chance(40)) nthreads = 2 + static_cast<unsigned>(r.below(max_threads - 1));
+    if (max_threads > 1 && r.chance(40))
+      nthreads = 2 + static_cast<unsigned>(r.below(max_threads - 1));
     ph.threads.resize(nthreads);
     for (auto& ops : ph.threads) {
       const unsigned n = 10 + static_cast<unsigned>(r.below(90));

@@ -49,7 +49,10 @@ TEST(FuzzGen, ParseRejectsBadCases) {
   EXPECT_FALSE(parse("phase\nt0 reset 0 0\n", &err));
   EXPECT_FALSE(parse("phase\nt99 reset 0 0 0 0 0 0\n", &err));
   EXPECT_FALSE(parse("phase\ng no_such_global 0 0 0 0 0 0\n", &err));
-  auto ok = parse("# a comment\nseed 0x10\ntype eighth\nphase\nt1 reset 0 0 0 0 0 0 # trailing\ng reopen 1 2 3 4 5 6\n", &err);
+  auto ok = parse(
+      "# a comment\nseed 0x10\ntype eighth\nphase\nt1 reset 0 0 0 0 0 0 # trailing\ng reopen 1 2 3 "
+      "4 5 6\n",
+      &err);
   ASSERT_TRUE(ok.has_value()) << err;
   EXPECT_EQ(ok->seed, 0x10u);
   EXPECT_EQ(ok->type, "eighth");

@@ -60,7 +60,9 @@ std::string KernelLog::poll() {
   return found.rfind("(kernel log", 0) == 0 ? std::string() : found;
 }
 
-void KernelLog::mark(const std::string& text) { lab::write_file("/dev/kmsg", "<6>uapi_fuzz_lab: " + text + "\n"); }
+void KernelLog::mark(const std::string& text) {
+  lab::write_file("/dev/kmsg", "<6>uapi_fuzz_lab: " + text + "\n");
+}
 
 namespace {
 
@@ -122,9 +124,9 @@ MemSnapshot take_mem_snapshot() {
     int64_t n = 0;
     if (l >> word && word == "count:" && l >> n) pcp_pages += n;
   }
-  s.unaccounted_kib = mi["MemTotal"] - mi["MemFree"] - pcp_pages * 4 - mi["Buffers"] - mi["Cached"] -
-                      mi["AnonPages"] - mi["Slab"] - mi["PageTables"] - mi["KernelStack"] -
-                      mi["VmallocUsed"] - mi["Percpu"];
+  s.unaccounted_kib = mi["MemTotal"] - mi["MemFree"] - pcp_pages * 4 - mi["Buffers"] -
+                      mi["Cached"] - mi["AnonPages"] - mi["Slab"] - mi["PageTables"] -
+                      mi["KernelStack"] - mi["VmallocUsed"] - mi["Percpu"];
 
   std::ifstream slabinfo("/proc/slabinfo");
   while (std::getline(slabinfo, line)) {
@@ -153,12 +155,13 @@ bool compare_mem(const MemSnapshot& before, const MemSnapshot& after, std::strin
   const int64_t dv = after.vmalloc_kib - before.vmalloc_kib;
   const int64_t du = after.unaccounted_kib - before.unaccounted_kib;
   std::ostringstream o;
-  o << "SUnreclaim " << (ds >= 0 ? "+" : "") << ds << " KiB (limit " << kSlabLimit << "), VmallocUsed "
-    << (dv >= 0 ? "+" : "") << dv << " KiB (limit " << kVmallocLimit << "), unaccounted "
-    << (du >= 0 ? "+" : "") << du << " KiB (limit " << kUnaccountedLimit << ")";
+  o << "SUnreclaim " << (ds >= 0 ? "+" : "") << ds << " KiB (limit " << kSlabLimit
+    << "), VmallocUsed " << (dv >= 0 ? "+" : "") << dv << " KiB (limit " << kVmallocLimit
+    << "), unaccounted " << (du >= 0 ? "+" : "") << du << " KiB (limit " << kUnaccountedLimit
+    << ")";
   const int64_t first = after.first_unreclaimable_kib - before.slab_unreclaimable_kib;
-  o << "; SUnreclaim settled after " << after.settle_rounds << " reading(s), the first at " << (first >= 0 ? "+" : "")
-    << first << " KiB";
+  o << "; SUnreclaim settled after " << after.settle_rounds << " reading(s), the first at "
+    << (first >= 0 ? "+" : "") << first << " KiB";
   const bool ok = ds <= kSlabLimit && dv <= kVmallocLimit && du <= kUnaccountedLimit;
   {
     std::vector<std::pair<int64_t, std::string>> grown;
@@ -169,7 +172,8 @@ bool compare_mem(const MemSnapshot& before, const MemSnapshot& after, std::strin
     }
     std::sort(grown.rbegin(), grown.rend());
     o << "; slab caches grown most:";
-    for (size_t i = 0; i < grown.size() && i < (ok ? 4u : 10u); ++i) o << " " << grown[i].second << " +" << grown[i].first / 1024 << "K";
+    for (size_t i = 0; i < grown.size() && i < (ok ? 4u : 10u); ++i)
+      o << " " << grown[i].second << " +" << grown[i].first / 1024 << "K";
   }
   *report = o.str();
   return ok;

@@ -30,11 +30,11 @@ class KernelLog {
 /// Kernel memory that a leak in the module would grow, after caches were dropped and
 /// every slab cache shrunk (so freed objects do not count).
 struct MemSnapshot {
-  int64_t slab_unreclaimable_kib = 0;  ///< SUnreclaim: kmalloc and the module's slabs
-  int64_t vmalloc_kib = 0;             ///< VmallocUsed: v1 sections, loader buffers, bitmaps
-  int64_t unaccounted_kib = 0;         ///< used by nobody meminfo names (kmalloc'd pages)
+  int64_t slab_unreclaimable_kib = 0;         ///< SUnreclaim: kmalloc and the module's slabs
+  int64_t vmalloc_kib = 0;                    ///< VmallocUsed: v1 sections, loader buffers, bitmaps
+  int64_t unaccounted_kib = 0;                ///< used by nobody meminfo names (kmalloc'd pages)
   std::map<std::string, int64_t> slab_bytes;  ///< active bytes per slab cache
-  bool slub_debug = false;  ///< slab objects carry red zones and alloc/free tracks
+  bool slub_debug = false;              ///< slab objects carry red zones and alloc/free tracks
   int64_t first_unreclaimable_kib = 0;  ///< SUnreclaim at the first reading, before it settled
   int settle_rounds = 0;                ///< readings (one a second) until SUnreclaim settled
 };

@@ -104,14 +104,17 @@ struct Fuzzer {
     save("fuzz-current.txt", label + " seed " + hex(s.seed) + "\n" + to_text(s));
     std::string what = run_sequence(s, ctx, mem);
     const std::string kline = klog.poll();
-    if (what.empty() && !kline.empty()) what = "kernel: " + kline;
-    else if (!kline.empty()) what += "; kernel: " + kline;
+    if (what.empty() && !kline.empty())
+      what = "kernel: " + kline;
+    else if (!kline.empty())
+      what += "; kernel: " + kline;
     if (what.empty()) return true;
     const std::string text = to_text(s);
-    std::printf("fuzz: FINDING in %s (sequence seed %s): %s\n", label.c_str(), hex(s.seed).c_str(), what.c_str());
+    std::printf("fuzz: FINDING in %s (sequence seed %s): %s\n", label.c_str(), hex(s.seed).c_str(),
+                what.c_str());
     if (case_file.empty())
-      std::printf("fuzz: replay: uapi_fuzz_lab --seed %s --replay   (generator %d)\n", hex(s.seed).c_str(),
-                  kGeneratorVersion);
+      std::printf("fuzz: replay: uapi_fuzz_lab --seed %s --replay   (generator %d)\n",
+                  hex(s.seed).c_str(), kGeneratorVersion);
     else
       std::printf("fuzz: replay: uapi_fuzz_lab --case %s\n", case_file.c_str());
     const std::string file = "fuzz-finding-" + hex(s.seed) + ".case";
@@ -119,8 +122,9 @@ struct Fuzzer {
     if (out_dir().empty())
       std::printf("fuzz: the sequence as a case file:\n%s", text.c_str());
     else
-      std::printf("fuzz: the sequence as a case file (keep it in tests/lab/fuzz/regressions/): %s/%s\n",
-                  out_dir().c_str(), file.c_str());
+      std::printf(
+          "fuzz: the sequence as a case file (keep it in tests/lab/fuzz/regressions/): %s/%s\n",
+          out_dir().c_str(), file.c_str());
     std::fflush(stdout);
     return false;
   }
@@ -145,19 +149,32 @@ int parse_args(int argc, char** argv, Options* o) {
       }
       return argv[++i];
     };
-    if (a == "--seconds") o->seconds = std::atof(value().c_str());
-    else if (a == "--max-sequences") o->max_sequences = std::strtoull(value().c_str(), nullptr, 0);
-    else if (a == "--seed") o->seed = std::strtoull(value().c_str(), nullptr, 0);
-    else if (a == "--replay") o->replay = true;
-    else if (a == "--repeat") o->repeat = static_cast<unsigned>(std::max(1, std::atoi(value().c_str())));
-    else if (a == "--case") o->case_file = value();
-    else if (a == "--dump") o->dump = true;
-    else if (a == "--threads") o->threads = std::clamp(std::atoi(value().c_str()), 1, kMaxThreads);
-    else if (a == "--regressions") o->regressions = value();
-    else if (a == "--skip") o->skip = value();
-    else if (a == "--avoid") o->avoid = value();
-    else if (a.rfind("--avoid=", 0) == 0) o->avoid = a.substr(8);  // may be empty
-    else if (a == "--parent") o->parent = value();
+    if (a == "--seconds")
+      o->seconds = std::atof(value().c_str());
+    else if (a == "--max-sequences")
+      o->max_sequences = std::strtoull(value().c_str(), nullptr, 0);
+    else if (a == "--seed")
+      o->seed = std::strtoull(value().c_str(), nullptr, 0);
+    else if (a == "--replay")
+      o->replay = true;
+    else if (a == "--repeat")
+      o->repeat = static_cast<unsigned>(std::max(1, std::atoi(value().c_str())));
+    else if (a == "--case")
+      o->case_file = value();
+    else if (a == "--dump")
+      o->dump = true;
+    else if (a == "--threads")
+      o->threads = std::clamp(std::atoi(value().c_str()), 1, kMaxThreads);
+    else if (a == "--regressions")
+      o->regressions = value();
+    else if (a == "--skip")
+      o->skip = value();
+    else if (a == "--avoid")
+      o->avoid = value();
+    else if (a.rfind("--avoid=", 0) == 0)
+      o->avoid = a.substr(8);  // may be empty
+    else if (a == "--parent")
+      o->parent = value();
     else if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
       std::exit(0);
@@ -195,11 +212,14 @@ int run(int argc, char** argv) {
     return 0;
   }
   if (!lab::in_lab()) {
-    std::fprintf(stderr, "uapi_fuzz_lab: runs inside the lab only (tools/lab/lab.sh; see tests/lab/fuzz/run-fuzz.sh)\n");
+    std::fprintf(stderr,
+                 "uapi_fuzz_lab: runs inside the lab only (tools/lab/lab.sh; see "
+                 "tests/lab/fuzz/run-fuzz.sh)\n");
     return 2;
   }
   if (!lab::read_file(lab::type_dir(opt.parent, "quarter") + "/available_instances")) {
-    std::fprintf(stderr, "uapi_fuzz_lab: no mdevmig parent %s (is mdevmig.ko loaded?)\n", opt.parent.c_str());
+    std::fprintf(stderr, "uapi_fuzz_lab: no mdevmig parent %s (is mdevmig.ko loaded?)\n",
+                 opt.parent.c_str());
     return 2;
   }
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -213,26 +233,30 @@ int run(int argc, char** argv) {
   for (int i = 0; i < kMaxThreads; ++i) f.mem.push_back(std::make_unique<WorkerMemory>());
   const size_t instances_before = lab::list_dir("/sys/bus/mdev/devices").size();
   const auto start = std::chrono::steady_clock::now();
-  const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  const auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
 
   // Single sequences: a replayed seed or a case file.
   if (opt.replay || !opt.case_file.empty()) {
     f.ctx.log_ops = true;
-    std::optional<Sequence> s = opt.replay ? generate(*opt.seed, opt.threads) : load_case(opt.case_file);
+    std::optional<Sequence> s =
+        opt.replay ? generate(*opt.seed, opt.threads) : load_case(opt.case_file);
     if (!s) return 2;
     for (unsigned i = 0; i < opt.repeat; ++i) {
       std::printf("fuzz: replaying sequence %s (%u/%u)\n", hex(s->seed).c_str(), i + 1, opt.repeat);
       if (!f.run_one(*s, "replay", opt.case_file)) return 1;
     }
-    std::printf("fuzz: replay done: %" PRIu64 " ops, %" PRIu64 " syscalls, nothing found\n", f.ctx.ops.load(),
-                f.ctx.syscalls.load());
+    std::printf("fuzz: replay done: %" PRIu64 " ops, %" PRIu64 " syscalls, nothing found\n",
+                f.ctx.ops.load(), f.ctx.syscalls.load());
     return 0;
   }
 
   const uint64_t master = opt.seed.value_or(random_seed());
-  std::printf("fuzz: seed %s (generator %d), %.0f s, up to %d threads%s%s%s%s\n", hex(master).c_str(),
-              kGeneratorVersion, opt.seconds, opt.threads, opt.skip.empty() ? "" : ", skipping ",
-              opt.skip.c_str(), opt.avoid.empty() ? "" : ", avoiding ", opt.avoid.c_str());
+  std::printf("fuzz: seed %s (generator %d), %.0f s, up to %d threads%s%s%s%s\n",
+              hex(master).c_str(), kGeneratorVersion, opt.seconds, opt.threads,
+              opt.skip.empty() ? "" : ", skipping ", opt.skip.c_str(),
+              opt.avoid.empty() ? "" : ", avoiding ", opt.avoid.c_str());
   KernelLog::mark("run seed " + hex(master));
 
   // Regression cases first: every finding kept in the tree.
@@ -280,11 +304,13 @@ int run(int argc, char** argv) {
 
   std::optional<MemSnapshot> base;
   double next_progress = 30;
-  for (uint64_t i = 0; elapsed() < opt.seconds && (!opt.max_sequences || i < opt.max_sequences); ++i) {
+  for (uint64_t i = 0; elapsed() < opt.seconds && (!opt.max_sequences || i < opt.max_sequences);
+       ++i) {
     const Sequence s = generate(mix64(master + i), opt.threads);
     seq_no = i + 1;
     if (!f.run_one(s, "sequence " + std::to_string(i))) {
-      std::printf("fuzz: run seed %s, %" PRIu64 " sequences, %" PRIu64 " syscalls before the finding\n",
+      std::printf("fuzz: run seed %s, %" PRIu64 " sequences, %" PRIu64
+                  " syscalls before the finding\n",
                   hex(master).c_str(), f.sequences, f.ctx.syscalls.load());
       return 1;
     }
@@ -293,8 +319,8 @@ int run(int argc, char** argv) {
     // leak check measures from after it.
     if (!base) base = take_mem_snapshot();
     if (elapsed() > next_progress) {
-      std::printf("fuzz: %.0f s: %" PRIu64 " sequences, %" PRIu64 " ops, %" PRIu64 " syscalls\n", elapsed(),
-                  f.sequences, f.ctx.ops.load(), f.ctx.syscalls.load());
+      std::printf("fuzz: %.0f s: %" PRIu64 " sequences, %" PRIu64 " ops, %" PRIu64 " syscalls\n",
+                  elapsed(), f.sequences, f.ctx.ops.load(), f.ctx.syscalls.load());
       next_progress += 30;
     }
   }
@@ -303,22 +329,25 @@ int run(int argc, char** argv) {
   int rc = 0;
   const size_t instances_after = lab::list_dir("/sys/bus/mdev/devices").size();
   if (instances_after != instances_before) {
-    std::printf("fuzz: FINDING: %zu mdev instances before the run, %zu after\n", instances_before, instances_after);
+    std::printf("fuzz: FINDING: %zu mdev instances before the run, %zu after\n", instances_before,
+                instances_after);
     rc = 1;
   }
   std::string mem_report = "not measured (no sequence ran)";
   if (base) {
     const MemSnapshot end = take_mem_snapshot();
     if (!compare_mem(*base, end, &mem_report)) {
-      std::printf("fuzz: FINDING: kernel memory grew over the run (leak): %s\n", mem_report.c_str());
+      std::printf("fuzz: FINDING: kernel memory grew over the run (leak): %s\n",
+                  mem_report.c_str());
       rc = 1;
     }
   }
-  std::printf("fuzz: seed %s: %" PRIu64 " sequences + %" PRIu64 " regression cases, %" PRIu64 " ops, %" PRIu64
-              " syscalls in %.0f s%s; leak check: %s\n",
-              hex(master).c_str(), f.sequences, f.cases, f.ctx.ops.load(), f.ctx.syscalls.load(), elapsed(),
-              f.ctx.skipped ? (", " + std::to_string(f.ctx.skipped.load()) + " ops skipped").c_str() : "",
-              mem_report.c_str());
+  std::printf(
+      "fuzz: seed %s: %" PRIu64 " sequences + %" PRIu64 " regression cases, %" PRIu64
+      " ops, %" PRIu64 " syscalls in %.0f s%s; leak check: %s\n",
+      hex(master).c_str(), f.sequences, f.cases, f.ctx.ops.load(), f.ctx.syscalls.load(), elapsed(),
+      f.ctx.skipped ? (", " + std::to_string(f.ctx.skipped.load()) + " ops skipped").c_str() : "",
+      mem_report.c_str());
   KernelLog::mark("run done");
   if (rc == 0) std::printf("fuzz: nothing found\n");
   return rc;

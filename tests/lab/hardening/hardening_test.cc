@@ -53,7 +53,8 @@ int device_feature(int fd, uint32_t flags, const void* payload, size_t size) {
 }
 
 // DMA_LOGGING_START of `ranges`; 0 or errno. `page_size` is updated to the device's.
-int log_start(int fd, uint64_t& page_size, const std::vector<vfio_device_feature_dma_logging_range>& ranges) {
+int log_start(int fd, uint64_t& page_size,
+              const std::vector<vfio_device_feature_dma_logging_range>& ranges) {
   vfio_device_feature_dma_logging_control c{};
   c.page_size = page_size;
   c.num_ranges = static_cast<uint32_t>(ranges.size());
@@ -70,7 +71,8 @@ int log_start(int fd, uint64_t& page_size, const std::vector<vfio_device_feature
 }
 
 int log_stop(int fd) {
-  return device_feature(fd, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, nullptr, 0);
+  return device_feature(fd, VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_DMA_LOGGING_STOP, nullptr,
+                        0);
 }
 
 int log_report(int fd, uint64_t iova, uint64_t length, uint64_t page_size, void* bitmap) {
@@ -79,7 +81,8 @@ int log_report(int fd, uint64_t iova, uint64_t length, uint64_t page_size, void*
   r.length = length;
   r.page_size = page_size;
   r.bitmap = reinterpret_cast<uintptr_t>(bitmap);
-  return device_feature(fd, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &r, sizeof r);
+  return device_feature(fd, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_DMA_LOGGING_REPORT, &r,
+                        sizeof r);
 }
 
 // VFIO_DEVICE_SET_IRQS with `count` elements of `data`; 0 or errno.
@@ -101,8 +104,8 @@ int set_irqs(int fd, uint32_t flags, uint32_t index, uint32_t start, uint32_t co
 class GuardedBitmap {
  public:
   explicit GuardedBitmap(size_t bytes) : bytes_(bytes) {
-    base_ = static_cast<uint8_t*>(mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE,
-                                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    base_ = static_cast<uint8_t*>(
+        mmap(nullptr, 2 * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
     EXPECT_NE(base_, MAP_FAILED);
     EXPECT_EQ(mprotect(base_ + kPage, kPage, PROT_NONE), 0);
     std::memset(base_, kCanary, kPage);
@@ -195,7 +198,8 @@ TEST_F(HardeningTest, DmaLogReportWritesOnlyTheCallersWindow) {
   // is in the same logging page). The second logging page stays clean.
   DmaRig rig(dev(), guest_);
   rig.program(/*msi=*/false);
-  uint32_t slot = rig.submit(desc(MDEVMIG_DMA_OP_COPY_FROM_DEV, 0, kIova + kDataOff + 5 * 4096, 4096));
+  uint32_t slot =
+      rig.submit(desc(MDEVMIG_DMA_OP_COPY_FROM_DEV, 0, kIova + kDataOff + 5 * 4096, 4096));
   ASSERT_EQ(rig.wait(slot), MDEVMIG_DMA_ST_OK);
 
   {  // 1 MiB from the middle of the dirty logging page, in 4 KiB pages: 256 bits, all set.
@@ -255,9 +259,11 @@ class MemcgScope {
  public:
   MemcgScope() {
     if (!read_file(kRoot + "/cgroup.controllers")) {
-      EXPECT_EQ(mount("none", kRoot.c_str(), "cgroup2", 0, nullptr), 0) << "mounting cgroup2: errno " << errno;
+      EXPECT_EQ(mount("none", kRoot.c_str(), "cgroup2", 0, nullptr), 0)
+          << "mounting cgroup2: errno " << errno;
     }
-    EXPECT_NE(read_file(kRoot + "/cgroup.controllers").value_or("").find("memory"), std::string::npos);
+    EXPECT_NE(read_file(kRoot + "/cgroup.controllers").value_or("").find("memory"),
+              std::string::npos);
     write_file(kRoot + "/cgroup.subtree_control", "+memory");
     mkdir(kCg.c_str(), 0755);
     ok_ = write_file(kCg + "/cgroup.procs", pid_) == 0;
@@ -294,7 +300,8 @@ TEST_F(HardeningTest, DmaLogBitmapsAreChargedToTheCallersMemcg) {
   EXPECT_EQ(e, 0);
   EXPECT_EQ(log_stop(fd()), 0);
   const uint64_t after = memcg.current();
-  EXPECT_GE(during, before + (30ull << 20)) << "bitmaps not charged: " << before << " -> " << during;
+  EXPECT_GE(during, before + (30ull << 20))
+      << "bitmaps not charged: " << before << " -> " << during;
   EXPECT_LT(after, during - (30ull << 20)) << "charge not released";
 }
 
@@ -307,7 +314,8 @@ TEST_F(HardeningTest, LoaderBuffersAreChargedToTheCallersMemcg) {
   auto data_fd = dev().set_mig_state(MigState::kResuming);
   ASSERT_TRUE(data_fd.ok()) << data_fd.error().message();
   const uint64_t during = memcg.current();
-  EXPECT_GE(during, before + MDEVMIG_LOADER_BUF_SIZE) << "loader not charged: " << before << " -> " << during;
+  EXPECT_GE(during, before + MDEVMIG_LOADER_BUF_SIZE)
+      << "loader not charged: " << before << " -> " << during;
   EXPECT_TRUE(dev().reset().ok());
 }
 
@@ -316,26 +324,36 @@ TEST_F(HardeningTest, LoaderBuffersAreChargedToTheCallersMemcg) {
 // INTx takes exactly one element; a count of 0 carries no data to read.
 TEST_F(HardeningTest, IntxSetIrqsWithoutDataIsRefused) {
   constexpr uint32_t kIntx = VFIO_PCI_INTX_IRQ_INDEX;
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 0, 0), EINVAL);
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 0, 0), EINVAL);
+  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 0, 0),
+            EINVAL);
+  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 0, 0),
+            EINVAL);
   EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_MASK, kIntx, 0, 0), EINVAL);
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK, kIntx, 0, 0), EINVAL);
+  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK, kIntx, 0, 0),
+            EINVAL);
   EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, kIntx, 0, 0), EINVAL);
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, kIntx, 0, 0), EINVAL);
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 1, 0), EINVAL);
+  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, kIntx, 0, 0),
+            EINVAL);
+  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 1, 0),
+            EINVAL);
   // No mask eventfds.
   auto efd = vfio::EventFd::create();
   ASSERT_TRUE(efd.ok());
   int32_t f = efd.value().fd();
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_MASK, kIntx, 0, 1, &f, sizeof f), EINVAL);
+  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_MASK, kIntx, 0, 1, &f,
+                     sizeof f),
+            EINVAL);
   // What is valid still works: wire, loop back, mask (the loopback still signals), disable.
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 0, 1, &f, sizeof f), 0);
+  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 0, 1, &f,
+                     sizeof f),
+            0);
   EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 0, 1), 0);
   EXPECT_EQ(efd.value().drain().value_or(0), 1u);
   EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, kIntx, 0, 1), 0);
   EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK, kIntx, 0, 1), 0);
   EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 0, 0), 0);
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 0, 1), EINVAL)
+  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, kIntx, 0, 1),
+            EINVAL)
       << "loopback without an eventfd";
 }
 
@@ -346,9 +364,12 @@ TEST_F(HardeningTest, MsiEventfdBlocksAreAllOrNothing) {
   auto a = vfio::EventFd::create(), b = vfio::EventFd::create();
   ASSERT_TRUE(a.ok() && b.ok());
   int32_t fa = a.value().fd();
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, kMsi, 0, 1, &fa, sizeof fa), 0);
+  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, kMsi, 0, 1, &fa,
+                     sizeof fa),
+            0);
   int32_t block[2] = {b.value().fd(), 1 << 30};
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, kMsi, 0, 2, block, sizeof block),
+  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, kMsi, 0, 2,
+                     block, sizeof block),
             EBADF);
   EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, kMsi, 0, 1), 0);
   EXPECT_EQ(a.value().drain().value_or(0), 1u) << "vector 0 lost its eventfd to a failed call";
@@ -358,17 +379,22 @@ TEST_F(HardeningTest, MsiEventfdBlocksAreAllOrNothing) {
   EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, kMsi, 1,
                      MDEVMIG_MSI_MAX_VECTORS, four, sizeof(int32_t) * MDEVMIG_MSI_MAX_VECTORS),
             EINVAL);
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, kMsi, 0, 1, four, 2), EINVAL)
+  EXPECT_EQ(
+      set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, kMsi, 0, 1, four, 2),
+      EINVAL)
       << "argsz shorter than the data";
   EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK, kMsi, 0, 1), EINVAL);
   EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_TRIGGER, kMsi, 0, 0), 0);
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_ERR_IRQ_INDEX, 0, 1),
+  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+                     VFIO_PCI_ERR_IRQ_INDEX, 0, 1),
             EINVAL);
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_NUM_IRQS, 0, 1),
-            EINVAL);
-  EXPECT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
-                     kMsi, 0, 1, four, 1),
-            EINVAL);
+  EXPECT_EQ(
+      set_irqs(fd(), VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_NUM_IRQS, 0, 1),
+      EINVAL);
+  EXPECT_EQ(
+      set_irqs(fd(), VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+               kMsi, 0, 1, four, 1),
+      EINVAL);
 }
 
 // ---- reset --------------------------------------------------------------------------------
@@ -380,8 +406,8 @@ TEST_F(HardeningTest, ResetNeverRunsDescriptorsQueuedBeforeIt) {
   auto irq = vfio::EventFd::create();
   ASSERT_TRUE(irq.ok());
   int32_t f = irq.value().fd();
-  ASSERT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER, VFIO_PCI_MSI_IRQ_INDEX, 0, 1,
-                     &f, sizeof f),
+  ASSERT_EQ(set_irqs(fd(), VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                     VFIO_PCI_MSI_IRQ_INDEX, 0, 1, &f, sizeof f),
             0);
   // A thread contending for the device lock with register reads: the reset then waits
   // for that lock between its steps, which is where a stale engine step would get in.
@@ -404,15 +430,17 @@ TEST_F(HardeningTest, ResetNeverRunsDescriptorsQueuedBeforeIt) {
     ASSERT_TRUE(dev().set_mig_state(MigState::kRunningP2P).ok());  // MMIO on, engine off
     std::vector<uint32_t> slots;
     for (uint32_t i = 0; i < kRingEntries - 1; ++i)
-      slots.push_back(rig.queue(desc(MDEVMIG_DMA_OP_COPY_FROM_DEV, 0, kIova + kDataOff + i * 4096, 4096)));
+      slots.push_back(
+          rig.queue(desc(MDEVMIG_DMA_OP_COPY_FROM_DEV, 0, kIova + kDataOff + i * 4096, 4096)));
     rig.doorbell();
     ASSERT_TRUE(dev().reset().ok());
     ASSERT_EQ(dev().mig_state().value(), MigState::kRunning);
     // Anything a stale step queued would run now; give it the chance to show.
     std::this_thread::sleep_for(20ms);
-    for (uint32_t s : slots) ASSERT_EQ(__atomic_load_n(&rig.cmpl(s)->status, __ATOMIC_ACQUIRE),
-                                       uint32_t{MDEVMIG_DMA_ST_PENDING})
-        << "a descriptor queued before the reset completed";
+    for (uint32_t s : slots)
+      ASSERT_EQ(__atomic_load_n(&rig.cmpl(s)->status, __ATOMIC_ACQUIRE),
+                uint32_t{MDEVMIG_DMA_ST_PENDING})
+          << "a descriptor queued before the reset completed";
     ASSERT_EQ(irq.value().drain().value_or(1), 0u) << "an interrupt of a pre-reset descriptor";
   }
 }

@@ -41,7 +41,8 @@ class QemuTwoHosts : public testing::Test {
  protected:
   void SetUp() override {
     MDEVMIG_REQUIRE_LAB();
-    if (!h_.valid()) GTEST_FAIL() << "no pair environment (MDEVMIG_LAB_ROLE etc.): run under tools/lab/pair.sh";
+    if (!h_.valid())
+      GTEST_FAIL() << "no pair environment (MDEVMIG_LAB_ROLE etc.): run under tools/lab/pair.sh";
   }
   void TearDown() override {
     if (HasFailure()) lab::put(h_, h_.role + ".failed", "1");
@@ -64,7 +65,8 @@ class QemuTwoHosts : public testing::Test {
     auto version = qemu_version(spec.qemu_binary);
     ASSERT_TRUE(version.ok()) << version.error().message();
     // Started, not connected to: a's harness is its one QMP client.
-    auto vm = QemuProcess::start(spec.config("b1", inst->uuid(), std::string("defer"), Endpoint::tcp(h_.addr, kControlPort)));
+    auto vm = QemuProcess::start(spec.config("b1", inst->uuid(), std::string("defer"),
+                                             Endpoint::tcp(h_.addr, kControlPort)));
     ASSERT_TRUE(vm.ok()) << vm.error().message();
     lab::put(h_, "b-ready", inst->uuid() + " " + std::to_string(*version));
     auto done = lab::take(h_, "a-done", 1200s);
@@ -109,8 +111,8 @@ class QemuTwoHosts : public testing::Test {
     uint32_t there = 0;
     words >> uuid >> there;
     ASSERT_GT(there, 0u) << "b-ready: " << *ready;
-    say("b runs QEMU " + std::to_string(there / 100) + "." + std::to_string(there % 100) + ", a runs " +
-        std::to_string(*here / 100) + "." + std::to_string(*here % 100));
+    say("b runs QEMU " + std::to_string(there / 100) + "." + std::to_string(there % 100) +
+        ", a runs " + std::to_string(*here / 100) + "." + std::to_string(*here % 100));
     auto remote = Vm::attach("b1", uuid, Endpoint::tcp(h_.peer, kControlPort));
     ASSERT_TRUE(remote.ok()) << remote.error().message();
 
@@ -159,8 +161,10 @@ class QemuTwoHosts : public testing::Test {
 };
 
 TEST_F(QemuTwoHosts, MigratesFromAToBAndBackOverTcp) {
-  if (h_.role == "a") source_host();
-  else destination_host();
+  if (h_.role == "a")
+    source_host();
+  else
+    destination_host();
 }
 
 }  // namespace

@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <chrono>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <thread>
@@ -26,8 +26,8 @@
 #include <gtest/gtest.h>
 
 #include "common/device_state.h"
-#include "common/pair.h"
 #include "common/open_instance.h"
+#include "common/pair.h"
 #include "common/process.h"
 #include "common/sysfs.h"
 
@@ -59,7 +59,8 @@ std::string fd_arg(const OpenInstance& s) { return "fd:" + std::to_string(s.dev(
 // `tls`: the credentials directory, or empty for plain TCP.
 nlohmann::json receive(const PairHost& h, const OpenInstance& dst, const std::string& port_file,
                        const std::string& tls) {
-  std::vector<std::string> args = {"migrate", "--listen", h.addr + ":0", "--to", fd_arg(dst), "--json"};
+  std::vector<std::string> args = {"migrate", "--listen",  h.addr + ":0",
+                                   "--to",    fd_arg(dst), "--json"};
   if (tls.empty()) {
     args.emplace_back("--allow-plaintext");
   } else {
@@ -95,11 +96,13 @@ nlohmann::json receive(const PairHost& h, const OpenInstance& dst, const std::st
 // The source: waits for the peer's port, migrates `src` there with a live bar2 workload
 // and three pre-copy passes (--downtime 0: a converging estimate would switch over after
 // the first on a quiet machine).
-nlohmann::json send(const PairHost& h, const OpenInstance& src, const std::string& port_file, const std::string& tls) {
+nlohmann::json send(const PairHost& h, const OpenInstance& src, const std::string& port_file,
+                    const std::string& tls) {
   auto port = take(h, port_file, 600s);
   if (!port) return {};
-  std::vector<std::string> args = {"migrate", "--from", fd_arg(src), "--to", h.peer + ":" + *port, "--workload", "bar2",
-                                   "--dirty-rate", "5", "--downtime", "0", "--max-iterations", "3", "--json"};
+  std::vector<std::string> args = {
+      "migrate",      "--from", fd_arg(src),  "--to", h.peer + ":" + *port, "--workload", "bar2",
+      "--dirty-rate", "5",      "--downtime", "0",    "--max-iterations",   "3",          "--json"};
   if (!tls.empty()) args.insert(args.end(), {"--tls", tls});
   Proc p = spawn(args, {src.dev().fd()});
   Exit s = wait(p);
@@ -111,13 +114,16 @@ class TwoHosts : public testing::Test {
  protected:
   void SetUp() override {
     MDEVMIG_REQUIRE_LAB();
-    if (!h_.valid()) GTEST_FAIL() << "no pair environment (MDEVMIG_LAB_ROLE etc.): run under tools/lab/pair.sh";
+    if (!h_.valid())
+      GTEST_FAIL() << "no pair environment (MDEVMIG_LAB_ROLE etc.): run under tools/lab/pair.sh";
     // The lab's module loader cannot load crypto modules on demand: load kernel TLS's own.
-    ASSERT_EQ(std::system("modprobe -a tls gcm ghash_generic ctr"), 0) << "kernel TLS (modules tls, gcm) is needed";
+    ASSERT_EQ(std::system("modprobe -a tls gcm ghash_generic ctr"), 0)
+        << "kernel TLS (modules tls, gcm) is needed";
     // Host a makes the certificates where b reads them (the shared folder).
     tls_ = h_.share + "/tls";
     if (h_.role == "a") {
-      const std::string cmd = "rm -rf " + tls_ + " && " MDEVMIG_MAKE_TLS_CERTS " " + tls_ + " IP:192.0.2.1 IP:192.0.2.2 >/dev/null";
+      const std::string cmd = "rm -rf " + tls_ + " && " MDEVMIG_MAKE_TLS_CERTS " " + tls_ +
+                              " IP:192.0.2.1 IP:192.0.2.2 >/dev/null";
       ASSERT_EQ(std::system(cmd.c_str()), 0) << "making test certificates failed";
       put(h_, "certs", "1");
     } else {

@@ -19,9 +19,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <future>
 #include <memory>
@@ -70,9 +70,9 @@ bool eventually(Pred pred, std::chrono::milliseconds limit = kBlocked) {
 class AsyncWrite {
  public:
   AsyncWrite(std::string path, std::string value)
-      : fut_(std::async(std::launch::async, [p = std::move(path), v = std::move(value)] {
-          return write_file(p, v);
-        })) {}
+      : fut_(std::async(std::launch::async,
+                        [p = std::move(path), v = std::move(value)] { return write_file(p, v); })) {
+  }
   // The write's result, or nullopt if it is still blocked after `limit`.
   std::optional<int> wait(std::chrono::milliseconds limit) {
     if (fut_.wait_for(limit) != std::future_status::ready) return std::nullopt;
@@ -353,7 +353,8 @@ TEST(ModuleExit, NoParentOutlivesRmmodRacingSimAdd) {
     for (int i = 0; i < 2; ++i) {
       adders.emplace_back([&] {
         while (!stop.load()) {
-          if (write_file("/sys/class/mdevmig/sim_add", "1") == -ENOENT) std::this_thread::sleep_for(5ms);
+          if (write_file("/sys/class/mdevmig/sim_add", "1") == -ENOENT)
+            std::this_thread::sleep_for(5ms);
         }
       });
     }
@@ -425,7 +426,8 @@ class EngineBudget : public testing::Test {
     auto g = Mapping::anonymous(kGuestSize);
     ASSERT_TRUE(g.ok());
     guest_.emplace(std::move(g.value()));
-    ASSERT_TRUE(m_->container.map_dma(kIova, guest_->data(), kGuestSize, vfio::DmaAccess::kReadWrite).ok());
+    ASSERT_TRUE(
+        m_->container.map_dma(kIova, guest_->data(), kGuestSize, vfio::DmaAccess::kReadWrite).ok());
     rig_.emplace(m_->device, static_cast<uint8_t*>(guest_->data()));
     rig_->program(false);
   }
@@ -449,9 +451,8 @@ class EngineBudget : public testing::Test {
     queue_full();
     while (std::chrono::steady_clock::now() - start < std::chrono::duration<double>(seconds)) {
       std::this_thread::sleep_for(20ms);
-      while (head != rig_->tail() &&
-             __atomic_load_n(&rig_->cmpl(head % kRingEntries)->status, __ATOMIC_ACQUIRE) !=
-                 MDEVMIG_DMA_ST_PENDING) {
+      while (head != rig_->tail() && __atomic_load_n(&rig_->cmpl(head % kRingEntries)->status,
+                                                     __ATOMIC_ACQUIRE) != MDEVMIG_DMA_ST_PENDING) {
         h.bytes += rig_->cmpl(head % kRingEntries)->bytes_done;
         ++head;
       }
@@ -480,7 +481,8 @@ TEST_F(EngineBudget, AHostileQueueIsHeldToTheBudget) {
   ASSERT_TRUE(rig_);
   Hostile h = run(4);
   // Per second of budget, plus the largest burst (one step) and the descriptor in flight.
-  uint64_t bound = static_cast<uint64_t>(kBudget * (h.seconds + 1)) + MDEVMIG_DMA_STEP_BYTES + kDescLen;
+  uint64_t bound =
+      static_cast<uint64_t>(kBudget * (h.seconds + 1)) + MDEVMIG_DMA_STEP_BYTES + kDescLen;
   std::printf("budget %llu B/s: %llu bytes in %.1f s\n", static_cast<unsigned long long>(kBudget),
               static_cast<unsigned long long>(h.bytes), h.seconds);
   EXPECT_LE(h.bytes, bound);

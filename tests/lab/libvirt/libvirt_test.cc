@@ -71,7 +71,9 @@ void say(const std::string& s) {
 
 std::string local_uri() { return "qemu:///system"; }
 // The other lab host's libvirtd, by the host name lab-libvirtd.sh gives each host.
-std::string remote_uri(const std::string& role) { return "qemu+tcp://mdevmig-lab-" + role + "/system"; }
+std::string remote_uri(const std::string& role) {
+  return "qemu+tcp://mdevmig-lab-" + role + "/system";
+}
 
 Exit virsh(const std::string& uri, std::vector<std::string> args) {
   args.insert(args.begin(), {"-c", uri});
@@ -105,7 +107,8 @@ std::string property_attributes(const std::string& property) {
 
 // The lab's domain: the harness's HLT-only BIOS, no disk, and the device on the root
 // bus (where the qtest guest's PCI scan looks); QMP and qtest for the harness on TCP.
-std::string domain_xml(const std::string& uuid, const std::string& property, const std::string& bios) {
+std::string domain_xml(const std::string& uuid, const std::string& property,
+                       const std::string& bios) {
   std::ostringstream x;
   x << "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n"
     << "  <name>" << kDomain << "</name>\n"
@@ -150,7 +153,8 @@ bool write_file(const std::string& path, const std::string& text) {
 
 // `text` with every `from` replaced by `to`.
 std::string replaced(std::string text, const std::string& from, const std::string& to) {
-  for (std::size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size()) text.replace(at, from.size(), to);
+  for (std::size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size())
+    text.replace(at, from.size(), to);
   return text;
 }
 
@@ -158,7 +162,8 @@ std::string replaced(std::string text, const std::string& from, const std::strin
 // the property its QEMU wants instead of this host's.
 std::string retargeted(const std::string& xml, const std::string& uuid, const std::string& to_uuid,
                        const std::string& property, const std::string& to_property) {
-  return replaced(replaced(xml, uuid, to_uuid), property_attributes(property), property_attributes(to_property));
+  return replaced(replaced(xml, uuid, to_uuid), property_attributes(property),
+                  property_attributes(to_property));
 }
 
 // The figures of a finished migration job, from virsh domjobinfo --completed.
@@ -167,14 +172,18 @@ std::string job_figures(const std::string& uri) {
   std::string out;
   std::istringstream lines(e.out);
   for (std::string l; std::getline(lines, l);)
-    if (std::regex_search(l, std::regex("^(Time elapsed|Total downtime|Data processed|Memory processed|Expected downtime)")))
+    if (std::regex_search(l, std::regex("^(Time elapsed|Total downtime|Data processed|Memory "
+                                        "processed|Expected downtime)")))
       out += "    " + l + "\n";
   return out;
 }
 
 // Checks that libvirt's error says each of `words`.
-void expect_says(const std::string& what, const std::string& error, std::initializer_list<const char*> words) {
-  for (const char* w : words) EXPECT_NE(error.find(w), std::string::npos) << what << ": libvirt's error lacks \"" << w << "\": " << error;
+void expect_says(const std::string& what, const std::string& error,
+                 std::initializer_list<const char*> words) {
+  for (const char* w : words)
+    EXPECT_NE(error.find(w), std::string::npos)
+        << what << ": libvirt's error lacks \"" << w << "\": " << error;
 }
 
 // libvirt's error when its peer-to-peer connection to the destination's libvirtd died
@@ -201,7 +210,8 @@ class LibvirtTwoHosts : public testing::Test {
  protected:
   void SetUp() override {
     MDEVMIG_REQUIRE_LAB();
-    if (!h_.valid()) GTEST_FAIL() << "no pair environment (MDEVMIG_LAB_ROLE etc.): run under tools/lab/pair.sh";
+    if (!h_.valid())
+      GTEST_FAIL() << "no pair environment (MDEVMIG_LAB_ROLE etc.): run under tools/lab/pair.sh";
     lab::loopback_up();
     Exit d = lab::run(MDEVMIG_LAB_LIBVIRTD, {});
     ASSERT_EQ(d.rc, 0) << d.out << d.err;
@@ -213,7 +223,9 @@ class LibvirtTwoHosts : public testing::Test {
     if (HasFailure()) {
       lab::put(h_, h_.role + ".failed", "1");
       std::fprintf(stderr, "QEMU's log on %s:\n%s\n", h_.role.c_str(),
-                   lab::read_file("/var/log/libvirt/qemu/" + std::string(kDomain) + ".log").value_or("").c_str());
+                   lab::read_file("/var/log/libvirt/qemu/" + std::string(kDomain) + ".log")
+                       .value_or("")
+                       .c_str());
     }
     (void)virsh(local_uri(), {"destroy", kDomain});
     (void)virsh(local_uri(), {"undefine", kDomain, "--managed-save"});
@@ -252,7 +264,8 @@ class LibvirtTwoHosts : public testing::Test {
         ASSERT_EQ(rm.rc, 0) << rm.err;
       } else if (*cmd == "load") {
         std::vector<std::string> args{std::getenv("MDEVMIG_KO") ? std::getenv("MDEVMIG_KO") : ""};
-        std::istringstream params(std::getenv("MDEVMIG_KO_PARAMS") ? std::getenv("MDEVMIG_KO_PARAMS") : "");
+        std::istringstream params(
+            std::getenv("MDEVMIG_KO_PARAMS") ? std::getenv("MDEVMIG_KO_PARAMS") : "");
         for (std::string p; params >> p;) args.push_back(p);
         Exit ins = lab::run("insmod", args);
         ASSERT_EQ(ins.rc, 0) << ins.err;
@@ -282,7 +295,8 @@ class LibvirtTwoHosts : public testing::Test {
 
   // The VM moved (started, restored, migrated) into the QEMU whose QMP is on `host`:
   // the harness takes it there and verifies it.
-  void moved(Harness& harness, const std::string& host, std::size_t instance, const std::string& what) {
+  void moved(Harness& harness, const std::string& host, std::size_t instance,
+             const std::string& what) {
     auto vm = Vm::attach(what, "", Endpoint::tcp(host, kControlPort));
     ASSERT_TRUE(vm.ok()) << vm.error().message();
     auto v = harness.moved_to(std::move(*vm), instance);
@@ -296,7 +310,8 @@ class LibvirtTwoHosts : public testing::Test {
 
   // After a migration that failed: the VM runs on a and holds everything, and goes on.
   void still_here(Harness& harness, const std::string& what) {
-    EXPECT_NE(virsh(local_uri(), {"domstate", kDomain}).out.find("running"), std::string::npos) << what;
+    EXPECT_NE(virsh(local_uri(), {"domstate", kDomain}).out.find("running"), std::string::npos)
+        << what;
     auto v = harness.verify();
     ASSERT_TRUE(v.ok()) << what << ": " << v.error().message();
     EXPECT_TRUE(v->ok()) << what << ": " << v->summary();
@@ -308,7 +323,8 @@ class LibvirtTwoHosts : public testing::Test {
 
   // virsh migrate --live to b with `xml`, which must fail; libvirt's error.
   std::string refused(const std::string& xml, const std::string& what) {
-    Exit e = virsh(local_uri(), {"migrate", "--live", kDomain, remote_uri(h_.peer_role()), "--xml", xml});
+    Exit e = virsh(local_uri(),
+                   {"migrate", "--live", kDomain, remote_uri(h_.peer_role()), "--xml", xml});
     EXPECT_NE(e.rc, 0) << what << ": the migration succeeded";
     say(what + ": libvirt says: " + e.err);
     return e.err;
@@ -323,8 +339,8 @@ class LibvirtTwoHosts : public testing::Test {
                           const std::function<void()>& fault) {
     Exit e;
     std::thread migration([&] {
-      e = virsh(local_uri(), {"migrate", "--live", "--p2p", kDomain, remote_uri(h_.peer_role()), "--xml", xml,
-                              "--bandwidth", "1"});
+      e = virsh(local_uri(), {"migrate", "--live", "--p2p", kDomain, remote_uri(h_.peer_role()),
+                              "--xml", xml, "--bandwidth", "1"});
     });
     const bool started = migrating(120s);
     if (started) {
@@ -348,8 +364,9 @@ class LibvirtTwoHosts : public testing::Test {
       if (list.rc == 0 && list.out.find(kDomain) == std::string::npos) return;
       std::this_thread::sleep_for(500ms);
     }
-    ADD_FAILURE() << what << ": b still has the domain, or its libvirtd does not answer (rc " << list.rc
-                  << "):\n" << list.out << list.err;
+    ADD_FAILURE() << what << ": b still has the domain, or its libvirtd does not answer (rc "
+                  << list.rc << "):\n"
+                  << list.out << list.err;
   }
 
   // QEMU >= 8.1 (v2): a paused VM's save ends only if QEMU may count on a switchover
@@ -358,8 +375,10 @@ class LibvirtTwoHosts : public testing::Test {
   // (a restored VM is a new QEMU, with the default 0).
   void before_save() {
     if (property_ != "enable-migration") return;
-    Exit e = virsh(local_uri(), {"qemu-monitor-command", kDomain,
-                                 R"({"execute":"migrate-set-parameters","arguments":{"avail-switchover-bandwidth":1073741824}})"});
+    Exit e = virsh(
+        local_uri(),
+        {"qemu-monitor-command", kDomain,
+         R"({"execute":"migrate-set-parameters","arguments":{"avail-switchover-bandwidth":1073741824}})"});
     ASSERT_EQ(e.rc, 0) << e.err;
   }
 
@@ -379,11 +398,12 @@ class LibvirtTwoHosts : public testing::Test {
     Harness& harness = **hr;
 
     // The shipped example is a domain libvirt accepts.
-    std::string example = replaced(lab::read_file(MDEVMIG_EXAMPLE_DOMAIN).value_or(""), "MDEV-UUID", uuid);
+    std::string example =
+        replaced(lab::read_file(MDEVMIG_EXAMPLE_DOMAIN).value_or(""), "MDEV-UUID", uuid);
     ASSERT_FALSE(example.empty()) << MDEVMIG_EXAMPLE_DOMAIN;
     // (The lab has no KVM: the same domain under TCG.)
-    example = replaced(replaced(example, "type='kvm'", "type='qemu'"), property_attributes("x-enable-migration"),
-                       property_attributes(property_));
+    example = replaced(replaced(example, "type='kvm'", "type='qemu'"),
+                       property_attributes("x-enable-migration"), property_attributes(property_));
     ASSERT_TRUE(write_file(harness.dir() + "/example.xml", example));
     Exit ex = virsh(local_uri(), {"define", "--validate", harness.dir() + "/example.xml"});
     ASSERT_EQ(ex.rc, 0) << ex.err;
@@ -422,7 +442,8 @@ class LibvirtTwoHosts : public testing::Test {
     if (HasFatalFailure()) return;
     Exit ms = virsh(local_uri(), {"managedsave", kDomain});
     ASSERT_EQ(ms.rc, 0) << ms.err;
-    EXPECT_NE(virsh(local_uri(), {"dominfo", kDomain}).out.find("Managed save:   yes"), std::string::npos);
+    EXPECT_NE(virsh(local_uri(), {"dominfo", kDomain}).out.find("Managed save:   yes"),
+              std::string::npos);
     Exit again = virsh(local_uri(), {"start", kDomain});
     ASSERT_EQ(again.rc, 0) << again.err;
     moved(harness, "127.0.0.1", 0, "started from its managed save");
@@ -437,7 +458,9 @@ class LibvirtTwoHosts : public testing::Test {
     Exit mx = virsh(local_uri(), {"dumpxml", kDomain, "--migratable"});
     ASSERT_EQ(mx.rc, 0) << mx.err;
     const std::string here_xml = mx.out;
-    ASSERT_NE(here_xml.find(property_attributes(property_)), std::string::npos) << "no override to retarget:\n" << here_xml;
+    ASSERT_NE(here_xml.find(property_attributes(property_)), std::string::npos)
+        << "no override to retarget:\n"
+        << here_xml;
     auto for_b = [&](const std::string& b_inst, const std::string& name) {
       const std::string path = harness.dir() + "/" + name + ".xml";
       EXPECT_TRUE(write_file(path, retargeted(here_xml, uuid, b_inst, property_, b_property)));
@@ -497,14 +520,15 @@ class LibvirtTwoHosts : public testing::Test {
     const std::string b_xml = for_b(b_uuid, "b");
     Exit there;
     std::thread migration([&] {
-      there = virsh(local_uri(), {"migrate", "--live", kDomain, remote_uri(h_.peer_role()), "--xml", b_xml,
-                                  "--bandwidth", "1"});
+      there = virsh(local_uri(), {"migrate", "--live", kDomain, remote_uri(h_.peer_role()), "--xml",
+                                  b_xml, "--bandwidth", "1"});
     });
     const bool started = migrating(60s);
     if (started) {
       auto w = harness.run_workload(1500ms);
       EXPECT_TRUE(w.ok()) << w.error().message();
-      EXPECT_TRUE(migrating(0s)) << "the migration ended before the workload did: it did not run during pre-copy";
+      EXPECT_TRUE(migrating(0s))
+          << "the migration ended before the workload did: it did not run during pre-copy";
     }
     (void)virsh(local_uri(), {"migrate-setspeed", kDomain, "1024"});
     migration.join();
@@ -518,9 +542,12 @@ class LibvirtTwoHosts : public testing::Test {
     const std::string a_xml = harness.dir() + "/a.xml";
     Exit bx = virsh(remote_uri(h_.peer_role()), {"dumpxml", kDomain, "--migratable"});
     ASSERT_EQ(bx.rc, 0) << bx.err;
-    ASSERT_NE(bx.out.find(property_attributes(b_property)), std::string::npos) << "no override to retarget:\n" << bx.out;
+    ASSERT_NE(bx.out.find(property_attributes(b_property)), std::string::npos)
+        << "no override to retarget:\n"
+        << bx.out;
     ASSERT_TRUE(write_file(a_xml, retargeted(bx.out, b_uuid, uuid, b_property, property_)));
-    Exit back = virsh(remote_uri(h_.peer_role()), {"migrate", "--live", kDomain, remote_uri(h_.role), "--xml", a_xml});
+    Exit back = virsh(remote_uri(h_.peer_role()),
+                      {"migrate", "--live", kDomain, remote_uri(h_.role), "--xml", a_xml});
     ASSERT_EQ(back.rc, 0) << back.err;
     // (b's domain was transient and is gone: the destination keeps the job's figures.)
     std::fprintf(stderr, "b -> a through libvirt:\n%s", job_figures(local_uri()).c_str());
@@ -534,7 +561,8 @@ class LibvirtTwoHosts : public testing::Test {
     expect_lost_destination("host b killed", err_kill);
     still_here(harness, "after host b died");
     if (HasFatalFailure()) return;
-    EXPECT_NE(lab::run("timeout", {"10", "virsh", "-c", remote_uri(h_.peer_role()), "version"}).rc, 0)
+    EXPECT_NE(lab::run("timeout", {"10", "virsh", "-c", remote_uri(h_.peer_role()), "version"}).rc,
+              0)
         << "host b still answers";
 
     ASSERT_EQ(virsh(local_uri(), {"destroy", kDomain}).rc, 0);
@@ -547,8 +575,10 @@ class LibvirtTwoHosts : public testing::Test {
 };
 
 TEST_F(LibvirtTwoHosts, StartSaveRestoreFailuresAndMigrateToBAndBack) {
-  if (h_.role == "a") source_host();
-  else destination_host();
+  if (h_.role == "a")
+    source_host();
+  else
+    destination_host();
 }
 
 }  // namespace

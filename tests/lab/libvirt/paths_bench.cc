@@ -57,9 +57,9 @@ using json = nlohmann::json;
 using lab::Exit;
 using lab::PairHost;
 
-constexpr int kRounds = 3;                 // a -> b and back, per path
-constexpr uint64_t kBandwidthMiB = 24;     // MiB/s, both paths
-constexpr uint64_t kDowntimeMs = 300;      // downtime-limit, both paths
+constexpr int kRounds = 3;              // a -> b and back, per path
+constexpr uint64_t kBandwidthMiB = 24;  // MiB/s, both paths
+constexpr uint64_t kDowntimeMs = 300;   // downtime-limit, both paths
 constexpr const char* kDomain = "mdevmig-vm";
 constexpr const char* kMachine = "pc-q35-7.2";
 constexpr const char* kSlot = "0x5";
@@ -88,7 +88,9 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 
 std::string local_uri() { return "qemu:///system"; }
-std::string remote_uri(const std::string& role) { return "qemu+tcp://mdevmig-lab-" + role + "/system"; }
+std::string remote_uri(const std::string& role) {
+  return "qemu+tcp://mdevmig-lab-" + role + "/system";
+}
 
 Exit virsh(const std::string& uri, std::vector<std::string> args) {
   args.insert(args.begin(), {"-c", uri});
@@ -127,7 +129,8 @@ std::string domain_xml(const std::string& uuid, const std::string& property) {
     << "    <memballoon model='none'/>\n"
     << "    <hostdev mode='subsystem' type='mdev' model='vfio-pci'>\n"
     << "      <source><address uuid='" << uuid << "'/></source>\n"
-    << "      <address type='pci' domain='0x0000' bus='0x00' slot='" << kSlot << "' function='0x0'/>\n"
+    << "      <address type='pci' domain='0x0000' bus='0x00' slot='" << kSlot
+    << "' function='0x0'/>\n"
     << "    </hostdev>\n"
     << "  </devices>\n"
     << "  <qemu:commandline>\n"
@@ -156,7 +159,8 @@ bool write_file(const std::string& path, const std::string& text) {
 }
 
 std::string replaced(std::string text, const std::string& from, const std::string& to) {
-  for (std::size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size()) text.replace(at, from.size(), to);
+  for (std::size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size())
+    text.replace(at, from.size(), to);
   return text;
 }
 
@@ -220,7 +224,9 @@ Watched watch_source(QmpClient& qmp, F gave_up) {
 }
 
 void take_qemu_figures(const Watched& w, Move& r) {
-  auto num = [&](const char* key) { return w.last.contains(key) ? w.last[key].get<double>() : -1.0; };
+  auto num = [&](const char* key) {
+    return w.last.contains(key) ? w.last[key].get<double>() : -1.0;
+  };
   if (!w.ended || w.last.value("status", "") != "completed") return;
   r.total_ms = num("total-time");
   r.downtime_ms = num("downtime");
@@ -233,8 +239,10 @@ void take_libvirt_figures(const std::string& out, Move& r) {
   std::smatch m;
   std::istringstream lines(out);
   for (std::string l; std::getline(lines, l);) {
-    if (std::regex_search(l, m, std::regex("^Time elapsed: +([0-9]+) +ms"))) r.libvirt_elapsed_ms = std::stod(m[1]);
-    if (std::regex_search(l, m, std::regex("^Total downtime: +([0-9]+) +ms"))) r.libvirt_downtime_ms = std::stod(m[1]);
+    if (std::regex_search(l, m, std::regex("^Time elapsed: +([0-9]+) +ms")))
+      r.libvirt_elapsed_ms = std::stod(m[1]);
+    if (std::regex_search(l, m, std::regex("^Total downtime: +([0-9]+) +ms")))
+      r.libvirt_downtime_ms = std::stod(m[1]);
   }
 }
 
@@ -249,10 +257,11 @@ std::string fmt(double v) {
 std::string row(const Move& r) {
   char ram[32];
   std::snprintf(ram, sizeof ram, "%.1f", r.ram_mib);
-  return "| " + r.path + " | " + r.direction + " | " + std::to_string(r.round) + " | " + fmt(r.total_ms) + " | " +
-         fmt(r.downtime_ms) + " | " + fmt(r.setup_ms) + " | " + (r.ram_mib < 0 ? "—" : ram) + " | " +
-         fmt(r.libvirt_elapsed_ms) + " | " + fmt(r.libvirt_downtime_ms) + " | " + fmt(r.wall_ms) + " | " +
-         (r.verified ? "yes" : "NO") + " |";
+  return "| " + r.path + " | " + r.direction + " | " + std::to_string(r.round) + " | " +
+         fmt(r.total_ms) + " | " + fmt(r.downtime_ms) + " | " + fmt(r.setup_ms) + " | " +
+         (r.ram_mib < 0 ? "—" : ram) + " | " + fmt(r.libvirt_elapsed_ms) + " | " +
+         fmt(r.libvirt_downtime_ms) + " | " + fmt(r.wall_ms) + " | " + (r.verified ? "yes" : "NO") +
+         " |";
 }
 
 // n, median, min and max of one column (values < 0 are missing and left out).
@@ -271,7 +280,8 @@ class LibvirtVsQemu : public testing::Test {
  protected:
   void SetUp() override {
     MDEVMIG_REQUIRE_LAB();
-    if (!h_.valid()) GTEST_FAIL() << "no pair environment (MDEVMIG_LAB_ROLE etc.): run under tools/lab/pair.sh";
+    if (!h_.valid())
+      GTEST_FAIL() << "no pair environment (MDEVMIG_LAB_ROLE etc.): run under tools/lab/pair.sh";
     lab::loopback_up();
     Exit d = lab::run(MDEVMIG_LAB_LIBVIRTD, {});
     ASSERT_EQ(d.rc, 0) << d.out << d.err;
@@ -368,14 +378,15 @@ class LibvirtVsQemu : public testing::Test {
   // to `dest_role`'s libvirtd with `xml`; `harness` watches the source QEMU meanwhile.
   void libvirt_move(Harness& harness, const std::string& driver_uri, const std::string& dest_role,
                     const std::string& xml, Move& r) {
-    Exit setdt = virsh(driver_uri, {"migrate-setmaxdowntime", kDomain, std::to_string(kDowntimeMs)});
+    Exit setdt =
+        virsh(driver_uri, {"migrate-setmaxdowntime", kDomain, std::to_string(kDowntimeMs)});
     ASSERT_EQ(setdt.rc, 0) << setdt.err;
     Exit moved;
     std::atomic<bool> finished{false};
     const auto t0 = std::chrono::steady_clock::now();
     std::thread migration([&] {
-      moved = virsh(driver_uri, {"migrate", "--live", kDomain, remote_uri(dest_role), "--xml", xml, "--bandwidth",
-                                 std::to_string(kBandwidthMiB)});
+      moved = virsh(driver_uri, {"migrate", "--live", kDomain, remote_uri(dest_role), "--xml", xml,
+                                 "--bandwidth", std::to_string(kBandwidthMiB)});
       r.wall_ms = ms_since(t0);
       finished = true;
     });
@@ -392,43 +403,48 @@ class LibvirtVsQemu : public testing::Test {
     say("domjobinfo --completed:\n" + info.out);
     take_libvirt_figures(info.out, r);
     const std::string host = dest_role == h_.role ? "127.0.0.1" : h_.peer;
-    auto vm = Vm::attach("libvirt-" + dest_role + std::to_string(r.round), "", Endpoint::tcp(host, kControlPort),
-                         kStartTimeout);
+    auto vm = Vm::attach("libvirt-" + dest_role + std::to_string(r.round), "",
+                         Endpoint::tcp(host, kControlPort), kStartTimeout);
     ASSERT_TRUE(vm.ok()) << vm.error().message();
     verify_moved(harness, std::move(*vm), dest_role == h_.role ? 0 : Harness::kRemote, r);
   }
 
   // What QEMU ran with, once per path.
   void report_watch(const std::string& path, const Watched& w) {
-    if (!w.ended) say(path + ": no end of the migration seen on the source; last: " + w.last.dump());
+    if (!w.ended)
+      say(path + ": no end of the migration seen on the source; last: " + w.last.dump());
     if (reported_.find(path) != std::string::npos) return;
     reported_ += path + " ";
     std::string caps;
     for (const auto& c : w.caps) caps += " " + c;
-    say(path + ": source QEMU's enabled capabilities:" + (caps.empty() ? std::string(" none") : caps));
+    say(path +
+        ": source QEMU's enabled capabilities:" + (caps.empty() ? std::string(" none") : caps));
     say(path + ": source QEMU's parameters: " + w.params.dump());
   }
 
   // The direct path's capabilities, as libvirt set them.
   Result<void> set_caps(Vm& vm) {
-    const bool rp = std::find(libvirt_caps_.begin(), libvirt_caps_.end(), "return-path") != libvirt_caps_.end();
-    MDEVMIG_TRY(vm.qmp().execute("migrate-set-capabilities",
-                                 {{"capabilities", json::array({{{"capability", "return-path"}, {"state", rp}}})}},
-                                 kQmpTimeout));
+    const bool rp =
+        std::find(libvirt_caps_.begin(), libvirt_caps_.end(), "return-path") != libvirt_caps_.end();
+    MDEVMIG_TRY(vm.qmp().execute(
+        "migrate-set-capabilities",
+        {{"capabilities", json::array({{{"capability", "return-path"}, {"state", rp}}})}},
+        kQmpTimeout));
     return ok();
   }
 
   // A QEMU of the direct path on this host on instance `uuid` (with -incoming defer if
   // `incoming`), started here and reached like b's, over TCP on 127.0.0.1 with a long
   // timeout; the previous one, which has quit by then, is reaped first.
-  Result<Vm> start_local(const Harness& harness, const std::string& name, const std::string& uuid, bool incoming) {
+  Result<Vm> start_local(const Harness& harness, const std::string& name, const std::string& uuid,
+                         bool incoming) {
     if (local_qemu_) {
       if (!local_qemu_->wait(60s)) local_qemu_->kill();
       local_qemu_.reset();
     }
     const Endpoint control = Endpoint::tcp("127.0.0.1", kLocalControl);
-    QemuConfig cfg = harness.options().vm.config(name, uuid, incoming ? std::optional<std::string>("defer") : std::nullopt,
-                                                 control);
+    QemuConfig cfg = harness.options().vm.config(
+        name, uuid, incoming ? std::optional<std::string>("defer") : std::nullopt, control);
     local_qemu_.emplace(MDEVMIG_TRY(QemuProcess::start(cfg)));
     return Vm::attach(name, uuid, control, kStartTimeout);
   }
@@ -442,8 +458,9 @@ class LibvirtVsQemu : public testing::Test {
     ASSERT_TRUE(set_caps(src).ok());
     auto in = dst.qmp().execute("migrate-incoming", {{"uri", listen}}, kQmpTimeout);
     ASSERT_TRUE(in.ok()) << in.error().message();
-    auto par = src.qmp().execute("migrate-set-parameters",
-                                 {{"max-bandwidth", kBandwidthMiB << 20}, {"downtime-limit", kDowntimeMs}}, kQmpTimeout);
+    auto par = src.qmp().execute(
+        "migrate-set-parameters",
+        {{"max-bandwidth", kBandwidthMiB << 20}, {"downtime-limit", kDowntimeMs}}, kQmpTimeout);
     ASSERT_TRUE(par.ok()) << par.error().message();
     auto go = src.qmp().execute("migrate", {{"uri", to}}, kQmpTimeout);
     ASSERT_TRUE(go.ok()) << go.error().message();
@@ -490,7 +507,8 @@ class LibvirtVsQemu : public testing::Test {
     Exit start = virsh(local_uri(), {"start", kDomain});
     ASSERT_EQ(start.rc, 0) << start.err;
     {
-      auto vm = Vm::attach("libvirt-a0", uuid, Endpoint::tcp("127.0.0.1", kControlPort), kStartTimeout);
+      auto vm =
+          Vm::attach("libvirt-a0", uuid, Endpoint::tcp("127.0.0.1", kControlPort), kStartTimeout);
       ASSERT_TRUE(vm.ok()) << vm.error().message();
       auto boot = lv.boot_in(std::move(*vm), 0);
       ASSERT_TRUE(boot.ok()) << boot.error().message();
@@ -505,11 +523,14 @@ class LibvirtVsQemu : public testing::Test {
       ASSERT_TRUE(boot->ok()) << boot->summary();
       ASSERT_TRUE(dq.run_workload(300ms).ok());
     }
-    say("libvirt's QEMU: " + lab::run("sh", {"-c", "grep -h qemu-system /var/log/libvirt/qemu/" + std::string(kDomain) +
-                                                    ".log | tail -n1"}).out);
+    say("libvirt's QEMU: " + lab::run("sh", {"-c", "grep -h qemu-system /var/log/libvirt/qemu/" +
+                                                       std::string(kDomain) + ".log | tail -n1"})
+                                 .out);
     {
       std::string argv;
-      for (const auto& a : dq.options().vm.config("vmN", dq.instance(0).uuid(), std::string("defer")).argv()) argv += " " + a;
+      for (const auto& a :
+           dq.options().vm.config("vmN", dq.instance(0).uuid(), std::string("defer")).argv())
+        argv += " " + a;
       say("the direct path's QEMU:" + argv);
     }
 
@@ -522,8 +543,9 @@ class LibvirtVsQemu : public testing::Test {
     Exit mx = virsh(local_uri(), {"dumpxml", kDomain, "--migratable"});
     ASSERT_EQ(mx.rc, 0) << mx.err;
     const std::string b_xml = lv.dir() + "/b.xml";
-    ASSERT_TRUE(write_file(b_xml, replaced(replaced(mx.out, uuid, b_uuid), property_attributes(property_),
-                                           property_attributes(b_property))));
+    ASSERT_TRUE(
+        write_file(b_xml, replaced(replaced(mx.out, uuid, b_uuid), property_attributes(property_),
+                                   property_attributes(b_property))));
 
     std::vector<Move> runs;
     for (int round = 1; round <= kRounds; ++round) {
@@ -536,8 +558,9 @@ class LibvirtVsQemu : public testing::Test {
       Exit bx = virsh(remote_uri(h_.peer_role()), {"dumpxml", kDomain, "--migratable"});
       ASSERT_EQ(bx.rc, 0) << bx.err;
       const std::string a_xml = lv.dir() + "/a.xml";
-      ASSERT_TRUE(write_file(a_xml, replaced(replaced(bx.out, b_uuid, uuid), property_attributes(b_property),
-                                             property_attributes(property_))));
+      ASSERT_TRUE(write_file(
+          a_xml, replaced(replaced(bx.out, b_uuid, uuid), property_attributes(b_property),
+                          property_attributes(property_))));
       Move back{"libvirt", "b->a", round};
       libvirt_move(lv, remote_uri(h_.peer_role()), h_.role, a_xml, back);
       runs.push_back(back);
@@ -549,7 +572,8 @@ class LibvirtVsQemu : public testing::Test {
       auto t0 = std::chrono::steady_clock::now();
       auto b_inst = ask_b("direct " + std::to_string(round));
       ASSERT_TRUE(b_inst);
-      auto dst = Vm::attach("b" + std::to_string(round), *b_inst, Endpoint::tcp(h_.peer, kDirectControl), kStartTimeout);
+      auto dst = Vm::attach("b" + std::to_string(round), *b_inst,
+                            Endpoint::tcp(h_.peer, kDirectControl), kStartTimeout);
       ASSERT_TRUE(dst.ok()) << dst.error().message();
       qemu_move(dq, std::move(*dst), "tcp:0.0.0.0:" + std::to_string(kIncomingB),
                 "tcp:" + h_.peer + ":" + std::to_string(kIncomingB), Harness::kRemote, t0, q);
@@ -569,21 +593,27 @@ class LibvirtVsQemu : public testing::Test {
     ASSERT_TRUE(ask_b("done"));
 
     std::string table =
-        "\n| path | direction | round | QEMU total-time ms | QEMU downtime ms | QEMU setup-time ms | RAM MiB | "
-        "libvirt time elapsed ms | libvirt total downtime ms | wall ms | verified |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+        "\n| path | direction | round | QEMU total-time ms | QEMU downtime ms | QEMU setup-time ms "
+        "| RAM MiB | "
+        "libvirt time elapsed ms | libvirt total downtime ms | wall ms | verified "
+        "|\n|---|---|---|---|---|---|---|---|---|---|---|\n";
     for (const auto& r : runs) table += row(r) + "\n";
     table += "\n| path | figure | n | median | min | max |\n|---|---|---|---|---|---|\n";
     const std::pair<const char*, double Move::*> columns[] = {
-        {"QEMU total-time (ms)", &Move::total_ms},          {"QEMU downtime (ms)", &Move::downtime_ms},
-        {"QEMU setup-time (ms)", &Move::setup_ms},          {"libvirt time elapsed (ms)", &Move::libvirt_elapsed_ms},
-        {"libvirt total downtime (ms)", &Move::libvirt_downtime_ms}, {"wall (ms)", &Move::wall_ms}};
+        {"QEMU total-time (ms)", &Move::total_ms},
+        {"QEMU downtime (ms)", &Move::downtime_ms},
+        {"QEMU setup-time (ms)", &Move::setup_ms},
+        {"libvirt time elapsed (ms)", &Move::libvirt_elapsed_ms},
+        {"libvirt total downtime (ms)", &Move::libvirt_downtime_ms},
+        {"wall (ms)", &Move::wall_ms}};
     for (const char* path : {"libvirt", "qemu"})
       for (const auto& [name, field] : columns) {
         if (std::string(path) == "qemu" && std::string(name).rfind("libvirt", 0) == 0) continue;
-        table += std::string("| ") + path + " | " + name + " | " + stats(runs, path, field) + " |\n";
+        table +=
+            std::string("| ") + path + " | " + name + " | " + stats(runs, path, field) + " |\n";
       }
-    std::fprintf(stderr, "libvirt_paths_measure: %d MiB/s, downtime-limit %d ms%s", static_cast<int>(kBandwidthMiB),
-                 static_cast<int>(kDowntimeMs), table.c_str());
+    std::fprintf(stderr, "libvirt_paths_measure: %d MiB/s, downtime-limit %d ms%s",
+                 static_cast<int>(kBandwidthMiB), static_cast<int>(kDowntimeMs), table.c_str());
     EXPECT_EQ(runs.size(), static_cast<std::size_t>(4 * kRounds));
 
     ASSERT_EQ(virsh(local_uri(), {"destroy", kDomain}).rc, 0);
@@ -601,8 +631,10 @@ class LibvirtVsQemu : public testing::Test {
 };
 
 TEST_F(LibvirtVsQemu, SameMigrationThroughLibvirtAndQemu) {
-  if (h_.role == "a") source_host();
-  else destination_host();
+  if (h_.role == "a")
+    source_host();
+  else
+    destination_host();
 }
 
 }  // namespace

@@ -57,7 +57,8 @@ class Mdevctl : public testing::Test {
     MDEVMIG_REQUIRE_LAB();
     parents_ = mdevmig_parents();
     ASSERT_FALSE(parents_.empty()) << "no mdevmig parent";
-    ASSERT_EQ(mdevctl({"--version"}).rc, 0) << "mdevctl is not installed (scripts/setup.sh --lab installs it)";
+    ASSERT_EQ(mdevctl({"--version"}).rc, 0)
+        << "mdevctl is not installed (scripts/setup.sh --lab installs it)";
   }
   void TearDown() override {
     for (const auto& u : defined_) {
@@ -77,7 +78,8 @@ class Mdevctl : public testing::Test {
   }
   // An operator's use of two instances: migrate the first's state into the second.
   void migrate(const std::string& from, const std::string& to) {
-    Exit r = run(MDEVMIG_BIN, {"migrate", "--from", from, "--to", to, "--workload", "bar2", "--json"});
+    Exit r =
+        run(MDEVMIG_BIN, {"migrate", "--from", from, "--to", to, "--workload", "bar2", "--json"});
     ASSERT_EQ(r.rc, 0) << r.err;
     auto j = nlohmann::json::parse(r.out, nullptr, false);
     ASSERT_FALSE(j.is_discarded()) << r.out;
@@ -91,7 +93,8 @@ class Mdevctl : public testing::Test {
 TEST_F(Mdevctl, TypesListsOurParentsAndTypes) {
   Exit r = mdevctl({"types"});
   ASSERT_EQ(r.rc, 0) << r.err;
-  for (const auto& p : parents_) EXPECT_NE(r.out.find(p), std::string::npos) << p << " missing in:\n" << r.out;
+  for (const auto& p : parents_)
+    EXPECT_NE(r.out.find(p), std::string::npos) << p << " missing in:\n" << r.out;
   for (const char* t : {"mdevmig-full", "mdevmig-half", "mdevmig-quarter", "mdevmig-eighth"})
     EXPECT_NE(r.out.find(t), std::string::npos) << t << " missing in:\n" << r.out;
   EXPECT_NE(r.out.find("Device API: vfio-pci"), std::string::npos) << r.out;
@@ -136,9 +139,11 @@ void install_udev_rule_fix() {
   std::string text = s.str();
   const std::string wanted = "/usr/sbin/mdevctl";
   if (text.find(wanted) == std::string::npos || exists(wanted)) return;
-  std::fprintf(stderr, "mdevctl's udev rule runs %s, which is missing: overriding it in /etc/udev/rules.d\n",
-               wanted.c_str());
-  for (std::size_t at; (at = text.find(wanted)) != std::string::npos;) text.replace(at, wanted.size(), "/usr/bin/mdevctl");
+  std::fprintf(
+      stderr, "mdevctl's udev rule runs %s, which is missing: overriding it in /etc/udev/rules.d\n",
+      wanted.c_str());
+  for (std::size_t at; (at = text.find(wanted)) != std::string::npos;)
+    text.replace(at, wanted.size(), "/usr/bin/mdevctl");
   ::mkdir("/etc/udev/rules.d", 0755);
   std::ofstream out("/etc/udev/rules.d/60-mdevctl.rules");
   out << text;

@@ -258,10 +258,12 @@ void queue_jobs(DmaRig& rig) {
     const uint64_t out = kIova + kDataOff + (2u << 20) + (i % 16) * 4096;
     switch (i % 4) {
       case 0:
-        rig.queue(desc(MDEVMIG_DMA_OP_COPY_TO_DEV, kIova + kDataOff + (i % 2) * kJobLen, dev_off, kJobLen, 0, i));
+        rig.queue(desc(MDEVMIG_DMA_OP_COPY_TO_DEV, kIova + kDataOff + (i % 2) * kJobLen, dev_off,
+                       kJobLen, 0, i));
         break;
       case 1:
-        rig.queue(desc(MDEVMIG_DMA_OP_FILL, 0, dev_off + 4096 * i, kJobLen / 2, 0x0101010101010101ull * i, i));
+        rig.queue(desc(MDEVMIG_DMA_OP_FILL, 0, dev_off + 4096 * i, kJobLen / 2,
+                       0x0101010101010101ull * i, i));
         break;
       case 2:
         rig.queue(desc(MDEVMIG_DMA_OP_HASH, 0, out, 16 * kJobLen, 0, i));
@@ -290,7 +292,8 @@ TEST_F(MigrationTest, BusyEngineIsSavedMidQueueAndContinuesExactlyOnTheDestinati
 
   Side a = open_side("quarter"), b = open_side("quarter"), c = open_side("quarter");
   ASSERT_TRUE(a.m && b.m && c.m);
-  for (Side* s : {&a, &b}) ASSERT_TRUE(s->m->container.map_dma(kIova, mem1, kGuestSize, vfio::DmaAccess::kReadWrite).ok());
+  for (Side* s : {&a, &b})
+    ASSERT_TRUE(s->m->container.map_dma(kIova, mem1, kGuestSize, vfio::DmaAccess::kReadWrite).ok());
   ASSERT_TRUE(c.m->container.map_dma(kIova, mem2, kGuestSize, vfio::DmaAccess::kReadWrite).ok());
 
   // Reference: C runs the whole queue.
@@ -338,12 +341,14 @@ TEST_F(MigrationTest, BusyEngineIsSavedMidQueueAndContinuesExactlyOnTheDestinati
   EXPECT_EQ(mem_hash(b.dev(), 16u << 20), mem_hash(c.dev(), 16u << 20));
   EXPECT_EQ(std::memcmp(mem1 + kCmplOff, mem2 + kCmplOff, kJobs * sizeof(mdevmig_dma_cmpl)), 0);
   EXPECT_EQ(std::memcmp(mem1 + kDataOff + (2u << 20), mem2 + kDataOff + (2u << 20), 16 * 4096), 0);
-  for (uint32_t r : {MDEVMIG_REG_RING_HEAD, MDEVMIG_REG_SEQ, MDEVMIG_REG_ERR_DESC, MDEVMIG_REG_ERR_DMA,
-                     MDEVMIG_REG_INT_STATUS, MDEVMIG_REG_SCRATCH(5)})
-    EXPECT_EQ(rb.reg(r), r == MDEVMIG_REG_SCRATCH(5) ? 0xabcdu : rc.reg(r)) << "register 0x" << std::hex << r;
+  for (uint32_t r : {MDEVMIG_REG_RING_HEAD, MDEVMIG_REG_SEQ, MDEVMIG_REG_ERR_DESC,
+                     MDEVMIG_REG_ERR_DMA, MDEVMIG_REG_INT_STATUS, MDEVMIG_REG_SCRATCH(5)})
+    EXPECT_EQ(rb.reg(r), r == MDEVMIG_REG_SCRATCH(5) ? 0xabcdu : rc.reg(r))
+        << "register 0x" << std::hex << r;
   auto stats = read_file(b.inst->sysfs_dir() + "/mdevmig/migration");
   ASSERT_TRUE(stats);
-  EXPECT_NE(stats->find("bytes_received=" + std::to_string(stream.size())), std::string::npos) << *stats;
+  EXPECT_NE(stats->find("bytes_received=" + std::to_string(stream.size())), std::string::npos)
+      << *stats;
 }
 
 // ---- v1 ------------------------------------------------------------------------------------
@@ -417,7 +422,8 @@ TEST_F(MigrationTest, V1PreCopyConvergesUnderAWriterAndStopCopyCarriesOnlyTheDir
   V1 v1(a.dev());
   std::vector<uint8_t> stream;
   EXPECT_EQ(v1.set_state(VFIO_DEVICE_STATE_V1_RUNNING | VFIO_DEVICE_STATE_V1_SAVING), 0);
-  EXPECT_EQ(v1.set_state(VFIO_DEVICE_STATE_V1_RUNNING | VFIO_DEVICE_STATE_V1_SAVING), 0) << "not idempotent";
+  EXPECT_EQ(v1.set_state(VFIO_DEVICE_STATE_V1_RUNNING | VFIO_DEVICE_STATE_V1_SAVING), 0)
+      << "not idempotent";
   const uint64_t first_pending = v1.pending();
   EXPECT_GT(first_pending, 16u << 20);
   uint64_t pending = first_pending;
@@ -508,7 +514,8 @@ TEST_F(MigrationTest, HostileStreamsAreRejectedAndTheInstanceStaysUsable) {
   auto reason = [&] {
     auto s = read_file(b.inst->sysfs_dir() + "/mdevmig/migration");
     auto pos = s ? s->find("last_load_error=") : std::string::npos;
-    return pos == std::string::npos ? std::string("?") : s->substr(pos + 16, s->find('\n', pos) - pos - 16);
+    return pos == std::string::npos ? std::string("?")
+                                    : s->substr(pos + 16, s->find('\n', pos) - pos - 16);
   };
   auto rejected = [&](const std::vector<uint8_t>& s, const char* what) {
     SCOPED_TRACE(what);
@@ -519,10 +526,12 @@ TEST_F(MigrationTest, HostileStreamsAreRejectedAndTheInstanceStaysUsable) {
   };
 
   rejected({}, "empty");
-  for (size_t cut : {size_t{1}, size_t{23}, size_t{24}, size_t{100}, good.size() / 2, good.size() - 1}) {
+  for (size_t cut :
+       {size_t{1}, size_t{23}, size_t{24}, size_t{100}, good.size() / 2, good.size() - 1}) {
     rejected(std::vector<uint8_t>(good.begin(), good.begin() + cut), "truncated");
   }
-  for (size_t at : {size_t{0}, size_t{5}, size_t{9}, size_t{17}, size_t{30}, good.size() / 3, good.size() - 10}) {
+  for (size_t at : {size_t{0}, size_t{5}, size_t{9}, size_t{17}, size_t{30}, good.size() / 3,
+                    good.size() - 10}) {
     auto flipped = good;
     flipped[at] ^= 0x10;
     rejected(flipped, "bit flip");

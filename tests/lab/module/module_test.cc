@@ -107,7 +107,8 @@ TEST_F(ModuleTest, BadCreateRequestsAreRefused) {
   EXPECT_NE(write_file(type_dir(parent_, "eighth") + "/create", "not-a-uuid"), 0);
   std::string uuid = create("eighth");
   ASSERT_FALSE(uuid.empty());
-  EXPECT_NE(write_file(type_dir(parent_, "eighth") + "/create", uuid), 0) << "duplicate UUID accepted";
+  EXPECT_NE(write_file(type_dir(parent_, "eighth") + "/create", uuid), 0)
+      << "duplicate UUID accepted";
   EXPECT_EQ(available("eighth"), 7);
 }
 

@@ -65,7 +65,8 @@ class MttyModule : public testing::Environment {
     ASSERT_EQ(::uname(&u), 0);
     const std::string ko = std::string(MTTY_KMOD_DIR) + "/" + u.release + "/mtty.ko";
     const int fd = ::open(ko.c_str(), O_RDONLY | O_CLOEXEC);
-    ASSERT_GE(fd, 0) << ko << ": " << std::strerror(errno) << " (cmake --build <dir> --target mtty_kmod)";
+    ASSERT_GE(fd, 0) << ko << ": " << std::strerror(errno)
+                     << " (cmake --build <dir> --target mtty_kmod)";
     const long rc = ::syscall(SYS_finit_module, fd, "", 0);
     const int err = errno;
     ::close(fd);
@@ -74,14 +75,16 @@ class MttyModule : public testing::Environment {
   }
   void TearDown() override {
     if (!loaded_) return;
-    EXPECT_EQ(::syscall(SYS_delete_module, "mtty", O_NONBLOCK), 0) << "unloading mtty: " << std::strerror(errno);
+    EXPECT_EQ(::syscall(SYS_delete_module, "mtty", O_NONBLOCK), 0)
+        << "unloading mtty: " << std::strerror(errno);
   }
 
  private:
   bool loaded_ = false;
 };
 
-[[maybe_unused]] testing::Environment* const kMttyModule = testing::AddGlobalTestEnvironment(new MttyModule);
+[[maybe_unused]] testing::Environment* const kMttyModule =
+    testing::AddGlobalTestEnvironment(new MttyModule);
 
 // ---- instances --------------------------------------------------------------------------------
 
@@ -90,7 +93,8 @@ class MttyModule : public testing::Environment {
 class Mtty {
  public:
   explicit Mtty(int ports) : ports_(ports), uuid_(random_uuid()) {
-    const std::string type = "/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-" + std::to_string(ports);
+    const std::string type =
+        "/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-" + std::to_string(ports);
     if (const int rc = write_file(type + "/create", uuid_); rc != 0) {
       ADD_FAILURE() << "creating an mtty-" << ports << " instance: errno " << -rc;
       uuid_.clear();
@@ -152,7 +156,8 @@ struct PortSetup {
   size_t depth() const { return (fcr & UART_FCR_ENABLE_FIFO) ? 16 : 1; }
   // What RX gives back: what fitted in the FIFO; the rest overran it.
   std::vector<uint8_t> fifo() const {
-    return {sent.begin(), sent.begin() + static_cast<std::ptrdiff_t>(std::min(sent.size(), depth()))};
+    return {sent.begin(),
+            sent.begin() + static_cast<std::ptrdiff_t>(std::min(sent.size(), depth()))};
   }
   bool overrun() const { return sent.size() > depth(); }
 };
@@ -211,7 +216,8 @@ struct PortView {
 PortView view(const vfio::Device& d, int port) {
   PortView v{};
   v.lcr = in(d, port, UART_LCR);
-  if (v.lcr & UART_LCR_DLAB) v.divisor = static_cast<uint16_t>(in(d, port, UART_DLL) | in(d, port, UART_DLM) << 8);
+  if (v.lcr & UART_LCR_DLAB)
+    v.divisor = static_cast<uint16_t>(in(d, port, UART_DLL) | in(d, port, UART_DLM) << 8);
   v.iir = in(d, port, UART_IIR);
   v.mcr = in(d, port, UART_MCR);
   v.lsr = in(d, port, UART_LSR);
@@ -228,7 +234,8 @@ std::vector<PortView> views(const Mtty& m) {
 
 std::ostream& operator<<(std::ostream& os, const PortView& v) {
   char buf[160];
-  std::snprintf(buf, sizeof(buf), "{iir %02x lcr %02x mcr %02x lsr %02x msr %02x scr %02x divisor %s}", v.iir, v.lcr,
+  std::snprintf(buf, sizeof(buf),
+                "{iir %02x lcr %02x mcr %02x lsr %02x msr %02x scr %02x divisor %s}", v.iir, v.lcr,
                 v.mcr, v.lsr, v.msr, v.scr, v.divisor ? std::to_string(*v.divisor).c_str() : "-");
   return os << buf;
 }
@@ -241,7 +248,8 @@ void expect_programmed_view(const PortView& v, const PortSetup& s, const std::st
   }
   EXPECT_EQ(v.mcr, unsigned{s.mcr}) << where;
   EXPECT_EQ(v.scr, unsigned{s.scr}) << where;
-  EXPECT_EQ(v.lsr & UART_LSR_DR, s.sent.empty() ? 0u : unsigned{UART_LSR_DR}) << where << ": data ready";
+  EXPECT_EQ(v.lsr & UART_LSR_DR, s.sent.empty() ? 0u : unsigned{UART_LSR_DR})
+      << where << ": data ready";
   EXPECT_EQ(v.lsr & UART_LSR_OE, s.overrun() ? unsigned{UART_LSR_OE} : 0u) << where << ": overrun";
 }
 
@@ -257,16 +265,18 @@ void expect_state(const Mtty& m, const std::vector<PortView>& expected, const st
     const PortSetup& s = setups[p];
     EXPECT_EQ(now[p], expected[p]) << at;
     expect_programmed_view(now[p], s, at);
-    if (now[p].lcr & UART_LCR_DLAB) out(m.dev(), p, UART_LCR, static_cast<uint8_t>(now[p].lcr & ~UART_LCR_DLAB));
+    if (now[p].lcr & UART_LCR_DLAB)
+      out(m.dev(), p, UART_LCR, static_cast<uint8_t>(now[p].lcr & ~UART_LCR_DLAB));
     EXPECT_EQ(in(m.dev(), p, UART_IER), unsigned{s.ier}) << at;
     std::vector<unsigned> fifo;
-    while ((in(m.dev(), p, UART_LSR) & UART_LSR_DR) && fifo.size() < 64) fifo.push_back(in(m.dev(), p, UART_RX));
+    while ((in(m.dev(), p, UART_LSR) & UART_LSR_DR) && fifo.size() < 64)
+      fifo.push_back(in(m.dev(), p, UART_RX));
     const std::vector<uint8_t> want = s.fifo();
     EXPECT_EQ(fifo, std::vector<unsigned>(want.begin(), want.end())) << at << ": FIFO contents";
   }
 }
 
-// ---- running the CLI ------------------------------------------------------------------------------
+// ---- running the CLI ----------------------------------------------------------------------------
 
 using CliRun = Exit;
 
@@ -304,7 +314,8 @@ TEST_F(MttyTest, SaveInspectRestoreCarryTheUartStateOfBothPorts) {
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
   program_all(a);
   const std::vector<PortView> before = views(a);
-  for (int p = 0; p < 2; ++p) expect_programmed_view(before[p], kPorts[p], "source before, port " + std::to_string(p));
+  for (int p = 0; p < 2; ++p)
+    expect_programmed_view(before[p], kPorts[p], "source before, port " + std::to_string(p));
   const std::string file = tmp_file("save.mdevmig");
 
   CliRun s = cli({"save", a.fd_arg(), file, "--json"}, {a.dev().fd()});
@@ -360,7 +371,7 @@ TEST_F(MttyTest, AFileOfTheTwoPortTypeIsRefusedByAOnePortInstanceWhichKeepsItsSt
   ::unlink(file.c_str());
 }
 
-// ---- migrate ---------------------------------------------------------------------------------------
+// ---- migrate ------------------------------------------------------------------------------------
 
 struct MigrateCase {
   const char* name;
@@ -384,7 +395,8 @@ TEST_P(MttyMigrate, TheDestinationHoldsTheUartState) {
 
   nlohmann::json src_report;
   if (mc.tcp) {
-    std::vector<std::string> dargs = {"migrate", "--listen", "127.0.0.1:0", "--to", b.fd_arg(), "--json"};
+    std::vector<std::string> dargs = {"migrate", "--listen", "127.0.0.1:0",
+                                      "--to",    b.fd_arg(), "--json"};
     Proc dst = spawn(dargs, {b.dev().fd()});
     std::string dst_err;
     const auto line = wait_for_line(dst.err, "listening on 127.0.0.1:", dst_err, 120s);
@@ -412,11 +424,13 @@ TEST_P(MttyMigrate, TheDestinationHoldsTheUartState) {
   const auto& bytes = src_report["bytes"];
   if (mc.precopy) {
     EXPECT_EQ(src_report["channel"], "v2-pre-copy");
-    EXPECT_GT(bytes["precopy_device"].get<uint64_t>(), 0u) << "mtty gives its header during pre-copy";
+    EXPECT_GT(bytes["precopy_device"].get<uint64_t>(), 0u)
+        << "mtty gives its header during pre-copy";
   } else {
     EXPECT_EQ(bytes["precopy_device"].get<uint64_t>(), 0u);
   }
-  EXPECT_EQ(bytes["precopy_device"].get<uint64_t>() + bytes["stopcopy_device"].get<uint64_t>(), size)
+  EXPECT_EQ(bytes["precopy_device"].get<uint64_t>() + bytes["stopcopy_device"].get<uint64_t>(),
+            size)
       << src_report.dump();
   EXPECT_EQ(a.state(), MigState::kStop) << "a migrated source stays stopped";
   EXPECT_EQ(b.state(), MigState::kRunning);
@@ -428,7 +442,9 @@ INSTANTIATE_TEST_SUITE_P(Mtty, MttyMigrate,
                                          MigrateCase{"StopCopyOneHost", false, false},
                                          MigrateCase{"PreCopyTcp", true, true},
                                          MigrateCase{"StopCopyTcp", false, true}),
-                         [](const testing::TestParamInfo<MigrateCase>& i) { return std::string(i.param.name); });
+                         [](const testing::TestParamInfo<MigrateCase>& i) {
+                           return std::string(i.param.name);
+                         });
 
 }  // namespace
 }  // namespace mdevmig::lab

@@ -52,12 +52,34 @@ int run(const std::vector<std::string>& args) {
 }
 
 TEST(StressLocal, BoundedRunWithEveryFaultVerifiesEveryRound) {
-  if (::access("/sys/class/mdev_bus/mdevmig_sim0", F_OK) != 0) GTEST_SKIP() << "mdevmig.ko is not loaded";
+  if (::access("/sys/class/mdev_bus/mdevmig_sim0", F_OK) != 0)
+    GTEST_SKIP() << "mdevmig.ko is not loaded";
   const std::set<std::string> before = mdev_devices();
   const std::string report = "/tmp/lab-stress-report.json";
-  const int rc = run({"stress", "--mode", "local", "--rounds", std::to_string(kRounds), "--fault-rate", "0.5",
-                      "--faults", "cancel,kill-dst,kill-src,corrupt,truncate", "--seed", "7", "--type", "eighth",
-                      "--parent", "mdevmig_sim0", "--checkpoint-every", "4", "--writes", "2000", "--dma", "50", "--report", report, "--verbose"});
+  const int rc = run({"stress",
+                      "--mode",
+                      "local",
+                      "--rounds",
+                      std::to_string(kRounds),
+                      "--fault-rate",
+                      "0.5",
+                      "--faults",
+                      "cancel,kill-dst,kill-src,corrupt,truncate",
+                      "--seed",
+                      "7",
+                      "--type",
+                      "eighth",
+                      "--parent",
+                      "mdevmig_sim0",
+                      "--checkpoint-every",
+                      "4",
+                      "--writes",
+                      "2000",
+                      "--dma",
+                      "50",
+                      "--report",
+                      report,
+                      "--verbose"});
   EXPECT_EQ(rc, 0) << "mdevmig stress --mode local failed (its summary is above)";
   EXPECT_EQ(mdev_devices(), before) << "instances left behind";
 
@@ -94,7 +116,8 @@ TEST(StressLocal, BoundedRunWithEveryFaultVerifiesEveryRound) {
     SCOPED_TRACE("round " + std::to_string(r["round"].get<int>()));
     EXPECT_TRUE(r["verified"].get<bool>()) << r.dump(2);
     EXPECT_TRUE(r["problems"].empty()) << r["problems"].dump();
-    const std::string fault = r["fault"], status = r["migration"]["status"], survivor = r["survivor"];
+    const std::string fault = r["fault"], status = r["migration"]["status"],
+                      survivor = r["survivor"];
     const bool fault_fired = r["migration"]["fault_fired"];
     if (status == "completed") {
       ++completed;

@@ -81,14 +81,16 @@ namespace {
 
 TEST(Progress, TheLineFitsTheTerminalAndShowsRateAndEta) {
   for (std::size_t width : {20u, 40u, 79u, 132u, 300u}) {
-    const std::string l = progress_line("save 6c1bd2a0-5f3e-4c59-9d0e-000000000a0a", 3ull << 30, 8ull << 30, 12.0, width);
+    const std::string l = progress_line("save 6c1bd2a0-5f3e-4c59-9d0e-000000000a0a", 3ull << 30,
+                                        8ull << 30, 12.0, width);
     EXPECT_LE(l.size(), width) << l;
   }
   const std::string wide = progress_line("save X", 3ull << 30, 8ull << 30, 12.0, 132);
   EXPECT_NE(wide.find("3.0 GiB of 8.0 GiB"), std::string::npos) << wide;
   EXPECT_NE(wide.find("256.0 MiB/s"), std::string::npos) << wide;
   EXPECT_NE(wide.find("ETA 20 s"), std::string::npos) << wide;
-  EXPECT_NE(wide.find("[###########...................] "), std::string::npos) << "a 30-column bar: " << wide;
+  EXPECT_NE(wide.find("[###########...................] "), std::string::npos)
+      << "a 30-column bar: " << wide;
   // The bar gives way first.
   const std::string narrow = progress_line("save X", 3ull << 30, 8ull << 30, 12.0, 60);
   EXPECT_EQ(narrow.find('['), std::string::npos) << narrow;

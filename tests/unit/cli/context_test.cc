@@ -43,7 +43,8 @@ int record(Context& ctx) {
   return g_seen.result ? g_seen.result(ctx) : kExitOk;
 }
 
-constexpr Command kTest{.name = "test", .summary = "for the tests", .declare = test_args, .run = record};
+constexpr Command kTest{
+    .name = "test", .summary = "for the tests", .declare = test_args, .run = record};
 
 // One run, its stdout, stderr and exit code.
 struct Outcome {
@@ -102,8 +103,10 @@ TEST(Context, ErrorsMapToTheirExitCodes) {
   };
   const Case cases[] = {
       {[](Context& c) { return c.fail(Error::make(ENODEV, "open DEVICE", "gone")); }, kExitDevice},
-      {[](Context& c) { return c.fail(Error::make(schema::kCorruptErrno, "read", "bad chunk")); }, kExitCorrupt},
-      {[](Context& c) { return c.fail(Error::make(EINTR, "save", "interrupted")); }, kExitInterrupted},
+      {[](Context& c) { return c.fail(Error::make(schema::kCorruptErrno, "read", "bad chunk")); },
+       kExitCorrupt},
+      {[](Context& c) { return c.fail(Error::make(EINTR, "save", "interrupted")); },
+       kExitInterrupted},
       {[](Context& c) { return c.fail(Error::make(ECONNRESET, "recv", "peer")); }, kExitFailed},
       {[](Context& c) { return c.usage("--size", "wants a size"); }, kExitUsage},
   };
@@ -118,8 +121,9 @@ TEST(Context, ErrorsMapToTheirExitCodes) {
 }
 
 TEST(Context, JsonAnswersErrorsInJson) {
-  const Outcome o = run(kTest, {"a.sav", "--json"},
-                        [](Context& c) { return c.fail(Error::make(ENODEV, "open DEVICE", "gone")); });
+  const Outcome o = run(kTest, {"a.sav", "--json"}, [](Context& c) {
+    return c.fail(Error::make(ENODEV, "open DEVICE", "gone"));
+  });
   EXPECT_TRUE(g_seen.json);
   EXPECT_EQ(o.code, kExitDevice);
   const auto j = nlohmann::json::parse(o.out);
@@ -139,8 +143,9 @@ TEST(Context, JsonAnswersABadCommandLineInJson) {
 }
 
 TEST(Context, JsonAfterTheEndOfOptionsIsAnArgument) {
-  const Outcome o = run(kTest, {"--", "--json"},
-                        [](Context& c) { return c.fail(Error::make(ENODEV, "open DEVICE", "gone")); });
+  const Outcome o = run(kTest, {"--", "--json"}, [](Context& c) {
+    return c.fail(Error::make(ENODEV, "open DEVICE", "gone"));
+  });
   EXPECT_EQ(g_seen.file, "--json");
   EXPECT_FALSE(g_seen.json);
   EXPECT_EQ(o.code, kExitDevice);

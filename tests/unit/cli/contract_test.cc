@@ -15,8 +15,8 @@
 #include <algorithm>
 #include <cctype>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -79,8 +79,10 @@ class Contract : public testing::Test {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
+    posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0644);
     pid_t pid = -1;
     Outcome r;
     const int e = posix_spawn(&pid, bin.c_str(), &fa, nullptr, argv.data(), environ);
@@ -117,28 +119,28 @@ struct BadValues {
 };
 
 struct CommandCase {
-  std::vector<std::string> base;    // a complete command line that gets to opening a device
+  std::vector<std::string> base;  // a complete command line that gets to opening a device
   std::vector<BadValues> flags;
 };
 
 std::vector<CommandCase> cases(const std::function<std::string(const std::string&)>& file) {
-  const std::vector<std::string> not_uint = {"x", "-1", "1.5", "", "12abc", "99999999999999999999999"};
-  const std::vector<std::string> not_size = {"x", "-1", "1Q", "", "1.5M", "0x", "99999999999999999999999",
-                                             "17179869184T"};
+  const std::vector<std::string> not_uint = {"x", "-1",    "1.5",
+                                             "",  "12abc", "99999999999999999999999"};
+  const std::vector<std::string> not_size = {
+      "x", "-1", "1Q", "", "1.5M", "0x", "99999999999999999999999", "17179869184T"};
   const std::vector<std::string> not_real = {"x", "nan", "inf", "-inf", "", "1e999"};
   auto plus = [](std::vector<std::string> a, std::initializer_list<std::string> b) {
     a.insert(a.end(), b);
     return a;
   };
   // --report: a picture is FILE.html or FILE.svg, in a directory that exists.
-  const std::vector<std::string> not_picture = {file("r.txt"), file("r"), file("r.html.txt"), file("r.json"), "",
-                                                file("no-such-dir/r.html"), "/", "/tmp/.svg"};
+  const std::vector<std::string> not_picture = {
+      file("r.txt"), file("r"),  file("r.html.txt"), file("r.json"), "", file("no-such-dir/r.html"),
+      "/",           "/tmp/.svg"};
   return {
       {{"save", kNoDevA, file("out.mdevmig")},
-       {{"--channel", {"v3", "", "auto2"}},
-        {"--chunk-size", plus(not_size, {"0", "17M", "1T"})}}},
-      {{"restore", kNoDevA, file("in.mdevmig")},
-       {{"--channel", {"v3", ""}}}},
+       {{"--channel", {"v3", "", "auto2"}}, {"--chunk-size", plus(not_size, {"0", "17M", "1T"})}}},
+      {{"restore", kNoDevA, file("in.mdevmig")}, {{"--channel", {"v3", ""}}}},
       {{"migrate", "--from", kNoDevA, "--to", kNoDevB},
        {{"--channel", {"v3"}},
         {"--downtime", plus(not_uint, {"2000001"})},
@@ -155,7 +157,8 @@ std::vector<CommandCase> cases(const std::function<std::string(const std::string
       {{"migrate", "--from", kNoDevA, "--to", kNoDevB, "--report", file("r.html")}, {}},
       {{"migrate", "--listen", "127.0.0.1:0", "--to", kNoDevB, "--report", file("r.svg")},
        {{"--report", {file("r.txt")}}}},
-      {{"migrate", "--from", kNoDevA, "--to", kNoDevB, "--guest-mem", "4m", "--guest-iova", "0x1000"},
+      {{"migrate", "--from", kNoDevA, "--to", kNoDevB, "--guest-mem", "4m", "--guest-iova",
+        "0x1000"},
        {{"--guest-iova", {"0xfffffffffffff000", "0xfffffffffff00000"}}}},
       {{"migrate", "--from", kNoDevA, "--to", "127.0.0.1:4444"},
        {{"--to", {"127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:x", ":4444", "host:-1"}},
@@ -168,12 +171,13 @@ std::vector<CommandCase> cases(const std::function<std::string(const std::string
       {{"migrate", "--listen", "127.0.0.1:0", "--to", kNoDevB, "--guest-mem", "4M"},
        {{"--to", {"fd:3", "fd:x", "not-a-device"}}}},
       {{"migrate", "--listen", "127.0.0.1:0", "--to", kNoDevB},
-       {{"--listen", {"x", "127.0.0.1:65536", "127.0.0.1:", ":", "-1",
-                      // Not loopback, and neither --tls nor --allow-plaintext.
-                      "0.0.0.0:0", "[::]:0"}},
+       {{"--listen",
+         {"x", "127.0.0.1:65536", "127.0.0.1:", ":", "-1",
+          // Not loopback, and neither --tls nor --allow-plaintext.
+          "0.0.0.0:0", "[::]:0"}},
         {"--tls", {"", file("no-such-dir")}}}},
-      {{"qemu-migrate", "--src", kNoDevA, "--dst", kNoDevB, "--workdir", file("work"), "--transport", "file",
-        "--file", file("vm.sav")},
+      {{"qemu-migrate", "--src", kNoDevA, "--dst", kNoDevB, "--workdir", file("work"),
+        "--transport", "file", "--file", file("vm.sav")},
        {{"--src", {"not-a-uuid", kNoDevB}},
         {"--dst", {"not-a-uuid", kNoDevA}},
         {"--protocol", {"v3", ""}},
@@ -215,7 +219,9 @@ std::vector<CommandCase> cases(const std::function<std::string(const std::string
         {"--checkpoint-every", plus(not_uint, {"0"})},
         {"--seed", not_uint},
         // stress also writes its JSON report there (FILE.json).
-        {"--report", {file("r.txt"), file("r"), "", file("no-such-dir/r.json"), file("no-such-dir/r.html"), "/"}}}},
+        {"--report",
+         {file("r.txt"), file("r"), "", file("no-such-dir/r.json"), file("no-such-dir/r.html"),
+          "/"}}}},
       {{"stress", "--a", kNoDevA, "--b", kNoDevB, "--report", file("r.html")}, {}},
   };
 }
@@ -241,8 +247,9 @@ TEST_F(Contract, EveryBadValueIsAUsageErrorNamingTheFlag) {
         const std::string what = joined(args) + " (value '" + v + "')";
         EXPECT_EQ(r.rc, 2) << what << "\n" << r.err;
         EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << what << "\n" << r.err;
-        EXPECT_NE(r.err.find(f.flag), std::string::npos) << what << ": the message does not name " << f.flag
-                                                         << "\n" << r.err;
+        EXPECT_NE(r.err.find(f.flag), std::string::npos)
+            << what << ": the message does not name " << f.flag << "\n"
+            << r.err;
         EXPECT_TRUE(r.out.empty()) << what;
         EXPECT_TRUE(files_untouched()) << what;
         fs::remove_all(files_);
@@ -255,7 +262,8 @@ TEST_F(Contract, EveryBadValueIsAUsageErrorNamingTheFlag) {
 TEST_F(Contract, TheSameDeviceOnBothSidesIsRefused) {
   for (const std::vector<std::string>& args :
        {std::vector<std::string>{"migrate", "--from", kNoDevA, "--to", kNoDevA},
-        std::vector<std::string>{"migrate", "--from", kNoDevA, "--to", std::string("/sys/bus/mdev/devices/") + kNoDevA},
+        std::vector<std::string>{"migrate", "--from", kNoDevA, "--to",
+                                 std::string("/sys/bus/mdev/devices/") + kNoDevA},
         std::vector<std::string>{"qemu-migrate", "--src", kNoDevA, "--dst", kNoDevA},
         std::vector<std::string>{"stress", "--a", kNoDevA, "--b", kNoDevA}}) {
     const Outcome r = run(args);
@@ -268,7 +276,8 @@ TEST_F(Contract, ReportHelpSaysWhatFileAndThatTheExitStatusStands) {
   for (const char* cmd : {"migrate", "qemu-migrate", "stress"}) {
     const Outcome r = run({cmd, "--help"});
     ASSERT_EQ(r.rc, 0) << cmd;
-    for (const char* says : {"--report FILE", "FILE.html", "FILE.svg", "never changes the exit status"})
+    for (const char* says :
+         {"--report FILE", "FILE.html", "FILE.svg", "never changes the exit status"})
       EXPECT_NE(r.out.find(says), std::string::npos) << cmd << ": " << says << " in\n" << r.out;
   }
 }
@@ -282,7 +291,8 @@ std::string upper(std::string s) {
 
 TEST_F(Contract, AMissingInstanceSaysSoAndWhereToLook) {
   // Upper case is accepted and means the instance sysfs spells in lower case.
-  for (const std::string& dev : {std::string(kNoDevA), upper(kNoDevA), std::string("/sys/bus/mdev/devices/") + kNoDevA}) {
+  for (const std::string& dev :
+       {std::string(kNoDevA), upper(kNoDevA), std::string("/sys/bus/mdev/devices/") + kNoDevA}) {
     const Outcome r = run({"save", dev, file("out.mdevmig")});
     EXPECT_EQ(r.rc, 3) << dev << "\n" << r.err;
     EXPECT_EQ(r.err, std::string("mdevmig save: open DEVICE: no mdev device ") + kNoDevA +
@@ -309,7 +319,8 @@ TEST_F(Contract, ADirectoryOrAPipeAsASaveFileIsAUsageError) {
   const std::string fifo = (base_ / "a-pipe").string();
   fs::create_directory(dir);
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  for (const auto& [path, what] : {std::pair{dir, "is a directory"}, std::pair{fifo, "is a pipe"}}) {
+  for (const auto& [path, what] :
+       {std::pair{dir, "is a directory"}, std::pair{fifo, "is a pipe"}}) {
     // A FIFO with no writer would block an open(): the check must not open it.
     for (const std::vector<std::string>& args : {std::vector<std::string>{"save", kNoDevA, path},
                                                  std::vector<std::string>{"restore", kNoDevA, path},
@@ -333,13 +344,14 @@ TEST_F(Contract, SaveAndRestoreHelpSayWhatOpeningByUuidDoes) {
     // The text is wrapped: compare with the line breaks taken out.
     std::string text = r.out;
     std::replace(text.begin(), text.end(), '\n', ' ');
-    EXPECT_NE(text.find("opening an instance resets it"), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_NE(text.find("opening an instance resets it"), std::string::npos)
+        << cmd << ": " << r.out;
     EXPECT_NE(text.find("forgets its state"), std::string::npos) << cmd << ": " << r.out;
     EXPECT_NE(text.find("fd:N"), std::string::npos) << cmd << ": " << r.out;
   }
 }
 
-// ---- hold ----------------------------------------------------------------------------------------
+// ---- hold ---------------------------------------------------------------------------------------
 
 TEST_F(Contract, HoldUsageErrorsComeBeforeAnythingIsOpenedOrRun) {
   // CMD would create a file: it must not run.
@@ -349,9 +361,9 @@ TEST_F(Contract, HoldUsageErrorsComeBeforeAnythingIsOpenedOrRun) {
   const std::vector<std::vector<std::string>> cases = {
       {"hold"},
       {"hold", kNoDevA},
-      {"hold", kNoDevA, "touch", mark},           // no --
-      {"hold", kNoDevA, "--"},                    // no command
-      {"hold", "--", "touch", mark},              // no instance
+      {"hold", kNoDevA, "touch", mark},  // no --
+      {"hold", kNoDevA, "--"},           // no command
+      {"hold", "--", "touch", mark},     // no instance
       {"hold", "not-a-uuid", "--", "touch", mark},
       {"hold", "fd:3", "--", "touch", mark},
       {"hold", kNoDevA, upper, "--", "touch", mark},  // the same instance twice
@@ -378,8 +390,9 @@ TEST_F(Contract, HoldHelpSaysHowCommandsFindTheHeldInstance) {
   ASSERT_EQ(r.rc, 0);
   std::string text = r.out;
   std::replace(text.begin(), text.end(), '\n', ' ');
-  for (const char* says : {"usage: mdevmig hold UUID... -- CMD [ARGS...]", "MDEVMIG_HELD=", "GROUP_FD", "DEVICE_FD",
-                           "returned to RUNNING", "SIGTERM", "fd:DEVICE_FD", "Exit status:"})
+  for (const char* says :
+       {"usage: mdevmig hold UUID... -- CMD [ARGS...]", "MDEVMIG_HELD=", "GROUP_FD", "DEVICE_FD",
+        "returned to RUNNING", "SIGTERM", "fd:DEVICE_FD", "Exit status:"})
     EXPECT_NE(text.find(says), std::string::npos) << says << " in " << r.out;
   // And save's and restore's help point to it.
   EXPECT_NE(run({"save", "--help"}).out.find("mdevmig hold"), std::string::npos);
@@ -388,7 +401,9 @@ TEST_F(Contract, HoldHelpSaysHowCommandsFindTheHeldInstance) {
 // Sets an environment variable for the commands run while it lives.
 class ScopedEnv {
  public:
-  ScopedEnv(const char* name, const std::string& value) : name_(name) { ::setenv(name, value.c_str(), 1); }
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    ::setenv(name, value.c_str(), 1);
+  }
   ~ScopedEnv() { ::unsetenv(name_); }
 
  private:
@@ -415,7 +430,7 @@ TEST_F(Contract, AMalformedOrWrongHeldListIsRefusedNotOpenedAround) {
   EXPECT_TRUE(files_untouched());
 }
 
-// ---- JSON ----------------------------------------------------------------------------------------
+// ---- JSON ---------------------------------------------------------------------------------------
 
 std::vector<std::string> keys(const Json& j) {
   std::vector<std::string> k;
@@ -428,18 +443,19 @@ TEST(Json, SaveAndRestoreReportsHaveFixedKeys) {
   s.channel = schema::Channel::kV2StopCopy;
   s.stream_xxh3 = 0xfedcba9876543210ull;  // over 2^53: a JSON number would lose it
   const Json sj = save_json("fd:3", "/tmp/x.mdevmig", s, false);
-  EXPECT_EQ(keys(sj), (std::vector<std::string>{"schema_version", "command", "device", "file", "channel",
-                                                 "stream_bytes", "file_bytes", "chunks", "stream_xxh3", "seconds",
-                                                 "device_state_after"}));
+  EXPECT_EQ(keys(sj), (std::vector<std::string>{"schema_version", "command", "device", "file",
+                                                "channel", "stream_bytes", "file_bytes", "chunks",
+                                                "stream_xxh3", "seconds", "device_state_after"}));
   EXPECT_EQ(sj["schema_version"], kJsonSchemaVersion);
   EXPECT_EQ(sj["stream_xxh3"], "fedcba9876543210");
   engine::RestoreReport r;
   r.header.created_unix_ns = 1'764'829'880'123'456'789ull;
   r.header.device.uuid = "6c1bd2a0-5f3e-4c59-9d0e-000000000a0a";
   const Json rj = restore_json("fd:3", "/tmp/x.mdevmig", schema::Channel::kV1Region, r, 0.5, true);
-  EXPECT_EQ(keys(rj), (std::vector<std::string>{"schema_version", "command", "device", "file", "channel",
-                                                 "stream_bytes", "chunks", "verify_seconds", "restore_seconds",
-                                                 "source_uuid", "source_created", "device_state_after"}));
+  EXPECT_EQ(keys(rj),
+            (std::vector<std::string>{"schema_version", "command", "device", "file", "channel",
+                                      "stream_bytes", "chunks", "verify_seconds", "restore_seconds",
+                                      "source_uuid", "source_created", "device_state_after"}));
   EXPECT_EQ(rj["source_created"], "2025-12-04T06:31:20.123456789Z");
   EXPECT_EQ(rj["device_state_after"], "STOP");
 }
@@ -467,8 +483,10 @@ TEST_F(Contract, WithJsonUsageAndDeviceErrorsAreJson) {
   EXPECT_EQ(keys(uj), (std::vector<std::string>{"schema_version", "command", "error"}));
   EXPECT_EQ(uj["command"], "save");
   EXPECT_EQ(uj["error"]["exit_code"], 2);
-  EXPECT_NE(uj["error"]["message"].get<std::string>().find("--chunk-size"), std::string::npos) << u.out;
-  EXPECT_EQ(std::count(u.err.begin(), u.err.end(), '\n'), 1) << "and the one line on stderr: " << u.err;
+  EXPECT_NE(uj["error"]["message"].get<std::string>().find("--chunk-size"), std::string::npos)
+      << u.out;
+  EXPECT_EQ(std::count(u.err.begin(), u.err.end(), '\n'), 1)
+      << "and the one line on stderr: " << u.err;
   const Outcome d = run({"restore", kNoDevA, file("in.mdevmig"), "--json"});
   EXPECT_EQ(d.rc, 3) << d.err;
   const Json dj = Json::parse(d.out, nullptr, false);
@@ -517,7 +535,7 @@ TEST(Sizes, EveryFlagGoesThroughTheSameParser) {
   EXPECT_EQ(a.get_address("addr", 4096).value(), 0x40000000u);
 }
 
-// ---- --version, help, -h, -- ---------------------------------------------------------------------
+// ---- --version, help, -h, -- --------------------------------------------------------------------
 
 TEST_F(Contract, VersionIsTheProjectVersion) {
   for (const char* flag : {"--version", "-V"}) {
@@ -530,17 +548,20 @@ TEST_F(Contract, VersionIsTheProjectVersion) {
 TEST_F(Contract, HelpCommandIsTheCommandsHelpAndHWorksEverywhere) {
   const Outcome top = run({"--help"});
   EXPECT_EQ(top.rc, 0);
-  for (const char* cmd : {"save", "restore", "inspect", "hold", "migrate", "qemu-migrate", "stress"}) {
+  for (const char* cmd :
+       {"save", "restore", "inspect", "hold", "migrate", "qemu-migrate", "stress"}) {
     const Outcome long_help = run({cmd, "--help"});
     ASSERT_EQ(long_help.rc, 0) << cmd;
-    ASSERT_NE(long_help.out.find(std::string("usage: mdevmig ") + cmd), std::string::npos) << long_help.out;
+    ASSERT_NE(long_help.out.find(std::string("usage: mdevmig ") + cmd), std::string::npos)
+        << long_help.out;
     const Outcome via_help = run({"help", cmd});
     EXPECT_EQ(via_help.rc, 0) << cmd;
     EXPECT_EQ(via_help.out, long_help.out) << "mdevmig help " << cmd;
     const Outcome h = run({cmd, "-h"});
     EXPECT_EQ(h.rc, 0) << cmd;
     EXPECT_EQ(h.out, long_help.out) << cmd << " -h";
-    EXPECT_NE(long_help.out.find("-h, --help"), std::string::npos) << cmd << ": --help does not mention -h";
+    EXPECT_NE(long_help.out.find("-h, --help"), std::string::npos)
+        << cmd << ": --help does not mention -h";
   }
   const Outcome h = run({"-h"});
   EXPECT_EQ(h.rc, 0);

@@ -8,8 +8,8 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <string>
@@ -36,7 +36,8 @@ std::vector<std::byte> slurp(const fs::path& p) {
 // The verifying reader's verdict (restore's and inspect's first pass): "" or the error.
 std::string verify(std::span<const std::byte> bytes, int* errnum) {
   UniqueFd fd(::memfd_create("seed", MFD_CLOEXEC));
-  if (!fd || ::pwrite(fd.get(), bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size()))
+  if (!fd ||
+      ::pwrite(fd.get(), bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size()))
     return "memfd";
   auto scanner = engine::FileScanner::open(fd.get(), "seed");
   if (!scanner.ok()) {
@@ -53,7 +54,8 @@ std::string verify(std::span<const std::byte> bytes, int* errnum) {
 
 std::map<std::string, fs::path> seeds() {
   std::map<std::string, fs::path> out;
-  for (const auto& e : fs::directory_iterator(fs::path(MDEVMIG_CORPUS_DIR) / "cli_inspect_damaged_fuzz"))
+  for (const auto& e :
+       fs::directory_iterator(fs::path(MDEVMIG_CORPUS_DIR) / "cli_inspect_damaged_fuzz"))
     if (e.is_regular_file()) out[e.path().filename().string()] = e.path();
   return out;
 }
@@ -76,8 +78,14 @@ TEST(DamagedSeeds, EachDamagedSeedIsRefusedAndTheReaderSaysWhereAndWhy) {
   // What the reader must report for each damage.
   const std::map<std::string, std::function<std::string(const Salvage&)>> expect = {
       {"truncated_in_header", [](const Salvage& s) { return s.header_problem; }},
-      {"truncated_in_chunk", [](const Salvage& s) { return s.chunks.empty() || !s.chunks[0].problem.empty() ? "" : s.end_problem; }},
-      {"truncated_before_trailer", [](const Salvage& s) { return s.bad_chunks() == 0 && s.chunks.size() >= 3 ? s.end_problem : ""; }},
+      {"truncated_in_chunk",
+       [](const Salvage& s) {
+         return s.chunks.empty() || !s.chunks[0].problem.empty() ? "" : s.end_problem;
+       }},
+      {"truncated_before_trailer",
+       [](const Salvage& s) {
+         return s.bad_chunks() == 0 && s.chunks.size() >= 3 ? s.end_problem : "";
+       }},
       {"flipped_preamble", [](const Salvage& s) { return s.preamble_problem; }},
       {"flipped_header", [](const Salvage& s) { return s.header_problem; }},
       {"flipped_chunk_table",
@@ -86,7 +94,9 @@ TEST(DamagedSeeds, EachDamagedSeedIsRefusedAndTheReaderSaysWhereAndWhy) {
          return s.end_problem.empty() && s.chunks.size() > 1 ? s.chunks[1].problem : s.end_problem;
        }},
       {"flipped_chunk_payload",
-       [](const Salvage& s) { return s.bad_chunks() == 1 && s.trailer && s.chunks.size() > 1 ? s.chunks[1].problem : ""; }},
+       [](const Salvage& s) {
+         return s.bad_chunks() == 1 && s.trailer && s.chunks.size() > 1 ? s.chunks[1].problem : "";
+       }},
       {"flipped_trailer",
        [](const Salvage& s) {
          if (s.bad_chunks() > 0 && s.chunks.back().problem.empty()) return std::string();
@@ -98,16 +108,19 @@ TEST(DamagedSeeds, EachDamagedSeedIsRefusedAndTheReaderSaysWhereAndWhy) {
     const auto bytes = slurp(all.at(name));
     int errnum = 0;
     EXPECT_NE(verify(bytes, &errnum), "") << name << " verifies";
-    EXPECT_TRUE(errnum == schema::kCorruptErrno || errnum == schema::kIncompatibleErrno) << name << ": errno " << errnum;
+    EXPECT_TRUE(errnum == schema::kCorruptErrno || errnum == schema::kIncompatibleErrno)
+        << name << ": errno " << errnum;
     const Salvage s = salvage(bytes, "seed");
     EXPECT_FALSE(s.clean()) << name;
     EXPECT_NE(want(s), "") << name << ": " << json_text(damaged_json("seed", s, ""));
     if (name.starts_with("truncated")) {
-      EXPECT_NE(json_text(damaged_json("seed", s, "")).find("truncated"), std::string::npos) << name;
+      EXPECT_NE(json_text(damaged_json("seed", s, "")).find("truncated"), std::string::npos)
+          << name;
     }
   }
   for (const auto& [name, path] : all)
-    EXPECT_TRUE(name == "valid_four_pages" || expect.contains(name)) << name << ": a seed nothing checks";
+    EXPECT_TRUE(name == "valid_four_pages" || expect.contains(name))
+        << name << ": a seed nothing checks";
 }
 
 TEST(DamagedSeeds, TextThatIsNotUtf8IsReportedNotThrown) {

@@ -45,9 +45,9 @@ TEST(Held, UuidsMatchInEitherCase) {
 
 TEST(Held, MalformedEntriesAreUsageErrorsNamingTheVariableAndEntry) {
   const std::string a = kA;
-  for (const std::string& bad : {a, a + ":3", a + ":3:", a + "::4", a + ":x:4", a + ":3:-4", a + ":3:4:5",
-                                std::string("not-a-uuid:3:4"), std::string(":3:4"), a + ":3:4," + kB + ":5:6",
-                                a + ":3:99999999999"}) {
+  for (const std::string& bad : {a, a + ":3", a + ":3:", a + "::4", a + ":x:4", a + ":3:-4",
+                                 a + ":3:4:5", std::string("not-a-uuid:3:4"), std::string(":3:4"),
+                                 a + ":3:4," + kB + ":5:6", a + ":3:99999999999"}) {
     auto held = parse_held(bad);
     ASSERT_FALSE(held.ok()) << bad;
     EXPECT_EQ(held.error().op, "usage") << bad;

@@ -15,7 +15,8 @@ TEST(MigrateProgress, NoDowntimeEstimateIsShownAsNone) {
   EXPECT_EQ(line.find("-1000"), std::string::npos) << line;
   EXPECT_NE(line.find("no downtime estimate yet"), std::string::npos) << line;
   s.est_downtime_s = 0.0125;
-  EXPECT_NE(iteration_line(s).find("est. downtime 12.5 ms"), std::string::npos) << iteration_line(s);
+  EXPECT_NE(iteration_line(s).find("est. downtime 12.5 ms"), std::string::npos)
+      << iteration_line(s);
 }
 
 }  // namespace

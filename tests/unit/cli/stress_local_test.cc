@@ -51,7 +51,8 @@ TEST(StreamFault, CorruptFlipsExactlyTheByteAtTheOffsetInAnyPieces) {
       EXPECT_FALSE(r.cut);
       EXPECT_EQ(r.fires, 0);
       EXPECT_TRUE(f.fired());
-      for (std::size_t i = 0; i < in.size(); ++i) EXPECT_EQ(r.out[i] != in[i], i == off) << piece << " " << off << " " << i;
+      for (std::size_t i = 0; i < in.size(); ++i)
+        EXPECT_EQ(r.out[i] != in[i], i == off) << piece << " " << off << " " << i;
     }
   }
 }

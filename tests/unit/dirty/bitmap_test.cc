@@ -122,10 +122,16 @@ TEST(Bitmap, FindNextMatchesReference) {
     for (uint64_t from = 0; from <= n + 1; ++from) {
       uint64_t want_set = n, want_clear = n;
       for (uint64_t i = from; i < n; ++i) {
-        if (r[i]) { want_set = i; break; }
+        if (r[i]) {
+          want_set = i;
+          break;
+        }
       }
       for (uint64_t i = from; i < n; ++i) {
-        if (!r[i]) { want_clear = i; break; }
+        if (!r[i]) {
+          want_clear = i;
+          break;
+        }
       }
       ASSERT_EQ(b.find_next_set(from), want_set) << from;
       ASSERT_EQ(b.find_next_clear(from), want_clear) << from;
@@ -229,10 +235,10 @@ TEST(Bitmap, RawRoundTrip) {
 TEST(Bitmap, RawLayoutIsLittleEndianWords) {
   // Page i is bit i % 8 of byte i / 8, as in the kernel's u64 bitmaps on x86.
   std::vector<std::byte> raw(16);
-  raw[0] = std::byte{0x01};   // page 0
-  raw[1] = std::byte{0x80};   // page 15
-  raw[7] = std::byte{0x80};   // page 63
-  raw[8] = std::byte{0x02};   // page 65
+  raw[0] = std::byte{0x01};  // page 0
+  raw[1] = std::byte{0x80};  // page 15
+  raw[7] = std::byte{0x80};  // page 63
+  raw[8] = std::byte{0x02};  // page 65
   auto b = Bitmap::from_raw(raw, 128);
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(b->ranges(), (std::vector<PageRange>{{0, 1}, {15, 1}, {63, 1}, {65, 1}}));

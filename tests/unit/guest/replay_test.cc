@@ -50,8 +50,8 @@ TEST(Replay, CopiesContinueOnTheirOwn) {
   a.run();
   Replay b = a;
   EXPECT_EQ(std::memcmp(a.mem().data(), b.mem().data(), kMem), 0);
-  EXPECT_EQ(std::memcmp(a.guest(kLayout.base, Layout::kSize).data(), b.guest(kLayout.base, Layout::kSize).data(),
-                        Layout::kSize),
+  EXPECT_EQ(std::memcmp(a.guest(kLayout.base, Layout::kSize).data(),
+                        b.guest(kLayout.base, Layout::kSize).data(), Layout::kSize),
             0);
   EXPECT_EQ(b.reg(MDEVMIG_REG_SEQ), 1u);
   EXPECT_EQ(b.ring().queued(), 1u);
@@ -80,10 +80,11 @@ TEST(Replay, SnapshotsContinueElsewhere) {
   Replay b(kMem, kLayout, 64, true);
   ASSERT_TRUE(b.restore(snap, a.ring().queued()).ok());
   EXPECT_EQ(std::memcmp(a.mem().data(), b.mem().data(), kMem), 0);
-  EXPECT_EQ(std::memcmp(a.guest(kLayout.base, Layout::kSize).data(), b.guest(kLayout.base, Layout::kSize).data(),
-                        Layout::kSize),
+  EXPECT_EQ(std::memcmp(a.guest(kLayout.base, Layout::kSize).data(),
+                        b.guest(kLayout.base, Layout::kSize).data(), Layout::kSize),
             0);
-  for (uint32_t reg : {MDEVMIG_REG_SEQ, MDEVMIG_REG_RING_HEAD, MDEVMIG_REG_RING_TAIL, MDEVMIG_REG_SCRATCH(5)})
+  for (uint32_t reg :
+       {MDEVMIG_REG_SEQ, MDEVMIG_REG_RING_HEAD, MDEVMIG_REG_RING_TAIL, MDEVMIG_REG_SCRATCH(5)})
     EXPECT_EQ(b.reg(reg), a.reg(reg)) << reg;
   // Both go on alike.
   for (Replay* r : {&a, &b}) {
@@ -92,7 +93,8 @@ TEST(Replay, SnapshotsContinueElsewhere) {
   }
   EXPECT_EQ(b.reg(MDEVMIG_REG_SEQ), 3u);
   EXPECT_EQ(std::memcmp(a.guest(kLayout.cmpl(0), 3 * sizeof(mdevmig_dma_cmpl)).data(),
-                        b.guest(kLayout.cmpl(0), 3 * sizeof(mdevmig_dma_cmpl)).data(), 3 * sizeof(mdevmig_dma_cmpl)),
+                        b.guest(kLayout.cmpl(0), 3 * sizeof(mdevmig_dma_cmpl)).data(),
+                        3 * sizeof(mdevmig_dma_cmpl)),
             0);
   EXPECT_EQ(b.mem()[8192], 7);
   // A stream the model refuses is an error, not an abort.

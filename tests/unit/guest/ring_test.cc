@@ -65,7 +65,8 @@ TEST_F(RingTest, DescriptorsRunAndComplete) {
   EXPECT_EQ(c.bytes_done, src.size());
   EXPECT_EQ(std::memcmp(dev.mem() + 4096, src.data(), src.size()), 0);
 
-  EXPECT_EQ(exec(copy_from_dev(4096, kLayout.dst(5), src.size())).status, uint32_t{MDEVMIG_DMA_ST_OK});
+  EXPECT_EQ(exec(copy_from_dev(4096, kLayout.dst(5), src.size())).status,
+            uint32_t{MDEVMIG_DMA_ST_OK});
   std::vector<uint8_t> back(src.size());
   ASSERT_TRUE(port.mem_read(kLayout.dst(5), back).ok());
   EXPECT_EQ(back, src);
@@ -119,7 +120,8 @@ TEST_F(RingTest, UnknownOpcodesCompleteWithBadOpcode) {
     EXPECT_EQ(c.status, uint32_t{MDEVMIG_DMA_ST_BAD_OPCODE});
     EXPECT_EQ(c.bytes_done, 0u);
     EXPECT_EQ(dev.mmio_read32(MDEVMIG_REG_ERR_DESC), before + 1);
-    EXPECT_EQ(dev.mmio_read32(MDEVMIG_REG_INT_STATUS), uint32_t{MDEVMIG_INT_DONE | MDEVMIG_INT_ERROR});
+    EXPECT_EQ(dev.mmio_read32(MDEVMIG_REG_INT_STATUS),
+              uint32_t{MDEVMIG_INT_DONE | MDEVMIG_INT_ERROR});
     EXPECT_EQ(exec(fill(0, 8, 7)).status, uint32_t{MDEVMIG_DMA_ST_OK}) << "the queue keeps going";
     EXPECT_EQ(dev.mem()[0], 7);
   }

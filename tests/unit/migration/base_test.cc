@@ -31,9 +31,12 @@ TEST(Error, MessageHasOpContextTextAndErrno) {
 // A verdict of our own checks (corrupt input, an incompatible peer) is no system call's
 // failure: its code classifies it and is not shown; its context is the reason.
 TEST(Error, AVerdictShowsTheReasonAndNoErrnoText) {
-  Error e = Error::make_verdict(EMEDIUMTYPE, "read save-file header", "f.mdevmig: the header's XXH3 does not match");
+  Error e = Error::make_verdict(EMEDIUMTYPE, "read save-file header",
+                                "f.mdevmig: the header's XXH3 does not match");
   e.add_note("device not touched");
-  EXPECT_EQ(e.message(), "read save-file header: f.mdevmig: the header's XXH3 does not match (device not touched)");
+  EXPECT_EQ(
+      e.message(),
+      "read save-file header: f.mdevmig: the header's XXH3 does not match (device not touched)");
   EXPECT_EQ(e.errnum, EMEDIUMTYPE);
   Error plain = Error::make(EIO, "read", "f");
   plain.add_note("device not touched");

@@ -39,9 +39,9 @@ using fakevfio::type_cap;
 // signal go unseen, the stream ends after 100 chunks and the save succeeds.
 struct InterruptedSave {
   Result<SaveReport> result = Error::make(EIO, "not run");
-  int signal = 0;                   ///< what the Cancel saw
-  uint32_t state_when_raised = 0;   ///< the v1 device state when the signal was raised
-  uint32_t state_after = 0;         ///< the v1 device state after the save returned
+  int signal = 0;                  ///< what the Cancel saw
+  uint32_t state_when_raised = 0;  ///< the v1 device state when the signal was raised
+  uint32_t state_after = 0;        ///< the v1 device state after the save returned
 };
 
 class ChannelTest : public testing::Test {
@@ -64,8 +64,11 @@ class ChannelTest : public testing::Test {
   void stage_endless(const vfio::Device& dev, uint64_t bytes) {
     std::vector<std::byte> data(bytes, std::byte{0x5a});
     ASSERT_TRUE(dev.write(kV1, 0x800, data).ok());
-    ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, pending_bytes), uint64_t{1} << 30).ok());
-    ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x800}).ok());
+    ASSERT_TRUE(
+        dev.write_as(kV1, offsetof(vfio_device_migration_info, pending_bytes), uint64_t{1} << 30)
+            .ok());
+    ASSERT_TRUE(
+        dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x800}).ok());
     ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), bytes).ok());
   }
   uint32_t v1_state(const vfio::Device& dev) {
@@ -89,15 +92,20 @@ TEST_F(ChannelTest, AutoPicksV2PreCopyThenV1ThenV2StopCopy) {
   add_v1_region();
   {
     auto m = open();
-    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kAuto, true))->kind(), schema::Channel::kV1Region);
-    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kAuto, false))->kind(), schema::Channel::kV2StopCopy);
-    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kV2, true))->kind(), schema::Channel::kV2StopCopy);
+    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kAuto, true))->kind(),
+              schema::Channel::kV1Region);
+    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kAuto, false))->kind(),
+              schema::Channel::kV2StopCopy);
+    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kV2, true))->kind(),
+              schema::Channel::kV2StopCopy);
   }
   state_.mig_flags |= VFIO_MIGRATION_PRE_COPY;
   {
     auto m = open();
-    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kAuto, true))->kind(), schema::Channel::kV2PreCopy);
-    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kV1, true))->kind(), schema::Channel::kV1Region);
+    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kAuto, true))->kind(),
+              schema::Channel::kV2PreCopy);
+    EXPECT_EQ((*open_channel(m.device, ChannelPreference::kV1, true))->kind(),
+              schema::Channel::kV1Region);
   }
 }
 
@@ -165,8 +173,11 @@ TEST_F(ChannelTest, V1ProtocolReadsStagedDataAndRefusesHostileOffsets) {
             uint32_t{VFIO_DEVICE_STATE_V1_RUNNING | VFIO_DEVICE_STATE_V1_SAVING});
   const char msg[] = "staged device state";
   ASSERT_TRUE(dev.write(kV1, 0x800, std::as_bytes(std::span(msg))).ok());
-  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x800}).ok());
-  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{sizeof(msg)}).ok());
+  ASSERT_TRUE(
+      dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x800}).ok());
+  ASSERT_TRUE(
+      dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{sizeof(msg)})
+          .ok());
   auto a = (*ch)->read(5);
   ASSERT_TRUE(a.ok()) << a.error().message();
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(a->data()), a->size()), "stage");
@@ -174,11 +185,13 @@ TEST_F(ChannelTest, V1ProtocolReadsStagedDataAndRefusesHostileOffsets) {
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(b->size(), sizeof(msg) - 5);
   // A data_size that leaves the region, and a data_offset inside the registers.
-  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0x10000}).ok());
+  ASSERT_TRUE(
+      dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0x10000}).ok());
   auto big = (*ch)->read(1000);
   ASSERT_FALSE(big.ok());
   EXPECT_EQ(big.error().errnum, EPROTO);
-  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{8}).ok());
+  ASSERT_TRUE(
+      dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{8}).ok());
   ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{4}).ok());
   auto low = (*ch)->read(1000);
   ASSERT_FALSE(low.ok());
@@ -190,15 +203,18 @@ TEST_F(ChannelTest, V1ProtocolReadsStagedDataAndRefusesHostileOffsets) {
   EXPECT_EQ(dev.read_as<uint32_t>(kV1, 0).value(), uint32_t{0x100 | VFIO_DEVICE_STATE_V1_RUNNING});
   // Resume: data goes to data_offset, then data_size is written.
   ASSERT_TRUE((*ch)->start_resume().ok());
-  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x1000}).ok());
+  ASSERT_TRUE(
+      dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x1000}).ok());
   const char in[] = "resume me";
   ASSERT_TRUE((*ch)->write(std::as_bytes(std::span(in))).ok());
   char back[sizeof(in)] = {};
   ASSERT_TRUE(dev.read(kV1, 0x1000, std::as_writable_bytes(std::span(back))).ok());
   EXPECT_STREQ(back, in);
-  EXPECT_EQ(dev.read_as<uint64_t>(kV1, offsetof(vfio_device_migration_info, data_size)).value(), sizeof(in));
+  EXPECT_EQ(dev.read_as<uint64_t>(kV1, offsetof(vfio_device_migration_info, data_size)).value(),
+            sizeof(in));
   ASSERT_TRUE((*ch)->finish_resume(true).ok());
-  EXPECT_EQ(dev.read_as<uint32_t>(kV1, 0).value() & VFIO_DEVICE_STATE_MASK, uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
+  EXPECT_EQ(dev.read_as<uint32_t>(kV1, 0).value() & VFIO_DEVICE_STATE_MASK,
+            uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
 }
 
 // Data the v1 driver staged in pre-copy and the channel has not handed out yet is the
@@ -214,10 +230,10 @@ TEST_F(ChannelTest, V1DataStagedBeforeTheSwitchIsDeliveredAfterIt) {
   const vfio_region_sparse_mmap_area area{0x1000, 0x1000};
   std::memcpy(cap.data() + sizeof(sparse), &area, sizeof(area));
   state_.regions[kV1].flags |= VFIO_REGION_INFO_FLAG_MMAP;
-  state_.regions[kV1].caps = fakevfio::chain(sizeof(vfio_region_info),
-                                             {type_cap(VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
-                                                       VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED),
-                                              cap});
+  state_.regions[kV1].caps = fakevfio::chain(
+      sizeof(vfio_region_info),
+      {type_cap(VFIO_REGION_TYPE_MIGRATION_DEPRECATED, VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED),
+       cap});
   auto m = open();
   const auto& dev = m.device;
   auto ch = open_channel(dev, ChannelPreference::kV1, true);
@@ -225,8 +241,11 @@ TEST_F(ChannelTest, V1DataStagedBeforeTheSwitchIsDeliveredAfterIt) {
   ASSERT_TRUE((*ch)->start_save(true).ok());
   const std::string staged = "ABCDEFGH";
   ASSERT_TRUE(dev.write(kV1, 0x1000, std::as_bytes(std::span(staged))).ok());
-  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x1000}).ok());
-  ASSERT_TRUE(dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{staged.size()}).ok());
+  ASSERT_TRUE(
+      dev.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x1000}).ok());
+  ASSERT_TRUE(
+      dev.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{staged.size()})
+          .ok());
   auto a = (*ch)->read(3);
   ASSERT_TRUE(a.ok()) << a.error().message();
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(a->data()), a->size()), "ABC");
@@ -262,7 +281,9 @@ InterruptedSave ChannelTest::save_interrupted(int sig, uint64_t at) {
       ::raise(sig);
     }
     if (bytes == 100 * 0x400) {
-      ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0}).ok());
+      ASSERT_TRUE(
+          m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0})
+              .ok());
     }
   };
   schema::DeviceIdentity id;
@@ -298,7 +319,8 @@ TEST_F(ChannelTest, SighupMidSaveStopsItAndTheDeviceRunsAgain) {
   ASSERT_FALSE(r.ok()) << "the hangup went unseen";
   EXPECT_EQ(r.error().errnum, EINTR);
   EXPECT_EQ(s.state_after, uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
-  EXPECT_NE(r.error().message().find("interrupted by SIGHUP"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("interrupted by SIGHUP"), std::string::npos)
+      << r.error().message();
   EXPECT_EQ(s.signal, SIGHUP);
 }
 
@@ -313,12 +335,15 @@ TEST_F(ChannelTest, SigtermMidRestoreResetsTheDevice) {
     auto ch = open_channel(m.device, ChannelPreference::kV1, false);
     ASSERT_TRUE(ch.ok());
     stage_endless(m.device, 0x400);
-    UniqueFd out(::open(file("dev.mdevmig").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    UniqueFd out(
+        ::open(file("dev.mdevmig").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     SaveOptions opt;
     opt.chunk_size = 0x400;
     opt.progress = [&](uint64_t bytes) {
       if (bytes == 8 * 0x400) {
-        ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0}).ok());
+        ASSERT_TRUE(
+            m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0})
+                .ok());
       }
     };
     auto saved = save_to_file(**ch, id, out.get(), opt);
@@ -327,7 +352,9 @@ TEST_F(ChannelTest, SigtermMidRestoreResetsTheDevice) {
   }
   auto ch = open_channel(m.device, ChannelPreference::kV1, false);
   ASSERT_TRUE(ch.ok());
-  ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x1000}).ok());
+  ASSERT_TRUE(
+      m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_offset), uint64_t{0x1000})
+          .ok());
   UniqueFd in(::open(file("dev.mdevmig").c_str(), O_RDONLY | O_CLOEXEC));
   auto scanner = FileScanner::open(in.get());
   ASSERT_TRUE(scanner.ok()) << scanner.error().message();
@@ -348,7 +375,8 @@ TEST_F(ChannelTest, SigtermMidRestoreResetsTheDevice) {
   EXPECT_EQ(r.error().errnum, EINTR);
   EXPECT_EQ(state_while_loading, uint32_t{VFIO_DEVICE_STATE_V1_RESUMING});
   EXPECT_EQ(state_.resets, 1) << "a half-loaded device is reset";
-  EXPECT_NE(r.error().message().find("interrupted by SIGTERM"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("interrupted by SIGTERM"), std::string::npos)
+      << r.error().message();
   EXPECT_NE(r.error().message().find("device reset"), std::string::npos) << r.error().message();
 }
 
@@ -369,7 +397,9 @@ TEST_F(ChannelTest, SinglePassRestoreChecksTheFirstChunkBeforeResuming) {
     opt.chunk_size = 0x400;
     opt.progress = [&](uint64_t bytes) {
       if (bytes == 4 * 0x400) {
-        ASSERT_TRUE(m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0}).ok());
+        ASSERT_TRUE(
+            m.device.write_as(kV1, offsetof(vfio_device_migration_info, data_size), uint64_t{0})
+                .ok());
       }
     };
     ASSERT_TRUE(save_to_file(**ch, id, out.get(), opt).ok());
@@ -403,7 +433,8 @@ TEST_F(ChannelTest, SinglePassRestoreChecksTheFirstChunkBeforeResuming) {
   EXPECT_EQ(r.error().errnum, schema::kCorruptErrno);
   EXPECT_EQ(v1_state(m.device), uint32_t{VFIO_DEVICE_STATE_V1_RUNNING}) << "never RESUMING";
   EXPECT_EQ(state_.resets, 0);
-  EXPECT_NE(r.error().message().find("device not touched"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("device not touched"), std::string::npos)
+      << r.error().message();
 }
 
 // `migrate --workload` on a device that is not ours (here with the IDs of the kernel's
@@ -422,7 +453,8 @@ TEST_F(ChannelTest, WorkloadsRefuseADeviceThatIsNotOursBeforeTouchingIt) {
   ASSERT_FALSE(is_mdevmig(*id));
   auto snapshot = [&] {
     std::vector<std::byte> all;
-    for (uint32_t r : {VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR2_REGION_INDEX}) {
+    for (uint32_t r :
+         {VFIO_PCI_CONFIG_REGION_INDEX, VFIO_PCI_BAR0_REGION_INDEX, VFIO_PCI_BAR2_REGION_INDEX}) {
       std::vector<std::byte> b(state_.regions[r].size);
       EXPECT_TRUE(dev.read(r, 0, b).ok());
       all.insert(all.end(), b.begin(), b.end());
@@ -432,14 +464,17 @@ TEST_F(ChannelTest, WorkloadsRefuseADeviceThatIsNotOursBeforeTouchingIt) {
   const auto before = snapshot();
   auto guest = GuestMemory::create(m.container, uint64_t{1} << 30, 4u << 20, true);
   ASSERT_TRUE(guest.ok()) << guest.error().message();
-  for (const auto& [bar2, dma] : {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
+  for (const auto& [bar2, dma] :
+       {std::pair{true, false}, std::pair{false, true}, std::pair{true, true}}) {
     cli::WorkloadConfig cfg;
     cfg.bar2 = bar2;
     cfg.dma = dma;
     auto w = cli::Workload::start(dev, *id, &*guest, cfg);
     ASSERT_FALSE(w.ok()) << "bar2 " << bar2 << " dma " << dma;
     const std::string msg = w.error().message();
-    EXPECT_NE(msg.find(std::string(kUuid) + " is not an mdevmig device (PCI 4348:3253)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(std::string(kUuid) + " is not an mdevmig device (PCI 4348:3253)"),
+              std::string::npos)
+        << msg;
     EXPECT_EQ(msg.find("errno"), std::string::npos) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
@@ -484,7 +519,9 @@ class V2ReadTest : public ChannelTest {
     state_.scripted_data = true;
   }
 
-  std::string text(std::span<const std::byte> d) { return std::string(reinterpret_cast<const char*>(d.data()), d.size()); }
+  std::string text(std::span<const std::byte> d) {
+    return std::string(reinterpret_cast<const char*>(d.data()), d.size());
+  }
 
   // Reads in STOP_COPY to the end; the stream after the switch.
   Result<std::string> read_to_end(Channel& ch) {
@@ -502,11 +539,12 @@ class V2ReadTest : public ChannelTest {
 // switch (in flight across it), or before it without having been taken.
 TEST_F(V2ReadTest, APreCopyReadEndingAcrossTheSwitchIsNotTheStreamsEnd) {
   struct Case {
-    int err;           // ENOMSG, or 0 for a 0-byte answer
-    bool before;       // answered before the switch (else held until STOP_COPY)
+    int err;      // ENOMSG, or 0 for a 0-byte answer
+    bool before;  // answered before the switch (else held until STOP_COPY)
   };
   for (const Case c : {Case{ENOMSG, false}, Case{0, false}, Case{ENOMSG, true}, Case{0, true}}) {
-    SCOPED_TRACE(std::string(c.err ? "ENOMSG" : "0") + (c.before ? " before" : " after") + " the switch");
+    SCOPED_TRACE(std::string(c.err ? "ENOMSG" : "0") + (c.before ? " before" : " after") +
+                 " the switch");
     state_.data_answers = {bytes_answer("pre1"), end_answer(c.err, c.before ? 0 : kStopCopy),
                            bytes_answer("stop1"), bytes_answer("stop2"), end_answer(0)};
     state_.data_reads.clear();
@@ -537,8 +575,9 @@ TEST_F(V2ReadTest, APreCopyReadEndingAcrossTheSwitchIsNotTheStreamsEnd) {
 // A driver that ends pre-copy's "for now" with 0 instead of ENOMSG: each 0 is "no data
 // now"; pre-copy data that follows it and the whole stream after the switch are read.
 TEST_F(V2ReadTest, ADriverAnsweringZeroInPreCopyIsReadOnAndAfterTheSwitch) {
-  state_.data_answers = {bytes_answer("pre1"), end_answer(0), bytes_answer("pre2"), end_answer(ENOMSG),
-                         end_answer(0), bytes_answer("stop1", kStopCopy), bytes_answer("stop2"), end_answer(0)};
+  state_.data_answers = {bytes_answer("pre1"),  end_answer(0), bytes_answer("pre2"),
+                         end_answer(ENOMSG),    end_answer(0), bytes_answer("stop1", kStopCopy),
+                         bytes_answer("stop2"), end_answer(0)};
   auto m = open();
   auto ch = open_channel(m.device, ChannelPreference::kV2, true);
   ASSERT_TRUE(ch.ok());
@@ -549,7 +588,8 @@ TEST_F(V2ReadTest, ADriverAnsweringZeroInPreCopyIsReadOnAndAfterTheSwitch) {
     ASSERT_TRUE(d.ok()) << d.error().message();
     seen.push_back(text(*d));
   }
-  EXPECT_EQ(seen, (std::vector<std::string>{"pre1", "", "pre2", "", ""})) << "0 and ENOMSG are 'nothing now'";
+  EXPECT_EQ(seen, (std::vector<std::string>{"pre1", "", "pre2", "", ""}))
+      << "0 and ENOMSG are 'nothing now'";
   ASSERT_TRUE((*ch)->stop_copy().ok());
   auto rest = read_to_end(**ch);
   ASSERT_TRUE(rest.ok()) << rest.error().message();

@@ -29,8 +29,8 @@
 namespace mdevmig::engine {
 namespace {
 
-using testing::SimChannel;
 using testing::sim_identity;
+using testing::SimChannel;
 using vendor_sim::SimDevice;
 
 constexpr uint64_t kMem = 64 * MDEVMIG_PAGE_SIZE;  // 256 KiB: fast, and > one PAGES record
@@ -106,7 +106,8 @@ TEST(Policy, AFixedCostOverTheTargetIteratesToTheCapAndSaysWhy) {
   in.iteration = 4;
   d = decide(in, cfg);
   EXPECT_EQ(d.verdict, Verdict::kSwitchover);
-  EXPECT_NE(std::string(d.reason).find("fixed switchover cost alone exceeds"), std::string::npos) << d.reason;
+  EXPECT_NE(std::string(d.reason).find("fixed switchover cost alone exceeds"), std::string::npos)
+      << d.reason;
 }
 
 // An unreachable target is the reason whatever the measured rates say: a loaded machine
@@ -126,11 +127,13 @@ TEST(Policy, AnUnreachableTargetIsTheReasonEvenWhenNotConverging) {
     in.iteration = 2;
     auto d = decide(in, cfg);
     EXPECT_EQ(d.verdict, Verdict::kContinue);
-    EXPECT_NE(std::string(d.reason).find("fixed switchover cost alone exceeds"), std::string::npos) << d.reason;
+    EXPECT_NE(std::string(d.reason).find("fixed switchover cost alone exceeds"), std::string::npos)
+        << d.reason;
     in.iteration = 3;
     d = decide(in, cfg);
     EXPECT_EQ(d.verdict, Verdict::kSwitchover);
-    EXPECT_NE(std::string(d.reason).find("fixed switchover cost alone exceeds"), std::string::npos) << d.reason;
+    EXPECT_NE(std::string(d.reason).find("fixed switchover cost alone exceeds"), std::string::npos)
+        << d.reason;
     EXPECT_DOUBLE_EQ(d.fitting_rate_bps, 0) << "no dirty rate fits, measured " << dirty;
   }
 }
@@ -298,7 +301,8 @@ class SaveFileTest : public ::testing::Test {
 
   // Restores `bytes` into a fresh device: the error, if any, and whether the device
   // was touched (start_resume called).
-  std::pair<Result<RestoreReport>, bool> restore(std::span<const std::byte> bytes, bool verify_first = true) {
+  std::pair<Result<RestoreReport>, bool> restore(std::span<const std::byte> bytes,
+                                                 bool verify_first = true) {
     write_all(bad_, bytes);
     UniqueFd fd(::open(bad_.c_str(), O_RDONLY | O_CLOEXEC));
     SimChannel ch(dst_, false);
@@ -360,7 +364,8 @@ TEST_F(SaveFileTest, BitFlipsAnywhereAreRefusedBeforeTheDeviceIsTouched) {
     bad[at] ^= std::byte{0x08};
     auto [r, touched] = restore(bad);
     ASSERT_FALSE(r.ok()) << "accepted a flip at " << at;
-    EXPECT_TRUE(r.error().errnum == schema::kCorruptErrno || r.error().errnum == schema::kIncompatibleErrno)
+    EXPECT_TRUE(r.error().errnum == schema::kCorruptErrno ||
+                r.error().errnum == schema::kIncompatibleErrno)
         << at << ": " << r.error().message();
     ASSERT_FALSE(touched) << "device touched for a flip at " << at;
   }
@@ -422,7 +427,8 @@ TEST_F(SaveFileTest, AChunkChangedAfterVerificationIsNotLoaded) {
   auto r = restore_from_file(ch, sim_identity(dst_, "dst"), *file, {});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().errnum, schema::kCorruptErrno);
-  EXPECT_NE(r.error().context.find("changed since it was verified"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().context.find("changed since it was verified"), std::string::npos)
+      << r.error().message();
   EXPECT_EQ(ch.recovers, 1);
   EXPECT_EQ(ch.loads, 0);
 }
@@ -434,7 +440,8 @@ TEST_F(SaveFileTest, APipeIsRefusedAsNotARegularFile) {
   auto file = FileScanner::open(rd.get());
   ASSERT_FALSE(file.ok());
   EXPECT_EQ(file.error().errnum, ESPIPE);
-  EXPECT_NE(file.error().context.find("not a regular file"), std::string::npos) << file.error().message();
+  EXPECT_NE(file.error().context.find("not a regular file"), std::string::npos)
+      << file.error().message();
 }
 
 TEST_F(SaveFileTest, AFailingDeviceReadRecoversTheDeviceToRunning) {
@@ -448,7 +455,8 @@ TEST_F(SaveFileTest, AFailingDeviceReadRecoversTheDeviceToRunning) {
   EXPECT_EQ(r.error().errnum, EIO);
   EXPECT_EQ(ch.recovers, 1);
   EXPECT_TRUE(ch.running);
-  EXPECT_NE(r.error().context.find("recovered to RUNNING"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().context.find("recovered to RUNNING"), std::string::npos)
+      << r.error().message();
 }
 
 TEST(StreamDecoder, FlagsDamageTruncationAndWrongFirstRecords) {
@@ -480,7 +488,8 @@ TEST(StreamDecoder, FlagsDamageTruncationAndWrongFirstRecords) {
   }
   {
     devstream::StreamDecoder dec;
-    dec.feed(bytes(sizeof(mdevmig_rec_hdr) + sizeof(mdevmig_rec_compat), 64), schema::Phase::kStopCopy);
+    dec.feed(bytes(sizeof(mdevmig_rec_hdr) + sizeof(mdevmig_rec_compat), 64),
+             schema::Phase::kStopCopy);
     EXPECT_NE(dec.finish().problem.find("not COMPAT"), std::string::npos);
   }
   {
@@ -514,12 +523,14 @@ TEST(Session, PreCopyMigrationWithAWorkloadReachesAnIdenticalDevice) {
   sopt.on_iteration = [&](const IterationStats& s) {
     ++iterations_seen;
     // The workload dirties a few pages per iteration.
-    for (uint64_t p = 0; p < 3; ++p) sch.touch((s.iteration * 5 + p) % 64, static_cast<uint8_t>(s.iteration));
+    for (uint64_t p = 0; p < 3; ++p)
+      sch.touch((s.iteration * 5 + p) % 64, static_cast<uint8_t>(s.iteration));
   };
   bool paused = false;
   sopt.before_stop = [&] { paused = true; };
   Result<MigrationReport> drep = Error::make(EIO, "not run");
-  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
+  std::thread t(
+      [&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
   auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), sopt);
   t.join();
   ASSERT_TRUE(rep.ok()) << rep.error().message();
@@ -546,7 +557,8 @@ TEST(Session, PreCopyMigrationWithAWorkloadReachesAnIdenticalDevice) {
       EXPECT_GT(s.dirty_rate_bps, 0) << s.iteration;
     }
   }
-  EXPECT_NE(rep->switchover_reason.find("iteration cap"), std::string::npos) << rep->switchover_reason;
+  EXPECT_NE(rep->switchover_reason.find("iteration cap"), std::string::npos)
+      << rep->switchover_reason;
   EXPECT_GT(rep->precopy_device_bytes, kMem);
   EXPECT_GT(rep->stopcopy_device_bytes, 0u);
   EXPECT_LT(rep->stopcopy_device_bytes, kMem / 4) << "stop-copy should carry only the dirty set";
@@ -569,15 +581,17 @@ TEST(Session, AForcedSwitchoverExplainsItselfWithFigures) {
   sopt.policy.downtime_target_s = 1e-9;
   sopt.on_iteration = [&](const IterationStats& s) { sch.touch(s.iteration % 64, 1); };
   Result<MigrationReport> drep = Error::make(EIO, "not run");
-  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
+  std::thread t(
+      [&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
   auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), sopt);
   t.join();
   ASSERT_TRUE(rep.ok()) << rep.error().message();
   ASSERT_TRUE(drep.ok()) << drep.error().message();
   EXPECT_EQ(rep->iterations, 3u);
   EXPECT_EQ(rep->downtime_target_s, 1e-9) << "the report keeps the target it compared with";
-  EXPECT_NE(rep->switchover_reason.find("fixed switchover cost alone exceeds the target); fixed cost "),
-            std::string::npos)
+  EXPECT_NE(
+      rep->switchover_reason.find("fixed switchover cost alone exceeds the target); fixed cost "),
+      std::string::npos)
       << rep->switchover_reason;
   EXPECT_TRUE(same_device(src, dst));
 }
@@ -600,12 +614,14 @@ TEST(Session, ACancelMidPreCopyRecoversTheSourceAndResetsTheDestination) {
   DestinationOptions dopt;
   dopt.cancel = cancel->get();
   Result<MigrationReport> drep = Error::make(EIO, "not run");
-  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), dopt); });
+  std::thread t(
+      [&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), dopt); });
   auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), sopt);
   t.join();
   ASSERT_FALSE(rep.ok());
   EXPECT_EQ(rep.error().errnum, EINTR);
-  EXPECT_NE(rep.error().message().find("recovered to RUNNING"), std::string::npos) << rep.error().message();
+  EXPECT_NE(rep.error().message().find("recovered to RUNNING"), std::string::npos)
+      << rep.error().message();
   EXPECT_TRUE(sch.running) << "the source runs again";
   EXPECT_EQ(sch.recovers, 1);
   ASSERT_FALSE(drep.ok());
@@ -644,7 +660,8 @@ TEST(Session, ADroppedConnectionLeavesTheSourceRunning) {
   EXPECT_EQ(sch.recovers, 1);
   EXPECT_TRUE(sch.running);
   EXPECT_TRUE(resumed);
-  EXPECT_NE(rep.error().context.find("recovered to RUNNING"), std::string::npos) << rep.error().message();
+  EXPECT_NE(rep.error().context.find("recovered to RUNNING"), std::string::npos)
+      << rep.error().message();
   // Nothing lost: only the workload's own writes changed memory.
   for (uint64_t p = 0; p < 64; ++p) {
     for (uint64_t i = 0; i < MDEVMIG_PAGE_SIZE; ++i) {
@@ -677,7 +694,8 @@ TEST(Session, ACorruptedMessageFailsTheDestinationAndTheSourceRecovers) {
   std::thread relay_fwd([&] { corrupting_relay(s2r.b.get(), r2d.a.get(), 50000); });
   std::thread relay_back([&] { corrupting_relay(r2d.a.get(), s2r.b.get(), SIZE_MAX); });
   Result<MigrationReport> drep = Error::make(EIO, "not run");
-  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, r2d.b.get(), {}); });
+  std::thread t(
+      [&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, r2d.b.get(), {}); });
   SourceOptions sopt;
   sopt.policy.max_iterations = 2;
   auto rep = run_source(sch, sim_identity(src, "src"), nullptr, s2r.a.get(), sopt);
@@ -700,7 +718,8 @@ TEST(Session, AnIncompatibleDestinationRefusesBeforeAnythingStarts) {
   SimChannel sch(src), dch(dst);
   auto sp = socket_pair();
   Result<MigrationReport> drep = Error::make(EIO, "not run");
-  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
+  std::thread t(
+      [&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
   auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), {});
   t.join();
   ASSERT_FALSE(rep.ok());
@@ -717,7 +736,8 @@ TEST(Session, StopCopyOnlyChannelsSwitchOverAtOnce) {
   SimChannel sch(src, /*live=*/false), dch(dst, false);
   auto sp = socket_pair();
   Result<MigrationReport> drep = Error::make(EIO, "not run");
-  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
+  std::thread t(
+      [&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
   auto rep = run_source(sch, sim_identity(src, "src"), nullptr, sp.a.get(), {});
   t.join();
   ASSERT_TRUE(rep.ok()) << rep.error().message();
@@ -736,7 +756,8 @@ TEST(Session, DisabledPreCopyIsReportedAsDisabled) {
   ASSERT_TRUE(sch.live());
   auto sp = socket_pair();
   Result<MigrationReport> drep = Error::make(EIO, "not run");
-  std::thread t([&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
+  std::thread t(
+      [&] { drep = run_destination(dch, sim_identity(dst, "dst"), nullptr, sp.b.get(), {}); });
   SourceOptions opt;
   opt.precopy = false;
   std::vector<IterationStats> its;

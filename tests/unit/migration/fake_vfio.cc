@@ -14,10 +14,10 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdarg>
 #include <cstring>
 #include <fstream>
-#include <condition_variable>
 #include <memory>
 #include <optional>
 #include <system_error>
@@ -31,7 +31,7 @@ namespace {
 State* g_state = nullptr;
 std::mutex g_mu;
 std::condition_variable g_changed;  // the device state changed (under g_mu)
-std::vector<int> g_device_fds;  // fds the fake created (closed by the client)
+std::vector<int> g_device_fds;      // fds the fake created (closed by the client)
 
 constexpr uint64_t kRegionShift = 20;
 
@@ -74,8 +74,9 @@ class FuseDataFile {
     dir_ = templ;
     dev_ = ::open("/dev/fuse", O_RDWR | O_CLOEXEC);
     if (dev_ < 0) return "/dev/fuse: " + std::string(std::strerror(errno));
-    const std::string opts = "fd=" + std::to_string(dev_) + ",rootmode=40000,user_id=" +
-                             std::to_string(::geteuid()) + ",group_id=" + std::to_string(::getegid());
+    const std::string opts = "fd=" + std::to_string(dev_) +
+                             ",rootmode=40000,user_id=" + std::to_string(::geteuid()) +
+                             ",group_id=" + std::to_string(::getegid());
     if (::mount("fakevfio", dir_.c_str(), "fuse", MS_NOSUID | MS_NODEV, opts.c_str()) != 0) {
       return "mount fuse: " + std::string(std::strerror(errno));
     }
@@ -266,7 +267,9 @@ class FuseDataFile {
         }
         case FUSE_FLUSH:
         case FUSE_RELEASE:
-        case FUSE_DESTROY: reply(in.unique, 0, nullptr, 0); break;
+        case FUSE_DESTROY:
+          reply(in.unique, 0, nullptr, 0);
+          break;
         case FUSE_POLL: {
           // Readable once the next answer may go: io_uring polls before it reads, and a
           // read it then issues waits for the answer in the submitting thread.
@@ -282,8 +285,11 @@ class FuseDataFile {
         }
         case FUSE_FORGET:
         case FUSE_BATCH_FORGET:
-        case FUSE_INTERRUPT: break;  // no reply
-        default: reply(in.unique, ENOSYS, nullptr, 0); break;
+        case FUSE_INTERRUPT:
+          break;  // no reply
+        default:
+          reply(in.unique, ENOSYS, nullptr, 0);
+          break;
       }
     }
   }
@@ -337,7 +343,8 @@ int reply_with_caps(void* arg, std::size_t fixed, const std::vector<std::byte>& 
 
 int container_ioctl(State& s, unsigned long req, void* arg) {
   switch (req) {
-    case VFIO_GET_API_VERSION: return VFIO_API_VERSION;
+    case VFIO_GET_API_VERSION:
+      return VFIO_API_VERSION;
     case VFIO_CHECK_EXTENSION:
       return reinterpret_cast<uintptr_t>(arg) == VFIO_TYPE1v2_IOMMU ? 1 : 0;
     case VFIO_SET_IOMMU:
@@ -374,7 +381,8 @@ int container_ioctl(State& s, unsigned long req, void* arg) {
       if (hdr.flags == VFIO_IOMMU_DIRTY_PAGES_FLAG_STOP) return (s.dirty_tracking = false), 0;
       if (hdr.flags != VFIO_IOMMU_DIRTY_PAGES_FLAG_GET_BITMAP) return fail(EINVAL);
       if (hdr.argsz < sizeof(hdr) + sizeof(vfio_iommu_type1_dirty_bitmap_get)) return fail(EINVAL);
-      const auto get = load<vfio_iommu_type1_dirty_bitmap_get>(static_cast<std::byte*>(arg) + sizeof(hdr));
+      const auto get =
+          load<vfio_iommu_type1_dirty_bitmap_get>(static_cast<std::byte*>(arg) + sizeof(hdr));
       if (!s.dirty_tracking || get.bitmap.pgsize != s.dirty_pgsize) return fail(EINVAL);
       const uint64_t pages = get.size / get.bitmap.pgsize;
       if (get.bitmap.size != (pages + 63) / 64 * 8) return fail(EINVAL);
@@ -382,7 +390,8 @@ int container_ioctl(State& s, unsigned long req, void* arg) {
                   std::min<std::size_t>(get.bitmap.size, s.dirty_words.size() * 8));
       return 0;
     }
-    default: return fail(ENOTTY);
+    default:
+      return fail(ENOTTY);
   }
 }
 
@@ -390,7 +399,8 @@ int device_fd_for(State& s) {
   const int fd = ::memfd_create("fake-vfio-device", MFD_CLOEXEC);
   if (fd < 0) return -1;
   uint64_t end = 0;
-  for (const auto& [index, r] : s.regions) end = std::max(end, (uint64_t{index} << kRegionShift) + r.size);
+  for (const auto& [index, r] : s.regions)
+    end = std::max(end, (uint64_t{index} << kRegionShift) + r.size);
   if (::ftruncate(fd, static_cast<off_t>(end)) != 0) return -1;
   g_device_fds.push_back(fd);
   return fd;
@@ -415,7 +425,8 @@ int group_ioctl(State& s, unsigned long req, void* arg) {
       if (static_cast<const char*>(arg) != s.device_name) return fail(ENODEV);
       if (s.iommu_type == 0) return fail(EINVAL);
       return device_fd_for(s);
-    default: return fail(ENOTTY);
+    default:
+      return fail(ENOTTY);
   }
 }
 
@@ -463,7 +474,8 @@ int feature_ioctl(State& s, void* arg) {
           st.data_fd = fd;
           s.data_fds.push_back(fd);
         }
-      } else if (st.device_state == VFIO_DEVICE_STATE_STOP_COPY || st.device_state == 6 /* PRE_COPY */) {
+      } else if (st.device_state == VFIO_DEVICE_STATE_STOP_COPY ||
+                 st.device_state == 6 /* PRE_COPY */) {
         int p[2];
         if (::pipe2(p, O_CLOEXEC) != 0) return -1;
         ::close(p[1]);
@@ -482,7 +494,8 @@ int feature_ioctl(State& s, void* arg) {
       s.logging_ranges.clear();
       for (uint32_t i = 0; i < ctl.num_ranges; ++i) {
         const auto r = load<vfio_device_feature_dma_logging_range>(
-            reinterpret_cast<const std::byte*>(ctl.ranges) + i * sizeof(vfio_device_feature_dma_logging_range));
+            reinterpret_cast<const std::byte*>(ctl.ranges) +
+            i * sizeof(vfio_device_feature_dma_logging_range));
         s.logging_ranges.emplace_back(r.iova, r.length);
       }
       s.dma_logging = true;
@@ -499,7 +512,8 @@ int feature_ioctl(State& s, void* arg) {
                   std::min<std::size_t>(bytes, s.dirty_words.size() * 8));
       return 0;
     }
-    default: return fail(ENOTTY);
+    default:
+      return fail(ENOTTY);
   }
 }
 
@@ -528,7 +542,8 @@ int device_ioctl(State& s, unsigned long req, void* arg) {
     case VFIO_DEVICE_GET_IRQ_INFO: {
       auto info = load<vfio_irq_info>(arg);
       if (info.index >= s.num_irqs) return fail(EINVAL);
-      info.flags = VFIO_IRQ_INFO_EVENTFD | (info.index == 0 ? VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED : 0);
+      info.flags = VFIO_IRQ_INFO_EVENTFD |
+                   (info.index == 0 ? VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED : 0);
       info.count = info.index <= 1 ? 1 : 0;
       store(arg, info);
       return 0;
@@ -539,9 +554,13 @@ int device_ioctl(State& s, unsigned long req, void* arg) {
       s.irq_sets.emplace_back(p, p + set.argsz);
       return 0;
     }
-    case VFIO_DEVICE_RESET: ++s.resets; return 0;
-    case VFIO_DEVICE_FEATURE: return feature_ioctl(s, arg);
-    default: return fail(ENOTTY);
+    case VFIO_DEVICE_RESET:
+      ++s.resets;
+      return 0;
+    case VFIO_DEVICE_FEATURE:
+      return feature_ioctl(s, arg);
+    default:
+      return fail(ENOTTY);
   }
 }
 
@@ -639,7 +658,8 @@ std::filesystem::path make_mdev_tree(const std::string& prefix, const std::strin
                                      State& state) {
   namespace fs = std::filesystem;
   std::string templ = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
-  if (::mkdtemp(templ.data()) == nullptr) throw fs::filesystem_error("mkdtemp", templ, std::error_code(errno, std::generic_category()));
+  if (::mkdtemp(templ.data()) == nullptr)
+    throw fs::filesystem_error("mkdtemp", templ, std::error_code(errno, std::generic_category()));
   const fs::path root = fs::canonical(templ);
   const fs::path dev = root / "sys/bus/mdev/devices" / uuid;
   const std::string g = std::to_string(group);

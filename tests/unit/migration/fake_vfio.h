@@ -47,9 +47,9 @@ struct State {
 
   // Migration.
   uint64_t mig_flags = 0;
-  uint32_t mig_state = 2;         ///< RUNNING
-  int fail_set_state_errno = 0;   ///< SET fails with this (state unchanged)
-  bool has_data_size = false;     ///< MIG_DATA_SIZE supported (6.2+)
+  uint32_t mig_state = 2;        ///< RUNNING
+  int fail_set_state_errno = 0;  ///< SET fails with this (state unchanged)
+  bool has_data_size = false;    ///< MIG_DATA_SIZE supported (6.2+)
   uint64_t data_size = 0;
   uint64_t precopy_initial = 0, precopy_dirty = 0;
   /// With `scripted_data`, a data_fd is a file on a FUSE mount served by the fake (so its

@@ -187,7 +187,8 @@ TEST(OpenMdev, NonVfioContainerFileIsRejectedAtApiVersion) {
   auto mdev = open_mdev(kUuid, paths);
   ASSERT_FALSE(mdev.ok());
   EXPECT_EQ(mdev.error().errnum, ENOTTY);
-  EXPECT_EQ(mdev.error().message(), "VFIO_GET_API_VERSION on " + (tmp.path() / "dev/vfio").string() +
+  EXPECT_EQ(mdev.error().message(), "VFIO_GET_API_VERSION on " +
+                                        (tmp.path() / "dev/vfio").string() +
                                         ": Inappropriate ioctl for device (errno 25)");
 }
 
@@ -238,8 +239,8 @@ TEST(Wrappers, DeviceOpenOnNonVfioFdNamesDevice) {
   ASSERT_TRUE(fd.valid());
   auto d = Device::open(std::move(fd), kUuid);
   ASSERT_FALSE(d.ok());
-  EXPECT_EQ(d.error().message(),
-            std::string("VFIO_DEVICE_GET_INFO on ") + kUuid + ": Inappropriate ioctl for device (errno 25)");
+  EXPECT_EQ(d.error().message(), std::string("VFIO_DEVICE_GET_INFO on ") + kUuid +
+                                     ": Inappropriate ioctl for device (errno 25)");
 }
 
 }  // namespace

@@ -124,7 +124,8 @@ TEST(WalkCaps, RandomBuffersNeverEscapeOrLoop) {
     for (auto& b : raw) b = static_cast<std::byte>(rng());
     for (std::size_t i = 0; i < size; ++i) r.put(i, raw[i]);
     // Bias offsets towards small values so that many chains are partly valid.
-    const uint32_t first = (rng() % 4 == 0) ? static_cast<uint32_t>(rng()) : static_cast<uint32_t>(rng() % 200);
+    const uint32_t first =
+        (rng() % 4 == 0) ? static_cast<uint32_t>(rng()) : static_cast<uint32_t>(rng() % 200);
     auto caps = walk_caps(r.span(), first, 16);
     if (!caps.ok()) {
       EXPECT_EQ(caps.error().errnum, EPROTO);
@@ -143,9 +144,8 @@ TEST(WalkCaps, RandomBuffersNeverEscapeOrLoop) {
 
 // --- region info ---------------------------------------------------------------------
 
-constexpr uint32_t kRegionCapsFlags =
-    VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE | VFIO_REGION_INFO_FLAG_MMAP |
-    VFIO_REGION_INFO_FLAG_CAPS;
+constexpr uint32_t kRegionCapsFlags = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
+                                      VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS;
 
 vfio_region_info region_hdr(uint32_t argsz, uint32_t flags, uint32_t cap_offset, uint64_t size) {
   vfio_region_info h{};
@@ -160,9 +160,9 @@ vfio_region_info region_hdr(uint32_t argsz, uint32_t flags, uint32_t cap_offset,
 
 // A BAR-like region: sparse mmap cap with two areas, then a type cap.
 Reply bar_reply() {
-  constexpr uint32_t kSparse = sizeof(vfio_region_info);                        // 32
+  constexpr uint32_t kSparse = sizeof(vfio_region_info);                               // 32
   constexpr uint32_t kType = kSparse + 16 + 2 * sizeof(vfio_region_sparse_mmap_area);  // 80
-  constexpr uint32_t kEnd = kType + sizeof(vfio_region_info_cap_type);            // 96
+  constexpr uint32_t kEnd = kType + sizeof(vfio_region_info_cap_type);                 // 96
   Reply r(kEnd);
   r.put(0, region_hdr(kEnd, kRegionCapsFlags, kSparse, 0x100000));
   r.cap(kSparse, VFIO_REGION_INFO_CAP_SPARSE_MMAP, 1, kType);
@@ -487,7 +487,8 @@ TEST(ArgszProtocol, PropagatesIoctlErrno) {
   FakeDriver drv;
   drv.fail_errno = EINVAL;
   const auto req = request(1);
-  auto reply = query_with_argsz(bytes_of(req), std::ref(drv), "VFIO_DEVICE_GET_REGION_INFO", "dev r1");
+  auto reply =
+      query_with_argsz(bytes_of(req), std::ref(drv), "VFIO_DEVICE_GET_REGION_INFO", "dev r1");
   ASSERT_FALSE(reply.ok());
   EXPECT_EQ(reply.error().message(),
             "VFIO_DEVICE_GET_REGION_INFO on dev r1: Invalid argument (errno 22)");
@@ -554,8 +555,8 @@ TEST(Builders, Feature) {
   vfio_device_feature_mig_state st{};
   st.device_state = 3;
   st.data_fd = -1;
-  auto buf = build_feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE,
-                           bytes_of(st));
+  auto buf =
+      build_feature(VFIO_DEVICE_FEATURE_SET | VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, bytes_of(st));
   vfio_device_feature hdr;
   std::memcpy(&hdr, buf.data(), sizeof(hdr));
   EXPECT_EQ(hdr.argsz, sizeof(vfio_device_feature) + sizeof(st));

@@ -105,7 +105,8 @@ class InspectTest : public ::testing::Test {
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
   // A save file (consistent container) holding `stream`, with `id` in its header.
-  std::string save(const char* name, std::vector<uint8_t> stream, const schema::DeviceIdentity& id) {
+  std::string save(const char* name, std::vector<uint8_t> stream,
+                   const schema::DeviceIdentity& id) {
     const std::string path = (dir_ / name).string();
     BytesChannel ch(std::move(stream));
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
@@ -137,7 +138,8 @@ TEST_F(InspectTest, StreamsTheDeviceWouldRefuseDoNotLoadAndExit4) {
   no_end.resize(no_end.size() - sizeof(mdevmig_rec_hdr));
   // A device of twice the memory, in a file whose compatibility record says kMem.
   SimDevice big(2 * kMem);
-  for (const auto& [name, stream] : {std::pair{"no-end.mdevmig", no_end}, std::pair{"other.mdevmig", big.save()}}) {
+  for (const auto& [name, stream] :
+       {std::pair{"no-end.mdevmig", no_end}, std::pair{"other.mdevmig", big.save()}}) {
     CliRun r = inspect_json(save(name, stream, sim_identity(dev_, "dev")));
     EXPECT_EQ(r.rc, 4) << name << ": " << r.out;
     const auto j = nlohmann::json::parse(r.out, nullptr, false);
@@ -178,7 +180,8 @@ TEST_F(InspectTest, ADamagedHeaderIsReportedInOneLineWithoutErrnoText) {
   EXPECT_EQ(in.rc, 4);
   EXPECT_EQ(in.out, "mdevmig inspect: " + want + "\n");
   for (const char* mode : {"", " --single-pass"}) {
-    CliRun re = cli_stderr(std::string("restore 1c9f4a1e-7d3b-4b8a-9e2f-5a6b7c8d9e0f ") + path + mode);
+    CliRun re =
+        cli_stderr(std::string("restore 1c9f4a1e-7d3b-4b8a-9e2f-5a6b7c8d9e0f ") + path + mode);
     EXPECT_EQ(re.rc, 4) << mode;
     EXPECT_EQ(re.out, "mdevmig restore: " + want + " (device not touched)\n") << mode;
   }
@@ -194,8 +197,8 @@ TEST_F(InspectTest, AFileOfAnotherFormatNamesBothFormats) {
     ASSERT_EQ(::pwrite(fd.get(), &old, 4, 8), 4);  // the preamble's format field
   }
   const std::string want = "read save-file preamble: " + path + ": save file format " +
-                           std::to_string(schema::kFormatVersion - 1) + "; this mdevmig reads format " +
-                           std::to_string(schema::kFormatVersion) +
+                           std::to_string(schema::kFormatVersion - 1) +
+                           "; this mdevmig reads format " + std::to_string(schema::kFormatVersion) +
                            " (an older mdevmig wrote it: restore it with that version)";
   CliRun in = cli_stderr("inspect " + path);
   EXPECT_EQ(in.rc, 4);
@@ -221,17 +224,35 @@ TEST_F(InspectTest, JsonKeysAreFixedAndHashesAndTimesAreStrings) {
   ASSERT_EQ(r.rc, 0) << r.out;
   const auto j = nlohmann::ordered_json::parse(r.out, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << r.out;
-  EXPECT_EQ(keys(j), (std::vector<std::string>{"schema_version", "command", "file", "verdict", "problem", "format_version",
-                                                "tool_version", "created", "created_unix_ns", "finished", "hostname",
-                                                "channel", "chunk_size", "device", "chunks", "file_bytes",
-                                                "stream_bytes", "stream_xxh3", "checksums_verified", "device_stream"}));
+  EXPECT_EQ(keys(j), (std::vector<std::string>{"schema_version",
+                                               "command",
+                                               "file",
+                                               "verdict",
+                                               "problem",
+                                               "format_version",
+                                               "tool_version",
+                                               "created",
+                                               "created_unix_ns",
+                                               "finished",
+                                               "hostname",
+                                               "channel",
+                                               "chunk_size",
+                                               "device",
+                                               "chunks",
+                                               "file_bytes",
+                                               "stream_bytes",
+                                               "stream_xxh3",
+                                               "checksums_verified",
+                                               "device_stream"}));
   EXPECT_EQ(j["schema_version"], 1);
   EXPECT_EQ(j["command"], "inspect");
   EXPECT_EQ(j["verdict"], "good");
-  EXPECT_EQ(keys(j["chunks"][0]), (std::vector<std::string>{"seq", "offset", "bytes", "phase", "xxh3"}));
-  EXPECT_EQ(keys(j["device"]), (std::vector<std::string>{"uuid", "sysfs_path", "device_api", "vfio_flags",
-                                                          "migration_flags", "pci_id", "pci_subsystem", "region_sizes",
-                                                          "compat"}));
+  EXPECT_EQ(keys(j["chunks"][0]),
+            (std::vector<std::string>{"seq", "offset", "bytes", "phase", "xxh3"}));
+  EXPECT_EQ(
+      keys(j["device"]),
+      (std::vector<std::string>{"uuid", "sysfs_path", "device_api", "vfio_flags", "migration_flags",
+                                "pci_id", "pci_subsystem", "region_sizes", "compat"}));
   // 64-bit values as strings; the hashes spelled as the text output spells them.
   const std::string stream = j["stream_xxh3"];
   EXPECT_EQ(stream.size(), 16u);
@@ -246,7 +267,8 @@ TEST_F(InspectTest, JsonKeysAreFixedAndHashesAndTimesAreStrings) {
   EXPECT_EQ(std::to_string(std::stoll(created.substr(0, 4))), created.substr(0, 4));
   CliRun text = cli_stdout_of("inspect " + path);
   EXPECT_NE(text.out.find("xxh3 " + stream), std::string::npos) << text.out;
-  EXPECT_NE(text.out.find(j["chunks"][0]["xxh3"].get<std::string>()), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(j["chunks"][0]["xxh3"].get<std::string>()), std::string::npos)
+      << text.out;
   EXPECT_NE(text.out.find("created      " + created), std::string::npos) << text.out;
   EXPECT_NE(text.out.find(j["device"]["pci_id"].get<std::string>()), std::string::npos) << text.out;
 }
@@ -259,7 +281,8 @@ TEST_F(InspectTest, WithJsonAnErrorIsJsonToo) {
   EXPECT_EQ(keys(j), (std::vector<std::string>{"schema_version", "command", "error"}));
   EXPECT_EQ(keys(j["error"]), (std::vector<std::string>{"exit_code", "operation", "message"}));
   EXPECT_EQ(j["error"]["exit_code"], 3);
-  EXPECT_NE(j["error"]["message"].get<std::string>().find("missing.mdevmig"), std::string::npos) << r.out;
+  EXPECT_NE(j["error"]["message"].get<std::string>().find("missing.mdevmig"), std::string::npos)
+      << r.out;
 }
 
 // ---- damaged files: everything readable, then the verdict, exit 4 ---------------------------
@@ -294,10 +317,10 @@ TEST_F(InspectTest, ADamagedChunkIsNamedAndEveryOtherChunkShown) {
   ASSERT_FALSE(j.is_discarded()) << r.out;
   EXPECT_EQ(j["verdict"], "damaged");
   EXPECT_EQ(keys(nlohmann::ordered_json::parse(r.out)),
-            (std::vector<std::string>{"schema_version", "command", "file", "verdict", "problem", "file_bytes",
-                                      "preamble", "preamble_problem", "header", "header_problem", "chunks",
-                                      "bad_chunks", "walk_problem", "trailer", "trailer_problem",
-                                      "checksums_verified"}));
+            (std::vector<std::string>{"schema_version", "command", "file", "verdict", "problem",
+                                      "file_bytes", "preamble", "preamble_problem", "header",
+                                      "header_problem", "chunks", "bad_chunks", "walk_problem",
+                                      "trailer", "trailer_problem", "checksums_verified"}));
   EXPECT_TRUE(j["preamble_problem"].is_null()) << j.dump();
   EXPECT_TRUE(j["header_problem"].is_null()) << j.dump();
   EXPECT_EQ(j["header"]["device"]["uuid"], "dev");
@@ -307,12 +330,15 @@ TEST_F(InspectTest, ADamagedChunkIsNamedAndEveryOtherChunkShown) {
     EXPECT_EQ(j["chunks"][i]["ok"], i != 2) << i;
     EXPECT_EQ(j["chunks"][i]["file_offset"].get<uint64_t>() < table[i].file_offset, true) << i;
   }
-  EXPECT_NE(j["chunks"][2]["problem"].get<std::string>().find("XXH3 mismatch"), std::string::npos) << j.dump();
+  EXPECT_NE(j["chunks"][2]["problem"].get<std::string>().find("XXH3 mismatch"), std::string::npos)
+      << j.dump();
   EXPECT_FALSE(j["trailer"].is_null()) << "the trailer after the bad chunk is still read";
   // Text: the table with the bad chunk marked, then the verdict last.
   CliRun t = cli_stdout_of("inspect " + path);
   EXPECT_EQ(t.rc, 4);
-  EXPECT_NE(t.out.find("chunks: " + std::to_string(table.size()) + " found, 1 bad"), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("chunks: " + std::to_string(table.size()) + " found, 1 bad"),
+            std::string::npos)
+      << t.out;
   EXPECT_NE(t.out.find("BAD: chunk 2 at stream offset"), std::string::npos) << t.out;
   EXPECT_EQ(t.out.rfind("verdict: damaged: "), t.out.rfind('\n', t.out.size() - 2) + 1) << t.out;
 }
@@ -325,7 +351,8 @@ TEST_F(InspectTest, ADamagedHeaderStillShowsTheChunks) {
   EXPECT_EQ(r.rc, 4);
   const auto j = nlohmann::json::parse(r.out, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << r.out;
-  EXPECT_NE(j["header_problem"].get<std::string>().find("XXH3 does not match"), std::string::npos) << j.dump();
+  EXPECT_NE(j["header_problem"].get<std::string>().find("XXH3 does not match"), std::string::npos)
+      << j.dump();
   EXPECT_EQ(j["chunks"].size(), table.size());
   EXPECT_EQ(j["bad_chunks"], 0);
   EXPECT_FALSE(j["trailer"].is_null());
@@ -335,7 +362,8 @@ TEST_F(InspectTest, ATruncatedFileShowsTheChunksBeforeTheCut) {
   const std::string path = save("cut.mdevmig", dev_.save(), sim_identity(dev_, "dev"));
   const auto table = chunk_table(path);
   ASSERT_GE(table.size(), 4u);
-  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(table[3].file_offset + 10)), 0);  // inside chunk 3
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(table[3].file_offset + 10)),
+            0);  // inside chunk 3
   CliRun r = inspect_json(path);
   EXPECT_EQ(r.rc, 4);
   const auto j = nlohmann::json::parse(r.out, nullptr, false);

@@ -212,8 +212,10 @@ TEST(Uring, ACancelEndsWaitsInEveryThreadWithEintr) {
   ASSERT_TRUE(silent.ok() && full.ok());
   auto cancel = Cancel::create();
   ASSERT_TRUE(cancel.ok());
-  auto reader = Reader::create(silent->first.get(), kStream, {2, 4096, "silent peer", cancel->get()});
-  auto writer = Writer::create(full->first.get(), kStream, {2, 1u << 16, "full peer", cancel->get()});
+  auto reader =
+      Reader::create(silent->first.get(), kStream, {2, 4096, "silent peer", cancel->get()});
+  auto writer =
+      Writer::create(full->first.get(), kStream, {2, 1u << 16, "full peer", cancel->get()});
   ASSERT_TRUE(reader.ok() && writer.ok());
   auto listener = listen_tcp({"127.0.0.1", 0});
   ASSERT_TRUE(listener.ok());
@@ -227,14 +229,17 @@ TEST(Uring, ACancelEndsWaitsInEveryThreadWithEintr) {
     for (int i = 0; i < 64 && r.ok(); ++i) r = writer->write(lots);  // the buffer fills: waits
     wrote.emplace(std::move(r));
   });
-  std::thread t3([&] { accepted.emplace(accept_one(listener->get(), std::chrono::minutes(5), cancel->get())); });
+  std::thread t3([&] {
+    accepted.emplace(accept_one(listener->get(), std::chrono::minutes(5), cancel->get()));
+  });
   (*cancel)->request(SIGINT);
   t1.join();
   t2.join();
   t3.join();
   ASSERT_FALSE(got->ok());
   EXPECT_EQ(got->error().errnum, EINTR);
-  EXPECT_NE(got->error().message().find("interrupted by SIGINT"), std::string::npos) << got->error().message();
+  EXPECT_NE(got->error().message().find("interrupted by SIGINT"), std::string::npos)
+      << got->error().message();
   ASSERT_FALSE(wrote->ok()) << "64 MiB fit into an unread socket";
   EXPECT_EQ(wrote->error().errnum, EINTR);
   ASSERT_FALSE(accepted->ok());

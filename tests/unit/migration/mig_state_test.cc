@@ -11,9 +11,8 @@ namespace {
 static_assert(kMigStateCount == 8);
 
 TEST(MigState, NamesRoundTripForEveryState) {
-  const char* expected[kMigStateCount] = {"ERROR",       "STOP",     "RUNNING",
-                                          "STOP_COPY",   "RESUMING", "RUNNING_P2P",
-                                          "PRE_COPY",    "PRE_COPY_P2P"};
+  const char* expected[kMigStateCount] = {"ERROR",    "STOP",        "RUNNING",  "STOP_COPY",
+                                          "RESUMING", "RUNNING_P2P", "PRE_COPY", "PRE_COPY_P2P"};
   for (uint32_t i = 0; i < kMigStateCount; ++i) {
     const auto s = static_cast<MigState>(i);
     EXPECT_TRUE(mig_state_valid(i));

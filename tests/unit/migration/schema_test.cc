@@ -18,7 +18,9 @@ class Aligned {
   explicit Aligned(std::span<const std::byte> b) : words_((b.size() + 7) / 8), size_(b.size()) {
     if (!b.empty()) std::memcpy(words_.data(), b.data(), b.size());
   }
-  std::span<const std::byte> bytes() const { return {reinterpret_cast<const std::byte*>(words_.data()), size_}; }
+  std::span<const std::byte> bytes() const {
+    return {reinterpret_cast<const std::byte*>(words_.data()), size_};
+  }
   std::byte* data() { return reinterpret_cast<std::byte*>(words_.data()); }
 
  private:
@@ -136,8 +138,10 @@ TEST(Schema, HandWrittenChunkHeadsDecodeLikeEncodedChunks) {
       ASSERT_EQ(c->data.size(), n);
       EXPECT_EQ(std::memcmp(c->data.data(), data.data(), n), 0);
       // The same message as the builder makes.
-      const auto built = wire ? enc.wire_chunk(5, 77, Phase::kPreCopy, data) : enc.chunk_frame(5, 77, Phase::kPreCopy, data);
-      EXPECT_TRUE(std::equal(built.begin(), built.end(), msg.begin(), msg.end())) << n << (wire ? " wire" : " file");
+      const auto built = wire ? enc.wire_chunk(5, 77, Phase::kPreCopy, data)
+                              : enc.chunk_frame(5, 77, Phase::kPreCopy, data);
+      EXPECT_TRUE(std::equal(built.begin(), built.end(), msg.begin(), msg.end()))
+          << n << (wire ? " wire" : " file");
     }
   }
 }
@@ -189,9 +193,10 @@ TEST(Schema, PreambleChecksMagicVersionAndLength) {
     const auto e = decode_preamble(encode_preamble(v));
     ASSERT_FALSE(e.ok());
     EXPECT_EQ(e.error().errnum, kIncompatibleErrno);
-    EXPECT_NE(e.error().message().find("save file format " + std::to_string(other) + "; this mdevmig reads format " +
-                                       std::to_string(kFormatVersion)),
-              std::string::npos)
+    EXPECT_NE(
+        e.error().message().find("save file format " + std::to_string(other) +
+                                 "; this mdevmig reads format " + std::to_string(kFormatVersion)),
+        std::string::npos)
         << e.error().message();
   }
   for (uint32_t len : {0u, 7u, uint32_t(kMaxHeaderBytes + 8)}) {
@@ -332,7 +337,8 @@ TEST(Schema, WireHelloVersionRoleAndEnumsAreChecked) {
     ASSERT_FALSE(e.ok());
     EXPECT_EQ(e.error().errnum, kIncompatibleErrno);
     EXPECT_NE(e.error().message().find("the peer speaks protocol " + std::to_string(other) +
-                                       "; this mdevmig speaks protocol " + std::to_string(kProtocolVersion)),
+                                       "; this mdevmig speaks protocol " +
+                                       std::to_string(kProtocolVersion)),
               std::string::npos)
         << e.error().message();
   }
@@ -409,8 +415,8 @@ TEST(Schema, TraversalLimitStopsZeroSizedListBombs) {
     if ((words[i] & 0xffffffff00000003ull) == (1ull | (7ull << 32) | (2ull << 35))) ptr_at = i;
   }
   ASSERT_NE(ptr_at, 0u);
-  words[ptr_at] &= ~(~0ull << 35);                // word count 0
-  words[tag_at] = (uint64_t{1} << 28) << 2;       // 2^28 elements of 0 words
+  words[ptr_at] &= ~(~0ull << 35);           // word count 0
+  words[tag_at] = (uint64_t{1} << 28) << 2;  // 2^28 elements of 0 words
   auto r = decode_wire(a.bytes(), 4096);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().errnum, kCorruptErrno) << r.error().message();

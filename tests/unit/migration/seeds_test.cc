@@ -59,7 +59,8 @@ std::string read_save_file(const fs::path& p, FileSummary* out = nullptr) {
   auto scanner = FileScanner::open(fd.get(), p.string());
   if (!scanner.ok()) return scanner.error().message();
   devstream::StreamDecoder decoder;
-  auto sum = verify_file(*scanner, [&](const schema::ChunkView& c) { decoder.feed(c.data, c.phase); });
+  auto sum =
+      verify_file(*scanner, [&](const schema::ChunkView& c) { decoder.feed(c.data, c.phase); });
   if (!sum.ok()) return sum.error().message();
   const devstream::StreamSummary s = decoder.finish();
   if (!s.problem.empty()) return "device stream: " + s.problem;
@@ -69,7 +70,8 @@ std::string read_save_file(const fs::path& p, FileSummary* out = nullptr) {
 }
 
 // The messages of a wire seed, cut as the fuzzer cuts them; the error or "".
-std::string read_wire(const std::vector<uint8_t>& bytes, std::vector<schema::WireMessage::Kind>* kinds) {
+std::string read_wire(const std::vector<uint8_t>& bytes,
+                      std::vector<schema::WireMessage::Kind>* kinds) {
   std::span<const std::byte> in(reinterpret_cast<const std::byte*>(bytes.data()), bytes.size());
   std::vector<uint64_t> aligned;
   while (!in.empty()) {
@@ -78,7 +80,8 @@ std::string read_wire(const std::vector<uint8_t>& bytes, std::vector<schema::Wir
     if (!n->has_value() || **n > in.size()) return "ends inside a message";
     aligned.assign((**n + 7) / 8, 0);
     std::memcpy(aligned.data(), in.data(), **n);
-    auto m = schema::decode_wire(std::span(reinterpret_cast<const std::byte*>(aligned.data()), **n), 4096);
+    auto m = schema::decode_wire(std::span(reinterpret_cast<const std::byte*>(aligned.data()), **n),
+                                 4096);
     if (!m.ok()) return m.error().message();
     kinds->push_back(m->kind);
     in = in.subspan(**n);
@@ -93,7 +96,8 @@ TEST(Seeds, EverySaveFileSeedVerifiesAndItsStreamDecodes) {
     FileSummary sum;
     EXPECT_EQ(read_save_file(path, &sum), "") << name;
     EXPECT_EQ(sum.header.format_version, schema::kFormatVersion) << name;
-    EXPECT_GT(sum.chunks.size(), 1u) << name << ": a seed of one chunk leaves the sequence checks unreached";
+    EXPECT_GT(sum.chunks.size(), 1u)
+        << name << ": a seed of one chunk leaves the sequence checks unreached";
   }
 }
 
@@ -144,16 +148,19 @@ class Generated : public ::testing::Test {
 TEST_F(Generated, CommittedSeedsAreWhatTheGeneratorsWrite) {
   generate(MDEVMIG_MIGRATION_SEEDGEN);
   generate(MDEVMIG_VENDOR_SEEDGEN);
-  for (const char* fuzzer : {"migration_container_fuzz", "migration_wire_fuzz", "vendor_loader_fuzz",
-                             "vendor_mmio_fuzz", "cli_inspect_damaged_fuzz"}) {
+  for (const char* fuzzer :
+       {"migration_container_fuzz", "migration_wire_fuzz", "vendor_loader_fuzz", "vendor_mmio_fuzz",
+        "cli_inspect_damaged_fuzz"}) {
     const auto fresh = seeds(dir_, fuzzer);
     const auto committed = seeds(kCorpus, fuzzer);
     for (const auto& [name, path] : fresh) {
-      ASSERT_TRUE(committed.contains(name)) << fuzzer << "/" << name << " is generated but not committed";
+      ASSERT_TRUE(committed.contains(name))
+          << fuzzer << "/" << name << " is generated but not committed";
       // inspect's damaged files: each damage is checked by cli_unit (damaged_seeds_test);
       // here the valid one is compared like the container seeds.
-      const bool save_file = std::string(fuzzer) == "migration_container_fuzz" ||
-                             (std::string(fuzzer) == "cli_inspect_damaged_fuzz" && name.starts_with("valid_"));
+      const bool save_file =
+          std::string(fuzzer) == "migration_container_fuzz" ||
+          (std::string(fuzzer) == "cli_inspect_damaged_fuzz" && name.starts_with("valid_"));
       if (std::string(fuzzer) == "cli_inspect_damaged_fuzz" && !save_file) continue;
       if (!save_file) {
         EXPECT_EQ(slurp(path), slurp(committed.at(name))) << fuzzer << "/" << name << " is stale";

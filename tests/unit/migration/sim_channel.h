@@ -55,7 +55,9 @@ class SimChannel final : public engine::Channel {
     return s;
   }
 
-  Result<uint64_t> pending() override { return (out_.size() - pos_) + dirty_.size() * MDEVMIG_PAGE_SIZE; }
+  Result<uint64_t> pending() override {
+    return (out_.size() - pos_) + dirty_.size() * MDEVMIG_PAGE_SIZE;
+  }
 
   Result<void> finish_save(bool run) override {
     saving_ = false;
@@ -112,8 +114,9 @@ class SimChannel final : public engine::Channel {
   void append_all_pages() {
     const uint64_t pages = dev_.mem_size() / MDEVMIG_PAGE_SIZE;
     for (uint64_t p = 0; p < pages; p += MDEVMIG_REC_PAGES_MAX) {
-      vendor_sim::append_pages(out_, dev_.model(), p,
-                               static_cast<uint32_t>(std::min<uint64_t>(MDEVMIG_REC_PAGES_MAX, pages - p)));
+      vendor_sim::append_pages(
+          out_, dev_.model(), p,
+          static_cast<uint32_t>(std::min<uint64_t>(MDEVMIG_REC_PAGES_MAX, pages - p)));
     }
   }
   void append_dirty() {
@@ -138,7 +141,8 @@ class SimChannel final : public engine::Channel {
 };
 
 /// The identity an mdevmig instance of `dev`'s geometry reports.
-inline schema::DeviceIdentity sim_identity(const vendor_sim::SimDevice& dev, const std::string& uuid) {
+inline schema::DeviceIdentity sim_identity(const vendor_sim::SimDevice& dev,
+                                           const std::string& uuid) {
   schema::DeviceIdentity id;
   id.uuid = uuid;
   id.sysfs_path = "/sys/bus/mdev/devices/" + uuid;
@@ -146,7 +150,8 @@ inline schema::DeviceIdentity sim_identity(const vendor_sim::SimDevice& dev, con
   id.pci_vendor = MDEVMIG_PCI_VENDOR_ID;
   id.pci_device = MDEVMIG_PCI_DEVICE_ID;
   id.region_sizes = {256, MDEVMIG_REGS_SIZE, 0, dev.mem_size()};
-  id.compat = schema::Compat{MDEVMIG_STREAM_VERSION, MDEVMIG_MODEL_VERSION, 0, MDEVMIG_PAGE_SIZE, dev.mem_size()};
+  id.compat = schema::Compat{MDEVMIG_STREAM_VERSION, MDEVMIG_MODEL_VERSION, 0, MDEVMIG_PAGE_SIZE,
+                             dev.mem_size()};
   return id;
 }
 

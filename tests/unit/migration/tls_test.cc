@@ -62,7 +62,8 @@ struct Outcome {
 };
 
 // Handshakes with server credentials from `sdir`, client from `cdir`.
-Outcome handshake(const std::string& sdir, const std::string& cdir, const std::string& hostname = "127.0.0.1") {
+Outcome handshake(const std::string& sdir, const std::string& cdir,
+                  const std::string& hostname = "127.0.0.1") {
   auto sc = TlsCredentials::load(sdir, TlsRole::kServer);
   auto cc = TlsCredentials::load(cdir, TlsRole::kClient);
   EXPECT_TRUE(sc.ok()) << sc.error().message();
@@ -97,26 +98,31 @@ bool kernel_has_tls() {
 TEST_F(Tls, CredentialsNameTheMissingFile) {
   auto r = TlsCredentials::load(root_ + "/nowhere", TlsRole::kServer);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message().find("nowhere/ca-cert.pem: missing"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("nowhere/ca-cert.pem: missing"), std::string::npos)
+      << r.error().message();
   // The server files of a client-only directory.
   const std::string half = root_ + "/client-only";
-  ASSERT_EQ(std::system(("mkdir -p " + half + " && cp " + dir("good") + "/ca-cert.pem " + dir("good") + "/client-* " +
-                         half).c_str()),
+  ASSERT_EQ(std::system(("mkdir -p " + half + " && cp " + dir("good") + "/ca-cert.pem " +
+                         dir("good") + "/client-* " + half)
+                            .c_str()),
             0);
   EXPECT_TRUE(TlsCredentials::load(half, TlsRole::kClient).ok());
   r = TlsCredentials::load(half, TlsRole::kServer);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message().find("server-cert.pem: missing"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("server-cert.pem: missing"), std::string::npos)
+      << r.error().message();
 }
 
 TEST_F(Tls, CredentialsRejectAKeyThatIsNotTheCertificates) {
   const std::string mixed = root_ + "/mixed";
-  ASSERT_EQ(std::system(("mkdir -p " + mixed + " && cp " + dir("good") + "/* " + mixed + " && cp " + dir("other-ca") +
-                         "/server-key.pem " + mixed).c_str()),
+  ASSERT_EQ(std::system(("mkdir -p " + mixed + " && cp " + dir("good") + "/* " + mixed + " && cp " +
+                         dir("other-ca") + "/server-key.pem " + mixed)
+                            .c_str()),
             0);
   auto r = TlsCredentials::load(mixed, TlsRole::kServer);
   ASSERT_FALSE(r.ok());
-  EXPECT_NE(r.error().message().find("server-cert.pem: cannot be used with"), std::string::npos) << r.error().message();
+  EXPECT_NE(r.error().message().find("server-cert.pem: cannot be used with"), std::string::npos)
+      << r.error().message();
   // Garbage where the CA should be.
   ASSERT_EQ(std::system(("echo not a certificate > " + mixed + "/ca-cert.pem").c_str()), 0);
   r = TlsCredentials::load(mixed, TlsRole::kClient);
@@ -153,7 +159,8 @@ TEST_F(Tls, AListenerFromAnotherCaIsRejected) {
   Outcome o = handshake(dir("other-ca"), dir("good"));
   ASSERT_FALSE(o.client->ok());
   EXPECT_EQ(o.client->error().errnum, kTlsAuthErrno);
-  EXPECT_NE(o.client->error().message().find("the destination failed authentication"), std::string::npos)
+  EXPECT_NE(o.client->error().message().find("the destination failed authentication"),
+            std::string::npos)
       << o.client->error().message();
   ASSERT_FALSE(o.server->ok());
 }
@@ -162,10 +169,12 @@ TEST_F(Tls, ExpiredCertificatesAreRejectedSayingSo) {
   Outcome o = handshake(dir("expired"), dir("good"));
   ASSERT_FALSE(o.client->ok());
   EXPECT_EQ(o.client->error().errnum, kTlsAuthErrno);
-  EXPECT_NE(o.client->error().message().find("expired"), std::string::npos) << o.client->error().message();
+  EXPECT_NE(o.client->error().message().find("expired"), std::string::npos)
+      << o.client->error().message();
   Outcome o2 = handshake(dir("good"), dir("expired"));
   ASSERT_FALSE(o2.server->ok());
-  EXPECT_NE(o2.server->error().message().find("expired"), std::string::npos) << o2.server->error().message();
+  EXPECT_NE(o2.server->error().message().find("expired"), std::string::npos)
+      << o2.server->error().message();
   ASSERT_FALSE(o2.client->ok());
 }
 
@@ -173,7 +182,8 @@ TEST_F(Tls, TheListenersNameIsChecked) {
   Outcome o = handshake(dir("wrong-name"), dir("wrong-name"));
   ASSERT_FALSE(o.client->ok());
   EXPECT_EQ(o.client->error().errnum, kTlsAuthErrno);
-  EXPECT_NE(o.client->error().message().find("the destination failed authentication"), std::string::npos)
+  EXPECT_NE(o.client->error().message().find("the destination failed authentication"),
+            std::string::npos)
       << o.client->error().message();
   Outcome named = handshake(dir("wrong-name"), dir("wrong-name"), "elsewhere.example");
   EXPECT_TRUE(named.client->ok()) << named.client->error().message();
@@ -194,7 +204,8 @@ TEST_F(Tls, APlaintextPeerIsToldApartFromARejectedOne) {
     auto r = TlsSession::handshake(c.server.get(), *sc, o);
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().errnum, kTlsProtocolErrno);
-    EXPECT_NE(r.error().message().find("does not speak TLS"), std::string::npos) << r.error().message();
+    EXPECT_NE(r.error().message().find("does not speak TLS"), std::string::npos)
+        << r.error().message();
   }
   {  // A TLS source at a plaintext listener, which reads a little and hangs up.
     Conn c = connect_pair();
@@ -247,16 +258,19 @@ TEST_F(Tls, KernelTlsTakesOverOrSaysWhyNot) {
     // This kernel has no TLS (no tls module loaded, and this process may not load it):
     // no plaintext fallback, an error that says what to do.
     ASSERT_FALSE(client.ok());
-    EXPECT_NE(client.error().message().find("modprobe tls"), std::string::npos) << client.error().message();
+    EXPECT_NE(client.error().message().find("modprobe tls"), std::string::npos)
+        << client.error().message();
     ASSERT_FALSE(server->ok());
     GTEST_SKIP() << "no kernel TLS here: cli_lab moves data across it";
   }
   ASSERT_TRUE(client.ok()) << client.error().message();
   ASSERT_TRUE(server->ok()) << server->error().message();
   const std::string msg = "through the kernel's TLS";
-  ASSERT_EQ(::send(c.client.get(), msg.data(), msg.size(), MSG_NOSIGNAL), static_cast<ssize_t>(msg.size()));
+  ASSERT_EQ(::send(c.client.get(), msg.data(), msg.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(msg.size()));
   std::string got(msg.size(), '\0');
-  ASSERT_EQ(::recv(c.server.get(), got.data(), got.size(), MSG_WAITALL), static_cast<ssize_t>(msg.size()));
+  ASSERT_EQ(::recv(c.server.get(), got.data(), got.size(), MSG_WAITALL),
+            static_cast<ssize_t>(msg.size()));
   EXPECT_EQ(got, msg);
 }
 

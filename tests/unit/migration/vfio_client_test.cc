@@ -41,9 +41,9 @@ class VfioClientTest : public testing::Test {
     root_ = fakevfio::make_mdev_tree("mdevmig-fake", kUuid, kGroup, state_);
     paths_ = VfioPaths{(root_ / "sys").string(), (root_ / "dev").string()};
     constexpr uint32_t kRW = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
-    state_.regions[2] = {kRW | VFIO_REGION_INFO_FLAG_MMAP, 0x10000,
-                         fakevfio::chain(sizeof(vfio_region_info),
-                                         {sparse_cap({{0, 0x4000}, {0x8000, 0x8000}})})};
+    state_.regions[2] = {
+        kRW | VFIO_REGION_INFO_FLAG_MMAP, 0x10000,
+        fakevfio::chain(sizeof(vfio_region_info), {sparse_cap({{0, 0x4000}, {0x8000, 0x8000}})})};
     state_.regions[9] = {kRW, 0x1000,
                          fakevfio::chain(sizeof(vfio_region_info),
                                          {type_cap(VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
@@ -169,8 +169,10 @@ TEST_F(VfioClientTest, IrqInfoAndSetIrqs) {
   EXPECT_EQ(sent[0], ev.fd());
   EXPECT_EQ(sent[1], -1);
 
-  EXPECT_EQ(irq_header(state_.irq_sets[1]).flags, uint32_t{VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK});
-  EXPECT_EQ(irq_header(state_.irq_sets[2]).flags, uint32_t{VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK});
+  EXPECT_EQ(irq_header(state_.irq_sets[1]).flags,
+            uint32_t{VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK});
+  EXPECT_EQ(irq_header(state_.irq_sets[2]).flags,
+            uint32_t{VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK});
   const auto off = irq_header(state_.irq_sets[4]);
   EXPECT_EQ(off.flags, uint32_t{VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER});
   EXPECT_EQ(off.count, 0u);
@@ -250,7 +252,8 @@ TEST_F(VfioClientTest, ContainerIommuInfoMapAndDirtyBitmap) {
   EXPECT_FALSE(m.container.dirty_bitmap(0x100000, sizeof(guest), 4096).ok());
   ASSERT_TRUE(m.container.start_dirty_tracking().ok());
   // Pages 0, 63, 64 and 99 dirty, plus junk past page 99 that must not survive.
-  state_.dirty_words = {uint64_t{1} | (uint64_t{1} << 63), uint64_t{1} | (uint64_t{1} << 35) | (uint64_t{1} << 40)};
+  state_.dirty_words = {uint64_t{1} | (uint64_t{1} << 63),
+                        uint64_t{1} | (uint64_t{1} << 35) | (uint64_t{1} << 40)};
   auto bm = m.container.dirty_bitmap(0x100000, sizeof(guest), 4096);
   ASSERT_TRUE(bm.ok()) << bm.error().message();
   EXPECT_EQ(bm->size(), 100u);

@@ -32,8 +32,8 @@ TEST(Endpoint, ParsesAndWritesQemuSpelling) {
 }
 
 TEST(Endpoint, RefusesWhatIsNotAnEndpoint) {
-  for (const char* bad : {"", "unix:", "tcp:", "tcp:4400", "tcp:host", "tcp:host:0", "tcp:host:70000", "file:/x",
-                          "192.0.2.2:4400"}) {
+  for (const char* bad : {"", "unix:", "tcp:", "tcp:4400", "tcp:host", "tcp:host:0",
+                          "tcp:host:70000", "file:/x", "192.0.2.2:4400"}) {
     auto e = Endpoint::parse(bad);
     EXPECT_FALSE(e.ok()) << bad;
     if (!e.ok()) {
@@ -73,7 +73,8 @@ TEST(Endpoint, TcpConnectRetriesUntilTheListenerAppears) {
 }
 
 TEST(Endpoint, UnixConnectGivesUpAtTheDeadline) {
-  auto ch = LineChannel::connect(Endpoint::unix_socket("/nonexistent/dir/x.qmp"), deadline_in(std::chrono::milliseconds(100)));
+  auto ch = LineChannel::connect(Endpoint::unix_socket("/nonexistent/dir/x.qmp"),
+                                 deadline_in(std::chrono::milliseconds(100)));
   ASSERT_FALSE(ch.ok());
   EXPECT_EQ(ch.error().errnum, ENOENT);
 }

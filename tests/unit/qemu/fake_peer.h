@@ -19,7 +19,8 @@
 namespace mdevmig::qemu::testing {
 
 /// Creates a connected pair: the client's LineChannel and the peer's raw fd.
-inline std::pair<LineChannel, UniqueFd> make_pair(std::size_t max_line = LineChannel::kDefaultMaxLine) {
+inline std::pair<LineChannel, UniqueFd> make_pair(
+    std::size_t max_line = LineChannel::kDefaultMaxLine) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) std::abort();
   return {LineChannel(UniqueFd(sv[0]), "fake", max_line), UniqueFd(sv[1])};
@@ -54,7 +55,8 @@ class FakePeer {
     }
   }
   /// The next line the client sent (without '\n'), or nullopt on EOF / after `timeout`.
-  std::optional<std::string> read_line(std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  std::optional<std::string> read_line(
+      std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
     auto until = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       if (auto nl = buf_.find('\n'); nl != std::string::npos) {
@@ -62,7 +64,8 @@ class FakePeer {
         buf_.erase(0, nl + 1);
         return line;
       }
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
       if (left.count() <= 0) return std::nullopt;
       pollfd p{fd_.get(), POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;

@@ -31,9 +31,7 @@ class FakeQtest {
   }
 
   /// Executes one command line on the memory and returns the reply (without '\n').
-  std::string answer(const std::string& line) {
-    return execute(line);
-  }
+  std::string answer(const std::string& line) { return execute(line); }
 
  private:
   static uint64_t num(const std::string& s) { return parse_c_uint(s).value_or(~0ull); }
@@ -50,15 +48,17 @@ class FakeQtest {
     std::string cmd, a, b, c;
     in >> cmd >> a >> b >> c;
     static const std::map<std::string, int> kWidth = {{"b", 1}, {"w", 2}, {"l", 4}, {"q", 8}};
-    if ((cmd.rfind("write", 0) == 0 || cmd.rfind("out", 0) == 0) && kWidth.count(cmd.substr(cmd.size() - 1)) &&
-        cmd != "write") {
+    if ((cmd.rfind("write", 0) == 0 || cmd.rfind("out", 0) == 0) &&
+        kWidth.count(cmd.substr(cmd.size() - 1)) && cmd != "write") {
       store(num(a), num(b), kWidth.at(cmd.substr(cmd.size() - 1)));
       return "OK";
     }
-    if ((cmd.rfind("read", 0) == 0 || cmd.rfind("in", 0) == 0) && kWidth.count(cmd.substr(cmd.size() - 1)) &&
-        cmd != "read") {
+    if ((cmd.rfind("read", 0) == 0 || cmd.rfind("in", 0) == 0) &&
+        kWidth.count(cmd.substr(cmd.size() - 1)) && cmd != "read") {
       char buf[32];
-      std::snprintf(buf, sizeof buf, "OK 0x%016llx", static_cast<unsigned long long>(load(num(a), kWidth.at(cmd.substr(cmd.size() - 1)))));
+      std::snprintf(
+          buf, sizeof buf, "OK 0x%016llx",
+          static_cast<unsigned long long>(load(num(a), kWidth.at(cmd.substr(cmd.size() - 1)))));
       return buf;
     }
     if (cmd == "b64read" || cmd == "read") {
@@ -80,6 +80,5 @@ class FakeQtest {
     return "FAIL Unknown command '" + cmd + "'";
   }
 };
-
 
 }  // namespace mdevmig::qemu::testing

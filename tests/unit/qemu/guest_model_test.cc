@@ -37,8 +37,11 @@ Op submit(uint64_t desc, mdevmig_dma_desc d) {
 
 mdevmig_dma_cmpl completion(const ExpectedState& s, uint64_t desc) {
   mdevmig_dma_cmpl c;
-  std::memcpy(&c, s.device.guest(kGuest.cmpl(static_cast<uint32_t>(desc % layout::kRingEntries)), sizeof c).data(),
-              sizeof c);
+  std::memcpy(
+      &c,
+      s.device.guest(kGuest.cmpl(static_cast<uint32_t>(desc % layout::kRingEntries)), sizeof c)
+          .data(),
+      sizeof c);
   return c;
 }
 
@@ -132,8 +135,10 @@ TEST(FindCut, NamesExactlyTheOpsOfEveryPrefix) {
     const std::string& c = log[i];
     if (c.rfind("writeq ", 0) == 0 || c.rfind("writel ", 0) == 0) {
       ++complete_ops;  // a BAR2 write, a scratch register, or a doorbell (ends a submit)
-    } else if (c.rfind("read", 0) != 0 && c.rfind("write ", 0) != 0 && c.rfind("b64write ", 0) != 0) {
-      FAIL() << "unexpected command " << c;  // reads, descriptor and buffer writes are not ops of their own
+    } else if (c.rfind("read", 0) != 0 && c.rfind("write ", 0) != 0 &&
+               c.rfind("b64write ", 0) != 0) {
+      FAIL() << "unexpected command "
+             << c;  // reads, descriptor and buffer writes are not ops of their own
     }
     ops_after[i + 1] = complete_ops;
   }
@@ -149,7 +154,8 @@ TEST(FindCut, NamesExactlyTheOpsOfEveryPrefix) {
     // The device consumed what was rung: SEQ counts it (a fresh driver has no
     // bring-up FILL, so SEQ starts at 0 here).
     char seq[64];
-    std::snprintf(seq, sizeof seq, "writel 0x%llx 0x%llx", static_cast<unsigned long long>(layout::kBar0 + MDEVMIG_REG_SEQ),
+    std::snprintf(seq, sizeof seq, "writel 0x%llx 0x%llx",
+                  static_cast<unsigned long long>(layout::kBar0 + MDEVMIG_REG_SEQ),
                   static_cast<unsigned long long>(rung));
     dest.answer(seq);
     auto [ch, fd] = testing::make_pair(1u << 26);
@@ -164,8 +170,8 @@ TEST(FindCut, NamesExactlyTheOpsOfEveryPrefix) {
 }
 
 TEST(Parsing, NamesRoundTrip) {
-  for (FaultKind f : {FaultKind::kNone, FaultKind::kCancel, FaultKind::kKillDst, FaultKind::kKillSrc,
-                      FaultKind::kCorrupt, FaultKind::kTruncate})
+  for (FaultKind f : {FaultKind::kNone, FaultKind::kCancel, FaultKind::kKillDst,
+                      FaultKind::kKillSrc, FaultKind::kCorrupt, FaultKind::kTruncate})
     EXPECT_EQ(parse_fault(fault_name(f)).value_or(FaultKind::kNone), f);
   EXPECT_FALSE(parse_fault("explode").ok());
   EXPECT_EQ(parse_irq_mode("msi").value_or(IrqMode::kIntx), IrqMode::kMsi);
@@ -186,10 +192,12 @@ TEST(VfioProtocol, FollowsTheQemuVersion) {
   auto v = qemu_version("qemu-system-x86_64");
   ASSERT_TRUE(v.ok()) << v.error().message();
   EXPECT_GE(*v, 702u);
-  EXPECT_EQ(resolve_vfio_protocol(VfioProtocol::kAuto, "qemu-system-x86_64").value_or(VfioProtocol::kAuto),
+  EXPECT_EQ(resolve_vfio_protocol(VfioProtocol::kAuto, "qemu-system-x86_64")
+                .value_or(VfioProtocol::kAuto),
             vfio_protocol_for(*v).value_or(VfioProtocol::kAuto));
-  EXPECT_EQ(resolve_vfio_protocol(VfioProtocol::kV1, "/nonexistent/qemu").value_or(VfioProtocol::kAuto),
-            VfioProtocol::kV1);
+  EXPECT_EQ(
+      resolve_vfio_protocol(VfioProtocol::kV1, "/nonexistent/qemu").value_or(VfioProtocol::kAuto),
+      VfioProtocol::kV1);
   EXPECT_FALSE(qemu_version("/nonexistent/qemu").ok());
   EXPECT_FALSE(qemu_version("true").ok()) << "no version text";
 }
@@ -207,9 +215,12 @@ TEST(QemuConfig, ProtocolDecidesHowMigrationIsEnabled) {
     return s;
   };
   std::string v1 = join(c.argv());
-  EXPECT_NE(v1.find("-device vfio-pci,sysfsdev=/sys/bus/mdev/devices/11111111-2222-4333-8444-555555555555,addr=0x3,"
-                    "x-enable-migration=on "),
-            std::string::npos)
+  EXPECT_NE(
+      v1.find(
+          "-device "
+          "vfio-pci,sysfsdev=/sys/bus/mdev/devices/11111111-2222-4333-8444-555555555555,addr=0x3,"
+          "x-enable-migration=on "),
+      std::string::npos)
       << v1;
   EXPECT_NE(v1.find("-qtest unix:/w/src.qtest,server=on,wait=off"), std::string::npos);
   EXPECT_NE(v1.find("-qmp unix:/w/src.qmp,server=on,wait=off"), std::string::npos);

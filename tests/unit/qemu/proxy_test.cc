@@ -152,7 +152,8 @@ TEST_F(ProxyTest, RelaysBothWaysAndCounts) {
   for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7);
   expect_ = data.size();
   serve_upstream("SHUT");
-  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"), Endpoint::unix_socket(dir_ + "/up"));
+  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"),
+                                 Endpoint::unix_socket(dir_ + "/up"));
   ASSERT_TRUE(p.ok()) << p.error().message();
   int c = connect_proxy();
   send_all(c, data);
@@ -192,13 +193,16 @@ TEST_F(ProxyTest, RelaysEveryConnectionToItsOwnUpstream) {
     ::send(cs[2], "ACK", 3, MSG_NOSIGNAL);
     for (int i = 0; i < kConns; ++i) {
       char buf[65536];
-      for (ssize_t n; (n = ::recv(cs[i], buf, sizeof buf, 0)) > 0;) got[i].insert(got[i].end(), buf, buf + n);
+      for (ssize_t n; (n = ::recv(cs[i], buf, sizeof buf, 0)) > 0;)
+        got[i].insert(got[i].end(), buf, buf + n);
       ::close(cs[i]);
     }
   });
-  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"), Endpoint::unix_socket(dir_ + "/up"));
+  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"),
+                                 Endpoint::unix_socket(dir_ + "/up"));
   ASSERT_TRUE(p.ok()) << p.error().message();
-  std::vector<std::vector<uint8_t>> data = {stream_with_chunk(1000, 50000, 300), std::vector<uint8_t>(200000, 0x21),
+  std::vector<std::vector<uint8_t>> data = {stream_with_chunk(1000, 50000, 300),
+                                            std::vector<uint8_t>(200000, 0x21),
                                             std::vector<uint8_t>(70000, 0x42)};
   std::vector<int> cs;
   for (int i = 0; i < kConns; ++i) cs.push_back(connect_proxy());
@@ -226,7 +230,9 @@ TEST_F(ProxyTest, RelaysEveryConnectionToItsOwnUpstream) {
 TEST_F(ProxyTest, TruncatesAtTheByte) {
   std::vector<uint8_t> data(1 << 20, 0x42);
   serve_upstream("");
-  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"), Endpoint::unix_socket(dir_ + "/up"), MigrationProxy::Fault::kTruncate, 300000);
+  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"),
+                                 Endpoint::unix_socket(dir_ + "/up"),
+                                 MigrationProxy::Fault::kTruncate, 300000);
   ASSERT_TRUE(p.ok());
   int c = connect_proxy();
   send_all(c, data);
@@ -247,7 +253,9 @@ TEST_F(ProxyTest, CorruptsOneByteOfDeviceDataAfterTheOffset) {
   data.insert(data.end(), second.begin(), second.end());
   expect_ = data.size();
   serve_upstream("");
-  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"), Endpoint::unix_socket(dir_ + "/up"), MigrationProxy::Fault::kCorruptDeviceData, 9500);
+  auto p = MigrationProxy::start(Endpoint::unix_socket(dir_ + "/in"),
+                                 Endpoint::unix_socket(dir_ + "/up"),
+                                 MigrationProxy::Fault::kCorruptDeviceData, 9500);
   ASSERT_TRUE(p.ok());
   int c = connect_proxy();
   send_all(c, data);

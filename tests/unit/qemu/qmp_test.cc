@@ -112,7 +112,8 @@ TEST(Qmp, RepliesToOtherIdsAreDiscarded) {
   auto s = connected([](FakePeer& p) {
     uint64_t id = expect_command(p, "query-migrate");
     p.send(reply(id + 100, json{{"status", "stale"}}));
-    p.send(R"({"return": {"status": "no id"}})" "\n");
+    p.send(R"({"return": {"status": "no id"}})"
+           "\n");
     p.send(reply(id, json{{"status", "active"}}));
   });
   ASSERT_TRUE(s.client);
@@ -152,19 +153,24 @@ TEST(Qmp, PartialLinesAreReassembled) {
 TEST(Qmp, ErrorReplyCarriesClassAndDescription) {
   auto s = connected([](FakePeer& p) {
     uint64_t id = expect_command(p, "migrate");
-    p.send(json{{"error", {{"class", "GenericError"}, {"desc", "VFIO device doesn't support migration"}}}, {"id", id}}.dump() + "\n");
+    p.send(json{{"error",
+                 {{"class", "GenericError"}, {"desc", "VFIO device doesn't support migration"}}},
+                {"id", id}}
+               .dump() +
+           "\n");
   });
   ASSERT_TRUE(s.client);
   auto r = s.client->execute("migrate", {{"uri", "unix:/x"}});
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().errnum, EREMOTEIO);
-  EXPECT_NE(r.error().context.find("GenericError: VFIO device doesn't support migration"), std::string::npos)
+  EXPECT_NE(r.error().context.find("GenericError: VFIO device doesn't support migration"),
+            std::string::npos)
       << r.error().message();
 }
 
 TEST(Qmp, MalformedJsonIsAProtocolError) {
-  for (const char* bad : {"{\"return\": {}, \"id\": 2\n", "[1,2,3]\n", "\"text\"\n", "{\"neither\": 1}\n",
-                          "{\"event\": 42}\n", "\xff\xfe\n"}) {
+  for (const char* bad : {"{\"return\": {}, \"id\": 2\n", "[1,2,3]\n", "\"text\"\n",
+                          "{\"neither\": 1}\n", "{\"event\": 42}\n", "\xff\xfe\n"}) {
     auto s = connected([bad](FakePeer& p) {
       expect_command(p, "query-status");
       p.send(bad);

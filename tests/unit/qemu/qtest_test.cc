@@ -71,7 +71,8 @@ TEST(Qtest, BulkTransfersRoundTrip) {
   ASSERT_TRUE(r.client->write(0x300000, small).ok());
   EXPECT_EQ(r.client->read(0x300000, small.size()).value_or(std::vector<uint8_t>{}), small);
   ASSERT_TRUE(r.client->memset(0x300001, 3, 0x5a).ok());
-  EXPECT_EQ(r.client->read(0x300000, 5).value_or(std::vector<uint8_t>{}), (std::vector<uint8_t>{1, 0x5a, 0x5a, 0x5a, 0xff}));
+  EXPECT_EQ(r.client->read(0x300000, 5).value_or(std::vector<uint8_t>{}),
+            (std::vector<uint8_t>{1, 0x5a, 0x5a, 0x5a, 0xff}));
   EXPECT_TRUE(r.client->read(0x300000, 0).ok());
 }
 
@@ -125,7 +126,8 @@ TEST(Qtest, PollIrqsReadsWithoutWaiting) {
 }
 
 TEST(Qtest, MalformedRepliesAreProtocolErrors) {
-  const char* kBad[] = {"OK zz\n", "OK 0x1ffffffff\n", "WHAT\n", "IRQ sideways 3\n", "IRQ raise x\n"};
+  const char* kBad[] = {"OK zz\n", "OK 0x1ffffffff\n", "WHAT\n", "IRQ sideways 3\n",
+                        "IRQ raise x\n"};
   for (const char* bad : kBad) {
     Rig r;
     r.fake.hook = [bad](FakePeer& p, const std::string&) {

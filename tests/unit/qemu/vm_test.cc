@@ -36,7 +36,9 @@ class Listener {
     a.sun_family = AF_UNIX;
     if (path_.size() >= sizeof a.sun_path) std::abort();
     std::memcpy(a.sun_path, path_.c_str(), path_.size() + 1);
-    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_.get(), 1) != 0) std::abort();
+    if (::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(fd_.get(), 1) != 0)
+      std::abort();
   }
   ~Listener() {
     ::unlink(path_.c_str());
@@ -61,14 +63,18 @@ uint64_t expect_command(FakePeer& peer, const std::string& name) {
   return msg.value("id", uint64_t{0});
 }
 
-std::string reply(uint64_t id, const json& ret) { return json{{"return", ret}, {"id", id}}.dump() + "\n"; }
+std::string reply(uint64_t id, const json& ret) {
+  return json{{"return", ret}, {"id", id}}.dump() + "\n";
+}
 
 TEST(Vm, WaitRunStateWaitsForAMonitorSilentLongerThanOneCommandsTimeout) {
   Listener l;
   std::unique_ptr<FakePeer> peer;
   std::thread server([&] {
     peer = std::make_unique<FakePeer>(l.accept());
-    peer->send(R"({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": []}})" "\n");
+    peer->send(
+        R"({"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}}, "capabilities": []}})"
+        "\n");
     peer->send(reply(expect_command(*peer, "qmp_capabilities"), json::object()));
     // QEMU is loading the device's state: the first query-status is answered late.
     uint64_t id = expect_command(*peer, "query-status");
@@ -101,7 +107,8 @@ TEST(Vm, DescribeThreadsNamesEachThreadWithItsState) {
   EXPECT_NE(threads.find("qemu_unit R"), std::string::npos) << threads;
   EXPECT_NE(threads.find(" S "), std::string::npos) << threads;
   // The blocked reader names its system call and the file behind the descriptor.
-  EXPECT_NE(threads.find("read(fd " + std::to_string(r.get()) + " pipe:["), std::string::npos) << threads;
+  EXPECT_NE(threads.find("read(fd " + std::to_string(r.get()) + " pipe:["), std::string::npos)
+      << threads;
   EXPECT_EQ(describe_threads(-1), "");
 }
 

@@ -33,17 +33,20 @@ Document checked(const std::string& xml) {
 struct Both {
   Document html, svg;
 };
-Both both(const Migration& m) { return {checked(render(m, Format::kHtml)), checked(render(m, Format::kSvg))}; }
+Both both(const Migration& m) {
+  return {checked(render(m, Format::kHtml)), checked(render(m, Format::kSvg))};
+}
 
 // ---- the checker itself can fail ------------------------------------------------------------
 
 TEST(XmlCheck, RefusesWhatIsNotWellFormed) {
-  for (const char* bad : {"", "<a>", "<a></b>", "<a><b></a></b>", "<a x='1' x='2'/>", "<a x=1/>", "<a>&foo;</a>",
-                          "<a>a & b</a>", "<a>1 < 2</a>", "<a/><b/>", "<a>\x01</a>", "<a>\xff</a>", "<a x='<'/>",
-                          "<a/>trailing"}) {
+  for (const char* bad : {"", "<a>", "<a></b>", "<a><b></a></b>", "<a x='1' x='2'/>", "<a x=1/>",
+                          "<a>&foo;</a>", "<a>a & b</a>", "<a>1 < 2</a>", "<a/><b/>", "<a>\x01</a>",
+                          "<a>\xff</a>", "<a x='<'/>", "<a/>trailing"}) {
     EXPECT_FALSE(parse_xml(bad).ok()) << "accepted: " << bad;
   }
-  const Document d = parse_xml("<!DOCTYPE html>\n<a k=\"&lt;&amp;\"><b class=\"x y\">t&#39;</b><b class=\"y\"/></a>");
+  const Document d = parse_xml(
+      "<!DOCTYPE html>\n<a k=\"&lt;&amp;\"><b class=\"x y\">t&#39;</b><b class=\"y\"/></a>");
   ASSERT_TRUE(d.ok()) << d.error;
   EXPECT_EQ(d.count("b", "y"), 2u);
   EXPECT_EQ(d.count("b", "x"), 1u);
@@ -94,16 +97,20 @@ TEST(Migration, EveryPassHasABarInEveryPanelAndAnEstimateWhereThereIsOne) {
   // The bars of a pass carry its figures.
   const auto bars = b.svg.find("rect", "device", "data-panel", "bytes");
   ASSERT_EQ(bars.size(), 5u);
-  EXPECT_EQ(bars[0]->parent >= 0 ? b.svg.elements[static_cast<std::size_t>(bars[0]->parent)].attrs.at("data-pass") : "",
+  EXPECT_EQ(bars[0]->parent >= 0
+                ? b.svg.elements[static_cast<std::size_t>(bars[0]->parent)].attrs.at("data-pass")
+                : "",
             "1");
-  EXPECT_NE(b.svg.all_text().find("pass 1: device 64.0 MiB, guest memory 16.0 MiB"), std::string::npos);
+  EXPECT_NE(b.svg.all_text().find("pass 1: device 64.0 MiB, guest memory 16.0 MiB"),
+            std::string::npos);
   // The HTML has the same figures in tables: a row per pass, a row per phase.
   EXPECT_EQ(b.html.count("tr", "", "class", "passes"), 6u);
   EXPECT_EQ(b.html.count("tr", "", "class", "phases"), 4u);
   EXPECT_NE(b.html.all_text().find("target 300.0 ms"), std::string::npos);
   // The bare SVG carries the phase table as text.
   EXPECT_NE(b.svg.all_text().find("stop-copy (downtime)"), std::string::npos);
-  EXPECT_NE(b.svg.all_text().find("switchover: estimated downtime 120.0 ms fits the target 300 ms"), std::string::npos);
+  EXPECT_NE(b.svg.all_text().find("switchover: estimated downtime 120.0 ms fits the target 300 ms"),
+            std::string::npos);
 }
 
 TEST(Migration, ATallerBarIsABiggerFigure) {
@@ -180,8 +187,8 @@ TEST(Stress, EveryRoundHasItsOutcomeFaultAndSurvivor) {
     ASSERT_EQ(rounds.size(), 6u);
     std::vector<std::string> classes;
     for (const auto* r : rounds) classes.push_back(r->attrs.at("class"));
-    EXPECT_EQ(classes, (std::vector<std::string>{"round pass", "round pass", "round pass", "round pass", "round fail",
-                                                 "round fail"}));
+    EXPECT_EQ(classes, (std::vector<std::string>{"round pass", "round pass", "round pass",
+                                                 "round pass", "round fail", "round fail"}));
     EXPECT_EQ(d.count("rect", "outcome"), 6u);
     // Five faults were planned, three fired; the two that did not are drawn hollow.
     EXPECT_EQ(d.count("rect", "fired"), 3u);
@@ -200,7 +207,8 @@ TEST(Stress, EveryRoundHasItsOutcomeFaultAndSurvivor) {
   // Each round with figures gets its own chart: five (round 6 never started).
   EXPECT_EQ(html.count("details", ""), 5u);
   EXPECT_EQ(html.count("svg", ""), 6u);
-  EXPECT_NE(html.all_text().find("wrong survivor: <dev&"), std::string::npos) << "the problem, escaped and read back";
+  EXPECT_NE(html.all_text().find("wrong survivor: <dev&"), std::string::npos)
+      << "the problem, escaped and read back";
   const Document svg = checked(render(s, Format::kSvg));
   EXPECT_NE(svg.all_text().find("round 5: FAILED"), std::string::npos);
 }
@@ -234,7 +242,8 @@ TEST(File, FormatComesFromTheSuffix) {
   EXPECT_EQ(format_of("/tmp/x/A.HTML"), Format::kHtml);
   EXPECT_EQ(format_of("r.svg"), Format::kSvg);
   EXPECT_EQ(format_of("r.SVG"), Format::kSvg);
-  for (const char* bad : {"a.txt", "a.htm", "a.html.txt", "a.json", "html", "svg", ".svg", "dir/.html", ""})
+  for (const char* bad :
+       {"a.txt", "a.htm", "a.html.txt", "a.json", "html", "svg", ".svg", "dir/.html", ""})
     EXPECT_FALSE(format_of(bad)) << bad;
 }
 
@@ -258,7 +267,9 @@ TEST_F(FileTest, WritesAndReplacesAtomically) {
   s << in.rdbuf();
   EXPECT_EQ(s.str(), "second");
   // Nothing but the file is left next to it.
-  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_), std::filesystem::directory_iterator()), 1);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_),
+                          std::filesystem::directory_iterator()),
+            1);
 }
 
 TEST_F(FileTest, AFailureSaysWhereAndLeavesNothing) {
@@ -273,7 +284,9 @@ TEST_F(FileTest, AFailureSaysWhereAndLeavesNothing) {
   std::filesystem::create_directory(dir_ / "taken.html" / "inside");
   auto t = write_file(taken, "x");
   ASSERT_FALSE(t.ok());
-  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_), std::filesystem::directory_iterator()), 1);
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir_),
+                          std::filesystem::directory_iterator()),
+            1);
 }
 
 }  // namespace

@@ -17,15 +17,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string dir = argv[1];
-  const report::Migration m = report::from_engine(report::testing::engine_report(6), "mdevmig migrate: same host");
-  const report::Stress s =
-      report::from_stress(report::testing::stress_report(), "mdevmig stress --mode qemu", report::Driver::kQemu);
+  const report::Migration m =
+      report::from_engine(report::testing::engine_report(6), "mdevmig migrate: same host");
+  const report::Stress s = report::from_stress(report::testing::stress_report(),
+                                               "mdevmig stress --mode qemu", report::Driver::kQemu);
   const std::pair<std::string, std::string> files[] = {
       {"migration.html", report::render(m, report::Format::kHtml)},
       {"migration.svg", report::render(m, report::Format::kSvg)},
       {"stress.html", report::render(s, report::Format::kHtml)},
       {"stress.svg", report::render(s, report::Format::kSvg)},
-      {"blank.html", "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"/><title>blank</title></head><body></body></html>\n"},
+      {"blank.html",
+       "<!DOCTYPE html>\n<html><head><meta "
+       "charset=\"utf-8\"/><title>blank</title></head><body></body></html>\n"},
   };
   for (const auto& [name, text] : files) {
     if (auto r = report::write_file(dir + "/" + name, text); !r.ok()) {

@@ -87,8 +87,8 @@ qemu::MigrationOutcome qemu_cancelled() {
 
 namespace {
 
-qemu::RoundReport round(uint32_t n, qemu::FaultKind fault, bool fired, qemu::Survivor survivor, bool verified,
-                        qemu::MigrationOutcome m) {
+qemu::RoundReport round(uint32_t n, qemu::FaultKind fault, bool fired, qemu::Survivor survivor,
+                        bool verified, qemu::MigrationOutcome m) {
   qemu::RoundReport r;
   r.round = n;
   r.fault = fault;
@@ -108,7 +108,8 @@ qemu::StressReport stress_report() {
   using qemu::FaultKind;
   using qemu::Survivor;
   qemu::StressReport s;
-  s.rounds.push_back(round(1, FaultKind::kNone, false, Survivor::kDestination, true, qemu_completed(3)));
+  s.rounds.push_back(
+      round(1, FaultKind::kNone, false, Survivor::kDestination, true, qemu_completed(3)));
   s.rounds.push_back(round(2, FaultKind::kCancel, true, Survivor::kSource, true, qemu_cancelled()));
   auto killed = round(3, FaultKind::kKillSrc, true, Survivor::kNone, true, qemu_cancelled());
   killed.migration.status = "source-killed";
@@ -116,7 +117,8 @@ qemu::StressReport stress_report() {
   killed.recovery_verification.emplace();
   s.rounds.push_back(std::move(killed));
   // The migration ended before the fault's moment.
-  s.rounds.push_back(round(4, FaultKind::kCancel, false, Survivor::kDestination, true, qemu_completed(2)));
+  s.rounds.push_back(
+      round(4, FaultKind::kCancel, false, Survivor::kDestination, true, qemu_completed(2)));
   auto bad = round(5, FaultKind::kCorrupt, true, Survivor::kSource, false, qemu_cancelled());
   bad.migration.status = "failed";
   bad.problems.push_back(std::string("wrong survivor: ") + kHostile);

@@ -5,7 +5,9 @@
 namespace mdevmig::report::testing {
 namespace {
 
-bool name_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == ':'; }
+bool name_start(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_' || c == ':';
+}
 bool name_char(char c) { return name_start(c) || (c >= '0' && c <= '9') || c == '-' || c == '.'; }
 bool space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -49,10 +51,15 @@ class Reader {
   std::string check_chars() {
     for (std::size_t k = 0; k < s_.size();) {
       const auto c = static_cast<unsigned char>(s_[k]);
-      std::size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+      std::size_t n = c < 0x80             ? 1
+                      : (c & 0xE0) == 0xC0 ? 2
+                      : (c & 0xF0) == 0xE0 ? 3
+                      : (c & 0xF8) == 0xF0 ? 4
+                                           : 0;
       if (n == 0 || k + n > s_.size()) return "not UTF-8 at byte " + std::to_string(k);
       for (std::size_t j = 1; j < n; ++j)
-        if ((static_cast<unsigned char>(s_[k + j]) & 0xC0) != 0x80) return "not UTF-8 at byte " + std::to_string(k);
+        if ((static_cast<unsigned char>(s_[k + j]) & 0xC0) != 0x80)
+          return "not UTF-8 at byte " + std::to_string(k);
       if (n == 1 && c < 0x20 && c != '\t' && c != '\n' && c != '\r')
         return "control character " + std::to_string(c) + " at byte " + std::to_string(k);
       k += n;
@@ -88,20 +95,28 @@ class Reader {
       const auto semi = s_.find(';', i_);
       if (semi == std::string_view::npos || semi - i_ > 10) return bad("'&' that starts no entity");
       const std::string_view ent = s_.substr(i_ + 1, semi - i_ - 1);
-      if (ent == "amp") out += '&';
-      else if (ent == "lt") out += '<';
-      else if (ent == "gt") out += '>';
-      else if (ent == "quot") out += '"';
-      else if (ent == "apos") out += '\'';
+      if (ent == "amp")
+        out += '&';
+      else if (ent == "lt")
+        out += '<';
+      else if (ent == "gt")
+        out += '>';
+      else if (ent == "quot")
+        out += '"';
+      else if (ent == "apos")
+        out += '\'';
       else if (ent.size() > 1 && ent[0] == '#') {
         const bool hex = ent[1] == 'x';
         uint32_t v = 0;
         for (char c : ent.substr(hex ? 2 : 1)) {
-          const int d = c >= '0' && c <= '9' ? c - '0' : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+          const int d = c >= '0' && c <= '9'          ? c - '0'
+                        : hex && c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                                      : -1;
           if (d < 0) return bad("bad character reference");
           v = v * (hex ? 16 : 10) + static_cast<uint32_t>(d);
         }
-        if (v < 0x20 && v != '\t' && v != '\n' && v != '\r') return bad("reference to a forbidden character");
+        if (v < 0x20 && v != '\t' && v != '\n' && v != '\r')
+          return bad("reference to a forbidden character");
         out += v < 0x80 ? std::string(1, static_cast<char>(v)) : std::string("?");
       } else {
         return bad("unknown entity &" + std::string(ent) + ";");
@@ -128,7 +143,8 @@ class Reader {
       if (i_ >= s_.size() || s_[i_] != '=') return bad("attribute " + key + " without a value");
       ++i_;
       while (i_ < s_.size() && space(s_[i_])) ++i_;
-      if (i_ >= s_.size() || (s_[i_] != '"' && s_[i_] != '\'')) return bad("attribute " + key + " not quoted");
+      if (i_ >= s_.size() || (s_[i_] != '"' && s_[i_] != '\''))
+        return bad("attribute " + key + " not quoted");
       const char q = s_[i_++];
       if (!chars(std::string_view(&q, 1), value)) return false;
       if (i_ >= s_.size()) return bad("unterminated attribute " + key);
@@ -185,7 +201,8 @@ bool has_class(const Element& e, std::string_view cls) {
 
 }  // namespace
 
-std::vector<const Element*> Document::find(std::string_view name, std::string_view cls, std::string_view within_attr,
+std::vector<const Element*> Document::find(std::string_view name, std::string_view cls,
+                                           std::string_view within_attr,
                                            std::string_view within_value) const {
   std::vector<const Element*> out;
   for (const auto& e : elements) {

@@ -31,7 +31,8 @@ struct Document {
   [[nodiscard]] std::vector<const Element*> find(std::string_view name, std::string_view cls,
                                                  std::string_view within_attr = {},
                                                  std::string_view within_value = {}) const;
-  [[nodiscard]] std::size_t count(std::string_view name, std::string_view cls, std::string_view within_attr = {},
+  [[nodiscard]] std::size_t count(std::string_view name, std::string_view cls,
+                                  std::string_view within_attr = {},
                                   std::string_view within_value = {}) const {
     return find(name, cls, within_attr, within_value).size();
   }

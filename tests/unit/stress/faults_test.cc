@@ -45,7 +45,8 @@ TEST(FaultTable, RejectsUnknownNamesSayingWhatIsKnown) {
     auto f = parse_fault(bad);
     ASSERT_FALSE(f.ok()) << "'" << bad << "'";
     EXPECT_EQ(f.error().errnum, EINVAL);
-    EXPECT_NE(f.error().message().find("none, cancel, kill-dst, kill-src, corrupt, truncate"), std::string::npos)
+    EXPECT_NE(f.error().message().find("none, cancel, kill-dst, kill-src, corrupt, truncate"),
+              std::string::npos)
         << f.error().message();
   }
 }
@@ -84,17 +85,20 @@ TEST(FaultTable, LateCancelAndBlindFlipsMayCompleteNothingElse) {
   for (const FaultSpec& s : fault_table()) {
     for (bool blind : {false, true}) {
       EXPECT_TRUE(survivor_acceptable(s.kind, s.survivor, blind)) << s.name;
-      const bool may_complete = s.kind == FaultKind::kCancel || (blind && s.kind == FaultKind::kCorrupt) ||
+      const bool may_complete = s.kind == FaultKind::kCancel ||
+                                (blind && s.kind == FaultKind::kCorrupt) ||
                                 s.kind == FaultKind::kNone;
-      EXPECT_EQ(survivor_acceptable(s.kind, Survivor::kDestination, blind), may_complete) << s.name << " " << blind;
+      EXPECT_EQ(survivor_acceptable(s.kind, Survivor::kDestination, blind), may_complete)
+          << s.name << " " << blind;
     }
   }
   EXPECT_FALSE(survivor_acceptable(FaultKind::kKillDst, Survivor::kNone, true));
   EXPECT_FALSE(survivor_acceptable(FaultKind::kKillSrc, Survivor::kSource, true));
   // What an aimed injector's destination must refuse.
   for (const FaultSpec& s : fault_table())
-    EXPECT_EQ(destination_must_refuse(s.kind),
-              s.kind == FaultKind::kKillDst || s.kind == FaultKind::kCorrupt || s.kind == FaultKind::kTruncate)
+    EXPECT_EQ(destination_must_refuse(s.kind), s.kind == FaultKind::kKillDst ||
+                                                   s.kind == FaultKind::kCorrupt ||
+                                                   s.kind == FaultKind::kTruncate)
         << s.name;
 }
 
@@ -105,7 +109,8 @@ TEST(FaultTable, WhereEachFaultApplies) {
     EXPECT_FALSE(fault_spec(f).in_stream) << fault_name(f);
   // No destination runs while a file is written.
   EXPECT_FALSE(fault_spec(FaultKind::kKillDst).applies_to_file);
-  for (FaultKind f : {FaultKind::kCancel, FaultKind::kKillSrc, FaultKind::kCorrupt, FaultKind::kTruncate})
+  for (FaultKind f :
+       {FaultKind::kCancel, FaultKind::kKillSrc, FaultKind::kCorrupt, FaultKind::kTruncate})
     EXPECT_TRUE(fault_spec(f).applies_to_file) << fault_name(f);
   EXPECT_EQ(fault_spec(FaultKind::kKillDst).site, FaultSite::kDestination);
   EXPECT_EQ(fault_spec(FaultKind::kKillSrc).site, FaultSite::kSource);

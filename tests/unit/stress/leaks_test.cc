@@ -9,13 +9,15 @@ namespace {
 
 TEST(KernelBugLine, MatchesTheReportsOfWarnBugSlubKasanAndLockdep) {
   for (const char* line : {
-           "WARNING: CPU: 1 PID: 117 at drivers/vfio/vfio_main.c:1171 vfio_mig_get_next_state+0x24/0x70 [vfio]",
+           "WARNING: CPU: 1 PID: 117 at drivers/vfio/vfio_main.c:1171 "
+           "vfio_mig_get_next_state+0x24/0x70 [vfio]",
            "BUG: unable to handle page fault for address: ffffc90000a00000",
            "BUG kmalloc-64 (Tainted: G           O      ): Right Redzone overwritten",
            "BUG: KASAN: slab-out-of-bounds in mdevmig_log_read_and_clear+0x1a/0x2b [mdevmig]",
            "BUG: KFENCE: out-of-bounds write in lab_redzone_init+0x12/0x30 [lab_redzone]",
            "WARNING: possible circular locking dependency detected",
-           "general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] PREEMPT SMP",
+           "general protection fault, probably for non-canonical address 0xdead000000000100: 0000 "
+           "[#1] PREEMPT SMP",
            "invalid opcode: 0000 [#1] PREEMPT SMP NOPTI",
            "Call Trace:",
            "INFO: task rmmod:412 blocked for more than 120 seconds.",

@@ -11,7 +11,8 @@ namespace mdevmig::stress {
 namespace {
 
 TEST(RoundPlanner, SameSeedSameDraws) {
-  RoundPlanner a(7, default_faults(), 0.5), b(7, default_faults(), 0.5), c(8, default_faults(), 0.5);
+  RoundPlanner a(7, default_faults(), 0.5), b(7, default_faults(), 0.5),
+      c(8, default_faults(), 0.5);
   bool differs = false;
   for (int i = 0; i < 200; ++i) {
     const double x = a.uniform(0, 1);
@@ -30,8 +31,10 @@ TEST(RoundPlanner, EveryFaultInEachWindowAtTheRate) {
   int none = 0;
   for (int i = 0; i < 400; ++i) {
     const FaultKind f = p.draw_fault();
-    if (f == FaultKind::kNone) ++none;
-    else faulted.push_back(f);
+    if (f == FaultKind::kNone)
+      ++none;
+    else
+      faulted.push_back(f);
   }
   for (std::size_t i = 0; i + 5 <= faulted.size(); i += 5) {
     std::map<FaultKind, int> w;

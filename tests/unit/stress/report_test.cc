@@ -36,14 +36,24 @@ TEST(StressReport, AddCountsFaultsRecoveriesAndUnverifiedRounds) {
 }
 
 TEST(StressReport, SurvivorProblemFollowsTheTable) {
-  EXPECT_EQ(survivor_problem(round_with(FaultKind::kKillDst, true, Survivor::kSource, true), false), "");
-  EXPECT_EQ(survivor_problem(round_with(FaultKind::kKillDst, true, Survivor::kDestination, true), true),
-            "fault kill-dst left the VM on the destination, expected the source");
-  EXPECT_EQ(survivor_problem(round_with(FaultKind::kCancel, true, Survivor::kDestination, true), false), "");
-  EXPECT_NE(survivor_problem(round_with(FaultKind::kCorrupt, true, Survivor::kDestination, true), false), "");
-  EXPECT_EQ(survivor_problem(round_with(FaultKind::kCorrupt, true, Survivor::kDestination, true), true), "");
+  EXPECT_EQ(survivor_problem(round_with(FaultKind::kKillDst, true, Survivor::kSource, true), false),
+            "");
+  EXPECT_EQ(
+      survivor_problem(round_with(FaultKind::kKillDst, true, Survivor::kDestination, true), true),
+      "fault kill-dst left the VM on the destination, expected the source");
+  EXPECT_EQ(
+      survivor_problem(round_with(FaultKind::kCancel, true, Survivor::kDestination, true), false),
+      "");
+  EXPECT_NE(
+      survivor_problem(round_with(FaultKind::kCorrupt, true, Survivor::kDestination, true), false),
+      "");
+  EXPECT_EQ(
+      survivor_problem(round_with(FaultKind::kCorrupt, true, Survivor::kDestination, true), true),
+      "");
   // A fault that did not fire says nothing here.
-  EXPECT_EQ(survivor_problem(round_with(FaultKind::kKillSrc, false, Survivor::kDestination, true), false), "");
+  EXPECT_EQ(
+      survivor_problem(round_with(FaultKind::kKillSrc, false, Survivor::kDestination, true), false),
+      "");
 }
 
 TEST(RoundReport, VerifiedNeedsAVerificationAndNoProblems) {

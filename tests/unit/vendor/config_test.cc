@@ -31,11 +31,11 @@ TEST(Config, ReadOnlyFieldsIgnoreWrites) {
   ASSERT_EQ(mdevmig_model_cfg_read(dev.model(), 0, before, sizeof(before)), 0);
   // All ones everywhere except the command register (which would enable things) and
   // the writable fields checked below; read-only bytes must not change.
-  const uint32_t ro_dwords[] = {0x00, 0x08, 0x14, 0x20, 0x24, 0x28, 0x2c, 0x30, 0x34, 0x38,
-                                0x54, 0x58, 0x80, 0xfc};
+  const uint32_t ro_dwords[] = {0x00, 0x08, 0x14, 0x20, 0x24, 0x28, 0x2c,
+                                0x30, 0x34, 0x38, 0x54, 0x58, 0x80, 0xfc};
   for (uint32_t off : ro_dwords) dev.cfg_write(off, 0xffffffff);
-  dev.cfg_write(0x06, 0xffff, 2);  // status
-  dev.cfg_write(0x3d, 0xff, 1);    // pin
+  dev.cfg_write(0x06, 0xffff, 2);    // status
+  dev.cfg_write(0x3d, 0xff, 1);      // pin
   dev.cfg_write(0x0d, 0xffffff, 3);  // latency, header type, BIST
   ASSERT_EQ(mdevmig_model_cfg_read(dev.model(), 0, after, sizeof(after)), 0);
   EXPECT_EQ(0, std::memcmp(before, after, sizeof(before)));
@@ -109,20 +109,20 @@ TEST(Config, MsiCapabilityLayout) {
   EXPECT_EQ(dev.cfg_read(cap, 1), 0x05u);      // MSI
   EXPECT_EQ(dev.cfg_read(cap + 1, 1), 0x00u);  // end of list
   uint32_t ctrl = dev.cfg_read(cap + 2, 2);
-  EXPECT_EQ(ctrl & 1, 0u);                       // disabled
-  EXPECT_EQ((ctrl >> 1) & 7, 2u);                // 4 vectors capable
-  EXPECT_EQ(ctrl & 0x80, 0x80u);                 // 64-bit
-  EXPECT_EQ(ctrl & 0x100, 0x100u);               // per-vector masking
+  EXPECT_EQ(ctrl & 1, 0u);          // disabled
+  EXPECT_EQ((ctrl >> 1) & 7, 2u);   // 4 vectors capable
+  EXPECT_EQ(ctrl & 0x80, 0x80u);    // 64-bit
+  EXPECT_EQ(ctrl & 0x100, 0x100u);  // per-vector masking
   dev.cfg_write(cap + 4, 0xfee01233);
   dev.cfg_write(cap + 8, 0x1);
   dev.cfg_write(cap + 12, 0xabcd4321);
   dev.cfg_write(cap + 16, 0xffffffff);
   EXPECT_EQ(dev.cfg_read(cap + 4), 0xfee01230u);  // dword aligned
   EXPECT_EQ(dev.cfg_read(cap + 8), 0x1u);
-  EXPECT_EQ(dev.cfg_read(cap + 12), 0x4321u);     // 16-bit data
-  EXPECT_EQ(dev.cfg_read(cap + 16), 0xfu);        // 4 mask bits
+  EXPECT_EQ(dev.cfg_read(cap + 12), 0x4321u);  // 16-bit data
+  EXPECT_EQ(dev.cfg_read(cap + 16), 0xfu);     // 4 mask bits
   dev.cfg_write(cap + 20, 0xffffffff);
-  EXPECT_EQ(dev.cfg_read(cap + 20), 0u);          // pending is read-only
+  EXPECT_EQ(dev.cfg_read(cap + 20), 0u);  // pending is read-only
 }
 
 TEST(Config, MsiMultipleMessageEnableIsClamped) {

@@ -236,7 +236,8 @@ TEST_F(EngineTest, ReadFaultReportsProgress) {
   EXPECT_EQ(reg(MDEVMIG_REG_ERR_DMA), 1u);
   EXPECT_EQ(reg(MDEVMIG_REG_ERR_DESC), 1u);
   EXPECT_TRUE(dev.dirty[0]);
-  EXPECT_EQ(exec(guest::copy_to_dev(0x7000000000, 0, 1)).status, uint32_t{MDEVMIG_DMA_ST_READ_FAULT});
+  EXPECT_EQ(exec(guest::copy_to_dev(0x7000000000, 0, 1)).status,
+            uint32_t{MDEVMIG_DMA_ST_READ_FAULT});
 }
 
 TEST_F(EngineTest, WriteFaults) {
@@ -323,7 +324,8 @@ TEST_F(EngineTest, PauseAndResumeMidDescriptor) {
   dev.mmio_write32(MDEVMIG_REG_CTRL, 0);
   EXPECT_EQ(dev.run(10), 0);
   EXPECT_EQ(dev.model()->eng.progress, 2 * kStep);
-  EXPECT_EQ(reg(MDEVMIG_REG_STATUS), MDEVMIG_STATUS_BUSY | MDEVMIG_STATUS_ACTIVE | MDEVMIG_STATUS_BLOCKED);
+  EXPECT_EQ(reg(MDEVMIG_REG_STATUS),
+            MDEVMIG_STATUS_BUSY | MDEVMIG_STATUS_ACTIVE | MDEVMIG_STATUS_BLOCKED);
   dev.mmio_write32(MDEVMIG_REG_CTRL, MDEVMIG_CTRL_ENABLE);
   dev.run_to_idle();
   EXPECT_EQ(drv.completion(0).status, uint32_t{MDEVMIG_DMA_ST_OK});
@@ -370,7 +372,8 @@ TEST_F(EngineTest, FaultInjectionAtEveryAccess) {
     EXPECT_EQ(d.mmio_read32(MDEVMIG_REG_SEQ), 5u) << n;
     EXPECT_EQ(d.mmio_read32(MDEVMIG_REG_ERR_DMA), 1u) << n;
     EXPECT_EQ(d.iommu().faults(), 1u) << n;
-    EXPECT_TRUE(d.mmio_read32(MDEVMIG_REG_INT_STATUS) & (MDEVMIG_INT_ERROR | MDEVMIG_INT_RING)) << n;
+    EXPECT_TRUE(d.mmio_read32(MDEVMIG_REG_INT_STATUS) & (MDEVMIG_INT_ERROR | MDEVMIG_INT_RING))
+        << n;
   }
 }
 

@@ -40,8 +40,10 @@ TEST(Regs, UnimplementedOffsetsReadZero) {
 
 TEST(Regs, Scratch) {
   SimDevice dev(kMem);
-  for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; i++) dev.mmio_write32(MDEVMIG_REG_SCRATCH(i), 0x1000 + i);
-  for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; i++) EXPECT_EQ(dev.mmio_read32(MDEVMIG_REG_SCRATCH(i)), 0x1000 + i);
+  for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; i++)
+    dev.mmio_write32(MDEVMIG_REG_SCRATCH(i), 0x1000 + i);
+  for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; i++)
+    EXPECT_EQ(dev.mmio_read32(MDEVMIG_REG_SCRATCH(i)), 0x1000 + i);
   dev.mmio_write64(MDEVMIG_REG_SCRATCH(2), 0x1122334455667788ull);
   EXPECT_EQ(dev.mmio_read32(MDEVMIG_REG_SCRATCH(2)), 0x55667788u);
   EXPECT_EQ(dev.mmio_read32(MDEVMIG_REG_SCRATCH(3)), 0x11223344u);

@@ -11,8 +11,8 @@
 #include <iterator>
 #include <map>
 #include <memory>
-#include <string>
 #include <set>
+#include <string>
 
 #include <gtest/gtest.h>
 
@@ -98,7 +98,8 @@ void expect_reset_state(SimDevice& d) {
 }
 
 void fill_memory(SimDevice& d, uint32_t seed) {
-  for (uint64_t i = 0; i < d.mem_size(); i++) d.mem()[i] = static_cast<uint8_t>((i * 31 + seed) ^ (i >> 11));
+  for (uint64_t i = 0; i < d.mem_size(); i++)
+    d.mem()[i] = static_cast<uint8_t>((i * 31 + seed) ^ (i >> 11));
 }
 
 // A device with something in every part of its state: config (BARs, MSI programmed but
@@ -116,7 +117,8 @@ struct Busy {
     dev.cfg_write(MDEVMIG_CFG_MSI_CAP + 4, 0xfee00000);
     dev.cfg_write(MDEVMIG_CFG_MSI_CAP + 12, 0x4041);
     dev.cfg_write(MDEVMIG_CFG_MSI_CAP + 16, 0x5);
-    for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; i++) dev.mmio_write32(MDEVMIG_REG_SCRATCH(i), 0xa0 + i);
+    for (uint32_t i = 0; i < MDEVMIG_NR_SCRATCH; i++)
+      dev.mmio_write32(MDEVMIG_REG_SCRATCH(i), 0xa0 + i);
     dev.mmio_write32(MDEVMIG_REG_INT_MASK, MDEVMIG_INT_RING);
     dev.mmio_write32(MDEVMIG_REG_INT_SET, MDEVMIG_INT_SW);
     drv->submit(guest::fill(0, 100, 0x42));
@@ -169,7 +171,8 @@ TEST(StreamWriters, BufferTooSmall) {
   std::vector<uint8_t> buf(MDEVMIG_STREAM_PAGES_SIZE(4));
   EXPECT_EQ(mdevmig_stream_put_compat(d.model(), buf.data(), kHdr + 31), -ENOSPC);
   EXPECT_EQ(mdevmig_stream_put_pages(d.model(), 0, 4, buf.data(), buf.size() - 1), -ENOSPC);
-  EXPECT_EQ(mdevmig_stream_put_state(d.model(), buf.data(), mdevmig_stream_state_size() - 1), -ENOSPC);
+  EXPECT_EQ(mdevmig_stream_put_state(d.model(), buf.data(), mdevmig_stream_state_size() - 1),
+            -ENOSPC);
   EXPECT_EQ(mdevmig_stream_put_end(buf.data(), kHdr - 1), -ENOSPC);
   EXPECT_EQ(mdevmig_stream_put_pages(d.model(), 0, 4, buf.data(), buf.size()), long(buf.size()));
 }
@@ -182,9 +185,11 @@ TEST(StreamWriters, PageRangeChecked) {
   EXPECT_EQ(mdevmig_stream_put_pages(d.model(), 16, 1, buf.data(), buf.size()), -EINVAL);
   EXPECT_EQ(mdevmig_stream_put_pages(d.model(), ~0ull, 2, buf.data(), buf.size()), -EINVAL);
   SimDevice big(2 << 20);
-  EXPECT_EQ(mdevmig_stream_put_pages(big.model(), 0, MDEVMIG_REC_PAGES_MAX + 1, buf.data(), buf.size()),
-            -EINVAL);
-  EXPECT_GT(mdevmig_stream_put_pages(big.model(), 0, MDEVMIG_REC_PAGES_MAX, buf.data(), buf.size()), 0);
+  EXPECT_EQ(
+      mdevmig_stream_put_pages(big.model(), 0, MDEVMIG_REC_PAGES_MAX + 1, buf.data(), buf.size()),
+      -EINVAL);
+  EXPECT_GT(mdevmig_stream_put_pages(big.model(), 0, MDEVMIG_REC_PAGES_MAX, buf.data(), buf.size()),
+            0);
 }
 
 // ---- round trips ---------------------------------------------------------------------
@@ -282,14 +287,19 @@ Snapshot snap(SimDevice& d) {
   uint8_t* c = d.iommu().translate(guest::SimRing::kLayout.cmpl(0), 16 * MDEVMIG_CMPL_SIZE);
   std::vector<uint8_t> guest(g, g + kBufSize);
   guest.insert(guest.end(), c, c + 16 * MDEVMIG_CMPL_SIZE);  // completions too
-  return {std::vector<uint8_t>(d.mem(), d.mem() + d.mem_size()), guest, cfg_bytes(d), reg_dump(d),
-          d.msis, d.intx};
+  return {std::vector<uint8_t>(d.mem(), d.mem() + d.mem_size()),
+          guest,
+          cfg_bytes(d),
+          reg_dump(d),
+          d.msis,
+          d.intx};
 }
 
 void clone_guest(SimDevice& from, SimDevice& to) {
   ASSERT_TRUE(to.iommu().map(kBuf, kBufSize));
   ASSERT_TRUE(to.iommu().map(guest::SimRing::kLayout.base, guest::Layout::kSize));
-  for (auto [iova, len] : {std::pair{kBuf, kBufSize}, {guest::SimRing::kLayout.base, guest::Layout::kSize}})
+  for (auto [iova, len] :
+       {std::pair{kBuf, kBufSize}, {guest::SimRing::kLayout.base, guest::Layout::kSize}})
     std::memcpy(to.iommu().translate(iova, len), from.iommu().translate(iova, len), len);
 }
 
@@ -342,10 +352,13 @@ TEST(StreamCompat, MismatchFailsAtTheFirstRecord) {
   const Case cases[] = {
       {"memory size", 128 << 10, 2, nullptr, MDEVMIG_LOAD_MEM_SIZE},
       {"type", 64 << 10, 1, nullptr, MDEVMIG_LOAD_TYPE_MISMATCH},
-      {"model version", 64 << 10, 2, [](uint8_t* p) { mdevmig_put_le32(p + 4, MDEVMIG_MODEL_VERSION + 1); },
+      {"model version", 64 << 10, 2,
+       [](uint8_t* p) { mdevmig_put_le32(p + 4, MDEVMIG_MODEL_VERSION + 1); },
        MDEVMIG_LOAD_MODEL_VERSION},
-      {"stream version", 64 << 10, 2, [](uint8_t* p) { mdevmig_put_le32(p, 2); }, MDEVMIG_LOAD_STREAM_VERSION},
-      {"page size", 64 << 10, 2, [](uint8_t* p) { mdevmig_put_le32(p + 12, 8192); }, MDEVMIG_LOAD_COMPAT_INVALID},
+      {"stream version", 64 << 10, 2, [](uint8_t* p) { mdevmig_put_le32(p, 2); },
+       MDEVMIG_LOAD_STREAM_VERSION},
+      {"page size", 64 << 10, 2, [](uint8_t* p) { mdevmig_put_le32(p + 12, 8192); },
+       MDEVMIG_LOAD_COMPAT_INVALID},
       {"reserved", 64 << 10, 2, [](uint8_t* p) { p[24] = 1; }, MDEVMIG_LOAD_COMPAT_INVALID},
   };
   for (const Case& c : cases) {
@@ -418,33 +431,46 @@ size_t rec_off(const std::vector<uint8_t>& s, uint32_t tag) {
 
 const std::vector<HostileCase>& hostile_cases() {
   static const std::vector<HostileCase> cases = {
-      {"bad magic", [](auto& s) { set_u32(s, 0, MDEVMIG_REC_COMPAT ^ 0x10000); }, MDEVMIG_LOAD_BAD_MAGIC},
+      {"bad magic", [](auto& s) { set_u32(s, 0, MDEVMIG_REC_COMPAT ^ 0x10000); },
+       MDEVMIG_LOAD_BAD_MAGIC},
       {"bad magic later", [](auto& s) { set_u32(s, rec_off(s, MDEVMIG_REC_REGS), 0x12340003); },
        MDEVMIG_LOAD_BAD_MAGIC},
-      {"unknown flag", [](auto& s) { set_u32(s, rec_off(s, MDEVMIG_REC_PAGES) + 4, 3); }, MDEVMIG_LOAD_BAD_FLAGS},
+      {"unknown flag", [](auto& s) { set_u32(s, rec_off(s, MDEVMIG_REC_PAGES) + 4, 3); },
+       MDEVMIG_LOAD_BAD_FLAGS},
       {"known type not mandatory", [](auto& s) { set_u32(s, rec_off(s, MDEVMIG_REC_END) + 4, 0); },
        MDEVMIG_LOAD_BAD_FLAGS},
-      {"length ~0", [](auto& s) { set_u64(s, rec_off(s, MDEVMIG_REC_PAGES) + 8, ~0ull); }, MDEVMIG_LOAD_OVER_CAP},
-      {"length cap + 1",
-       [](auto& s) { set_u64(s, rec_off(s, MDEVMIG_REC_PAGES) + 8, MDEVMIG_REC_MAX_PAYLOAD + 1ull); },
+      {"length ~0", [](auto& s) { set_u64(s, rec_off(s, MDEVMIG_REC_PAGES) + 8, ~0ull); },
        MDEVMIG_LOAD_OVER_CAP},
-      {"compat length", [](auto& s) { set_u64(s, 8, sizeof(mdevmig_rec_compat) + 8); }, MDEVMIG_LOAD_BAD_LENGTH},
-      {"end with payload", [](auto& s) { set_u64(s, rec_off(s, MDEVMIG_REC_END) + 8, 8); }, MDEVMIG_LOAD_BAD_LENGTH},
+      {"length cap + 1",
+       [](auto& s) {
+         set_u64(s, rec_off(s, MDEVMIG_REC_PAGES) + 8, MDEVMIG_REC_MAX_PAYLOAD + 1ull);
+       },
+       MDEVMIG_LOAD_OVER_CAP},
+      {"compat length", [](auto& s) { set_u64(s, 8, sizeof(mdevmig_rec_compat) + 8); },
+       MDEVMIG_LOAD_BAD_LENGTH},
+      {"end with payload", [](auto& s) { set_u64(s, rec_off(s, MDEVMIG_REC_END) + 8, 8); },
+       MDEVMIG_LOAD_BAD_LENGTH},
       {"pages length not whole pages",
-       [](auto& s) { set_u64(s, rec_off(s, MDEVMIG_REC_PAGES) + 8, 16 + 4096 - 1); }, MDEVMIG_LOAD_BAD_LENGTH},
+       [](auto& s) { set_u64(s, rec_off(s, MDEVMIG_REC_PAGES) + 8, 16 + 4096 - 1); },
+       MDEVMIG_LOAD_BAD_LENGTH},
       {"pages without pages", [](auto& s) { set_u64(s, rec_off(s, MDEVMIG_REC_PAGES) + 8, 16); },
        MDEVMIG_LOAD_BAD_LENGTH},
-      {"checksum", [](auto& s) { s[rec_off(s, MDEVMIG_REC_PAGES) + 16] ^= 1; }, MDEVMIG_LOAD_BAD_CHECKSUM},
+      {"checksum", [](auto& s) { s[rec_off(s, MDEVMIG_REC_PAGES) + 16] ^= 1; },
+       MDEVMIG_LOAD_BAD_CHECKSUM},
       {"payload byte", [](auto& s) { s[rec_off(s, MDEVMIG_REC_ENGINE) + kHdr + 77] ^= 0x80; },
        MDEVMIG_LOAD_BAD_CHECKSUM},
       {"state before compat",
        [](auto& s) {
-         auto st = std::vector<uint8_t>(s.begin() + static_cast<ptrdiff_t>(rec_off(s, MDEVMIG_REC_CONFIG)),
-                                        s.begin() + static_cast<ptrdiff_t>(rec_off(s, MDEVMIG_REC_REGS)));
+         auto st = std::vector<uint8_t>(
+             s.begin() + static_cast<ptrdiff_t>(rec_off(s, MDEVMIG_REC_CONFIG)),
+             s.begin() + static_cast<ptrdiff_t>(rec_off(s, MDEVMIG_REC_REGS)));
          s.insert(s.begin(), st.begin(), st.end());
        },
        MDEVMIG_LOAD_NO_COMPAT},
-      {"optional before compat", [](auto& s) { insert_before(s, 0, record(MDEVMIG_REC_TAG(0x99), 0, {1, 2})); },
+      {"optional before compat",
+       [](auto& s) {
+         insert_before(s, 0, record(MDEVMIG_REC_TAG(0x99), 0, {1, 2}));
+       },
        MDEVMIG_LOAD_NO_COMPAT},
       {"compat twice",
        [](auto& s) {
@@ -455,13 +481,16 @@ const std::vector<HostileCase>& hostile_cases() {
       {"regs twice",
        [](auto& s) {
          size_t a = rec_off(s, MDEVMIG_REC_REGS), b = rec_off(s, MDEVMIG_REC_ENGINE);
-         std::vector<uint8_t> r(s.begin() + static_cast<ptrdiff_t>(a), s.begin() + static_cast<ptrdiff_t>(b));
+         std::vector<uint8_t> r(s.begin() + static_cast<ptrdiff_t>(a),
+                                s.begin() + static_cast<ptrdiff_t>(b));
          s.insert(s.begin() + static_cast<ptrdiff_t>(b), r.begin(), r.end());
        },
        MDEVMIG_LOAD_DUPLICATE},
-      {"unknown mandatory", [](auto& s) { insert_before(s, 2, record(MDEVMIG_REC_TAG(0x42), 1, {7})); },
+      {"unknown mandatory",
+       [](auto& s) { insert_before(s, 2, record(MDEVMIG_REC_TAG(0x42), 1, {7})); },
        MDEVMIG_LOAD_UNKNOWN_MANDATORY},
-      {"unknown mandatory, empty", [](auto& s) { insert_before(s, 1, record(MDEVMIG_REC_TAG(0), 1, {})); },
+      {"unknown mandatory, empty",
+       [](auto& s) { insert_before(s, 1, record(MDEVMIG_REC_TAG(0), 1, {})); },
        MDEVMIG_LOAD_UNKNOWN_MANDATORY},
       {"state missing",
        [](auto& s) {
@@ -476,17 +505,26 @@ const std::vector<HostileCase>& hostile_cases() {
        },
        MDEVMIG_LOAD_STATE_MISSING},
       {"trailing byte", [](auto& s) { s.push_back(0); }, MDEVMIG_LOAD_TRAILING},
-      {"trailing record", [](auto& s) { insert_before(s, 99, record(MDEVMIG_REC_TAG(0x99), 0, {})); },
+      {"trailing record",
+       [](auto& s) { insert_before(s, 99, record(MDEVMIG_REC_TAG(0x99), 0, {})); },
        MDEVMIG_LOAD_TRAILING},
-      {"page past end", [](auto& s) { mutate(s, MDEVMIG_REC_PAGES, [](uint8_t* p) { mdevmig_put_le64(p, 16); }); },
+      {"page past end",
+       [](auto& s) { mutate(s, MDEVMIG_REC_PAGES, [](uint8_t* p) { mdevmig_put_le64(p, 16); }); },
        MDEVMIG_LOAD_PAGE_RANGE},
       {"page index overflow",
-       [](auto& s) { mutate(s, MDEVMIG_REC_PAGES, [](uint8_t* p) { mdevmig_put_le64(p, ~0ull); }); },
+       [](auto& s) {
+         mutate(s, MDEVMIG_REC_PAGES, [](uint8_t* p) { mdevmig_put_le64(p, ~0ull); });
+       },
        MDEVMIG_LOAD_PAGE_RANGE},
-      {"page count 0", [](auto& s) { mutate(s, MDEVMIG_REC_PAGES, [](uint8_t* p) { mdevmig_put_le32(p + 8, 0); }); },
+      {"page count 0",
+       [](auto& s) {
+         mutate(s, MDEVMIG_REC_PAGES, [](uint8_t* p) { mdevmig_put_le32(p + 8, 0); });
+       },
        MDEVMIG_LOAD_PAGE_RANGE},
       {"page count vs length",
-       [](auto& s) { mutate(s, MDEVMIG_REC_PAGES, [](uint8_t* p) { mdevmig_put_le32(p + 8, 15); }); },
+       [](auto& s) {
+         mutate(s, MDEVMIG_REC_PAGES, [](uint8_t* p) { mdevmig_put_le32(p + 8, 15); });
+       },
        MDEVMIG_LOAD_PAGE_RANGE},
       {"page rsvd", [](auto& s) { mutate(s, MDEVMIG_REC_PAGES, [](uint8_t* p) { p[12] = 1; }); },
        MDEVMIG_LOAD_PAGE_RANGE},
@@ -543,20 +581,27 @@ TEST(StreamHostile, InvalidStateRecords) {
   };
   const Case cases[] = {
       {"config command IO bit", MDEVMIG_REC_CONFIG, [](uint8_t* p) { p[0] |= 1; }},
-      {"config bar0 low bits", MDEVMIG_REC_CONFIG, [](uint8_t* p) { mdevmig_put_le32(p + 4, 0x800); }},
-      {"config bar2 below size", MDEVMIG_REC_CONFIG, [](uint8_t* p) { mdevmig_put_le64(p + 8, 0x1000); }},
-      {"config msi mme > mmc", MDEVMIG_REC_CONFIG, [](uint8_t* p) { mdevmig_put_le16(p + 16, 0x30); }},
-      {"config msi ctrl ro bit", MDEVMIG_REC_CONFIG, [](uint8_t* p) { mdevmig_put_le16(p + 16, 0x80); }},
+      {"config bar0 low bits", MDEVMIG_REC_CONFIG,
+       [](uint8_t* p) { mdevmig_put_le32(p + 4, 0x800); }},
+      {"config bar2 below size", MDEVMIG_REC_CONFIG,
+       [](uint8_t* p) { mdevmig_put_le64(p + 8, 0x1000); }},
+      {"config msi mme > mmc", MDEVMIG_REC_CONFIG,
+       [](uint8_t* p) { mdevmig_put_le16(p + 16, 0x30); }},
+      {"config msi ctrl ro bit", MDEVMIG_REC_CONFIG,
+       [](uint8_t* p) { mdevmig_put_le16(p + 16, 0x80); }},
       {"config msi addr low bits", MDEVMIG_REC_CONFIG, [](uint8_t* p) { p[24] |= 1; }},
-      {"config msi mask bit 4", MDEVMIG_REC_CONFIG, [](uint8_t* p) { mdevmig_put_le32(p + 20, 0x10); }},
+      {"config msi mask bit 4", MDEVMIG_REC_CONFIG,
+       [](uint8_t* p) { mdevmig_put_le32(p + 20, 0x10); }},
       {"config rsvd", MDEVMIG_REC_CONFIG, [](uint8_t* p) { p[39] = 1; }},
       {"regs ctrl reset bit", MDEVMIG_REC_REGS, [](uint8_t* p) { mdevmig_put_le32(p, 3); }},
       {"regs int_status bit 4", MDEVMIG_REC_REGS, [](uint8_t* p) { p[4] |= 0x10; }},
       {"regs int_mask bit 31", MDEVMIG_REC_REGS, [](uint8_t* p) { p[11] |= 0x80; }},
       {"regs rsvd0", MDEVMIG_REC_REGS, [](uint8_t* p) { p[12] = 1; }},
       {"regs ring base unaligned", MDEVMIG_REC_REGS, [](uint8_t* p) { p[80] |= 8; }},
-      {"regs ring size not pow2", MDEVMIG_REC_REGS, [](uint8_t* p) { mdevmig_put_le32(p + 88, 24); }},
-      {"regs ring size over max", MDEVMIG_REC_REGS, [](uint8_t* p) { mdevmig_put_le32(p + 88, 8192); }},
+      {"regs ring size not pow2", MDEVMIG_REC_REGS,
+       [](uint8_t* p) { mdevmig_put_le32(p + 88, 24); }},
+      {"regs ring size over max", MDEVMIG_REC_REGS,
+       [](uint8_t* p) { mdevmig_put_le32(p + 88, 8192); }},
       {"regs head >= size", MDEVMIG_REC_REGS, [](uint8_t* p) { mdevmig_put_le32(p + 92, 16); }},
       {"regs tail >= size", MDEVMIG_REC_REGS, [](uint8_t* p) { mdevmig_put_le32(p + 96, 1000); }},
       {"regs no ring while active", MDEVMIG_REC_REGS,
@@ -568,16 +613,20 @@ TEST(StreamHostile, InvalidStateRecords) {
       {"engine bad opcode", MDEVMIG_REC_ENGINE, [](uint8_t* p) { mdevmig_put_le32(p + 8, 9); }},
       {"engine desc len over max", MDEVMIG_REC_ENGINE,
        [](uint8_t* p) { mdevmig_put_le64(p + 8 + 24, uint64_t{MDEVMIG_DMA_MAX_LEN} + 1); }},
-      {"engine desc guest range wraps", MDEVMIG_REC_ENGINE, [](uint8_t* p) { mdevmig_put_le64(p + 8 + 16, ~0ull); }},
+      {"engine desc guest range wraps", MDEVMIG_REC_ENGINE,
+       [](uint8_t* p) { mdevmig_put_le64(p + 8 + 16, ~0ull); }},
       {"engine progress == len", MDEVMIG_REC_ENGINE,
        [](uint8_t* p) { mdevmig_put_le64(p + 72, mdevmig_get_le64(p + 8 + 24)); }},
-      {"engine progress > len", MDEVMIG_REC_ENGINE, [](uint8_t* p) { mdevmig_put_le64(p + 72, ~0ull); }},
+      {"engine progress > len", MDEVMIG_REC_ENGINE,
+       [](uint8_t* p) { mdevmig_put_le64(p + 72, ~0ull); }},
       {"engine hash state on a copy", MDEVMIG_REC_ENGINE, [](uint8_t* p) { p[88] = 1; }},
-      {"engine xxh memsize 32", MDEVMIG_REC_ENGINE, [](uint8_t* p) { mdevmig_put_le32(p + 152, 32); }},
+      {"engine xxh memsize 32", MDEVMIG_REC_ENGINE,
+       [](uint8_t* p) { mdevmig_put_le32(p + 152, 32); }},
       {"engine idle with a descriptor", MDEVMIG_REC_ENGINE, [](uint8_t* p) { p[0] = 0; }},
       {"irq intx 2", MDEVMIG_REC_IRQ, [](uint8_t* p) { mdevmig_put_le32(p, 2); }},
       {"irq intx disagrees", MDEVMIG_REC_IRQ, [](uint8_t* p) { mdevmig_put_le32(p, 0); }},
-      {"irq pending on unmasked vector", MDEVMIG_REC_IRQ, [](uint8_t* p) { mdevmig_put_le32(p + 4, 2); }},
+      {"irq pending on unmasked vector", MDEVMIG_REC_IRQ,
+       [](uint8_t* p) { mdevmig_put_le32(p + 4, 2); }},
   };
   Busy src(64 << 10);
   const auto s = src.dev.save();
@@ -623,7 +672,10 @@ TEST(StreamHostile, IdleEngineMustNotCarryHashState) {
   auto s = src.save();
   // Corrupting a lane (with a valid checksum) is not detectable as invalid state, but
   // the idle-engine rule is: an inactive engine must not carry a hash accumulator.
-  mutate(s, MDEVMIG_REC_ENGINE, [](uint8_t* p) { p[0] = 0; std::memset(p + 8, 0, 72); });
+  mutate(s, MDEVMIG_REC_ENGINE, [](uint8_t* p) {
+    p[0] = 0;
+    std::memset(p + 8, 0, 72);
+  });
   SimDevice dst(1 << 20);
   auto r = load_into(dst, s);
   EXPECT_EQ(r.reason, MDEVMIG_LOAD_STATE_INVALID);
@@ -670,7 +722,8 @@ namespace {
 // The loader fuzzer's seeds are only useful while they load: a format change must
 // come with regenerated seeds (tests/fuzz/vendor/seedgen.cc).
 TEST(SeedCorpus, LoaderSeedsAreValidStreams) {
-  const std::filesystem::path dir = std::filesystem::path(MDEVMIG_FUZZ_CORPUS) / "vendor_loader_fuzz";
+  const std::filesystem::path dir =
+      std::filesystem::path(MDEVMIG_FUZZ_CORPUS) / "vendor_loader_fuzz";
   ASSERT_TRUE(std::filesystem::is_directory(dir)) << dir;
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {

@@ -13,184 +13,168 @@
 #include <linux/random.h>
 #include <linux/slab.h>
 
-#define LAB_GUARD	64		/* bytes after each copy that must stay untouched */
-#define LAB_BATCH	300		/* copies in flight at once: more than the ring holds */
-#define LAB_BATCH_LEN	4096
-#define LAB_TIMEOUT	(120 * HZ)	/* nested TCG is slow */
-#define LAB_POISON	0xa5
+#define LAB_GUARD 64  /* bytes after each copy that must stay untouched */
+#define LAB_BATCH 300 /* copies in flight at once: more than the ring holds */
+#define LAB_BATCH_LEN 4096
+#define LAB_TIMEOUT (120 * HZ) /* nested TCG is slow */
+#define LAB_POISON 0xa5
 
 struct lab_copy {
-	struct completion done;
-	struct dmaengine_result res;
-	dma_cookie_t cookie;
+  struct completion done;
+  struct dmaengine_result res;
+  dma_cookie_t cookie;
 };
 
-static bool lab_filter(struct dma_chan *chan, void *param)
-{
-	return !strcmp(dev_driver_string(chan->device->dev), "mdevmig_guest");
+static bool lab_filter(struct dma_chan* chan, void* param) {
+  return !strcmp(dev_driver_string(chan->device->dev), "mdevmig_guest");
 }
 
-static void lab_callback(void *param, const struct dmaengine_result *res)
-{
-	struct lab_copy *c = param;
+static void lab_callback(void* param, const struct dmaengine_result* res) {
+  struct lab_copy* c = param;
 
-	c->res = *res;
-	complete(&c->done);
+  c->res = *res;
+  complete(&c->done);
 }
 
-static int lab_submit(struct dma_chan *chan, dma_addr_t dst, dma_addr_t src, size_t len,
-		      struct lab_copy *c)
-{
-	struct dma_async_tx_descriptor *tx;
+static int lab_submit(struct dma_chan* chan, dma_addr_t dst, dma_addr_t src, size_t len,
+                      struct lab_copy* c) {
+  struct dma_async_tx_descriptor* tx;
 
-	tx = dmaengine_prep_dma_memcpy(chan, dst, src, len, DMA_PREP_INTERRUPT | DMA_CTRL_ACK);
-	if (!tx) {
-		pr_err("lab_dmacopy: prep_dma_memcpy of %zu bytes failed\n", len);
-		return -EIO;
-	}
-	init_completion(&c->done);
-	c->res.result = -1;
-	tx->callback_result = lab_callback;
-	tx->callback_param = c;
-	c->cookie = dmaengine_submit(tx);
-	if (dma_submit_error(c->cookie)) {
-		pr_err("lab_dmacopy: submit failed (%d)\n", c->cookie);
-		return -EIO;
-	}
-	return 0;
+  tx = dmaengine_prep_dma_memcpy(chan, dst, src, len, DMA_PREP_INTERRUPT | DMA_CTRL_ACK);
+  if (!tx) {
+    pr_err("lab_dmacopy: prep_dma_memcpy of %zu bytes failed\n", len);
+    return -EIO;
+  }
+  init_completion(&c->done);
+  c->res.result = -1;
+  tx->callback_result = lab_callback;
+  tx->callback_param = c;
+  c->cookie = dmaengine_submit(tx);
+  if (dma_submit_error(c->cookie)) {
+    pr_err("lab_dmacopy: submit failed (%d)\n", c->cookie);
+    return -EIO;
+  }
+  return 0;
 }
 
 /* Waits for @c; checks it ended with @want and @residue, and that tx_status agrees. */
-static int lab_wait(struct dma_chan *chan, struct lab_copy *c, enum dmaengine_tx_result want,
-		    u32 residue, const char *what)
-{
-	enum dma_status st;
+static int lab_wait(struct dma_chan* chan, struct lab_copy* c, enum dmaengine_tx_result want,
+                    u32 residue, const char* what) {
+  enum dma_status st;
 
-	if (!wait_for_completion_timeout(&c->done, LAB_TIMEOUT)) {
-		pr_err("lab_dmacopy: %s: no completion within %d s\n", what, LAB_TIMEOUT / HZ);
-		return -EIO;
-	}
-	if (c->res.result != want || c->res.residue != residue) {
-		pr_err("lab_dmacopy: %s: result %d residue %u, want %d residue %u\n", what,
-		       c->res.result, c->res.residue, want, residue);
-		return -EIO;
-	}
-	st = dmaengine_tx_status(chan, c->cookie, NULL);
-	if (st != (want == DMA_TRANS_NOERROR ? DMA_COMPLETE : DMA_ERROR)) {
-		pr_err("lab_dmacopy: %s: tx_status %d after result %d\n", what, st, want);
-		return -EIO;
-	}
-	return 0;
+  if (!wait_for_completion_timeout(&c->done, LAB_TIMEOUT)) {
+    pr_err("lab_dmacopy: %s: no completion within %d s\n", what, LAB_TIMEOUT / HZ);
+    return -EIO;
+  }
+  if (c->res.result != want || c->res.residue != residue) {
+    pr_err("lab_dmacopy: %s: result %d residue %u, want %d residue %u\n", what, c->res.result,
+           c->res.residue, want, residue);
+    return -EIO;
+  }
+  st = dmaengine_tx_status(chan, c->cookie, NULL);
+  if (st != (want == DMA_TRANS_NOERROR ? DMA_COMPLETE : DMA_ERROR)) {
+    pr_err("lab_dmacopy: %s: tx_status %d after result %d\n", what, st, want);
+    return -EIO;
+  }
+  return 0;
 }
 
 /* Checks @dst holds @src's @len bytes, followed by LAB_GUARD untouched bytes. */
-static int lab_compare(const u8 *dst, const u8 *src, size_t len, const char *what)
-{
-	size_t i;
+static int lab_compare(const u8* dst, const u8* src, size_t len, const char* what) {
+  size_t i;
 
-	for (i = 0; i < len; i++)
-		if (dst[i] != src[i]) {
-			pr_err("lab_dmacopy: %s: byte %zu is %#x, want %#x\n", what, i, dst[i], src[i]);
-			return -EIO;
-		}
-	for (i = len; i < len + LAB_GUARD; i++)
-		if (dst[i] != LAB_POISON) {
-			pr_err("lab_dmacopy: %s: byte %zu past the end changed to %#x\n", what, i, dst[i]);
-			return -EIO;
-		}
-	return 0;
+  for (i = 0; i < len; i++)
+    if (dst[i] != src[i]) {
+      pr_err("lab_dmacopy: %s: byte %zu is %#x, want %#x\n", what, i, dst[i], src[i]);
+      return -EIO;
+    }
+  for (i = len; i < len + LAB_GUARD; i++)
+    if (dst[i] != LAB_POISON) {
+      pr_err("lab_dmacopy: %s: byte %zu past the end changed to %#x\n", what, i, dst[i]);
+      return -EIO;
+    }
+  return 0;
 }
 
 /* One copy of @len bytes, waited for and verified. */
-static int lab_copy_one(struct dma_chan *chan, struct device *dev, size_t len)
-{
-	struct lab_copy c;
-	dma_addr_t s, d;
-	u8 *src, *dst;
-	char what[32];
-	int ret = -ENOMEM;
+static int lab_copy_one(struct dma_chan* chan, struct device* dev, size_t len) {
+  struct lab_copy c;
+  dma_addr_t s, d;
+  u8 *src, *dst;
+  char what[32];
+  int ret = -ENOMEM;
 
-	snprintf(what, sizeof(what), "copy of %zu bytes", len);
-	src = kmalloc(len + LAB_GUARD, GFP_KERNEL);
-	dst = kmalloc(len + LAB_GUARD, GFP_KERNEL);
-	if (!src || !dst)
-		goto out_free;
-	get_random_bytes(src, len + LAB_GUARD);
-	memset(dst, LAB_POISON, len + LAB_GUARD);
-	s = dma_map_single(dev, src, len, DMA_TO_DEVICE);
-	if (dma_mapping_error(dev, s))
-		goto out_free;
-	d = dma_map_single(dev, dst, len + LAB_GUARD, DMA_FROM_DEVICE);
-	if (dma_mapping_error(dev, d))
-		goto out_unmap_src;
+  snprintf(what, sizeof(what), "copy of %zu bytes", len);
+  src = kmalloc(len + LAB_GUARD, GFP_KERNEL);
+  dst = kmalloc(len + LAB_GUARD, GFP_KERNEL);
+  if (!src || !dst) goto out_free;
+  get_random_bytes(src, len + LAB_GUARD);
+  memset(dst, LAB_POISON, len + LAB_GUARD);
+  s = dma_map_single(dev, src, len, DMA_TO_DEVICE);
+  if (dma_mapping_error(dev, s)) goto out_free;
+  d = dma_map_single(dev, dst, len + LAB_GUARD, DMA_FROM_DEVICE);
+  if (dma_mapping_error(dev, d)) goto out_unmap_src;
 
-	ret = lab_submit(chan, d, s, len, &c);
-	if (!ret) {
-		dma_async_issue_pending(chan);
-		ret = lab_wait(chan, &c, DMA_TRANS_NOERROR, 0, what);
-	}
-	dma_unmap_single(dev, d, len + LAB_GUARD, DMA_FROM_DEVICE);
-	if (!ret)
-		ret = lab_compare(dst, src, len, what);
-	if (!ret)
-		pr_info("lab_dmacopy: %s: ok\n", what);
+  ret = lab_submit(chan, d, s, len, &c);
+  if (!ret) {
+    dma_async_issue_pending(chan);
+    ret = lab_wait(chan, &c, DMA_TRANS_NOERROR, 0, what);
+  }
+  dma_unmap_single(dev, d, len + LAB_GUARD, DMA_FROM_DEVICE);
+  if (!ret) ret = lab_compare(dst, src, len, what);
+  if (!ret) pr_info("lab_dmacopy: %s: ok\n", what);
 out_unmap_src:
-	dma_unmap_single(dev, s, len, DMA_TO_DEVICE);
+  dma_unmap_single(dev, s, len, DMA_TO_DEVICE);
 out_free:
-	kfree(dst);
-	kfree(src);
-	return ret;
+  kfree(dst);
+  kfree(src);
+  return ret;
 }
 
 /* LAB_BATCH copies submitted together, one issue_pending, all verified. */
-static int lab_copy_batch(struct dma_chan *chan, struct device *dev)
-{
-	const size_t stride = LAB_BATCH_LEN + LAB_GUARD;
-	const size_t size = LAB_BATCH * stride;
-	struct lab_copy *c;
-	dma_addr_t s, d;
-	u8 *src, *dst;
-	int i, ret = -ENOMEM;
+static int lab_copy_batch(struct dma_chan* chan, struct device* dev) {
+  const size_t stride = LAB_BATCH_LEN + LAB_GUARD;
+  const size_t size = LAB_BATCH * stride;
+  struct lab_copy* c;
+  dma_addr_t s, d;
+  u8 *src, *dst;
+  int i, ret = -ENOMEM;
 
-	c = kcalloc(LAB_BATCH, sizeof(*c), GFP_KERNEL);
-	src = kmalloc(size, GFP_KERNEL);
-	dst = kmalloc(size, GFP_KERNEL);
-	if (!c || !src || !dst)
-		goto out_free;
-	get_random_bytes(src, size);
-	memset(dst, LAB_POISON, size);
-	s = dma_map_single(dev, src, size, DMA_TO_DEVICE);
-	if (dma_mapping_error(dev, s))
-		goto out_free;
-	d = dma_map_single(dev, dst, size, DMA_FROM_DEVICE);
-	if (dma_mapping_error(dev, d))
-		goto out_unmap_src;
+  c = kcalloc(LAB_BATCH, sizeof(*c), GFP_KERNEL);
+  src = kmalloc(size, GFP_KERNEL);
+  dst = kmalloc(size, GFP_KERNEL);
+  if (!c || !src || !dst) goto out_free;
+  get_random_bytes(src, size);
+  memset(dst, LAB_POISON, size);
+  s = dma_map_single(dev, src, size, DMA_TO_DEVICE);
+  if (dma_mapping_error(dev, s)) goto out_free;
+  d = dma_map_single(dev, dst, size, DMA_FROM_DEVICE);
+  if (dma_mapping_error(dev, d)) goto out_unmap_src;
 
-	for (i = 0; i < LAB_BATCH; i++) {
-		ret = lab_submit(chan, d + i * stride, s + i * stride, LAB_BATCH_LEN, &c[i]);
-		if (ret)
-			break;
-	}
-	dma_async_issue_pending(chan);
-	/* Wait for all that were submitted, even after a failure: they write dst. */
-	while (i-- > 0) {
-		int r = lab_wait(chan, &c[i], DMA_TRANS_NOERROR, 0, "batch copy");
+  for (i = 0; i < LAB_BATCH; i++) {
+    ret = lab_submit(chan, d + i * stride, s + i * stride, LAB_BATCH_LEN, &c[i]);
+    if (ret) break;
+  }
+  dma_async_issue_pending(chan);
+  /* Wait for all that were submitted, even after a failure: they write dst. */
+  while (i-- > 0) {
+    int r = lab_wait(chan, &c[i], DMA_TRANS_NOERROR, 0, "batch copy");
 
-		ret = ret ?: r;
-	}
-	dma_unmap_single(dev, d, size, DMA_FROM_DEVICE);
-	for (i = 0; !ret && i < LAB_BATCH; i++)
-		ret = lab_compare(dst + i * stride, src + i * stride, LAB_BATCH_LEN, "batch copy");
-	if (!ret)
-		pr_info("lab_dmacopy: %d copies of %d bytes in flight together: ok\n", LAB_BATCH,
-			LAB_BATCH_LEN);
+    ret = ret ?: r;
+  }
+  dma_unmap_single(dev, d, size, DMA_FROM_DEVICE);
+  for (i = 0; !ret && i < LAB_BATCH; i++)
+    ret = lab_compare(dst + i * stride, src + i * stride, LAB_BATCH_LEN, "batch copy");
+  if (!ret)
+    pr_info("lab_dmacopy: %d copies of %d bytes in flight together: ok\n", LAB_BATCH,
+            LAB_BATCH_LEN);
 out_unmap_src:
-	dma_unmap_single(dev, s, size, DMA_TO_DEVICE);
+  dma_unmap_single(dev, s, size, DMA_TO_DEVICE);
 out_free:
-	kfree(dst);
-	kfree(src);
-	kfree(c);
-	return ret;
+  kfree(dst);
+  kfree(src);
+  kfree(c);
+  return ret;
 }
 
 /*
@@ -198,82 +182,72 @@ out_free:
  * device completes with READ_FAULT, and the client must get READ_FAILED with the whole
  * length as residue, tx_status DMA_ERROR, and an untouched destination.
  */
-static int lab_copy_fault(struct dma_chan *chan, struct device *dev)
-{
-	const size_t len = 8192;
-	const dma_addr_t nowhere = 1ULL << 40;
-	struct lab_copy c;
-	dma_addr_t d;
-	u8 *dst;
-	size_t i;
-	int ret = -ENOMEM;
+static int lab_copy_fault(struct dma_chan* chan, struct device* dev) {
+  const size_t len = 8192;
+  const dma_addr_t nowhere = 1ULL << 40;
+  struct lab_copy c;
+  dma_addr_t d;
+  u8* dst;
+  size_t i;
+  int ret = -ENOMEM;
 
-	dst = kmalloc(len, GFP_KERNEL);
-	if (!dst)
-		return -ENOMEM;
-	memset(dst, LAB_POISON, len);
-	d = dma_map_single(dev, dst, len, DMA_FROM_DEVICE);
-	if (dma_mapping_error(dev, d))
-		goto out_free;
-	ret = lab_submit(chan, d, nowhere, len, &c);
-	if (!ret) {
-		dma_async_issue_pending(chan);
-		ret = lab_wait(chan, &c, DMA_TRANS_READ_FAILED, len, "copy from nowhere");
-	}
-	dma_unmap_single(dev, d, len, DMA_FROM_DEVICE);
-	for (i = 0; !ret && i < len; i++)
-		if (dst[i] != LAB_POISON) {
-			pr_err("lab_dmacopy: copy from nowhere: destination byte %zu changed\n", i);
-			ret = -EIO;
-		}
-	if (!ret)
-		pr_info("lab_dmacopy: copy from unbacked memory: READ_FAILED, residue %zu, DMA_ERROR: ok\n",
-			len);
+  dst = kmalloc(len, GFP_KERNEL);
+  if (!dst) return -ENOMEM;
+  memset(dst, LAB_POISON, len);
+  d = dma_map_single(dev, dst, len, DMA_FROM_DEVICE);
+  if (dma_mapping_error(dev, d)) goto out_free;
+  ret = lab_submit(chan, d, nowhere, len, &c);
+  if (!ret) {
+    dma_async_issue_pending(chan);
+    ret = lab_wait(chan, &c, DMA_TRANS_READ_FAILED, len, "copy from nowhere");
+  }
+  dma_unmap_single(dev, d, len, DMA_FROM_DEVICE);
+  for (i = 0; !ret && i < len; i++)
+    if (dst[i] != LAB_POISON) {
+      pr_err("lab_dmacopy: copy from nowhere: destination byte %zu changed\n", i);
+      ret = -EIO;
+    }
+  if (!ret)
+    pr_info("lab_dmacopy: copy from unbacked memory: READ_FAILED, residue %zu, DMA_ERROR: ok\n",
+            len);
 out_free:
-	kfree(dst);
-	return ret;
+  kfree(dst);
+  return ret;
 }
 
-static int __init lab_dmacopy_init(void)
-{
-	static const size_t sizes[] = { 1, 4095, 65536 + 3, 1 << 20 };
-	struct dma_chan *chan;
-	struct device *dev;
-	dma_cap_mask_t mask;
-	unsigned int i;
-	int ret = 0;
+static int __init lab_dmacopy_init(void) {
+  static const size_t sizes[] = {1, 4095, 65536 + 3, 1 << 20};
+  struct dma_chan* chan;
+  struct device* dev;
+  dma_cap_mask_t mask;
+  unsigned int i;
+  int ret = 0;
 
-	dma_cap_zero(mask);
-	dma_cap_set(DMA_MEMCPY, mask);
-	chan = dma_request_channel(mask, lab_filter, NULL);
-	if (!chan) {
-		pr_err("lab_dmacopy: no DMA_MEMCPY channel of mdevmig_guest\n");
-		return -ENODEV;
-	}
-	dev = chan->device->dev;
-	pr_info("lab_dmacopy: channel %s of %s\n", dma_chan_name(chan), dev_name(dev));
+  dma_cap_zero(mask);
+  dma_cap_set(DMA_MEMCPY, mask);
+  chan = dma_request_channel(mask, lab_filter, NULL);
+  if (!chan) {
+    pr_err("lab_dmacopy: no DMA_MEMCPY channel of mdevmig_guest\n");
+    return -ENODEV;
+  }
+  dev = chan->device->dev;
+  pr_info("lab_dmacopy: channel %s of %s\n", dma_chan_name(chan), dev_name(dev));
 
-	for (i = 0; !ret && i < ARRAY_SIZE(sizes); i++)
-		ret = lab_copy_one(chan, dev, sizes[i]);
-	if (!ret)
-		ret = lab_copy_batch(chan, dev);
-	if (!ret)
-		ret = lab_copy_fault(chan, dev);
-	/* The channel still works after a failed copy. */
-	if (!ret)
-		ret = lab_copy_one(chan, dev, 4096);
-	dma_release_channel(chan);
-	if (ret) {
-		pr_err("lab_dmacopy: FAIL\n");
-		return -EIO;
-	}
-	pr_info("lab_dmacopy: all copies verified\n");
-	return 0;
+  for (i = 0; !ret && i < ARRAY_SIZE(sizes); i++) ret = lab_copy_one(chan, dev, sizes[i]);
+  if (!ret) ret = lab_copy_batch(chan, dev);
+  if (!ret) ret = lab_copy_fault(chan, dev);
+  /* The channel still works after a failed copy. */
+  if (!ret) ret = lab_copy_one(chan, dev, 4096);
+  dma_release_channel(chan);
+  if (ret) {
+    pr_err("lab_dmacopy: FAIL\n");
+    return -EIO;
+  }
+  pr_info("lab_dmacopy: all copies verified\n");
+  return 0;
 }
 
-static void __exit lab_dmacopy_exit(void)
-{
-}
+static void __exit lab_dmacopy_exit(void) {}
 
 module_init(lab_dmacopy_init);
 module_exit(lab_dmacopy_exit);
