@@ -1,11 +1,11 @@
-// QtestPort: a DevicePort into a QEMU VM driven through qtest (tools/qemu/qtest.h):
+// QtestPort: a DevicePort into a QEMU VM driven through qtest (tools/qtest/qtest.h):
 // the harness does what the VM's CPU would, so BARs are reached at the addresses the
 // harness programmed, configuration space through the 0xcf8/0xcfc mechanism of bus 0,
 // and guest memory is the VM's RAM.
 #pragma once
 
 #include "tools/guest/device_port.h"
-#include "tools/qemu/qtest.h"
+#include "tools/qtest/qtest.h"
 
 namespace mdevmig::guest {
 

@@ -12,7 +12,7 @@
 
 #include "base/fd.h"
 #include "migration/vfio/mdev.h"
-#include "tools/qemu/codec.h"
+#include "tools/qtest/codec.h"
 
 namespace mdevmig::mdev {
 

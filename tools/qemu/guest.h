@@ -33,7 +33,7 @@
 #include "tools/guest/qtest_port.h"
 #include "tools/guest/replay.h"
 #include "tools/guest/ring.h"
-#include "tools/qemu/qtest.h"
+#include "tools/qtest/qtest.h"
 #include "tools/stress/report.h"
 
 namespace mdevmig::qemu {

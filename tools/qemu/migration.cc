@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <thread>
 
-#include "tools/qemu/codec.h"
 #include "tools/qemu/proxy.h"
+#include "tools/qtest/codec.h"
 
 namespace mdevmig::qemu {
 namespace {

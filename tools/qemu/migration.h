@@ -15,8 +15,8 @@
 
 #include "base/result.h"
 #include "tools/mdev/mdev.h"
-#include "tools/qemu/endpoint.h"
 #include "tools/qemu/vm.h"
+#include "tools/qtest/endpoint.h"
 #include "tools/stress/report.h"
 
 namespace mdevmig::qemu {

@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "base/result.h"
-#include "tools/qemu/endpoint.h"
 #include "tools/qemu/qmp.h"
-#include "tools/qemu/qtest.h"
+#include "tools/qtest/endpoint.h"
+#include "tools/qtest/qtest.h"
 
 namespace mdevmig::qemu {
 

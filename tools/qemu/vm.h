@@ -12,7 +12,7 @@
 #include "base/result.h"
 #include "tools/qemu/process.h"
 #include "tools/qemu/qmp.h"
-#include "tools/qemu/qtest.h"
+#include "tools/qtest/qtest.h"
 
 namespace mdevmig::qemu {
 

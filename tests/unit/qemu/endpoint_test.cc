@@ -1,7 +1,7 @@
 // Endpoints: QEMU's spelling parsed and written back, bad ones refused, and a TCP
 // connection that retries while nothing listens yet (a QEMU on another host that is
 // still starting).
-#include "tools/qemu/endpoint.h"
+#include "tools/qtest/endpoint.h"
 
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,7 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "migration/io/net.h"
-#include "tools/qemu/line_channel.h"
+#include "tools/qtest/line_channel.h"
 
 namespace mdevmig::qemu {
 namespace {

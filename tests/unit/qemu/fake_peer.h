@@ -14,7 +14,7 @@
 #include <utility>
 
 #include "base/fd.h"
-#include "tools/qemu/line_channel.h"
+#include "tools/qtest/line_channel.h"
 
 namespace mdevmig::qemu::testing {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "tests/unit/qemu/fake_peer.h"
-#include "tools/qemu/codec.h"
+#include "tools/qtest/codec.h"
 
 namespace mdevmig::qemu::testing {
 

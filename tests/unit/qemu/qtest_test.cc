@@ -1,7 +1,7 @@
 // The qtest client against a small fake of QEMU's qtest server (a byte-addressed memory
 // and a port space): command syntax, reply parsing, bulk transfers, IRQ notifications
 // interleaved with replies, malformed replies and timeouts.
-#include "tools/qemu/qtest.h"
+#include "tools/qtest/qtest.h"
 
 #include <map>
 #include <sstream>
@@ -10,7 +10,7 @@
 
 #include "tests/unit/qemu/fake_peer.h"
 #include "tests/unit/qemu/fake_qtest.h"
-#include "tools/qemu/codec.h"
+#include "tools/qtest/codec.h"
 
 namespace mdevmig::qemu {
 namespace {

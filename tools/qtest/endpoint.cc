@@ -1,4 +1,4 @@
-#include "tools/qemu/endpoint.h"
+#include "tools/qtest/endpoint.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>

@@ -1,4 +1,4 @@
-#include "tools/qemu/codec.h"
+#include "tools/qtest/codec.h"
 
 #include <array>
 #include <charconv>

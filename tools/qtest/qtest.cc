@@ -1,9 +1,9 @@
-#include "tools/qemu/qtest.h"
+#include "tools/qtest/qtest.h"
 
 #include <cinttypes>
 #include <cstdio>
 
-#include "tools/qemu/codec.h"
+#include "tools/qtest/codec.h"
 
 namespace mdevmig::qemu {
 namespace {

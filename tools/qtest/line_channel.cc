@@ -1,4 +1,4 @@
-#include "tools/qemu/line_channel.h"
+#include "tools/qtest/line_channel.h"
 
 #include <fcntl.h>
 #include <poll.h>

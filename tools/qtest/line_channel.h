@@ -11,7 +11,7 @@
 
 #include "base/fd.h"
 #include "base/result.h"
-#include "tools/qemu/endpoint.h"
+#include "tools/qtest/endpoint.h"
 
 namespace mdevmig::qemu {
 

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "base/result.h"
-#include "tools/qemu/line_channel.h"
+#include "tools/qtest/line_channel.h"
 
 namespace mdevmig::qemu {
 
