@@ -39,6 +39,7 @@
 #include "common/pair.h"
 #include "common/process.h"
 #include "common/sysfs.h"
+#include "libvirt/domain.h"
 #include "tools/qemu/harness.h"
 
 #ifndef MDEVMIG_LAB_LIBVIRTD
@@ -54,117 +55,6 @@ namespace {
 using namespace std::chrono_literals;
 using lab::Exit;
 using lab::PairHost;
-
-constexpr const char* kDomain = "mdevmig-vm";
-constexpr const char* kMachine = "pc-q35-7.2";
-constexpr uint16_t kControlPort = 4400;  // the VM's extra QMP monitor; qtest on the next port
-// The HLT-only BIOS, at the same path on both hosts: the destination's QEMU loads the
-// firmware the domain names, as it would a real one.
-constexpr const char* kBios = "/var/lib/libvirt/qemu/mdevmig-halt.bin";
-
-// A log line, with the seconds since the test began (the lab's logs have no times).
-void say(const std::string& s) {
-  static const auto t0 = std::chrono::steady_clock::now();
-  const std::chrono::duration<double> t = std::chrono::steady_clock::now() - t0;
-  std::fprintf(stderr, "  [libvirt %6.1f] %s\n", t.count(), s.c_str());
-}
-
-std::string local_uri() { return "qemu:///system"; }
-// The other lab host's libvirtd, by the host name lab-libvirtd.sh gives each host.
-std::string remote_uri(const std::string& role) {
-  return "qemu+tcp://mdevmig-lab-" + role + "/system";
-}
-
-Exit virsh(const std::string& uri, std::vector<std::string> args) {
-  args.insert(args.begin(), {"-c", uri});
-  const auto t0 = std::chrono::steady_clock::now();
-  Exit e = lab::run("virsh", args);
-  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - t0;
-  std::string cmd = "virsh";
-  for (const auto& a : args) cmd += " " + a;
-  char secs[32];
-  std::snprintf(secs, sizeof secs, " (%.1f s)", took.count());
-  say(cmd + " -> " + std::to_string(e.rc) + secs);
-  return e;
-}
-
-// The property that turns VFIO migration on for this host's QEMU.
-std::string migration_property() {
-  auto p = resolve_vfio_protocol(VfioProtocol::kAuto, "qemu-system-x86_64");
-  if (!p) return "";
-  return *p == VfioProtocol::kV1 ? "x-enable-migration" : "enable-migration";
-}
-
-// The <qemu:property> attributes (as virsh dumpxml writes them) that set `property` so
-// VFIO migration is on. QEMU 7.2's x-enable-migration is a bool; QEMU 8.1 replaced it
-// with enable-migration, an on/off/auto property, which the JSON -device that libvirt
-// passes accepts only as a string: type='bool' makes QEMU 10.0 refuse to start
-// ("Invalid parameter type for 'enable-migration', expected: string").
-std::string property_attributes(const std::string& property) {
-  return property == "x-enable-migration" ? "name='x-enable-migration' type='bool' value='true'"
-                                          : "name='" + property + "' type='string' value='on'";
-}
-
-// The lab's domain: the harness's HLT-only BIOS, no disk, and the device on the root
-// bus (where the qtest guest's PCI scan looks); QMP and qtest for the harness on TCP.
-std::string domain_xml(const std::string& uuid, const std::string& property,
-                       const std::string& bios) {
-  std::ostringstream x;
-  x << "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n"
-    << "  <name>" << kDomain << "</name>\n"
-    << "  <memory unit='MiB'>128</memory>\n"
-    << "  <vcpu>1</vcpu>\n"
-    << "  <os>\n"
-    << "    <type arch='x86_64' machine='" << kMachine << "'>hvm</type>\n"
-    << "    <loader type='rom'>" << bios << "</loader>\n"
-    << "  </os>\n"
-    << "  <devices>\n"
-    << "    <controller type='usb' model='none'/>\n"
-    << "    <memballoon model='none'/>\n"
-    << "    <hostdev mode='subsystem' type='mdev' model='vfio-pci'>\n"
-    << "      <source><address uuid='" << uuid << "'/></source>\n"
-    << "      <address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/>\n"
-    << "    </hostdev>\n"
-    << "  </devices>\n"
-    << "  <qemu:commandline>\n"
-    << "    <qemu:arg value='-qmp'/>\n"
-    << "    <qemu:arg value='tcp:0.0.0.0:" << kControlPort << ",server=on,wait=off'/>\n"
-    << "    <qemu:arg value='-qtest'/>\n"
-    << "    <qemu:arg value='tcp:0.0.0.0:" << kControlPort + 1 << ",server=on,wait=off'/>\n"
-    << "    <qemu:arg value='-qtest-log'/>\n"
-    << "    <qemu:arg value='none'/>\n"
-    << "  </qemu:commandline>\n"
-    << "  <qemu:override>\n"
-    << "    <qemu:device alias='hostdev0'>\n"
-    << "      <qemu:frontend>\n"
-    << "        <qemu:property " << property_attributes(property) << "/>\n"
-    << "      </qemu:frontend>\n"
-    << "    </qemu:device>\n"
-    << "  </qemu:override>\n"
-    << "</domain>\n";
-  return x.str();
-}
-
-bool write_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::trunc);
-  f << text;
-  return static_cast<bool>(f.flush());
-}
-
-// `text` with every `from` replaced by `to`.
-std::string replaced(std::string text, const std::string& from, const std::string& to) {
-  for (std::size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size())
-    text.replace(at, from.size(), to);
-  return text;
-}
-
-// A domain's XML (virsh dumpxml --migratable) made for another host: its instance and
-// the property its QEMU wants instead of this host's.
-std::string retargeted(const std::string& xml, const std::string& uuid, const std::string& to_uuid,
-                       const std::string& property, const std::string& to_property) {
-  return replaced(replaced(xml, uuid, to_uuid), property_attributes(property),
-                  property_attributes(to_property));
-}
 
 // The figures of a finished migration job, from virsh domjobinfo --completed.
 std::string job_figures(const std::string& uri) {
@@ -404,14 +294,14 @@ class LibvirtTwoHosts : public testing::Test {
     // (The lab has no KVM: the same domain under TCG.)
     example = replaced(replaced(example, "type='kvm'", "type='qemu'"),
                        property_attributes("x-enable-migration"), property_attributes(property_));
-    ASSERT_TRUE(write_file(harness.dir() + "/example.xml", example));
+    ASSERT_TRUE(write_text(harness.dir() + "/example.xml", example));
     Exit ex = virsh(local_uri(), {"define", "--validate", harness.dir() + "/example.xml"});
     ASSERT_EQ(ex.rc, 0) << ex.err;
     ASSERT_EQ(virsh(local_uri(), {"undefine", "mdevmig-example"}).rc, 0);
 
     // Start: the harness brings the device up and runs its workload.
     const std::string xml = harness.dir() + "/domain.xml";
-    ASSERT_TRUE(write_file(xml, domain_xml(uuid, property_, kBios)));
+    ASSERT_TRUE(write_text(xml, domain_xml(uuid, property_)));
     Exit def = virsh(local_uri(), {"define", xml});
     ASSERT_EQ(def.rc, 0) << def.err;
     Exit start = virsh(local_uri(), {"start", kDomain});
@@ -463,7 +353,7 @@ class LibvirtTwoHosts : public testing::Test {
         << here_xml;
     auto for_b = [&](const std::string& b_inst, const std::string& name) {
       const std::string path = harness.dir() + "/" + name + ".xml";
-      EXPECT_TRUE(write_file(path, retargeted(here_xml, uuid, b_inst, property_, b_property)));
+      EXPECT_TRUE(write_text(path, retargeted(here_xml, uuid, b_inst, property_, b_property)));
       return path;
     };
 
@@ -545,7 +435,7 @@ class LibvirtTwoHosts : public testing::Test {
     ASSERT_NE(bx.out.find(property_attributes(b_property)), std::string::npos)
         << "no override to retarget:\n"
         << bx.out;
-    ASSERT_TRUE(write_file(a_xml, retargeted(bx.out, b_uuid, uuid, b_property, property_)));
+    ASSERT_TRUE(write_text(a_xml, retargeted(bx.out, b_uuid, uuid, b_property, property_)));
     Exit back = virsh(remote_uri(h_.peer_role()),
                       {"migrate", "--live", kDomain, remote_uri(h_.role), "--xml", a_xml});
     ASSERT_EQ(back.rc, 0) << back.err;

@@ -43,6 +43,7 @@
 #include "common/pair.h"
 #include "common/process.h"
 #include "common/sysfs.h"
+#include "libvirt/domain.h"
 #include "tools/qemu/harness.h"
 
 #ifndef MDEVMIG_LAB_LIBVIRTD
@@ -60,12 +61,6 @@ using lab::PairHost;
 constexpr int kRounds = 3;              // a -> b and back, per path
 constexpr uint64_t kBandwidthMiB = 24;  // MiB/s, both paths
 constexpr uint64_t kDowntimeMs = 300;   // downtime-limit, both paths
-constexpr const char* kDomain = "mdevmig-vm";
-constexpr const char* kMachine = "pc-q35-7.2";
-constexpr const char* kSlot = "0x5";
-constexpr uint32_t kMemMb = 128;
-// libvirt's VM: its extra QMP monitor, qtest on the next port.
-constexpr uint16_t kControlPort = 4400;
 // The direct path: b's QEMU's QMP (qtest on the next port), and where each side's
 // incoming QEMU listens.
 constexpr uint16_t kDirectControl = 4420, kIncomingB = 4422, kIncomingA = 4423;
@@ -75,93 +70,9 @@ constexpr uint16_t kLocalControl = 4430;
 // slows the lab guest's QEMU start-up to minutes, past Vm::start's 30 s.
 constexpr auto kStartTimeout = std::chrono::seconds(600);
 constexpr auto kQmpTimeout = std::chrono::seconds(120);
-constexpr const char* kBios = "/var/lib/libvirt/qemu/mdevmig-halt.bin";
-
-void say(const std::string& s) {
-  static const auto t0 = std::chrono::steady_clock::now();
-  const std::chrono::duration<double> t = std::chrono::steady_clock::now() - t0;
-  std::fprintf(stderr, "  [bench %6.1f] %s\n", t.count(), s.c_str());
-}
 
 double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-
-std::string local_uri() { return "qemu:///system"; }
-std::string remote_uri(const std::string& role) {
-  return "qemu+tcp://mdevmig-lab-" + role + "/system";
-}
-
-Exit virsh(const std::string& uri, std::vector<std::string> args) {
-  args.insert(args.begin(), {"-c", uri});
-  Exit e = lab::run("virsh", args);
-  std::string cmd = "virsh";
-  for (const auto& a : args) cmd += " " + a;
-  say(cmd + " -> " + std::to_string(e.rc));
-  return e;
-}
-
-std::string migration_property() {
-  auto p = resolve_vfio_protocol(VfioProtocol::kAuto, "qemu-system-x86_64");
-  if (!p) return "";
-  return *p == VfioProtocol::kV1 ? "x-enable-migration" : "enable-migration";
-}
-
-std::string property_attributes(const std::string& property) {
-  return property == "x-enable-migration" ? "name='x-enable-migration' type='bool' value='true'"
-                                          : "name='" + property + "' type='string' value='on'";
-}
-
-// libvirt_test.cc's domain: the HLT-only BIOS, no disk, the device in slot 5 of the root
-// bus, QMP and qtest for the harness on TCP.
-std::string domain_xml(const std::string& uuid, const std::string& property) {
-  std::ostringstream x;
-  x << "<domain type='qemu' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>\n"
-    << "  <name>" << kDomain << "</name>\n"
-    << "  <memory unit='MiB'>" << kMemMb << "</memory>\n"
-    << "  <vcpu>1</vcpu>\n"
-    << "  <os>\n"
-    << "    <type arch='x86_64' machine='" << kMachine << "'>hvm</type>\n"
-    << "    <loader type='rom'>" << kBios << "</loader>\n"
-    << "  </os>\n"
-    << "  <devices>\n"
-    << "    <controller type='usb' model='none'/>\n"
-    << "    <memballoon model='none'/>\n"
-    << "    <hostdev mode='subsystem' type='mdev' model='vfio-pci'>\n"
-    << "      <source><address uuid='" << uuid << "'/></source>\n"
-    << "      <address type='pci' domain='0x0000' bus='0x00' slot='" << kSlot
-    << "' function='0x0'/>\n"
-    << "    </hostdev>\n"
-    << "  </devices>\n"
-    << "  <qemu:commandline>\n"
-    << "    <qemu:arg value='-qmp'/>\n"
-    << "    <qemu:arg value='tcp:0.0.0.0:" << kControlPort << ",server=on,wait=off'/>\n"
-    << "    <qemu:arg value='-qtest'/>\n"
-    << "    <qemu:arg value='tcp:0.0.0.0:" << kControlPort + 1 << ",server=on,wait=off'/>\n"
-    << "    <qemu:arg value='-qtest-log'/>\n"
-    << "    <qemu:arg value='none'/>\n"
-    << "  </qemu:commandline>\n"
-    << "  <qemu:override>\n"
-    << "    <qemu:device alias='hostdev0'>\n"
-    << "      <qemu:frontend>\n"
-    << "        <qemu:property " << property_attributes(property) << "/>\n"
-    << "      </qemu:frontend>\n"
-    << "    </qemu:device>\n"
-    << "  </qemu:override>\n"
-    << "</domain>\n";
-  return x.str();
-}
-
-bool write_file(const std::string& path, const std::string& text) {
-  std::ofstream f(path, std::ios::trunc);
-  f << text;
-  return static_cast<bool>(f.flush());
-}
-
-std::string replaced(std::string text, const std::string& from, const std::string& to) {
-  for (std::size_t at = 0; (at = text.find(from, at)) != std::string::npos; at += to.size())
-    text.replace(at, from.size(), to);
-  return text;
 }
 
 // The figures of one migration; -1: not reported.
@@ -501,7 +412,7 @@ class LibvirtVsQemu : public testing::Test {
     Harness& dq = **dqr;
 
     const std::string xml = lv.dir() + "/domain.xml";
-    ASSERT_TRUE(write_file(xml, domain_xml(uuid, property_)));
+    ASSERT_TRUE(write_text(xml, domain_xml(uuid, property_)));
     Exit def = virsh(local_uri(), {"define", xml});
     ASSERT_EQ(def.rc, 0) << def.err;
     Exit start = virsh(local_uri(), {"start", kDomain});
@@ -543,9 +454,7 @@ class LibvirtVsQemu : public testing::Test {
     Exit mx = virsh(local_uri(), {"dumpxml", kDomain, "--migratable"});
     ASSERT_EQ(mx.rc, 0) << mx.err;
     const std::string b_xml = lv.dir() + "/b.xml";
-    ASSERT_TRUE(
-        write_file(b_xml, replaced(replaced(mx.out, uuid, b_uuid), property_attributes(property_),
-                                   property_attributes(b_property))));
+    ASSERT_TRUE(write_text(b_xml, retargeted(mx.out, uuid, b_uuid, property_, b_property)));
 
     std::vector<Move> runs;
     for (int round = 1; round <= kRounds; ++round) {
@@ -558,9 +467,7 @@ class LibvirtVsQemu : public testing::Test {
       Exit bx = virsh(remote_uri(h_.peer_role()), {"dumpxml", kDomain, "--migratable"});
       ASSERT_EQ(bx.rc, 0) << bx.err;
       const std::string a_xml = lv.dir() + "/a.xml";
-      ASSERT_TRUE(write_file(
-          a_xml, replaced(replaced(bx.out, b_uuid, uuid), property_attributes(b_property),
-                          property_attributes(property_))));
+      ASSERT_TRUE(write_text(a_xml, retargeted(bx.out, b_uuid, uuid, b_property, property_)));
       Move back{"libvirt", "b->a", round};
       libvirt_move(lv, remote_uri(h_.peer_role()), h_.role, a_xml, back);
       runs.push_back(back);
