@@ -85,6 +85,18 @@ static inline void mdevmig_vm_flags_set(struct vm_area_struct *vma, unsigned lon
 }
 
 /*
+ * wp_shared_mapping_range() and clean_record_shared_mapping_range() (mm/
+ * mapping_dirty_helpers.c) exist only with CONFIG_MAPPING_DIRTY_HELPERS, a hidden option
+ * selected by a few drivers (vmwgfx on x86). Debian's 6.1 and 6.12 amd64 kernels build it
+ * in and export both (GPL). Without them, tracking is re-armed by zapping the mapping.
+ */
+#if IS_BUILTIN(CONFIG_MAPPING_DIRTY_HELPERS)
+#define MDEVMIG_HAVE_WP_MAPPING 1
+#else
+#define MDEVMIG_HAVE_WP_MAPPING 0
+#endif
+
+/*
  * v2 pre-copy (PRE_COPY/PRE_COPY_P2P states, VFIO_MIG_GET_PRECOPY_INFO) and
  * migration_get_data_size() arrived in 6.2; the uAPI header defines the flag only
  * where the kernel has them. Elsewhere the uAPI names are defined here with the values

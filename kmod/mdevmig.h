@@ -14,7 +14,7 @@
  *   mdevmig_parents_lock  ->  parent->slots_lock
  *   inst->mig_lock  ->  migf->lock  ->  inst->state_lock
  *   mmap_lock (fault path)  ->  inst->mode_lock
- *   inst->state_lock  ->  inst->mode_lock  ->  i_mmap_rwsem (zapping)
+ *   inst->state_lock  ->  inst->mode_lock  ->  i_mmap_rwsem (zapping, write-protecting)
  *   inst->state_lock  ->  inst->irq_lock
  *   inst->state_lock  ->  inst->dmalog.lock
  * Nothing is copied from or to user memory while holding mode_lock: a user buffer
@@ -218,6 +218,8 @@ struct mdevmig_dev {
 	struct address_space *bar2_mapping;	/* of the device file, set by the first mmap
 						 * after an open, cleared at close */
 	unsigned long *dirty;		/* one bit per page; atomic bitops, harvested under mode_lock */
+	unsigned long *pte_dirty;	/* scratch for a re-arm: pages whose PTE was found dirty;
+					 * used under mode_lock, empty outside a harvest */
 	bool logging;			/* dirty logging on (tracked mode, or trapped while logging) */
 
 	struct mdevmig_dmalog dmalog;	/* guest pages written by the engine */

@@ -3,11 +3,33 @@
  * BAR2, the instance's device memory: the three access modes of DESIGN.md §4, the
  * mmap fault path, trapped region read/write, and dirty-page tracking.
  *
- * Mode switches and dirty harvesting zap user mappings with unmap_mapping_range()
- * while holding mode_lock; the fault handler and pfn_mkwrite take mode_lock too, so a
- * fault racing a switch either completes before it (and is zapped) or runs after it
- * (and sees the new mode). A fault never installs a PTE for a page outside the
- * instance's own slice.
+ * Locking of the user mappings of BAR2 (all of them belong to inst->bar2_mapping, the
+ * device file's address_space):
+ *
+ * - Mode switches (and force_trapped, and close) zap every user PTE with
+ *   unmap_mapping_range() while holding mode_lock. The fault handler and pfn_mkwrite
+ *   take mode_lock too and install every PTE they install inside that critical
+ *   section, so a fault racing a switch either completes before it (and all it mapped
+ *   is zapped) or runs after it (and sees the new mode).
+ * - A fault maps ahead: besides the faulting page it maps the rest of the aligned
+ *   MDEVMIG_MAP_AHEAD block around it, clipped to the vma and the instance's slice;
+ *   writable in passthrough, read-only in tracked mode (a write to such a neighbour
+ *   still comes to pfn_mkwrite and is marked). A fault never installs a PTE for a page
+ *   outside the instance's own slice.
+ * - In tracked mode a PTE turns writable only through the fault handler or
+ *   pfn_mkwrite, which mark the page dirty under mode_lock first. pfn_mkwrite returns
+ *   before the core makes the PTE writable (and dirty), outside mode_lock, so a
+ *   harvest can run in between and find that PTE still read-only.
+ * - A harvest in tracked mode re-arms tracking under mode_lock. Where the kernel has
+ *   the mapping dirty helpers (compat.h) it write-protects every PTE
+ *   (wp_shared_mapping_range()) and then moves the dirty bits of the PTEs into the
+ *   dirty set (clean_record_shared_mapping_range()), so reads keep their mappings and
+ *   a write that raced the previous harvest as above is found by this one. The
+ *   invariant: every write since the previous harvest is in the dirty set or in a
+ *   dirty PTE. Elsewhere a harvest zaps, as a mode switch does.
+ * - munmap: both walks and unmap_mapping_range() find vmas through the mapping's
+ *   i_mmap tree under i_mmap_rwsem, and munmap unlinks a vma from that tree before it
+ *   frees the vma's page tables, so no walk meets a vma being torn down.
  */
 #include <linux/module.h>
 #include <linux/mm.h>
@@ -31,6 +53,9 @@ MODULE_PARM_DESC(pci_bar2_mmap,
 		 "Let users mmap BAR2 of instances on PCI parents (default N: trapped access only; "
 		 "Y lets a passthrough device in the same VFIO container keep DMA access to a "
 		 "slice after its instance is closed)");
+
+/* Pages a fault maps at once: the aligned 64 KiB block around the faulting page. */
+#define MDEVMIG_MAP_AHEAD	16
 
 /* Bytes zeroed between two chances to reschedule. */
 #define MDEVMIG_ZERO_CHUNK	(2u << 20)
@@ -74,6 +99,35 @@ static void mdevmig_zap_locked(struct mdevmig_dev *inst)
 				    inst->mem_size, true);
 }
 
+/*
+ * Re-arms tracking by write-protecting: no PTE stays writable, and the pages whose
+ * PTE was written since the previous re-arm are marked (see the top of this file for
+ * why both). Faults are held off by mode_lock meanwhile. Only with
+ * MDEVMIG_HAVE_WP_MAPPING; does nothing otherwise.
+ */
+static void mdevmig_wp_rearm_locked(struct mdevmig_dev *inst)
+{
+#if MDEVMIG_HAVE_WP_MAPPING
+	pgoff_t first = mdevmig_region_offset(inst, VFIO_PCI_BAR2_REGION_INDEX) >> PAGE_SHIFT;
+	pgoff_t start = inst->nr_pages, end = 0;	/* start >= end: none recorded */
+	unsigned long page;
+
+	lockdep_assert_held(&inst->mode_lock);
+	if (!inst->bar2_mapping)
+		return;
+	wp_shared_mapping_range(inst->bar2_mapping, first, inst->nr_pages);
+	clean_record_shared_mapping_range(inst->bar2_mapping, first, inst->nr_pages, first,
+					  inst->pte_dirty, &start, &end);
+	if (start >= end)
+		return;
+	/* The engine sets dirty bits without mode_lock: atomic ORs, not a bitmap_or(). */
+	page = start;
+	for_each_set_bit_from(page, inst->pte_dirty, end)
+		set_bit(page, inst->dirty);
+	bitmap_clear(inst->pte_dirty, start, end - start);
+#endif
+}
+
 /* Zeroes the slice; up to 4 GiB, so in chunks. Nothing may access it meanwhile. */
 static void mdevmig_mem_zero(struct mdevmig_dev *inst)
 {
@@ -99,6 +153,13 @@ int mdevmig_mem_init(struct mdevmig_dev *inst)
 	inst->dirty = bitmap_zalloc(inst->nr_pages, GFP_KERNEL);
 	if (!inst->dirty)
 		return -ENOMEM;
+	if (MDEVMIG_HAVE_WP_MAPPING) {
+		inst->pte_dirty = bitmap_zalloc(inst->nr_pages, GFP_KERNEL);
+		if (!inst->pte_dirty) {
+			bitmap_free(inst->dirty);
+			return -ENOMEM;
+		}
+	}
 	mutex_init(&inst->mode_lock);
 	inst->mode = MDEVMIG_MODE_PASSTHROUGH;
 	inst->no_mmap = pci && !READ_ONCE(pci_bar2_mmap);
@@ -110,6 +171,7 @@ int mdevmig_mem_init(struct mdevmig_dev *inst)
 
 void mdevmig_mem_free(struct mdevmig_dev *inst)
 {
+	bitmap_free(inst->pte_dirty);
 	bitmap_free(inst->dirty);
 	mutex_destroy(&inst->mode_lock);
 }
@@ -138,8 +200,17 @@ void mdevmig_set_mode(struct mdevmig_dev *inst, enum mdevmig_bar2_mode mode, boo
 unsigned long mdevmig_dirty_harvest(struct mdevmig_dev *inst, unsigned long *out)
 {
 	unsigned long i, words = BITS_TO_LONGS(inst->nr_pages), count = 0;
+	bool tracked;
 
 	mutex_lock(&inst->mode_lock);
+	tracked = mdevmig_effective_mode_locked(inst) == MDEVMIG_MODE_TRACKED;
+	/*
+	 * Write-protecting re-arms first: the pages it finds written through a writable
+	 * PTE join this harvest. Every time, even when the set is empty: a write that
+	 * raced the previous harvest may sit in a dirty PTE with its bit harvested.
+	 */
+	if (tracked && MDEVMIG_HAVE_WP_MAPPING)
+		mdevmig_wp_rearm_locked(inst);
 	for (i = 0; i < words; i++) {
 		unsigned long w = xchg(&inst->dirty[i], 0);
 
@@ -147,8 +218,11 @@ unsigned long mdevmig_dirty_harvest(struct mdevmig_dev *inst, unsigned long *out
 		if (out)
 			out[i] |= w;
 	}
-	/* Only dirty pages can have writable PTEs: nothing to re-arm if none was. */
-	if (count && mdevmig_effective_mode_locked(inst) == MDEVMIG_MODE_TRACKED)
+	/*
+	 * Zapping re-arms last, and only if a page was dirty: only dirty pages can have
+	 * writable PTEs, and a racing pfn_mkwrite finds its PTE gone and faults again.
+	 */
+	if (tracked && !MDEVMIG_HAVE_WP_MAPPING && count)
 		mdevmig_zap_locked(inst);
 	mutex_unlock(&inst->mode_lock);
 	return count;
@@ -203,6 +277,38 @@ static long mdevmig_fault_page(struct mdevmig_dev *inst, struct vm_fault *vmf)
 	return vmf->pgoff - base;
 }
 
+/*
+ * Maps the rest of the aligned MDEVMIG_MAP_AHEAD block around @page, which the caller
+ * has just mapped at @addr: clipped to the vma and the slice, @writable or read-only.
+ * Pages already mapped keep their PTE (vmf_insert_pfn_prot() leaves a present one
+ * alone). Best effort: it stops at the first error, the faulting page is mapped.
+ */
+static void mdevmig_map_ahead_locked(struct mdevmig_dev *inst, struct vm_area_struct *vma,
+				     unsigned long addr, unsigned long page, bool writable)
+{
+	unsigned long first = round_down(page, MDEVMIG_MAP_AHEAD);
+	unsigned long last = min(first + MDEVMIG_MAP_AHEAD, inst->nr_pages);
+	pgprot_t prot = mdevmig_bar2_prot(inst, vma, writable);
+	unsigned long p;
+
+	lockdep_assert_held(&inst->mode_lock);
+	addr &= PAGE_MASK;
+	/* Clip to the vma: page p is at addr + (p - page) * PAGE_SIZE. */
+	if (page - first > (addr - vma->vm_start) >> PAGE_SHIFT)
+		first = page - ((addr - vma->vm_start) >> PAGE_SHIFT);
+	last = min(last, page + ((vma->vm_end - addr) >> PAGE_SHIFT));
+	for (p = first; p < last; p++) {
+		vm_fault_t ret;
+
+		if (p == page)
+			continue;
+		ret = vmf_insert_pfn_prot(vma, addr + (p - page) * PAGE_SIZE,
+					  mdevmig_page_pfn(inst, p), prot);
+		if (ret & VM_FAULT_ERROR)
+			break;
+	}
+}
+
 static vm_fault_t mdevmig_bar2_fault(struct vm_fault *vmf)
 {
 	struct vm_area_struct *vma = vmf->vma;
@@ -227,6 +333,10 @@ static vm_fault_t mdevmig_bar2_fault(struct vm_fault *vmf)
 		set_bit(page, inst->dirty);
 	ret = vmf_insert_pfn_prot(vma, vmf->address, mdevmig_page_pfn(inst, page),
 				  mdevmig_bar2_prot(inst, vma, writable));
+	/* Neighbours: writable in passthrough, read-only (so still tracked) otherwise. */
+	if (!(ret & VM_FAULT_ERROR))
+		mdevmig_map_ahead_locked(inst, vma, vmf->address, page,
+					 mode == MDEVMIG_MODE_PASSTHROUGH);
 out_unlock:
 	mutex_unlock(&inst->mode_lock);
 	return ret;

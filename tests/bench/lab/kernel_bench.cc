@@ -6,6 +6,7 @@
 // Run: tools/lab/lab.sh --kmod-dir build/dev/kmod -- tests/lab/run-group.sh
 //        build/dev/tests/bench/lab/kernel_bench --benchmark_min_time=0.5
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <linux/mdevmig.h>
@@ -61,19 +62,31 @@ void BM_Memcpy(benchmark::State& state) {
 }
 BENCHMARK(BM_Memcpy)->ArgName("write")->Arg(1)->Arg(0)->UseRealTime();
 
-// mode: 0 passthrough, 1 tracked first pass (just switched), 2 tracked re-armed pass.
+// Minor faults this thread has taken (each BAR2 fault that maps counts as one).
+long minor_faults() {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_minflt;
+}
+
+int clear_dirty(int i) {
+  return write_file("/sys/bus/mdev/devices/" + g->uuid[i] + "/mdevmig/dirty_pages", "clear");
+}
+
+// mode: 0 passthrough, 1 tracked first pass (just switched), 2 tracked re-armed pass,
+// 3 passthrough first touch (mappings dropped before each pass by a mode switch).
 void BM_Bar2Mmap(benchmark::State& state) {
   const int mode = state.range(0);
   const bool write = state.range(1);
   std::vector<uint8_t> buf(kSize, 7);
   auto* mem = static_cast<uint8_t*>(g->bar2[0]->data());
-  set_mode(0, mode == 0 ? "passthrough" : "tracked");
+  set_mode(0, mode == 0 || mode == 3 ? "passthrough" : "tracked");
   std::memcpy(mem, buf.data(), kSize);  // populate mappings
   for (auto _ : state) {
     state.PauseTiming();
     if (mode == 1) set_mode(0, "passthrough"), set_mode(0, "tracked");
-    if (mode == 2)
-      write_file("/sys/bus/mdev/devices/" + g->uuid[0] + "/mdevmig/dirty_pages", "clear");
+    if (mode == 2) clear_dirty(0);
+    if (mode == 3) set_mode(0, "tracked"), set_mode(0, "passthrough");
     state.ResumeTiming();
     write ? std::memcpy(mem, buf.data(), kSize) : std::memcpy(buf.data(), mem, kSize);
     benchmark::ClobberMemory();
@@ -88,6 +101,54 @@ BENCHMARK(BM_Bar2Mmap)
     ->Args({1, 1})
     ->Args({1, 0})
     ->Args({2, 1})
+    ->Args({3, 1})
+    ->Args({3, 0})
+    ->UseRealTime();
+
+// Steady state between two harvests: a pass rewrites `pct`% of the pages (whole pages,
+// spread evenly) and, if `sweep`, first reads all of BAR2. Tracked passes start from a
+// re-arm (dirty_pages=clear, untimed; its cost is the counter rearm_us); passthrough
+// passes run the same accesses with nothing re-armed. Bytes are the bytes accessed.
+void BM_Bar2Steady(benchmark::State& state) {
+  const bool tracked = state.range(0);
+  const int pct = state.range(1);
+  const bool sweep = state.range(2);
+  const uint64_t pages = kSize / 4096, step = 100 / pct;
+  std::vector<uint8_t> buf(kSize, 5);
+  auto* mem = static_cast<uint8_t*>(g->bar2[0]->data());
+  set_mode(0, tracked ? "tracked" : "passthrough");
+  std::memcpy(mem, buf.data(), kSize);  // populate mappings
+  double rearm_s = 0;
+  long faults = 0;
+  uint8_t v = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    if (tracked) {
+      auto t0 = std::chrono::steady_clock::now();
+      clear_dirty(0);
+      rearm_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    std::memset(buf.data(), ++v, 4096);
+    faults -= minor_faults();
+    state.ResumeTiming();
+    if (sweep) std::memcpy(buf.data() + 4096, mem, kSize - 4096);
+    for (uint64_t p = 0; p < pages; p += step) std::memcpy(mem + p * 4096, buf.data(), 4096);
+    benchmark::ClobberMemory();
+    faults += minor_faults();
+  }
+  if (tracked) {
+    auto dirty = read_file("/sys/bus/mdev/devices/" + g->uuid[0] + "/mdevmig/dirty_pages");
+    state.counters["dirty_pages"] = dirty ? std::stod(*dirty) : -1;  // the last pass's
+  }
+  set_mode(0, "passthrough");
+  state.counters["rearm_us"] = state.iterations() ? rearm_s * 1e6 / state.iterations() : 0;
+  state.counters["faults"] = state.iterations() ? double(faults) / state.iterations() : 0;
+  state.SetBytesProcessed(state.iterations() *
+                          ((sweep ? kSize - 4096 : 0) + (pages + step - 1) / step * 4096));
+}
+BENCHMARK(BM_Bar2Steady)
+    ->ArgNames({"tracked", "pct", "sweep"})
+    ->ArgsProduct({{0, 1}, {1, 10}, {0, 1}})
     ->UseRealTime();
 
 void BM_Bar2Trapped(benchmark::State& state) {

@@ -2,8 +2,11 @@
 // config space, regions, bad arguments, the DMA engine with MSI and INTx, BAR2 access
 // modes and dirty tracking, isolation, open/close semantics.
 #include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <linux/mdevmig.h>
@@ -386,6 +389,177 @@ TEST_F(DeviceTest, TrackedModeReportsExactlyThePagesWritten) {
   EXPECT_EQ(inst_->attr("mode"), "passthrough");
   EXPECT_EQ(mem[4096 * 11], 3);
   EXPECT_EQ(mem[4096 * 7 + 8], 5);
+  (void)sink;
+}
+
+// ---- map-ahead and write-protecting re-arm (kmod/mem.c) ----------------------------------
+
+constexpr size_t kBlockPages = 16;  // a fault maps the aligned 64 KiB block around it
+
+// Minor faults this thread has taken so far (a BAR2 fault that maps counts as one).
+long minor_faults() {
+  rusage ru{};
+  getrusage(RUSAGE_THREAD, &ru);
+  return ru.ru_minflt;
+}
+
+// Sorted page numbers as dirty_ranges prints them: "3,10-11,100".
+std::string as_ranges(std::vector<size_t> pages) {
+  std::sort(pages.begin(), pages.end());
+  std::string out;
+  for (size_t i = 0; i < pages.size();) {
+    size_t j = i;
+    while (j + 1 < pages.size() && pages[j + 1] == pages[j] + 1) ++j;
+    out += (out.empty() ? "" : ",") + std::to_string(pages[i]);
+    if (j > i) out += "-" + std::to_string(pages[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+thread_local sigjmp_buf* t_probe_jump = nullptr;
+
+void on_probe_fault(int sig, siginfo_t*, void*) {
+  if (!t_probe_jump) {
+    signal(sig, SIG_DFL);
+    raise(sig);
+    return;
+  }
+  siglongjmp(*t_probe_jump, 1);
+}
+
+// Reads *p; false if that raised SIGBUS (no mapping, and the fault refused one).
+bool read_maps(const volatile uint8_t* p) {
+  struct sigaction sa {
+  }, old{};
+  sa.sa_sigaction = on_probe_fault;
+  sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGBUS, &sa, &old);
+  sigjmp_buf jb;
+  bool ok = false;
+  if (sigsetjmp(jb, 1) == 0) {
+    t_probe_jump = &jb;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    (void)*p;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    ok = true;
+  }
+  t_probe_jump = nullptr;
+  sigaction(SIGBUS, &old, nullptr);
+  return ok;
+}
+
+TEST_F(DeviceTest, PassthroughFaultMapsTheWholeBlock) {
+  Mapping bar2 = map_bar2();
+  ASSERT_TRUE(bar2.valid());
+  auto* mem = static_cast<volatile uint8_t*>(bar2.data());
+  constexpr size_t kPages = 64 * kBlockPages;  // 4 MiB, 64 blocks
+  // Writes first, then reads: one fault per block, not one per page.
+  long before = minor_faults();
+  for (size_t p = 0; p < kPages; ++p) mem[p * 4096 + 8] = static_cast<uint8_t>(p);
+  long faults = minor_faults() - before;
+  EXPECT_LE(faults, 64 + 8) << "pages written: " << kPages;
+  EXPECT_GE(faults, 64) << "every block must fault once";
+  before = minor_faults();
+  for (size_t p = 0; p < kPages; ++p) EXPECT_EQ(mem[p * 4096 + 8], static_cast<uint8_t>(p));
+  EXPECT_LE(minor_faults() - before, 8) << "the writes mapped every page";
+  // The block is aligned in the BAR, and clipped to the vma: a one-page mapping in the
+  // middle of a block maps that page only, and sees the same data.
+  auto one = dev().mmap_region(kBar2, 0);  // the whole BAR, to compare
+  ASSERT_TRUE(one.ok());
+  const uint64_t bar2_off = must(dev().region(kBar2), "region")->offset;
+  void* small = mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, dev().fd(),
+                     bar2_off + 4096 * (kPages + 5));
+  ASSERT_NE(small, MAP_FAILED);
+  static_cast<volatile uint8_t*>(small)[0] = 0x77;
+  EXPECT_EQ(static_cast<uint8_t*>(one.value().data())[4096 * (kPages + 5)], 0x77);
+  munmap(small, 4096);
+}
+
+TEST_F(DeviceTest, ASwitchUnmapsEveryPageMappedAhead) {
+  Mapping bar2 = map_bar2();
+  ASSERT_TRUE(bar2.valid());
+  auto* mem = static_cast<volatile uint8_t*>(bar2.data());
+  // One touch per block maps the neighbours writable, in passthrough.
+  for (size_t b = 0; b < 8; ++b) mem[b * kBlockPages * 4096] = 1;
+  // Tracked: the neighbours were unmapped with the page that faulted, so writes to them
+  // fault again and are recorded.
+  ASSERT_EQ(inst_->set_attr("mode", "tracked"), 0);
+  for (size_t b = 0; b < 8; ++b) mem[(b * kBlockPages + 1 + b) * 4096] = 2;
+  EXPECT_EQ(inst_->attr("dirty_ranges"), "1,18,35,52,69,86,103,120");
+  // Trapped: no page of a block mapped ahead is still reachable through the mapping.
+  ASSERT_EQ(inst_->set_attr("mode", "passthrough"), 0);
+  for (size_t b = 0; b < 8; ++b) mem[b * kBlockPages * 4096] = 3;
+  ASSERT_EQ(inst_->set_attr("mode", "trapped"), 0);
+  for (size_t p = 0; p < 8 * kBlockPages; ++p)
+    EXPECT_FALSE(read_maps(mem + p * 4096)) << "page " << p << " still mapped when trapped";
+  ASSERT_EQ(inst_->set_attr("mode", "passthrough"), 0);
+  EXPECT_EQ(mem[(3 * kBlockPages + 4) * 4096], 2);
+}
+
+TEST_F(DeviceTest, TrackedModeMapsAheadReadOnlyAndStaysExact) {
+  Mapping bar2 = map_bar2();
+  ASSERT_TRUE(bar2.valid());
+  auto* mem = static_cast<volatile uint8_t*>(bar2.data());
+  ASSERT_EQ(inst_->set_attr("mode", "tracked"), 0);
+  constexpr size_t kBlocks = 32;
+  uint8_t sink = 0;
+  // Reads map whole blocks read-only; one write per block, each at a different offset
+  // in its block, must mark exactly that page, not its block.
+  for (size_t p = 0; p < kBlocks * kBlockPages; ++p) sink += mem[p * 4096];
+  std::vector<size_t> pages;
+  for (size_t b = 0; b < kBlocks; ++b) {
+    size_t p = b * kBlockPages + b % kBlockPages;
+    mem[p * 4096 + 5] = static_cast<uint8_t>(b + 1);
+    pages.push_back(p);
+  }
+  EXPECT_EQ(inst_->attr("dirty_ranges"), as_ranges(pages));
+  EXPECT_EQ(inst_->attr("dirty_pages"), std::to_string(kBlocks));
+  // The same after writes that fault first (no read before): a write fault maps its
+  // neighbours read-only too.
+  ASSERT_EQ(inst_->set_attr("mode", "passthrough"), 0);
+  ASSERT_EQ(inst_->set_attr("mode", "tracked"), 0);
+  for (size_t b = 0; b < kBlocks; ++b) mem[(b * kBlockPages + b % kBlockPages) * 4096 + 6] = 9;
+  for (size_t b = 0; b < kBlocks; ++b) mem[(b * kBlockPages + (b + 3) % kBlockPages) * 4096] = 9;
+  pages.clear();
+  for (size_t b = 0; b < kBlocks; ++b) {
+    pages.push_back(b * kBlockPages + b % kBlockPages);
+    pages.push_back(b * kBlockPages + (b + 3) % kBlockPages);
+  }
+  EXPECT_EQ(inst_->attr("dirty_ranges"), as_ranges(pages));
+  (void)sink;
+}
+
+TEST_F(DeviceTest, ReArmKeepsReadMappingsAndTracksTheNextWrite) {
+  Mapping bar2 = map_bar2();
+  ASSERT_TRUE(bar2.valid());
+  auto* mem = static_cast<volatile uint8_t*>(bar2.data());
+  constexpr size_t kPages = 16 * kBlockPages;
+  ASSERT_EQ(inst_->set_attr("mode", "tracked"), 0);
+  for (size_t p = 0; p < kPages; ++p) mem[p * 4096 + 1] = static_cast<uint8_t>(p * 3);
+  EXPECT_EQ(inst_->attr("dirty_pages"), std::to_string(kPages));
+  uint8_t sink = 0;
+  for (int pass = 0; pass < 3; ++pass) {
+    ASSERT_EQ(inst_->set_attr("dirty_pages", "clear"), 0);  // re-arm
+    EXPECT_EQ(inst_->attr("dirty_pages"), "0") << "pass " << pass;
+    // Reads after a re-arm see the data and take no fault: the mappings stayed.
+    long before = minor_faults();
+    for (size_t p = 0; p < kPages; ++p) sink += mem[p * 4096 + 1];
+    long faults = minor_faults() - before;
+    EXPECT_LT(faults, 4) << "pass " << pass << ": reads refaulted after a re-arm";
+    for (size_t p = 0; p < kPages; ++p)
+      ASSERT_EQ(mem[p * 4096 + 1], static_cast<uint8_t>(p * 3 + pass)) << "pass " << pass;
+    // A write after a re-arm is tracked, once per page however often it is written.
+    for (size_t p = pass; p < kPages; p += 37) mem[p * 4096 + 1] = mem[p * 4096 + 1] + 1;
+    std::vector<size_t> written;
+    for (size_t p = pass; p < kPages; p += 37) written.push_back(p);
+    EXPECT_EQ(inst_->attr("dirty_ranges"), as_ranges(written)) << "pass " << pass;
+    // The pages not written this pass move on too, untracked by this pass's check.
+    for (size_t p = 0; p < kPages; ++p)
+      if (p < static_cast<size_t>(pass) || (p - pass) % 37 != 0)
+        mem[p * 4096 + 1] = mem[p * 4096 + 1] + 1;
+  }
   (void)sink;
 }
 
