@@ -53,7 +53,7 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   rc=0
   python3 "$here/guest_qemu.py" --kernel "$work/vmlinux-$(uname -r)" --initrd "$initrd" \
     --append "$kargs" --src "$src" --dst "$dst" --out "$MDEVMIG_LAB_OUT" \
-    ${MDEVMIG_GUEST_SCENARIOS:+--scenarios "$MDEVMIG_GUEST_SCENARIOS"} || rc=$?
+    ${MDEVMIG_GUEST_SCENARIOS:+--scenarios "$MDEVMIG_GUEST_SCENARIOS"} ${MDEVMIG_GUEST_HARNESS_ARGS:-} || rc=$?
 
   echo 1 > "/sys/bus/mdev/devices/$src/remove" || fail "cannot remove instance $src"
   echo 1 > "/sys/bus/mdev/devices/$dst/remove" || fail "cannot remove instance $dst"
@@ -112,7 +112,10 @@ cc -static -O2 -Wall -Wextra -Werror -o "$work/bar2load" "$here/bar2load.c" || f
   "$work/bar2load=/bar2load" \
   "$top/tools/lab/kernel-reports.ere=/kernel-reports.ere" || fail "cannot build the guest's initramfs"
 
-exec "$top/tools/lab/lab.sh" --name guest_qemu --timeout "${MDEVMIG_GUEST_TIMEOUT:-2400}" --profile "$profile" \
+# 3 GiB: the nested VMs' RAM files stay in the lab's /dev/shm until it powers off
+# (guest_qemu.py says why).
+exec "$top/tools/lab/lab.sh" --name guest_qemu --timeout "${MDEVMIG_GUEST_TIMEOUT:-2400}" --profile "$profile" --mem 3G \
   --kmod-dir "$kmod_dir" ${MDEVMIG_GUEST_KARGS:+--env "MDEVMIG_GUEST_KARGS=$MDEVMIG_GUEST_KARGS"} \
   ${MDEVMIG_GUEST_SCENARIOS:+--env "MDEVMIG_GUEST_SCENARIOS=$MDEVMIG_GUEST_SCENARIOS"} \
+  ${MDEVMIG_GUEST_HARNESS_ARGS:+--env "MDEVMIG_GUEST_HARNESS_ARGS=$MDEVMIG_GUEST_HARNESS_ARGS"} \
   -- "$0" "$work" "$profile" "$kmod_dir"
