@@ -110,14 +110,15 @@ int main(int argc, char** argv) {
   t = now_ns();
   for (i = 0; i < n; i++) {
     if (bar[i] != copy[i]) {
-      printf("bar2load: FAIL: after %" PRIu64 " writes, byte offset %#" PRIx64 " of BAR2 reads %#" PRIx64
-             ", wrote %#" PRIx64 "\n",
+      printf("bar2load: FAIL: after %" PRIu64 " writes, byte offset %#" PRIx64
+             " of BAR2 reads %#" PRIx64 ", wrote %#" PRIx64 "\n",
              writes, i * 8, bar[i], copy[i]);
       return 1;
     }
   }
   printf("bar2load: PASS: %" PRIu64 " writes in %.1f s (%.0f writes/s), all %" PRIu64
-         " KiB of BAR2 as written; longest pause %.1f ms at %.1f s, %" PRIu64 " pauses over 20 ms\n",
+         " KiB of BAR2 as written; longest pause %.1f ms at %.1f s, %" PRIu64
+         " pauses over 20 ms\n",
          writes, (double)(t - t0) / 1e9, (double)writes * 1e9 / (double)(t - t0), n * 8 / 1024,
          (double)max_gap / 1e6, (double)(max_at - t0) / 1e9, long_gaps);
   return 0;
