@@ -131,8 +131,14 @@ stop_load() {
   running=0
   why=
   echo 0 > /sys/module/dmatest/parameters/run || why="dmatest: cannot stop"
-  kill -TERM "$loadpid"
-  wait "$loadpid" || why="${why:+$why; }bar2load failed"
+  # bar2load checks all of BAR2 after the signal; wait for it by its pid too (a run saw
+  # wait return before bar2load had printed anything).
+  kill -TERM "$loadpid" 2>/dev/null || why="${why:+$why; }bar2load had ended before stop"
+  while kill -0 "$loadpid" 2>/dev/null; do sleep 1; done
+  wait "$loadpid"
+  lrc=$?
+  [ $lrc = 0 ] || why="${why:+$why; }bar2load exit status $lrc"
+  dmesg | tail -n +$((mark + 1)) | grep -E 'bar2load|Out of memory|oom' | while read -r l; do say "$l"; done
   sums=$(dmesg | tail -n +$((mark + 1)) | grep 'dmatest: .*summary' | sed 's/^\[[^]]*\] //')
   rmmod dmatest || why="${why:+$why; }rmmod dmatest"
   echo "$sums" | while read -r l; do say "$l"; done
