@@ -1,15 +1,30 @@
 #!/bin/busybox sh
 # /init of the Linux guest that tests/lab/guest/guest.sh boots inside the lab: a VM
-# with an mdevmig instance assigned (vfio-pci). It loads the guest driver, checks the
-# device bound to it, copies memory through its dmaengine channel (lab_dmacopy.ko, a
-# dmaengine client, then Linux's dmatest), writes and reads BAR2 from the CPU through
-# resource2, unloads the driver, and prints one verdict line on the serial console, "guest: PASS" or
-# "guest: FAIL: <reason>", before powering off.
+# with an mdevmig instance assigned (vfio-pci). At boot it loads the guest driver,
+# checks the device bound to it, copies memory through its dmaengine channel
+# (lab_dmacopy.ko, a dmaengine client, then Linux's dmatest), writes and reads BAR2 from
+# the CPU through resource2 (bar2check), unloads the driver and loads it again. Then it
+# says "guest: ready" on its second serial port (ttyS1, the control channel) and serves
+# commands from it, one a line, until "quit"; the harness (guest_qemu.py) saves the VM
+# there and starts every scenario from that image. Commands:
+#   start  start the workloads: Linux's dmatest (4 threads, random lengths and offsets,
+#          no end) on the device's channel and bar2load (BAR2 written from the CPU);
+#          answers "guest: started"
+#   stop   stop both; dmatest prints one summary per thread, bar2load checks all of
+#          BAR2; answers their lines and "guest: stopped PASS" or "guest: stopped FAIL: why"
+#   quit   stop what runs, unload the driver, check the kernel log, answer "guest: PASS"
+#          or "guest: FAIL: <reason>" and power off
+# Every answer also goes to the console (ttyS0). Before the control channel is up, a
+# failure prints "guest: FAIL: <reason>" on the console and powers off.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
-say() { echo "guest: $*"; }
+ctl=
+say() {
+  echo "guest: $*"
+  [ -z "$ctl" ] || echo "guest: $*" >&3
+}
 # A step, with the guest's uptime (seconds) when it starts.
-step() { echo "guest: [$(cut -d' ' -f1 /proc/uptime)] $*"; }
+step() { say "[$(cut -d' ' -f1 /proc/uptime)] $*"; }
 fail() {
   say "FAIL: $*"
   dmesg | tail -n 40 | sed 's/^/guest-dmesg: /'
@@ -22,22 +37,35 @@ if grep -q initcall_debug /proc/cmdline; then
     sort -rn | head -n 25 | sed 's/^/guest-initcall: /'
 fi
 
+nodev=0 checks=1
+grep -q 'guest.nodev=1' /proc/cmdline && nodev=1 checks=0
+grep -q 'guest.checks=0' /proc/cmdline && checks=0
 dev=
-for d in /sys/bus/pci/devices/*; do
+[ $nodev = 1 ] || for d in /sys/bus/pci/devices/*; do
   [ "$(cat "$d/vendor")" = 0x1de7 ] && [ "$(cat "$d/device")" = 0x6d67 ] && dev=$d
 done
-[ -n "$dev" ] || fail "no mdevmig function (1de7:6d67) on the PCI bus"
+[ $nodev = 1 ] || [ -n "$dev" ] || fail "no mdevmig function (1de7:6d67) on the PCI bus"
 bdf=${dev##*/}
 say "mdevmig function at $bdf"
 
+load_driver() {
+  insmod /mdevmig_guest.ko || fail "insmod mdevmig_guest.ko"
+  drv=$(readlink "$dev/driver")
+  [ "${drv##*/}" = mdevmig_guest ] || fail "$bdf is bound to '${drv##*/}', not mdevmig_guest"
+  chans=$(ls /sys/class/dma 2>/dev/null)
+  [ -n "$chans" ] || fail "no dmaengine channel in /sys/class/dma"
+}
+unload_driver() {
+  rmmod mdevmig_guest || fail "rmmod mdevmig_guest"
+  [ ! -e "$dev/driver" ] || fail "$bdf still bound after rmmod"
+  say "mdevmig_guest unloaded, $bdf unbound"
+}
+
+if [ $checks = 1 ]; then
 step "insmod mdevmig_guest.ko"
-insmod /mdevmig_guest.ko || fail "insmod mdevmig_guest.ko"
-drv=$(readlink "$dev/driver")
-[ "${drv##*/}" = mdevmig_guest ] || fail "$bdf is bound to '${drv##*/}', not mdevmig_guest"
+load_driver
 line=$(dmesg | grep "mdevmig_guest $bdf: dmaengine") || fail "no probe message from mdevmig_guest"
 say "bound: ${line#*] }"
-chans=$(ls /sys/class/dma 2>/dev/null)
-[ -n "$chans" ] || fail "no dmaengine channel in /sys/class/dma"
 say "dmaengine channels: $chans"
 
 step "lab_dmacopy"
@@ -66,14 +94,77 @@ step "bar2check"
 out=$(/bar2check "$dev/resource2") || fail "BAR2 through resource2: $out"
 say "$out"
 
-step "rmmod mdevmig_guest"
-rmmod mdevmig_guest || fail "rmmod mdevmig_guest"
-[ ! -e "$dev/driver" ] || fail "$bdf still bound after rmmod"
-say "mdevmig_guest unloaded, $bdf unbound"
+step "rmmod mdevmig_guest, insmod again"
+unload_driver
+load_driver
 
-step "checking the kernel log"
+elif [ $nodev = 0 ]; then
+  load_driver
+fi
+
 # The guest kernel's own reports (the lab's list), at the start of a message.
-report=$(dmesg | sed 's/^\[[^]]*\] //' | grep -E -m1 -f /kernel-reports.ere)
-[ -z "$report" ] || fail "guest kernel: $report"
-say "PASS after $(cut -d' ' -f1 /proc/uptime) s of uptime"
-poweroff -f
+check_log() {
+  report=$(dmesg | sed 's/^\[[^]]*\] //' | grep -E -m1 -f /kernel-reports.ere)
+  [ -z "$report" ] || fail "guest kernel: $report"
+}
+check_log
+
+# The control channel: the second serial port, lines in both directions, no echo.
+stty -F /dev/ttyS1 -echo -icrnl -onlcr -opost 2>/dev/null || fail "cannot set up /dev/ttyS1"
+exec 3<>/dev/ttyS1 || fail "cannot open /dev/ttyS1"
+ctl=1
+
+running=0 loadpid=
+start_load() {
+  [ $running = 0 ] || { say "start FAIL: already running"; return; }
+  mark=$(dmesg | wc -l)
+  insmod /dmatest.ko timeout=120000 iterations=0 threads_per_chan=4 || { say "start FAIL: insmod dmatest.ko"; return; }
+  echo "$chans" > /sys/module/dmatest/parameters/channel || { say "start FAIL: dmatest: cannot select $chans"; return; }
+  echo 1 > /sys/module/dmatest/parameters/run || { say "start FAIL: dmatest: cannot start"; return; }
+  /bar2load "$dev/resource2" > /tmp/bar2load.out 2>&1 &
+  loadpid=$!
+  running=1
+  step "started: dmatest, 4 threads on $chans; bar2load (pid $loadpid)"
+}
+stop_load() {
+  [ $running = 1 ] || { say "stopped FAIL: nothing runs"; return; }
+  running=0
+  why=
+  echo 0 > /sys/module/dmatest/parameters/run || why="dmatest: cannot stop"
+  # bar2load checks all of BAR2 after the signal; wait for it by its pid too (a run saw
+  # wait return before bar2load had printed anything).
+  kill -TERM "$loadpid" 2>/dev/null || why="${why:+$why; }bar2load had ended before stop"
+  while kill -0 "$loadpid" 2>/dev/null; do sleep 1; done
+  wait "$loadpid"
+  lrc=$?
+  [ $lrc = 0 ] || why="${why:+$why; }bar2load exit status $lrc"
+  dmesg | tail -n +$((mark + 1)) | grep -E 'bar2load|Out of memory|oom' | while read -r l; do say "$l"; done
+  sums=$(dmesg | tail -n +$((mark + 1)) | grep 'dmatest: .*summary' | sed 's/^\[[^]]*\] //')
+  rmmod dmatest || why="${why:+$why; }rmmod dmatest"
+  echo "$sums" | while read -r l; do say "$l"; done
+  say "$(cat /tmp/bar2load.out)"
+  n=$(echo "$sums" | grep -c 'summary [1-9][0-9]* tests, 0 failures')
+  [ "$n" -eq 4 ] || why="${why:+$why; }dmatest: $n of 4 summaries with tests and 0 failures"
+  grep -q '^bar2load: PASS' /tmp/bar2load.out || why="${why:+$why; }bar2load: no PASS"
+  report=$(dmesg | sed 's/^\[[^]]*\] //' | grep -E -m1 -f /kernel-reports.ere)
+  [ -z "$report" ] || why="${why:+$why; }guest kernel: $report"
+  if [ -z "$why" ]; then step "stopped PASS"; else step "stopped FAIL: $why"; fi
+}
+
+say "ready after $(cut -d' ' -f1 /proc/uptime) s of uptime"
+while read -r cmd <&3; do
+  case "$cmd" in
+    start) start_load ;;
+    stop) stop_load ;;
+    quit)
+      [ $running = 0 ] || stop_load
+      step "quit: unloading the driver, checking the kernel log"
+      [ $nodev = 1 ] || unload_driver
+      check_log
+      say "PASS after $(cut -d' ' -f1 /proc/uptime) s of uptime"
+      poweroff -f ;;
+    '') ;;
+    *) say "unknown command '$cmd'" ;;
+  esac
+done
+fail "the control channel closed"

@@ -30,14 +30,11 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   insmod "$MDEVMIG_KO" || fail "insmod $MDEVMIG_KO"
   parent=$(ls /sys/class/mdev_bus | head -n1)
   types=/sys/class/mdev_bus/$parent/mdev_supported_types
-  uuid=$(cat /proc/sys/kernel/random/uuid)
-  echo "$uuid" > "$types/mdevmig-quarter/create" || fail "cannot create an mdevmig-quarter instance on $parent"
+  src=$(cat /proc/sys/kernel/random/uuid)
+  dst=$(cat /proc/sys/kernel/random/uuid)
+  echo "$src" > "$types/mdevmig-quarter/create" || fail "cannot create an mdevmig-quarter instance on $parent"
+  echo "$dst" > "$types/mdevmig-quarter/create" || fail "cannot create a second mdevmig-quarter instance on $parent"
 
-  # QEMU up to 7.2 has the v1 migration region behind x-enable-migration, from 8.1 on
-  # v2 behind enable-migration (as tools/qemu/process.cc picks it).
-  qemu_version=$(qemu-system-x86_64 --version | head -n1)
-  qmajor=$(sed -n 's/.*version \([0-9]*\)\..*/\1/p' <<<"$qemu_version")
-  if [ "${qmajor:-0}" -lt 8 ]; then migprop=x-enable-migration=on; else migprop=enable-migration=on; fi
   # The guest kernel does as little as it can: one CPU, no crypto self-tests, no
   # speculation mitigations patched in, nothing printed but errors, and two initcalls
   # that took a tenth of its boot (initcall_debug) and nothing here needs left out:
@@ -47,42 +44,21 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   # A starved vCPU fails the kernel's boot-time timer check (see tools/lab/lab.sh).
   kargs+=" no_timer_check"
   kargs+=" ${MDEVMIG_GUEST_KARGS:-}"
-  log=$MDEVMIG_LAB_OUT/guest-console.log
-  limit=$(sed -n 's/.*labtimeout=\([0-9]*\).*/\1/p' /proc/cmdline)
-  limit=$((limit > 120 ? limit - 60 : 60))
-  echo "guest.sh: kernel $(uname -r), $qemu_version, instance $uuid ($migprop)"
-  # 192 MiB and a 64 MiB TCG translation cache: this lab kernel clears every page it
-  # frees (init_on_free=1), and freeing a QEMU of 1.2 GiB (256 MiB of RAM and the
-  # default 1 GiB cache) at its exit held a CPU long enough to report a soft lockup.
-  start=$(date +%s)
-  qemu-system-x86_64 -accel tcg,tb-size=64 -M pc -cpu max -smp 1 -m 192 \
-    -nodefaults -no-user-config -display none -no-reboot -monitor none \
-    -serial "file:$log" \
-    -kernel "$work/vmlinux-$(uname -r)" -initrd "$initrd" -append "$kargs" \
-    -device "vfio-pci,sysfsdev=/sys/bus/mdev/devices/$uuid,rombar=0,$migprop" \
-    > "$MDEVMIG_LAB_OUT/guest-qemu.log" 2>&1 &
-  qpid=$!
-  # Until it exits: when its console first said something (the guest's uptime starts
-  # after the firmware and the kernel's early boot), its peak memory, its limit.
-  first= hwm=0
-  while kill -0 "$qpid" 2>/dev/null; do
-    now=$(($(date +%s) - start))
-    [ -n "$first" ] || [ ! -s "$log" ] || { first=$now; echo "guest.sh: first console output after ${now}s"; }
-    h=$(awk '/^VmHWM/ { print $2 }' "/proc/$qpid/status" 2>/dev/null || true)
-    [ "${h:-0}" -le "$hwm" ] || hwm=$h
-    [ "$now" -lt "$limit" ] || { echo "guest.sh: nested QEMU killed at its limit (${limit}s)"; kill -KILL "$qpid"; }
-    sleep 2
-  done
-  wait "$qpid"
-  qrc=$?
-  secs=$(($(date +%s) - start))
-  tr -d '\r' < "$log" | grep -aE '^guest' | sed 's/^/  /'
-  echo "guest.sh: nested QEMU ran ${secs}s (exit $qrc), peak RSS $((hwm / 1024)) MiB"
-  [ ! -s "$MDEVMIG_LAB_OUT/guest-qemu.log" ] || sed 's/^/  qemu: /' "$MDEVMIG_LAB_OUT/guest-qemu.log"
+  echo "guest.sh: kernel $(uname -r), instances $src (sources) and $dst (destinations)"
+  # The nested VMs: -M pc -smp 1 -m 192 and a 64 MiB TCG translation cache: this lab
+  # kernel clears every page it frees (init_on_free=1), and freeing a QEMU of 1.2 GiB
+  # (256 MiB of RAM and the default 1 GiB cache) at its exit held a CPU long enough to
+  # report a soft lockup. guest_qemu.py boots the guest once, saves it and runs the
+  # scenarios from that image.
+  rc=0
+  python3 "$here/guest_qemu.py" --kernel "$work/vmlinux-$(uname -r)" --initrd "$initrd" \
+    --append "$kargs" --src "$src" --dst "$dst" --out "$MDEVMIG_LAB_OUT" \
+    ${MDEVMIG_GUEST_SCENARIOS:+--scenarios "$MDEVMIG_GUEST_SCENARIOS"} ${MDEVMIG_GUEST_HARNESS_ARGS:-} || rc=$?
 
-  echo 1 > "/sys/bus/mdev/devices/$uuid/remove" || fail "cannot remove instance $uuid"
+  echo 1 > "/sys/bus/mdev/devices/$src/remove" || fail "cannot remove instance $src"
+  echo 1 > "/sys/bus/mdev/devices/$dst/remove" || fail "cannot remove instance $dst"
   rmmod mdevmig || fail "rmmod mdevmig"
-  tr -d '\r' < "$log" | grep -aq '^guest: PASS' || fail "the guest did not pass (see $log)"
+  [ "$rc" = 0 ] || fail "guest_qemu.py: a scenario failed (consoles in $MDEVMIG_LAB_OUT)"
   echo "guest.sh: PASS"
   exit 0
 fi
@@ -123,6 +99,7 @@ cp "$src/dmatest.c" "$work/dmatest-src/"
 echo 'obj-m := dmatest.o' > "$work/dmatest-src/Kbuild"
 build_test_kmods "$work/dmatest-src" "$work/dmatest" "$profile" || fail "cannot build dmatest.ko for $kver"
 cc -static -O2 -Wall -Wextra -Werror -o "$work/bar2check" "$here/bar2check.c" || fail "cannot build bar2check"
+cc -static -O2 -Wall -Wextra -Werror -o "$work/bar2load" "$here/bar2load.c" || fail "cannot build bar2load"
 
 # The lab's kernel, decompressed: the guest boots it through its PVH entry.
 "$here/extract-vmlinux.py" "$root/boot/vmlinuz-$kver" "$work/vmlinux-$kver" ||
@@ -132,8 +109,13 @@ cc -static -O2 -Wall -Wextra -Werror -o "$work/bar2check" "$here/bar2check.c" ||
   "$work/kmods/lab_dmacopy.ko=/lab_dmacopy.ko" \
   "$work/dmatest/kmods/dmatest.ko=/dmatest.ko" \
   "$work/bar2check=/bar2check" \
+  "$work/bar2load=/bar2load" \
   "$top/tools/lab/kernel-reports.ere=/kernel-reports.ere" || fail "cannot build the guest's initramfs"
 
-exec "$top/tools/lab/lab.sh" --name guest_lab --timeout "${MDEVMIG_GUEST_TIMEOUT:-2400}" --profile "$profile" \
+# 3 GiB: the nested VMs' RAM files stay in the lab's /dev/shm until it powers off
+# (guest_qemu.py says why).
+exec "$top/tools/lab/lab.sh" --name guest_qemu --timeout "${MDEVMIG_GUEST_TIMEOUT:-2400}" --profile "$profile" --mem 3G \
   --kmod-dir "$kmod_dir" ${MDEVMIG_GUEST_KARGS:+--env "MDEVMIG_GUEST_KARGS=$MDEVMIG_GUEST_KARGS"} \
+  ${MDEVMIG_GUEST_SCENARIOS:+--env "MDEVMIG_GUEST_SCENARIOS=$MDEVMIG_GUEST_SCENARIOS"} \
+  ${MDEVMIG_GUEST_HARNESS_ARGS:+--env "MDEVMIG_GUEST_HARNESS_ARGS=$MDEVMIG_GUEST_HARNESS_ARGS"} \
   -- "$0" "$work" "$profile" "$kmod_dir"

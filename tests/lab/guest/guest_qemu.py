@@ -1,0 +1,480 @@
+#!/usr/bin/env python3
+"""In the lab guest: boot the real Linux guest once, save it, run the scenarios from it.
+
+  guest_qemu.py --kernel VMLINUX --initrd INITRD --append KARGS --src UUID --dst UUID
+                --out DIR [--work DIR] [--scenarios live,file,cancel]
+
+Run by tests/lab/guest/guest.sh inside the lab (the nested VMs' host), with two mdevmig
+instances created. Each VM is a QEMU (TCG) with one instance assigned through vfio-pci,
+its console (ttyS0) in a file of DIR, its second serial port (ttyS1, the guest's control
+channel: guest-init.sh) on a unix socket and QMP on another.
+
+1. boot: the guest boots on SRC, runs its boot checks and says "guest: ready" on the
+   control channel; QEMU saves it with `migrate exec:cat > FILE` (the booted image).
+2. each scenario restores that image into a fresh QEMU (-incoming exec:cat FILE), starts
+   the guest's workloads (Linux's dmatest, bar2load on BAR2) and then
+   - live:   QEMU migrates it (unix socket, loopback) to a QEMU on DST while they run;
+             the destination stops them and checks;
+   - file:   QEMU migrates it while they run to a file (exec:), a fresh QEMU on DST
+             restores it and stops and checks;
+   - cancel: QEMU starts migrating it to DST and cancels mid pre-copy; the source stops
+             and checks.
+   The guest stops its workloads and reports (dmatest's summaries, bar2load's check and
+   its longest pause), unloads its driver and checks its log ("quit"). The harness checks
+   those lines itself: 4 dmatest summaries with tests and 0 failures, bar2load PASS,
+   "guest: PASS". It prints QEMU's migration figures next to the guest's.
+
+Exit status 0 when every scenario passed. One QMP client: this one.
+"""
+import argparse
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+
+
+def log(msg):
+    print(f"guest_qemu: {msg}", flush=True)
+
+
+class Fail(Exception):
+    pass
+
+
+class Lines:
+    """A line reader on a connected stream socket (QMP or the guest's control channel)."""
+
+    def __init__(self, path, limit=60):
+        deadline = time.time() + limit
+        while True:
+            try:
+                self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self.sock.connect(path)
+                break
+            except OSError:
+                self.sock.close()
+                if time.time() > deadline:
+                    raise Fail(f"cannot connect to {path}")
+                time.sleep(0.2)
+        self.buf = b""
+        self.path = path
+
+    def readline(self, timeout):
+        deadline = time.time() + timeout
+        while b"\n" not in self.buf:
+            left = deadline - time.time()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                data = self.sock.recv(4096)
+            except socket.timeout:
+                return None
+            if not data:
+                raise Fail(f"{self.path} closed")
+            self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode(errors="replace").rstrip("\r")
+
+    def send(self, text):
+        self.sock.sendall(text.encode() + b"\n")
+
+    def close(self):
+        self.sock.close()
+
+
+class Qmp:
+    def __init__(self, path):
+        self.lines = Lines(path)
+        greeting = json.loads(self.lines.readline(60) or "null")
+        if not greeting or "QMP" not in greeting:
+            raise Fail(f"no QMP greeting on {path}")
+        self.cmd("qmp_capabilities")
+
+    def cmd(self, name, **args):
+        msg = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.lines.send(json.dumps(msg))
+        while True:
+            line = self.lines.readline(120)
+            if line is None:
+                raise Fail(f"QMP {name}: no answer")
+            reply = json.loads(line)
+            if "event" in reply:
+                continue
+            if "error" in reply:
+                raise Fail(f"QMP {name}: {reply['error'].get('desc')}")
+            return reply.get("return")
+
+
+class Vm:
+    """A nested QEMU with one mdevmig instance assigned."""
+
+    def __init__(self, h, name, uuid, incoming=None):
+        self.name = name
+        self.dir = h.tmp
+        base = os.path.join(self.dir, name)
+        for ext in (".qmp", ".ctl"):
+            if os.path.exists(base + ext):
+                os.unlink(base + ext)
+        self.console = os.path.join(h.out, f"guest-console-{name}.log")
+        # The guest's RAM is a file in /dev/shm, kept until the lab powers off, and the
+        # translation cache is 32 MiB: the lab kernel clears every page it frees
+        # (init_on_free=1), which under TCG on a loaded machine is slow enough that a
+        # QEMU freeing its RAM and a 64 MiB cache in its exit held a CPU of the lab for
+        # an RCU stall report (60 s). Exiting QEMUs now free only the cache and heap.
+        self.ram = f"/dev/shm/guest_qemu-{name}.ram"
+        cmd = [
+            "qemu-system-x86_64", "-accel", "tcg,tb-size=32", "-M", "pc,memory-backend=pc.ram",
+            "-object", f"memory-backend-file,id=pc.ram,size=192M,mem-path={self.ram},share=on",
+            "-cpu", "max", "-smp", "1", "-m", "192", "-nodefaults", "-no-user-config", "-display", "none",
+            "-no-reboot", "-monitor", "none",
+            "-serial", f"file:{self.console}",
+            "-chardev", f"socket,id=ctl,path={base}.ctl,server=on,wait=off",
+            "-serial", "chardev:ctl",
+            "-qmp", f"unix:{base}.qmp,server=on,wait=off",
+            "-kernel", h.args.kernel, "-initrd", h.args.initrd, "-append", h.args.append,
+        ]
+        if not h.args.no_device:
+            cmd += ["-device", f"vfio-pci,sysfsdev=/sys/bus/mdev/devices/{uuid},rombar=0,{h.migprop}"]
+        if incoming:
+            cmd += ["-incoming", incoming]
+        self.qlog = open(os.path.join(h.out, f"guest-qemu-{name}.log"), "w")
+        self.proc = subprocess.Popen(cmd, stdout=self.qlog, stderr=subprocess.STDOUT)
+        self.start = time.time()
+        self.qmp = Qmp(base + ".qmp")
+        self.ctl = Lines(base + ".ctl")
+        self.answers = []
+
+    def wait_running(self, limit):
+        deadline = time.time() + limit
+        while True:
+            status = self.qmp.cmd("query-status")["status"]
+            if status == "running":
+                return
+            if time.time() > deadline or self.proc.poll() is not None:
+                raise Fail(f"{self.name}: not running ({status}) after {limit} s")
+            time.sleep(0.5)
+
+    def expect(self, pattern, limit):
+        """Reads the control channel until a line matches PATTERN; returns that line.
+        A "guest: ... FAIL" line ends the wait with a failure."""
+        deadline = time.time() + limit
+        while True:
+            line = self.ctl.readline(max(0.1, deadline - time.time()))
+            if line is None:
+                raise Fail(f"{self.name}: no '{pattern}' from the guest within {limit} s")
+            if not line.strip():
+                continue
+            self.answers.append(line)
+            print(f"  [{self.name}] {line}", flush=True)
+            if re.search(pattern, line):
+                return line
+            if re.match(r"guest: .*FAIL", line):
+                raise Fail(f"{self.name}: {line}")
+
+    def command(self, cmd, pattern, limit):
+        self.ctl.send(cmd)
+        return self.expect(pattern, limit)
+
+    def migrate(self, uri, limit, cancel_after=None, raise_after=None):
+        """QMP migrate to URI; polls query-migrate until it ends. Returns its last answer.
+        RAISE_AFTER: seconds of pre-copy after which the downtime limit goes up to 10 s
+        (a guest that dirties faster than pre-copy sends would never converge)."""
+        self.qmp.cmd("migrate", uri=uri)
+        t0 = time.time()
+        self.raised = None
+        while True:
+            info = self.qmp.cmd("query-migrate")
+            status = info.get("status")
+            if status in ("completed", "failed", "cancelled"):
+                return info
+            if raise_after is not None and status == "active" and time.time() - t0 > raise_after:
+                ram = info.get("ram", {})
+                self.raised = (f"not converged after {time.time() - t0:.0f} s "
+                               f"({ram.get('dirty-sync-count', '?')} dirty syncs, "
+                               f"{ram.get('transferred', 0) >> 10} KiB of RAM sent, "
+                               f"{ram.get('remaining', 0) >> 10} KiB remaining)")
+                log(f"{self.name}: {self.raised}: downtime-limit raised to 10000 ms")
+                self.qmp.cmd("migrate-set-parameters", **{"downtime-limit": 10000})
+                raise_after = None
+            if cancel_after is not None and status == "active" and time.time() - t0 > cancel_after:
+                log(f"{self.name}: migrate_cancel after {time.time() - t0:.1f} s of pre-copy "
+                    f"({info.get('ram', {}).get('transferred', 0) >> 10} KiB of RAM sent)")
+                self.qmp.cmd("migrate_cancel")
+                cancel_after = None
+            if time.time() - t0 > limit:
+                self.qmp.cmd("migrate_cancel")
+                raise Fail(f"{self.name}: migration not done after {limit} s ({status})")
+            time.sleep(0.5)
+
+    def quit(self):
+        if self.proc.poll() is None:
+            try:
+                self.qmp.cmd("quit")
+            except Fail:
+                pass
+        self.finish(30)
+
+    def finish(self, limit):
+        try:
+            self.proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.qlog.close()
+        for s in (self.qmp.lines, self.ctl):
+            s.close()
+
+
+def mig_figures(info):
+    ram = info.get("ram", {})
+    parts = [f"total {info.get('total-time', '?')} ms", f"downtime {info.get('downtime', '?')} ms"]
+    if "setup-time" in info:
+        parts.append(f"setup {info['setup-time']} ms")
+    parts.append(f"RAM {ram.get('transferred', 0) >> 10} KiB sent")
+    if "dirty-sync-count" in ram:
+        parts.append(f"{ram['dirty-sync-count']} dirty syncs")
+    if "vfio" in info:
+        parts.append(f"device {info['vfio'].get('transferred', 0) >> 10} KiB")
+    return ", ".join(parts)
+
+
+class Harness:
+    def __init__(self, args):
+        self.args = args
+        self.out = args.out
+        self.tmp = args.work
+        os.makedirs(self.tmp, exist_ok=True)
+        ver = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True,
+                             text=True).stdout.split("\n")[0]
+        m = re.search(r"version (\d+)\.", ver)
+        self.qmajor = int(m.group(1)) if m else 0
+        # QEMU up to 7.2 has the v1 migration region behind x-enable-migration, from 8.1
+        # on v2 behind enable-migration (as tools/qemu/process.cc picks it).
+        self.migprop = "x-enable-migration=on" if self.qmajor < 8 else "enable-migration=on"
+        self.image = os.path.join(self.tmp, "booted.img")
+        self.times = []
+        log(f"{ver}, {self.migprop}")
+
+    def timed(self, name, t0):
+        secs = time.time() - t0
+        self.times.append((name, secs))
+        log(f"{name}: {secs:.0f} s")
+
+    def boot(self):
+        t0 = time.time()
+        vm = Vm(self, "boot", self.args.src)
+        try:
+            line = vm.expect(r"^guest: ready after", self.args.boot_limit)
+            log(f"boot: the guest is {line[len('guest: '):]} "
+                f"({time.time() - t0:.0f} s since QEMU started)")
+            t1 = time.time()
+            info = vm.migrate(f"exec:cat > {self.image}", 300)
+            if info["status"] != "completed":
+                raise Fail(f"saving the booted guest: {info['status']} {info.get('error-desc', '')}")
+            log(f"boot: saved to {self.image} ({os.path.getsize(self.image) >> 20} MiB) in "
+                f"{time.time() - t1:.1f} s: {mig_figures(info)}")
+        finally:
+            vm.quit()
+            self.show_console(vm)
+        self.timed("boot (nested QEMU start to saved image)", t0)
+
+    def show_console(self, vm):
+        try:
+            with open(vm.console, errors="replace") as f:
+                for line in f:
+                    line = line.rstrip("\r\n")
+                    if line.startswith("guest") and line not in vm.answers:
+                        print(f"  [{vm.name} console] {line}")
+        except OSError:
+            pass
+
+    def restore(self, name, uuid, image):
+        t0 = time.time()
+        vm = Vm(self, name, uuid, incoming=f"exec:cat {image}")
+        vm.wait_running(300)
+        log(f"{name}: restored from {os.path.basename(image)} in {time.time() - t0:.1f} s")
+        return vm
+
+    def verify(self, vm, what):
+        """Stops the workloads and checks their lines (the guest checks them too)."""
+        vm.answers = []
+        vm.command("stop", r"^guest: \[[0-9.]+\] stopped", self.args.step_limit)
+        sums = [a for a in vm.answers if "summary" in a]
+        good = [a for a in sums if re.search(r"summary [1-9][0-9]* tests, 0 failures", a)]
+        load = [a for a in vm.answers if a.startswith("guest: bar2load: PASS")]
+        if len(good) != 4 or len(sums) != 4 or not load:
+            raise Fail(f"{what}: the guest's lines show {len(good)} of 4 dmatest summaries with "
+                       f"0 failures and {'a' if load else 'no'} bar2load PASS")
+        kbs = sum(int(m.group(1)) for a in sums for m in [re.search(r"(\d+) KB/s", a)] if m)
+        pause = re.search(r"longest pause ([0-9.]+) ms", load[0])
+        log(f"{what}: dmatest {kbs / 1024:.2f} MB/s (4 threads), 0 failures; BAR2 as written"
+            f"; the guest's longest pause {pause.group(1) if pause else '?'} ms")
+        return float(pause.group(1)) if pause else None
+
+    def finish_guest(self, vm):
+        vm.command("quit", r"^guest: PASS", self.args.step_limit)
+        vm.finish(60)
+
+    def workload(self, vm):
+        vm.command("start", r"^guest: \[[0-9.]+\] started", self.args.step_limit)
+        time.sleep(self.args.run)
+
+    def scenario_live(self):
+        t0 = time.time()
+        sock = os.path.join(self.tmp, "mig.sock")
+        src = self.restore("live-src", self.args.src, self.image)
+        dst = None
+        try:
+            # dmatest's rate before, during and after a migration.
+            self.workload(src)
+            self.verify(src, "live: before")
+            dst = Vm(self, "live-dst", self.args.dst, incoming=f"unix:{sock}")
+            self.workload(src)
+            self.set_params(src)
+            info = src.migrate(f"unix:{sock}", self.args.mig_limit,
+                               raise_after=self.args.converge)
+            if info["status"] != "completed":
+                raise Fail(f"live: migration {info['status']} {info.get('error-desc', '')}")
+            dst.wait_running(60)
+            log(f"live: migrated: {mig_figures(info)}")
+            src.quit()
+            time.sleep(self.args.run)
+            pause = self.verify(dst, "live: during (source, migration, destination)")
+            log(f"live: QEMU's downtime {info.get('downtime')} ms; the guest's longest pause "
+                f"{pause} ms")
+            self.workload(dst)
+            self.verify(dst, "live: after")
+            self.finish_guest(dst)
+        finally:
+            for vm in (src, dst):
+                if vm and vm.proc.poll() is None:
+                    vm.quit()
+        self.timed("scenario live", t0)
+
+    def scenario_file(self):
+        t0 = time.time()
+        image = os.path.join(self.tmp, "file.img")
+        src = self.restore("file-src", self.args.src, self.image)
+        dst = None
+        try:
+            self.workload(src)
+            self.set_params(src)
+            info = src.migrate(f"exec:cat > {image}", self.args.mig_limit,
+                               raise_after=self.args.converge)
+            if info["status"] != "completed":
+                raise Fail(f"file: migration {info['status']} {info.get('error-desc', '')}")
+            log(f"file: saved ({os.path.getsize(image) >> 20} MiB): {mig_figures(info)}")
+            src.quit()
+            dst = self.restore("file-dst", self.args.dst, image)
+            time.sleep(self.args.run)
+            pause = self.verify(dst, "file: source, file, restored VM")
+            log(f"file: QEMU's downtime {info.get('downtime')} ms; the guest's longest pause "
+                f"{pause} ms")
+            self.finish_guest(dst)
+        finally:
+            for vm in (src, dst):
+                if vm and vm.proc.poll() is None:
+                    vm.quit()
+        self.timed("scenario file", t0)
+
+    def scenario_cancel(self):
+        t0 = time.time()
+        sock = os.path.join(self.tmp, "cancel.sock")
+        src = self.restore("cancel-src", self.args.src, self.image)
+        dst = None
+        try:
+            dst = Vm(self, "cancel-dst", self.args.dst, incoming=f"unix:{sock}")
+            self.workload(src)
+            # Slow enough that pre-copy is still under way when it is cancelled.
+            src.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 20})
+            info = src.migrate(f"unix:{sock}", self.args.mig_limit, cancel_after=self.args.cancel)
+            if info["status"] != "cancelled":
+                raise Fail(f"cancel: the migration ended {info['status']}, not cancelled")
+            status = src.qmp.cmd("query-status")["status"]
+            if status != "running":
+                raise Fail(f"cancel: the source is {status} after the cancel, not running")
+            log(f"cancel: cancelled mid pre-copy, the source runs on")
+            dst.finish(30)
+            time.sleep(self.args.run)
+            self.verify(src, "cancel: source across the cancelled migration")
+            self.finish_guest(src)
+        finally:
+            for vm in (src, dst):
+                if vm and vm.proc.poll() is None:
+                    vm.quit()
+        self.timed("scenario cancel", t0)
+
+    def scenario_restore(self):
+        """Only the restore: the guest must answer on its control channel."""
+        t0 = time.time()
+        vm = self.restore("restore", self.args.src, self.image)
+        try:
+            vm.command("ping", r"^guest: unknown command 'ping'", self.args.step_limit)
+            vm.command("quit", r"^guest: PASS", self.args.step_limit)
+            vm.finish(60)
+        finally:
+            if vm.proc.poll() is None:
+                vm.quit()
+        self.timed("scenario restore", t0)
+
+    def set_params(self, vm):
+        vm.qmp.cmd("migrate-set-parameters",
+                   **{"downtime-limit": self.args.downtime, "max-bandwidth": 1 << 30})
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--kernel", required=True)
+    p.add_argument("--initrd", required=True)
+    p.add_argument("--append", required=True)
+    p.add_argument("--src", required=True, help="mdevmig instance (UUID) of the sources")
+    p.add_argument("--dst", required=True, help="mdevmig instance (UUID) of the destinations")
+    p.add_argument("--out", required=True, help="folder for consoles and QEMU logs")
+    p.add_argument("--work", default="/tmp/guest_qemu", help="folder for images and sockets")
+    p.add_argument("--scenarios", default="live,file,cancel",
+                   help="comma-separated: live, file, cancel, restore; none: boot and save only")
+    p.add_argument("--no-device", action="store_true",
+                   help="no mdevmig instance in the VMs (the guest needs guest.nodev=1)")
+    p.add_argument("--run", type=float, default=10, help="seconds the workloads run per phase")
+    p.add_argument("--cancel", type=float, default=5, help="seconds of pre-copy before the cancel")
+    p.add_argument("--downtime", type=int, default=300, help="QEMU downtime-limit (ms)")
+    p.add_argument("--converge", type=float, default=60,
+                   help="seconds of pre-copy before the downtime limit is raised to 10 s")
+    p.add_argument("--boot-limit", type=float, default=1800)
+    p.add_argument("--step-limit", type=float, default=300)
+    p.add_argument("--mig-limit", type=float, default=600)
+    args = p.parse_args()
+    scenarios = [] if args.scenarios == "none" else args.scenarios.split(",")
+    for s in scenarios:
+        if s not in ("live", "file", "cancel", "restore"):
+            p.error(f"unknown scenario {s} (live, file, cancel, restore)")
+    h = Harness(args)
+    failed = []
+    try:
+        h.boot()
+    except Fail as e:
+        log(f"FAIL boot: {e}")
+        return 1
+    for s in scenarios:
+        try:
+            getattr(h, f"scenario_{s}")()
+            log(f"PASS {s}")
+        except Fail as e:
+            log(f"FAIL {s}: {e}")
+            failed.append(s)
+    log("times: " + ", ".join(f"{n} {t:.0f} s" for n, t in h.times))
+    if failed:
+        log(f"FAIL: {', '.join(failed)}")
+        return 1
+    log("PASS: boot" + "".join(", " + s for s in scenarios))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
