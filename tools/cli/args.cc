@@ -236,6 +236,34 @@ Result<double> Args::get_double(std::string_view name, double min, double max, b
   return d;
 }
 
+std::string choice_text(std::span<const std::string_view> words) {
+  std::string out;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) out += i + 1 == words.size() ? " or " : ", ";
+    out += words[i];
+  }
+  return out;
+}
+
+std::string choice_metavar(std::span<const std::string_view> words) {
+  std::string out;
+  for (std::string_view w : words) {
+    if (!out.empty()) out += '|';
+    out += w;
+  }
+  return out;
+}
+
+Result<std::size_t> Args::get_choice(std::string_view name,
+                                     std::span<const std::string_view> words) const {
+  const std::string flag = "--" + std::string(name);
+  auto v = get(name);
+  if (!v) return usage_error(flag, "missing");
+  for (std::size_t i = 0; i < words.size(); ++i)
+    if (*v == words[i]) return i;
+  return usage_error(flag, "wants " + choice_text(words) + ", got '" + *v + "'");
+}
+
 std::string Args::usage() const {
   std::string out = "usage: mdevmig " + usage_ + "\n\n" + description_ + "\n";
   bool any_pos = false, any_opt = false;
