@@ -1,5 +1,6 @@
 #include "tools/cli/args.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -45,7 +46,7 @@ const Args::Spec* Args::find(std::string_view name) const {
 }
 
 Error usage_error(std::string_view flag, std::string what) {
-  return Error::make_verdict(EINVAL, "usage", std::string(flag) + ": " + what);
+  return Error::make_verdict(EINVAL, "usage", std::string(flag) + ": " + std::move(what));
 }
 
 Result<void> Args::parse(std::span<const char* const> args) {
@@ -114,8 +115,10 @@ bool Args::has(std::string_view name) const {
 }
 
 std::optional<std::string> Args::get(std::string_view name) const {
-  for (auto it = values_.rbegin(); it != values_.rend(); ++it)
-    if (it->first == name) return it->second;
+  // The last one given wins.
+  const auto it = std::find_if(values_.rbegin(), values_.rend(),
+                               [&](const auto& kv) { return kv.first == name; });
+  if (it != values_.rend()) return it->second;
   if (const Spec* s = find(name)) return s->fallback;
   return std::nullopt;
 }
