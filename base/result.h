@@ -57,7 +57,7 @@ class [[nodiscard]] Result {
   template <typename U = T>
   requires std::is_constructible_v<T, U&&> &&(!std::is_same_v<std::remove_cvref_t<U>, Result>)&&(
       !std::is_same_v<std::remove_cvref_t<U>, Error>)explicit(!std::is_convertible_v<U&&, T>)
-      Result(U&& value)
+      Result(U&& value)  // NOLINT(bugprone-forwarding-reference-overload): see requires
       : v_(std::in_place_index<0>, std::forward<U>(value)) {}            // NOLINT
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT
 

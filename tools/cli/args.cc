@@ -1,5 +1,6 @@
 #include "tools/cli/args.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -45,7 +46,7 @@ const Args::Spec* Args::find(std::string_view name) const {
 }
 
 Error usage_error(std::string_view flag, std::string what) {
-  return Error::make_verdict(EINVAL, "usage", std::string(flag) + ": " + what);
+  return Error::make_verdict(EINVAL, "usage", std::string(flag) + ": " + std::move(what));
 }
 
 Result<void> Args::parse(std::span<const char* const> args) {
@@ -114,8 +115,10 @@ bool Args::has(std::string_view name) const {
 }
 
 std::optional<std::string> Args::get(std::string_view name) const {
-  for (auto it = values_.rbegin(); it != values_.rend(); ++it)
-    if (it->first == name) return it->second;
+  // The last one given wins.
+  const auto it = std::find_if(values_.rbegin(), values_.rend(),
+                               [&](const auto& kv) { return kv.first == name; });
+  if (it != values_.rend()) return it->second;
   if (const Spec* s = find(name)) return s->fallback;
   return std::nullopt;
 }
@@ -234,6 +237,34 @@ Result<double> Args::get_double(std::string_view name, double min, double max, b
     return usage_error(flag, std::string("wants ") + range + ", got '" + *v + "'");
   }
   return d;
+}
+
+std::string choice_text(std::span<const std::string_view> words) {
+  std::string out;
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (i > 0) out += i + 1 == words.size() ? " or " : ", ";
+    out += words[i];
+  }
+  return out;
+}
+
+std::string choice_metavar(std::span<const std::string_view> words) {
+  std::string out;
+  for (std::string_view w : words) {
+    if (!out.empty()) out += '|';
+    out += w;
+  }
+  return out;
+}
+
+Result<std::size_t> Args::get_choice(std::string_view name,
+                                     std::span<const std::string_view> words) const {
+  const std::string flag = "--" + std::string(name);
+  auto v = get(name);
+  if (!v) return usage_error(flag, "missing");
+  for (std::size_t i = 0; i < words.size(); ++i)
+    if (*v == words[i]) return i;
+  return usage_error(flag, "wants " + choice_text(words) + ", got '" + *v + "'");
 }
 
 std::string Args::usage() const {

@@ -6,6 +6,7 @@
 // Sizes and addresses share one number syntax (parse_size).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -52,6 +53,10 @@ class Args {
   /// A finite real number in [min, max] (or the open interval when `open` is set).
   [[nodiscard]] Result<double> get_double(std::string_view name, double min, double max,
                                           bool open = false) const;
+  /// One of `words` (--irq intx|msi): its index in `words`, else the usage error
+  /// "--name: wants a, b or c, got 'x'".
+  [[nodiscard]] Result<std::size_t> get_choice(std::string_view name,
+                                               std::span<const std::string_view> words) const;
   [[nodiscard]] std::string usage() const;
 
  private:
@@ -71,6 +76,11 @@ class Args {
 /// Parses "4096", "0x1000", "64k", "64M", "1G", "2T", "4MiB": decimal or 0x hex digits
 /// and an optional K, M, G or T (either case, optionally followed by "iB"; powers of 1024).
 [[nodiscard]] Result<uint64_t> parse_size(std::string_view text);
+
+/// "a, b or c": `words` as a usage error lists them.
+[[nodiscard]] std::string choice_text(std::span<const std::string_view> words);
+/// "a|b|c": `words` as --help shows an option's value.
+[[nodiscard]] std::string choice_metavar(std::span<const std::string_view> words);
 
 /// Ranges the commands share.
 inline constexpr uint64_t kMaxDowntimeMs = 2'000'000;  ///< QEMU's downtime-limit bound too

@@ -78,6 +78,7 @@ Result<pid_t> start(const std::vector<std::string>& command, const std::vector<i
   if (::pipe2(pipefd, O_CLOEXEC) != 0) return Error::from_errno("pipe2");
   UniqueFd rd(pipefd[0]), wr(pipefd[1]);
   std::vector<char*> argv;
+  argv.reserve(command.size() + 1);
   for (const auto& a : command) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
 

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string>
 
+#include "tools/cli/choice_options.h"
 #include "tools/cli/command.h"
 #include "tools/cli/migrate.h"
 
@@ -16,9 +17,8 @@ Error usage(const std::string& what) { return Error::make_verdict(EINVAL, "usage
 
 // The numbers, the workload and --report.
 Result<void> parse_values(const Args& args, MigratePlan& p) {
-  auto pref = engine::parse_channel_preference(*args.get("channel"));
-  if (!pref.ok())
-    return usage_error("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'");
+  auto pref = get_channel(args);
+  if (!pref.ok()) return pref.error();
   auto downtime = args.get_uint("downtime", 0, kMaxDowntimeMs);
   auto max_it = args.get_uint("max-iterations", 0, UINT32_MAX);
   auto max_pre = args.get_double("max-precopy", 0, 86400);
@@ -163,8 +163,7 @@ Args migrate_args() {
               "source: the name the listener's certificate must carry (default: HOST of --to)");
   args.flag("allow-plaintext",
             "let --listen accept a source without TLS on a non-loopback address");
-  args.option("channel", "auto|v2|v1",
-              "migration interface (auto: v2 pre-copy, else v1 region, else v2)", "auto");
+  declare_channel(args, "migration interface (auto: v2 pre-copy, else v1 region, else v2)");
   args.option("downtime", "MS", "downtime target (0: iterate until a cap)", "300");
   args.option("max-iterations", "N", "switch over after N pre-copy iterations", "30");
   args.option("max-precopy", "SECONDS", "switch over after this long (0: no limit)", "0");

@@ -82,7 +82,7 @@ Result<std::unique_ptr<Workload>> Workload::start(const vfio::Device& dev,
     ours.error().context += "; the workloads drive mdevmig devices only";
     return std::move(ours).error();
   }
-  auto w = std::unique_ptr<Workload>(new Workload(dev, guest, cfg));
+  auto w = std::unique_ptr<Workload>(new Workload(cfg));
   if (cfg.bar2) {
     w->bar2_ = MDEVMIG_TRY(dev.mmap_region(kBar2, 0));
     w->mem_size_ = w->bar2_.size();

@@ -57,19 +57,16 @@ class Workload {
   [[nodiscard]] uint64_t descriptors() const { return descriptors_.load(); }
 
  private:
-  Workload(const vfio::Device& dev, engine::GuestMemory* guest, WorkloadConfig cfg)
-      : dev_(dev), guest_(guest), cfg_(cfg) {}
+  explicit Workload(WorkloadConfig cfg) : cfg_(cfg) {}
   void bar2_loop();
   void dma_loop();
   // Waits while paused; false once stopping.
   bool gate(std::unique_lock<std::mutex>& lock);
 
-  const vfio::Device& dev_;
-  engine::GuestMemory* guest_;
   WorkloadConfig cfg_;
   vfio::Mapping bar2_;
   uint64_t mem_size_ = 0;
-  std::unique_ptr<guest::DevicePort> port_;  // "dma": the device and guest_
+  std::unique_ptr<guest::DevicePort> port_;  // "dma": the device and its guest memory
   std::unique_ptr<guest::Ring> ring_;
   std::mutex mu_;  // held while a thread writes; pause() takes it
   std::condition_variable cv_;

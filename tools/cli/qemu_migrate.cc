@@ -3,6 +3,7 @@
 // (or the file restored into a fresh QEMU): device memory, registers, DMA-written guest
 // RAM, the queue going on where it stopped, interrupts.
 #include <algorithm>
+#include <array>
 #include <cinttypes>
 #include <cstdio>
 #include <span>
@@ -12,6 +13,7 @@
 
 #include "migration/vfio/mdev.h"
 #include "tools/cli/args.h"
+#include "tools/cli/choice_options.h"
 #include "tools/cli/command.h"
 #include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
@@ -27,6 +29,7 @@ namespace {
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 constexpr const char* kCmd = "qemu-migrate";
+constexpr std::array<std::string_view, 2> kTransports{"unix", "file"};
 
 Result<mdev::MdevInstance> instance(const Args& a, const char* uuid_opt, const std::string& type) {
   if (auto uuid = a.get(uuid_opt)) return mdev::MdevInstance::adopt(canonical_uuid(*uuid));
@@ -71,14 +74,13 @@ Args qemu_migrate_args() {
   a.option("dst-type", "TYPE", "type of the destination created (default: --type)");
   a.option("parent", "NAME", "parent to create instances on (default: the first with room)");
   a.option("qemu-binary", "PATH", "QEMU to run", "qemu-system-x86_64");
-  a.option("protocol", "auto|v1|v2",
-           "VFIO migration of that QEMU: v1 (<= 7.2, x-enable-migration), v2 (>= 8.1, "
-           "enable-migration), auto: by its version",
-           "auto");
-  a.option("transport", "unix|file", "live over a unix socket, or save to a file and restore",
-           "unix");
+  declare_protocol(a,
+                   "VFIO migration of that QEMU: v1 (<= 7.2, x-enable-migration), v2 (>= 8.1, "
+                   "enable-migration), auto: by its version");
+  a.option("transport", choice_metavar(kTransports),
+           "live over a unix socket, or save to a file and restore", std::string(kTransports[0]));
   a.option("file", "PATH", "--transport file: the save file (default: in the work directory)");
-  a.option("irq", "intx|msi", "how the device interrupts the guest", "intx");
+  declare_irq(a, "how the device interrupts the guest");
   a.option("bandwidth", "SIZE", "max-bandwidth during pre-copy, bytes/s", "32M");
   a.option("downtime", "MS", "downtime-limit from the switchover on", "300");
   a.option("passes", "N", "switch over after the first full pass and N more dirty passes", "2");
@@ -87,7 +89,7 @@ Args qemu_migrate_args() {
   a.option("dma", "N", "DMA descriptors per second by the guest", "20");
   a.option("warmup", "MS", "workload before the migration", "500");
   a.option("after", "MS", "workload on the destination after the migration", "500");
-  a.option("fault", "KIND", "inject: none, cancel, kill-dst, kill-src, corrupt, truncate", "none");
+  declare_fault(a, "inject: ");
   a.option("fault-at", "FRACTION", "when: this fraction of device memory into the stream", "0.5");
   a.option("guest-mem", "MB", "VM memory", "128");
   a.option("guest-fill", "MB",
@@ -115,19 +117,11 @@ Result<Setup> parse_setup(const Args& a) {
   Setup setup;
   qemu::HarnessOptions& opt = setup.opt;
   qemu::MigrationPlan& plan = setup.plan;
-  auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
-  if (!proto)
-    return usage_error("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
-  auto irq = qemu::parse_irq_mode(*a.get("irq"));
-  if (!irq) return usage_error("--irq", "wants intx or msi, got '" + *a.get("irq") + "'");
-  auto fault = qemu::parse_fault(*a.get("fault"));
-  if (!fault)
-    return usage_error("--fault",
-                       "wants none, cancel, kill-dst, kill-src, corrupt or truncate, got '" +
-                           *a.get("fault") + "'");
-  const std::string transport = *a.get("transport");
-  if (transport != "unix" && transport != "file")
-    return usage_error("--transport", "wants unix or file, got '" + transport + "'");
+  const auto proto = MDEVMIG_TRY(get_protocol(a));
+  const auto irq = MDEVMIG_TRY(get_irq(a));
+  const auto fault = MDEVMIG_TRY(get_fault(a));
+  const std::string_view transport =
+      kTransports[MDEVMIG_TRY(a.get_choice("transport", kTransports))];
   if (auto e = check_instance_pair(a, "src", "dst")) return *e;
   auto bw = a.get_size("bandwidth", 1);
   auto downtime = a.get_uint("downtime", 0, kMaxDowntimeMs);
@@ -156,7 +150,7 @@ Result<Setup> parse_setup(const Args& a) {
     return usage_error("--guest-fill",
                        "must leave room below --guest-mem (" + std::to_string(*mem) + " MB)");
   opt.vm.qemu_binary = *a.get("qemu-binary");
-  opt.vm.protocol = *proto;
+  opt.vm.protocol = proto;
   opt.vm.mem_mb = static_cast<uint32_t>(*mem);
   opt.guest_fill_mb = static_cast<uint32_t>(*fill);
   opt.vm.dir = a.get("workdir").value_or("");
@@ -168,7 +162,7 @@ Result<Setup> parse_setup(const Args& a) {
       pos = end + 1;
     }
   }
-  opt.irq = *irq;
+  opt.irq = irq;
   opt.rates.bar2_writes_per_s = *writes;
   opt.rates.descs_per_s = *dma;
   opt.seed = *seed;
@@ -183,7 +177,7 @@ Result<Setup> parse_setup(const Args& a) {
   plan.downtime_limit_ms = static_cast<uint32_t>(*downtime);
   plan.min_passes = static_cast<uint32_t>(*passes);
   plan.switchover_delay = std::chrono::milliseconds(*delay);
-  plan.fault = *fault;
+  plan.fault = fault;
   plan.fault_point = *at;
   plan.switchover_ack = a.has("switchover-ack");
   plan.multifd_channels = static_cast<uint32_t>(*multifd);

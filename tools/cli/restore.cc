@@ -12,6 +12,7 @@
 #include "migration/engine/channel.h"
 #include "migration/engine/savefile.h"
 #include "tools/cli/args.h"
+#include "tools/cli/choice_options.h"
 #include "tools/cli/command.h"
 #include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
@@ -29,7 +30,7 @@ Args restore_args() {
           std::string(kDeviceFormsHelp));
   args.positional("DEVICE", "the device to restore into");
   args.positional("FILE", "the save file");
-  args.option("channel", "auto|v2|v1", "migration interface", "auto");
+  declare_channel(args, "migration interface");
   args.flag("single-pass",
             "stream the file once: each chunk is verified before it is fed, but damage\n"
             "                        late in the file is found after the device started loading "
@@ -44,9 +45,8 @@ int run_restore(Context& ctx) {
   const Args& args = ctx.args();
   auto spec = parse_device_spec(*args.get("DEVICE"));
   if (!spec.ok()) return ctx.fail(spec.error());
-  auto pref = engine::parse_channel_preference(*args.get("channel"));
-  if (!pref.ok())
-    return ctx.usage("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'");
+  auto pref = get_channel(args);
+  if (!pref.ok()) return ctx.fail(pref.error());
   const std::string file = *args.get("FILE");
   if (auto e = check_save_file_arg(file, true)) return ctx.fail(*e);
   UniqueFd in(::open(file.c_str(), O_RDONLY | O_CLOEXEC));

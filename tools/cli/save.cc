@@ -10,6 +10,7 @@
 #include "migration/engine/channel.h"
 #include "migration/engine/savefile.h"
 #include "tools/cli/args.h"
+#include "tools/cli/choice_options.h"
 #include "tools/cli/command.h"
 #include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
@@ -24,7 +25,7 @@ Args save_args() {
                 std::string(kDeviceFormsHelp));
   args.positional("DEVICE", "the device to save");
   args.positional("FILE", "the save file to write (replaced only when the save succeeded)");
-  args.option("channel", "auto|v2|v1", "migration interface", "auto");
+  declare_channel(args, "migration interface");
   args.option("chunk-size", "SIZE", "device stream bytes per chunk", "1M");
   args.flag("stop", "leave the device stopped after the save");
   args.flag("json", "print the report as JSON");
@@ -36,9 +37,8 @@ int run_save(Context& ctx) {
   const Args& args = ctx.args();
   auto spec = parse_device_spec(*args.get("DEVICE"));
   if (!spec.ok()) return ctx.fail(spec.error());
-  auto pref = engine::parse_channel_preference(*args.get("channel"));
-  if (!pref.ok())
-    return ctx.usage("--channel", "wants auto, v2 or v1, got '" + *args.get("channel") + "'");
+  auto pref = get_channel(args);
+  if (!pref.ok()) return ctx.fail(pref.error());
   auto chunk = args.get_size("chunk-size", 1, schema::kMaxChunkBytes);
   if (!chunk.ok()) return ctx.fail(chunk.error());
   const std::string file = *args.get("FILE");

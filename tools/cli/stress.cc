@@ -4,15 +4,16 @@
 // verified exactly and checked for leaks; a summary and a JSON report. The VM is a
 // QEMU (--mode qemu, tools/qemu/stress.h) or a process of ours migrated by the
 // project's engine (--mode local, stress_local.h).
+#include <array>
 #include <cstdio>
 #include <span>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
-#include "migration/engine/channel.h"
 #include "migration/vfio/mdev.h"
 #include "tools/cli/args.h"
+#include "tools/cli/choice_options.h"
 #include "tools/cli/command.h"
 #include "tools/cli/context.h"
 #include "tools/cli/device_arg.h"
@@ -27,6 +28,7 @@ namespace mdevmig::cli {
 namespace {
 
 constexpr const char* kCmd = "stress";
+constexpr std::array<std::string_view, 2> kModes{"qemu", "local"};
 
 Result<std::vector<stress::FaultKind>> parse_faults(const std::string& text) {
   auto faults = stress::parse_fault_list(text);
@@ -91,7 +93,7 @@ Args stress_args() {
       "migrated by this tool's engine (as `mdevmig migrate`) to a destination process through a "
       "relay\n"
       "that can corrupt or cut the stream; it is checked against a model of everything it wrote.");
-  a.option("mode", "qemu|local", "what migrates the device", "qemu");
+  a.option("mode", choice_metavar(kModes), "what migrates the device", std::string(kModes[0]));
   a.option("rounds", "N", "migrations", "20");
   a.option("fault-rate", "F", "fraction of rounds with an injected fault", "0.5");
   a.option("faults", "LIST",
@@ -104,9 +106,8 @@ Args stress_args() {
   a.option("type", "TYPE", "type of the instances created", "eighth");
   a.option("parent", "NAME", "parent to create them on (default: the first with room)");
   a.option("qemu-binary", "PATH", "qemu: QEMU to run", "qemu-system-x86_64");
-  a.option("protocol", "auto|v1|v2", "qemu: VFIO migration of that QEMU (auto: by its version)",
-           "auto");
-  a.option("irq", "intx|msi", "qemu: how the device interrupts the guest", "intx");
+  declare_protocol(a, "qemu: VFIO migration of that QEMU (auto: by its version)");
+  declare_irq(a, "qemu: how the device interrupts the guest");
   a.option("bandwidth", "SIZE",
            "qemu: max-bandwidth during pre-copy (each round draws 50-100% of it)", "32M");
   a.option("downtime", "MS",
@@ -118,7 +119,7 @@ Args stress_args() {
            "pre-copy iterations (random per round)",
            "3");
   a.option("max-delay", "MS", "qemu: ... and 0..MS later (random per round)", "400");
-  a.option("channel", "auto|v2|v1", "local: migration interface of the engine", "auto");
+  declare_channel(a, "local: migration interface of the engine");
   a.option("writes", "N", "BAR2 writes per second by the guest", "100");
   a.option("dma", "N", "DMA descriptors per second by the guest", "20");
   a.option("checkpoint-every", "N", "refresh the recovery checkpoint every N rounds", "5");
@@ -140,14 +141,9 @@ struct Setup {
 };
 
 Result<Setup> parse_setup(const Args& a) {
-  auto proto = qemu::parse_vfio_protocol(*a.get("protocol"));
-  if (!proto)
-    return usage_error("--protocol", "wants auto, v1 or v2, got '" + *a.get("protocol") + "'");
-  auto irq = qemu::parse_irq_mode(*a.get("irq"));
-  if (!irq) return usage_error("--irq", "wants intx or msi, got '" + *a.get("irq") + "'");
-  auto pref = engine::parse_channel_preference(*a.get("channel"));
-  if (!pref)
-    return usage_error("--channel", "wants auto, v2 or v1, got '" + *a.get("channel") + "'");
+  auto proto = MDEVMIG_TRY(get_protocol(a));
+  auto irq = MDEVMIG_TRY(get_irq(a));
+  auto pref = MDEVMIG_TRY(get_channel(a));
   auto faults = MDEVMIG_TRY(parse_faults(*a.get("faults")));
   auto rounds = a.get_uint("rounds", 1, 1'000'000);
   auto bw = a.get_size("bandwidth", 1);
@@ -177,14 +173,14 @@ Result<Setup> parse_setup(const Args& a) {
   lo.downtime_ms = static_cast<uint32_t>(*downtime);
   lo.bar2_writes_per_s = *writes;
   lo.descs_per_s = *dma;
-  lo.channel = *pref;
+  lo.channel = pref;
   if (verbose)
     lo.log = [](const std::string& s) { std::fprintf(stderr, "  [stress] %s\n", s.c_str()); };
 
   qemu::HarnessOptions& opt = setup.harness;
   opt.vm.qemu_binary = *a.get("qemu-binary");
-  opt.vm.protocol = *proto;
-  opt.irq = *irq;
+  opt.vm.protocol = proto;
+  opt.irq = irq;
   opt.rates.bar2_writes_per_s = *writes;
   opt.rates.descs_per_s = *dma;
   opt.rates.pressure_fill_bytes = 1 << 20;
@@ -249,14 +245,13 @@ int run_qemu(const Context& ctx, const Setup& setup) {
 int run_stress(Context& ctx) {
   const Args& a = ctx.args();
   // Every value is checked here, before an instance is adopted or created.
-  const std::string mode = *a.get("mode");
-  if (mode != "qemu" && mode != "local")
-    return ctx.usage("--mode", "wants qemu or local, got '" + mode + "'");
+  auto mode = a.get_choice("mode", kModes);
+  if (!mode) return ctx.fail(mode.error());
   if (auto e = check_instance_pair(a, "a", "b")) return ctx.fail(*e);
   if (auto r = report_arg(a, true); !r) return ctx.fail(r.error());
   auto setup = parse_setup(a);
   if (!setup) return ctx.fail(setup.error());
-  return mode == "local" ? run_local(ctx, setup->local) : run_qemu(ctx, *setup);
+  return kModes[*mode] == "local" ? run_local(ctx, setup->local) : run_qemu(ctx, *setup);
 }
 
 }  // namespace mdevmig::cli

@@ -45,6 +45,24 @@ void fill_outcome(stress::MigrationOutcome& m, const json& r) {
   }
 }
 
+// The local driver's injector of the faults it fires itself when the stream passes the
+// fault point (the relay applies the stream faults: StreamFault).
+void inject(FaultKind f, const Vm& src, const Vm& dst) {
+  switch (f) {
+    case FaultKind::kKillDst:
+      ::kill(dst.pid, SIGKILL);
+      break;
+    case FaultKind::kKillSrc:
+      ::kill(src.pid, SIGKILL);
+      break;
+    case FaultKind::kCancel:
+      (void)send_msg(src.ctrl.get(), {{"cmd", "cancel"}});
+      break;
+    default:
+      break;
+  }
+}
+
 }  // namespace
 
 Result<stress::RoundReport> LocalStress::round(uint32_t n, const LocalRoundPlan& plan) {
@@ -71,19 +89,7 @@ Result<stress::RoundReport> LocalStress::round(uint32_t n, const LocalRoundPlan&
   std::atomic<bool> fired{false};
   std::function<void()> fire = [&] {
     fired = true;
-    switch (plan.fault) {
-      case FaultKind::kKillDst:
-        ::kill(dst.pid, SIGKILL);
-        break;
-      case FaultKind::kKillSrc:
-        ::kill(src.pid, SIGKILL);
-        break;
-      case FaultKind::kCancel:
-        (void)send_msg(src.ctrl.get(), {{"cmd", "cancel"}});
-        break;
-      default:
-        break;
-    }
+    inject(plan.fault, src, dst);
   };
   std::thread relay_thread(relay, std::move(to_src.first), std::move(to_dst.first), std::ref(sf),
                            fire, std::chrono::milliseconds(wait()));

@@ -30,10 +30,10 @@ struct Vm {
 
 class LocalStress {
  public:
-  LocalStress(std::vector<mdev::MdevInstance> inst, const LocalStressOptions& o, SharedState shared,
+  LocalStress(std::vector<mdev::MdevInstance> inst, LocalStressOptions o, SharedState shared,
               std::string dir)
       : inst_(std::move(inst)),
-        o_(o),
+        o_(std::move(o)),
         shared_(std::move(shared)),
         dir_(std::move(dir)),
         checkpoint_file_(dir_ + "/checkpoint.mdevmig") {}

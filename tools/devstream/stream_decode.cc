@@ -39,7 +39,7 @@ StreamDecoder::~StreamDecoder() = default;
 void StreamDecoder::fail(std::string what) {
   if (s_.problem.empty()) {
     s_.problem = "record " + std::to_string(s_.records) + " at stream byte " +
-                 std::to_string(s_.bytes) + ": " + what;
+                 std::to_string(s_.bytes) + ": " + std::move(what);
   }
 }
 

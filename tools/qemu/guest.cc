@@ -108,6 +108,26 @@ Result<void> GuestDriver::set_reg(QtestClient& qt, uint32_t off, uint32_t v) {
 }
 
 Result<void> GuestDriver::bring_up(QtestClient& qt) {
+  MDEVMIG_TRY(find_function(qt));
+  guest::QtestPort dev = port(qt);
+  MDEVMIG_TRY(program_bars(dev));
+  MDEVMIG_TRY(check_identity(qt));
+
+  // Interrupts: MSI into a RAM word the harness watches, or INTx seen by intercepting
+  // the IOAPIC's inputs.
+  if (irq_ == IrqMode::kMsi) {
+    MDEVMIG_TRY(enable_msi(dev));
+  } else {
+    MDEVMIG_TRY(qt.irq_intercept_in("ioapic"));
+  }
+  MDEVMIG_TRY(set_reg(qt, MDEVMIG_REG_INT_MASK, 0));
+  MDEVMIG_TRY(set_reg(qt, MDEVMIG_REG_INT_STATUS, MDEVMIG_INT_ALL));
+  MDEVMIG_TRY(ring_.program(dev));
+  MDEVMIG_TRY(first_interrupt(qt));
+  return fill_known(qt);
+}
+
+Result<void> GuestDriver::find_function(QtestClient& qt) {
   // Find the function on bus 0.
   int devfn = -1;
   for (uint32_t slot = 0; slot < 32 && devfn < 0; ++slot) {
@@ -118,8 +138,10 @@ Result<void> GuestDriver::bring_up(QtestClient& qt) {
   }
   if (devfn < 0) return Error::make(ENODEV, "PCI scan", "no 1de7:6d67 function on bus 0");
   devfn_ = static_cast<uint32_t>(devfn);
-  guest::QtestPort dev = port(qt);
+  return ok();
+}
 
+Result<void> GuestDriver::program_bars(guest::QtestPort& dev) {
   // BAR0: 32-bit memory of MDEVMIG_REGS_SIZE.
   MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_0, 4, 0xffffffff));
   uint32_t bar0 = MDEVMIG_TRY(dev.cfg_read(PCI_BASE_ADDRESS_0, 4));
@@ -137,8 +159,10 @@ Result<void> GuestDriver::bring_up(QtestClient& qt) {
     return device_error("BAR2 sizes as " + hex(hi << 32 | lo));
   MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_2, 4, static_cast<uint32_t>(layout::kBar2)));
   MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_3, 4, static_cast<uint32_t>(layout::kBar2 >> 32)));
-  MDEVMIG_TRY(dev.cfg_write(PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER));
+  return dev.cfg_write(PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+}
 
+Result<void> GuestDriver::check_identity(QtestClient& qt) {
   // The registers say who they are.
   uint32_t id = MDEVMIG_TRY(reg(qt, MDEVMIG_REG_ID));
   uint32_t version = MDEVMIG_TRY(reg(qt, MDEVMIG_REG_VERSION));
@@ -147,50 +171,46 @@ Result<void> GuestDriver::bring_up(QtestClient& qt) {
   if (id != MDEVMIG_ID_MAGIC || version != MDEVMIG_MODEL_VERSION || mem != state_.mem_size())
     return device_error("ID " + hex(id) + " version " + std::to_string(version) + " memory " +
                         hex(mem) + " (want memory " + hex(state_.mem_size()) + ")");
+  return ok();
+}
 
-  // Interrupts: MSI into a RAM word the harness watches, or INTx seen by intercepting
-  // the IOAPIC's inputs.
-  if (irq_ == IrqMode::kMsi) {
-    uint32_t cap = MDEVMIG_TRY(dev.cfg_read(PCI_CAPABILITY_LIST, 2)) & 0xfc;
-    for (int hops = 0; cap != 0 && hops < 48; ++hops) {
-      uint32_t hdr = MDEVMIG_TRY(dev.cfg_read(cap, 2));
-      if ((hdr & 0xff) == PCI_CAP_ID_MSI) break;
-      cap = (hdr >> 8) & 0xfc;
-    }
-    if (cap == 0) return device_error("no MSI capability");
-    MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_ADDRESS_LO, 4, static_cast<uint32_t>(layout::kMsi)));
-    MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_ADDRESS_HI, 4, 0));
-    MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_DATA_64, 2, layout::kMsiData));
-    MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_MASK_64, 4, 0));
-    MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE));
-  } else {
-    MDEVMIG_TRY(qt.irq_intercept_in("ioapic"));
+Result<void> GuestDriver::enable_msi(guest::QtestPort& dev) {
+  uint32_t cap = MDEVMIG_TRY(dev.cfg_read(PCI_CAPABILITY_LIST, 2)) & 0xfc;
+  for (int hops = 0; cap != 0 && hops < 48; ++hops) {
+    uint32_t hdr = MDEVMIG_TRY(dev.cfg_read(cap, 2));
+    if ((hdr & 0xff) == PCI_CAP_ID_MSI) break;
+    cap = (hdr >> 8) & 0xfc;
   }
-  MDEVMIG_TRY(set_reg(qt, MDEVMIG_REG_INT_MASK, 0));
-  MDEVMIG_TRY(set_reg(qt, MDEVMIG_REG_INT_STATUS, MDEVMIG_INT_ALL));
-  MDEVMIG_TRY(ring_.program(dev));
+  if (cap == 0) return device_error("no MSI capability");
+  MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_ADDRESS_LO, 4, static_cast<uint32_t>(layout::kMsi)));
+  MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_ADDRESS_HI, 4, 0));
+  MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_DATA_64, 2, layout::kMsiData));
+  MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_MASK_64, 4, 0));
+  return dev.cfg_write(cap + PCI_MSI_FLAGS, 2, PCI_MSI_FLAGS_ENABLE);
+}
 
-  // Which IOAPIC input INTx A reaches (PCI interrupts are on inputs 16-23 on q35): the
-  // device raises a software interrupt and the harness watches.
-  if (irq_ == IrqMode::kIntx) {
-    MDEVMIG_TRY(set_reg(qt, MDEVMIG_REG_INT_SET, MDEVMIG_INT_SW));
-    Deadline until = deadline_in(10s);
-    while (intx_line_ < 0) {
-      MDEVMIG_TRY(qt.poll_irqs());
-      for (const auto& [n, l] : qt.irqs())
-        if (n >= 16 && l.raises > 0) intx_line_ = n;
-      if (intx_line_ >= 0) break;
-      if (Clock::now() >= until)
-        return device_error("no INTx on IOAPIC inputs 16-23 after INT_SET");
-      std::this_thread::sleep_for(2ms);
-    }
-    MDEVMIG_TRY(set_reg(qt, MDEVMIG_REG_INT_STATUS, MDEVMIG_INT_ALL));
-  } else {
+Result<void> GuestDriver::first_interrupt(QtestClient& qt) {
+  if (irq_ == IrqMode::kMsi) {
     MDEVMIG_TRY(qt.writel(layout::kMsi, 0));
     MDEVMIG_TRY(set_reg(qt, MDEVMIG_REG_INT_SET, MDEVMIG_INT_SW));
-    MDEVMIG_TRY(wait_irq(qt, 0, 10s));
+    return wait_irq(qt, 0, 10s);
   }
+  // Which IOAPIC input INTx A reaches (PCI interrupts are on inputs 16-23 on q35): the
+  // device raises a software interrupt and the harness watches.
+  MDEVMIG_TRY(set_reg(qt, MDEVMIG_REG_INT_SET, MDEVMIG_INT_SW));
+  Deadline until = deadline_in(10s);
+  while (intx_line_ < 0) {
+    MDEVMIG_TRY(qt.poll_irqs());
+    for (const auto& [n, l] : qt.irqs())
+      if (n >= 16 && l.raises > 0) intx_line_ = n;
+    if (intx_line_ >= 0) break;
+    if (Clock::now() >= until) return device_error("no INTx on IOAPIC inputs 16-23 after INT_SET");
+    std::this_thread::sleep_for(2ms);
+  }
+  return set_reg(qt, MDEVMIG_REG_INT_STATUS, MDEVMIG_INT_ALL);
+}
 
+Result<void> GuestDriver::fill_known(QtestClient& qt) {
   // Known contents everywhere: one FILL of all device memory, every scratch register.
   mdevmig_dma_desc fill = guest::fill(0, state_.mem_size(), kFillPattern);
   fill.flags = MDEVMIG_DMA_F_NO_IRQ;

@@ -162,6 +162,22 @@ class GuestDriver {
   [[nodiscard]] Result<bool> landed(QtestClient& qt, const Op& op, uint32_t seq_reg);
   [[nodiscard]] mdevmig_dma_desc random_desc(uint64_t desc);
 
+  // bring_up(), step by step: the function on bus 0, its BARs, its identity, its
+  // interrupt, and known contents.
+  [[nodiscard]] Result<void> find_function(QtestClient& qt);
+  [[nodiscard]] Result<void> program_bars(guest::QtestPort& dev);
+  [[nodiscard]] Result<void> check_identity(QtestClient& qt);
+  [[nodiscard]] Result<void> enable_msi(guest::QtestPort& dev);
+  // Which IOAPIC input INTx A reaches, or (MSI) that the first interrupt arrives.
+  [[nodiscard]] Result<void> first_interrupt(QtestClient& qt);
+  [[nodiscard]] Result<void> fill_known(QtestClient& qt);
+
+  // verify(), part by part; each adds what differs to v.mismatches.
+  [[nodiscard]] Result<void> verify_guest_ram(QtestClient& qt, Verification& v);
+  [[nodiscard]] Result<void> verify_device_memory(QtestClient& qt, uint32_t sample_pages,
+                                                  Verification& v);
+  [[nodiscard]] Result<void> verify_irq(QtestClient& qt, Verification& v);
+
   [[nodiscard]] Result<uint32_t> reg(QtestClient& qt, uint32_t off);
   [[nodiscard]] Result<void> set_reg(QtestClient& qt, uint32_t off, uint32_t v);
   [[nodiscard]] guest::QtestPort port(QtestClient& qt) const {

@@ -6,49 +6,15 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <thread>
 
-#include "tools/qemu/proxy.h"
+#include "tools/qemu/workload_thread.h"
 
 namespace mdevmig::qemu {
 namespace {
 
 using namespace std::chrono_literals;
 using json = nlohmann::json;
-
-// Runs GuestDriver::step() on its own thread until stopped: the VM's "CPU" keeps
-// working while the main thread drives the migration through QMP.
-class WorkloadThread {
- public:
-  WorkloadThread(GuestDriver& driver, QtestClient& qt) : driver_(driver), qt_(qt) {
-    driver_.start_clock();
-    thread_ = std::thread([this] { run(); });
-  }
-  ~WorkloadThread() { (void)stop(); }
-  Result<void> stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    return result_;
-  }
-
- private:
-  void run() {
-    while (!stop_) {
-      auto next = driver_.step(qt_);
-      if (!next) {
-        result_ = std::move(next).error();
-        return;
-      }
-      std::this_thread::sleep_until(std::min(*next, Clock::now() + 5ms));
-    }
-  }
-  GuestDriver& driver_;
-  QtestClient& qt_;
-  std::atomic<bool> stop_{false};
-  Result<void> result_;
-  std::thread thread_;
-};
 
 Result<std::string> wait_migration_end(Vm& vm, std::chrono::milliseconds timeout) {
   Deadline until = deadline_in(timeout);
@@ -60,19 +26,6 @@ Result<std::string> wait_migration_end(Vm& vm, std::chrono::milliseconds timeout
       return Error::make(ETIMEDOUT, "wait for migration of " + vm.name(), st);
     std::this_thread::sleep_for(20ms);
   }
-}
-
-// Waits for a QEMU that should end by itself (a destination whose load failed).
-std::string wait_exit(Vm& vm, std::chrono::milliseconds timeout,
-                      std::vector<std::string>& problems) {
-  auto st = vm.wait(timeout);
-  if (st) return describe_wait_status(*st);
-  auto state = vm.run_state();
-  problems.push_back("destination " + vm.name() +
-                     " still alive after the migration failed (state " +
-                     (state ? *state : state.error().message()) + ")");
-  vm.kill();
-  return "killed by the harness";
 }
 
 }  // namespace
@@ -215,177 +168,6 @@ Result<Verification> Harness::moved_to(Vm vm, std::size_t instance) {
   vm_.emplace(std::move(vm));
   vm_instance_ = instance;
   return v;
-}
-
-Result<RoundReport> Harness::migrate(std::size_t dst_instance, const MigrationPlan& plan) {
-  return migrate_into(std::nullopt, dst_instance, plan);
-}
-
-Result<RoundReport> Harness::migrate_to(Vm dst, const MigrationPlan& plan) {
-  if (!is_live(plan.transport))
-    return Error::make(EINVAL, "migrate to " + dst.name(),
-                       "a QEMU the harness did not start takes live migrations only");
-  return migrate_into(std::move(dst), kRemote, plan);
-}
-
-Result<RoundReport> Harness::migrate_into(std::optional<Vm> given, std::size_t dst_instance,
-                                          const MigrationPlan& plan_in) {
-  MDEVMIG_CHECK(vm_.has_value(), "migrate() without a VM");
-  const auto t0 = Clock::now();
-  RoundReport rep;
-  rep.transport = plan_in.transport;
-  rep.fault = plan_in.fault;
-  MigrationPlan plan = plan_in;
-  const bool file = plan.transport == Transport::kFile;
-  if (file && plan.file.empty())
-    plan.file = options_.vm.dir + "/save-" + std::to_string(++file_counter_) + ".mig";
-  // A kill or cancel during a save to a file is fired by the migration runner; the
-  // file faults are applied to the finished file.
-  MigrationPlan run_plan = plan;
-  if (file && stress::fault_spec(plan.fault).in_stream) run_plan.fault = FaultKind::kNone;
-
-  Vm& src = *vm_;
-  std::optional<Vm> dst = std::move(given);
-  if (!file && !dst) dst.emplace(MDEVMIG_TRY(start_vm(dst_instance, std::string("defer"))));
-  QtestClient* qt = MDEVMIG_TRY(src.qtest());
-  driver_->reset_stats();
-  // Until the switchover moment QEMU must not be able to converge (see GuestDriver).
-  driver_->set_pressure(true);
-  Result<MigrationOutcome> out = Error::make(EINVAL, "not run");
-  Result<void> wl_result;
-  {
-    WorkloadThread wl(*driver_, *qt);
-    bool stopped = false;
-    SwitchoverHooks hooks;
-    hooks.before_switchover = [&] {
-      driver_->set_bar2_writes(false);
-      driver_->set_pressure(false);
-    };
-    hooks.quiesce = [&] {
-      wl_result = wl.stop();
-      stopped = true;
-    };
-    out = run_migration(src, dst ? &*dst : nullptr,
-                        src.remote() ? nullptr : &instances_[vm_instance_], driver_->mem_size(),
-                        run_plan, options_.vm.dir, hooks, options_.log);
-    if (!stopped) wl_result = wl.stop();
-    driver_->set_bar2_writes(true);
-    driver_->set_pressure(false);
-  }
-  rep.workload = driver_->stats();
-  if (!out) {
-    if (dst) dst->kill();
-    return std::move(out).error();
-  }
-  rep.migration = std::move(*out);
-  const std::string status = rep.migration.status;
-  if (!wl_result && status != "source-killed")
-    rep.problems.push_back("workload: " + wl_result.error().message());
-  if (file) rep.migration.fault_fired = rep.migration.fault_fired || run_plan.fault != plan.fault;
-
-  // Which side holds the VM now.
-  if (status == "source-killed") {
-    rep.survivor = Survivor::kNone;
-  } else if (status != "completed") {
-    rep.survivor = Survivor::kSource;
-  } else if (!file) {
-    rep.survivor = Survivor::kDestination;
-  } else {
-    // Saved: now load the file into a fresh QEMU on the other instance, after the
-    // fault (if any) has damaged it.
-    if (plan.fault == FaultKind::kCorrupt) {
-      auto at = corrupt_device_data_in_file(
-          plan.file,
-          static_cast<uint64_t>(plan.fault_point * static_cast<double>(driver_->mem_size())));
-      if (at)
-        rep.migration.fault_note =
-            "flipped file byte " + std::to_string(*at) + " (inside VFIO device data)";
-      else
-        rep.problems.push_back("could not corrupt the file: " + at.error().message());
-    } else if (plan.fault == FaultKind::kTruncate) {
-      struct stat st {};
-      ::stat(plan.file.c_str(), &st);
-      off_t len = static_cast<off_t>(plan.fault_point * static_cast<double>(st.st_size));
-      if (::truncate(plan.file.c_str(), len) == 0)
-        rep.migration.fault_note = "file truncated to " + std::to_string(len) + " bytes";
-      else
-        rep.problems.emplace_back("could not truncate the file");
-    }
-    dst.emplace(MDEVMIG_TRY(start_vm(dst_instance, std::string("defer"))));
-    std::string in = MDEVMIG_TRY(run_incoming_file(*dst, plan.file));
-    say("restore from " + plan.file + ": " + in);
-    if (in == "completed") {
-      rep.survivor = Survivor::kDestination;
-    } else {
-      rep.survivor = Survivor::kSource;
-      // The source stopped at the end of the save and is still there: resume it.
-      rep.dst_end = wait_exit(*dst, 15s, rep.problems);
-      dst.reset();
-      MDEVMIG_TRY(src.resume());
-    }
-  }
-  say(std::string("survivor: ") + survivor_name(rep.survivor));
-
-  const bool faulted = rep.fault != FaultKind::kNone && rep.migration.fault_fired;
-  switch (rep.survivor) {
-    case Survivor::kDestination: {
-      // A damaged stream must never be accepted, nor a dead destination succeed.
-      if (faulted && stress::destination_must_refuse(rep.fault))
-        rep.problems.push_back(std::string("the destination accepted a migration with fault ") +
-                               fault_name(rep.fault));
-      if (auto w = dst->wait_run_state("running", 30s); !w)
-        rep.problems.push_back(w.error().message());
-      // The harness stops issuing while QEMU pauses before switchover: every op must
-      // have reached the destination.
-      auto v = settle_survivor(*dst, /*adopt=*/true, rep);
-      if (!v) {
-        dst->kill();
-        return std::move(v).error();
-      }
-      rep.verification = std::move(*v);
-      auto s = src.run_state();
-      rep.src_end = s ? *s : "gone";
-      if (s && *s != "postmigrate")
-        rep.problems.push_back("source is " + *s +
-                               " after a completed migration, want postmigrate");
-      rep.src_end = src.quit();
-      vm_.emplace(std::move(*dst));
-      vm_instance_ = dst_instance;
-      break;
-    }
-    case Survivor::kSource: {
-      if (dst) rep.dst_end = wait_exit(*dst, 20s, rep.problems);
-      if (auto w = src.wait_run_state("running", 30s); !w)
-        rep.problems.push_back("source: " + w.error().message());
-      auto v = settle_survivor(src, /*adopt=*/false, rep);
-      if (!v) return std::move(v).error();
-      rep.verification = std::move(*v);
-      rep.src_end = "running";
-      break;
-    }
-    case Survivor::kNone: {
-      if (dst) {
-        // The destination got part of a stream and must give up, not run.
-        auto st = dst->wait(20s);
-        if (!st) {
-          auto state = dst->run_state();
-          rep.problems.push_back("destination still alive after its source died (state " +
-                                 (state ? *state : std::string("?")) + ")");
-          dst->kill();
-          rep.dst_end = "killed by the harness";
-        } else {
-          rep.dst_end = describe_wait_status(*st);
-        }
-      }
-      rep.src_end = vm_->quit();
-      rep.ops_pending = driver_->pending();
-      driver_->commit(0);  // the VM is gone with everything since the last checkpoint
-      vm_.reset();
-      break;
-    }
-  }
-  rep.round_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-  return rep;
 }
 
 Result<void> Harness::checkpoint() {

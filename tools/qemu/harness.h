@@ -102,6 +102,22 @@ class Harness {
   // migrate() and migrate_to(): into `given` if set, else a VM started on `dst_instance`.
   [[nodiscard]] Result<RoundReport> migrate_into(std::optional<Vm> given, std::size_t dst_instance,
                                                  const MigrationPlan& plan);
+  // The migration itself (run_migration) with the workload running on `src` until the
+  // switchover; the workload's end goes to `wl_result`.
+  [[nodiscard]] Result<MigrationOutcome> migrate_with_workload(Vm& src, Vm* dst, QtestClient& qt,
+                                                               const MigrationPlan& plan,
+                                                               Result<void>& wl_result);
+  // A VM saved to plan.file: damages the file by the plan's fault, loads it into `dst`,
+  // a fresh QEMU on `dst_instance`, and says which side holds the VM (the source runs
+  // again when the load failed).
+  [[nodiscard]] Result<Survivor> restore_saved(const MigrationPlan& plan, std::size_t dst_instance,
+                                               std::optional<Vm>& dst, RoundReport& rep);
+  // The end of a round by its survivor: the destination becomes the current VM, or the
+  // source goes on, or (none) both are gone and the driver forgets what was pending.
+  [[nodiscard]] Result<void> end_on_destination(Vm& dst, std::size_t dst_instance,
+                                                RoundReport& rep);
+  [[nodiscard]] Result<void> end_on_source(std::optional<Vm>& dst, RoundReport& rep);
+  void end_without_survivor(std::optional<Vm>& dst, RoundReport& rep);
   // Drains the survivor, finds and commits the cut, verifies. The survivor must hold
   // every op issued on the source (the harness quiesces its qtest vCPU before the
   // switchover, so this holds for destinations too): the cut proves it.

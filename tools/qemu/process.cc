@@ -133,6 +133,7 @@ Result<void> write_halt_bios(const std::string& path, std::size_t size) {
 Result<QemuProcess> QemuProcess::start(const QemuConfig& config) {
   std::vector<std::string> args = config.argv();
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   for (const auto& e : {config.qmp_endpoint(), config.qtest_endpoint()})

@@ -25,6 +25,34 @@ MigrationPlan plan_round(stress::RoundPlanner& planner, const StressOptions& o) 
   return plan;
 }
 
+// After a round: whether the right side survived its fault, the VM brought back from
+// the checkpoint if nothing survived, and nothing left behind (instances, QEMUs, fds, no
+// kernel complaint).
+void finish_round(Harness& h, stress::LeakCheck& leaks, RoundReport& rep) {
+  if (rep.fault != FaultKind::kNone && rep.migration.fault_fired) {
+    // The proxy aims its flip at device data: the destination must refuse it.
+    if (auto p = stress::survivor_problem(rep, /*blind=*/false); !p.empty())
+      rep.problems.push_back(p);
+  }
+  if (rep.survivor == Survivor::kNone) {
+    // Nothing survived: bring the VM back from the last checkpoint.
+    auto v = h.recover(h.current_instance());
+    if (!v) {
+      rep.problems.push_back("recovery from the checkpoint: " + v.error().message());
+    } else {
+      rep.recovered = true;
+      rep.recovery_verification = std::move(*v);
+    }
+  }
+  uint64_t rejected = 0;
+  for (auto& p : leaks.check(h.live_vms(), 0, "resume rejected", &rejected))
+    rep.problems.push_back(p);
+  if (rep.fault == FaultKind::kCorrupt && rep.migration.fault_fired &&
+      rep.survivor == Survivor::kSource && rejected == 0)
+    rep.problems.emplace_back(
+        "corrupted stream refused without the device's 'resume rejected' kernel line");
+}
+
 }  // namespace
 
 json report_json(const StressReport& report, const StressOptions& o) {
@@ -74,29 +102,7 @@ StressReport run_stress(Harness& h, const StressOptions& o, const LogFn& log) {
     }
     RoundReport rep = std::move(*r);
     rep.round = round;
-    if (rep.fault != FaultKind::kNone && rep.migration.fault_fired) {
-      // The proxy aims its flip at device data: the destination must refuse it.
-      if (auto p = stress::survivor_problem(rep, /*blind=*/false); !p.empty())
-        rep.problems.push_back(p);
-    }
-    if (rep.survivor == Survivor::kNone) {
-      // Nothing survived: bring the VM back from the last checkpoint.
-      auto v = h.recover(h.current_instance());
-      if (!v) {
-        rep.problems.push_back("recovery from the checkpoint: " + v.error().message());
-      } else {
-        rep.recovered = true;
-        rep.recovery_verification = std::move(*v);
-      }
-    }
-    // Nothing left behind: instances, QEMUs, fds; no kernel complaint.
-    uint64_t rejected = 0;
-    for (auto& p : leaks.check(h.live_vms(), 0, "resume rejected", &rejected))
-      rep.problems.push_back(p);
-    if (rep.fault == FaultKind::kCorrupt && rep.migration.fault_fired &&
-        rep.survivor == Survivor::kSource && rejected == 0)
-      rep.problems.emplace_back(
-          "corrupted stream refused without the device's 'resume rejected' kernel line");
+    finish_round(h, leaks, rep);
     say("round " + std::to_string(round) + ": " + rep.migration.status + ", survivor " +
         survivor_name(rep.survivor) + (rep.verified() ? ", verified" : ", NOT VERIFIED"));
     const bool lost_vm = !h.has_vm();

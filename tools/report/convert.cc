@@ -123,6 +123,7 @@ Migration from_qemu(const stress::MigrationOutcome& q, std::string title, Driver
 Stress from_stress(const stress::StressReport& r, std::string title, Driver driver) {
   Stress s;
   s.title = std::move(title);
+  for (const stress::FaultSpec& f : stress::fault_table()) s.fault_kinds.emplace_back(f.name);
   s.aborted = r.aborted;
   for (const auto& round : r.rounds) {
     Round o;

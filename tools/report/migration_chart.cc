@@ -128,7 +128,7 @@ void downtime_panel(SvgOut& svg, double top, const Migration& m) {
     svg.text(plot.x + 4, y - 4, "target " + time_text(*m.target_s), "target-label");
   }
   std::vector<std::string> labels = pass_labels(m);
-  labels.push_back(m.downtime_s ? "measured" : "-");
+  labels.emplace_back(m.downtime_s ? "measured" : "-");
   draw_x_labels(svg, plot, cols, labels);
   double lx = kWidth - 420;
   const double ly = top + 16;
@@ -156,12 +156,12 @@ std::vector<std::string> phase_lines(const std::vector<Phase>& phases) {
   std::vector<std::string> out;
   char buf[160];
   std::snprintf(buf, sizeof buf, "%-24s %12s %12s", "phase", "time", "bytes");
-  out.push_back(buf);
+  out.emplace_back(buf);
   for (const auto& p : phases) {
     std::snprintf(buf, sizeof buf, "%-24s %12s %12s", p.name.c_str(),
                   p.seconds ? time_text(*p.seconds).c_str() : "-",
                   p.bytes ? bytes_text(static_cast<double>(*p.bytes)).c_str() : "-");
-    out.push_back(buf);
+    out.emplace_back(buf);
   }
   return out;
 }

@@ -61,6 +61,9 @@ struct Round {
 
 struct Stress {
   std::string title;
+  /// Every fault kind a round can name, "none" first, in the fault table's order
+  /// (tools/stress/faults.h): the legend lists them and each gets its colour by place.
+  std::vector<std::string> fault_kinds;
   std::vector<Round> rounds;
   std::string aborted;  ///< why the run stopped early, if it did
   std::vector<std::pair<std::string, std::string>> facts;

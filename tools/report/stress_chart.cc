@@ -1,5 +1,5 @@
 #include <algorithm>
-#include <map>
+#include <iterator>
 
 #include "tools/report/charts.h"
 
@@ -13,13 +13,14 @@ constexpr const char* kTimeFill = "#3366cc";
 constexpr const char* kTargetStroke = "#cc0000";
 constexpr double kRowHeight = 26;
 
-// A colour per fault, so a column of rounds reads at a glance.
-const char* fault_fill(const std::string& fault) {
-  static const std::map<std::string, const char*> kFills = {
-      {"none", "#c7c7c7"},     {"cancel", "#1f77b4"},  {"kill-dst", "#ff7f0e"},
-      {"kill-src", "#9467bd"}, {"corrupt", "#8c564b"}, {"truncate", "#e377c2"}};
-  auto it = kFills.find(fault);
-  return it == kFills.end() ? "#7f7f7f" : it->second;
+// A colour per fault kind, by its place in s.fault_kinds ("none" first), so a column of
+// rounds reads at a glance; a new kind takes the next colour.
+const char* fault_fill(const Stress& s, const std::string& fault) {
+  static constexpr const char* kFills[] = {"#c7c7c7", "#1f77b4", "#ff7f0e", "#9467bd", "#8c564b",
+                                           "#e377c2", "#17becf", "#bcbd22", "#aec7e8", "#ffbb78"};
+  const auto it = std::find(s.fault_kinds.begin(), s.fault_kinds.end(), fault);
+  const auto i = static_cast<std::size_t>(it - s.fault_kinds.begin());
+  return i < std::size(kFills) ? kFills[i] : "#7f7f7f";
 }
 
 const char* survivor_fill(const std::string& s) {
@@ -52,11 +53,11 @@ double rows(SvgOut& svg, double top, const Stress& s, const Columns& cols) {
     // A fault that did not fire is drawn hollow.
     const std::string hollow =
         r.fault != "none" && !r.fault_fired
-            ? std::string(" stroke=\"") + fault_fill(r.fault) + "\" stroke-width=\"2\""
+            ? std::string(" stroke=\"") + fault_fill(s, r.fault) + "\" stroke-width=\"2\""
             : std::string();
     svg.rect(x + 1, top + kRowHeight + 3, cw - 2, kRowHeight - 6,
              r.fault_fired ? "fault fired" : "fault",
-             hollow.empty() ? fault_fill(r.fault) : "#ffffff", tip, hollow);
+             hollow.empty() ? fault_fill(s, r.fault) : "#ffffff", tip, hollow);
     svg.rect(x, top + 2 * kRowHeight + 2, cw, kRowHeight - 4, "survivor", survivor_fill(r.survivor),
              tip);
     if (cols.w / static_cast<double>(cols.n) >= 28)
@@ -66,12 +67,11 @@ double rows(SvgOut& svg, double top, const Stress& s, const Columns& cols) {
   return top + 3 * kRowHeight;
 }
 
-double legend(SvgOut& svg, double y) {
+double legend(SvgOut& svg, double y, const Stress& s) {
   double x = kLeft;
   x = draw_legend(svg, x, y, kPassFill, "passed");
   x = draw_legend(svg, x, y, kFailFill, "failed");
-  for (const char* f : {"none", "cancel", "kill-dst", "kill-src", "corrupt", "truncate"})
-    x = draw_legend(svg, x, y, fault_fill(f), f);
+  for (const std::string& f : s.fault_kinds) x = draw_legend(svg, x, y, fault_fill(s, f), f);
   y += 18;
   x = kLeft;
   x = draw_legend(svg, x, y, survivor_fill("destination"), "destination holds it");
@@ -143,7 +143,7 @@ std::string stress_svg(const Stress& s, bool text) {
   svg.text(kLeft, 42, status, "status");
   const Columns cols{kLeft, kWidth - kLeft - kRight, std::max<std::size_t>(1, s.rounds.size())};
   double y = rows(svg, header, s, cols);
-  y = legend(svg, y + 18);
+  y = legend(svg, y + 18, s);
   y = header + rows_h;
   round_panel(
       svg, y, s, "downtime", "Downtime per round (completed migrations)", kDowntimeFill,

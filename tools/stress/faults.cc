@@ -56,6 +56,7 @@ Result<FaultKind> parse_fault(std::string_view text) {
   for (const FaultSpec& s : kFaults)
     if (text == s.name) return s.kind;
   std::vector<FaultKind> all;
+  all.reserve(kFaults.size());
   for (const FaultSpec& s : kFaults) all.push_back(s.kind);
   return Error::make(EINVAL, "parse fault",
                      "'" + std::string(text) + "' (want " + fault_list_text(all, ", ") + ")");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cinttypes>
+#include <cmath>
 #include <cstdio>
 
 namespace mdevmig::stress {
@@ -137,8 +138,8 @@ Distribution Distribution::of(std::vector<double> v) {
   if (v.empty()) return d;
   std::sort(v.begin(), v.end());
   auto at = [&](double q) {
-    return v[std::min(v.size() - 1,
-                      static_cast<std::size_t>(q * static_cast<double>(v.size() - 1) + 0.5))];
+    return v[std::min(v.size() - 1, static_cast<std::size_t>(
+                                        std::lround(q * static_cast<double>(v.size() - 1))))];
   };
   d.min = v.front();
   d.max = v.back();

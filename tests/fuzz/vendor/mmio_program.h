@@ -117,8 +117,8 @@ class ProgramWriter {
 
 // Index of a register in kRegs.
 inline uint8_t reg_index(uint32_t off) {
-  for (uint8_t i = 0; i < sizeof(kRegs) / sizeof(kRegs[0]); i++)
-    if (kRegs[i] == off) return i;
+  for (std::size_t i = 0; i < sizeof(kRegs) / sizeof(kRegs[0]); i++)
+    if (kRegs[i] == off) return static_cast<uint8_t>(i);
   return 0;
 }
 

@@ -57,7 +57,7 @@ Exit wait(Proc& p, std::string err_seen) {
   std::thread t([&] { r.err = drain(p.err); });
   r.out = drain(p.out);
   t.join();
-  r.err = err_seen + r.err;
+  r.err = std::move(err_seen) + r.err;
   int status = 0;
   ::waitpid(p.pid, &status, 0);
   ::close(p.out);

@@ -350,6 +350,7 @@ TEST(ModuleExit, NoParentOutlivesRmmodRacingSimAdd) {
   for (int round = 0; round < 4; ++round) {
     std::atomic<bool> stop{false};
     std::vector<std::thread> adders;
+    adders.reserve(2);
     for (int i = 0; i < 2; ++i) {
       adders.emplace_back([&] {
         while (!stop.load()) {

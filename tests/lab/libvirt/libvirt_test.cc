@@ -352,7 +352,7 @@ class LibvirtTwoHosts : public testing::Test {
         << "no override to retarget:\n"
         << here_xml;
     auto for_b = [&](const std::string& b_inst, const std::string& name) {
-      const std::string path = harness.dir() + "/" + name + ".xml";
+      std::string path = harness.dir() + "/" + name + ".xml";
       EXPECT_TRUE(write_text(path, retargeted(here_xml, uuid, b_inst, property_, b_property)));
       return path;
     };

@@ -660,7 +660,7 @@ std::filesystem::path make_mdev_tree(const std::string& prefix, const std::strin
   std::string templ = (fs::temp_directory_path() / (prefix + "-XXXXXX")).string();
   if (::mkdtemp(templ.data()) == nullptr)
     throw fs::filesystem_error("mkdtemp", templ, std::error_code(errno, std::generic_category()));
-  const fs::path root = fs::canonical(templ);
+  fs::path root = fs::canonical(templ);
   const fs::path dev = root / "sys/bus/mdev/devices" / uuid;
   const std::string g = std::to_string(group);
   fs::create_directories(dev);

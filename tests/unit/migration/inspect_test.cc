@@ -107,7 +107,7 @@ class InspectTest : public ::testing::Test {
   // A save file (consistent container) holding `stream`, with `id` in its header.
   std::string save(const char* name, std::vector<uint8_t> stream,
                    const schema::DeviceIdentity& id) {
-    const std::string path = (dir_ / name).string();
+    std::string path = (dir_ / name).string();
     BytesChannel ch(std::move(stream));
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     SaveOptions opt;

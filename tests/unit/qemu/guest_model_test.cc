@@ -4,6 +4,7 @@
 // stream into a fresh fake must make find_cut() name exactly the ops of that prefix.
 #include "tools/qemu/guest.h"
 
+#include <cinttypes>
 #include <cstring>
 
 #include <gtest/gtest.h>
@@ -126,8 +127,8 @@ TEST(FindCut, NamesExactlyTheOpsOfEveryPrefix) {
   // last command is in it (a write op is one command; a submit ends with its doorbell).
   const std::vector<std::string>& log = source.log;
   char tail[64];
-  std::snprintf(tail, sizeof tail, "writel 0x%llx ",
-                static_cast<unsigned long long>(layout::kBar0 + MDEVMIG_REG_RING_TAIL));
+  std::snprintf(tail, sizeof tail, "writel 0x%" PRIx64 " ",
+                uint64_t{layout::kBar0 + MDEVMIG_REG_RING_TAIL});
   auto is_doorbell = [&](const std::string& c) { return c.rfind(tail, 0) == 0; };
   uint64_t complete_ops = 0;
   std::vector<uint64_t> ops_after(log.size() + 1, 0);
@@ -154,9 +155,8 @@ TEST(FindCut, NamesExactlyTheOpsOfEveryPrefix) {
     // The device consumed what was rung: SEQ counts it (a fresh driver has no
     // bring-up FILL, so SEQ starts at 0 here).
     char seq[64];
-    std::snprintf(seq, sizeof seq, "writel 0x%llx 0x%llx",
-                  static_cast<unsigned long long>(layout::kBar0 + MDEVMIG_REG_SEQ),
-                  static_cast<unsigned long long>(rung));
+    std::snprintf(seq, sizeof seq, "writel 0x%" PRIx64 " 0x%llx",
+                  uint64_t{layout::kBar0 + MDEVMIG_REG_SEQ}, static_cast<unsigned long long>(rung));
     dest.answer(seq);
     auto [ch, fd] = testing::make_pair(1u << 26);
     FakePeer peer(std::move(fd));

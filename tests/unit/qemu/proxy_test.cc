@@ -186,6 +186,7 @@ TEST_F(ProxyTest, RelaysEveryConnectionToItsOwnUpstream) {
   std::vector<std::vector<uint8_t>> got(kConns);
   std::thread server([&] {
     std::vector<int> cs;
+    cs.reserve(kConns);
     for (int i = 0; i < kConns; ++i) cs.push_back(::accept(l, nullptr, nullptr));
     // The last channel answers on its return path once it has its first byte.
     char b;
@@ -205,9 +206,11 @@ TEST_F(ProxyTest, RelaysEveryConnectionToItsOwnUpstream) {
                                             std::vector<uint8_t>(200000, 0x21),
                                             std::vector<uint8_t>(70000, 0x42)};
   std::vector<int> cs;
+  cs.reserve(kConns);
   for (int i = 0; i < kConns; ++i) cs.push_back(connect_proxy());
   // Interleaved, as multifd channels are.
   std::vector<std::thread> senders;
+  senders.reserve(kConns);
   for (int i = 0; i < kConns; ++i) senders.emplace_back([&, i] { send_all(cs[i], data[i]); });
   for (auto& t : senders) t.join();
   char back[3] = {};

@@ -186,6 +186,7 @@ TEST(Stress, EveryRoundHasItsOutcomeFaultAndSurvivor) {
     const auto rounds = d.find("g", "round");
     ASSERT_EQ(rounds.size(), 6u);
     std::vector<std::string> classes;
+    classes.reserve(rounds.size());
     for (const auto* r : rounds) classes.push_back(r->attrs.at("class"));
     EXPECT_EQ(classes, (std::vector<std::string>{"round pass", "round pass", "round pass",
                                                  "round pass", "round fail", "round fail"}));

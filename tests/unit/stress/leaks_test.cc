@@ -8,6 +8,7 @@ namespace mdevmig::stress {
 namespace {
 
 TEST(KernelBugLine, MatchesTheReportsOfWarnBugSlubKasanAndLockdep) {
+  // Two of the lines are split for width. NOLINTBEGIN(bugprone-suspicious-missing-comma)
   for (const char* line : {
            "WARNING: CPU: 1 PID: 117 at drivers/vfio/vfio_main.c:1171 "
            "vfio_mig_get_next_state+0x24/0x70 [vfio]",
@@ -25,6 +26,7 @@ TEST(KernelBugLine, MatchesTheReportsOfWarnBugSlubKasanAndLockdep) {
            "UBSAN: shift-out-of-bounds in kmod/dirty.c:88:12",
        })
     EXPECT_TRUE(is_kernel_bug_line(line)) << line;
+  // NOLINTEND(bugprone-suspicious-missing-comma)
 }
 
 TEST(KernelBugLine, LeavesOrdinaryAndQuotingLinesAlone) {
