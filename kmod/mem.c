@@ -27,6 +27,14 @@
  *   a write that raced the previous harvest as above is found by this one. The
  *   invariant: every write since the previous harvest is in the dirty set or in a
  *   dirty PTE. Elsewhere a harvest zaps, as a mode switch does.
+ * - Whose PTEs: before 6.10 the mapping is the kernel-wide anonymous inode's, shared
+ *   by every VFIO device file and other anon-inode files, so every walk and zap over
+ *   "our" range meets whatever else is mapped at those page offsets. Each instance's
+ *   regions sit in an offset window of its own (mdevmig.h; ids start at 1, and
+ *   vfio-pci's regions, index << 40, lie in window 0), so no other instance or VFIO
+ *   device is mapped there. Were one, write-protecting would clean its dirty PTEs
+ *   into our dirty set (it would lose the writes only those PTEs hold, and we would
+ *   report pages it wrote), while a zap would only make its PTEs fault again.
  * - munmap: both walks and unmap_mapping_range() find vmas through the mapping's
  *   i_mmap tree under i_mmap_rwsem, and munmap unlinks a vma from that tree before it
  *   frees the vma's page tables, so no walk meets a vma being torn down.

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -561,6 +562,123 @@ TEST_F(DeviceTest, ReArmKeepsReadMappingsAndTracksTheNextWrite) {
         mem[p * 4096 + 1] = mem[p * 4096 + 1] + 1;
   }
   (void)sink;
+}
+
+// ---- re-arming never reaches another instance's mappings (kmod/mem.c) --------------------
+// Before 6.10 all VFIO device files share one address_space, the anonymous inode's; only
+// the per-instance offset windows (mdevmig.h) keep A's re-arm away from B's PTEs there.
+// Both tests fail on 6.1 with a module whose instances all share window 0.
+
+// A second instance next to the fixture's, opened and with its BAR2 mapped.
+struct OtherInstance {
+  Instance inst{"mdevmig_sim0", "quarter"};
+  std::optional<vfio::OpenMdev> m;
+  std::optional<Mapping> bar2;
+  volatile uint8_t* mem = nullptr;
+
+  OtherInstance() {
+    if (!inst.ok()) return;
+    auto opened = vfio::open_mdev(inst.uuid());
+    if (!opened.ok()) {
+      ADD_FAILURE() << "open: " << opened.error().message();
+      return;
+    }
+    m.emplace(std::move(opened.value()));
+    auto mapped = m->device.mmap_region(kBar2, 0);
+    if (!mapped.ok()) {
+      ADD_FAILURE() << "mmap BAR2: " << mapped.error().message();
+      return;
+    }
+    bar2.emplace(std::move(mapped.value()));
+    mem = static_cast<volatile uint8_t*>(bar2->data());
+  }
+  bool ok() const { return mem != nullptr; }
+};
+
+constexpr uint32_t kV1 = VFIO_PCI_NUM_REGIONS;  // the v1 migration region
+
+// The fixture's instance saving through the v1 region (pre-copy: tracked, logging on),
+// where every staged chunk is one harvest of its dirty set: the one way to see what a
+// harvest reports.
+class V1Saver {
+ public:
+  explicit V1Saver(const vfio::Device& dev) : dev_(dev) {
+    started_ = set_state(VFIO_DEVICE_STATE_V1_RUNNING | VFIO_DEVICE_STATE_V1_SAVING);
+  }
+  ~V1Saver() {
+    if (started_) set_state(VFIO_DEVICE_STATE_V1_RUNNING);
+  }
+  bool ok() const { return started_; }
+  // Stages the next chunk; its size in bytes (0: nothing to send now).
+  uint64_t stage() {
+    auto off = dev_.read_as<uint64_t>(kV1, offsetof(vfio_device_migration_info, data_offset));
+    EXPECT_TRUE(off.ok());
+    auto size = dev_.read_as<uint64_t>(kV1, offsetof(vfio_device_migration_info, data_size));
+    EXPECT_TRUE(size.ok());
+    return size.ok() ? size.value() : 0;
+  }
+  // Stages until nothing is left to send now; false if that never happens.
+  bool drain() {
+    for (int i = 0; i < 1000; ++i)
+      if (stage() == 0) return true;
+    return false;
+  }
+
+ private:
+  bool set_state(uint32_t s) {
+    return dev_.write_as(kV1, offsetof(vfio_device_migration_info, device_state), s).ok();
+  }
+  const vfio::Device& dev_;
+  bool started_ = false;
+};
+
+TEST_F(DeviceTest, AHarvestReportsNoPageAnotherInstanceWrote) {
+  Mapping bar2 = map_bar2();  // A: the fixture's instance, mapped but never written
+  ASSERT_TRUE(bar2.valid());
+  OtherInstance b;
+  ASSERT_TRUE(b.ok());
+  ASSERT_EQ(b.inst.set_attr("mode", "tracked"), 0);
+  V1Saver a(dev());
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(inst_->attr("mode"), "tracked");
+  ASSERT_TRUE(a.drain()) << "A's initial pass never ended";
+
+  // B writes; A's harvests must see none of it, B's all of it.
+  const std::vector<size_t> pages{3, 10, 11, 100, 4095};
+  for (int round = 0; round < 2; ++round) {
+    for (size_t p : pages) b.mem[p * 4096 + 17] = static_cast<uint8_t>(round + 1);
+    EXPECT_EQ(a.stage(), 0u) << "round " << round << ": A's harvest sent pages only B wrote";
+    EXPECT_EQ(inst_->attr("dirty_pages"), "0") << "round " << round;
+    // B's own harvest reports exactly its pages, and re-arms B.
+    EXPECT_EQ(b.inst.attr("dirty_ranges"), as_ranges(pages)) << "round " << round;
+    ASSERT_EQ(b.inst.set_attr("dirty_pages", "clear"), 0);
+    EXPECT_EQ(b.inst.attr("dirty_pages"), "0") << "round " << round;
+  }
+  // Both still track their own writes.
+  b.mem[4096 * 7] = 1;
+  static_cast<volatile uint8_t*>(bar2.data())[4096 * 9] = 1;
+  EXPECT_EQ(b.inst.attr("dirty_ranges"), "7");
+  EXPECT_EQ(inst_->attr("dirty_ranges"), "9");
+  EXPECT_GT(a.stage(), 4096u);
+}
+
+TEST_F(DeviceTest, AHarvestLeavesAnotherInstancesPassthroughMappingsAlone) {
+  Mapping bar2 = map_bar2();
+  ASSERT_TRUE(bar2.valid());
+  ASSERT_EQ(inst_->set_attr("mode", "tracked"), 0);  // a switch zaps: before B maps
+  OtherInstance b;                                   // in passthrough
+  ASSERT_TRUE(b.ok());
+  constexpr size_t kPages = 16 * kBlockPages;
+  for (size_t p = 0; p < kPages; ++p) b.mem[p * 4096] = 1;  // every PTE writable
+  // A harvest of A with nothing dirty: a write-protecting re-arm runs every time, a
+  // zapping one only when a page was dirty.
+  EXPECT_EQ(inst_->attr("dirty_pages"), "0");
+  ASSERT_EQ(inst_->set_attr("dirty_pages", "clear"), 0);
+  long before = minor_faults();
+  for (size_t p = 0; p < kPages; ++p) b.mem[p * 4096] = 2;
+  EXPECT_LT(minor_faults() - before, 4) << "B's writes faulted after A's harvest";
+  EXPECT_EQ(b.inst.attr("dirty_pages"), "0");
+  EXPECT_EQ(inst_->attr("dirty_pages"), "0");
 }
 
 TEST_F(DeviceTest, ModeSwitchesUnderConcurrentAccessLoseNothing) {
