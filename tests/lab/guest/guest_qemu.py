@@ -231,6 +231,13 @@ class Vm:
             s.close()
 
 
+def quit_running(*vms):
+    """Quits each VM that was started and still runs (a scenario's cleanup)."""
+    for vm in vms:
+        if vm and vm.proc.poll() is None:
+            vm.quit()
+
+
 def mig_figures(info):
     ram = info.get("ram", {})
     parts = [f"total {info.get('total-time', '?')} ms", f"downtime {info.get('downtime', '?')} ms"]
@@ -352,9 +359,7 @@ class Harness:
             self.verify(dst, "live: after")
             self.finish_guest(dst)
         finally:
-            for vm in (src, dst):
-                if vm and vm.proc.poll() is None:
-                    vm.quit()
+            quit_running(src, dst)
         self.timed("scenario live", t0)
 
     def scenario_file(self):
@@ -378,9 +383,7 @@ class Harness:
                 f"{pause} ms")
             self.finish_guest(dst)
         finally:
-            for vm in (src, dst):
-                if vm and vm.proc.poll() is None:
-                    vm.quit()
+            quit_running(src, dst)
         self.timed("scenario file", t0)
 
     def scenario_cancel(self):
@@ -405,9 +408,7 @@ class Harness:
             self.verify(src, "cancel: source across the cancelled migration")
             self.finish_guest(src)
         finally:
-            for vm in (src, dst):
-                if vm and vm.proc.poll() is None:
-                    vm.quit()
+            quit_running(src, dst)
         self.timed("scenario cancel", t0)
 
     def scenario_restore(self):
