@@ -43,6 +43,16 @@ Bitmap PageHasher::changed(std::span<const std::byte> memory, const Bitmap& dirt
   return out;
 }
 
+bool PageHasher::update(uint64_t page, std::span<const std::byte> content) {
+  MDEVMIG_CHECK(page < hashes_.size(), "page %llu of %zu", static_cast<unsigned long long>(page),
+                hashes_.size());
+  const uint64_t h = XXH3_64bits(content.data(), content.size());
+  const bool changed = !known_.test(page) || hashes_[page] != h;
+  hashes_[page] = h;
+  known_.set(page);
+  return changed;
+}
+
 void PageHasher::forget(const Bitmap& pages) { known_.subtract(pages); }
 
 }  // namespace mdevmig::dirty

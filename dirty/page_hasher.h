@@ -31,6 +31,12 @@ class PageHasher {
   /// the stored hash or that have no stored hash yet, and stores their new hashes.
   [[nodiscard]] Bitmap changed(std::span<const std::byte> memory, const Bitmap& dirty);
 
+  /// Stores the hash of `content` (one page's bytes, as sent) as page `page`'s; returns
+  /// whether it differs from the stored hash or none was stored. Hashing the bytes that
+  /// were sent, not the memory after the fact, keeps the hash true to what the receiver
+  /// holds even when the page changes while it is sent.
+  [[nodiscard]] bool update(uint64_t page, std::span<const std::byte> content);
+
   /// Forgets the hashes of the given pages (e.g. after a failed send), so the next
   /// changed() reports them again.
   void forget(const Bitmap& pages);

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <thread>
 
+#include "migration/engine/guest_pages.h"
 #include "migration/engine/identity.h"
 #include "migration/engine/savefile.h"
 #include "migration/io/cancel.h"
@@ -170,42 +171,6 @@ Result<void> check_guest(const schema::WireHello& peer, const GuestMemory* guest
   return ok();
 }
 
-// Sends `pages` of guest memory in messages of about `batch` bytes; returns pages sent.
-Result<uint64_t> send_guest(Wire& wire, const GuestMemory& g, const dirty::Bitmap& pages,
-                            uint32_t iteration, std::size_t batch) {
-  const uint64_t ps = g.page_size();
-  const uint64_t per_msg = std::max<uint64_t>(1, batch / ps);
-  std::vector<std::byte> buf;
-  schema::WireGuestPages msg;
-  msg.iteration = iteration;
-  uint64_t in_msg = 0, sent = 0;
-  Result<void> status = ok();
-  auto flush_msg = [&] {
-    if (in_msg == 0 || !status.ok()) return;
-    msg.data = buf;
-    status = wire.send(wire.enc.wire_guest_pages(msg));
-    sent += in_msg;
-    in_msg = 0;
-    msg.runs.clear();
-    buf.clear();
-  };
-  pages.for_each_range([&](dirty::PageRange r) {
-    while (r.count > 0 && status.ok()) {
-      const uint64_t n = std::min(r.count, per_msg - in_msg);
-      msg.runs.push_back({r.first, static_cast<uint32_t>(n)});
-      const std::byte* src = g.data() + r.first * ps;
-      buf.insert(buf.end(), src, src + n * ps);
-      in_msg += n;
-      r.first += n;
-      r.count -= n;
-      if (in_msg == per_msg) flush_msg();
-    }
-  });
-  flush_msg();
-  MDEVMIG_TRY(status);
-  return sent;
-}
-
 }  // namespace
 
 // ---- guest memory ------------------------------------------------------------------------
@@ -294,6 +259,17 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
   Xxh3 hash = new_xxh3();
   uint64_t guest_pages_sent = 0;
   Clock::time_point t_stop;
+  std::optional<GuestPageSender> guest_sender;
+  if (guest) {
+    guest_sender.emplace(std::span<const std::byte>(guest->data(), guest->size()), gps,
+                         opt.skip_unchanged_guest);
+  }
+  rep.skip_unchanged_guest = guest && opt.skip_unchanged_guest;
+  auto send_guest = [&](const dirty::Bitmap& pages,
+                        uint32_t iteration) -> Result<GuestPageSender::Counts> {
+    return guest_sender->send(pages, iteration, opt.chunk_size, wire->enc,
+                              [&](std::span<const std::byte> m) { return wire->send(m); });
+  };
 
   // Sends what read() has now, until it has nothing or `budget` bytes went; returns the
   // bytes sent.
@@ -346,7 +322,10 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       if (guest) {
         dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
         if (it == 1) pages.set_all();
-        s.guest_pages = MDEVMIG_TRY(send_guest(*wire, *guest, pages, it, opt.chunk_size));
+        const GuestPageSender::Counts c = MDEVMIG_TRY(send_guest(pages, it));
+        s.guest_pages = c.sent;
+        s.guest_pages_skipped = c.skipped;
+        rep.precopy_guest_skipped_pages += c.skipped;
         guest_pages_sent += s.guest_pages;
         guest_dirty_estimate = s.guest_pages * gps;
       }
@@ -418,10 +397,10 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     rep.stopcopy_device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kStopCopy, UINT64_MAX));
     if (guest) {
       dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
-      const uint64_t n =
-          MDEVMIG_TRY(send_guest(*wire, *guest, pages, rep.iterations + 1, opt.chunk_size));
-      guest_pages_sent += n;
-      rep.stopcopy_guest_bytes = n * gps;
+      const GuestPageSender::Counts c = MDEVMIG_TRY(send_guest(pages, rep.iterations + 1));
+      guest_pages_sent += c.sent;
+      rep.stopcopy_guest_bytes = c.sent * gps;
+      rep.stopcopy_guest_skipped_pages = c.skipped;
     }
     rep.stopcopy_send_s = since(t_stopped);
     rep.stream_xxh3 = XXH3_64bits_digest(hash.get());
@@ -512,18 +491,11 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
           break;
         }
         case WireMessage::Kind::kGuestPages: {
-          const uint64_t ps = guest->page_size();
-          std::size_t at = 0;
-          for (const schema::PageRun& r : m.guest_pages.runs) {
-            if (r.first >= guest->pages() || r.count > guest->pages() - r.first) {
-              return Error::make_verdict(schema::kCorruptErrno, "receive guest pages",
-                                         "run beyond guest memory");
-            }
-            std::memcpy(guest->data() + r.first * ps, m.guest_pages.data.data() + at, r.count * ps);
-            at += r.count * ps;
-            guest_pages += r.count;
-          }
-          (switched ? rep.stopcopy_guest_bytes : rep.precopy_guest_bytes) += at;
+          const uint64_t n =
+              MDEVMIG_TRY(apply_guest_pages(std::span<std::byte>(guest->data(), guest->size()),
+                                            guest->page_size(), m.guest_pages));
+          guest_pages += n;
+          (switched ? rep.stopcopy_guest_bytes : rep.precopy_guest_bytes) += n * guest->page_size();
           break;
         }
         case WireMessage::Kind::kSwitchover:

@@ -76,10 +76,11 @@ class GuestMemory {
 /// One pre-copy iteration, as the progress display and the report show it.
 struct IterationStats {
   uint32_t iteration = 0;
-  uint64_t device_bytes = 0;   ///< device stream bytes sent in this iteration
-  uint64_t guest_pages = 0;    ///< guest pages sent in this iteration
-  uint64_t guest_bytes = 0;    ///< the same in bytes
-  uint64_t pending_bytes = 0;  ///< device's estimate of what is left
+  uint64_t device_bytes = 0;         ///< device stream bytes sent in this iteration
+  uint64_t guest_pages = 0;          ///< guest pages sent in this iteration
+  uint64_t guest_bytes = 0;          ///< the same in bytes
+  uint64_t guest_pages_skipped = 0;  ///< dirty but unchanged since last sent: not sent
+  uint64_t pending_bytes = 0;        ///< device's estimate of what is left
   double seconds = 0;
   double bandwidth_bps = 0;
   double dirty_rate_bps = 0;
@@ -110,6 +111,9 @@ struct MigrationReport {
   double stopcopy_send_s = 0;
   uint64_t precopy_device_bytes = 0, precopy_guest_bytes = 0;
   uint64_t stopcopy_device_bytes = 0, stopcopy_guest_bytes = 0;
+  /// Whether unchanged guest pages were left out, and how many (source side).
+  bool skip_unchanged_guest = false;
+  uint64_t precopy_guest_skipped_pages = 0, stopcopy_guest_skipped_pages = 0;
   uint64_t wire_bytes = 0;
   uint64_t stream_bytes = 0, stream_xxh3 = 0, chunks = 0;
   std::vector<IterationStats> log;
@@ -119,6 +123,9 @@ struct SourceOptions {
   PolicyConfig policy;
   std::size_t chunk_size = 1u << 20;
   bool precopy = true;  ///< iterate while the device runs, if the channel can
+  /// Leave out dirty guest pages whose content is what was last sent (XXH3 per page of
+  /// the bytes sent; see GuestPageSender).
+  bool skip_unchanged_guest = true;
   std::chrono::milliseconds peer_timeout{std::chrono::minutes(5)};
   /// Called after each iteration (progress display).
   std::function<void(const IterationStats&)> on_iteration;

@@ -166,6 +166,7 @@ Migration::Migration(const Context& ctx, MigratePlan plan) : ctx_(ctx), plan_(st
   sopt_.policy.max_iterations = static_cast<uint32_t>(plan_.max_iterations);
   sopt_.policy.max_precopy_s = plan_.max_precopy_s;
   sopt_.precopy = !ctx.args().has("no-precopy");
+  sopt_.skip_unchanged_guest = !ctx.args().has("no-skip-unchanged");
   sopt_.peer_timeout = std::chrono::seconds(plan_.timeout_s);
   sopt_.cancel = ctx.cancel();
   dopt_.peer_timeout = std::chrono::seconds(plan_.timeout_s);

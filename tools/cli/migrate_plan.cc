@@ -175,6 +175,8 @@ Args migrate_args() {
   args.option("guest-mem", "SIZE", "DMA-mapped guest memory migrated too (0: none; dma needs it)",
               "0");
   args.option("guest-iova", "IOVA", "where guest memory is mapped (4K-aligned)", "0x40000000");
+  args.flag("no-skip-unchanged",
+            "send every dirty guest page, also those whose content was already sent");
   args.option("timeout", "SECONDS", "peer silence that fails the migration", "300");
   args.flag("verify", "same host: compare device memory, registers and guest memory afterwards");
   args.flag("verbose", "one line per pre-copy iteration on stderr, also when it is not a terminal");

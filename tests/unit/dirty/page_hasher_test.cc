@@ -101,12 +101,30 @@ TEST(PageHasher, HashIsXxh3OfThePage) {
   EXPECT_NE(h.hash_page(mem, 0), h.hash_page(mem, 1));
 }
 
+// update() hashes the bytes given (what was sent), so content that changes back to an
+// older version after another was sent is a change.
+TEST(PageHasher, UpdateComparesWithWhatWasLastStored) {
+  std::vector<std::byte> a(kPage, std::byte{1}), b(kPage, std::byte{2});
+  PageHasher h(kPage, 3 * kPage);
+  EXPECT_TRUE(h.update(1, a)) << "nothing stored yet";
+  EXPECT_FALSE(h.update(1, a));
+  EXPECT_TRUE(h.update(1, b));
+  EXPECT_TRUE(h.update(1, a)) << "back to the older content: the receiver holds b";
+  EXPECT_FALSE(h.update(1, a));
+  EXPECT_TRUE(h.update(2, a)) << "pages are separate";
+  Bitmap one(3);
+  one.set(1);
+  h.forget(one);
+  EXPECT_TRUE(h.update(1, a)) << "forgotten";
+}
+
 TEST(PageHasherDeathTest, SizeMismatchesAbort) {
   std::vector<std::byte> mem(kPage);
   PageHasher h(kPage, mem.size());
   std::vector<std::byte> wrong(kPage - 1);
   EXPECT_DEATH(h.baseline(wrong), "memory is 4095 bytes");
   EXPECT_DEATH((void)h.changed(mem, Bitmap(2)), "dirty bitmap of 2 pages");
+  EXPECT_DEATH((void)h.update(1, mem), "page 1 of 1");
 }
 
 }  // namespace
