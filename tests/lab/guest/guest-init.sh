@@ -18,6 +18,7 @@
 # failure prints "guest: FAIL: <reason>" on the console and powers off.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
+mkdir -p /tmp
 ctl=
 say() {
   echo "guest: $*"
@@ -138,7 +139,7 @@ stop_load() {
   wait "$loadpid"
   lrc=$?
   [ $lrc = 0 ] || why="${why:+$why; }bar2load exit status $lrc"
-  dmesg | tail -n +$((mark + 1)) | grep -E 'bar2load|Out of memory|oom' | while read -r l; do say "$l"; done
+  dmesg | tail -n +$((mark + 1)) | grep -E 'bar2load|Out of memory|oom|dmatest: .*result|mdevmig_guest' | while read -r l; do say "$l"; done
   sums=$(dmesg | tail -n +$((mark + 1)) | grep 'dmatest: .*summary' | sed 's/^\[[^]]*\] //')
   rmmod dmatest || why="${why:+$why; }rmmod dmatest"
   echo "$sums" | while read -r l; do say "$l"; done
