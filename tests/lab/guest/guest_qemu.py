@@ -114,7 +114,7 @@ class Qmp:
 class Vm:
     """A nested QEMU with one mdevmig instance assigned."""
 
-    def __init__(self, h, name, uuid, incoming=None):
+    def __init__(self, h, name, uuid, incoming=None, paused=False):
         self.name = name
         self.dir = h.tmp
         base = os.path.join(self.dir, name)
@@ -143,6 +143,8 @@ class Vm:
             cmd += ["-device", f"vfio-pci,sysfsdev=/sys/bus/mdev/devices/{uuid},rombar=0,{h.migprop}"]
         if incoming:
             cmd += ["-incoming", incoming]
+        if paused:
+            cmd += ["-S"]
         self.qlog = open(os.path.join(h.out, f"guest-qemu-{name}.log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.qlog, stderr=subprocess.STDOUT)
         self.start = time.time()
@@ -150,11 +152,11 @@ class Vm:
         self.ctl = Lines(base + ".ctl")
         self.answers = []
 
-    def wait_running(self, limit):
+    def wait_running(self, limit, want="running"):
         deadline = time.time() + limit
         while True:
             status = self.qmp.cmd("query-status")["status"]
-            if status == "running":
+            if status == want:
                 return
             if time.time() > deadline or self.proc.poll() is not None:
                 raise Fail(f"{self.name}: not running ({status}) after {limit} s")
@@ -276,6 +278,7 @@ class Harness:
     def boot(self):
         t0 = time.time()
         vm = Vm(self, "boot", self.args.src)
+        self.boot_ram = vm.ram
         try:
             line = vm.expect(r"^guest: ready after", self.args.boot_limit)
             log(f"boot: the guest is {line[len('guest: '):]} "
@@ -301,12 +304,46 @@ class Harness:
         except OSError:
             pass
 
-    def restore(self, name, uuid, image):
+    def restore(self, name, uuid, image, saved_ram=None):
+        """A fresh QEMU restores IMAGE. SAVED_RAM (with --ramcheck): the RAM file of the
+        VM that saved IMAGE, stopped since; the restored VM starts paused, its RAM must
+        equal that file page for page before it runs."""
         t0 = time.time()
-        vm = Vm(self, name, uuid, incoming=f"exec:cat {image}")
+        check = self.args.ramcheck and saved_ram
+        vm = Vm(self, name, uuid, incoming=f"exec:cat {image}", paused=check)
+        if check:
+            vm.wait_running(300, want="paused")
+            try:
+                self.compare_ram(saved_ram, vm.ram, name)
+            except Fail:
+                vm.quit()
+                raise
+            vm.qmp.cmd("cont")
         vm.wait_running(300)
         log(f"{name}: restored from {os.path.basename(image)} in {time.time() - t0:.1f} s")
         return vm
+
+    def compare_ram(self, saved, restored, name):
+        """Guest RAM of the stopped source against the restored VM's before it runs:
+        whatever differs is memory the migration lost (or something wrote after the
+        source stopped); names the guest-physical pages."""
+        diff = []
+        with open(saved, "rb") as a, open(restored, "rb") as b:
+            page = 0
+            while True:
+                x, y = a.read(1 << 20), b.read(1 << 20)
+                if not x and not y:
+                    break
+                if x != y:
+                    for i in range(0, max(len(x), len(y)), 4096):
+                        if x[i:i + 4096] != y[i:i + 4096]:
+                            diff.append(page + i // 4096)
+                page += 1 << 8
+        if diff:
+            shown = ", ".join(f"{p << 12:#x}" for p in diff[:40])
+            raise Fail(f"{name}: {len(diff)} guest RAM pages differ from the saved VM's "
+                       f"before the restored VM ran: {shown}")
+        log(f"{name}: guest RAM equals the saved VM's, page for page ({page >> 8} MiB)")
 
     def verify(self, vm, what):
         """Stops the workloads and checks their lines (the guest checks them too)."""
@@ -376,7 +413,7 @@ class Harness:
                 raise Fail(f"file: migration {info['status']} {info.get('error-desc', '')}")
             log(f"file: saved ({os.path.getsize(image) >> 20} MiB): {mig_figures(info)}")
             src.quit()
-            dst = self.restore("file-dst", self.args.dst, image)
+            dst = self.restore("file-dst", self.args.dst, image, saved_ram=src.ram)
             time.sleep(self.args.run)
             pause = self.verify(dst, "file: source, file, restored VM")
             log(f"file: QEMU's downtime {info.get('downtime')} ms; the guest's longest pause "
@@ -414,7 +451,7 @@ class Harness:
     def scenario_restore(self):
         """Only the restore: the guest must answer on its control channel."""
         t0 = time.time()
-        vm = self.restore("restore", self.args.src, self.image)
+        vm = self.restore("restore", self.args.src, self.image, saved_ram=self.boot_ram)
         try:
             vm.command("ping", r"^guest: unknown command 'ping'", self.args.step_limit)
             vm.command("quit", r"^guest: PASS", self.args.step_limit)
@@ -442,6 +479,8 @@ def main():
                    help="comma-separated: live, file, cancel, restore; none: boot and save only")
     p.add_argument("--no-device", action="store_true",
                    help="no mdevmig instance in the VMs (the guest needs guest.nodev=1)")
+    p.add_argument("--ramcheck", action="store_true",
+                   help="restores start paused; their RAM must equal the saved VM's first")
     p.add_argument("--run", type=float, default=10, help="seconds the workloads run per phase")
     p.add_argument("--cancel", type=float, default=5, help="seconds of pre-copy before the cancel")
     p.add_argument("--downtime", type=int, default=300, help="QEMU downtime-limit (ms)")
