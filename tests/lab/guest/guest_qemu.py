@@ -370,10 +370,12 @@ class Harness:
         sums = [a for a in vm.answers if "summary" in a]
         good = [a for a in sums if re.search(r"summary [1-9][0-9]* tests, 0 failures", a)]
         load = [a for a in vm.answers if a.startswith("guest: bar2load: PASS")]
-        if len(good) != 4 or len(sums) != 4 or not load:
-            raise Fail(f"{what}: the guest's lines show {len(good)} of 4 dmatest summaries with "
-                       f"0 failures and {'a' if load else 'no'} bar2load PASS")
+        # dmatest runs in rounds (guest-init.sh): 4 summaries a round, every one with 0 failures.
+        if len(sums) < 4 or len(good) != len(sums) or not load:
+            raise Fail(f"{what}: the guest's lines show {len(good)} of {len(sums)} dmatest summaries "
+                       f"with 0 failures and {'a' if load else 'no'} bar2load PASS")
         kbs = sum(int(m.group(1)) for a in sums for m in [re.search(r"(\d+) KB/s", a)] if m)
+        kbs = kbs * 4 / len(sums)  # the 4 threads' rate, averaged over the rounds
         pause = re.search(r"longest pause ([0-9.]+) ms", load[0])
         log(f"{what}: dmatest {kbs / 1024:.2f} MB/s (4 threads), 0 failures; BAR2 as written"
             f"; the guest's longest pause {pause.group(1) if pause else '?'} ms")
@@ -390,7 +392,7 @@ class Harness:
     def scenario_live(self):
         t0 = time.time()
         sock = os.path.join(self.tmp, "mig.sock")
-        src = self.restore("live-src", self.args.src, self.image)
+        src = self.restore("live-src", self.args.src, self.image, saved_ram=self.boot_ram)
         dst = None
         try:
             # dmatest's rate before, during and after a migration.
@@ -420,7 +422,7 @@ class Harness:
     def scenario_file(self):
         t0 = time.time()
         image = os.path.join(self.tmp, "file.img")
-        src = self.restore("file-src", self.args.src, self.image)
+        src = self.restore("file-src", self.args.src, self.image, saved_ram=self.boot_ram)
         dst = None
         try:
             self.workload(src)
@@ -444,7 +446,7 @@ class Harness:
     def scenario_cancel(self):
         t0 = time.time()
         sock = os.path.join(self.tmp, "cancel.sock")
-        src = self.restore("cancel-src", self.args.src, self.image)
+        src = self.restore("cancel-src", self.args.src, self.image, saved_ram=self.boot_ram)
         dst = None
         try:
             dst = Vm(self, "cancel-dst", self.args.dst, incoming=f"unix:{sock}")
