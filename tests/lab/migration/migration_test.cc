@@ -482,6 +482,216 @@ TEST_F(MigrationTest, V1AndV2ExcludeEachOtherAndV1RejectsBadStates) {
   EXPECT_EQ(v1.state(), uint32_t{VFIO_DEVICE_STATE_V1_RUNNING});
 }
 
+// ---- v1 as QEMU 7.2 runs it, with guest RAM -----------------------------------------------
+
+// A guest's memory and what QEMU 7.2 does with it around the v1 region: RAM copied to the
+// destination's memory in a first pass, then the pages the source container reports dirty
+// (VFIO_IOMMU_DIRTY_PAGES), the last time after the device stopped. The guest played here
+// does what a Linux driver does before a migration: one ring, a copy that fails to read
+// (READ_FAULT), a soft reset, a second ring elsewhere, and many copies in flight.
+class V1Guest {
+ public:
+  // Guest memory (kGuestSize at kIova): ring A at 0, its records at 64 KiB; ring B at
+  // 256 KiB, its records at 320 KiB; copy sources from 1 MiB, destinations from 2 MiB.
+  static constexpr uint64_t kRingA = 0, kCmplA = 64u << 10, kRingB = 256u << 10,
+                            kCmplB = 320u << 10, kSrc = 1u << 20, kDst = 2u << 20;
+  static constexpr uint32_t kEntries = 64, kCopy = 16u << 10, kCopies = 60;
+  static constexpr uint64_t kPages = kGuestSize / 4096;
+
+  explicit V1Guest(uint8_t* mem) : mem_(mem) {}
+
+  // Every page gets a pattern of its own: a page that changes shows it.
+  void fill() {
+    for (uint64_t p = 0; p < kPages; ++p)
+      for (uint64_t i = 0; i < 4096; i += 8) {
+        uint64_t v = (p << 32) ^ i ^ 0x5a5a5a5a00000000ull;
+        std::memcpy(mem_ + p * 4096 + i, &v, 8);
+      }
+  }
+  // Programs a ring at `ring` (MSI, bus master), as a driver's probe does after a reset.
+  void program(const vfio::Device& dev, uint64_t ring) {
+    ring_ = ring;
+    slot_ = 0;
+    cfg16(dev, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    cfg32(dev, MDEVMIG_CFG_MSI_CAP + PCI_MSI_ADDRESS_LO, 0xfee00000);
+    cfg16(dev, MDEVMIG_CFG_MSI_CAP + PCI_MSI_DATA_64, 0x41);
+    cfg16(dev, MDEVMIG_CFG_MSI_CAP + PCI_MSI_FLAGS, PCI_MSI_FLAGS_ENABLE);
+    reg(dev, MDEVMIG_REG_CTRL, MDEVMIG_CTRL_RESET);
+    reg(dev, MDEVMIG_REG_RING_BASE_LO, static_cast<uint32_t>(kIova + ring));
+    reg(dev, MDEVMIG_REG_RING_BASE_HI, static_cast<uint32_t>((kIova + ring) >> 32));
+    reg(dev, MDEVMIG_REG_RING_SIZE, kEntries);
+    reg(dev, MDEVMIG_REG_CTRL, MDEVMIG_CTRL_ENABLE);
+  }
+  // Queues a COPY_GUEST (guest offsets) with its record at `cmpl`; returns its slot.
+  uint32_t queue(uint64_t src_iova, uint64_t dst, uint32_t len, uint64_t cmpl) {
+    mdevmig_dma_desc d{};
+    d.opcode = MDEVMIG_DMA_OP_COPY_GUEST;
+    d.src = src_iova;
+    d.dst = kIova + dst;
+    d.len = len;
+    d.cmpl = kIova + cmpl + uint64_t{slot_} * sizeof(mdevmig_dma_cmpl);
+    d.user_data = slot_;
+    mdevmig_dma_cmpl pending{};
+    pending.status = MDEVMIG_DMA_ST_PENDING;
+    std::memcpy(mem_ + cmpl + uint64_t{slot_} * sizeof(pending), &pending, sizeof(pending));
+    std::memcpy(mem_ + ring_ + uint64_t{slot_} * sizeof(d), &d, sizeof(d));
+    return slot_++;
+  }
+  void doorbell(const vfio::Device& dev) { reg(dev, MDEVMIG_REG_RING_TAIL, slot_ % kEntries); }
+  uint32_t status(uint64_t cmpl, uint32_t slot) const {
+    mdevmig_dma_cmpl c;
+    std::memcpy(&c, mem_ + cmpl + uint64_t{slot} * sizeof(c), sizeof(c));
+    return c.status;
+  }
+  // Waits until the record of `slot` is written; its status (PENDING: timeout).
+  uint32_t wait(uint64_t cmpl, uint32_t slot, std::chrono::seconds limit = 30s) const {
+    auto end = std::chrono::steady_clock::now() + limit;
+    uint32_t st;
+    while ((st = status(cmpl, slot)) == MDEVMIG_DMA_ST_PENDING &&
+           std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(1ms);
+    return st;
+  }
+  static uint32_t head(const vfio::Device& dev) {
+    auto r = dev.read_as<uint32_t>(kBar0, MDEVMIG_REG_RING_HEAD);
+    return r.ok() ? r.value() : ~0u;
+  }
+
+ private:
+  static void reg(const vfio::Device& dev, uint32_t off, uint32_t v) {
+    EXPECT_TRUE(dev.write_as(kBar0, off, v).ok()) << "BAR0 0x" << std::hex << off;
+  }
+  static void cfg16(const vfio::Device& dev, uint32_t off, uint16_t v) {
+    EXPECT_TRUE(dev.write_as(kCfg, off, v).ok());
+  }
+  static void cfg32(const vfio::Device& dev, uint32_t off, uint32_t v) {
+    EXPECT_TRUE(dev.write_as(kCfg, off, v).ok());
+  }
+  uint8_t* mem_;
+  uint64_t ring_ = 0;
+  uint32_t slot_ = 0;
+};
+
+// Copies the pages `c` reports dirty from `from` to `to`; how many.
+size_t copy_dirty(const vfio::Container& c, const uint8_t* from, uint8_t* to) {
+  auto bm = c.dirty_bitmap(kIova, kGuestSize, 4096);
+  EXPECT_TRUE(bm.ok()) << (bm.ok() ? "" : bm.error().message());
+  if (!bm.ok()) return 0;
+  size_t n = 0;
+  bm.value().for_each_set([&](uint64_t p) {
+    std::memcpy(to + p * 4096, from + p * 4096, 4096);
+    ++n;
+  });
+  return n;
+}
+
+// Pages of `a` and `b` that differ.
+std::vector<uint64_t> differing_pages(const uint8_t* a, const uint8_t* b) {
+  std::vector<uint64_t> v;
+  for (uint64_t p = 0; p < V1Guest::kPages; ++p)
+    if (std::memcmp(a + p * 4096, b + p * 4096, 4096)) v.push_back(p);
+  return v;
+}
+
+// A save in QEMU 7.2's order (dirty tracking, 011, RAM passes, VM stop: 010, the last RAM
+// pass, the device's data, 000), then a resume (100, data, 001). The destination's memory
+// must equal the source's page for page before the destination runs; after it runs, the
+// copies in flight end on the destination with their data, and no other page changes
+// (the first ring and its records included: the soft reset ended them).
+TEST_F(MigrationTest, V1SaveInQemuOrderLosesNoGuestPageAndTheDestinationWritesOnlyItsWork) {
+  auto gs = vfio::Mapping::anonymous(kGuestSize);
+  auto gd = vfio::Mapping::anonymous(kGuestSize);
+  ASSERT_TRUE(gs.ok() && gd.ok());
+  auto* src_mem = static_cast<uint8_t*>(gs.value().data());
+  auto* dst_mem = static_cast<uint8_t*>(gd.value().data());
+  Side a = open_side("quarter"), b = open_side("quarter");
+  ASSERT_TRUE(a.m && b.m);
+  ASSERT_TRUE(a.m->container.map_dma(kIova, src_mem, kGuestSize, vfio::DmaAccess::kReadWrite).ok());
+  ASSERT_TRUE(b.m->container.map_dma(kIova, dst_mem, kGuestSize, vfio::DmaAccess::kReadWrite).ok());
+  V1Guest g(src_mem);
+  g.fill();
+
+  // The first driver instance: ring A, a good copy, a copy from nowhere (READ_FAULT).
+  g.program(a.dev(), V1Guest::kRingA);
+  uint32_t s0 = g.queue(kIova + V1Guest::kSrc, V1Guest::kDst, 4096, V1Guest::kCmplA);
+  uint32_t s1 = g.queue(1ull << 40, V1Guest::kDst + 4096, 8192, V1Guest::kCmplA);
+  g.doorbell(a.dev());
+  ASSERT_EQ(g.wait(V1Guest::kCmplA, s0), MDEVMIG_DMA_ST_OK);
+  ASSERT_EQ(g.wait(V1Guest::kCmplA, s1), MDEVMIG_DMA_ST_READ_FAULT);
+  // Unload and load again: soft reset, ring B. The engine is slowed down so that most
+  // copies are still queued when the VM stops.
+  ASSERT_EQ(a.inst->set_attr("engine_budget", std::to_string(20u * MDEVMIG_DMA_STEP_BYTES)), 0);
+  g.program(a.dev(), V1Guest::kRingB);
+
+  // QEMU 7.2's save_setup: dirty tracking on, the first RAM pass, then 011.
+  ASSERT_TRUE(a.m->container.start_dirty_tracking().ok());
+  ASSERT_TRUE(a.m->container.dirty_bitmap(kIova, kGuestSize, 4096).ok());
+  std::memcpy(dst_mem, src_mem, kGuestSize);
+  V1 v1(a.dev());
+  std::vector<uint8_t> stream;
+  ASSERT_EQ(v1.set_state(VFIO_DEVICE_STATE_V1_RUNNING | VFIO_DEVICE_STATE_V1_SAVING), 0);
+  std::vector<uint32_t> slots;
+  for (uint32_t i = 0; i < V1Guest::kCopies; ++i)
+    slots.push_back(g.queue(kIova + V1Guest::kSrc + i * V1Guest::kCopy,
+                            V1Guest::kDst + i * V1Guest::kCopy, V1Guest::kCopy, V1Guest::kCmplB));
+  g.doorbell(a.dev());
+  // The guest CPU wrote ring B and its records: QEMU's own dirty log has those pages.
+  for (uint64_t off : {V1Guest::kRingB, V1Guest::kCmplB})
+    std::memcpy(dst_mem + off, src_mem + off, 4096);
+  // Pre-copy: device data and RAM passes while the copies run.
+  for (int pass = 0; pass < 5; ++pass) {
+    v1.save_chunk(stream);
+    copy_dirty(a.m->container, src_mem, dst_mem);
+    std::this_thread::sleep_for(100ms);
+  }
+  // The VM stops: 010; the last RAM pass; the device's data until none is pending; 000.
+  ASSERT_EQ(v1.set_state(VFIO_DEVICE_STATE_V1_SAVING), 0);
+  const uint32_t head_at_stop = V1Guest::head(a.dev());
+  ASSERT_LT(head_at_stop % V1Guest::kEntries, (slots.back() + 1) % V1Guest::kEntries)
+      << "every copy finished before the stop: nothing was in flight";
+  copy_dirty(a.m->container, src_mem, dst_mem);
+  ASSERT_EQ(v1.set_state(VFIO_DEVICE_STATE_V1_SAVING), 0);
+  while (v1.pending() > 0) ASSERT_GT(v1.save_chunk(stream), 0u);
+  ASSERT_EQ(v1.set_state(0), 0);
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(V1Guest::head(a.dev()), head_at_stop) << "the engine ran after 010";
+  // Anything the device wrote after the last pass is a page the destination lacks.
+  std::vector<uint64_t> lost = differing_pages(src_mem, dst_mem);
+  EXPECT_TRUE(lost.empty()) << lost.size() << " pages differ after the save, the first at page "
+                            << lost[0];
+  ASSERT_TRUE(a.m->container.stop_dirty_tracking().ok());
+
+  // The destination: 100, the data, 001 (as QEMU 7.2 starts it).
+  std::vector<uint8_t> before(dst_mem, dst_mem + kGuestSize);
+  V1 w(b.dev());
+  ASSERT_EQ(w.set_state(VFIO_DEVICE_STATE_V1_RESUMING), 0);
+  for (size_t off = 0; off < stream.size(); off += w.data_capacity()) {
+    size_t n = std::min(w.data_capacity(), stream.size() - off);
+    ASSERT_EQ(w.resume_chunk(stream.data() + off, n), 0) << "at " << off;
+  }
+  ASSERT_EQ(w.set_state(VFIO_DEVICE_STATE_V1_RUNNING), 0);
+  V1Guest d(dst_mem);
+  for (uint32_t s : slots) ASSERT_EQ(d.wait(V1Guest::kCmplB, s), MDEVMIG_DMA_ST_OK) << "slot " << s;
+  std::this_thread::sleep_for(200ms);
+  // Every copy landed; nothing else changed.
+  for (uint32_t i = 0; i < V1Guest::kCopies; ++i)
+    EXPECT_EQ(std::memcmp(dst_mem + V1Guest::kDst + i * V1Guest::kCopy,
+                          dst_mem + V1Guest::kSrc + i * V1Guest::kCopy, V1Guest::kCopy),
+              0)
+        << "copy " << i;
+  std::vector<uint64_t> changed;
+  for (uint64_t p : differing_pages(before.data(), dst_mem)) {
+    const uint64_t off = p * 4096;
+    const bool work =
+        (off >= V1Guest::kDst && off < V1Guest::kDst + V1Guest::kCopies * V1Guest::kCopy) ||
+        off == V1Guest::kCmplB;
+    if (!work) changed.push_back(p);
+  }
+  EXPECT_TRUE(changed.empty()) << changed.size()
+                               << " pages outside the copies' targets changed, the first at page "
+                               << changed[0];
+}
+
 // ---- hostile streams -------------------------------------------------------------------------
 
 TEST_F(MigrationTest, HostileStreamsAreRejectedAndTheInstanceStaysUsable) {
