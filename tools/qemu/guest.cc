@@ -16,7 +16,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr guest::Layout kGuest = layout::kGuest;
 constexpr uint64_t kFillPattern = 0xc3a5c3a5c3a5c3a5ull;
 
 std::string hex(uint64_t v) {
@@ -57,8 +56,19 @@ void source_buffer(uint64_t run_seed, uint64_t desc, std::span<uint8_t> out) {
   std::memcpy(out.data() + i, &v, out.size() - i);
 }
 
-ExpectedState::ExpectedState(uint64_t mem_size, uint64_t run_seed_)
-    : device(mem_size, kGuest, layout::kRingEntries, false), run_seed(run_seed_) {}
+ExpectedState::ExpectedState(uint64_t mem_size, uint64_t run_seed_, guest::Layout where)
+    : device(mem_size, where, layout::kRingEntries, false), run_seed(run_seed_) {}
+
+Placement placement(uint32_t index) {
+  MDEVMIG_CHECK(index < kMaxDevices, "device %u of at most %u", index, kMaxDevices);
+  Placement p;
+  p.index = index;
+  p.bar0 = layout::kBar0 + uint64_t{index} * (1u << 20);
+  p.bar2 = layout::kBar2 + uint64_t{index} * (4ull << 30);
+  p.guest.base = layout::kGuest.base + uint64_t{index} * guest::Layout::kSize;
+  p.msi = layout::kMsi + uint64_t{index} * 64;
+  return p;
+}
 
 Result<void> perform(guest::DevicePort& port, guest::Ring& ring, uint64_t run_seed, const Op& op) {
   switch (op.kind) {
@@ -93,18 +103,20 @@ void ExpectedState::apply(const Op& op) {
 
 // ---- the driver -------------------------------------------------------------------------
 
-GuestDriver::GuestDriver(uint64_t mem_size, IrqMode irq, uint64_t seed, WorkloadRates rates)
-    : state_(mem_size, seed),
-      ring_(kGuest, layout::kRingEntries, false),
+GuestDriver::GuestDriver(uint64_t mem_size, IrqMode irq, uint64_t seed, WorkloadRates rates,
+                         Placement where)
+    : place_(where),
+      state_(mem_size, seed, where.guest),
+      ring_(where.guest, layout::kRingEntries, false),
       irq_(irq),
       rates_(rates),
       rng_(seed) {}
 
 Result<uint32_t> GuestDriver::reg(QtestClient& qt, uint32_t off) {
-  return qt.readl(layout::kBar0 + off);
+  return qt.readl(place_.bar0 + off);
 }
 Result<void> GuestDriver::set_reg(QtestClient& qt, uint32_t off, uint32_t v) {
-  return qt.writel(layout::kBar0 + off, v);
+  return qt.writel(place_.bar0 + off, v);
 }
 
 Result<void> GuestDriver::bring_up(QtestClient& qt) {
@@ -128,15 +140,19 @@ Result<void> GuestDriver::bring_up(QtestClient& qt) {
 }
 
 Result<void> GuestDriver::find_function(QtestClient& qt) {
-  // Find the function on bus 0.
+  // Find the function on bus 0: the placement's index-th one.
   int devfn = -1;
+  uint32_t seen = 0;
   for (uint32_t slot = 0; slot < 32 && devfn < 0; ++slot) {
     uint32_t id = MDEVMIG_TRY(
-        guest::QtestPort(qt, slot << 3, layout::kBar0, layout::kBar2).cfg_read(PCI_VENDOR_ID, 4));
-    if (id == (MDEVMIG_PCI_DEVICE_ID << 16 | MDEVMIG_PCI_VENDOR_ID))
+        guest::QtestPort(qt, slot << 3, place_.bar0, place_.bar2).cfg_read(PCI_VENDOR_ID, 4));
+    if (id == (MDEVMIG_PCI_DEVICE_ID << 16 | MDEVMIG_PCI_VENDOR_ID) && seen++ == place_.index)
       devfn = static_cast<int>(slot << 3);
   }
-  if (devfn < 0) return Error::make(ENODEV, "PCI scan", "no 1de7:6d67 function on bus 0");
+  if (devfn < 0)
+    return Error::make(ENODEV, "PCI scan",
+                       "no 1de7:6d67 function number " + std::to_string(place_.index) +
+                           " on bus 0 (found " + std::to_string(seen) + ")");
   devfn_ = static_cast<uint32_t>(devfn);
   return ok();
 }
@@ -147,7 +163,7 @@ Result<void> GuestDriver::program_bars(guest::QtestPort& dev) {
   uint32_t bar0 = MDEVMIG_TRY(dev.cfg_read(PCI_BASE_ADDRESS_0, 4));
   if ((bar0 & PCI_BASE_ADDRESS_SPACE_IO) || (~(bar0 & ~0xfu) + 1) != MDEVMIG_REGS_SIZE)
     return device_error("BAR0 sizes as " + hex(bar0));
-  MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_0, 4, static_cast<uint32_t>(layout::kBar0)));
+  MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_0, 4, static_cast<uint32_t>(place_.bar0)));
   // BAR2: 64-bit prefetchable memory, at least the device memory.
   MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_2, 4, 0xffffffff));
   MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_3, 4, 0xffffffff));
@@ -155,10 +171,10 @@ Result<void> GuestDriver::program_bars(guest::QtestPort& dev) {
   uint64_t hi = MDEVMIG_TRY(dev.cfg_read(PCI_BASE_ADDRESS_3, 4));
   uint64_t bar2_size = ~(hi << 32 | (lo & ~0xfull)) + 1;
   if ((lo & 0xf) != (PCI_BASE_ADDRESS_MEM_TYPE_64 | PCI_BASE_ADDRESS_MEM_PREFETCH) ||
-      bar2_size < state_.mem_size() || layout::kBar2 % bar2_size != 0)
+      bar2_size < state_.mem_size() || place_.bar2 % bar2_size != 0)
     return device_error("BAR2 sizes as " + hex(hi << 32 | lo));
-  MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_2, 4, static_cast<uint32_t>(layout::kBar2)));
-  MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_3, 4, static_cast<uint32_t>(layout::kBar2 >> 32)));
+  MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_2, 4, static_cast<uint32_t>(place_.bar2)));
+  MDEVMIG_TRY(dev.cfg_write(PCI_BASE_ADDRESS_3, 4, static_cast<uint32_t>(place_.bar2 >> 32)));
   return dev.cfg_write(PCI_COMMAND, 2, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
 }
 
@@ -182,7 +198,7 @@ Result<void> GuestDriver::enable_msi(guest::QtestPort& dev) {
     cap = (hdr >> 8) & 0xfc;
   }
   if (cap == 0) return device_error("no MSI capability");
-  MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_ADDRESS_LO, 4, static_cast<uint32_t>(layout::kMsi)));
+  MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_ADDRESS_LO, 4, static_cast<uint32_t>(place_.msi)));
   MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_ADDRESS_HI, 4, 0));
   MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_DATA_64, 2, layout::kMsiData));
   MDEVMIG_TRY(dev.cfg_write(cap + PCI_MSI_MASK_64, 4, 0));
@@ -191,7 +207,7 @@ Result<void> GuestDriver::enable_msi(guest::QtestPort& dev) {
 
 Result<void> GuestDriver::first_interrupt(QtestClient& qt) {
   if (irq_ == IrqMode::kMsi) {
-    MDEVMIG_TRY(qt.writel(layout::kMsi, 0));
+    MDEVMIG_TRY(qt.writel(place_.msi, 0));
     MDEVMIG_TRY(set_reg(qt, MDEVMIG_REG_INT_SET, MDEVMIG_INT_SW));
     return wait_irq(qt, 0, 10s);
   }
@@ -256,7 +272,7 @@ Result<void> GuestDriver::submit(QtestClient& qt, mdevmig_dma_desc d) {
   Op op;
   op.kind = Op::Kind::kSubmit;
   op.desc = next_desc();
-  d.cmpl = kGuest.cmpl(ring_.slot(op.desc));
+  d.cmpl = place_.guest.cmpl(ring_.slot(op.desc));
   op.d = d;
   return issue(qt, op);
 }
@@ -268,8 +284,8 @@ Result<void> GuestDriver::service_irqs(QtestClient& qt) {
     stats_.irqs += qt.irq(intx_line_).raises - before;
     if (!qt.irq(intx_line_).level) return ok();
   } else {
-    if (MDEVMIG_TRY(qt.readl(layout::kMsi)) != layout::kMsiData) return ok();
-    MDEVMIG_TRY(qt.writel(layout::kMsi, 0));
+    if (MDEVMIG_TRY(qt.readl(place_.msi)) != layout::kMsiData) return ok();
+    MDEVMIG_TRY(qt.writel(place_.msi, 0));
     ++stats_.irqs;
   }
   // The interrupt handler: acknowledge every cause (write 1 to clear).
@@ -283,9 +299,9 @@ Result<void> GuestDriver::wait_irq(QtestClient& qt, uint64_t raises_before,
                                    std::chrono::milliseconds timeout) {
   if (irq_ == IrqMode::kIntx) return qt.wait_irq_raises(intx_line_, raises_before + 1, timeout);
   Deadline until = deadline_in(timeout);
-  while (MDEVMIG_TRY(qt.readl(layout::kMsi)) != layout::kMsiData) {
+  while (MDEVMIG_TRY(qt.readl(place_.msi)) != layout::kMsiData) {
     if (Clock::now() >= until)
-      return Error::make(ETIMEDOUT, "wait for MSI", "word at " + hex(layout::kMsi));
+      return Error::make(ETIMEDOUT, "wait for MSI", "word at " + hex(place_.msi));
     std::this_thread::sleep_for(2ms);
   }
   return ok();
@@ -316,7 +332,7 @@ Result<bool> GuestDriver::landed(QtestClient& qt, const Op& op, uint32_t seq_reg
       // SEQ counts consumed descriptors: it is past this one iff the doorbell landed.
       return static_cast<int32_t>(seq_reg - static_cast<uint32_t>(op.desc) - 1) >= 0;
     case Op::Kind::kBar2Write:
-      return MDEVMIG_TRY(qt.readq(layout::kBar2 + op.offset)) == op.value;
+      return MDEVMIG_TRY(qt.readq(place_.bar2 + op.offset)) == op.value;
     case Op::Kind::kScratch: {
       // Landed iff the register holds this write's value or a later write's to it.
       uint32_t v = MDEVMIG_TRY(reg(qt, MDEVMIG_REG_SCRATCH(op.offset)));

@@ -56,6 +56,23 @@ static_assert(kMaxOutstanding < guest::Layout::kSlots &&
               kRingEntries <= guest::Layout::kMaxEntries);
 }  // namespace layout
 
+/// Where one mdevmig device of a VM sits: it is the index-th mdevmig function on bus 0
+/// (in slot order), with its BARs, the guest RAM of its DMA ring and its MSI word at
+/// these addresses. Placement{} is the layout above, for a VM with one device;
+/// placement(i) places device i of several side by side.
+struct Placement {
+  uint32_t index = 0;
+  uint64_t bar0 = layout::kBar0;
+  uint64_t bar2 = layout::kBar2;  ///< aligned to BAR2's size, which must be <= 4 GiB
+  guest::Layout guest = layout::kGuest;
+  uint64_t msi = layout::kMsi;
+};
+/// Device `index` of a VM with several: BAR0s 1 MiB apart, BAR2s 4 GiB apart, the ring
+/// areas (guest::Layout::kSize each) one after the other from layout::kGuest, MSI words
+/// 64 bytes apart. Up to kMaxDevices devices, which fit in a VM of 128 MiB.
+[[nodiscard]] Placement placement(uint32_t index);
+inline constexpr uint32_t kMaxDevices = 8;
+
 enum class IrqMode { kIntx, kMsi };
 [[nodiscard]] const char* irq_mode_name(IrqMode m);
 [[nodiscard]] Result<IrqMode> parse_irq_mode(std::string_view text);
@@ -90,7 +107,7 @@ struct ExpectedState {
   uint64_t bar2_writes = 0;  ///< BAR2 writes applied
   uint64_t run_seed = 0;     ///< source-buffer contents derive from it
 
-  ExpectedState(uint64_t mem_size, uint64_t run_seed);
+  ExpectedState(uint64_t mem_size, uint64_t run_seed, guest::Layout where = layout::kGuest);
   /// Replays `op` into the device model and runs it until idle.
   void apply(const Op& op);
   [[nodiscard]] uint64_t mem_size() const { return device.mem_size(); }
@@ -106,7 +123,8 @@ void source_buffer(uint64_t run_seed, uint64_t desc, std::span<uint8_t> out);
 /// The guest side of the harness for one mdevmig device, across VMs.
 class GuestDriver {
  public:
-  GuestDriver(uint64_t mem_size, IrqMode irq, uint64_t seed, WorkloadRates rates);
+  GuestDriver(uint64_t mem_size, IrqMode irq, uint64_t seed, WorkloadRates rates,
+              Placement where = {});
 
   /// Brings up the device in a VM that has just started: finds it, programs config
   /// space, the interrupt and the ring, fills device memory and sets the scratch
@@ -149,6 +167,7 @@ class GuestDriver {
   [[nodiscard]] int intx_line() const { return intx_line_; }
   [[nodiscard]] IrqMode irq_mode() const { return irq_; }
   [[nodiscard]] uint64_t mem_size() const { return state_.mem_size(); }
+  [[nodiscard]] const Placement& where() const { return place_; }
 
  private:
   // Issues one op on the VM and records it as pending.
@@ -181,7 +200,7 @@ class GuestDriver {
   [[nodiscard]] Result<uint32_t> reg(QtestClient& qt, uint32_t off);
   [[nodiscard]] Result<void> set_reg(QtestClient& qt, uint32_t off, uint32_t v);
   [[nodiscard]] guest::QtestPort port(QtestClient& qt) const {
-    return guest::QtestPort(qt, devfn_, layout::kBar0, layout::kBar2);
+    return guest::QtestPort(qt, devfn_, place_.bar0, place_.bar2);
   }
 
   // What the next op gets, counting the pending ones.
@@ -189,6 +208,7 @@ class GuestDriver {
   [[nodiscard]] uint64_t next_desc() const { return state_.descs + pending_descs_; }
   [[nodiscard]] uint64_t next_bar2_write() const { return state_.bar2_writes + pending_writes_; }
 
+  Placement place_;
   ExpectedState state_;
   guest::Ring ring_;  // the VM's ring; numbering follows next_desc()
   uint32_t devfn_ = 0;

@@ -13,7 +13,6 @@
 namespace mdevmig::qemu {
 namespace {
 
-constexpr guest::Layout kGuest = layout::kGuest;
 constexpr uint32_t kEntries = layout::kRingEntries;
 using guest::describe_diff;
 using guest::hex;
@@ -85,23 +84,24 @@ Result<void> GuestDriver::verify_guest_ram(QtestClient& qt, Verification& v) {
     const char* name;
     uint64_t base;
     uint64_t len;
-  } areas[] = {{"guest RAM (DMA destinations)", kGuest.dst(0),
+  } areas[] = {{"guest RAM (DMA destinations)", place_.guest.dst(0),
                 uint64_t{guest::Layout::kSlots} * guest::Layout::kSlotSize},
-               {"guest RAM (completion records)", kGuest.cmpl(0),
+               {"guest RAM (completion records)", place_.guest.cmpl(0),
                 uint64_t{kEntries} * sizeof(mdevmig_dma_cmpl)},
-               {"guest RAM (HASH results)", kGuest.result(0), uint64_t{kEntries} * 8}};
+               {"guest RAM (HASH results)", place_.guest.result(0), uint64_t{kEntries} * 8}};
   for (const auto& a : areas) {
     auto got = MDEVMIG_TRY(qt.b64read(a.base, a.len));
     auto want = model.guest(a.base, a.len);
     if (auto d = describe_diff(a.name, a.base, got, want); !d.empty()) v.mismatches.push_back(d);
     // Say which descriptors' completions differ, decoded.
-    if (a.base == kGuest.cmpl(0))
+    if (a.base == place_.guest.cmpl(0))
       slot_diffs<mdevmig_dma_cmpl>(got, want, v.mismatches, describe_cmpl);
   }
   // The ring: written by the guest (qtest), read by the device.
   const uint64_t len = uint64_t{kEntries} * sizeof(mdevmig_dma_desc);
-  auto got = MDEVMIG_TRY(qt.b64read(kGuest.ring(), len));
-  slot_diffs<mdevmig_dma_desc>(got, model.guest(kGuest.ring(), len), v.mismatches, describe_desc);
+  auto got = MDEVMIG_TRY(qt.b64read(place_.guest.ring(), len));
+  slot_diffs<mdevmig_dma_desc>(got, model.guest(place_.guest.ring(), len), v.mismatches,
+                               describe_desc);
   return ok();
 }
 
@@ -110,7 +110,8 @@ Result<void> GuestDriver::verify_device_memory(QtestClient& qt, uint32_t sample_
   const guest::Replay& model = state_.device;
   // Device memory, all of it: the device hashes it (XXH64) into guest RAM.
   const uint64_t hash_desc = next_desc();
-  mdevmig_dma_desc h = guest::hash(0, state_.mem_size(), kGuest.result(ring_.slot(hash_desc)));
+  mdevmig_dma_desc h =
+      guest::hash(0, state_.mem_size(), place_.guest.result(ring_.slot(hash_desc)));
   h.flags = MDEVMIG_DMA_F_NO_IRQ;
   MDEVMIG_TRY(submit(qt, h));
   MDEVMIG_TRY(settle(qt));
@@ -128,7 +129,7 @@ Result<void> GuestDriver::verify_device_memory(QtestClient& qt, uint32_t sample_
     sample.push_back(half_pages + (state_.bar2_writes - k) % half_pages);
   for (uint32_t k = 0; k < sample_pages; ++k) sample.push_back(rng_() % pages);
   for (uint64_t p : sample) {
-    auto got = MDEVMIG_TRY(qt.b64read(layout::kBar2 + p * 4096, 4096));
+    auto got = MDEVMIG_TRY(qt.b64read(place_.bar2 + p * 4096, 4096));
     auto want = model.mem().subspan(p * 4096, 4096);
     if (auto d = describe_diff("BAR2 page " + std::to_string(p), p * 4096, got, want); !d.empty())
       v.mismatches.push_back(d);
@@ -141,7 +142,7 @@ Result<void> GuestDriver::verify_irq(QtestClient& qt, Verification& v) {
   // An interrupt: a descriptor that asks for one.
   MDEVMIG_TRY(service_irqs(qt));
   uint64_t raises = irq_ == IrqMode::kIntx ? qt.irq(intx_line_).raises : 0;
-  if (irq_ == IrqMode::kMsi) MDEVMIG_TRY(qt.writel(layout::kMsi, 0));
+  if (irq_ == IrqMode::kMsi) MDEVMIG_TRY(qt.writel(place_.msi, 0));
   MDEVMIG_TRY(submit(qt, guest::fill(0, 0, 1)));
   if (auto w = wait_irq(qt, raises, std::chrono::seconds(10)); w) {
     v.irq_delivered = true;

@@ -9,8 +9,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr guest::Layout kGuest = layout::kGuest;
-
 }  // namespace
 
 mdevmig_dma_desc GuestDriver::random_desc(uint64_t desc) {
@@ -26,13 +24,13 @@ mdevmig_dma_desc GuestDriver::random_desc(uint64_t desc) {
   if (r < 30) {
     d.opcode = MDEVMIG_DMA_OP_COPY_TO_DEV;
     d.len = small;
-    d.src = kGuest.src(slot);
+    d.src = place_.guest.src(slot);
     d.dst = dev_off(d.len);
   } else if (r < 55) {
     d.opcode = MDEVMIG_DMA_OP_COPY_FROM_DEV;
     d.len = small;
     d.src = dev_off(d.len);
-    d.dst = kGuest.dst(slot);
+    d.dst = place_.guest.dst(slot);
   } else if (r < 75) {
     d.opcode = MDEVMIG_DMA_OP_FILL;
     d.len = std::min<uint64_t>(pick(1, 64) * 4096, half);
@@ -43,12 +41,12 @@ mdevmig_dma_desc GuestDriver::random_desc(uint64_t desc) {
     d.opcode = MDEVMIG_DMA_OP_HASH;
     d.len = std::min<uint64_t>(pick(1, 512) * 4096, half);
     d.src = dev_off(d.len);
-    d.dst = kGuest.result(ring_.slot(desc));
+    d.dst = place_.guest.result(ring_.slot(desc));
   } else if (r < 96) {
     d.opcode = MDEVMIG_DMA_OP_COPY_GUEST;
     d.len = small;
-    d.src = kGuest.src(slot);
-    d.dst = kGuest.dst(slot);
+    d.src = place_.guest.src(slot);
+    d.dst = place_.guest.dst(slot);
   } else {
     // A bad descriptor: it must complete with BAD_RANGE and not stall the queue.
     d.opcode = MDEVMIG_DMA_OP_FILL;

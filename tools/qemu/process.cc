@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/check.h"
 #include "base/fd.h"
 
 namespace mdevmig::qemu {
@@ -86,9 +87,12 @@ Result<VfioProtocol> resolve_vfio_protocol(VfioProtocol p, const std::string& bi
 }
 
 std::vector<std::string> QemuConfig::argv() const {
-  std::string vfio = "vfio-pci,sysfsdev=/sys/bus/mdev/devices/" + mdev_uuid + ",addr=" + pci_addr;
-  // The one difference between QEMU generations the harness has to care about.
-  vfio += protocol == VfioProtocol::kV1 ? ",x-enable-migration=on" : ",enable-migration=on";
+  auto vfio_dev = [&](const std::string& uuid, const std::string& addr) {
+    // The one difference between QEMU generations the harness has to care about.
+    return "vfio-pci,sysfsdev=/sys/bus/mdev/devices/" + uuid + ",addr=" + addr +
+           (protocol == VfioProtocol::kV1 ? ",x-enable-migration=on" : ",enable-migration=on");
+  };
+  std::string vfio = vfio_dev(mdev_uuid, pci_addr);
   std::vector<std::string> a = {binary,
                                 "-M",
                                 machine,
@@ -110,6 +114,20 @@ std::vector<std::string> QemuConfig::argv() const {
                                 "none",
                                 "-qmp",
                                 qmp_endpoint().uri() + ",server=on,wait=off"};
+  if (!more_mdevs.empty()) {
+    // pci_addr is a slot number here ("0x3"); a "slot.function" form takes no neighbours.
+    char* end = nullptr;
+    const unsigned long first = std::strtoul(pci_addr.c_str(), &end, 0);
+    MDEVMIG_CHECK(*end == '\0' && first + more_mdevs.size() < 32,
+                  "pci_addr %s leaves no slots for %zu more devices", pci_addr.c_str(),
+                  more_mdevs.size());
+    for (std::size_t i = 0; i < more_mdevs.size(); ++i) {
+      char addr[16];
+      std::snprintf(addr, sizeof addr, "0x%lx", first + 1 + i);
+      a.emplace_back("-device");
+      a.push_back(vfio_dev(more_mdevs[i], addr));
+    }
+  }
   if (incoming) {
     a.emplace_back("-incoming");
     a.push_back(*incoming);

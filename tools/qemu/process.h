@@ -50,8 +50,11 @@ struct QemuConfig {
   std::string machine = "q35";
   std::string bios;  ///< path of a HLT-only BIOS image (write_halt_bios)
   uint32_t mem_mb = 128;
-  std::string mdev_uuid;                      ///< the instance given to the VM as vfio-pci
-  std::string pci_addr = "0x3";               ///< slot of the vfio-pci function on bus 0
+  std::string mdev_uuid;         ///< the instance given to the VM as vfio-pci
+  std::string pci_addr = "0x3";  ///< slot of the vfio-pci function on bus 0
+  /// More instances in the same VM, each a vfio-pci function of its own in the slots
+  /// after pci_addr (a number, then): pci_addr + 1, + 2, ...
+  std::vector<std::string> more_mdevs;
   VfioProtocol protocol = VfioProtocol::kV1;  ///< resolved: kV1 or kV2
   std::optional<std::string> incoming;        ///< "-incoming" value ("defer", "unix:...")
   std::string dir;                            ///< where the sockets and the log go

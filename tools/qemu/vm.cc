@@ -25,10 +25,17 @@ QemuConfig VmSpec::config(const std::string& name, const std::string& uuid,
 
 Result<Vm> Vm::start(const VmSpec& spec, const std::string& name, const std::string& uuid,
                      std::optional<std::string> incoming) {
-  const QemuConfig cfg = spec.config(name, uuid, std::move(incoming));
+  return start(spec, name, std::vector<std::string>{uuid}, std::move(incoming));
+}
+
+Result<Vm> Vm::start(const VmSpec& spec, const std::string& name,
+                     const std::vector<std::string>& uuids, std::optional<std::string> incoming) {
+  if (uuids.empty()) return Error::make(EINVAL, "start QEMU " + name, "no mdev instance");
+  QemuConfig cfg = spec.config(name, uuids[0], std::move(incoming));
+  cfg.more_mdevs.assign(uuids.begin() + 1, uuids.end());
   Vm vm;
   vm.name_ = name;
-  vm.uuid_ = uuid;
+  vm.uuid_ = uuids[0];
   vm.proc_ = std::make_unique<QemuProcess>(MDEVMIG_TRY(QemuProcess::start(cfg)));
   auto qmp = vm.proc_->connect_qmp();
   if (!qmp) {

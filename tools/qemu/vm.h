@@ -40,6 +40,11 @@ class Vm {
   [[nodiscard]] static Result<Vm> start(const VmSpec& spec, const std::string& name,
                                         const std::string& uuid,
                                         std::optional<std::string> incoming = std::nullopt);
+  /// The same with several instances in the VM: uuids[0] at spec.pci_addr, the others
+  /// in the slots after it (QemuConfig::more_mdevs).
+  [[nodiscard]] static Result<Vm> start(const VmSpec& spec, const std::string& name,
+                                        const std::vector<std::string>& uuids,
+                                        std::optional<std::string> incoming = std::nullopt);
   /// A QEMU on another host, started there (QemuProcess, spec.config() with `control`)
   /// with QMP on `control` and qtest on the next port: connects QMP, retrying until
   /// `timeout`. `uuid` is its instance there. (QMP takes one client at a time: the host
