@@ -39,18 +39,8 @@ Result<std::unique_ptr<Harness>> Harness::create(HarnessOptions options,
   options.vm.protocol =
       MDEVMIG_TRY(resolve_vfio_protocol(options.vm.protocol, options.vm.qemu_binary));
   auto h = std::unique_ptr<Harness>(new Harness(std::move(options), std::move(instances)));
-  if (h->options_.vm.dir.empty()) {
-    char tmpl[] = "/tmp/mdevmig-qemu.XXXXXX";
-    if (::mkdtemp(tmpl) == nullptr) return Error::from_errno("mkdtemp", tmpl);
-    h->options_.vm.dir = tmpl;
-    h->own_dir_ = true;
-  } else if (::mkdir(h->options_.vm.dir.c_str(), 0755) != 0 && errno != EEXIST) {
-    return Error::from_errno("mkdir", h->options_.vm.dir);
-  }
-  if (h->options_.vm.bios.empty()) {
-    h->options_.vm.bios = h->options_.vm.dir + "/halt.bin";
-    MDEVMIG_TRY(write_halt_bios(h->options_.vm.bios));
-  }
+  h->own_dir_ =
+      MDEVMIG_TRY(prepare_vm_dir(h->options_.vm.dir, h->options_.vm.bios, "mdevmig-qemu"));
   h->checkpoint_file_ = h->options_.vm.dir + "/checkpoint.mig";
   return h;
 }
@@ -58,12 +48,7 @@ Result<std::unique_ptr<Harness>> Harness::create(HarnessOptions options,
 Harness::~Harness() {
   shutdown();
   if (own_dir_ && !options_.keep_dir) {
-    if (DIR* d = ::opendir(options_.vm.dir.c_str())) {
-      while (dirent* e = ::readdir(d))
-        if (e->d_name[0] != '.') ::unlink((options_.vm.dir + "/" + e->d_name).c_str());
-      ::closedir(d);
-    }
-    ::rmdir(options_.vm.dir.c_str());
+    remove_vm_dir(options_.vm.dir);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -134,6 +135,32 @@ std::vector<std::string> QemuConfig::argv() const {
   }
   a.insert(a.end(), extra_args.begin(), extra_args.end());
   return a;
+}
+
+Result<bool> prepare_vm_dir(std::string& dir, std::string& bios, const std::string& prefix) {
+  bool owned = false;
+  if (dir.empty()) {
+    std::string tmpl = "/tmp/" + prefix + ".XXXXXX";
+    if (::mkdtemp(tmpl.data()) == nullptr) return Error::from_errno("mkdtemp", tmpl);
+    dir = tmpl;
+    owned = true;
+  } else if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Error::from_errno("mkdir", dir);
+  }
+  if (bios.empty()) {
+    bios = dir + "/halt.bin";
+    MDEVMIG_TRY(write_halt_bios(bios));
+  }
+  return owned;
+}
+
+void remove_vm_dir(const std::string& dir) {
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d))
+      if (e->d_name[0] != '.') ::unlink((dir + "/" + e->d_name).c_str());
+    ::closedir(d);
+  }
+  ::rmdir(dir.c_str());
 }
 
 Result<void> write_halt_bios(const std::string& path, std::size_t size) {

@@ -81,6 +81,14 @@ struct QemuConfig {
 [[nodiscard]] Result<void> write_halt_bios(const std::string& path,
                                            std::size_t size = std::size_t{64} * 1024);
 
+/// Makes `dir` ready for a harness's VMs: a fresh `/tmp/<prefix>.XXXXXX` when it is empty
+/// (returns true: the caller owns it and removes it with remove_vm_dir), else creates it
+/// if missing (false); writes the HLT BIOS there when `bios` is empty.
+[[nodiscard]] Result<bool> prepare_vm_dir(std::string& dir, std::string& bios,
+                                          const std::string& prefix);
+/// Removes a directory prepare_vm_dir made, and the files in it.
+void remove_vm_dir(const std::string& dir);
+
 /// A running QEMU, killed (SIGKILL) and reaped on destruction if still running. The
 /// child gets PR_SET_PDEATHSIG, so it cannot outlive the thread that started it: start
 /// QEMUs from the harness's main thread.
