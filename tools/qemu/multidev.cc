@@ -72,6 +72,17 @@ Result<std::unique_ptr<MultiDeviceHarness>> MultiDeviceHarness::create(
   return h;
 }
 
+Result<std::vector<std::vector<mdev::MdevInstance>>> make_instance_sets(std::size_t sets,
+                                                                        std::size_t devices,
+                                                                        const std::string& type) {
+  std::vector<std::vector<mdev::MdevInstance>> out(sets);
+  for (auto& set : out) {
+    for (std::size_t i = 0; i < devices; ++i)
+      set.push_back(MDEVMIG_TRY(mdev::MdevInstance::create(type)));
+  }
+  return out;
+}
+
 MultiDeviceHarness::~MultiDeviceHarness() {
   shutdown();
   if (own_dir_) {

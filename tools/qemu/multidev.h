@@ -48,6 +48,10 @@ struct MultiDeviceRound {
   [[nodiscard]] nlohmann::json to_json() const;
 };
 
+/// `sets` sets of `devices` new instances of mdev type `type` each, for create().
+[[nodiscard]] Result<std::vector<std::vector<mdev::MdevInstance>>> make_instance_sets(
+    std::size_t sets, std::size_t devices, const std::string& type);
+
 class MultiDeviceHarness {
  public:
   /// `sets[k]`: the instances a VM on set k gets, one per device (at most kMaxDevices),

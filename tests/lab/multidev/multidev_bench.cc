@@ -31,17 +31,11 @@ TEST(MultiDeviceMeasure, TotalTimeAndDowntimeByDeviceCount) {
   for (std::size_t devices : {1u, 2u, 4u}) {
     for (uint32_t channels : multifd) {
       for (int run = 1; run <= runs; ++run) {
-        std::vector<std::vector<mdev::MdevInstance>> sets(2);
-        for (auto& set : sets) {
-          for (std::size_t i = 0; i < devices; ++i) {
-            auto inst = mdev::MdevInstance::create("eighth");
-            ASSERT_TRUE(inst.ok()) << inst.error().message();
-            set.push_back(std::move(*inst));
-          }
-        }
+        auto sets = make_instance_sets(2, devices, "eighth");
+        ASSERT_TRUE(sets.ok()) << sets.error().message();
         MultiDeviceOptions opt;
         opt.seed = devices * 100 + channels * 10 + static_cast<uint64_t>(run);
-        auto h = MultiDeviceHarness::create(opt, std::move(sets));
+        auto h = MultiDeviceHarness::create(opt, std::move(*sets));
         ASSERT_TRUE(h.ok()) << h.error().message();
         auto boot = (*h)->boot(0);
         ASSERT_TRUE(boot.ok()) << boot.error().message();

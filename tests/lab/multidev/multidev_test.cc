@@ -44,19 +44,13 @@ TEST_F(MultiDevice, TwoDevicesMigrateLiveAndEachHoldsItsState) {
   ASSERT_TRUE(version.ok()) << version.error().message();
   // 2 VMs x 2 devices of the "eighth" type (8 MiB of the default 64 MiB parent each),
   // plus a third set for the multifd round.
-  std::vector<std::vector<mdev::MdevInstance>> sets(3);
-  for (auto& set : sets) {
-    for (std::size_t i = 0; i < kDevices; ++i) {
-      auto inst = mdev::MdevInstance::create("eighth");
-      ASSERT_TRUE(inst.ok()) << inst.error().message();
-      set.push_back(std::move(*inst));
-    }
-  }
+  auto sets = make_instance_sets(3, kDevices, "eighth");
+  ASSERT_TRUE(sets.ok()) << sets.error().message();
   MultiDeviceOptions opt;
   opt.rates.bar2_writes_per_s = 100;
   opt.rates.descs_per_s = 20;
   opt.log = [](const std::string& s) { std::fprintf(stderr, "  [harness] %s\n", s.c_str()); };
-  auto h = MultiDeviceHarness::create(opt, std::move(sets));
+  auto h = MultiDeviceHarness::create(opt, std::move(*sets));
   ASSERT_TRUE(h.ok()) << h.error().message();
   auto boot = (*h)->boot(0);
   ASSERT_TRUE(boot.ok()) << boot.error().message();
