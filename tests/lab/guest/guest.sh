@@ -27,6 +27,7 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   # In the lab guest: the nested VM's host.
   fail() { echo "guest.sh: FAIL: $*"; exit 1; }
   modprobe -a vfio vfio_iommu_type1 mdev || fail "modprobe vfio vfio_iommu_type1 mdev"
+  [ "${MDEVMIG_GUEST_ACCEL:-kvm}" = tcg ] || modprobe -q kvm_amd || modprobe -q kvm_intel || true
   insmod "$MDEVMIG_KO" || fail "insmod $MDEVMIG_KO"
   parent=$(ls /sys/class/mdev_bus | head -n1)
   types=/sys/class/mdev_bus/$parent/mdev_supported_types
@@ -53,7 +54,8 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   rc=0
   python3 "$here/guest_qemu.py" --kernel "$work/vmlinux-$(uname -r)" --initrd "$initrd" \
     --append "$kargs" --src "$src" --dst "$dst" --out "$MDEVMIG_LAB_OUT" \
-    ${MDEVMIG_GUEST_SCENARIOS:+--scenarios "$MDEVMIG_GUEST_SCENARIOS"} ${MDEVMIG_GUEST_HARNESS_ARGS:-} || rc=$?
+    ${MDEVMIG_GUEST_SCENARIOS:+--scenarios "$MDEVMIG_GUEST_SCENARIOS"} ${MDEVMIG_GUEST_ACCEL:+--accel "$MDEVMIG_GUEST_ACCEL"} \
+    ${MDEVMIG_GUEST_HARNESS_ARGS:-} || rc=$?
 
   echo 1 > "/sys/bus/mdev/devices/$src/remove" || fail "cannot remove instance $src"
   echo 1 > "/sys/bus/mdev/devices/$dst/remove" || fail "cannot remove instance $dst"
@@ -117,5 +119,6 @@ cc -static -O2 -Wall -Wextra -Werror -o "$work/bar2load" "$here/bar2load.c" || f
 exec "$top/tools/lab/lab.sh" --name guest_qemu --timeout "${MDEVMIG_GUEST_TIMEOUT:-2400}" --profile "$profile" --mem 3G \
   --kmod-dir "$kmod_dir" ${MDEVMIG_GUEST_KARGS:+--env "MDEVMIG_GUEST_KARGS=$MDEVMIG_GUEST_KARGS"} \
   ${MDEVMIG_GUEST_SCENARIOS:+--env "MDEVMIG_GUEST_SCENARIOS=$MDEVMIG_GUEST_SCENARIOS"} \
+  ${MDEVMIG_GUEST_ACCEL:+--env "MDEVMIG_GUEST_ACCEL=$MDEVMIG_GUEST_ACCEL"} \
   ${MDEVMIG_GUEST_HARNESS_ARGS:+--env "MDEVMIG_GUEST_HARNESS_ARGS=$MDEVMIG_GUEST_HARNESS_ARGS"} \
   -- "$0" "$work" "$profile" "$kmod_dir"

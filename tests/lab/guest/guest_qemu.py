@@ -136,11 +136,12 @@ class Vm:
         # restored guest then runs on stale pages (per-CPU areas, task structs) and dies.
         # 8 KiB more than 192 MiB sends every sync down the slow path, which resets the
         # TLBs. The RAM check of each restore (compare_ram) shows it.
-        ram = "196616K" if h.qmajor < 9 else "192M"
+        ram = "196616K" if h.qmajor < 9 and h.args.accel == "tcg" else "192M"
+        accel = "tcg,tb-size=32" if h.args.accel == "tcg" else "kvm"
         cmd = [
-            "qemu-system-x86_64", "-accel", "tcg,tb-size=32", "-M", "pc,memory-backend=pc.ram",
+            "qemu-system-x86_64", "-accel", accel, "-M", "pc,memory-backend=pc.ram",
             "-object", f"memory-backend-file,id=pc.ram,size={ram},mem-path={self.ram},share=on",
-            "-cpu", "max", "-smp", "1", "-m", ram, "-nodefaults", "-no-user-config", "-display", "none",
+            "-cpu", "max" if h.args.accel == "tcg" else "qemu64,kvm=off", "-smp", "1", "-m", ram, "-nodefaults", "-no-user-config", "-display", "none",
             "-no-reboot", "-monitor", "none",
             "-serial", f"file:{self.console}",
             "-chardev", f"socket,id=ctl,path={base}.ctl,server=on,wait=off",
@@ -277,7 +278,7 @@ class Harness:
         self.migprop = "x-enable-migration=on" if self.qmajor < 8 else "enable-migration=on"
         self.image = os.path.join(self.tmp, "booted.img")
         self.times = []
-        log(f"{ver}, {self.migprop}")
+        log(f"{ver}, {self.migprop}, accelerator {args.accel}")
 
     def timed(self, name, t0):
         secs = time.time() - t0
@@ -507,6 +508,9 @@ def main():
     p.add_argument("--downtime", type=int, default=300, help="QEMU downtime-limit (ms)")
     p.add_argument("--converge", type=float, default=60,
                    help="seconds of pre-copy before the downtime limit is raised to 10 s")
+    p.add_argument("--accel", choices=("kvm", "tcg"),
+                   default="kvm" if os.path.exists("/dev/kvm") else "tcg",
+                   help="the nested VMs' accelerator (default: kvm where /dev/kvm exists)")
     p.add_argument("--boot-limit", type=float, default=1800)
     p.add_argument("--step-limit", type=float, default=300)
     p.add_argument("--mig-limit", type=float, default=600)
