@@ -271,9 +271,31 @@ if [ -n "$kill_on" ]; then
   ) &
   killer=$!
 fi
+# The job's output (the console between init's two marks) is shown as it comes, unless
+# --quiet: tail follows the console until the boot's process ends.
+boot_and_show() {
+  if [ "$quiet" = 1 ]; then
+    boot
+    return
+  fi
+  local b f r
+  : > "$out/console.log"
+  boot &
+  b=$!
+  # A background job ignores SIGINT: pass an interrupt on to the guest's QEMU.
+  trap '[ ! -s "$out/qemu.pid" ] || kill -KILL "$(cat "$out/qemu.pid")" 2>/dev/null; exit 130' INT TERM
+  tail -n +1 -F -s 0.3 --pid="$b" "$out/console.log" 2>/dev/null |
+    sed -u -n '/lab-init: job rc=/q; /lab-init: job starting/,$ { /lab-init: job starting/!p }' &
+  f=$!
+  wait "$b"
+  r=$?
+  wait "$f"
+  trap - INT TERM
+  return "$r"
+}
 set +e
 # (stderr: bash's own "Killed" note when --kill-on ended the guest; QEMU's goes to qemu.log)
-boot 2>/dev/null
+boot_and_show 2>/dev/null
 qrc=$?
 # The kernel's early boot under multi-threaded TCG now and then dies in its own code
 # patching (an int3 Oops in a patched function) before any of ours has run. Such a crash,
@@ -283,7 +305,7 @@ if ! grep -q 'lab-init: job starting' "$out/console.log" 2>/dev/null &&
   echo "lab: $name: the kernel crashed while booting, before the job started ($(echo "$line" | tr -d '\r' | sed 's/^.*\] //')); booting again"
   mv "$out/console.log" "$out/console-boot1.log"
   [ ! -f "$out/kmsg.txt" ] || mv "$out/kmsg.txt" "$out/kmsg-boot1.txt"
-  boot 2>/dev/null
+  boot_and_show 2>/dev/null
   qrc=$?
 fi
 [ -z "$killer" ] || { kill "$killer" 2>/dev/null; wait "$killer" 2>/dev/null; }
@@ -291,7 +313,6 @@ set -e
 secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
 
 # --- the verdict -------------------------------------------------------------------------
-[ "$quiet" = 1 ] || { [ -s "$out/console.log" ] && sed -n '/lab-init: job starting/,/lab-init: job rc=/p' "$out/console.log" | sed '1d;$d'; }
 # The whole log first: the earliest report is the one to name. The console only when
 # the copy did not reach init's end mark (a panic or hang cut it short): it cannot tell
 # the kernel's messages from what user space writes to /dev/kmsg, the copy can.
