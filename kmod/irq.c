@@ -2,7 +2,10 @@
 /*
  * Interrupts: VFIO_DEVICE_GET_IRQ_INFO / SET_IRQS for INTx and MSI, delivered through
  * eventfds. INTx is level-triggered and auto-masked on delivery, as with vfio-pci: the
- * user unmasks after servicing and, if the line is still up, gets another signal.
+ * user unmasks after servicing and, if the line is still up, gets another signal. The
+ * unmask may also come through an eventfd (VFIO_IRQ_SET_ACTION_UNMASK with
+ * DATA_EVENTFD), which is how QEMU under KVM wires INTx: KVM's irqfd resampler
+ * signals it when the guest ends the interrupt, with no exit to QEMU.
  */
 #include <linux/module.h>
 #include <linux/slab.h>
@@ -102,10 +105,37 @@ void mdevmig_irq_resume(struct mdevmig_dev *inst)
 	mutex_unlock(&inst->irq_lock);
 }
 
+/* The unmask eventfd fired (vfio_virqfd's work, which may sleep): as an UNMASK. */
+static void mdevmig_intx_unmask_work(void *opaque, void *unused)
+{
+	struct mdevmig_dev *inst = opaque;
+
+	mutex_lock(&inst->irq_lock);
+	inst->intx_masked = false;
+	mdevmig_intx_deliver_locked(inst);
+	mutex_unlock(&inst->irq_lock);
+}
+
+/*
+ * Installs the INTx unmask eventfd @fd, or drops it (-1). Called without irq_lock:
+ * vfio_virqfd_disable() waits for the eventfd's work, which takes irq_lock.
+ */
+static int mdevmig_set_intx_unmask_fd(struct mdevmig_dev *inst, s32 fd)
+{
+	if (fd < -1)
+		return -EINVAL;
+	vfio_virqfd_disable(&inst->intx_unmask);
+	if (fd == -1)
+		return 0;
+	return vfio_virqfd_enable(inst, NULL, mdevmig_intx_unmask_work, NULL,
+				  &inst->intx_unmask, fd);
+}
+
 void mdevmig_irq_disable_all(struct mdevmig_dev *inst)
 {
 	unsigned int i;
 
+	vfio_virqfd_disable(&inst->intx_unmask);
 	mutex_lock(&inst->irq_lock);
 	mdevmig_trigger_put(&inst->intx_trigger);
 	for (i = 0; i < MDEVMIG_MSI_VECTORS; i++)
@@ -153,8 +183,7 @@ static int mdevmig_set_intx_locked(struct mdevmig_dev *inst, u32 action, u32 dat
 			inst->intx_masked = true;
 		return 0;
 	case VFIO_IRQ_SET_ACTION_UNMASK:
-		if (data_type == VFIO_IRQ_SET_DATA_EVENTFD)
-			return -EINVAL;		/* no unmask eventfds (no irqfd resampling) */
+		/* (an eventfd is installed by mdevmig_set_irqs(), without irq_lock) */
 		if (data_type == VFIO_IRQ_SET_DATA_NONE || *(u8 *)data) {
 			inst->intx_masked = false;
 			mdevmig_intx_deliver_locked(inst);
@@ -262,6 +291,7 @@ int mdevmig_set_irqs(struct mdevmig_dev *inst, unsigned long arg)
 {
 	struct vfio_irq_set hdr;
 	unsigned long minsz = offsetofend(struct vfio_irq_set, count);
+	u32 action, data_type;
 	size_t data_size = 0;
 	void *data = NULL;
 	int ret;
@@ -282,19 +312,30 @@ int mdevmig_set_irqs(struct mdevmig_dev *inst, unsigned long arg)
 			return PTR_ERR(data);
 	}
 
+	action = hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+	data_type = hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+	if (hdr.index == VFIO_PCI_INTX_IRQ_INDEX && action == VFIO_IRQ_SET_ACTION_UNMASK &&
+	    data_type == VFIO_IRQ_SET_DATA_EVENTFD) {
+		/* INTx allows start 0, count 1 only, so data holds one fd */
+		ret = hdr.start || hdr.count != 1 ? -EINVAL :
+		      mdevmig_set_intx_unmask_fd(inst, *(s32 *)data);
+		kfree(data);
+		return ret;
+	}
+
 	mutex_lock(&inst->irq_lock);
 	if (hdr.index == VFIO_PCI_INTX_IRQ_INDEX)
-		ret = mdevmig_set_intx_locked(inst, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
-					      hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.start,
-					      hdr.count, data);
+		ret = mdevmig_set_intx_locked(inst, action, data_type, hdr.start, hdr.count,
+					      data);
 	else if (hdr.index == VFIO_PCI_REQ_IRQ_INDEX)
-		ret = mdevmig_set_req_locked(inst, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
-					     hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.count, data);
+		ret = mdevmig_set_req_locked(inst, action, data_type, hdr.count, data);
 	else
-		ret = mdevmig_set_msi_locked(inst, hdr.flags & VFIO_IRQ_SET_ACTION_TYPE_MASK,
-					     hdr.flags & VFIO_IRQ_SET_DATA_TYPE_MASK, hdr.start,
-					     hdr.count, data);
+		ret = mdevmig_set_msi_locked(inst, action, data_type, hdr.start, hdr.count, data);
 	mutex_unlock(&inst->irq_lock);
 	kfree(data);
+	/* INTx switched off (TRIGGER, NONE, count 0): its unmask eventfd goes too. */
+	if (!ret && hdr.index == VFIO_PCI_INTX_IRQ_INDEX && action == VFIO_IRQ_SET_ACTION_TRIGGER &&
+	    data_type == VFIO_IRQ_SET_DATA_NONE && !hdr.count)
+		vfio_virqfd_disable(&inst->intx_unmask);
 	return ret;
 }

@@ -208,6 +208,9 @@ struct mdevmig_dev {
 	struct eventfd_ctx *req_trigger;	/* VFIO_PCI_REQ_IRQ_INDEX: asked to close */
 	bool intx_masked;		/* user-visible INTx mask (auto-set on delivery) */
 	bool intx_level;		/* the model's INTx line */
+	/* INTx unmask eventfd (KVM's irqfd resampler): not under irq_lock, its work takes
+	 * irq_lock; set and cleared by vfio_virqfd_enable/disable (their own locking). */
+	struct virqfd *intx_unmask;
 
 	/* BAR2 access mode and dirty tracking. */
 	struct mutex mode_lock;		/* protects mode, force_trapped, bar2_mapping; held by faults */

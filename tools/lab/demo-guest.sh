@@ -10,7 +10,7 @@ mdevmig=${1:?usage: demo-guest.sh PATH/TO/mdevmig}
 say() { printf '\n== %s\n' "$*"; }
 
 say "kernel $(uname -r), $(qemu-system-x86_64 --version | head -n1)"
-modprobe -a vfio vfio_iommu_type1 mdev
+modprobe -a vfio vfio_iommu_type1 mdev $(modinfo -F depends "$MDEVMIG_KO" | tr , " ")
 insmod "$MDEVMIG_KO"
 parent=$(basename "$(ls -d /sys/class/mdev_bus/mdevmig_* | head -n1)")
 types=/sys/class/mdev_bus/$parent/mdev_supported_types

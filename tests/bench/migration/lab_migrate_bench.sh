@@ -9,7 +9,7 @@ set -euo pipefail
 [ "${MDEVMIG_LAB:-}" = 1 ] || { echo "run me inside the lab (tools/lab/lab.sh)" >&2; exit 2; }
 bin=$(realpath "$1")
 runs=${2:-3}
-modprobe -a vfio vfio_iommu_type1 mdev
+modprobe -a vfio vfio_iommu_type1 mdev $(modinfo -F depends "$MDEVMIG_KO" | tr , " ")
 insmod "$MDEVMIG_KO"
 echo 64 > /sys/class/mdevmig/sim_add
 parents=($(ls /sys/class/mdev_bus | grep mdevmig_sim | sort))

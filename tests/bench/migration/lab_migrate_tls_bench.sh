@@ -12,7 +12,7 @@ bin=$(realpath "$1")
 runs=${2:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 # The lab's module loader cannot load crypto modules on demand: load kernel TLS's own.
-modprobe -a vfio vfio_iommu_type1 mdev tls gcm ghash_generic ctr
+modprobe -a vfio vfio_iommu_type1 mdev $(modinfo -F depends "$MDEVMIG_KO" | tr , " ") tls gcm ghash_generic ctr
 insmod "$MDEVMIG_KO"
 ip link set lo up
 echo 64 > /sys/class/mdevmig/sim_add

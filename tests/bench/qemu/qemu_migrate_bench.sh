@@ -15,7 +15,7 @@ bin=$(realpath "$1")
 runs=${2:-2}
 shift $(($# >= 2 ? 2 : $#))
 extra=("$@")
-modprobe -a vfio vfio_iommu_type1 mdev
+modprobe -a vfio vfio_iommu_type1 mdev $(modinfo -F depends "$MDEVMIG_KO" | tr , " ")
 insmod "$MDEVMIG_KO"
 for mb in 64 256 256; do echo "$mb" > /sys/class/mdevmig/sim_add; done
 # The default parent is 64 MiB: with the one added above, two 64 MiB "full" instances;

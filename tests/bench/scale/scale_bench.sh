@@ -30,7 +30,7 @@ fi
 
 # ---- inside the lab ----
 bin=$(realpath "$1")
-modprobe -a vfio vfio_iommu_type1 mdev
+modprobe -a vfio vfio_iommu_type1 mdev $(modinfo -F depends "$MDEVMIG_KO" | tr , " ")
 insmod "$MDEVMIG_KO"
 sim=/sys/class/mdevmig
 # The parent the module makes at load stays unused.

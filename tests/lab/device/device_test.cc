@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
@@ -341,6 +342,58 @@ TEST_F(DeviceTest, IntxIsDeliveredAutomaskedAndUnmasked) {
   ASSERT_TRUE(dev().unmask_irq(VFIO_PCI_INTX_IRQ_INDEX, 0).ok());
   EXPECT_FALSE(e.value().wait(200ms).ok());
   ASSERT_TRUE(dev().disable_irq(VFIO_PCI_INTX_IRQ_INDEX).ok());
+}
+
+// VFIO_IRQ_SET_ACTION_UNMASK with an eventfd on INTx (what QEMU under KVM installs for
+// KVM's irqfd resampler): -1 drops it.
+int set_intx_unmask_fd(const vfio::Device& d, int32_t fd) {
+  alignas(vfio_irq_set) unsigned char buf[sizeof(vfio_irq_set) + sizeof(int32_t)] = {};
+  auto* set = reinterpret_cast<vfio_irq_set*>(buf);
+  set->argsz = sizeof(buf);
+  set->flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK;
+  set->index = VFIO_PCI_INTX_IRQ_INDEX;
+  set->start = 0;
+  set->count = 1;
+  std::memcpy(set->data, &fd, sizeof(fd));
+  return ioctl(d.fd(), VFIO_DEVICE_SET_IRQS, set) == 0 ? 0 : errno;
+}
+
+TEST_F(DeviceTest, IntxUnmaskEventfdUnmasksAsTheIoctlDoes) {
+  set_cfg16(PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+  auto trigger = vfio::EventFd::create();
+  auto unmask = vfio::EventFd::create();
+  ASSERT_TRUE(trigger.ok() && unmask.ok());
+  int fd = trigger.value().fd();
+  ASSERT_TRUE(dev().set_irq_eventfds(VFIO_PCI_INTX_IRQ_INDEX, 0, {&fd, 1}).ok());
+  ASSERT_EQ(set_intx_unmask_fd(dev(), unmask.value().fd()), 0);
+  EXPECT_EQ(set_intx_unmask_fd(dev(), -2), EINVAL);
+  set_reg(MDEVMIG_REG_INT_SET, MDEVMIG_INT_SW);
+  ASSERT_TRUE(trigger.value().wait(5s).ok());
+  // Masked on delivery: nothing more until the unmask eventfd fires; with the line
+  // still up, that signals again.
+  EXPECT_FALSE(trigger.value().wait(200ms).ok());
+  ASSERT_TRUE(unmask.value().signal().ok());
+  EXPECT_TRUE(trigger.value().wait(5s).ok());
+  // Cause cleared: the next unmask is quiet.
+  set_reg(MDEVMIG_REG_INT_STATUS, MDEVMIG_INT_SW);
+  ASSERT_TRUE(unmask.value().signal().ok());
+  EXPECT_FALSE(trigger.value().wait(300ms).ok());
+  // Replaced by another eventfd, then dropped: the old one unmasks nothing.
+  auto unmask2 = vfio::EventFd::create();
+  ASSERT_TRUE(unmask2.ok());
+  ASSERT_EQ(set_intx_unmask_fd(dev(), unmask2.value().fd()), 0);
+  set_reg(MDEVMIG_REG_INT_SET, MDEVMIG_INT_SW);
+  ASSERT_TRUE(trigger.value().wait(5s).ok());
+  ASSERT_TRUE(unmask.value().signal().ok());
+  EXPECT_FALSE(trigger.value().wait(300ms).ok());
+  ASSERT_TRUE(unmask2.value().signal().ok());
+  EXPECT_TRUE(trigger.value().wait(5s).ok());
+  ASSERT_EQ(set_intx_unmask_fd(dev(), -1), 0);
+  ASSERT_TRUE(unmask2.value().signal().ok());
+  EXPECT_FALSE(trigger.value().wait(300ms).ok());
+  // Installed again and left for close to drop (the module must not leak it).
+  ASSERT_EQ(set_intx_unmask_fd(dev(), unmask.value().fd()), 0);
+  set_reg(MDEVMIG_REG_INT_STATUS, MDEVMIG_INT_SW);
 }
 
 TEST_F(DeviceTest, CloseLeavesNothingForTheNextOpener) {

@@ -26,7 +26,7 @@ initrd=$work/guest-initramfs.cpio.gz
 if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   # In the lab guest: the nested VM's host.
   fail() { echo "guest.sh: FAIL: $*"; exit 1; }
-  modprobe -a vfio vfio_iommu_type1 mdev || fail "modprobe vfio vfio_iommu_type1 mdev"
+  modprobe -a vfio vfio_iommu_type1 mdev $(modinfo -F depends "$MDEVMIG_KO" | tr , " ") || fail "modprobe vfio vfio_iommu_type1 mdev"
   [ "${MDEVMIG_GUEST_ACCEL:-kvm}" = tcg ] || modprobe -q kvm_amd || modprobe -q kvm_intel || true
   insmod "$MDEVMIG_KO" || fail "insmod $MDEVMIG_KO"
   parent=$(ls /sys/class/mdev_bus | head -n1)

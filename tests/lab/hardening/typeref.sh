@@ -17,7 +17,7 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   # In the lab guest.
   set -e
   fail() { echo "typeref: FAIL: $*"; exit 1; }
-  modprobe -a vfio vfio_iommu_type1 mdev
+  modprobe -a vfio vfio_iommu_type1 mdev $(modinfo -F depends "$MDEVMIG_KO" | tr , " ")
   insmod "$MDEVMIG_KO"
   bdf=
   for d in /sys/bus/pci/devices/*; do
