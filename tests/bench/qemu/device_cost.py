@@ -37,7 +37,8 @@ def qemu_argv(a, name, uuid, incoming):
     return argv
 
 
-def connect(path, timeout=30.0):
+def connect(path, timeout=180.0):
+    # A QEMU started in a loaded nested TCG guest can take a minute to open its sockets.
     end = time.monotonic() + timeout
     while True:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
