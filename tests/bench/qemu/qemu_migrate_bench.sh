@@ -9,6 +9,11 @@
 # Optional: MDEVMIG_BENCH_SIZES="64" and MDEVMIG_BENCH_WRITES="200" narrow the sweep
 # (defaults "64 256" and "0 200 1000"); MDEVMIG_BENCH_RAW_DIR=DIR keeps each run's
 # qemu-migrate --json report there as <MiB>-<writes>-<run>.json.
+# MDEVMIG_BENCH_MODE=device-cost: instead of the sweep, what a 64 MiB instance adds to
+# the migration of the same VM (BENCHMARKS.md, "What a 64 MiB device adds"): RUNS pairs of
+# QEMU `migrate` of the harness's VM without the device, then with a 64 MiB "full"
+# instance as vfio-pci, nothing else different (tests/bench/qemu/device_cost.py); its RAM
+# is filled with MDEVMIG_BENCH_FILL MiB (default 96) of non-zero pages.
 set -euo pipefail
 [ "${MDEVMIG_LAB:-}" = 1 ] || { echo "run me inside the lab (tools/lab/lab.sh)" >&2; exit 2; }
 bin=$(realpath "$1")
@@ -37,6 +42,51 @@ tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 qemu=$(qemu-system-x86_64 --version | head -n1)
 echo "kernel $(uname -r); $qemu; extra args: ${extra[*]:-none}"
+if [ "${MDEVMIG_BENCH_MODE:-}" = device-cost ]; then
+  rows=()
+  ps=($(parents_of 64))
+  [ "${#ps[@]}" -ge 2 ] || { echo "no two free 64 MiB parents" >&2; exit 1; }
+  a=$(mk "${ps[0]}")
+  b=$(mk "${ps[1]}")
+  dir=$(mktemp -d)
+  trap 'rm -rf "$tmp" "$dir"' EXIT
+  python3 -c 'import sys; open(sys.argv[1], "wb").write(b"\xf4" * 65536)' "$dir/bios.bin"
+  # QEMU <= 7.2 speaks VFIO migration v1, >= 8.1 v2 (tools/qemu/process.h).
+  ver=$(qemu-system-x86_64 --version | sed -n 's/.*version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -n1)
+  read -r major minor <<< "$ver"
+  proto=v2
+  [ $((major * 100 + minor)) -le 702 ] && proto=v1
+  printf '%-8s %-3s %-6s %-9s %-8s %-8s %-7s %-9s %-9s %-9s\n' \
+    device run proto total_ms down_ms setup_ms syncs ram_MiB wire_MiB dev_MiB
+  for run in $(seq 1 "$runs"); do
+    for dev in none 64MiB; do
+      args=()
+      [ "$dev" = none ] || args=(--src "$a" --dst "$b")
+      rm -f "$dir"/*.qmp "$dir"/*.qtest "$dir"/*.mig
+      row=$(python3 "$(dirname "$0")/device_cost.py" --dir "$dir" --bios "$dir/bios.bin" \
+        --protocol "$proto" --fill-mb "${MDEVMIG_BENCH_FILL:-96}" "${args[@]}") || {
+        echo "run failed: $dev, run $run: $row" >&2
+        tail -n 20 "$dir"/src.log "$dir"/dst.log >&2
+        exit 1
+      }
+      rows+=("$(python3 -c 'import json, sys; r = json.loads(sys.argv[1]); r["run"] = int(sys.argv[2]); r["protocol"] = sys.argv[3]; print(json.dumps(r))' "$row" "$run" "$proto")")
+      python3 - "$row" "$dev" "$run" "$proto" <<'PY'
+import json, sys
+r = json.loads(sys.argv[1])
+MiB = 2**20
+print(f'{sys.argv[2]:<8} {sys.argv[3]:<3} {sys.argv[4]:<6} {r["total_ms"]:<9} {r["downtime_ms"]:<8} '
+      f'{r["setup_ms"]:<8} {r["ram_dirty_syncs"]:<7} {r["ram_bytes"] / MiB:<9.1f} '
+      f'{r["wire_bytes"] / MiB:<9.1f} {max(r["wire_bytes"] - r["ram_bytes"], 0) / MiB:<9.1f}'
+      f'{"" if r["verified"] else "  NOT VERIFIED"}')
+PY
+    done
+  done
+  echo 1 > "/sys/bus/mdev/devices/$a/remove"
+  echo 1 > "/sys/bus/mdev/devices/$b/remove"
+  printf '%s\n' "${rows[@]}"
+  rmmod mdevmig
+  exit 0
+fi
 rows=()
 printf '%-8s %-6s %-3s %-6s %-6s %-6s %-9s %-8s %-7s %-9s %-9s %-9s %-9s %-9s %-8s %-8s\n' \
   device writes run proto iters syncs total_ms down_ms dirty/s ram_pre ram_down dev_pre dev_down dev_total ram_MB/s dev_MB/s
