@@ -69,8 +69,13 @@ line=$(dmesg | grep "mdevmig_guest $bdf: dmaengine") || fail "no probe message f
 say "bound: ${line#*] }"
 say "dmaengine channels: $chans"
 
+# Its long copy (more than the device memory) uses the RAM guest.sh reserved with
+# memmap=SIZE$BASE on the kernel command line.
 step "lab_dmacopy"
-insmod /lab_dmacopy.ko
+big=$(sed -n 's/.*memmap=\([0-9]*\)M\$\(0x[0-9a-fA-F]*\).*/\2 \1/p' /proc/cmdline)
+[ -n "$big" ] || fail "no memmap=SIZE\$BASE on the kernel command line: no RAM for lab_dmacopy's long copy"
+set -- $big
+insmod /lab_dmacopy.ko big_base="$1" big_size=$(($2 << 20))
 rc=$?
 dmesg | grep 'lab_dmacopy: ' | sed 's/^\[[^]]*\] /guest: /'
 [ $rc -eq 0 ] || fail "memcpy through dmaengine (lab_dmacopy)"
