@@ -123,12 +123,17 @@ class Vm:
             if os.path.exists(base + ext):
                 os.unlink(base + ext)
         self.console = os.path.join(h.out, f"guest-console-{name}.log")
-        # The guest's RAM is a file in /dev/shm, kept until the lab powers off, and the
-        # translation cache is 32 MiB: the lab kernel clears every page it frees
-        # (init_on_free=1), which under TCG on a loaded machine is slow enough that a
-        # QEMU freeing its RAM and a 64 MiB cache in its exit held a CPU of the lab for
-        # an RCU stall report (60 s). Exiting QEMUs now free only the cache and heap.
+        # The guest's RAM is a file in /dev/shm and the translation cache is 32 MiB: the
+        # lab kernel clears every page it frees (init_on_free=1), which under TCG on a
+        # loaded machine is slow enough that a QEMU freeing its RAM and a 64 MiB cache in
+        # its exit held a CPU of the lab for an RCU stall report (60 s). Exiting QEMUs
+        # free only the cache and heap; the harness unlinks the file once the VM has
+        # ended (finish: a truncation, which yields the CPU as it goes), unless a later
+        # RAM check needs it. Kept until the lab powered off, the files of a whole run's
+        # VMs outgrew /dev/shm (half the lab's memory): a destination that could not
+        # store the pages it received died of SIGBUS mid-migration.
         self.ram = f"/dev/shm/guest_qemu-{name}.ram"
+        self.keep_ram = False
         # QEMU before 9.0 loses guest RAM in migrations under TCG: syncing the dirty log of
         # a RAM block whose offset and size are multiples of 64 pages takes a fast path that
         # clears the bits without making the vCPUs' TLB entries trap the next store, so a
@@ -244,9 +249,18 @@ class Vm:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if not self.keep_ram:
+            drop_ram(self.ram)
         self.qlog.close()
         for s in (self.qmp.lines, self.ctl):
             s.close()
+
+
+def drop_ram(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def quit_running(*vms):
@@ -295,6 +309,7 @@ class Harness:
         t0 = time.time()
         vm = Vm(self, "boot", self.args.src)
         self.boot_ram = vm.ram
+        vm.keep_ram = True  # every restore of the booted image compares its RAM with it
         try:
             line = vm.expect(r"^guest: ready after", self.args.boot_limit)
             log(f"boot: the guest is {line[len('guest: '):]} "
@@ -439,8 +454,10 @@ class Harness:
             if info["status"] != "completed":
                 raise Fail(f"file: migration {info['status']} {info.get('error-desc', '')}")
             log(f"file: saved ({os.path.getsize(image) >> 20} MiB): {mig_figures(info)}")
+            src.keep_ram = True
             src.quit()
             dst = self.restore("file-dst", self.args.dst, image, saved_ram=src.ram)
+            drop_ram(src.ram)
             time.sleep(self.args.run)
             pause = self.verify(dst, "file: source, file, restored VM")
             log(f"file: QEMU's downtime {info.get('downtime')} ms; the guest's longest pause "
@@ -600,7 +617,7 @@ def main():
                    help="seconds of pre-copy before the downtime limit is raised to 10 s")
     p.add_argument("--stress-rounds", type=int, default=4,
                    help="stress: migrations (each with the next fault of --stress-faults)")
-    p.add_argument("--stress-faults", default="none,cancel,none,kill-dst,none,refuse",
+    p.add_argument("--stress-faults", default="none,kill-dst,none,refuse,none,cancel",
                    help="stress: faults in turn, of " + ", ".join(Harness.STRESS_FAULTS))
     p.add_argument("--stress-run", type=float, default=5,
                    help="stress: seconds the workloads run before and after a migration")
