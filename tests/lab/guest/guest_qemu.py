@@ -73,6 +73,8 @@ class Lines:
                 data = self.sock.recv(4096)
             except socket.timeout:
                 return None
+            except OSError as e:
+                raise Fail(f"{self.path}: {e}")
             if not data:
                 raise Fail(f"{self.path} closed")
             self.buf += data
@@ -80,7 +82,11 @@ class Lines:
         return line.decode(errors="replace").rstrip("\r")
 
     def send(self, text):
-        self.sock.sendall(text.encode() + b"\n")
+        # A QEMU that died (or a guest that powered off) is a failure, not a crash.
+        try:
+            self.sock.sendall(text.encode() + b"\n")
+        except OSError as e:
+            raise Fail(f"{self.path}: {e}")
 
     def close(self):
         self.sock.close()
