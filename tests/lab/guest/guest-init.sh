@@ -56,10 +56,16 @@ load_driver() {
   chans=$(ls /sys/class/dma 2>/dev/null)
   [ -n "$chans" ] || fail "no dmaengine channel in /sys/class/dma"
 }
+# Unloads the driver; nothing of it may be left: the function unbound, its interrupt
+# freed, its dmaengine channel and BAR0 region gone.
 unload_driver() {
   rmmod mdevmig_guest || fail "rmmod mdevmig_guest"
   [ ! -e "$dev/driver" ] || fail "$bdf still bound after rmmod"
-  say "mdevmig_guest unloaded, $bdf unbound"
+  [ ! -e /sys/module/mdevmig_guest ] || fail "/sys/module/mdevmig_guest still there after rmmod"
+  ! grep -q mdevmig_guest /proc/interrupts || fail "an interrupt of mdevmig_guest still in /proc/interrupts after rmmod"
+  [ -z "$(ls /sys/class/dma 2>/dev/null)" ] || fail "dmaengine channels left after rmmod: $(ls /sys/class/dma)"
+  ! grep -q mdevmig_guest /proc/iomem || fail "a region of mdevmig_guest still in /proc/iomem after rmmod"
+  say "mdevmig_guest unloaded, $bdf unbound, its interrupt, channel and BAR0 region released"
 }
 
 if [ $checks = 1 ]; then
@@ -69,8 +75,13 @@ line=$(dmesg | grep "mdevmig_guest $bdf: dmaengine") || fail "no probe message f
 say "bound: ${line#*] }"
 say "dmaengine channels: $chans"
 
+# Its long copy (more than the device memory) uses the RAM guest.sh reserved with
+# memmap=SIZE$BASE on the kernel command line.
 step "lab_dmacopy"
-insmod /lab_dmacopy.ko
+big=$(sed -n 's/.*memmap=\([0-9]*\)M\$\(0x[0-9a-fA-F]*\).*/\2 \1/p' /proc/cmdline)
+[ -n "$big" ] || fail "no memmap=SIZE\$BASE on the kernel command line: no RAM for lab_dmacopy's long copy"
+set -- $big
+insmod /lab_dmacopy.ko big_base="$1" big_size=$(($2 << 20))
 rc=$?
 dmesg | grep 'lab_dmacopy: ' | sed 's/^\[[^]]*\] /guest: /'
 [ $rc -eq 0 ] || fail "memcpy through dmaengine (lab_dmacopy)"
@@ -94,6 +105,33 @@ say "interrupts taken: $irqs ($(awk '/mdevmig_guest/ { print $(NF-2), $(NF-1) }'
 step "bar2check"
 out=$(/bar2check "$dev/resource2") || fail "BAR2 through resource2: $out"
 say "$out"
+
+# The driver cannot go while a client holds its channel: the dmaengine core holds a
+# reference on the provider's module for each client channel, so rmmod fails ("in use":
+# the module's refcnt), the driver stays bound and the client's copies go on. dmatest
+# holds its channel until it is unloaded. Its buffers here are 4 MiB, the largest it
+# can have (it kmallocs them; beyond the page allocator's largest block its own
+# allocation warns): its copies of up to 4 MiB each take the device's steps of COPY_GUEST
+# one after the other, and each takes a while, so they are in flight at the rmmod.
+step "rmmod mdevmig_guest while dmatest's copies (2 threads x 8, up to 4 MiB each) are in flight"
+mark=$(dmesg | wc -l)
+insmod /dmatest.ko timeout=120000 iterations=8 threads_per_chan=2 test_buf_size=4194304 || fail "insmod dmatest.ko test_buf_size=4194304"
+echo "$chans" > /sys/module/dmatest/parameters/channel || fail "dmatest: cannot select $chans"
+echo 1 > /sys/module/dmatest/parameters/run || fail "dmatest: cannot start"
+[ "$(cat /sys/module/dmatest/parameters/run)" = Y ] || fail "dmatest (4 MiB buffers) is not running: $(dmesg | tail -n +$((mark + 1)) | grep dmatest | tail -n 3)"
+out=$(rmmod mdevmig_guest 2>&1) && fail "rmmod mdevmig_guest succeeded while dmatest held its channel"
+refs=$(cat /sys/module/mdevmig_guest/refcnt)
+drv=$(readlink "$dev/driver")
+[ "${drv##*/}" = mdevmig_guest ] || fail "$bdf unbound by a failed rmmod"
+[ "$refs" -ge 1 ] || fail "rmmod failed but mdevmig_guest's refcnt is $refs"
+say "rmmod mdevmig_guest refused while dmatest ran: '$out', refcnt $refs, $bdf still bound"
+cat /sys/module/dmatest/parameters/wait > /dev/null
+sums=$(dmesg | tail -n +$((mark + 1)) | grep 'dmatest: .*summary' | sed 's/^\[[^]]*\] //')
+echo "$sums" | sed 's/^/guest: /'
+[ "$(echo "$sums" | grep -c ' 8 tests, 0 failures')" -eq 2 ] || fail "dmatest (4 MiB buffers): not 2 summaries of 8 tests with 0 failures"
+rmmod dmatest || fail "rmmod dmatest"
+refs=$(cat /sys/module/mdevmig_guest/refcnt)
+[ "$refs" = 0 ] || fail "mdevmig_guest's refcnt is $refs after dmatest released its channel"
 
 step "rmmod mdevmig_guest, insmod again"
 unload_driver

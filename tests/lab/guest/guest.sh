@@ -44,6 +44,9 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   kargs+=" initcall_blacklist=init_kprobe_trace,crypto_kdf108_init"
   # A starved vCPU fails the kernel's boot-time timer check (see tools/lab/lab.sh).
   kargs+=" no_timer_check"
+  # 48 MiB of RAM the guest kernel leaves alone: lab_dmacopy's copy longer than the
+  # device memory (16 MiB) needs contiguous buffers no allocator gives (guest-init.sh).
+  kargs+=' memmap=48M$0x7000000'
   kargs+=" ${MDEVMIG_GUEST_KARGS:-}"
   echo "guest.sh: kernel $(uname -r), instances $src (sources) and $dst (destinations)"
   # The nested VMs: -M pc -smp 1 -m 192 and a 64 MiB TCG translation cache: this lab

@@ -73,6 +73,8 @@ class Lines:
                 data = self.sock.recv(4096)
             except socket.timeout:
                 return None
+            except OSError as e:
+                raise Fail(f"{self.path}: {e}")
             if not data:
                 raise Fail(f"{self.path} closed")
             self.buf += data
@@ -80,7 +82,11 @@ class Lines:
         return line.decode(errors="replace").rstrip("\r")
 
     def send(self, text):
-        self.sock.sendall(text.encode() + b"\n")
+        # A QEMU that died (or a guest that powered off) is a failure, not a crash.
+        try:
+            self.sock.sendall(text.encode() + b"\n")
+        except OSError as e:
+            raise Fail(f"{self.path}: {e}")
 
     def close(self):
         self.sock.close()
@@ -114,20 +120,26 @@ class Qmp:
 class Vm:
     """A nested QEMU with one mdevmig instance assigned."""
 
-    def __init__(self, h, name, uuid, incoming=None, paused=False):
+    def __init__(self, h, name, uuid, incoming=None, paused=False, device=True):
         self.name = name
+        self.uuid = uuid
         self.dir = h.tmp
         base = os.path.join(self.dir, name)
         for ext in (".qmp", ".ctl"):
             if os.path.exists(base + ext):
                 os.unlink(base + ext)
         self.console = os.path.join(h.out, f"guest-console-{name}.log")
-        # The guest's RAM is a file in /dev/shm, kept until the lab powers off, and the
-        # translation cache is 32 MiB: the lab kernel clears every page it frees
-        # (init_on_free=1), which under TCG on a loaded machine is slow enough that a
-        # QEMU freeing its RAM and a 64 MiB cache in its exit held a CPU of the lab for
-        # an RCU stall report (60 s). Exiting QEMUs now free only the cache and heap.
+        # The guest's RAM is a file in /dev/shm and the translation cache is 32 MiB: the
+        # lab kernel clears every page it frees (init_on_free=1), which under TCG on a
+        # loaded machine is slow enough that a QEMU freeing its RAM and a 64 MiB cache in
+        # its exit held a CPU of the lab for an RCU stall report (60 s). Exiting QEMUs
+        # free only the cache and heap; the harness unlinks the file once the VM has
+        # ended (finish: a truncation, which yields the CPU as it goes), unless a later
+        # RAM check needs it. Kept until the lab powered off, the files of a whole run's
+        # VMs outgrew /dev/shm (half the lab's memory): a destination that could not
+        # store the pages it received died of SIGBUS mid-migration.
         self.ram = f"/dev/shm/guest_qemu-{name}.ram"
+        self.keep_ram = False
         # QEMU before 9.0 loses guest RAM in migrations under TCG: syncing the dirty log of
         # a RAM block whose offset and size are multiples of 64 pages takes a fast path that
         # clears the bits without making the vCPUs' TLB entries trap the next store, so a
@@ -149,7 +161,7 @@ class Vm:
             "-qmp", f"unix:{base}.qmp,server=on,wait=off",
             "-kernel", h.args.kernel, "-initrd", h.args.initrd, "-append", h.args.append,
         ]
-        if not h.args.no_device:
+        if device and not h.args.no_device:
             cmd += ["-device", f"vfio-pci,sysfsdev=/sys/bus/mdev/devices/{uuid},rombar=0,{h.migprop}"]
         if incoming:
             cmd += ["-incoming", incoming]
@@ -193,10 +205,12 @@ class Vm:
         self.ctl.send(cmd)
         return self.expect(pattern, limit)
 
-    def migrate(self, uri, limit, cancel_after=None, raise_after=None):
+    def migrate(self, uri, limit, cancel_after=None, raise_after=None, fault_after=None):
         """QMP migrate to URI; polls query-migrate until it ends. Returns its last answer.
         RAISE_AFTER: seconds of pre-copy after which the downtime limit goes up to 10 s
-        (a guest that dirties faster than pre-copy sends would never converge)."""
+        (a guest that dirties faster than pre-copy sends would never converge).
+        FAULT_AFTER: (seconds, function): the function runs once after that much pre-copy
+        (e.g. kills the destination)."""
         self.qmp.cmd("migrate", uri=uri)
         t0 = time.time()
         self.raised = None
@@ -219,6 +233,9 @@ class Vm:
                     f"({info.get('ram', {}).get('transferred', 0) >> 10} KiB of RAM sent)")
                 self.qmp.cmd("migrate_cancel")
                 cancel_after = None
+            if fault_after is not None and status == "active" and time.time() - t0 > fault_after[0]:
+                fault_after[1](time.time() - t0, info)
+                fault_after = None
             if time.time() - t0 > limit:
                 self.qmp.cmd("migrate_cancel")
                 raise Fail(f"{self.name}: migration not done after {limit} s ({status})")
@@ -238,9 +255,18 @@ class Vm:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        if not self.keep_ram:
+            drop_ram(self.ram)
         self.qlog.close()
         for s in (self.qmp.lines, self.ctl):
             s.close()
+
+
+def drop_ram(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def quit_running(*vms):
@@ -289,6 +315,7 @@ class Harness:
         t0 = time.time()
         vm = Vm(self, "boot", self.args.src)
         self.boot_ram = vm.ram
+        vm.keep_ram = True  # every restore of the booted image compares its RAM with it
         try:
             line = vm.expect(r"^guest: ready after", self.args.boot_limit)
             log(f"boot: the guest is {line[len('guest: '):]} "
@@ -386,9 +413,9 @@ class Harness:
         vm.command("quit", r"^guest: PASS", self.args.step_limit)
         vm.finish(60)
 
-    def workload(self, vm):
+    def workload(self, vm, secs=None):
         vm.command("start", r"^guest: \[[0-9.]+\] started", self.args.step_limit)
-        time.sleep(self.args.run)
+        time.sleep(self.args.run if secs is None else secs)
 
     def scenario_live(self):
         t0 = time.time()
@@ -433,8 +460,10 @@ class Harness:
             if info["status"] != "completed":
                 raise Fail(f"file: migration {info['status']} {info.get('error-desc', '')}")
             log(f"file: saved ({os.path.getsize(image) >> 20} MiB): {mig_figures(info)}")
+            src.keep_ram = True
             src.quit()
             dst = self.restore("file-dst", self.args.dst, image, saved_ram=src.ram)
+            drop_ram(src.ram)
             time.sleep(self.args.run)
             pause = self.verify(dst, "file: source, file, restored VM")
             log(f"file: QEMU's downtime {info.get('downtime')} ms; the guest's longest pause "
@@ -482,6 +511,89 @@ class Harness:
                 vm.quit()
         self.timed("scenario restore", t0)
 
+    STRESS_FAULTS = ("none", "cancel", "kill-dst", "refuse")
+
+    def scenario_stress(self):
+        """Live migrations back and forth between the two instances while the workloads
+        run, each with a fault from --stress-faults (named as tools/stress names them):
+          none      the migration completes; the guest runs on the destination;
+          cancel    migrate_cancel mid pre-copy; the source runs on;
+          kill-dst  the destination QEMU is killed (SIGKILL) mid pre-copy; the migration
+                    fails, the source runs on;
+          refuse    the destination has no mdevmig device, so it cannot load the device's
+                    state and quits; the migration fails, the source runs on.
+        Each round starts the workloads on the VM that runs, migrates it to the other
+        instance with the round's fault, checks the migration's outcome and that QEMU's
+        status is `running` on the side that must run on, and stops the workloads there
+        (every dmatest summary with 0 failures, bar2load PASS). A completed migration
+        turns the direction round."""
+        t0 = time.time()
+        faults = self.args.stress_faults.split(",")
+        sock = os.path.join(self.tmp, "stress.sock")
+        vm = self.restore("stress-0", self.args.src, self.image, saved_ram=self.boot_ram)
+        other = self.args.dst
+        dst = None
+        tally = {}
+        try:
+            for r in range(1, self.args.stress_rounds + 1):
+                fault = faults[(r - 1) % len(faults)]
+                what = f"stress {r}/{self.args.stress_rounds} ({fault}, {vm.name} to {other[:8]})"
+                dst = Vm(self, f"stress-{r}", other, incoming=f"unix:{sock}",
+                         device=fault != "refuse")
+                vm.answers = []
+                self.workload(vm, self.args.stress_run)
+                self.set_params(vm)
+                fault_after = None
+                if fault != "none":
+                    # Slow enough that pre-copy is still under way when the fault comes.
+                    vm.qmp.cmd("migrate-set-parameters", **{"max-bandwidth": 1 << 20})
+                if fault == "cancel":
+                    info = vm.migrate(f"unix:{sock}", self.args.mig_limit,
+                                      cancel_after=self.args.stress_fault_at)
+                else:
+                    if fault == "kill-dst":
+                        def kill(secs, info, dst=dst):
+                            log(f"{dst.name}: SIGKILL after {secs:.1f} s of pre-copy "
+                                f"({info.get('ram', {}).get('transferred', 0) >> 10} KiB of RAM sent)")
+                            dst.proc.kill()
+                        fault_after = (self.args.stress_fault_at, kill)
+                    info = vm.migrate(f"unix:{sock}", self.args.mig_limit,
+                                      raise_after=self.args.converge, fault_after=fault_after)
+                want = {"none": "completed", "cancel": "cancelled"}.get(fault, "failed")
+                if info["status"] != want:
+                    raise Fail(f"{what}: the migration ended {info['status']}, not {want} "
+                               f"{info.get('error-desc', '')}")
+                if fault == "none":
+                    dst.wait_running(60)
+                    log(f"{what}: migrated: {mig_figures(info)}")
+                    vm.quit()
+                    vm, other, dst = dst, vm.uuid, None
+                    time.sleep(self.args.stress_run)
+                else:
+                    status = vm.qmp.cmd("query-status")["status"]
+                    if status != "running":
+                        raise Fail(f"{what}: the source is {status} after the migration "
+                                   f"{info['status']}, not running")
+                    dst.finish(30)
+                    rc = dst.proc.returncode
+                    if fault != "kill-dst" and rc == 0:
+                        raise Fail(f"{what}: the destination QEMU exited with status 0")
+                    why = info.get("error-desc", "")
+                    log(f"{what}: migration {info['status']}{': ' + why if why else ''}; "
+                        f"the destination QEMU ended with status {rc}; the source runs on")
+                    dst = None
+                pause = self.verify(vm, what)
+                tally[fault] = tally.get(fault, 0) + 1
+                if fault == "none":
+                    log(f"{what}: QEMU's downtime {info.get('downtime')} ms; the guest's "
+                        f"longest pause {pause} ms")
+            log("stress: " + ", ".join(f"{n} x {f}" for f, n in tally.items()) +
+                f": the guest verified after each, now on {vm.name}")
+            self.finish_guest(vm)
+        finally:
+            quit_running(vm, dst)
+        self.timed("scenario stress", t0)
+
     def set_params(self, vm):
         vm.qmp.cmd("migrate-set-parameters",
                    **{"downtime-limit": self.args.downtime, "max-bandwidth": 1 << 30})
@@ -496,8 +608,9 @@ def main():
     p.add_argument("--dst", required=True, help="mdevmig instance (UUID) of the destinations")
     p.add_argument("--out", required=True, help="folder for consoles and QEMU logs")
     p.add_argument("--work", default="/tmp/guest_qemu", help="folder for images and sockets")
-    p.add_argument("--scenarios", default="live,file,cancel",
-                   help="comma-separated: live, file, cancel, restore; none: boot and save only")
+    p.add_argument("--scenarios", default="live,file,cancel,stress",
+                   help="comma-separated: live, file, cancel, stress, restore; none: boot and "
+                   "save only")
     p.add_argument("--no-device", action="store_true",
                    help="no mdevmig instance in the VMs (the guest needs guest.nodev=1)")
     p.add_argument("--no-ramcheck", dest="ramcheck", action="store_false",
@@ -508,6 +621,14 @@ def main():
     p.add_argument("--downtime", type=int, default=300, help="QEMU downtime-limit (ms)")
     p.add_argument("--converge", type=float, default=60,
                    help="seconds of pre-copy before the downtime limit is raised to 10 s")
+    p.add_argument("--stress-rounds", type=int, default=4,
+                   help="stress: migrations (each with the next fault of --stress-faults)")
+    p.add_argument("--stress-faults", default="none,kill-dst,none,refuse,none,cancel",
+                   help="stress: faults in turn, of " + ", ".join(Harness.STRESS_FAULTS))
+    p.add_argument("--stress-run", type=float, default=5,
+                   help="stress: seconds the workloads run before and after a migration")
+    p.add_argument("--stress-fault-at", type=float, default=3,
+                   help="stress: seconds of pre-copy before a cancel or kill-dst")
     p.add_argument("--accel", choices=("kvm", "tcg"),
                    default="kvm" if os.path.exists("/dev/kvm") else "tcg",
                    help="the nested VMs' accelerator (default: kvm where /dev/kvm exists)")
@@ -517,8 +638,13 @@ def main():
     args = p.parse_args()
     scenarios = [] if args.scenarios == "none" else args.scenarios.split(",")
     for s in scenarios:
-        if s not in ("live", "file", "cancel", "restore"):
-            p.error(f"unknown scenario {s} (live, file, cancel, restore)")
+        if s not in ("live", "file", "cancel", "stress", "restore"):
+            p.error(f"unknown scenario {s} (live, file, cancel, stress, restore)")
+    for f in args.stress_faults.split(","):
+        if f not in Harness.STRESS_FAULTS:
+            p.error(f"unknown stress fault {f!r} ({', '.join(Harness.STRESS_FAULTS)})")
+    if args.stress_rounds < 1:
+        p.error("--stress-rounds must be at least 1")
     h = Harness(args)
     failed = []
     try:

@@ -3,12 +3,14 @@
  * lab_dmacopy: a dmaengine client for the guest lab test (tests/lab/guest/). It asks
  * the dmaengine core for a DMA_MEMCPY channel of mdevmig_guest, copies buffers through
  * it with the streaming DMA API, and checks every byte, the bytes around each copy, the
- * results its callbacks get and tx_status(). Loading it runs the checks: insmod fails
+ * results its callbacks get and tx_status(); with big_base and big_size (RAM reserved with
+ * memmap=) also one copy longer than the device memory. Loading it runs the checks: insmod fails
  * (-EIO) when one fails. Every check logs a line starting with "lab_dmacopy: ".
  */
 #include <linux/completion.h>
 #include <linux/dma-mapping.h>
 #include <linux/dmaengine.h>
+#include <linux/io.h>
 #include <linux/module.h>
 #include <linux/random.h>
 #include <linux/slab.h>
@@ -215,6 +217,83 @@ out_free:
   return ret;
 }
 
+/*
+ * A copy longer than the device's own memory (16 MiB): COPY_GUEST moves guest memory to
+ * guest memory in the device's steps, never through its memory, so one descriptor may be
+ * as long as the device's maximum. No allocator here gives that much contiguous memory
+ * (Debian's kernels have no CMA; kmalloc stops at 4 MiB), so the buffers are RAM the
+ * guest kernel was told to leave alone (memmap=SIZE$BASE: big_base, big_size), mapped
+ * here. The lab guest has no IOMMU and dma-direct maps a physical address to itself, so
+ * their DMA addresses are their physical addresses: checked on a kmalloc buffer first.
+ */
+static unsigned long big_base, big_size;
+module_param(big_base, ulong, 0444);
+MODULE_PARM_DESC(big_base, "physical base of RAM reserved with memmap= for the long copy");
+module_param(big_size, ulong, 0444);
+MODULE_PARM_DESC(big_size, "its size in bytes: the copy is half of it (0: no long copy)");
+
+static int lab_copy_big(struct dma_chan* chan, struct device* dev) {
+  const size_t len = big_size / 2 - LAB_GUARD;
+  const phys_addr_t dst_phys = big_base + big_size / 2;
+  struct lab_copy c;
+  dma_addr_t probe;
+  u64 x, *words;
+  u8 *mem, *probe_buf;
+  bool identity;
+  size_t i;
+  char what[48];
+  int ret;
+
+  probe_buf = kmalloc(64, GFP_KERNEL);
+  if (!probe_buf) return -ENOMEM;
+  probe = dma_map_single(dev, probe_buf, 64, DMA_TO_DEVICE);
+  identity = !dma_mapping_error(dev, probe) && probe == virt_to_phys(probe_buf);
+  if (!dma_mapping_error(dev, probe)) dma_unmap_single(dev, probe, 64, DMA_TO_DEVICE);
+  kfree(probe_buf);
+  if (!identity) {
+    pr_err("lab_dmacopy: DMA addresses are not physical addresses here: no long copy\n");
+    return -EIO;
+  }
+  mem = memremap(big_base, big_size, MEMREMAP_WB);
+  if (!mem) {
+    pr_err("lab_dmacopy: cannot map %lu bytes at %#lx (memmap=)\n", big_size, big_base);
+    return -ENOMEM;
+  }
+  snprintf(what, sizeof(what), "copy of %zu bytes (reserved RAM)", len);
+  words = (u64*)mem;
+  x = get_random_u64();
+  for (i = 0; i < len / 8; i++) {
+    x += 0x9e3779b97f4a7c15ull;
+    words[i] = x ^ (x >> 29);
+  }
+  memset(mem + len / 8 * 8, 0x5a, len - len / 8 * 8);
+  memset(mem + big_size / 2, LAB_POISON, len + LAB_GUARD);
+  ret = lab_submit(chan, dst_phys, big_base, len, &c);
+  if (!ret) {
+    dma_async_issue_pending(chan);
+    ret = lab_wait(chan, &c, DMA_TRANS_NOERROR, 0, what);
+  }
+  if (!ret) ret = lab_compare(mem + big_size / 2, mem, len, what);
+  if (!ret) pr_info("lab_dmacopy: %s, more than the device memory: ok\n", what);
+  memunmap(mem);
+  return ret;
+}
+
+/* A copy longer than the device takes (its max_seg_size): prep must refuse it. */
+static int lab_prep_too_long(struct dma_chan* chan, struct device* dev) {
+  const size_t len = (size_t)dma_get_max_seg_size(dev) + 1;
+  struct dma_async_tx_descriptor* tx;
+
+  tx = dmaengine_prep_dma_memcpy(chan, 0, 0, len, DMA_PREP_INTERRUPT | DMA_CTRL_ACK);
+  if (tx) {
+    pr_err("lab_dmacopy: prep of %zu bytes, over the device's maximum, gave a descriptor\n", len);
+    /* Never submitted: terminate_all on release frees nothing of it, so it leaks. */
+    return -EIO;
+  }
+  pr_info("lab_dmacopy: prep of %zu bytes (over the device's maximum) refused: ok\n", len);
+  return 0;
+}
+
 static int __init lab_dmacopy_init(void) {
   static const size_t sizes[] = {1, 4095, 65536 + 3, 1 << 20};
   struct dma_chan* chan;
@@ -235,6 +314,8 @@ static int __init lab_dmacopy_init(void) {
 
   for (i = 0; !ret && i < ARRAY_SIZE(sizes); i++) ret = lab_copy_one(chan, dev, sizes[i]);
   if (!ret) ret = lab_copy_batch(chan, dev);
+  if (!ret && big_size) ret = lab_copy_big(chan, dev);
+  if (!ret) ret = lab_prep_too_long(chan, dev);
   if (!ret) ret = lab_copy_fault(chan, dev);
   /* The channel still works after a failed copy. */
   if (!ret) ret = lab_copy_one(chan, dev, 4096);
