@@ -27,6 +27,8 @@ channel: guest-init.sh) on a unix socket and QMP on another.
 Exit status 0 when every scenario passed. One QMP client: this one.
 """
 import argparse
+import fcntl
+import glob
 import json
 import os
 import re
@@ -289,6 +291,40 @@ def mig_figures(info):
     return ", ".join(parts)
 
 
+# /dev/kvm and VM ioctls (linux/kvm.h): _IO(KVMIO, n) with KVMIO 0xAE.
+KVM_CREATE_VM = 0xAE01
+KVM_CREATE_VCPU = 0xAE41
+KVM_CREATE_IRQCHIP = 0xAE60
+
+
+def hold_kvm():
+    """Creates one idle KVM VM (an in-kernel irqchip, one vCPU that never runs) and returns
+    its file descriptors; the caller keeps them open for as long as it starts VMs.
+
+    Why: the lab kernel patches its own code (static keys, through int3 breakpoints)
+    whenever the number of KVM VMs goes from 0 to 1 or back (the scheduler's
+    preempt-notifier key, which KVM takes for each VM). Under the lab's TCG emulator
+    another vCPU then sometimes runs a stale copy of the patched code: "Oops: int3" in
+    __schedule on the 6.12 lab kernel, at a nested QEMU's start or exit. With this VM
+    held the count never returns to 0, so only its own creation patches code, and it is
+    created while the other CPUs are offline (no other CPU runs kernel code then)."""
+    others = [p for p in sorted(glob.glob("/sys/devices/system/cpu/cpu[0-9]*/online"))
+              if open(p).read().strip() == "1"]
+    try:
+        for p in others:
+            with open(p, "w") as f:
+                f.write("0")
+        kvm = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+        vm = fcntl.ioctl(kvm, KVM_CREATE_VM, 0)
+        fcntl.ioctl(vm, KVM_CREATE_IRQCHIP, 0)
+        vcpu = fcntl.ioctl(vm, KVM_CREATE_VCPU, 0)
+    finally:
+        for p in others:
+            with open(p, "w") as f:
+                f.write("1")
+    return (kvm, vm, vcpu)
+
+
 class Harness:
     def __init__(self, args):
         self.args = args
@@ -305,6 +341,9 @@ class Harness:
         self.image = os.path.join(self.tmp, "booted.img")
         self.times = []
         log(f"{ver}, {self.migprop}, accelerator {args.accel}")
+        if args.accel == "kvm":
+            self.kvm_hold = hold_kvm()
+            log("an idle KVM VM is held for the run (the kernel's static keys stay put)")
 
     def timed(self, name, t0):
         secs = time.time() - t0
