@@ -434,15 +434,18 @@ class Harness:
         """Stops the workloads and checks their lines (the guest checks them too)."""
         vm.answers = []
         vm.command("stop", r"^guest: \[[0-9.]+\] stopped", self.args.step_limit)
-        sums = [a for a in vm.answers if "summary" in a]
-        good = [a for a in sums if re.search(r"summary [1-9][0-9]* tests, 0 failures", a)]
+        # dmatest runs in rounds (guest-init.sh): 4 summaries a round, every one with tests
+        # and 0 failures. The guest tallies them; summaries with failures come verbatim.
+        tally = [m for a in vm.answers for m in [re.match(
+            r"guest: dmatest: (\d+) of (\d+) summaries with tests and 0 failures, (\d+) tests, "
+            r"(\d+) KB/s summed", a)] if m]
+        failed = [a for a in vm.answers if re.search(r"summary \d+ tests, [1-9]\d* failures", a)]
         load = [a for a in vm.answers if a.startswith("guest: bar2load: PASS")]
-        # dmatest runs in rounds (guest-init.sh): 4 summaries a round, every one with 0 failures.
-        if len(sums) < 4 or len(good) != len(sums) or not load:
-            raise Fail(f"{what}: the guest's lines show {len(good)} of {len(sums)} dmatest summaries "
+        good, sums, kbs = (int(tally[0][i]) for i in (1, 2, 4)) if tally else (0, 0, 0)
+        if sums < 4 or good != sums or failed or not load:
+            raise Fail(f"{what}: the guest's lines show {good} of {sums} dmatest summaries "
                        f"with 0 failures and {'a' if load else 'no'} bar2load PASS")
-        kbs = sum(int(m.group(1)) for a in sums for m in [re.search(r"(\d+) KB/s", a)] if m)
-        kbs = kbs * 4 / len(sums)  # the 4 threads' rate, averaged over the rounds
+        kbs = kbs * 4 / sums  # the 4 threads' rate, averaged over the rounds
         pause = re.search(r"longest pause ([0-9.]+) ms", load[0])
         log(f"{what}: dmatest {kbs / 1024:.2f} MB/s (4 threads), 0 failures; BAR2 as written"
             f"; the guest's longest pause {pause.group(1) if pause else '?'} ms")
