@@ -32,6 +32,7 @@ import glob
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -94,8 +95,31 @@ class Lines:
         self.sock.close()
 
 
+def exit_status(proc, limit=5):
+    """How PROC ended ("exit status N", "killed by SIGX"), waiting up to LIMIT seconds;
+    None while it runs."""
+    try:
+        rc = proc.wait(limit)
+    except subprocess.TimeoutExpired:
+        return None
+    return f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"
+
+
+def memory_figures():
+    """The lab's free memory and what the VMs' RAM files hold, for the log."""
+    info = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, value = line.split(":", 1)
+            info[key] = int(value.split()[0]) >> 10
+    shm = os.statvfs("/dev/shm")
+    return (f"MemAvailable {info.get('MemAvailable', '?')} MiB, Shmem {info.get('Shmem', '?')} "
+            f"MiB, /dev/shm free {shm.f_bavail * shm.f_frsize >> 20} MiB")
+
+
 class Qmp:
-    def __init__(self, path):
+    def __init__(self, path, proc=None):
+        self.proc = proc
         self.lines = Lines(path)
         greeting = json.loads(self.lines.readline(60) or "null")
         if not greeting or "QMP" not in greeting:
@@ -103,6 +127,16 @@ class Qmp:
         self.cmd("qmp_capabilities")
 
     def cmd(self, name, **args):
+        try:
+            return self.exchange(name, args)
+        except Fail as e:
+            # Say how the QEMU ended when that is why its QMP failed.
+            ended = exit_status(self.proc) if self.proc and name != "quit" else None
+            if ended:
+                raise Fail(f"{e}: QEMU ended ({ended}); {memory_figures()}") from None
+            raise
+
+    def exchange(self, name, args):
         msg = {"execute": name}
         if args:
             msg["arguments"] = args
@@ -172,7 +206,7 @@ class Vm:
         self.qlog = open(os.path.join(h.out, f"guest-qemu-{name}.log"), "w")
         self.proc = subprocess.Popen(cmd, stdout=self.qlog, stderr=subprocess.STDOUT)
         self.start = time.time()
-        self.qmp = Qmp(base + ".qmp")
+        self.qmp = Qmp(base + ".qmp", self.proc)
         self.ctl = Lines(base + ".ctl")
         self.answers = []
 
@@ -692,14 +726,14 @@ def main():
     try:
         h.boot()
     except Fail as e:
-        log(f"FAIL boot: {e}")
+        log(f"FAIL boot: {e} ({memory_figures()})")
         return 1
     for s in scenarios:
         try:
             getattr(h, f"scenario_{s}")()
             log(f"PASS {s}")
         except Fail as e:
-            log(f"FAIL {s}: {e}")
+            log(f"FAIL {s}: {e} ({memory_figures()})")
             failed.append(s)
     log("times: " + ", ".join(f"{n} {t:.0f} s" for n, t in h.times))
     if failed:
