@@ -187,11 +187,22 @@ stop_load() {
   # wait return before bar2load had printed anything).
   kill -TERM "$loadpid" 2>/dev/null || why="${why:+$why; }bar2load had ended before stop"
   touch /tmp/dmatest.stop
+  # A stop that takes long says what it waits for, with the kernel's latest lines.
+  (sleep 60; for t in 60 120 180 240; do
+     waits=$(kill -0 "$loadpid" 2>/dev/null && echo "bar2load ($(tr '\0' ' ' < /proc/$loadpid/wchan 2>/dev/null))")
+     waits="$waits $(kill -0 "$looppid" 2>/dev/null && echo "dmatest's round")"
+     step "stop: still waiting after $t s for:$waits"
+     dmesg | tail -n 8 | while read -r l; do say "guest-dmesg: $l"; done
+     sleep 60
+   done) &
+  slowpid=$!
   while kill -0 "$loadpid" 2>/dev/null; do sleep 1; done
   wait "$loadpid"
   lrc=$?
   [ $lrc = 0 ] || why="${why:+$why; }bar2load exit status $lrc"
   while kill -0 "$looppid" 2>/dev/null; do sleep 1; done
+  kill "$slowpid" 2>/dev/null
+  wait "$slowpid" 2>/dev/null
   [ ! -e /tmp/dmatest.err ] || why="${why:+$why; }dmatest: $(cat /tmp/dmatest.err)"
   dmesg | tail -n +$((mark + 1)) | grep -E 'bar2load|Out of memory|oom|dmatest: .*result|mdevmig_guest' | while read -r l; do say "$l"; done
   sums=$(dmesg | tail -n +$((mark + 1)) | grep 'dmatest: .*summary' | sed 's/^\[[^]]*\] //')
