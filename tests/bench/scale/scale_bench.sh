@@ -7,29 +7,70 @@
 # VmallocUsed of /proc/meminfo during the run, less their values before it; and what is
 # left after it), and the dirty bitmaps the module keeps (BENCHMARKS.md, "Scale").
 #
-# One command, on the host (boots the lab with 4 GiB of RAM: the 1 GiB row needs a 1 GiB
-# source and a 1 GiB destination parent; 4 GiB would need 8 GiB of guest RAM, more
-# than this shared host spares):
-#   tests/bench/scale/scale_bench.sh build/dev [PROFILE]
+# One command, on the host:
+#   tests/bench/scale/scale_bench.sh [--sizes "MIB ..."] build/dev [PROFILE]
 # PROFILE: bookworm (default, 6.1, v1 region) or trixie (6.12, v2 data_fd; needs
 # build/trixie from scripts/test-profile.sh or a build inside the root).
+# --sizes: only one-instance rows of these sizes in MiB, in this order (powers of two up
+# to 4096, the module's largest sim parent), e.g. --sizes 4096 for the 4 GiB row.
+# Each row holds a source and a destination parent of its size at once, so the lab gets
+# twice the largest size plus 2 GiB of RAM, at least 4 GiB (the default rows: 4 GiB; the
+# 4 GiB row: 10 GiB, which the host must have free).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
 
 if [ "${MDEVMIG_LAB:-}" != 1 ]; then
-  build=$(realpath "${1:?usage: scale_bench.sh BUILD_DIR [PROFILE]}")
+  usage="usage: scale_bench.sh [--sizes \"MIB ...\"] BUILD_DIR [PROFILE]"
+  rows=(16:0 64:0 256:0 64:4 64:16 1024:0) sizes=()
+  if [ "${1:-}" = --sizes ]; then
+    [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
+    read -ra sizes <<< "$2"
+    shift 2
+    [ ${#sizes[@]} -gt 0 ] || { echo "scale_bench.sh: --sizes: no size given" >&2; exit 2; }
+    rows=()
+    for mib in "${sizes[@]}"; do
+      if ! [[ $mib =~ ^[0-9]+$ ]] || ((mib < 1 || mib > 4096 || (mib & (mib - 1)))); then
+        echo "scale_bench.sh: --sizes: '$mib' is not a power of two from 1 to 4096 (MiB)" >&2
+        exit 2
+      fi
+      rows+=("$mib:0")
+    done
+  fi
+  build=$(realpath "${1:?$usage}")
   profile=${2:-bookworm}
+  # RAM: both parents of the largest row, 2 GiB for the rest; time: 1 s per MiB moved
+  # beyond 20 minutes for the boot and setup, at least the 3000 s the default rows had.
+  max=0 sum=0
+  for r in "${rows[@]}"; do
+    mib=${r%%:*}
+    ((mib > max)) && max=$mib
+    sum=$((sum + mib))
+  done
+  mem=$((2 * max + 2048)) timeout=$((1200 + sum))
+  ((mem < 4096)) && mem=4096
+  ((timeout < 3000)) && timeout=3000
+  # The sim parents are zeroed when made, so the lab's RAM is all in use on the host:
+  # a host short of it kills the lab (its OOM killer) mid-row. Checked for --sizes only,
+  # so the default command runs as before.
+  avail=$(awk '$1 == "MemAvailable:" { print int($2 / 1024) }' /proc/meminfo)
+  if [ ${#sizes[@]} -gt 0 ] && ((avail < mem)); then
+    echo "scale_bench.sh: the lab needs ${mem} MiB of RAM; the host has ${avail} MiB available" >&2
+    exit 2
+  fi
   echo "host load average before: $(cat /proc/loadavg)"
+  echo "rows (MiB:idle): ${rows[*]}; lab RAM ${mem} MiB, timeout ${timeout} s"
   rc=0
-  "$top/tools/lab/lab.sh" --name bench_scale --profile "$profile" --mem 4G --timeout 3000 \
-    --kmod-dir "$build/kmod" -- "$here/scale_bench.sh" "$build/tools/cli/mdevmig" || rc=$?
+  "$top/tools/lab/lab.sh" --name bench_scale --profile "$profile" --mem "${mem}M" \
+    --timeout "$timeout" --kmod-dir "$build/kmod" -- \
+    "$here/scale_bench.sh" "$build/tools/cli/mdevmig" "${rows[@]}" || rc=$?
   echo "host load average after: $(cat /proc/loadavg)"
   exit "$rc"
 fi
 
 # ---- inside the lab ----
 bin=$(realpath "$1")
+shift  # the rest: rows, MIB:IDLE
 modprobe -a vfio vfio_iommu_type1 mdev $(modinfo -F depends "$MDEVMIG_KO" | tr , " ")
 insmod "$MDEVMIG_KO"
 sim=/sys/class/mdevmig
@@ -121,7 +162,5 @@ print(f'{str(mib) + " MiB":<10} {idle:<5} {r["iterations"]:<6} {r["total_s"]:<8.
       f'{left[0] - base[0]:<9} {left[1] - base[1]:<10} 3 x {bitmap_kib:g}')
 PY
 }
-for mib in 16 64 256; do run "$mib" 0; done
-for idle in 4 16; do run 64 "$idle"; done
-run 1024 0
+for r in "$@"; do run "${r%%:*}" "${r#*:}"; done
 rmmod mdevmig
