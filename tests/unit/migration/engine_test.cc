@@ -93,6 +93,134 @@ TEST(Policy, TheFixedSwitchoverCostCountsInTheEstimate) {
   EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.12);
 }
 
+// What the workload dirties from the decision until the device stops is sent during the
+// downtime too: dirty rate x the measured decision-to-stop time joins what is left.
+TEST(Policy, WhatIsDirtiedUntilTheStopCountsInTheEstimate) {
+  PolicyConfig cfg;  // 300 ms
+  PolicyInput in;
+  in.iteration = 2;
+  in.bandwidth_bps = 100e6;
+  in.remaining_bytes = 15e6;  // 150 ms
+  in.switchover_fixed_s = 0.1;
+  in.dirty_rate_bps = 40e6;
+  auto d = decide(in, cfg);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.25);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  // 40 MB/s for 200 ms until the stop: 8 MB more, 80 ms more, 330 ms.
+  in.decision_to_stop_s = 0.2;
+  d = decide(in, cfg);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.33);
+  EXPECT_EQ(d.verdict, Verdict::kContinue);
+  EXPECT_DOUBLE_EQ(estimate_downtime(in), d.estimated_downtime_s);
+  // Nothing dirtied: the window costs nothing.
+  in.dirty_rate_bps = 0;
+  EXPECT_DOUBLE_EQ(decide(in, cfg).estimated_downtime_s, 0.25);
+}
+
+// The stop-copy goes at the rate data reaches the destination's device, which buffers
+// on the way hide from the source's own send rate: a slower measured stop-copy rate
+// makes the same bytes take longer.
+TEST(Policy, TheStopCopyIsEstimatedAtTheMeasuredStopCopyRate) {
+  PolicyConfig cfg;  // 300 ms
+  PolicyInput in;
+  in.iteration = 2;
+  in.bandwidth_bps = 100e6;  // the source hands bytes to the connection at 100 MB/s
+  in.remaining_bytes = 10e6;
+  in.switchover_fixed_s = 0.1;
+  auto d = decide(in, cfg);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.2);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  in.stopcopy_bps = 40e6;  // they reach the destination's device at 40 MB/s
+  d = decide(in, cfg);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.35);
+  EXPECT_EQ(d.verdict, Verdict::kContinue);
+  // Both terms together, and convergence judged at the slower rate.
+  in.dirty_rate_bps = 50e6;
+  in.decision_to_stop_s = 0.02;  // 1 MB more
+  d = decide(in, cfg);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 11e6 / 40e6 + 0.1);
+  EXPECT_FALSE(d.converging) << "50 MB/s dirtied, 40 MB/s arrive";
+  // A forced switchover names a rate that fits at the stop-copy rate, never above it.
+  cfg.max_iterations = 2;
+  d = decide(in, cfg);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  EXPECT_GT(d.fitting_rate_bps, 0);
+  EXPECT_LE(d.fitting_rate_bps, 40e6);
+  // Only the stop-copy rate known (an older destination): it is used alone.
+  in.bandwidth_bps = 0;
+  EXPECT_DOUBLE_EQ(estimate_downtime(in), 11e6 / 40e6 + 0.1);
+  // No rate at all: no estimate.
+  in.stopcopy_bps = 0;
+  EXPECT_DOUBLE_EQ(estimate_downtime(in), -1);
+}
+
+// Each pass's time is a cost of its own (reading what is pending, the sync's round trip)
+// plus its bytes at the rate; the stop-copy pays only the bytes. Taking the last, small
+// pass's bytes / seconds as the rate (what the estimate did) counts that cost into every
+// byte: here 6.7 MB/s instead of 20 MB/s, and the estimate 400 ms instead of 200 ms, so
+// pre-copy would iterate on although what is left fits.
+TEST(Policy, TheStopCopyRateLeavesOutWhatEachPassCostsBesidesItsBytes) {
+  // 20 MB/s and 200 ms per pass.
+  const std::vector<PassTiming> passes = {{60'000'000, 3.2}, {8'000'000, 0.6}, {2'000'000, 0.3}};
+  EXPECT_NEAR(stopcopy_rate(passes), 20e6, 1);
+  PolicyConfig cfg;  // 300 ms
+  PolicyInput in;
+  in.iteration = 3;
+  in.remaining_bytes = 2'000'000;
+  in.switchover_fixed_s = 0.1;
+  in.bandwidth_bps = 100e6;
+  in.stopcopy_bps = stopcopy_rate(passes);
+  const Decision d = decide(in, cfg);
+  EXPECT_NEAR(d.estimated_downtime_s, 0.2, 1e-9);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  // Two passes: 1 s for 10 MB and 0.5 s for 2 MB is 16 MB/s and 375 ms a pass. Noisy
+  // timings: the rate is never below the fastest pass's own, and a fit without sense
+  // (no slower for more bytes, or a negative cost) falls back to that pass's rate.
+  EXPECT_DOUBLE_EQ(stopcopy_rate(std::vector<PassTiming>{{10'000'000, 1.0}, {2'000'000, 0.5}}),
+                   16e6);
+  EXPECT_DOUBLE_EQ(stopcopy_rate(std::vector<PassTiming>{{10'000'000, 0.5}, {2'000'000, 0.5}}),
+                   20e6);
+  EXPECT_DOUBLE_EQ(stopcopy_rate(std::vector<PassTiming>{{10'000'000, 0.5}, {5'000'000, 0.1}}),
+                   50e6)
+      << "a negative per-pass cost";
+  // One size only, one pass, or nothing measured.
+  EXPECT_DOUBLE_EQ(stopcopy_rate(std::vector<PassTiming>{{4'000'000, 0.4}, {4'000'000, 0.2}}),
+                   20e6);
+  EXPECT_DOUBLE_EQ(stopcopy_rate(std::vector<PassTiming>{{4'000'000, 0.4}}), 10e6);
+  EXPECT_DOUBLE_EQ(stopcopy_rate(std::vector<PassTiming>{{0, 0.4}, {4'000'000, 0}}), 0);
+  EXPECT_DOUBLE_EQ(stopcopy_rate({}), 0);
+}
+
+// A sync is answered while the source sends the next pass: what the source sent and the
+// destination's device has not yet taken is ahead of the stop-copy's bytes, less what the
+// destination loaded since its last answer.
+TEST(Policy, WhatIsStillInFlightCountsInTheEstimate) {
+  PolicyConfig cfg;  // 300 ms
+  PolicyInput in;
+  in.iteration = 3;
+  in.bandwidth_bps = 100e6;
+  in.stopcopy_bps = 20e6;
+  in.remaining_bytes = 2e6;  // 100 ms
+  in.switchover_fixed_s = 0.1;
+  auto d = decide(in, cfg);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.2);
+  EXPECT_EQ(d.verdict, Verdict::kSwitchover);
+  // 3 MB of the last pass not yet at the destination's device: 150 ms more.
+  in.in_flight_bytes = 3e6;
+  d = decide(in, cfg);
+  EXPECT_DOUBLE_EQ(d.estimated_downtime_s, 0.35);
+  EXPECT_EQ(d.verdict, Verdict::kContinue);
+  EXPECT_DOUBLE_EQ(estimate_downtime(in), d.estimated_downtime_s);
+  // 5 MB sent since the last answer, which confirmed 1 MB more than before; 100 ms at
+  // 20 MB/s since then: 2 MB of it arrived meanwhile.
+  EXPECT_EQ(in_flight_bytes(16'000'000, 12'000'000, 0.1, 20e6), 2'000'000u);
+  EXPECT_EQ(in_flight_bytes(16'000'000, 12'000'000, 0, 20e6), 4'000'000u);
+  // All of it could have arrived; nothing unconfirmed; no rate known (nothing subtracted).
+  EXPECT_EQ(in_flight_bytes(16'000'000, 12'000'000, 0.5, 20e6), 0u);
+  EXPECT_EQ(in_flight_bytes(12'000'000, 12'000'000, 0.1, 20e6), 0u);
+  EXPECT_EQ(in_flight_bytes(16'000'000, 12'000'000, 0.1, 0), 4'000'000u);
+}
+
 TEST(Policy, AFixedCostOverTheTargetIteratesToTheCapAndSaysWhy) {
   PolicyConfig cfg;
   cfg.max_iterations = 4;
