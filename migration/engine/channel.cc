@@ -106,6 +106,7 @@ class V2Channel final : public Channel {
   }
 
   Result<void> write(std::span<const std::byte> data) override { return writer_->write(data); }
+  Result<void> drain() override { return writer_->flush(); }
 
   Result<void> finish_resume(bool run) override {
     MDEVMIG_TRY(writer_->flush());
