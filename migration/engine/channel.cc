@@ -49,6 +49,7 @@ class V2Channel final : public Channel {
     }
     data_fd_ = std::move(fd);
     reader_.emplace(MDEVMIG_TRY(io::Reader::create(data_fd_.get(), io::kStream, io_)));
+    returned_ = 0;
     return ok();
   }
 
@@ -70,6 +71,7 @@ class V2Channel final : public Channel {
   Result<std::span<const std::byte>> read(std::size_t max) override {
     auto r = reader_->next(max);
     if (r.ok()) {
+      returned_ += r->size();
       if (r->empty() && !stopped_) MDEVMIG_TRY(reader_->settle(ENOMSG));
       return r;
     }
@@ -81,7 +83,8 @@ class V2Channel final : public Channel {
   Result<uint64_t> pending() override {
     if (!stopped_ && data_fd_) {
       auto info = dev_.precopy_info(data_fd_.get());
-      if (info.ok()) return info->initial_bytes + info->dirty_bytes;
+      // The reader keeps slots filled ahead of read(): those bytes left the device.
+      if (info.ok()) return info->initial_bytes + info->dirty_bytes + read_ahead();
     }
     auto size = dev_.mig_data_size();
     return size.ok() ? *size : 0;
@@ -106,6 +109,7 @@ class V2Channel final : public Channel {
   }
 
   Result<void> write(std::span<const std::byte> data) override { return writer_->write(data); }
+  Result<void> drain() override { return writer_->flush(); }
 
   Result<void> finish_resume(bool run) override {
     MDEVMIG_TRY(writer_->flush());
@@ -139,6 +143,11 @@ class V2Channel final : public Channel {
   UniqueFd data_fd_;
   std::optional<io::Reader> reader_;
   std::optional<io::Writer> writer_;
+  uint64_t returned_ = 0;  ///< bytes read() returned in this save session
+
+  uint64_t read_ahead() const {
+    return reader_ && reader_->stats().bytes > returned_ ? reader_->stats().bytes - returned_ : 0;
+  }
 };
 
 // ---- v1 region -------------------------------------------------------------------------
@@ -201,7 +210,10 @@ class V1Channel final : public Channel {
     return out;
   }
 
-  Result<uint64_t> pending() override { return reg<uint64_t>(kPendingOff); }
+  // Staged data not yet returned is no longer in the driver's pending_bytes.
+  Result<uint64_t> pending() override {
+    return MDEVMIG_TRY(reg<uint64_t>(kPendingOff)) + (mode_ == Mode::kSaving ? size_ - pos_ : 0);
+  }
 
   Result<void> finish_save(bool run) override {
     MDEVMIG_TRY(set_state(run ? kV1Running : 0));

@@ -52,6 +52,9 @@ class Channel {
   /// Starts resuming (the device stops and takes a stream).
   [[nodiscard]] virtual Result<void> start_resume() = 0;
   [[nodiscard]] virtual Result<void> write(std::span<const std::byte> data) = 0;
+  /// Waits until every byte written so far reached the device (a channel whose write()
+  /// returns before that: buffered or asynchronous writes).
+  [[nodiscard]] virtual Result<void> drain() { return ok(); }
   /// Commits the stream (the device validates and loads it); STOP, or RUNNING if `run`.
   [[nodiscard]] virtual Result<void> finish_resume(bool run) = 0;
 

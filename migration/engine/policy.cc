@@ -4,13 +4,52 @@
 
 namespace mdevmig::engine {
 
+double stopcopy_rate(std::span<const PassTiming> passes) {
+  double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0, fastest = 0;
+  for (const PassTiming& p : passes) {
+    if (p.bytes == 0 || !(p.seconds > 0)) continue;
+    const double x = static_cast<double>(p.bytes);
+    n += 1;
+    sx += x;
+    sy += p.seconds;
+    sxx += x * x;
+    sxy += x * p.seconds;
+    fastest = std::max(fastest, x / p.seconds);
+  }
+  if (n < 2) return fastest;
+  const double den = n * sxx - sx * sx;
+  // Relative to the sizes' spread: passes of (nearly) one size say nothing of a slope.
+  if (!(den > 1e-6 * n * sxx)) return fastest;
+  const double slope = (n * sxy - sx * sy) / den;  // seconds per byte
+  const double cost = (sy - slope * sx) / n;       // seconds per pass
+  if (!(slope > 0) || cost < 0) return fastest;
+  return std::max(fastest, 1 / slope);
+}
+
+uint64_t in_flight_bytes(uint64_t sent, uint64_t confirmed, double since_s, double rate_bps) {
+  if (sent <= confirmed) return 0;
+  const double left =
+      static_cast<double>(sent - confirmed) - std::max(0.0, rate_bps) * std::max(0.0, since_s);
+  return left > 0 ? static_cast<uint64_t>(left) : 0;
+}
+
+double estimate_downtime(const PolicyInput& in) {
+  const double rate = in.stopcopy_bps > 0 ? in.stopcopy_bps : in.bandwidth_bps;
+  if (rate <= 0) return -1;
+  const double until_stop = std::max(0.0, in.dirty_rate_bps) * std::max(0.0, in.decision_to_stop_s);
+  const double bytes = static_cast<double>(in.remaining_bytes) +
+                       static_cast<double>(in.in_flight_bytes) + until_stop;
+  return bytes / rate + in.switchover_fixed_s;
+}
+
 Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
   Decision d;
-  if (in.bandwidth_bps > 0) {
-    d.estimated_downtime_s =
-        static_cast<double>(in.remaining_bytes) / in.bandwidth_bps + in.switchover_fixed_s;
-    d.converging = in.dirty_rate_bps < in.bandwidth_bps;
-  }
+  d.estimated_downtime_s = estimate_downtime(in);
+  // Pre-copy converges when data reaches the destination faster than it is dirtied.
+  const double slowest = in.stopcopy_bps > 0 && in.bandwidth_bps > 0
+                             ? std::min(in.stopcopy_bps, in.bandwidth_bps)
+                             : std::max(in.stopcopy_bps, in.bandwidth_bps);
+  if (slowest > 0) d.converging = in.dirty_rate_bps < slowest;
   if (in.iteration < cfg.min_iterations) {
     d.reason = "initial pass";
     return d;
@@ -41,7 +80,7 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
       return -1;
     const double variable = d.estimated_downtime_s - in.switchover_fixed_s;
     const double scale = (cfg.downtime_target_s - in.switchover_fixed_s) / variable;
-    return std::min(in.dirty_rate_bps * scale, in.bandwidth_bps);
+    return std::min(in.dirty_rate_bps * scale, slowest);
   };
   if (cfg.max_iterations != 0 && in.iteration >= cfg.max_iterations) {
     d.verdict = Verdict::kSwitchover;

@@ -6,6 +6,7 @@
 #include <bit>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <thread>
 
 #include "migration/engine/guest_pages.h"
@@ -152,6 +153,7 @@ schema::WireHello hello_for(schema::Role role, const Channel& ch, const schema::
   h.tool_version = kToolVersion;
   h.device = id;
   h.channel = ch.kind();
+  h.precopy_sync = true;
   if (guest) {
     h.guest_mem_bytes = guest->size();
     h.guest_iova = guest->iova();
@@ -255,6 +257,53 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
   }
   MDEVMIG_TRY(check_compatible(id, reply.hello.device));
   MDEVMIG_TRY(check_guest(reply.hello, guest));
+  // An older destination does not answer syncs: the estimate then assumes its finish
+  // costs what the source's own state change costs, and the pre-copy rate stands in for
+  // the stop-copy rate.
+  const bool sync = reply.hello.precopy_sync;
+  rep.precopy_sync = sync;
+  // Syncs go out at the end of passes and the source goes on; answers come in order and
+  // are read whenever the destination said something (between chunks, between passes).
+  uint64_t sync_seq = 0, answered = 0;
+  // Pre-copy bytes sent (device stream and guest pages), and those the destination's
+  // device took by its last answer (both counted as the destination counts them).
+  uint64_t sent_total = 0, confirmed = 0;
+  std::deque<Clock::time_point> unanswered;  // start of each pass not yet answered
+  Clock::time_point t_answer{};
+  std::vector<PassTiming> passes;
+  double arrival = 0;  // stopcopy_rate(passes)
+  // A message from the destination during pre-copy: an answer to a sync, or its error
+  // (recv() returns that as an error of its own).
+  auto take_answer = [&](const WireMessage& m) -> Result<void> {
+    if (!sync || m.kind != WireMessage::Kind::kSynced) {
+      return Error::make(
+          EPROTO, "migration",
+          std::string("unexpected ") + schema::wire_kind_name(m.kind) + " from the destination");
+    }
+    if (m.synced.seq != answered + 1 || m.synced.seq > sync_seq ||
+        m.synced.loaded_bytes < confirmed) {
+      return Error::make_verdict(schema::kCorruptErrno, "migration",
+                                 "destination answered sync " + std::to_string(m.synced.seq) +
+                                     " (" + std::to_string(m.synced.loaded_bytes) +
+                                     " bytes loaded), expected " + std::to_string(answered + 1) +
+                                     " (" + std::to_string(confirmed) + " or more)");
+    }
+    t_answer = Clock::now();
+    answered = m.synced.seq;
+    if (!unanswered.empty()) unanswered.pop_front();
+    passes.push_back({m.synced.loaded_bytes - confirmed, m.synced.load_s});
+    confirmed = m.synced.loaded_bytes;
+    arrival = stopcopy_rate(passes);
+    rep.dest_finish_s = m.synced.finish_s;
+    return ok();
+  };
+  auto poll_peer = [&]() -> Result<void> {
+    while (wire->peer_spoke()) {
+      WireMessage m = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
+      MDEVMIG_TRY(take_answer(m));
+    }
+    return ok();
+  };
 
   Xxh3 hash = new_xxh3();
   uint64_t guest_pages_sent = 0;
@@ -265,10 +314,14 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
                          opt.skip_unchanged_guest);
   }
   rep.skip_unchanged_guest = guest && opt.skip_unchanged_guest;
-  auto send_guest = [&](const dirty::Bitmap& pages,
-                        uint32_t iteration) -> Result<GuestPageSender::Counts> {
+  auto send_guest = [&](const dirty::Bitmap& pages, uint32_t iteration,
+                        bool poll) -> Result<GuestPageSender::Counts> {
     return guest_sender->send(pages, iteration, opt.chunk_size, wire->enc,
-                              [&](std::span<const std::byte> m) { return wire->send(m); });
+                              [&](std::span<const std::byte> m) -> Result<void> {
+                                MDEVMIG_TRY(wire->send(m));
+                                if (poll) MDEVMIG_TRY(poll_peer());
+                                return ok();
+                              });
   };
 
   // Sends what read() has now, until it has nothing or `budget` bytes went; returns the
@@ -288,6 +341,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       ++rep.chunks;
       rep.stream_bytes += data.size();
       sent += data.size();
+      if (phase == schema::Phase::kPreCopy) MDEVMIG_TRY(poll_peer());
     }
     return sent;
   };
@@ -296,10 +350,14 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     const bool precopy = opt.precopy && ch.live();
     const auto t_arc = Clock::now();
     MDEVMIG_TRY(ch.start_save(precopy));
-    // What switching over costs whatever is left to send: the source's stop, the
-    // destination's commit (the end of its load) and start, each timed like this state
-    // change, and the reply, timed like the hello.
-    rep.switchover_fixed_s = 3 * since(t_arc) + round_trip_s;
+    const double arc_s = since(t_arc);
+    // What switching over costs whatever is left to send: the source's stop; the
+    // destination's commit (the end of its load) and start, as the destination measures
+    // them (until its first answer, or from an older one: timed like this state change);
+    // and the reply, timed like the hello. The source's stop is timed like this state
+    // change until a pass read what is pending; then like that read (below).
+    rep.switchover_fixed_s = 3 * arc_s + round_trip_s;
+    double stop_s = arc_s;
     if (guest) (void)MDEVMIG_TRY(guest->collect_dirty());  // from here on, writes count
     const auto t_pre = Clock::now();
     double bandwidth = 0, last_seconds = 0;
@@ -322,25 +380,45 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       if (guest) {
         dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
         if (it == 1) pages.set_all();
-        const GuestPageSender::Counts c = MDEVMIG_TRY(send_guest(pages, it));
+        const GuestPageSender::Counts c = MDEVMIG_TRY(send_guest(pages, it, true));
         s.guest_pages = c.sent;
         s.guest_pages_skipped = c.skipped;
         rep.precopy_guest_skipped_pages += c.skipped;
         guest_pages_sent += s.guest_pages;
         guest_dirty_estimate = s.guest_pages * gps;
       }
-      if (wire->peer_spoke()) {
-        MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
-        return Error::make(EPROTO, "migration", "unexpected message from the destination");
-      }
+      const double send_s = since(t_it);
       const uint64_t sent = s.device_bytes + s.guest_pages * gps;
+      sent_total += sent;
+      if (sync && sent > 0) {
+        // Ask the destination to say when this pass reached its device and how long its
+        // load took, and go on: the answer comes while the next pass is sent.
+        MDEVMIG_TRY(wire->send(wire->enc.wire_sync({++sync_seq})));
+        MDEVMIG_TRY(wire->flush());
+        unanswered.push_back(t_it);
+      }
+      MDEVMIG_TRY(poll_peer());
+      // The estimate needs a measured stop-copy rate: until one pass was answered (the
+      // first, nearly always), wait for the answers.
+      while (sync && arrival == 0 && answered < sync_seq) {
+        WireMessage m = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
+        MDEVMIG_TRY(take_answer(m));
+      }
       rep.precopy_device_bytes += s.device_bytes;
       s.guest_bytes = s.guest_pages * gps;
       rep.precopy_guest_bytes += s.guest_bytes;
       s.seconds = since(t_it);
-      if (sent >= (256u << 10) && s.seconds > 0) bandwidth = static_cast<double>(sent) / s.seconds;
+      if (sent >= (256u << 10) && send_s > 0) bandwidth = static_cast<double>(sent) / send_s;
       s.bandwidth_bps = bandwidth;
+      s.arrival_bps = arrival;
+      const auto t_read = Clock::now();
       s.pending_bytes = precopy ? MDEVMIG_TRY(ch.pending()) : 0;
+      // The source's stop is one call into the device's driver with the workload paused,
+      // 0.2-15 ms in the lab, where starting the save (which also starts dirty tracking)
+      // took up to 0.5 s: it is timed like this read, a call of the same kind under the
+      // load of the moment, not like the start.
+      if (precopy) stop_s = since(t_read);
+      if (answered > 0) rep.switchover_fixed_s = stop_s + rep.dest_finish_s + round_trip_s;
       // Dirtied per second since the last pass's figures: a pass sends what was pending
       // at its start, so what is pending after it was dirtied during it, and what grew
       // between the passes was dirtied between them (known from the first pass on).
@@ -360,6 +438,17 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       in.iteration = it;
       in.remaining_bytes = s.pending_bytes + (it > 1 ? guest_dirty_estimate : 0);
       in.bandwidth_bps = bandwidth;
+      in.stopcopy_bps = arrival;
+      if (!unanswered.empty()) {
+        const auto from = std::max(unanswered.front(), t_answer);
+        in.in_flight_bytes = in_flight_bytes(sent_total, confirmed, since(from), arrival);
+      }
+      s.in_flight_bytes = in.in_flight_bytes;
+      // The workload dirties from here (what is pending was just read) until it pauses
+      // right before the stop: through the decision and the pause, which waits for the
+      // workload's current write. Not known before it happens; the source's stop, timed as
+      // above, bounds it here (the report's decision_to_stop_s says what it was).
+      in.decision_to_stop_s = since(t_pending) + stop_s;
       in.dirty_rate_bps = s.dirty_rate_bps;
       in.elapsed_s = since(t_pre);
       in.device_idle = sent == 0;
@@ -377,7 +466,9 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       if (d.verdict == Verdict::kSwitchover) {
         rep.switchover_reason = explain(d, in, opt.policy);
         rep.estimated_downtime_s = d.estimated_downtime_s;
-        t_decision = Clock::now();
+        rep.stopcopy_rate_bps = arrival;
+        rep.in_flight_bytes = in.in_flight_bytes;
+        t_decision = t_pending;
         break;
       }
       // Nothing to send: let the workload dirty something rather than spin.
@@ -397,7 +488,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     rep.stopcopy_device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kStopCopy, UINT64_MAX));
     if (guest) {
       dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
-      const GuestPageSender::Counts c = MDEVMIG_TRY(send_guest(pages, rep.iterations + 1));
+      const GuestPageSender::Counts c = MDEVMIG_TRY(send_guest(pages, rep.iterations + 1, false));
       guest_pages_sent += c.sent;
       rep.stopcopy_guest_bytes = c.sent * gps;
       rep.stopcopy_guest_skipped_pages = c.skipped;
@@ -407,7 +498,12 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     MDEVMIG_TRY(wire->send(
         wire->enc.wire_done({rep.chunks, rep.stream_bytes, rep.stream_xxh3, guest_pages_sent})));
     MDEVMIG_TRY(wire->flush());
+    // Answers to the last syncs may come first.
     WireMessage done = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
+    while (done.kind == WireMessage::Kind::kSynced) {
+      MDEVMIG_TRY(take_answer(done));
+      done = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
+    }
     if (done.kind != WireMessage::Kind::kDone || done.done.stream_bytes != rep.stream_bytes ||
         done.done.stream_xxh3 != rep.stream_xxh3) {
       return Error::make_verdict(schema::kCorruptErrno, "migration",
@@ -466,12 +562,27 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
   Clock::time_point t_switch = Clock::now();
   bool switched = false;
   uint64_t guest_pages = 0;
+  uint64_t synced = 0;
+  // The load of a pre-copy pass, timed for its sync's answer: from its first message in,
+  // or the last answer if that came later (the device was busy with the last pass), to
+  // the device having taken the last of it.
+  std::optional<Clock::time_point> t_pass_first;
+  Clock::time_point t_last_synced{};
 
   auto body = [&]() -> Result<void> {
+    const auto t_arc = Clock::now();
     MDEVMIG_TRY(ch.start_resume());
+    // The finish is two state changes (RESUMING to STOP commits the stream, then
+    // RUNNING), each timed like this one; the stop-copy's own load is in the rate the
+    // passes' loads give (the sync answers).
+    const double finish_s = 2 * since(t_arc);
     for (;;) {
       if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("migrate"));
       WireMessage m = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
+      if (!switched && !t_pass_first &&
+          (m.kind == WireMessage::Kind::kChunk || m.kind == WireMessage::Kind::kGuestPages)) {
+        t_pass_first = Clock::now();
+      }
       switch (m.kind) {
         case WireMessage::Kind::kChunk: {
           const schema::ChunkView& c = m.chunk;
@@ -517,8 +628,31 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
           MDEVMIG_TRY(wire->flush());
           return ok();
         }
+        case WireMessage::Kind::kSync: {
+          if (switched || m.sync.seq != synced + 1) {
+            return Error::make_verdict(schema::kCorruptErrno, "receive sync",
+                                       switched ? "sync after the switchover"
+                                                : "sync " + std::to_string(m.sync.seq) +
+                                                      ", expected " + std::to_string(synced + 1));
+          }
+          synced = m.sync.seq;
+          MDEVMIG_TRY(ch.drain());
+          const double load_s =
+              t_pass_first
+                  ? since(synced > 1 ? std::max(*t_pass_first, t_last_synced) : *t_pass_first)
+                  : 0;
+          t_pass_first.reset();
+          t_last_synced = Clock::now();
+          const schema::WireSynced reply{synced, rep.stream_bytes + rep.precopy_guest_bytes, load_s,
+                                         finish_s};
+          MDEVMIG_TRY(wire->send(wire->enc.wire_synced(reply)));
+          MDEVMIG_TRY(wire->flush());
+          rep.dest_finish_s = finish_s;
+          break;
+        }
         case WireMessage::Kind::kHello:
         case WireMessage::Kind::kError:
+        case WireMessage::Kind::kSynced:
           return Error::make_verdict(schema::kCorruptErrno, "receive",
                                      std::string("unexpected ") + schema::wire_kind_name(m.kind));
       }

@@ -82,7 +82,12 @@ struct IterationStats {
   uint64_t guest_pages_skipped = 0;  ///< dirty but unchanged since last sent: not sent
   uint64_t pending_bytes = 0;        ///< device's estimate of what is left
   double seconds = 0;
-  double bandwidth_bps = 0;
+  double bandwidth_bps = 0;  ///< rate the source handed bytes to the connection
+  /// Rate data reached the destination's device, fitted over the passes answered so far
+  /// (0: not known, an older destination)
+  double arrival_bps = 0;
+  /// Sent in earlier passes and, by the answers so far, not yet at the destination's device
+  uint64_t in_flight_bytes = 0;
   double dirty_rate_bps = 0;
   double est_downtime_s = -1;
   std::string verdict;
@@ -98,17 +103,27 @@ struct MigrationReport {
   /// The downtime target the policy compared its estimates with (source side; 0: none,
   /// pre-copy iterated to a cap).
   double downtime_target_s = 0;
-  /// The fixed part of the downtime the policy assumed: the hello round trip plus three
-  /// state changes timed like the source's first (its stop; the destination's commit
-  /// and start, which also finish its load).
+  /// The fixed part of the downtime the policy assumed: the hello round trip, the
+  /// source's stop and the destination's commit and start (with a destination that
+  /// answers syncs: as it timed them, the stop timed like a read of what is pending;
+  /// else three state changes timed like the source's first).
   double switchover_fixed_s = 0;
   /// The policy's downtime estimate when it decided (-1: none), and where the downtime
-  /// went: from the decision until the device stopped, then until the last byte was
+  /// went: from the decision (the last read of what is pending) until the device
+  /// stopped, then until the last byte was
   /// handed to the connection (the rest of downtime_s is the destination's load, commit
   /// and start, and the reply).
   double estimated_downtime_s = -1;
   double decision_to_stop_s = 0;
   double stopcopy_send_s = 0;
+  /// Whether the peer answers pre-copy syncs (an older peer does not), the destination's
+  /// own estimate of its finish (commit and start) it last sent, the rate data reached
+  /// its device at, fitted over the passes it timed (the stop-copy rate the estimate
+  /// used; 0: not known), and what the estimate took to be still in flight.
+  bool precopy_sync = false;
+  double dest_finish_s = 0;
+  double stopcopy_rate_bps = 0;
+  uint64_t in_flight_bytes = 0;
   uint64_t precopy_device_bytes = 0, precopy_guest_bytes = 0;
   uint64_t stopcopy_device_bytes = 0, stopcopy_guest_bytes = 0;
   /// Whether unchanged guest pages were left out, and how many (source side).

@@ -254,6 +254,10 @@ const char* wire_kind_name(WireMessage::Kind kind) {
       return "done";
     case WireMessage::Kind::kError:
       return "error";
+    case WireMessage::Kind::kSync:
+      return "sync";
+    case WireMessage::Kind::kSynced:
+      return "synced";
   }
   return "?";
 }
@@ -456,6 +460,7 @@ std::span<const std::byte> Encoder::wire_hello(const WireHello& h) {
   b.setGuestMemBytes(h.guest_mem_bytes);
   b.setGuestIova(h.guest_iova);
   b.setPageSize(h.page_size);
+  b.setPrecopySync(h.precopy_sync);
   return impl_->finish();
 }
 
@@ -503,6 +508,21 @@ std::span<const std::byte> Encoder::wire_error(ErrorCode code, std::string_view 
   auto b = impl_->fresh().initRoot<cp::WireMessage>().initError();
   b.setCode(static_cast<cp::ErrorCode>(code));
   b.setMessage(std::string(message.substr(0, kMaxText)));
+  return impl_->finish();
+}
+
+std::span<const std::byte> Encoder::wire_sync(const WireSync& s) {
+  auto b = impl_->fresh().initRoot<cp::WireMessage>().initSync();
+  b.setSeq(s.seq);
+  return impl_->finish();
+}
+
+std::span<const std::byte> Encoder::wire_synced(const WireSynced& s) {
+  auto b = impl_->fresh().initRoot<cp::WireMessage>().initSynced();
+  b.setSeq(s.seq);
+  b.setLoadedBytes(s.loaded_bytes);
+  b.setLoadSeconds(s.load_s);
+  b.setFinishSeconds(s.finish_s);
   return impl_->finish();
 }
 
@@ -594,6 +614,7 @@ Result<WireMessage> decode_wire(std::span<const std::byte> bytes, uint32_t page_
             m.hello.guest_mem_bytes = h.getGuestMemBytes();
             m.hello.guest_iova = h.getGuestIova();
             m.hello.page_size = h.getPageSize();
+            m.hello.precopy_sync = h.getPrecopySync();
             if (m.hello.guest_mem_bytes != 0 &&
                 (m.hello.page_size == 0 || (m.hello.page_size & (m.hello.page_size - 1)) != 0 ||
                  m.hello.guest_mem_bytes % m.hello.page_size != 0)) {
@@ -655,6 +676,22 @@ Result<WireMessage> decode_wire(std::span<const std::byte> bytes, uint32_t page_
             if (!enum_in(m.error.code, ErrorCode::kInternal))
               return corrupt(kOp, "error: invalid code");
             m.error.message = MDEVMIG_TRY(text(e.getMessage(), "message"));
+            return m;
+          }
+          case cp::WireMessage::SYNC:
+            m.kind = WireMessage::Kind::kSync;
+            m.sync.seq = r.getSync().getSeq();
+            return m;
+          case cp::WireMessage::SYNCED: {
+            auto s = r.getSynced();
+            m.kind = WireMessage::Kind::kSynced;
+            m.synced = WireSynced{s.getSeq(), s.getLoadedBytes(), s.getLoadSeconds(),
+                                  s.getFinishSeconds()};
+            // Seconds feed the source's downtime estimate: a NaN, infinity, negative or
+            // absurd figure is a corrupt message, not a number to plan with.
+            for (double v : {m.synced.load_s, m.synced.finish_s}) {
+              if (!(v >= 0 && v <= kMaxSyncedSeconds)) return corrupt(kOp, "synced: bad seconds");
+            }
             return m;
           }
           default:

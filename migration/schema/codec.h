@@ -47,6 +47,8 @@ inline constexpr int kNestingLimit = 8;
 inline constexpr std::size_t kMaxRegions = 64;
 /// Longest text field accepted.
 inline constexpr std::size_t kMaxText = 4096;
+/// Largest seconds figure a synced message may carry (an hour: more is not a measurement).
+inline constexpr double kMaxSyncedSeconds = 3600;
 
 enum class Channel : uint16_t { kInvalid = 0, kV2StopCopy = 1, kV2PreCopy = 2, kV1Region = 3 };
 enum class Phase : uint16_t { kInvalid = 0, kPreCopy = 1, kStopCopy = 2 };
@@ -167,6 +169,7 @@ struct WireHello {
   uint64_t guest_mem_bytes = 0;
   uint64_t guest_iova = 0;
   uint32_t page_size = 0;
+  bool precopy_sync = false;  ///< sends/answers sync (an older peer: false)
   friend bool operator==(const WireHello&, const WireHello&) = default;
 };
 
@@ -198,19 +201,44 @@ struct WireDone {
   uint64_t guest_pages_sent = 0;
 };
 
+/// Source: everything before this has been sent; answer when it reached the device (the
+/// source does not wait for the answer).
+struct WireSync {
+  uint64_t seq = 0;
+};
+
+/// Destination: the answer to a sync, with what it measured (seconds finite, >= 0).
+struct WireSynced {
+  uint64_t seq = 0;
+  uint64_t loaded_bytes = 0;  ///< device stream and guest bytes loaded so far
+  double load_s = 0;          ///< the iteration's load (see mdevmig.capnp)
+  double finish_s = 0;        ///< estimate of the destination's commit and start
+};
+
 struct WireError {
   ErrorCode code = ErrorCode::kInvalid;
   std::string message;
 };
 
 struct WireMessage {
-  enum class Kind { kHello, kChunk, kGuestPages, kSwitchover, kDone, kError } kind = Kind::kHello;
+  enum class Kind {
+    kHello,
+    kChunk,
+    kGuestPages,
+    kSwitchover,
+    kDone,
+    kError,
+    kSync,
+    kSynced
+  } kind = Kind::kHello;
   WireHello hello;
   ChunkView chunk;
   WireGuestPages guest_pages;
   WireSwitchover switchover;
   WireDone done;
   WireError error;
+  WireSync sync;
+  WireSynced synced;
 };
 
 /// Builds messages in reusable scratch memory; each returned span is valid until the next
@@ -238,6 +266,8 @@ class Encoder {
   [[nodiscard]] std::span<const std::byte> wire_switchover(const WireSwitchover& s);
   [[nodiscard]] std::span<const std::byte> wire_done(const WireDone& d);
   [[nodiscard]] std::span<const std::byte> wire_error(ErrorCode code, std::string_view message);
+  [[nodiscard]] std::span<const std::byte> wire_sync(const WireSync& s);
+  [[nodiscard]] std::span<const std::byte> wire_synced(const WireSynced& s);
 
   /// After chunk_frame() or wire_chunk(): where the chunk's data lies within the bytes
   /// returned, and its XXH3 (computed there).

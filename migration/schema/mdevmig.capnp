@@ -98,6 +98,14 @@ struct Frame {
 # the stream, starts its device and answers done (or error). Either side may send
 # error at any time; a dropped connection counts as an error (the source goes back to
 # RUNNING).
+#
+# Pre-copy sync (both hellos say `precopySync`; an older peer leaves it false and neither
+# side sends these): at the end of a pre-copy iteration the source may send sync and go
+# on without waiting; the destination answers synced once everything before it reached
+# its device, with how long it took to load the iteration and what its own switchover
+# costs. The source reads answers as they come (several may be outstanding, answered in
+# order; it reads the last ones before done). It then knows the rate data really reaches
+# the destination's device at, and what the destination's finish costs.
 
 enum Role {
   invalid @0;
@@ -124,6 +132,7 @@ struct Hello {
   guestMemBytes @6 :UInt64;   # the tool's DMA-mapped guest memory (0: none)
   guestIova @7 :UInt64;
   pageSize @8 :UInt32;        # of guestPages
+  precopySync @9 :Bool;       # sends (source) / answers (destination) sync; false: older peer
 }
 
 # Pages of the source's guest memory: runs of pages, their bytes back to back.
@@ -152,6 +161,18 @@ struct Done {
   guestPagesSent @3 :UInt64;
 }
 
+struct Sync {
+  seq @0 :UInt64;             # 1, 2, ... in the order sent
+}
+
+struct Synced {
+  seq @0 :UInt64;             # the sync answered
+  loadedBytes @1 :UInt64;     # device stream and guest bytes loaded so far
+  loadSeconds @2 :Float64;    # from the iteration's first byte in (or the last sync's
+                              # answer, if later) until its device took the last one
+  finishSeconds @3 :Float64;  # the destination's estimate of its commit and start
+}
+
 struct WireError {
   code @0 :ErrorCode;
   message @1 :Text;
@@ -166,5 +187,7 @@ struct WireMessage {
     switchover @4 :Switchover;
     done @5 :Done;
     error @6 :WireError;
+    sync @7 :Sync;
+    synced @8 :Synced;
   }
 }

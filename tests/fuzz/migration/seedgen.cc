@@ -150,6 +150,7 @@ int main(int argc, char** argv) {
   h.channel = schema::Channel::kV1Region;
   h.guest_mem_bytes = 4 * 4096;
   h.page_size = 4096;
+  h.precopy_sync = true;
   put(out, enc.wire_hello(h));
   std::vector<std::byte> data(300, std::byte{0x5a});
   put(out, enc.wire_chunk(0, 0, schema::Phase::kPreCopy, data));
@@ -159,6 +160,8 @@ int main(int argc, char** argv) {
   g.runs = {{2, 1}};
   g.data = page;
   put(out, enc.wire_guest_pages(g));
+  put(out, enc.wire_sync({1}));
+  put(out, enc.wire_synced({1, 300 + 4096, 0.002, 0.05}));
   put(out, enc.wire_switchover({1, 300, "converged"}));
   put(out, enc.wire_chunk(1, 300, schema::Phase::kStopCopy, data));
   put(out, enc.wire_done({2, 600, 1234, 1}));

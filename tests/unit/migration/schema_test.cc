@@ -2,6 +2,7 @@
 // (truncation at every byte, bit flips, bad magic and versions, absurd framing,
 // traversal-limit bombs). A decoder either fails with a corrupt/incompatible error or
 // returns a value; it never crashes (this binary also runs under ASan+UBSan).
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -270,6 +271,7 @@ TEST(Schema, WireMessagesRoundTrip) {
   h.guest_mem_bytes = 1u << 24;
   h.guest_iova = 1u << 30;
   h.page_size = 4096;
+  h.precopy_sync = true;
   {
     Aligned a(enc.wire_hello(h));
     auto m = decode_wire(a.bytes(), 0);
@@ -307,6 +309,23 @@ TEST(Schema, WireMessagesRoundTrip) {
     ASSERT_TRUE(m.ok());
     EXPECT_EQ(m->done.stream_xxh3, 6u);
     EXPECT_EQ(m->done.guest_pages_sent, 7u);
+  }
+  {
+    Aligned a(enc.wire_sync({9}));
+    auto m = decode_wire(a.bytes(), 0);
+    ASSERT_TRUE(m.ok());
+    ASSERT_EQ(m->kind, WireMessage::Kind::kSync);
+    EXPECT_EQ(m->sync.seq, 9u);
+  }
+  {
+    Aligned a(enc.wire_synced({9, 1u << 20, 0.004, 0.125}));
+    auto m = decode_wire(a.bytes(), 0);
+    ASSERT_TRUE(m.ok());
+    ASSERT_EQ(m->kind, WireMessage::Kind::kSynced);
+    EXPECT_EQ(m->synced.seq, 9u);
+    EXPECT_EQ(m->synced.loaded_bytes, 1u << 20);
+    EXPECT_DOUBLE_EQ(m->synced.load_s, 0.004);
+    EXPECT_DOUBLE_EQ(m->synced.finish_s, 0.125);
   }
   {
     Aligned a(enc.wire_error(ErrorCode::kIncompatible, "type 3 vs 2"));
@@ -357,6 +376,41 @@ TEST(Schema, WireHelloVersionRoleAndEnumsAreChecked) {
   EXPECT_EQ(decode_wire(g.bytes(), 0).error().errnum, kCorruptErrno);
   Aligned e(enc.wire_error(ErrorCode::kInvalid, "x"));
   EXPECT_EQ(decode_wire(e.bytes(), 0).error().errnum, kCorruptErrno);
+}
+
+// The seconds of a synced message go into the source's downtime estimate: only finite,
+// non-negative figures of at most an hour are accepted.
+TEST(Schema, SyncedSecondsMustBeMeasurements) {
+  Encoder enc;
+  for (double bad :
+       {-0.001, std::nan(""), double{INFINITY}, -double{INFINITY}, kMaxSyncedSeconds * 2}) {
+    Aligned a(enc.wire_synced({1, 0, bad, 0.1}));
+    auto r = decode_wire(a.bytes(), 0);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().errnum, kCorruptErrno);
+    Aligned b(enc.wire_synced({1, 0, 0.1, bad}));
+    EXPECT_EQ(decode_wire(b.bytes(), 0).error().errnum, kCorruptErrno) << bad;
+  }
+  Aligned ok(enc.wire_synced({1, 0, 0, kMaxSyncedSeconds}));
+  EXPECT_TRUE(decode_wire(ok.bytes(), 0).ok());
+}
+
+// An older peer's hello has no precopySync (it never sends or answers syncs) and is
+// read as false; the new field does not change the bytes of a hello without it.
+TEST(Schema, AHelloWithoutPrecopySyncIsAnOlderPeer) {
+  Encoder enc;
+  WireHello h;
+  h.role = Role::kDestination;
+  h.device = identity();
+  h.channel = Channel::kV1Region;
+  const auto old_bytes = copy(enc.wire_hello(h));
+  Aligned a(old_bytes);
+  auto m = decode_wire(a.bytes(), 0);
+  ASSERT_TRUE(m.ok());
+  EXPECT_FALSE(m->hello.precopy_sync);
+  h.precopy_sync = true;
+  const auto new_bytes = copy(enc.wire_hello(h));
+  EXPECT_EQ(new_bytes.size(), old_bytes.size()) << "the flag fits in the data section";
 }
 
 TEST(Schema, WireTruncationAndBitFlipsNeverCrash) {

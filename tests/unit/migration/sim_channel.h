@@ -4,6 +4,7 @@
 // pages the test dirtied with touch(); stop-copy sends the rest, the state and END.
 #pragma once
 
+#include <functional>
 #include <set>
 #include <span>
 #include <string>
@@ -77,6 +78,11 @@ class SimChannel final : public engine::Channel {
     in_.insert(in_.end(), p, p + data.size());
     return ok();
   }
+  Result<void> drain() override {
+    ++drains;
+    if (on_drain) on_drain(drains);
+    return ok();
+  }
 
   Result<void> finish_resume(bool run) override {
     auto r = dev_.load(in_, 100000);
@@ -106,7 +112,8 @@ class SimChannel final : public engine::Channel {
     dirty_.insert(page);
   }
 
-  int starts = 0, resumes = 0, recovers = 0, loads = 0;
+  int starts = 0, resumes = 0, recovers = 0, loads = 0, drains = 0;
+  std::function<void(int)> on_drain;  ///< called with the count at every drain()
   bool running = true;
   int fail_reads_after = -1;
 
