@@ -20,6 +20,7 @@
 #include "tools/cli/json_out.h"
 #include "tools/cli/report_arg.h"
 #include "tools/qemu/harness.h"
+#include "tools/qemu/nodevice.h"
 #include "tools/qemu/report.h"
 #include "tools/report/convert.h"
 
@@ -30,6 +31,10 @@ using namespace std::chrono_literals;
 using json = nlohmann::json;
 constexpr const char* kCmd = "qemu-migrate";
 constexpr std::array<std::string_view, 2> kTransports{"unix", "file"};
+// What only a run with the device takes: refused with --no-device.
+constexpr std::array<std::string_view, 17> kDeviceOnly{
+    "src",    "dst",   "type",  "dst-type", "parent", "protocol",       "irq",  "writes", "dma",
+    "warmup", "after", "fault", "fault-at", "seed",   "switchover-ack", "file", "report"};
 
 Result<mdev::MdevInstance> instance(const Args& a, const char* uuid_opt, const std::string& type) {
   if (auto uuid = a.get(uuid_opt)) return mdev::MdevInstance::adopt(canonical_uuid(*uuid));
@@ -41,6 +46,7 @@ struct Setup {
   qemu::HarnessOptions opt;
   qemu::MigrationPlan plan;
   uint64_t warmup = 0, after = 0;  // ms of workload before and after the migration
+  bool no_device = false;          // --no-device: the VM without the device
   std::optional<ReportFile> report_file;
 };
 
@@ -66,7 +72,10 @@ Args qemu_migrate_args() {
          "qtest-driven\n"
          "guest keeps the device busy (BAR2 writes, DMA into guest RAM, interrupts). Verifies that "
          "the\n"
-         "destination holds exactly the expected state and that the DMA queue goes on there.");
+         "destination holds exactly the expected state and that the DMA queue goes on there.\n"
+         "With --no-device: the same VM (RAM, --guest-fill, QEMU options) without the device, to "
+         "see what\n"
+         "the device adds to a migration.");
   a.option("src", "UUID", "source instance (default: create one)");
   a.option("dst", "UUID", "destination instance (default: create one)");
   a.option("type", "TYPE", "type of the instances created (full, half, quarter, eighth)",
@@ -103,6 +112,13 @@ Args qemu_migrate_args() {
            "QEMU >= 10.0, --transport unix: N multifd channels (0: off); RAM and the device's "
            "stop-copy data go over them",
            "0");
+  a.flag("no-device",
+         "the same VM without the vfio-pci device and without a workload (needs no mdevmig.ko), "
+         "migrated live over a unix socket, with the same QEMU figures; verifies what still "
+         "applies: the destination runs, the source is left in postmigrate, and 16 of "
+         "--guest-fill's pages arrived. Not with --src, --dst, --type, --dst-type, --parent, "
+         "--protocol, --irq, --writes, --dma, --warmup, --after, --fault, --fault-at, --seed, "
+         "--switchover-ack, --file, --report, --transport file");
   a.flag("keep", "keep the work directory");
   a.flag("verbose", "log each step on stderr");
   a.flag("json", "print the report as JSON");
@@ -117,6 +133,15 @@ Result<Setup> parse_setup(const Args& a) {
   Setup setup;
   qemu::HarnessOptions& opt = setup.opt;
   qemu::MigrationPlan& plan = setup.plan;
+  setup.no_device = a.has("no-device");
+  if (setup.no_device) {
+    for (std::string_view name : kDeviceOnly)
+      if (a.has(name))
+        return usage_error("--" + std::string(name),
+                           "is for a VM with the device, not with --no-device");
+    if (a.get("transport") == "file")
+      return usage_error("--transport", "--no-device migrates live only (unix)");
+  }
   const auto proto = MDEVMIG_TRY(get_protocol(a));
   const auto irq = MDEVMIG_TRY(get_irq(a));
   const auto fault = MDEVMIG_TRY(get_fault(a));
@@ -283,12 +308,54 @@ void print_outcome(const Setup& setup, const Outcome& o, bool verbose, const std
   std::printf("%s\n", o.good ? "OK" : "FAILED");
 }
 
+// --no-device: the same VM without the device, migrated; QEMU's figures and what could
+// be verified.
+int run_without_device(Context& ctx, const Setup& setup) {
+  qemu::NoDeviceOptions opt;
+  opt.vm = setup.opt.vm;
+  opt.guest_fill_mb = setup.opt.guest_fill_mb;
+  opt.keep_dir = setup.opt.keep_dir;
+  opt.log = setup.opt.log;
+  auto r = qemu::migrate_without_device(opt, setup.plan);
+  if (!r) return ctx.fail(r.error());
+  const qemu::RoundReport& round = *r;
+  const bool good = round.verified();
+  if (ctx.json()) {
+    json j = round.to_json();
+    j["device"] = nullptr;
+    j["qemu"] = {{"binary", opt.vm.qemu_binary}, {"protocol", nullptr}};
+    j["guest"] = {{"mem_mb", opt.vm.mem_mb},
+                  {"fill_mb", qemu::guest_fill_range(opt.guest_fill_mb).length >> 20}};
+    j["multifd_channels"] = setup.plan.multifd_channels;
+    j["ok"] = good;
+    ctx.print_json(json_document(kCmd, j));
+    return good ? kExitOk : kExitFailed;
+  }
+  const qemu::FillRange fill = qemu::guest_fill_range(opt.guest_fill_mb);
+  std::printf("VM           QEMU %s without a device (--no-device), %u MB of RAM, %" PRIu64
+              " MiB of it filled\n",
+              opt.vm.qemu_binary.c_str(), opt.vm.mem_mb, fill.length >> 20);
+  std::printf("migration\n%s", qemu::migration_summary(round.migration, false).c_str());
+  std::printf("result       %s holds the VM\n", qemu::survivor_name(round.survivor));
+  if (round.verification) {
+    const auto& v = *round.verification;
+    std::printf("verified     %s: the destination runs, %" PRIu64 " filled pages compared\n",
+                v.ok() ? "verified" : "MISMATCH", v.pages_sampled);
+    for (const auto& m : v.mismatches) std::printf("  - %s\n", m.c_str());
+  }
+  for (const auto& p : round.problems) std::printf("PROBLEM      %s\n", p.c_str());
+  if (opt.keep_dir) std::printf("work dir     %s\n", opt.vm.dir.c_str());
+  std::printf("%s\n", good ? "OK" : "FAILED");
+  return good ? kExitOk : kExitFailed;
+}
+
 }  // namespace
 
 int run_qemu_migrate(Context& ctx) {
   const Args& a = ctx.args();
   auto setup = parse_setup(a);
   if (!setup) return ctx.fail(setup.error());
+  if (setup->no_device) return run_without_device(ctx, *setup);
   qemu::HarnessOptions& opt = setup->opt;
   const qemu::MigrationPlan& plan = setup->plan;
 

@@ -30,6 +30,11 @@ Result<std::string> wait_migration_end(Vm& vm, std::chrono::milliseconds timeout
 
 }  // namespace
 
+FillRange guest_fill_range(uint32_t fill_mb) {
+  const uint64_t start = 8ull << 20;
+  return {start, std::min<uint64_t>(uint64_t{fill_mb} << 20, layout::kMsi - start)};
+}
+
 Harness::Harness(HarnessOptions options, std::vector<mdev::MdevInstance> instances)
     : options_(std::move(options)), instances_(std::move(instances)) {}
 
@@ -94,13 +99,10 @@ Result<Verification> Harness::boot_in(Vm vm, std::size_t instance) {
     return e;
   }
   if (options_.guest_fill_mb) {
-    // From 8 MiB (above every driver buffer) up to the MSI page at most.
-    const uint64_t start = 8ull << 20;
-    const uint64_t len =
-        std::min<uint64_t>(uint64_t{options_.guest_fill_mb} << 20, layout::kMsi - start);
-    MDEVMIG_TRY(qt->memset(start, len, 0xa5));
-    say("guest RAM filled: " + std::to_string(len >> 20) + " MiB from " +
-        std::to_string(start >> 20) + " MiB");
+    const FillRange fill = guest_fill_range(options_.guest_fill_mb);
+    MDEVMIG_TRY(qt->memset(fill.start, fill.length, kGuestFillByte));
+    say("guest RAM filled: " + std::to_string(fill.length >> 20) + " MiB from " +
+        std::to_string(fill.start >> 20) + " MiB");
   }
   say("device up: " + std::to_string(mem >> 20) + " MiB of device memory, " +
       irq_mode_name(options_.irq) +

@@ -38,6 +38,15 @@ struct HarnessOptions {
   LogFn log;
 };
 
+/// The guest RAM a fill of `fill_mb` MiB covers, [start, start + length): from 8 MiB
+/// (above every driver buffer) up to the MSI page at most.
+struct FillRange {
+  uint64_t start = 0, length = 0;
+};
+[[nodiscard]] FillRange guest_fill_range(uint32_t fill_mb);
+/// The byte the fill writes.
+inline constexpr uint8_t kGuestFillByte = 0xa5;
+
 class Harness {
  public:
   /// `instances`: the mdev instances rounds move the VM between.

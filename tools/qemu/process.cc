@@ -93,7 +93,7 @@ std::vector<std::string> QemuConfig::argv() const {
     return "vfio-pci,sysfsdev=/sys/bus/mdev/devices/" + uuid + ",addr=" + addr +
            (protocol == VfioProtocol::kV1 ? ",x-enable-migration=on" : ",enable-migration=on");
   };
-  std::string vfio = vfio_dev(mdev_uuid, pci_addr);
+  MDEVMIG_CHECK(!mdev_uuid.empty() || more_mdevs.empty(), "more_mdevs without a first device");
   std::vector<std::string> a = {binary,
                                 "-M",
                                 machine,
@@ -106,15 +106,13 @@ std::vector<std::string> QemuConfig::argv() const {
                                 "-nodefaults",
                                 "-no-user-config",
                                 "-display",
-                                "none",
-                                "-device",
-                                vfio,
-                                "-qtest",
-                                qtest_endpoint().uri() + ",server=on,wait=off",
-                                "-qtest-log",
-                                "none",
-                                "-qmp",
-                                qmp_endpoint().uri() + ",server=on,wait=off"};
+                                "none"};
+  if (!mdev_uuid.empty()) {
+    a.emplace_back("-device");
+    a.push_back(vfio_dev(mdev_uuid, pci_addr));
+  }
+  a.insert(a.end(), {"-qtest", qtest_endpoint().uri() + ",server=on,wait=off", "-qtest-log", "none",
+                     "-qmp", qmp_endpoint().uri() + ",server=on,wait=off"});
   if (!more_mdevs.empty()) {
     // pci_addr is a slot number here ("0x3"); a "slot.function" form takes no neighbours.
     char* end = nullptr;

@@ -50,7 +50,9 @@ struct QemuConfig {
   std::string machine = "q35";
   std::string bios;  ///< path of a HLT-only BIOS image (write_halt_bios)
   uint32_t mem_mb = 128;
-  std::string mdev_uuid;         ///< the instance given to the VM as vfio-pci
+  /// The instance given to the VM as vfio-pci; empty: a VM without a device (the same
+  /// command line with no -device, for `qemu-migrate --no-device`).
+  std::string mdev_uuid;
   std::string pci_addr = "0x3";  ///< slot of the vfio-pci function on bus 0
   /// More instances in the same VM, each a vfio-pci function of its own in the slots
   /// after pci_addr (a number, then): pci_addr + 1, + 2, ...

@@ -84,7 +84,7 @@ std::string device_pass_table(const MigrationOutcome& m, uint64_t device_mem) {
   return s;
 }
 
-std::string migration_summary(const MigrationOutcome& m) {
+std::string migration_summary(const MigrationOutcome& m, bool device) {
   std::string s;
   char buf[400];
   if (m.status == "completed") {
@@ -117,6 +117,7 @@ std::string migration_summary(const MigrationOutcome& m) {
                 format_bytes(static_cast<double>(m.ram_downtime_bytes)).c_str(), m.ram_normal_pages,
                 m.ram_zero_pages, m.ram_dirty_syncs);
   s += buf;
+  if (!device) return s;
   const uint64_t dev_pre =
       m.wire_precopy_bytes > m.ram_precopy_bytes ? m.wire_precopy_bytes - m.ram_precopy_bytes : 0;
   const uint64_t dev_down = m.wire_downtime_bytes > m.ram_downtime_bytes

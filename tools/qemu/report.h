@@ -16,8 +16,9 @@ namespace mdevmig::qemu {
 /// a pass ends where the tracker count drops, i.e. the device harvested it), and the
 /// stop-copy phase after the VM stopped. RAM sent in the same periods beside it.
 [[nodiscard]] std::string device_pass_table(const MigrationOutcome& m, uint64_t device_mem);
-/// Status, times, bytes per phase and per kind, the device's own counters.
-[[nodiscard]] std::string migration_summary(const MigrationOutcome& m);
+/// Status, times, bytes per phase and per kind, the device's own counters (`device`
+/// false: a VM without one, no device line).
+[[nodiscard]] std::string migration_summary(const MigrationOutcome& m, bool device = true);
 /// "12.3 MiB".
 [[nodiscard]] std::string format_bytes(double bytes);
 

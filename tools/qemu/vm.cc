@@ -3,6 +3,13 @@
 #include <thread>
 
 namespace mdevmig::qemu {
+namespace {
+
+// How long a QEMU just started may take to open its QMP socket: under TCG inside a
+// loaded lab guest, more than a minute.
+constexpr std::chrono::seconds kStartTimeout{120};
+
+}  // namespace
 
 QemuConfig VmSpec::config(const std::string& name, const std::string& uuid,
                           std::optional<std::string> incoming,
@@ -37,7 +44,7 @@ Result<Vm> Vm::start(const VmSpec& spec, const std::string& name,
   vm.name_ = name;
   vm.uuid_ = uuids[0];
   vm.proc_ = std::make_unique<QemuProcess>(MDEVMIG_TRY(QemuProcess::start(cfg)));
-  auto qmp = vm.proc_->connect_qmp();
+  auto qmp = vm.proc_->connect_qmp(kStartTimeout);
   if (!qmp) {
     Error e = std::move(qmp).error();
     vm.proc_->kill();

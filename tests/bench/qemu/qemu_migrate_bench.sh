@@ -11,9 +11,10 @@
 # qemu-migrate --json report there as <MiB>-<writes>-<run>.json.
 # MDEVMIG_BENCH_MODE=device-cost: instead of the sweep, what a 64 MiB instance adds to
 # the migration of the same VM (BENCHMARKS.md, "What a 64 MiB device adds"): RUNS pairs of
-# QEMU `migrate` of the harness's VM without the device, then with a 64 MiB "full"
-# instance as vfio-pci, nothing else different (tests/bench/qemu/device_cost.py); its RAM
-# is filled with MDEVMIG_BENCH_FILL MiB (default 96) of non-zero pages.
+# `qemu-migrate --no-device` (the harness's VM without the device), then `qemu-migrate`
+# with a 64 MiB "full" instance as vfio-pci and no workload, nothing else different; the
+# VM's RAM is filled with MDEVMIG_BENCH_FILL MiB (default 96) of non-zero pages. Raw
+# reports (MDEVMIG_BENCH_RAW_DIR) are device-cost-<none|64MiB>-<run>.json.
 set -euo pipefail
 [ "${MDEVMIG_LAB:-}" = 1 ] || { echo "run me inside the lab (tools/lab/lab.sh)" >&2; exit 2; }
 bin=$(realpath "$1")
@@ -48,39 +49,56 @@ if [ "${MDEVMIG_BENCH_MODE:-}" = device-cost ]; then
   [ "${#ps[@]}" -ge 2 ] || { echo "no two free 64 MiB parents" >&2; exit 1; }
   a=$(mk "${ps[0]}")
   b=$(mk "${ps[1]}")
-  dir=$(mktemp -d)
-  trap 'rm -rf "$tmp" "$dir"' EXIT
-  python3 -c 'import sys; open(sys.argv[1], "wb").write(b"\xf4" * 65536)' "$dir/bios.bin"
-  # QEMU <= 7.2 speaks VFIO migration v1, >= 8.1 v2 (tools/qemu/process.h).
-  ver=$(qemu-system-x86_64 --version | sed -n 's/.*version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p' | head -n1)
-  read -r major minor <<< "$ver"
-  proto=v2
-  [ $((major * 100 + minor)) -le 702 ] && proto=v1
-  printf '%-8s %-3s %-6s %-9s %-8s %-8s %-7s %-9s %-9s %-9s\n' \
-    device run proto total_ms down_ms setup_ms syncs ram_MiB wire_MiB dev_MiB
+  fill=${MDEVMIG_BENCH_FILL:-96}
+  # One migration setting for both forms: switch over at once (no dirty pass waited
+  # for), the VM's RAM filled; the device run has no workload (writes, DMA, warm-up
+  # and after all 0), so nothing but the device's state differs.
+  common=(--guest-fill "$fill" --bandwidth 1G --downtime 300 --passes 0 --json "${extra[@]}")
+  printf '%-8s %-3s %-6s %-9s %-8s %-8s %-7s %-9s %-9s %-9s %-9s\n' \
+    device run proto total_ms down_ms setup_ms syncs ram_MiB wire_MiB dev_MiB dev_ctr_MiB
   for run in $(seq 1 "$runs"); do
     for dev in none 64MiB; do
-      args=()
-      [ "$dev" = none ] || args=(--src "$a" --dst "$b")
-      rm -f "$dir"/*.qmp "$dir"/*.qtest "$dir"/*.mig
-      row=$(python3 "$(dirname "$0")/device_cost.py" --dir "$dir" --bios "$dir/bios.bin" \
-        --protocol "$proto" --fill-mb "${MDEVMIG_BENCH_FILL:-96}" "${args[@]}") || {
-        echo "run failed: $dev, run $run: $row" >&2
-        tail -n 20 "$dir"/src.log "$dir"/dst.log >&2
+      if [ "$dev" = none ]; then
+        args=(--no-device)
+      else
+        args=(--src "$a" --dst "$b" --writes 0 --dma 0 --warmup 0 --after 0)
+      fi
+      out=$("$bin" qemu-migrate "${args[@]}" "${common[@]}" 2>"$tmp.err") || {
+        echo "run failed: $dev, run $run" >&2
+        printf '%s\n' "$out" >&2
+        tail -n 20 "$tmp.err" >&2
         exit 1
       }
-      rows+=("$(python3 -c 'import json, sys; r = json.loads(sys.argv[1]); r["run"] = int(sys.argv[2]); r["protocol"] = sys.argv[3]; print(json.dumps(r))' "$row" "$run" "$proto")")
-      python3 - "$row" "$dev" "$run" "$proto" <<'PY'
+      [ -z "${MDEVMIG_BENCH_RAW_DIR:-}" ] ||
+        printf '%s\n' "$out" > "$MDEVMIG_BENCH_RAW_DIR/device-cost-$dev-$run.json"
+      printf '%s' "$out" > "$tmp"
+      row=$(python3 - "$dev" "$run" "$tmp" <<'PY'
+import json, sys
+dev, run = sys.argv[1], int(sys.argv[2])
+with open(sys.argv[3]) as f:
+    r = json.load(f)
+m = r["migration"]
+print(json.dumps({"device": dev != "none", "run": run, "protocol": r["qemu"]["protocol"] or "-",
+    "status": m["status"], "error": m["error"], "total_ms": m["total_ms"],
+    "downtime_ms": m["downtime_ms"], "setup_ms": m["setup_ms"],
+    "ram_bytes": m["ram"]["transferred"], "ram_dirty_syncs": m["ram"]["dirty_syncs"],
+    "wire_bytes": m["wire"]["bytes"], "device_bytes": m["device"]["bytes"],
+    "verified": r["ok"]}))
+PY
+)
+      rows+=("$row")
+      python3 - "$row" "$dev" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
 MiB = 2**20
-print(f'{sys.argv[2]:<8} {sys.argv[3]:<3} {sys.argv[4]:<6} {r["total_ms"]:<9} {r["downtime_ms"]:<8} '
-      f'{r["setup_ms"]:<8} {r["ram_dirty_syncs"]:<7} {r["ram_bytes"] / MiB:<9.1f} '
-      f'{r["wire_bytes"] / MiB:<9.1f} {max(r["wire_bytes"] - r["ram_bytes"], 0) / MiB:<9.1f}'
-      f'{"" if r["verified"] else "  NOT VERIFIED"}')
+print(f'{sys.argv[2]:<8} {r["run"]:<3} {r["protocol"]:<6} {r["total_ms"]:<9.0f} {r["downtime_ms"]:<8.0f} '
+      f'{r["setup_ms"]:<8.0f} {r["ram_dirty_syncs"]:<7} {r["ram_bytes"] / MiB:<9.1f} '
+      f'{r["wire_bytes"] / MiB:<9.1f} {max(r["wire_bytes"] - r["ram_bytes"], 0) / MiB:<9.1f} '
+      f'{r["device_bytes"] / MiB:<9.1f}{"" if r["verified"] else "  NOT VERIFIED"}')
 PY
     done
   done
+  rm -f "$tmp.err"
   echo 1 > "/sys/bus/mdev/devices/$a/remove"
   echo 1 > "/sys/bus/mdev/devices/$b/remove"
   printf '%s\n' "${rows[@]}"

@@ -272,6 +272,50 @@ TEST_F(Contract, TheSameDeviceOnBothSidesIsRefused) {
   }
 }
 
+// qemu-migrate --no-device runs the VM without the device: every option that only means
+// something for the device (given with a valid value) is a usage error naming both flags,
+// before QEMU is started or a file written.
+TEST_F(Contract, QemuMigrateNoDeviceRefusesTheDeviceOptions) {
+  const std::vector<std::vector<std::string>> device_only = {{"--src", kNoDevA},
+                                                             {"--dst", kNoDevB},
+                                                             {"--type", "full"},
+                                                             {"--dst-type", "full"},
+                                                             {"--parent", "mdevmig_sim0"},
+                                                             {"--protocol", "v2"},
+                                                             {"--irq", "msi"},
+                                                             {"--writes", "1"},
+                                                             {"--dma", "1"},
+                                                             {"--warmup", "1"},
+                                                             {"--after", "1"},
+                                                             {"--fault", "cancel"},
+                                                             {"--fault-at", "0.4"},
+                                                             {"--seed", "2"},
+                                                             {"--switchover-ack"},
+                                                             {"--file", file("vm.sav")},
+                                                             {"--report", file("r.svg")},
+                                                             {"--transport", "file"}};
+  for (const auto& opt : device_only) {
+    std::vector<std::string> args = {"qemu-migrate", "--no-device", "--workdir", file("work")};
+    args.insert(args.end(), opt.begin(), opt.end());
+    const Outcome r = run(args);
+    EXPECT_EQ(r.rc, 2) << joined(args) << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << joined(args) << "\n" << r.err;
+    EXPECT_NE(r.err.find(opt[0] + ":"), std::string::npos) << joined(args) << "\n" << r.err;
+    EXPECT_NE(r.err.find("--no-device"), std::string::npos) << joined(args) << "\n" << r.err;
+    EXPECT_TRUE(r.out.empty()) << joined(args);
+    EXPECT_TRUE(files_untouched()) << joined(args);
+  }
+  // The options a VM without the device shares are still checked.
+  const Outcome r = run({"qemu-migrate", "--no-device", "--guest-mem", "64", "--guest-fill", "64"});
+  EXPECT_EQ(r.rc, 2) << r.err;
+  EXPECT_NE(r.err.find("--guest-fill:"), std::string::npos) << r.err;
+  // --help says what it verifies.
+  const Outcome h = run({"qemu-migrate", "--help"});
+  EXPECT_EQ(h.rc, 0);
+  EXPECT_NE(h.out.find("--no-device"), std::string::npos) << h.out;
+  EXPECT_NE(h.out.find("verifies what still applies"), std::string::npos) << h.out;
+}
+
 TEST_F(Contract, ReportHelpSaysWhatFileAndThatTheExitStatusStands) {
   for (const char* cmd : {"migrate", "qemu-migrate", "stress"}) {
     const Outcome r = run({cmd, "--help"});

@@ -4,6 +4,7 @@
 // stream into a fresh fake must make find_cut() name exactly the ops of that prefix.
 #include "tools/qemu/guest.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstring>
 
@@ -230,6 +231,34 @@ TEST(QemuConfig, ProtocolDecidesHowMigrationIsEnabled) {
   std::string v2 = join(c.argv());
   EXPECT_NE(v2.find(",enable-migration=on "), std::string::npos);
   EXPECT_EQ(v2.find("x-enable-migration"), std::string::npos);
+}
+
+// qemu-migrate --no-device: the same VM, only without the vfio-pci device.
+TEST(QemuConfig, WithoutAnInstanceTheCommandLineLosesOnlyTheDevice) {
+  for (auto protocol : {VfioProtocol::kV1, VfioProtocol::kV2}) {
+    for (auto incoming : {std::optional<std::string>(), std::optional<std::string>("defer")}) {
+      QemuConfig with;
+      with.bios = "/b/halt.bin";
+      with.mem_mb = 512;
+      with.mdev_uuid = "11111111-2222-4333-8444-555555555555";
+      with.protocol = protocol;
+      with.incoming = incoming;
+      with.dir = "/w";
+      with.name = "vm2";
+      with.extra_args = {"-trace", "migration_*"};
+      QemuConfig without = with;
+      without.mdev_uuid.clear();
+      const std::vector<std::string> a = with.argv(), b = without.argv();
+      ASSERT_EQ(a.size(), b.size() + 2);
+      std::vector<std::string> rest = a;
+      const auto dev = std::find(rest.begin(), rest.end(), "-device");
+      ASSERT_NE(dev, rest.end());
+      ASSERT_EQ((dev + 1)->rfind("vfio-pci,", 0), 0u) << *(dev + 1);
+      rest.erase(dev, dev + 2);
+      EXPECT_EQ(rest, b) << "everything but the device must be the same";
+      for (const auto& arg : b) EXPECT_EQ(arg.find("vfio"), std::string::npos) << arg;
+    }
+  }
 }
 
 TEST(Distribution, Percentiles) {
