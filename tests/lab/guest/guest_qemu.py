@@ -118,8 +118,13 @@ def memory_figures():
 
 
 class Qmp:
+    # Events that say why a QEMU ended: a guest reset ends it too (QEMU runs with
+    # -no-reboot), and a triple fault in the guest is a reset with no other trace.
+    END_EVENTS = ("SHUTDOWN", "RESET", "GUEST_PANICKED")
+
     def __init__(self, path, proc=None):
         self.proc = proc
+        self.ends = []
         self.lines = Lines(path)
         greeting = json.loads(self.lines.readline(60) or "null")
         if not greeting or "QMP" not in greeting:
@@ -133,8 +138,27 @@ class Qmp:
             # Say how the QEMU ended when that is why its QMP failed.
             ended = exit_status(self.proc) if self.proc and name != "quit" else None
             if ended:
-                raise Fail(f"{e}: QEMU ended ({ended}); {memory_figures()}") from None
+                self.drain()
+                events = "".join(f"; {x}" for x in self.ends)
+                raise Fail(f"{e}: QEMU ended ({ended}{events})") from None
             raise
+
+    def note(self, reply):
+        if reply.get("event") in self.END_EVENTS:
+            data = reply.get("data", {})
+            self.ends.append(f"event {reply['event']} "
+                             f"{data.get('reason', data.get('action', ''))}".rstrip())
+
+    def drain(self):
+        """Reads what an ended QEMU left on the socket, for its end events."""
+        try:
+            while (line := self.lines.readline(0.2)) is not None:
+                try:
+                    self.note(json.loads(line))
+                except ValueError:
+                    pass
+        except Fail:
+            pass
 
     def exchange(self, name, args):
         msg = {"execute": name}
@@ -147,6 +171,7 @@ class Qmp:
                 raise Fail(f"QMP {name}: no answer")
             reply = json.loads(line)
             if "event" in reply:
+                self.note(reply)
                 continue
             if "error" in reply:
                 raise Fail(f"QMP {name}: {reply['error'].get('desc')}")
