@@ -118,8 +118,8 @@ def memory_figures():
 
 
 class Qmp:
-    # Events that say why a QEMU ended: a guest reset ends it too (QEMU runs with
-    # -no-reboot), and a triple fault in the guest is a reset with no other trace.
+    # Events that say why a QEMU stopped or ended: a triple fault in the guest is a
+    # reset with no other trace.
     END_EVENTS = ("SHUTDOWN", "RESET", "GUEST_PANICKED")
 
     def __init__(self, path, proc=None):
@@ -215,7 +215,9 @@ class Vm:
             "qemu-system-x86_64", "-accel", accel, "-M", "pc,memory-backend=pc.ram",
             "-object", f"memory-backend-file,id=pc.ram,size={ram},mem-path={self.ram},share=on",
             "-cpu", "max" if h.args.accel == "tcg" else "qemu64,kvm=off", "-smp", "1", "-m", ram, "-nodefaults", "-no-user-config", "-display", "none",
-            "-no-reboot", "-monitor", "none",
+            # A guest reset (a triple fault among them) or power-off pauses the VM with
+            # its CPU state kept, for post_mortem(); the harness quits it over QMP.
+            "-action", "reboot=shutdown,shutdown=pause", "-monitor", "none",
             "-serial", f"file:{self.console}",
             "-chardev", f"socket,id=ctl,path={base}.ctl,server=on,wait=off",
             "-serial", "chardev:ctl",
@@ -242,7 +244,8 @@ class Vm:
             if status == want:
                 return
             if time.time() > deadline or self.proc.poll() is not None:
-                raise Fail(f"{self.name}: not running ({status}) after {limit} s")
+                self.post_mortem()
+                raise Fail(f"{self.name}: not {want} ({status}) after {limit} s")
             time.sleep(0.5)
 
     def expect(self, pattern, limit):
@@ -250,8 +253,13 @@ class Vm:
         A "guest: ... FAIL" line ends the wait with a failure."""
         deadline = time.time() + limit
         while True:
-            line = self.ctl.readline(max(0.1, deadline - time.time()))
+            try:
+                line = self.ctl.readline(max(0.1, deadline - time.time()))
+            except Fail:
+                self.post_mortem()
+                raise
             if line is None:
+                self.post_mortem()
                 raise Fail(f"{self.name}: no '{pattern}' from the guest within {limit} s")
             if not line.strip():
                 continue
@@ -261,6 +269,24 @@ class Vm:
                 return line
             if re.match(r"guest: .*FAIL", line):
                 raise Fail(f"{self.name}: {line}")
+
+    def post_mortem(self):
+        """Logs what QEMU says of a guest that stopped answering: its run state, the
+        events that stopped it and, when it is not running, its CPU's registers."""
+        if self.proc.poll() is not None:
+            return
+        try:
+            status = self.qmp.cmd("query-status")["status"]
+            events = "".join(f"; {x}" for x in self.qmp.ends)
+            log(f"{self.name}: QEMU's run state {status}{events}")
+            if status != "running":
+                regs = self.qmp.cmd("human-monitor-command",
+                                    **{"command-line": "info registers"})
+                for line in regs.splitlines():
+                    if re.match(r"(RAX|RSI|R8 |R12|RIP|ES |CS |SS |GDT|IDT|CR0|EFER)", line):
+                        log(f"{self.name}: {line.strip()}")
+        except Fail as e:
+            log(f"{self.name}: no post-mortem: {e}")
 
     def command(self, cmd, pattern, limit):
         self.ctl.send(cmd)
@@ -512,7 +538,8 @@ class Harness:
 
     def finish_guest(self, vm):
         vm.command("quit", r"^guest: PASS", self.args.step_limit)
-        vm.finish(60)
+        vm.wait_running(60, want="shutdown")  # the guest powered off: QEMU pauses
+        vm.quit()
 
     def workload(self, vm, secs=None):
         vm.command("start", r"^guest: \[[0-9.]+\] started", self.args.step_limit)
@@ -605,8 +632,7 @@ class Harness:
         vm = self.restore("restore", self.args.src, self.image, saved_ram=self.boot_ram)
         try:
             vm.command("ping", r"^guest: unknown command 'ping'", self.args.step_limit)
-            vm.command("quit", r"^guest: PASS", self.args.step_limit)
-            vm.finish(60)
+            self.finish_guest(vm)
         finally:
             if vm.proc.poll() is None:
                 vm.quit()
