@@ -279,14 +279,23 @@ class Vm:
             status = self.qmp.cmd("query-status")["status"]
             events = "".join(f"; {x}" for x in self.qmp.ends)
             log(f"{self.name}: QEMU's run state {status}{events}")
-            if status != "running":
-                regs = self.qmp.cmd("human-monitor-command",
-                                    **{"command-line": "info registers"})
+            # Where the vCPU is (three samples while it runs), and the interrupt
+            # controllers: a serial interrupt lost across a migration would leave the
+            # guest running with a dead control channel.
+            for _ in range(1 if status != "running" else 3):
+                regs = self.hmp("info registers")
                 for line in regs.splitlines():
                     if re.match(r"(RAX|RSI|R8 |R12|RIP|ES |CS |SS |GDT|IDT|CR0|EFER)", line):
                         log(f"{self.name}: {line.strip()}")
+                time.sleep(0.5)
+            for what in ("info pic", "info irq"):
+                for line in self.hmp(what).splitlines()[:40]:
+                    log(f"{self.name}: {what}: {line.rstrip()}")
         except Fail as e:
             log(f"{self.name}: no post-mortem: {e}")
+
+    def hmp(self, line):
+        return self.qmp.cmd("human-monitor-command", **{"command-line": line}) or ""
 
     def command(self, cmd, pattern, limit):
         self.ctl.send(cmd)
