@@ -237,16 +237,29 @@ class Vm:
         self.ctl = Lines(base + ".ctl")
         self.answers = []
 
+    # Run states a VM does not leave by itself: waiting on for another one is in vain.
+    FINAL_STATES = ("shutdown", "guest-panicked", "internal-error", "io-error")
+
     def wait_running(self, limit, want="running"):
         deadline = time.time() + limit
         while True:
             status = self.qmp.cmd("query-status")["status"]
             if status == want:
                 return
+            if status in self.FINAL_STATES:
+                self.post_mortem()
+                raise Fail(f"{self.name}: {status}, not {want}{self.stopped()}")
             if time.time() > deadline or self.proc.poll() is not None:
                 self.post_mortem()
                 raise Fail(f"{self.name}: not {want} ({status}) after {limit} s")
             time.sleep(0.5)
+
+    def stopped(self):
+        """Why the guest stopped, from the QMP end events (empty if none came): a VM
+        restored from a stream takes the run state the source had when it was saved."""
+        if self.qmp.ends:
+            return f" ({'; '.join(self.qmp.ends)})"
+        return " (no end event here: the saved VM was in that state already)"
 
     def expect(self, pattern, limit):
         """Reads the control channel until a line matches PATTERN; returns that line.
@@ -313,6 +326,15 @@ class Vm:
         while True:
             info = self.qmp.cmd("query-migrate")
             status = info.get("status")
+            # A guest that resets or powers off while it is migrated (QEMU pauses it)
+            # would still be saved, in run state "shutdown": say so here, not at the
+            # destination.
+            if self.qmp.ends:
+                if status not in ("completed", "failed", "cancelled"):
+                    self.qmp.cmd("migrate_cancel")
+                self.post_mortem()
+                raise Fail(f"{self.name}: the guest stopped {time.time() - t0:.1f} s into "
+                           f"the migration ({status}; {'; '.join(self.qmp.ends)})")
             if status in ("completed", "failed", "cancelled"):
                 return info
             if raise_after is not None and status == "active" and time.time() - t0 > raise_after:
@@ -768,6 +790,9 @@ def main():
     p.add_argument("--accel", choices=("kvm", "tcg"),
                    default="kvm" if os.path.exists("/dev/kvm") else "tcg",
                    help="the nested VMs' accelerator (default: kvm where /dev/kvm exists)")
+    p.add_argument("--keep-going", action="store_true",
+                   help="run the scenarios after a failed one too (by default the run ends "
+                   "at the first failure)")
     p.add_argument("--boot-limit", type=float, default=1800)
     p.add_argument("--step-limit", type=float, default=300)
     p.add_argument("--mig-limit", type=float, default=600)
@@ -788,13 +813,17 @@ def main():
     except Fail as e:
         log(f"FAIL boot: {e} ({memory_figures()})")
         return 1
-    for s in scenarios:
+    for i, s in enumerate(scenarios):
         try:
             getattr(h, f"scenario_{s}")()
             log(f"PASS {s}")
         except Fail as e:
             log(f"FAIL {s}: {e} ({memory_figures()})")
             failed.append(s)
+            if not args.keep_going and scenarios[i + 1:]:
+                log(f"not run after that failure: {', '.join(scenarios[i + 1:])} "
+                    "(--keep-going runs them)")
+                break
     log("times: " + ", ".join(f"{n} {t:.0f} s" for n, t in h.times))
     if failed:
         log(f"FAIL: {', '.join(failed)}")
