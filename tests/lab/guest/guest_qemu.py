@@ -658,11 +658,13 @@ class Harness:
         self.timed("scenario cancel", t0)
 
     def scenario_restore(self):
-        """Only the restore: the guest must answer on its control channel."""
+        """A restore and no migration: the restored guest runs its workloads (dmatest,
+        bar2load) on the device it found there, with their checks."""
         t0 = time.time()
         vm = self.restore("restore", self.args.src, self.image, saved_ram=self.boot_ram)
         try:
-            vm.command("ping", r"^guest: unknown command 'ping'", self.args.step_limit)
+            self.workload(vm)
+            self.verify(vm, "restore")
             self.finish_guest(vm)
         finally:
             if vm.proc.poll() is None:
