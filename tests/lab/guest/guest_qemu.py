@@ -503,15 +503,15 @@ class Harness:
         t0 = time.time()
         check = self.args.ramcheck and saved_ram
         vm = Vm(self, name, uuid, incoming=f"exec:cat {image}", paused=check)
-        if check:
-            vm.wait_running(300, want="paused")
-            try:
+        try:
+            if check:
+                vm.wait_running(300, want="paused")
                 self.compare_ram(saved_ram, vm.ram, name)
-            except Fail:
-                vm.quit()
-                raise
-            vm.qmp.cmd("cont")
-        vm.wait_running(300)
+                vm.qmp.cmd("cont")
+            vm.wait_running(300)
+        except Fail:
+            vm.quit()  # it holds the instance the next scenario restores onto
+            raise
         log(f"{name}: restored from {os.path.basename(image)} in {time.time() - t0:.1f} s")
         return vm
 
