@@ -14,7 +14,9 @@
 # (WORKDIR's lab run folder, guest-console.log), which decides this test.
 #
 # MDEVMIG_GUEST_KARGS: extra kernel arguments for the nested guest (e.g. initcall_debug,
-# which makes the guest list its slowest initcalls).
+# which makes the guest list its slowest initcalls). MDEVMIG_GUEST_TRACE=1: the lab
+# kernel traces the nested VMs' KVM exits, and a guest that stops gets its last ones in
+# the log (guest_qemu.py, kvm_trace()).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../../.." && pwd)
@@ -54,6 +56,17 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   # (256 MiB of RAM and the default 1 GiB cache) at its exit held a CPU long enough to
   # report a soft lockup. guest_qemu.py boots the guest once, saves it and runs the
   # scenarios from that image.
+  # MDEVMIG_GUEST_TRACE=1: the lab kernel traces the nested VMs' exits and injected
+  # events into its ring buffer; guest_qemu.py keeps it when a guest stops (post_mortem).
+  if [ "${MDEVMIG_GUEST_TRACE:-}" = 1 ]; then
+    t=/sys/kernel/tracing
+    [ -e $t/trace ] || mount -t tracefs nodev $t || fail "cannot mount tracefs"
+    echo 16384 > $t/buffer_size_kb
+    for e in kvm_exit kvm_inj_exception kvm_inj_virq kvm_msi_set_irq kvm_page_fault kvm_userspace_exit; do
+      echo 1 > $t/events/kvm/$e/enable || fail "cannot enable the trace event kvm:$e"
+    done
+    echo 1 > $t/tracing_on
+  fi
   rc=0
   python3 "$here/guest_qemu.py" --kernel "$work/vmlinux-$(uname -r)" --initrd "$initrd" \
     --append "$kargs" --src "$src" --dst "$dst" --out "$MDEVMIG_LAB_OUT" \
@@ -123,5 +136,6 @@ exec "$top/tools/lab/lab.sh" --name guest_qemu --timeout "${MDEVMIG_GUEST_TIMEOU
   --kmod-dir "$kmod_dir" ${MDEVMIG_GUEST_KARGS:+--env "MDEVMIG_GUEST_KARGS=$MDEVMIG_GUEST_KARGS"} \
   ${MDEVMIG_GUEST_SCENARIOS:+--env "MDEVMIG_GUEST_SCENARIOS=$MDEVMIG_GUEST_SCENARIOS"} \
   ${MDEVMIG_GUEST_ACCEL:+--env "MDEVMIG_GUEST_ACCEL=$MDEVMIG_GUEST_ACCEL"} \
+  ${MDEVMIG_GUEST_TRACE:+--env "MDEVMIG_GUEST_TRACE=$MDEVMIG_GUEST_TRACE"} \
   ${MDEVMIG_GUEST_HARNESS_ARGS:+--env "MDEVMIG_GUEST_HARNESS_ARGS=$MDEVMIG_GUEST_HARNESS_ARGS"} \
   -- "$0" "$work" "$profile" "$kmod_dir"

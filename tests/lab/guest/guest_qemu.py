@@ -32,11 +32,15 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+
+
+TRACING = "/sys/kernel/tracing"
 
 
 def log(msg):
@@ -189,6 +193,7 @@ class Vm:
         for ext in (".qmp", ".ctl"):
             if os.path.exists(base + ext):
                 os.unlink(base + ext)
+        self.out = h.out
         self.console = os.path.join(h.out, f"guest-console-{name}.log")
         # The guest's RAM is a file in /dev/shm and the translation cache is 32 MiB: the
         # lab kernel clears every page it frees (init_on_free=1), which under TCG on a
@@ -306,6 +311,30 @@ class Vm:
                     log(f"{self.name}: {what}: {line.rstrip()}")
         except Fail as e:
             log(f"{self.name}: no post-mortem: {e}")
+        self.kvm_trace()
+
+    def kvm_trace(self):
+        """With MDEVMIG_GUEST_TRACE=1 (guest.sh turns on the lab kernel's KVM trace
+        events): stops the trace, keeps it in the run folder and logs this VM's last
+        events (its vCPU's exits and injections up to the stop: where a triple fault
+        began)."""
+        tracing = TRACING
+        if os.environ.get("MDEVMIG_GUEST_TRACE") != "1" or not os.path.exists(f"{tracing}/trace"):
+            return
+        with open(f"{tracing}/tracing_on", "w") as f:
+            f.write("0")
+        keep = os.path.join(self.out, f"kvm-trace-{self.name}.txt")
+        shutil.copyfile(f"{tracing}/trace", keep)
+        tids = set(os.listdir(f"/proc/{self.proc.pid}/task")) if self.proc.poll() is None else set()
+        mine = []
+        with open(keep, errors="replace") as f:
+            for line in f:
+                m = re.match(r"\s*\S.*?-(\d+)\s+\[\d+\]", line)
+                if m and m.group(1) in tids:
+                    mine.append(line.rstrip())
+        for line in mine[-60:]:
+            log(f"{self.name}: kvm trace: {line.strip()}")
+        log(f"{self.name}: kvm trace kept in {keep} ({len(mine)} lines of this VM's)")
 
     def hmp(self, line):
         return self.qmp.cmd("human-monitor-command", **{"command-line": line}) or ""
