@@ -32,6 +32,22 @@ fail() {
   dmesg | tail -n 40 | sed 's/^/guest-dmesg: /'
   poweroff -f
 }
+# Starts dmatest's selected threads (THREADS of them) and returns once they run or
+# have run. The write to `run` only wakes them, and until each one is scheduled dmatest
+# counts it as neither running nor done: a `wait` read at once finds nothing to wait
+# for, and `run` reads N (a loaded run failed the rmmod check below so). Returns 1 if
+# within 60 s none ran and fewer than THREADS new summaries came.
+dmatest_start() {  # dmatest_start THREADS
+  local m i
+  m=$(dmesg | wc -l)
+  echo 1 > /sys/module/dmatest/parameters/run || return 1
+  for i in $(seq 600); do
+    [ "$(cat /sys/module/dmatest/parameters/run)" = Y ] && return 0
+    [ "$(dmesg | tail -n +$((m + 1)) | grep -c 'dmatest: .*summary')" -ge "$1" ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
 say "init after $(cut -d' ' -f1 /proc/uptime) s of uptime, kernel $(uname -r)"
 # Booted with initcall_debug (MDEVMIG_GUEST_KARGS): where the boot went.
 if grep -q initcall_debug /proc/cmdline; then
@@ -92,7 +108,7 @@ rmmod lab_dmacopy || fail "rmmod lab_dmacopy"
 step "dmatest: 2 threads x 100 copies on $chans"
 insmod /dmatest.ko timeout=120000 iterations=100 threads_per_chan=2 || fail "insmod dmatest.ko"
 echo "$chans" > /sys/module/dmatest/parameters/channel || fail "dmatest: cannot select $chans"
-echo 1 > /sys/module/dmatest/parameters/run || fail "dmatest: cannot start"
+dmatest_start 2 || fail "dmatest: cannot start"
 cat /sys/module/dmatest/parameters/wait > /dev/null
 sums=$(dmesg | grep 'dmatest: .*summary' | sed 's/^\[[^]]*\] //')
 echo "$sums" | sed 's/^/guest: /'
@@ -118,7 +134,7 @@ step "rmmod mdevmig_guest while dmatest's copies (2 threads x 8, up to 4 MiB eac
 mark=$(dmesg | wc -l)
 insmod /dmatest.ko timeout=120000 iterations=8 threads_per_chan=2 test_buf_size=4194304 || fail "insmod dmatest.ko test_buf_size=4194304"
 echo "$chans" > /sys/module/dmatest/parameters/channel || fail "dmatest: cannot select $chans"
-echo 1 > /sys/module/dmatest/parameters/run || fail "dmatest: cannot start"
+dmatest_start 2 || fail "dmatest (4 MiB buffers): cannot start"
 [ "$(cat /sys/module/dmatest/parameters/run)" = Y ] || fail "dmatest (4 MiB buffers) is not running: $(dmesg | tail -n +$((mark + 1)) | grep dmatest | tail -n 3)"
 out=$(rmmod mdevmig_guest 2>&1) && fail "rmmod mdevmig_guest succeeded while dmatest held its channel"
 refs=$(cat /sys/module/mdevmig_guest/refcnt)
@@ -163,7 +179,7 @@ running=0 loadpid= looppid=
 dmatest_rounds() {
   while [ ! -e /tmp/dmatest.stop ]; do
     echo "$chans" > /sys/module/dmatest/parameters/channel || { echo "cannot select $chans" > /tmp/dmatest.err; return; }
-    echo 1 > /sys/module/dmatest/parameters/run || { echo "cannot start" > /tmp/dmatest.err; return; }
+    dmatest_start 4 || { echo "cannot start" > /tmp/dmatest.err; return; }
     cat /sys/module/dmatest/parameters/wait > /dev/null
   done
 }

@@ -49,6 +49,9 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   # 48 MiB of RAM the guest kernel leaves alone: lab_dmacopy's copy longer than the
   # device memory (16 MiB) needs contiguous buffers no allocator gives (guest-init.sh).
   kargs+=' memmap=48M$0x7000000'
+  # guest-init.sh finds each step's kernel lines by counting from a mark: a log that
+  # never wraps (a phase adds about a hundred dmatest lines).
+  kargs+=" log_buf_len=4M"
   kargs+=" ${MDEVMIG_GUEST_KARGS:-}"
   echo "guest.sh: kernel $(uname -r), instances $src (sources) and $dst (destinations)"
   # The nested VMs: -M pc -smp 1 -m 192 and a 64 MiB TCG translation cache: this lab
