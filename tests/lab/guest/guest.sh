@@ -59,8 +59,7 @@ if [ "${MDEVMIG_LAB:-}" = 1 ]; then
   # (256 MiB of RAM and the default 1 GiB cache) at its exit held a CPU long enough to
   # report a soft lockup. guest_qemu.py boots the guest once, saves it and runs the
   # scenarios from that image.
-  # MDEVMIG_GUEST_TRACE=1: the lab kernel traces the nested VMs' exits and injected
-  # events into its ring buffer; guest_qemu.py keeps it when a guest stops (post_mortem).
+  # MDEVMIG_GUEST_TRACE=1 (see the top): the KVM trace events into the ring buffer.
   if [ "${MDEVMIG_GUEST_TRACE:-}" = 1 ]; then
     t=/sys/kernel/tracing
     [ -e $t/trace ] || mount -t tracefs nodev $t || fail "cannot mount tracefs"

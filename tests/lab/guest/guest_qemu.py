@@ -242,7 +242,7 @@ class Vm:
         self.ctl = Lines(base + ".ctl")
         self.answers = []
 
-    # Run states a VM does not leave by itself: waiting on for another one is in vain.
+    # Run states a VM does not leave by itself: waiting for another one is in vain.
     FINAL_STATES = ("shutdown", "guest-panicked", "internal-error", "io-error")
 
     def wait_running(self, limit, want="running"):
@@ -318,7 +318,7 @@ class Vm:
         events): stops the trace, keeps it in the run folder and logs this VM's last
         events (its vCPU's exits and injections up to the stop: where a triple fault
         began)."""
-        tracing = TRACING
+        tracing = TRACING  # a module constant, so a test can point it elsewhere
         if os.environ.get("MDEVMIG_GUEST_TRACE") != "1" or not os.path.exists(f"{tracing}/trace"):
             return
         with open(f"{tracing}/tracing_on", "w") as f:
