@@ -48,11 +48,16 @@
 #                      appears on this host. The verdict then reads the kernel log up to
 #                      that moment: a report fails the run, otherwise it passes without
 #                      an exit code (the job asked for its own end)
+#   --qemu BIN         the QEMU that runs the guest (default: qemu-system-x86_64 on the
+#                      PATH; a guest that runs KVM wants tools/lab/qemu.sh's build)
+#   --tcg-thread MODE  multi (default) or single: TCG runs the guest's CPUs in one
+#                      thread, switching between them (how tools/lab/qemu.sh's fix was
+#                      found: a switch is what makes QEMU deliver an interrupt twice)
 #   --quiet            print only the verdict line
 set -euo pipefail
 
 name=job timeout=600 kmod_dir= out= mem=2G kver= quiet=0 profile=${MDEVMIG_LAB_PROFILE:-bookworm}
-ivshmem=() net= addr= share= jobenv=() kill_on=
+ivshmem=() net= addr= share= jobenv=() kill_on= qemu=qemu-system-x86_64 tcg_thread=multi
 while [ $# -gt 0 ]; do
   case "$1" in
     --name) name=$2; shift 2 ;;
@@ -68,6 +73,8 @@ while [ $# -gt 0 ]; do
     --share) share=$2; shift 2 ;;
     --env) jobenv+=("$2"); shift 2 ;;
     --kill-on) kill_on=$2; shift 2 ;;
+    --qemu) qemu=$2; shift 2 ;;
+    --tcg-thread) tcg_thread=$2; shift 2 ;;
     --quiet) quiet=1; shift ;;
     --) shift; break ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -80,6 +87,10 @@ case "$net" in
   *) echo "lab: --net wants PORT:PEERPORT, got '$net'" >&2; exit 2 ;;
 esac
 [ -z "$addr" ] || [ -n "$net" ] || { echo "lab: --addr needs --net" >&2; exit 2; }
+case "$tcg_thread" in
+  multi|single) ;;
+  *) echo "lab: --tcg-thread wants multi or single, got '$tcg_thread'" >&2; exit 2 ;;
+esac
 for e in "${jobenv[@]}"; do
   [[ $e =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || { echo "lab: --env wants NAME=VALUE, got '$e'" >&2; exit 2; }
 done
@@ -251,7 +262,7 @@ console_messages() {
 }
 start=$EPOCHREALTIME
 boot() {
-  timeout -s KILL "$timeout" qemu-system-x86_64 -accel tcg -M pc -cpu max -smp 2 -m "$mem" \
+  timeout -s KILL "$timeout" "$qemu" -accel "tcg,thread=$tcg_thread" -M pc -cpu max -smp 2 -m "$mem" \
     -nographic -no-reboot -nodefaults -serial "file:$out/console.log" -monitor none \
     -kernel "$kroot/boot/vmlinuz-$kver" -initrd "$initrd" \
     -append "$kargs" \
