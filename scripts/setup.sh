@@ -44,6 +44,8 @@ PKGS=(
   mdevctl
   # the lab group libvirt_qemu (libvirtd and its QEMU driver, virsh)
   libvirt-daemon-system libvirt-clients
+  # the lab's own QEMU build for guests that run KVM (tools/lab/qemu.sh)
+  meson libglib2.0-dev libpixman-1-dev libfdt-dev libcap-ng-dev libattr1-dev
 )
 
 missing=()
