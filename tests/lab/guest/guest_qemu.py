@@ -272,10 +272,19 @@ class Vm:
         deadline = time.time() + limit
         while True:
             try:
-                line = self.ctl.readline(max(0.1, deadline - time.time()))
+                line = self.ctl.readline(max(0.1, min(5, deadline - time.time())))
             except Fail:
                 self.post_mortem()
                 raise
+            if line is None and time.time() < deadline:
+                # A guest that stopped (a panic, a reset, a power-off: -action pauses
+                # it in state "shutdown") will not answer: fail now, not at the limit.
+                status = self.qmp.cmd("query-status")["status"]
+                if status in self.FINAL_STATES:
+                    self.post_mortem()
+                    raise Fail(f"{self.name}: {status} while waiting for '{pattern}'"
+                               f"{self.stopped()}")
+                continue
             if line is None:
                 self.post_mortem()
                 raise Fail(f"{self.name}: no '{pattern}' from the guest within {limit} s")
