@@ -14,8 +14,8 @@
 # many; but an interrupt injected while the guest ran in user mode starts on its entry
 # code, and a second delivery there (before SWAPGS) runs the kernel on the user's GS:
 # Linux dies of recursive page faults (BUG: ENTRY_TRAMPOLINE stack guard page) and
-# reboots, or triple-faults. That was the "resets" of the nested guest (README.md of
-# tests/lab/guest, "Status"). QEMU 7.2 and 10.0 both have it; under single-threaded TCG
+# reboots, or triple-faults. That was one cause of the nested guest's "resets" (README.md
+# of tests/lab/guest, "Status"). QEMU 7.2 and 10.0 both have it; under single-threaded TCG
 # (which exits its loop at every switch) a quarter of the guest's scenarios died of it,
 # none with the fix. The fix forgets the vector once it is delivered, as every other
 # delivery path does.
