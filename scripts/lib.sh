@@ -19,6 +19,28 @@ tally_ctest() {
   fi
 }
 
+# Sets the caller's array apto to apt-get options for a private apt state in DIR (its own
+# package lists and cache, no lock), so that the system's apt state is not touched. With
+# --src, apt reads its sources from DIR too: a deb-src entry for every deb entry of the
+# machine's apt sources. Valid-Until is not checked, as in tools/lab/mkroot.sh: a
+# snapshot's sid Release expires.
+private_apt() {
+  local dir=$1 src=${2:-} f n=0
+  mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial"
+  apto=(-o "Dir::State::Lists=$dir/lists" -o "Dir::Cache=$dir/cache" -o Debug::NoLocking=1
+        -o APT::Sandbox::User=root -o Acquire::Check-Valid-Until=false -qq)
+  [ "$src" = --src ] || return 0
+  mkdir -p "$dir/sources.list.d"
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -f "$f" ] && sed -nE 's/^deb([[:space:]])/deb-src\1/p' "$f"
+  done > "$dir/sources.list"
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    { sed -E 's/^Types:.*/Types: deb-src/' "$f"; echo; } > "$dir/sources.list.d/src$((n++)).sources"
+  done
+  apto+=(-o "Dir::Etc::SourceList=$dir/sources.list" -o "Dir::Etc::SourceParts=$dir/sources.list.d")
+}
+
 # The lab root of PROFILE (tools/lab/mkroot.sh builds it once, then reuses it).
 profile_root() {
   "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tools/lab/mkroot.sh" "$1"

@@ -31,10 +31,9 @@ fi
 echo "linux-source: fetching $pkg $version for ${missing[*]} (once)" >&2
 apt_dir=$out/apt
 trap 'rm -rf "$apt_dir"' EXIT  # the package lists and the package: only the files are kept
-mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/deb" "$dir"
-# Valid-Until is not checked, as in tools/lab/mkroot.sh: a snapshot's sid Release expires.
-apto=(-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o Debug::NoLocking=1
-      -o APT::Sandbox::User=root -o Acquire::Check-Valid-Until=false -qq)
+mkdir -p "$apt_dir/deb" "$dir"
+. "$(dirname "$0")/../../scripts/lib.sh"
+private_apt "$apt_dir"
 apt-get "${apto[@]}" update >&2
 # The headers' exact version, else what the archive has now (the files rarely change
 # within a stable series).

@@ -44,21 +44,11 @@ fi
 
 work=$labdir/qemu/build
 rm -rf "$work"
-mkdir -p "$work/apt/lists/partial" "$work/apt/cache/archives/partial" "$work/apt/sources.list.d" "$work/src"
+mkdir -p "$work/src"
 trap 'rm -rf "$work"' EXIT
 echo "qemu.sh: building the lab's QEMU from Debian's qemu $version (once, into $out)" >&2
-# deb-src entries for every deb entry of the machine's apt sources.
-for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-  [ -f "$f" ] && sed -nE 's/^deb([[:space:]])/deb-src\1/p' "$f"
-done > "$work/apt/sources.list"
-n=0
-for f in /etc/apt/sources.list.d/*.sources; do
-  [ -f "$f" ] || continue
-  { sed -E 's/^Types:.*/Types: deb-src/' "$f"; echo; } > "$work/apt/sources.list.d/src$((n++)).sources"
-done
-apto=(-o "Dir::Etc::SourceList=$work/apt/sources.list" -o "Dir::Etc::SourceParts=$work/apt/sources.list.d"
-      -o "Dir::State::Lists=$work/apt/lists" -o "Dir::Cache=$work/apt/cache" -o Debug::NoLocking=1
-      -o APT::Sandbox::User=root -qq)
+. "$(dirname "$0")/../../scripts/lib.sh"
+private_apt "$work/apt" --src
 apt-get "${apto[@]}" update >&2
 # Downloads and unpacks with Debian's patches applied (dpkg-source).
 (cd "$work/src" && apt-get "${apto[@]}" source "qemu=$version" >/dev/null)
