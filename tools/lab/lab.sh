@@ -52,7 +52,8 @@
 #                      PATH; a guest that runs KVM wants tools/lab/qemu.sh's build)
 #   --tcg-thread MODE  multi (default) or single: TCG runs the guest's CPUs in one
 #                      thread, switching between them (how tools/lab/qemu.sh's fix was
-#                      found: a switch is what makes QEMU deliver an interrupt twice)
+#                      found: a switch is what makes QEMU deliver an interrupt twice; a
+#                      lab that runs KVM guests wants it, see tests/lab/guest/guest.sh)
 #   --quiet            print only the verdict line
 set -euo pipefail
 
