@@ -307,6 +307,7 @@ boot_and_show() {
 }
 set +e
 # (stderr: bash's own "Killed" note when --kill-on ended the guest; QEMU's goes to qemu.log)
+bstart=$EPOCHREALTIME
 boot_and_show 2>/dev/null
 qrc=$?
 # The kernel's early boot under multi-threaded TCG now and then dies in its own code
@@ -317,6 +318,7 @@ if ! grep -q 'lab-init: job starting' "$out/console.log" 2>/dev/null &&
   echo "lab: $name: the kernel crashed while booting, before the job started ($(echo "$line" | tr -d '\r' | sed 's/^.*\] //')); booting again"
   mv "$out/console.log" "$out/console-boot1.log"
   [ ! -f "$out/kmsg.txt" ] || mv "$out/kmsg.txt" "$out/kmsg-boot1.txt"
+  bstart=$EPOCHREALTIME
   boot_and_show 2>/dev/null
   qrc=$?
 fi
@@ -343,6 +345,11 @@ if [ -f "$out/killed" ] && [ ! -f "$out/job.rc" ]; then
   exit 0
 fi
 if [ "$qrc" -eq 137 ] && [ ! -f "$out/job.rc" ]; then
+  # SIGKILL: from timeout(1) at the limit, or from someone else before it (the host's
+  # OOM killer, most likely: a lab's RAM is a good part of a small host's).
+  bsecs=$(awk -v a="$bstart" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", b - a }')
+  [ "$bsecs" -lt $((timeout - 2)) ] &&
+    fail "no exit code: the guest's QEMU was killed (SIGKILL) after ${bsecs}s, before the ${timeout}s limit (the host's OOM killer? see the host's kernel log and $out/qemu.log)"
   fail "no exit code: guest did not finish within ${timeout}s (hang; see $out/console.log)"
 fi
 [ -f "$out/job.rc" ] || fail "no exit code: guest stopped without one (qemu rc=$qrc; see $out/console.log, $out/qemu.log)"
