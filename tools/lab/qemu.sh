@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The QEMU that runs a lab whose guest runs KVM (the real guest, tests/lab/guest): the
-# installed qemu-system-x86's Debian source, with one fix to its emulation of AMD's SVM,
+# installed qemu-system-x86's Debian source, with two fixes to its emulation of AMD's SVM,
 # built once (about 3 minutes on 2 cores) into the lab folder:
 #
 #   tools/lab/qemu.sh        builds it if missing; prints the path of its qemu-system-x86_64
 #
-# The fix. When VMRUN injects an interrupt (EVENTINJ, type INTR), QEMU's TCG delivers it
+# The first fix. When VMRUN injects an interrupt (EVENTINJ, type INTR), QEMU's TCG delivers it
 # at once but leaves its vector as the vCPU's pending exception number. The next time the
 # vCPU leaves its execution loop on a plain exit request (a TLB flush another thread
 # queued for it, a round-robin switch) before anything else replaced that number, QEMU
@@ -20,6 +20,15 @@
 # none with the fix. The fix forgets the vector once it is delivered, as every other
 # delivery path does.
 #
+# The second fix (revision 2). Once an event is delivered in the guest, QEMU clears only
+# the valid bit of the VMCB's EVENTINJ and copies the field into EXITINTINFO at the next
+# #VMEXIT: a vector and type with the valid bit clear, where hardware reports 0 (no event
+# in flight). KVM in 6.1 and 6.12 looks at the valid bit; 7.2's looks at the type
+# (svm_check_emulate_instruction) and takes any nested page fault that needs emulation
+# for a fault during event delivery, which it refuses to emulate: the nested QEMU stops
+# with "KVM internal error. Suberror: 3". The sid profile's guest (kernel 7.2) stopped so on a
+# store to BAR2 while its mappings were being switched. The fix clears the whole field.
+#
 # Built for the lab only: x86_64 system emulation, TCG, 9p (the lab's root), no tools or
 # documentation; firmware from the installed packages, where Debian's own build finds it
 # (a firmware path outside the build's prefix stays absolute wherever the binary is).
@@ -28,7 +37,7 @@
 set -euo pipefail
 labdir=${MDEVMIG_LAB_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mdevmig-lab}
 # Bumped whenever what this script changes in the source changes.
-revision=1
+revision=2
 version=$(dpkg-query -W -f '${source:Version}' qemu-system-x86 2>/dev/null || true)
 [ -n "$version" ] || { echo "qemu.sh: qemu-system-x86 is not installed (scripts/setup.sh --lab)" >&2; exit 1; }
 out=$labdir/qemu/${version//:/_}-mdevmig$revision
@@ -70,9 +79,12 @@ lines.insert(hits[0] + 1, indent + new)
 open(path, "w").write("\n".join(lines))
 EOF
 }
-# The fix (see the top): after the injected interrupt's delivery in helper_vmrun.
+# The first fix (see the top): after the injected interrupt's delivery in helper_vmrun.
 edit "$src/target/i386/tcg/sysemu/svm_helper.c" 'do_interrupt_x86_hardirq(env, vector, 1);' \
   'cs->exception_index = -1;  /* mdevmig lab: delivered; do not deliver it again */'
+# The second fix: after the delivered event's valid bit is cleared in x86_cpu_do_interrupt.
+edit "$src/target/i386/tcg/seg_helper.c" 'event_inj & ~SVM_EVTINJ_VALID);' \
+  'x86_stl_phys(cs, env->vm_vmcb + offsetof(struct vmcb, control.event_inj), 0);  /* mdevmig lab: nothing in flight */'
 # Debian's source has no firmware images: nothing to unpack.
 edit "$src/meson.build" 'unpack_edk2_blobs = bzip2.found()' 'unpack_edk2_blobs = false'
 
