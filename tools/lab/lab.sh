@@ -285,7 +285,9 @@ if [ -n "$kill_on" ]; then
 fi
 # The job's output (the console between init's two marks) is shown as it comes, unless
 # --quiet: tail follows the console until the boot's process ends.
+# bstart: when the boot began (the verdict tells a kill before the limit from a timeout).
 boot_and_show() {
+  bstart=$EPOCHREALTIME
   if [ "$quiet" = 1 ]; then
     boot
     return
@@ -307,7 +309,6 @@ boot_and_show() {
 }
 set +e
 # (stderr: bash's own "Killed" note when --kill-on ended the guest; QEMU's goes to qemu.log)
-bstart=$EPOCHREALTIME
 boot_and_show 2>/dev/null
 qrc=$?
 # The kernel's early boot under multi-threaded TCG now and then dies in its own code
@@ -318,7 +319,6 @@ if ! grep -q 'lab-init: job starting' "$out/console.log" 2>/dev/null &&
   echo "lab: $name: the kernel crashed while booting, before the job started ($(echo "$line" | tr -d '\r' | sed 's/^.*\] //')); booting again"
   mv "$out/console.log" "$out/console-boot1.log"
   [ ! -f "$out/kmsg.txt" ] || mv "$out/kmsg.txt" "$out/kmsg-boot1.txt"
-  bstart=$EPOCHREALTIME
   boot_and_show 2>/dev/null
   qrc=$?
 fi

@@ -26,8 +26,9 @@
 # in flight). KVM in 6.1 and 6.12 looks at the valid bit; 7.2's looks at the type
 # (svm_check_emulate_instruction) and takes any nested page fault that needs emulation
 # for a fault during event delivery, which it refuses to emulate: the nested QEMU stops
-# with "KVM internal error. Suberror: 3". The sid profile's guest (kernel 7.2) stopped so on a
-# store to BAR2 while its mappings were being switched. The fix clears the whole field.
+# with "KVM internal error. Suberror: 3". The sid profile's guest (kernel 7.2) stopped
+# so on a store to BAR2 while its mappings were being switched. The fix clears the whole
+# field.
 #
 # Built for the lab only: x86_64 system emulation, TCG, 9p (the lab's root), no tools or
 # documentation; firmware from the installed packages, where Debian's own build finds it
@@ -82,7 +83,7 @@ EOF
 # The first fix (see the top): after the injected interrupt's delivery in helper_vmrun.
 edit "$src/target/i386/tcg/sysemu/svm_helper.c" 'do_interrupt_x86_hardirq(env, vector, 1);' \
   'cs->exception_index = -1;  /* mdevmig lab: delivered; do not deliver it again */'
-# The second fix: after the delivered event's valid bit is cleared in x86_cpu_do_interrupt.
+# The second fix: after do_interrupt_all clears the delivered event's valid bit.
 edit "$src/target/i386/tcg/seg_helper.c" 'event_inj & ~SVM_EVTINJ_VALID);' \
   'x86_stl_phys(cs, env->vm_vmcb + offsetof(struct vmcb, control.event_inj), 0);  /* mdevmig lab: nothing in flight */'
 # Debian's source has no firmware images: nothing to unpack.
