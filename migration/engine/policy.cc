@@ -4,26 +4,12 @@
 
 namespace mdevmig::engine {
 
-double stopcopy_rate(std::span<const PassTiming> passes) {
-  double n = 0, sx = 0, sy = 0, sxx = 0, sxy = 0, fastest = 0;
-  for (const PassTiming& p : passes) {
-    if (p.bytes == 0 || !(p.seconds > 0)) continue;
-    const double x = static_cast<double>(p.bytes);
-    n += 1;
-    sx += x;
-    sy += p.seconds;
-    sxx += x * x;
-    sxy += x * p.seconds;
-    fastest = std::max(fastest, x / p.seconds);
-  }
-  if (n < 2) return fastest;
-  const double den = n * sxx - sx * sx;
-  // Relative to the sizes' spread: passes of (nearly) one size say nothing of a slope.
-  if (!(den > 1e-6 * n * sxx)) return fastest;
-  const double slope = (n * sxy - sx * sy) / den;  // seconds per byte
-  const double cost = (sy - slope * sx) / n;       // seconds per pass
-  if (!(slope > 0) || cost < 0) return fastest;
-  return std::max(fastest, 1 / slope);
+double delivery_rate(std::span<const Delivery> marks) {
+  if (marks.size() < 2) return 0;
+  const Delivery& a = marks.front();
+  const Delivery& b = marks.back();
+  if (!(b.at_s > a.at_s) || b.loaded <= a.loaded) return 0;
+  return static_cast<double>(b.loaded - a.loaded) / (b.at_s - a.at_s);
 }
 
 uint64_t in_flight_bytes(uint64_t sent, uint64_t confirmed, double since_s, double rate_bps) {
@@ -56,9 +42,13 @@ Decision decide(const PolicyInput& in, const PolicyConfig& cfg) {
   }
   // A target of 0 (or less) allows no downtime estimate at all: iterate to a cap.
   const bool converge = cfg.downtime_target_s > 0;
-  if (converge && d.estimated_downtime_s >= 0 && d.estimated_downtime_s <= cfg.downtime_target_s) {
+  const double half_step =
+      std::min(std::max(0.0, in.estimate_step_s) / 2, 0.05 * cfg.downtime_target_s);
+  if (converge && d.estimated_downtime_s >= 0 &&
+      d.estimated_downtime_s <= cfg.downtime_target_s + half_step) {
     d.verdict = Verdict::kSwitchover;
-    d.reason = "converged: estimated downtime within target";
+    d.reason = in.within_pass ? "converged within a pass: estimated downtime at the target"
+                              : "converged: estimated downtime within target";
     return d;
   }
   if (converge && in.remaining_bytes == 0 && in.device_idle) {

@@ -262,16 +262,31 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
   // the stop-copy rate.
   const bool sync = reply.hello.precopy_sync;
   rep.precopy_sync = sync;
-  // Syncs go out at the end of passes and the source goes on; answers come in order and
-  // are read whenever the destination said something (between chunks, between passes).
+  // Syncs go out every opt.sync_step_bytes of pre-copy and at the end of passes, and the
+  // source goes on; answers come in order and are read whenever the destination said
+  // something (between chunks, between passes).
   uint64_t sync_seq = 0, answered = 0;
-  // Pre-copy bytes sent (device stream and guest pages), and those the destination's
-  // device took by its last answer (both counted as the destination counts them).
-  uint64_t sent_total = 0, confirmed = 0;
-  std::deque<Clock::time_point> unanswered;  // start of each pass not yet answered
+  // Pre-copy bytes sent (device stream and guest pages), those up to the last sync, and
+  // those the destination's device took by its last answer (all counted as the
+  // destination counts them).
+  uint64_t sent_total = 0, synced_total = 0, confirmed = 0;
+  // When the first send after the last sync began (what is in flight is reckoned from
+  // there, or from the last answer if later).
+  std::optional<Clock::time_point> t_unsynced;
+  std::deque<Clock::time_point> unanswered;  // first send of each sync not yet answered
   Clock::time_point t_answer{};
-  std::vector<PassTiming> passes;
-  double arrival = 0;  // stopcopy_rate(passes)
+  // The answers of the current stretch of sending without a pause, on the source's clock
+  // from t_marks (the last few: the rate follows the machine's load), and their rate.
+  const auto t_marks = Clock::now();
+  std::deque<Delivery> marks;
+  double arrival = 0;  // delivery_rate(marks)
+  auto mark = [&](Clock::time_point t, uint64_t loaded) {
+    marks.push_back({std::chrono::duration<double>(t - t_marks).count(), loaded});
+    while (marks.size() > 33) marks.pop_front();
+    // A new stretch measures nothing until its second mark: the last rate stands.
+    if (const double r = delivery_rate(std::vector<Delivery>(marks.begin(), marks.end())); r > 0)
+      arrival = r;
+  };
   // A message from the destination during pre-copy: an answer to a sync, or its error
   // (recv() returns that as an error of its own).
   auto take_answer = [&](const WireMessage& m) -> Result<void> {
@@ -291,9 +306,8 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     t_answer = Clock::now();
     answered = m.synced.seq;
     if (!unanswered.empty()) unanswered.pop_front();
-    passes.push_back({m.synced.loaded_bytes - confirmed, m.synced.load_s});
     confirmed = m.synced.loaded_bytes;
-    arrival = stopcopy_rate(passes);
+    mark(t_answer, confirmed);
     rep.dest_finish_s = m.synced.finish_s;
     return ok();
   };
@@ -324,12 +338,34 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
                               });
   };
 
-  // Sends what read() has now, until it has nothing or `budget` bytes went; returns the
-  // bytes sent.
-  auto send_device = [&](schema::Phase phase, uint64_t budget) -> Result<uint64_t> {
+  // Asks the destination to say when what was sent so far reached its device, and goes
+  // on: the answer comes while the source sends on.
+  auto send_sync = [&]() -> Result<void> {
+    MDEVMIG_TRY(wire->send(wire->enc.wire_sync({++sync_seq})));
+    MDEVMIG_TRY(wire->flush());
+    unanswered.push_back(t_unsynced.value_or(Clock::now()));
+    t_unsynced.reset();
+    synced_total = sent_total;
+    return ok();
+  };
+  // Pre-copy bytes handed to the connection (after a sync every opt.sync_step_bytes).
+  auto count_sent = [&](Clock::time_point t_first, uint64_t n) -> Result<void> {
+    if (n == 0) return ok();
+    if (!t_unsynced) t_unsynced = t_first;
+    sent_total += n;
+    if (sync && opt.sync_step_bytes > 0 && sent_total - synced_total >= opt.sync_step_bytes)
+      MDEVMIG_TRY(send_sync());
+    return ok();
+  };
+
+  // Sends what read() has now, until it has nothing or `budget` bytes went, or (pre-copy)
+  // `enough` says so after a chunk; returns the bytes sent.
+  auto send_device = [&](schema::Phase phase, uint64_t budget,
+                         const std::function<Result<bool>()>& enough) -> Result<uint64_t> {
     uint64_t sent = 0;
     while (sent < budget) {
       if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("migrate"));
+      const auto t_chunk = Clock::now();
       auto data = MDEVMIG_TRY(ch.read(opt.chunk_size));
       if (data.empty()) return sent;
       const schema::ChunkHead head =
@@ -341,7 +377,11 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       ++rep.chunks;
       rep.stream_bytes += data.size();
       sent += data.size();
-      if (phase == schema::Phase::kPreCopy) MDEVMIG_TRY(poll_peer());
+      if (phase == schema::Phase::kPreCopy) {
+        MDEVMIG_TRY(count_sent(t_chunk, data.size()));
+        MDEVMIG_TRY(poll_peer());
+        if (enough && MDEVMIG_TRY(enough())) return sent;
+      }
     }
     return sent;
   };
@@ -351,33 +391,113 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     const auto t_arc = Clock::now();
     MDEVMIG_TRY(ch.start_save(precopy));
     const double arc_s = since(t_arc);
-    // What switching over costs whatever is left to send: the source's stop; the
+    // What switching over costs whatever is left to send: the source's stop and the
     // destination's commit (the end of its load) and start, as the destination measures
-    // them (until its first answer, or from an older one: timed like this state change);
-    // and the reply, timed like the hello. The source's stop is timed like this state
-    // change until a pass read what is pending; then like that read (below).
+    // them. Until its first answer (and from an older destination, which does not
+    // answer), three state changes timed like this one and the reply timed like the
+    // hello; the hello's round trip also holds the destination's checks and first
+    // allocations (10-60 ms in the lab), where the last reply is one message on a
+    // connection that is up. The source's stop is timed like this state change until a
+    // pass read what is pending; then like that read (below).
     rep.switchover_fixed_s = 3 * arc_s + round_trip_s;
     double stop_s = arc_s;
     if (guest) (void)MDEVMIG_TRY(guest->collect_dirty());  // from here on, writes count
     const auto t_pre = Clock::now();
-    double bandwidth = 0, last_seconds = 0;
+    double bandwidth = 0, last_seconds = 0, dirty_rate = 0;
     Clock::time_point t_decision = Clock::now(), t_last_pending = t_decision;
     uint64_t last_pending = 0;
     uint64_t guest_dirty_estimate = 0;
+    mark(Clock::now(), 0);  // nothing sent yet: where the first stretch of sending begins
+    // What the policy is given when it looks: what is left (`pending` read from the device
+    // just now, at t_pending, and the guest's pages not yet sent), with the rates and
+    // costs measured so far.
+    auto policy_input = [&](uint32_t completed, uint64_t pending, uint64_t guest_left,
+                            Clock::time_point t_pending) {
+      PolicyInput in;
+      in.iteration = completed;
+      in.remaining_bytes = pending + guest_left;
+      in.bandwidth_bps = bandwidth;
+      in.stopcopy_bps = arrival;
+      if (!unanswered.empty() || t_unsynced) {
+        const auto first = unanswered.empty() ? *t_unsynced : unanswered.front();
+        in.in_flight_bytes =
+            in_flight_bytes(sent_total, confirmed, since(std::max(first, t_answer)), arrival);
+      }
+      // The workload dirties from here (what is pending was just read) until it pauses
+      // right before the stop: through the decision and the pause, which waits for the
+      // workload's current write. Not known before it happens; the source's stop, timed as
+      // below, bounds it here (the report's decision_to_stop_s says what it was).
+      in.decision_to_stop_s = since(t_pending) + stop_s;
+      in.dirty_rate_bps = dirty_rate;
+      in.elapsed_s = since(t_pre);
+      in.switchover_fixed_s = rep.switchover_fixed_s;
+      return in;
+    };
+    // Reads what the device has pending, timing the read: the source's stop is one call
+    // into the device's driver with the workload paused, 0.2-15 ms in the lab, where
+    // starting the save (which also starts dirty tracking) took up to 0.5 s: it is timed
+    // like this read, a call of the same kind under the load of the moment, not like the
+    // start: the median of the last reads, since one read now and then waits for the
+    // machine (tens of ms in the lab) where the stop, once, most likely does not.
+    std::deque<double> read_times;
+    auto read_pending = [&]() -> Result<uint64_t> {
+      const auto t_read = Clock::now();
+      const uint64_t p = MDEVMIG_TRY(ch.pending());
+      read_times.push_back(since(t_read));
+      if (read_times.size() > 15) read_times.pop_front();
+      std::vector<double> sorted(read_times.begin(), read_times.end());
+      std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
+      stop_s = sorted[sorted.size() / 2];
+      return p;
+    };
+    std::optional<Decision> decided;
+    PolicyInput decided_in;
+    auto take = [&](const Decision& d, const PolicyInput& in, Clock::time_point t_pending) {
+      if (d.verdict != Verdict::kSwitchover) return false;
+      decided = d;
+      decided_in = in;
+      t_decision = t_pending;
+      return true;
+    };
     for (uint32_t it = 1;; ++it) {
       if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("migrate"));
       const auto t_it = Clock::now();
       IterationStats s;
       s.iteration = it;
+      const uint64_t guest_left = !guest ? 0 : it == 1 ? guest->size() : guest_dirty_estimate;
+      // Within the pass, after each chunk once a rate is known: whether what is left of it
+      // (and what was dirtied since it began) fits the target now.
+      double last_estimate = -1;  // at the last look within this pass
+      auto enough = [&]() -> Result<bool> {
+        if (arrival <= 0 && bandwidth <= 0) return false;
+        const uint64_t p = MDEVMIG_TRY(read_pending());
+        const auto t_pending = Clock::now();
+        if (answered > 0) rep.switchover_fixed_s = stop_s + rep.dest_finish_s;
+        PolicyInput in = policy_input(it - 1, p, guest_left, t_pending);
+        in.within_pass = true;
+        const double estimate = estimate_downtime(in);
+        if (last_estimate >= 0 && estimate >= 0 && estimate < last_estimate)
+          in.estimate_step_s = last_estimate - estimate;
+        last_estimate = estimate;
+        const Decision d = decide(in, opt.policy);
+        if (!take(d, in, t_pending)) return false;
+        s.pending_bytes = p;
+        s.in_flight_bytes = in.in_flight_bytes;
+        s.dirty_rate_bps = dirty_rate;
+        s.est_downtime_s = d.estimated_downtime_s;
+        s.verdict = d.reason;
+        return true;
+      };
       // One iteration sends what was pending when it began; pages dirtied meanwhile are
       // the next iteration's (else a busy device keeps one iteration going for ever).
       uint64_t pending = 0;
       if (precopy) {
         pending = MDEVMIG_TRY(ch.pending());
-        s.device_bytes = MDEVMIG_TRY(
-            send_device(schema::Phase::kPreCopy, std::max<uint64_t>(pending, opt.chunk_size)));
+        s.device_bytes = MDEVMIG_TRY(send_device(
+            schema::Phase::kPreCopy, std::max<uint64_t>(pending, opt.chunk_size), enough));
       }
-      if (guest) {
+      if (guest && !decided) {
+        const auto t_guest = Clock::now();
         dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
         if (it == 1) pages.set_all();
         const GuestPageSender::Counts c = MDEVMIG_TRY(send_guest(pages, it, true));
@@ -386,39 +506,36 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
         rep.precopy_guest_skipped_pages += c.skipped;
         guest_pages_sent += s.guest_pages;
         guest_dirty_estimate = s.guest_pages * gps;
+        MDEVMIG_TRY(count_sent(t_guest, s.guest_pages * gps));
       }
       const double send_s = since(t_it);
       const uint64_t sent = s.device_bytes + s.guest_pages * gps;
-      sent_total += sent;
-      if (sync && sent > 0) {
-        // Ask the destination to say when this pass reached its device and how long its
-        // load took, and go on: the answer comes while the next pass is sent.
-        MDEVMIG_TRY(wire->send(wire->enc.wire_sync({++sync_seq})));
-        MDEVMIG_TRY(wire->flush());
-        unanswered.push_back(t_it);
+      rep.precopy_device_bytes += s.device_bytes;
+      s.guest_bytes = s.guest_pages * gps;
+      rep.precopy_guest_bytes += s.guest_bytes;
+      if (decided) {
+        s.seconds = since(t_it);
+        s.bandwidth_bps = bandwidth;
+        s.arrival_bps = arrival;
+        rep.log.push_back(s);
+        rep.iterations = it;
+        if (opt.on_iteration) opt.on_iteration(s);
+        break;
       }
+      if (sync && sent_total > synced_total) MDEVMIG_TRY(send_sync());
       MDEVMIG_TRY(poll_peer());
-      // The estimate needs a measured stop-copy rate: until one pass was answered (the
-      // first, nearly always), wait for the answers.
+      // The estimate needs a measured stop-copy rate: until two answers of a stretch came
+      // (within the first pass, nearly always), wait for the answers.
       while (sync && arrival == 0 && answered < sync_seq) {
         WireMessage m = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
         MDEVMIG_TRY(take_answer(m));
       }
-      rep.precopy_device_bytes += s.device_bytes;
-      s.guest_bytes = s.guest_pages * gps;
-      rep.precopy_guest_bytes += s.guest_bytes;
       s.seconds = since(t_it);
       if (sent >= (256u << 10) && send_s > 0) bandwidth = static_cast<double>(sent) / send_s;
       s.bandwidth_bps = bandwidth;
       s.arrival_bps = arrival;
-      const auto t_read = Clock::now();
-      s.pending_bytes = precopy ? MDEVMIG_TRY(ch.pending()) : 0;
-      // The source's stop is one call into the device's driver with the workload paused,
-      // 0.2-15 ms in the lab, where starting the save (which also starts dirty tracking)
-      // took up to 0.5 s: it is timed like this read, a call of the same kind under the
-      // load of the moment, not like the start.
-      if (precopy) stop_s = since(t_read);
-      if (answered > 0) rep.switchover_fixed_s = stop_s + rep.dest_finish_s + round_trip_s;
+      s.pending_bytes = precopy ? MDEVMIG_TRY(read_pending()) : 0;
+      if (answered > 0) rep.switchover_fixed_s = stop_s + rep.dest_finish_s;
       // Dirtied per second since the last pass's figures: a pass sends what was pending
       // at its start, so what is pending after it was dirtied during it, and what grew
       // between the passes was dirtied between them (known from the first pass on).
@@ -431,28 +548,14 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
         s.dirty_rate_bps = static_cast<double>(s.pending_bytes + grew_between) / interval;
       if (it > 1 && last_seconds > 0)
         s.dirty_rate_bps += static_cast<double>(s.guest_pages * gps) / last_seconds;
+      dirty_rate = s.dirty_rate_bps;
       t_last_pending = t_pending;
       last_pending = s.pending_bytes;
       last_seconds = s.seconds;
-      PolicyInput in;
-      in.iteration = it;
-      in.remaining_bytes = s.pending_bytes + (it > 1 ? guest_dirty_estimate : 0);
-      in.bandwidth_bps = bandwidth;
-      in.stopcopy_bps = arrival;
-      if (!unanswered.empty()) {
-        const auto from = std::max(unanswered.front(), t_answer);
-        in.in_flight_bytes = in_flight_bytes(sent_total, confirmed, since(from), arrival);
-      }
-      s.in_flight_bytes = in.in_flight_bytes;
-      // The workload dirties from here (what is pending was just read) until it pauses
-      // right before the stop: through the decision and the pause, which waits for the
-      // workload's current write. Not known before it happens; the source's stop, timed as
-      // above, bounds it here (the report's decision_to_stop_s says what it was).
-      in.decision_to_stop_s = since(t_pending) + stop_s;
-      in.dirty_rate_bps = s.dirty_rate_bps;
-      in.elapsed_s = since(t_pre);
+      PolicyInput in = policy_input(it, s.pending_bytes, it > 1 ? guest_dirty_estimate : 0,
+                                    t_pending);
       in.device_idle = sent == 0;
-      in.switchover_fixed_s = rep.switchover_fixed_s;
+      s.in_flight_bytes = in.in_flight_bytes;
       Decision d = precopy || guest
                        ? decide(in, opt.policy)
                        : Decision{Verdict::kSwitchover,
@@ -463,17 +566,19 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       rep.log.push_back(s);
       rep.iterations = it;
       if (opt.on_iteration) opt.on_iteration(s);
-      if (d.verdict == Verdict::kSwitchover) {
-        rep.switchover_reason = explain(d, in, opt.policy);
-        rep.estimated_downtime_s = d.estimated_downtime_s;
-        rep.stopcopy_rate_bps = arrival;
-        rep.in_flight_bytes = in.in_flight_bytes;
-        t_decision = t_pending;
-        break;
+      if (take(d, in, t_pending)) break;
+      // Nothing to send: let the workload dirty something rather than spin. The answers
+      // that come meanwhile measure the pause, not the path: a new stretch begins.
+      if (sent == 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        marks.clear();
+        if (sent_total == confirmed) mark(Clock::now(), confirmed);
       }
-      // Nothing to send: let the workload dirty something rather than spin.
-      if (sent == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    rep.switchover_reason = explain(*decided, decided_in, opt.policy);
+    rep.estimated_downtime_s = decided->estimated_downtime_s;
+    rep.stopcopy_rate_bps = arrival;
+    rep.in_flight_bytes = decided_in.in_flight_bytes;
     rep.precopy_s = since(t_pre);
 
     // Switchover: the "VM" stops, then the device.
@@ -485,7 +590,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     const schema::WireSwitchover sw{rep.iterations, rep.precopy_device_bytes,
                                     rep.switchover_reason};
     MDEVMIG_TRY(wire->send(wire->enc.wire_switchover(sw)));
-    rep.stopcopy_device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kStopCopy, UINT64_MAX));
+    rep.stopcopy_device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kStopCopy, UINT64_MAX, {}));
     if (guest) {
       dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
       const GuestPageSender::Counts c = MDEVMIG_TRY(send_guest(pages, rep.iterations + 1, false));
@@ -563,26 +668,17 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
   bool switched = false;
   uint64_t guest_pages = 0;
   uint64_t synced = 0;
-  // The load of a pre-copy pass, timed for its sync's answer: from its first message in,
-  // or the last answer if that came later (the device was busy with the last pass), to
-  // the device having taken the last of it.
-  std::optional<Clock::time_point> t_pass_first;
-  Clock::time_point t_last_synced{};
 
   auto body = [&]() -> Result<void> {
     const auto t_arc = Clock::now();
     MDEVMIG_TRY(ch.start_resume());
     // The finish is two state changes (RESUMING to STOP commits the stream, then
     // RUNNING), each timed like this one; the stop-copy's own load is in the rate the
-    // passes' loads give (the sync answers).
+    // source measures from the sync answers.
     const double finish_s = 2 * since(t_arc);
     for (;;) {
       if (opt.cancel) MDEVMIG_TRY(opt.cancel->check("migrate"));
       WireMessage m = MDEVMIG_TRY(wire->recv(page_size_of(guest), opt.peer_timeout));
-      if (!switched && !t_pass_first &&
-          (m.kind == WireMessage::Kind::kChunk || m.kind == WireMessage::Kind::kGuestPages)) {
-        t_pass_first = Clock::now();
-      }
       switch (m.kind) {
         case WireMessage::Kind::kChunk: {
           const schema::ChunkView& c = m.chunk;
@@ -637,13 +733,8 @@ Result<MigrationReport> run_destination(Channel& ch, const schema::DeviceIdentit
           }
           synced = m.sync.seq;
           MDEVMIG_TRY(ch.drain());
-          const double load_s =
-              t_pass_first
-                  ? since(synced > 1 ? std::max(*t_pass_first, t_last_synced) : *t_pass_first)
-                  : 0;
-          t_pass_first.reset();
-          t_last_synced = Clock::now();
-          const schema::WireSynced reply{synced, rep.stream_bytes + rep.precopy_guest_bytes, load_s,
+          // loadSeconds is no longer measured (see mdevmig.capnp): 0.
+          const schema::WireSynced reply{synced, rep.stream_bytes + rep.precopy_guest_bytes, 0,
                                          finish_s};
           MDEVMIG_TRY(wire->send(wire->enc.wire_synced(reply)));
           MDEVMIG_TRY(wire->flush());

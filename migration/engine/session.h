@@ -83,8 +83,8 @@ struct IterationStats {
   uint64_t pending_bytes = 0;        ///< device's estimate of what is left
   double seconds = 0;
   double bandwidth_bps = 0;  ///< rate the source handed bytes to the connection
-  /// Rate data reached the destination's device, fitted over the passes answered so far
-  /// (0: not known, an older destination)
+  /// Rate the destination's device took data at, as its answers reached the source
+  /// (engine::delivery_rate; 0: not known, an older destination)
   double arrival_bps = 0;
   /// Sent in earlier passes and, by the answers so far, not yet at the destination's device
   uint64_t in_flight_bytes = 0;
@@ -117,9 +117,9 @@ struct MigrationReport {
   double decision_to_stop_s = 0;
   double stopcopy_send_s = 0;
   /// Whether the peer answers pre-copy syncs (an older peer does not), the destination's
-  /// own estimate of its finish (commit and start) it last sent, the rate data reached
-  /// its device at, fitted over the passes it timed (the stop-copy rate the estimate
-  /// used; 0: not known), and what the estimate took to be still in flight.
+  /// own estimate of its finish (commit and start) it last sent, the rate its device took
+  /// data at as its answers reached the source (the stop-copy rate the estimate used; 0:
+  /// not known), and what the estimate took to be still in flight.
   bool precopy_sync = false;
   double dest_finish_s = 0;
   double stopcopy_rate_bps = 0;
@@ -137,6 +137,9 @@ struct MigrationReport {
 struct SourceOptions {
   PolicyConfig policy;
   std::size_t chunk_size = 1u << 20;
+  /// Pre-copy bytes between syncs (besides the one at the end of each pass; 0: only
+  /// those): the answers measure the stop-copy rate while a pass goes on.
+  uint64_t sync_step_bytes = 1u << 20;
   bool precopy = true;  ///< iterate while the device runs, if the channel can
   /// Leave out dirty guest pages whose content is what was last sent (XXH3 per page of
   /// the bytes sent; see GuestPageSender).

@@ -211,7 +211,7 @@ struct WireSync {
 struct WireSynced {
   uint64_t seq = 0;
   uint64_t loaded_bytes = 0;  ///< device stream and guest bytes loaded so far
-  double load_s = 0;          ///< the iteration's load (see mdevmig.capnp)
+  double load_s = 0;          ///< no longer measured: 0 (see mdevmig.capnp)
   double finish_s = 0;        ///< estimate of the destination's commit and start
 };
 

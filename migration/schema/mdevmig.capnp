@@ -100,12 +100,13 @@ struct Frame {
 # RUNNING).
 #
 # Pre-copy sync (both hellos say `precopySync`; an older peer leaves it false and neither
-# side sends these): at the end of a pre-copy iteration the source may send sync and go
-# on without waiting; the destination answers synced once everything before it reached
-# its device, with how long it took to load the iteration and what its own switchover
-# costs. The source reads answers as they come (several may be outstanding, answered in
-# order; it reads the last ones before done). It then knows the rate data really reaches
-# the destination's device at, and what the destination's finish costs.
+# side sends these): during pre-copy (between chunks, and at the end of an iteration) the
+# source may send sync and go on without waiting; the destination answers synced once
+# everything before it reached its device, with what its own switchover costs. The
+# source reads answers as they come (several may be outstanding, answered in order; it
+# reads the last ones before done). From the bytes they confirm and when they arrive it
+# knows the rate data really reaches the destination's device at, and what the
+# destination's finish costs.
 
 enum Role {
   invalid @0;
@@ -168,8 +169,8 @@ struct Sync {
 struct Synced {
   seq @0 :UInt64;             # the sync answered
   loadedBytes @1 :UInt64;     # device stream and guest bytes loaded so far
-  loadSeconds @2 :Float64;    # from the iteration's first byte in (or the last sync's
-                              # answer, if later) until its device took the last one
+  loadSeconds @2 :Float64;    # no longer measured: 0 (it was the destination's own time
+                              # for an iteration's load; the source now times answers)
   finishSeconds @3 :Float64;  # the destination's estimate of its commit and start
 }
 

@@ -46,9 +46,12 @@ class SimChannel final : public engine::Channel {
   }
 
   Result<std::span<const std::byte>> read(std::size_t max) override {
-    if (fail_reads_after >= 0 && reads_++ >= fail_reads_after) {
+    if (on_read) on_read(reads_);
+    if (fail_reads_after >= 0 && reads_ >= fail_reads_after) {
+      ++reads_;
       return Error::make(EIO, "sim read", "injected");
     }
+    ++reads_;
     if (pos_ == out_.size() && running) append_dirty();
     const std::size_t n = std::min(max, out_.size() - pos_);
     std::span<const std::byte> s(reinterpret_cast<const std::byte*>(out_.data()) + pos_, n);
@@ -114,6 +117,7 @@ class SimChannel final : public engine::Channel {
 
   int starts = 0, resumes = 0, recovers = 0, loads = 0, drains = 0;
   std::function<void(int)> on_drain;  ///< called with the count at every drain()
+  std::function<void(int)> on_read;   ///< called with the count of earlier reads
   bool running = true;
   int fail_reads_after = -1;
 
