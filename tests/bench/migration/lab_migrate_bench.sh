@@ -27,9 +27,10 @@ b=$(mk "${parents[1]}")
 # where the downtime went (decision to device stopped, then to the last byte sent, then the
 # destination's load, commit and start, and the reply). dfin_ms: the destination's own
 # estimate of its commit and start (sync answers; "-" from a destination without them);
-# sc_MiBs: the stop-copy rate the estimate used, fitted over the passes' loads as the
-# destination timed them (engine::stopcopy_rate); infl_MiB: what the estimate took to be
-# still on its way to the destination's device (syncs not yet answered).
+# sc_MiBs: the stop-copy rate the estimate used, the bytes the destination's device took
+# per second as its answers reached the source (engine::delivery_rate); infl_MiB: what
+# the estimate took to be still on its way to the destination's device (syncs not yet
+# answered).
 printf '%-6s %-4s %-11s %-6s %-8s %-8s %-8s %-8s %-8s %-7s %-8s %-7s %-7s %-8s %-7s %-7s %s\n' rate run channel iters total_s \
   down_ms est_ms fixed_ms dfin_ms to_stop send_ms rest_ms sc_MiBs infl_MiB pre_MiB stop_MiB reason
 for rate in $rates; do
