@@ -270,6 +270,26 @@ TEST_F(CliTest, MigrateOnOneHostWithABar2WorkloadIteratesAndVerifies) {
   ::unlink(picture.c_str());
 }
 
+// A target the rest of the first pass fits in as soon as a rate is measured: the source
+// switches over within that pass, the device (still RUNNING in pre-copy, its workload
+// writing) goes to STOP_COPY with most of its memory unsent, and the stop-copy carries it.
+TEST_F(CliTest, MigrateSwitchesOverWithinTheFirstPassAndVerifies) {
+  Instance a("mdevmig_sim0", "quarter"), b("mdevmig_sim0", "quarter");
+  ASSERT_TRUE(a.ok() && b.ok());
+  CliRun r = cli({"migrate", "--from", a.uuid(), "--to", b.uuid(), "--workload", "bar2",
+                  "--dirty-rate", "10", "--downtime", "60000", "--verify", "--json"});
+  ASSERT_EQ(r.rc, 0) << r.err;
+  auto j = r.json();
+  ASSERT_FALSE(j.is_discarded()) << r.out;
+  EXPECT_EQ(j["iterations"].get<int>(), 1);
+  EXPECT_NE(j["switchover_reason"].get<std::string>().find("within a pass"), std::string::npos)
+      << j["switchover_reason"];
+  EXPECT_LT(j["bytes"]["precopy_device"].get<uint64_t>(), kQuarter / 2);
+  EXPECT_GT(j["bytes"]["stopcopy_device"].get<uint64_t>(), kQuarter / 2);
+  EXPECT_GT(j["stopcopy_rate_bps"].get<double>(), 0);
+  EXPECT_EQ(j["verify"].get<std::string>().substr(0, 2), "ok") << j["verify"];
+}
+
 TEST_F(CliTest, MigrateWithDmaTrafficCarriesGuestMemory) {
   Instance a("mdevmig_sim0", "quarter"), b("mdevmig_sim0", "quarter");
   ASSERT_TRUE(a.ok() && b.ok());
