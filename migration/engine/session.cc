@@ -407,6 +407,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     Clock::time_point t_decision = Clock::now(), t_last_pending = t_decision;
     uint64_t last_pending = 0;
     uint64_t guest_dirty_estimate = 0;
+    bool guest_pass_sent = false;  // a pre-copy pass sent all of guest memory
     mark(Clock::now(), 0);  // nothing sent yet: where the first stretch of sending begins
     // What the policy is given when it looks: what is left (`pending` read from the device
     // just now, at t_pending, and the guest's pages not yet sent), with the rates and
@@ -506,6 +507,7 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
         rep.precopy_guest_skipped_pages += c.skipped;
         guest_pages_sent += s.guest_pages;
         guest_dirty_estimate = s.guest_pages * gps;
+        guest_pass_sent = true;
         MDEVMIG_TRY(count_sent(t_guest, s.guest_pages * gps));
       }
       const double send_s = since(t_it);
@@ -593,6 +595,8 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     rep.stopcopy_device_bytes = MDEVMIG_TRY(send_device(schema::Phase::kStopCopy, UINT64_MAX, {}));
     if (guest) {
       dirty::Bitmap pages = MDEVMIG_TRY(guest->collect_dirty());
+      // A switchover within the first pass's device part: guest memory was never sent.
+      if (!guest_pass_sent) pages.set_all();
       const GuestPageSender::Counts c = MDEVMIG_TRY(send_guest(pages, rep.iterations + 1, false));
       guest_pages_sent += c.sent;
       rep.stopcopy_guest_bytes = c.sent * gps;
