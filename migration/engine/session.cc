@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstdio>
 #include <cstring>
@@ -278,14 +279,13 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
   // The answers of the current stretch of sending without a pause, on the source's clock
   // from t_marks (the last few: the rate follows the machine's load), and their rate.
   const auto t_marks = Clock::now();
-  std::deque<Delivery> marks;
+  std::vector<Delivery> marks;
   double arrival = 0;  // delivery_rate(marks)
   auto mark = [&](Clock::time_point t, uint64_t loaded) {
     marks.push_back({std::chrono::duration<double>(t - t_marks).count(), loaded});
-    while (marks.size() > 33) marks.pop_front();
+    if (marks.size() > 33) marks.erase(marks.begin());
     // A new stretch measures nothing until its second mark: the last rate stands.
-    if (const double r = delivery_rate(std::vector<Delivery>(marks.begin(), marks.end())); r > 0)
-      arrival = r;
+    if (const double r = delivery_rate(marks); r > 0) arrival = r;
   };
   // A message from the destination during pre-copy: an answer to a sync, or its error
   // (recv() returns that as an error of its own).
@@ -431,6 +431,9 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       in.decision_to_stop_s = since(t_pending) + stop_s;
       in.dirty_rate_bps = dirty_rate;
       in.elapsed_s = since(t_pre);
+      // Once the destination answered, the fixed part is the source's stop (timed by the
+      // last reads) and the destination's finish.
+      if (answered > 0) rep.switchover_fixed_s = stop_s + rep.dest_finish_s;
       in.switchover_fixed_s = rep.switchover_fixed_s;
       return in;
     };
@@ -440,15 +443,16 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
     // like this read, a call of the same kind under the load of the moment, not like the
     // start: the median of the last reads, since one read now and then waits for the
     // machine (tens of ms in the lab) where the stop, once, most likely does not.
-    std::deque<double> read_times;
+    std::array<double, 15> read_times{};  // a ring of the last reads' times
+    std::size_t reads = 0;
     auto read_pending = [&]() -> Result<uint64_t> {
       const auto t_read = Clock::now();
       const uint64_t p = MDEVMIG_TRY(ch.pending());
-      read_times.push_back(since(t_read));
-      if (read_times.size() > 15) read_times.pop_front();
-      std::vector<double> sorted(read_times.begin(), read_times.end());
-      std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
-      stop_s = sorted[sorted.size() / 2];
+      read_times[reads++ % read_times.size()] = since(t_read);
+      std::array<double, 15> sorted = read_times;
+      const std::size_t n = std::min(reads, sorted.size());
+      std::nth_element(sorted.begin(), sorted.begin() + n / 2, sorted.begin() + n);
+      stop_s = sorted[n / 2];
       return p;
     };
     std::optional<Decision> decided;
@@ -473,7 +477,6 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
         if (arrival <= 0 && bandwidth <= 0) return false;
         const uint64_t p = MDEVMIG_TRY(read_pending());
         const auto t_pending = Clock::now();
-        if (answered > 0) rep.switchover_fixed_s = stop_s + rep.dest_finish_s;
         PolicyInput in = policy_input(it - 1, p, guest_left, t_pending);
         in.within_pass = true;
         const double estimate = estimate_downtime(in);
@@ -537,7 +540,6 @@ Result<MigrationReport> run_source(Channel& ch, const schema::DeviceIdentity& id
       s.bandwidth_bps = bandwidth;
       s.arrival_bps = arrival;
       s.pending_bytes = precopy ? MDEVMIG_TRY(read_pending()) : 0;
-      if (answered > 0) rep.switchover_fixed_s = stop_s + rep.dest_finish_s;
       // Dirtied per second since the last pass's figures: a pass sends what was pending
       // at its start, so what is pending after it was dirtied during it, and what grew
       // between the passes was dirtied between them (known from the first pass on).
